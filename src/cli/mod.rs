@@ -1,0 +1,1 @@
+//! Command line: `run`, `check`, `status`, `replay` and the top-level `--scenario`.

@@ -1,0 +1,1 @@
+//! The RON configuration file: schema, defaults, validation with line:column.

@@ -1,0 +1,180 @@
+//! What the engine is told at start and on reload: ports, prefix rules, policies, limits.
+//!
+//! This is the engine's own view, already validated and with interfaces resolved to MACs
+//! and link-locals; `crate::config` turns the user's RON file into it.
+
+use std::net::Ipv6Addr;
+
+use ipnet::Ipv6Net;
+
+use crate::time::Duration;
+use crate::wire::Mac;
+
+/// Upstream (RFC 4389 "upstream", the uplink) or downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The one port facing the router that owns the prefix on-link.
+    Upstream,
+    /// A port facing hosts (guests, LAN).
+    Downstream,
+}
+
+/// One relay port as the engine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Interface name, for logs and status.
+    pub name: String,
+    /// Upstream or downstream.
+    pub role: Role,
+    /// The port's MAC: written into every relayed L2 header and LLA option.
+    pub mac: Mac,
+    /// The port's link-local address (source of frames the relay originates).
+    pub link_local: Ipv6Addr,
+    /// Link MTU.
+    pub mtu: u32,
+}
+
+/// How a prefix is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixMode {
+    /// Relay NS to downstream ports and relay the owner's NA back (RFC 4389).
+    Relay,
+    /// Answer for every address in the prefix at once (ndppd `static`, prefix64 story).
+    Static,
+}
+
+/// A prefix the relay proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixRule {
+    /// The prefix.
+    pub prefix: Ipv6Net,
+    /// Relay or static.
+    pub mode: PrefixMode,
+}
+
+/// Who forwards unicast data between segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPlane {
+    /// The kernel, over /128 routes the engine asks for (`InstallRoute`/`RemoveRoute`).
+    KernelRoutes,
+    /// The engine forwards unicast IPv6 frames itself (RFC 4389 §4.1 bridge-like).
+    Userspace,
+    /// Nobody: ND only (tests, replay).
+    None,
+}
+
+/// Source address of relayed RAs (NDP reference §1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaSource {
+    /// Keep the router's link-local (pure RFC 4389); router link-local targets are proxied.
+    KeepRouter,
+    /// Use the egress port's link-local; clears PIO L; link-local targets never proxied.
+    Relay,
+}
+
+/// Timers and limits; defaults follow RFC 4861 constants and the NDP reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
+    /// RetransTimer: gap between NS retransmits for one target on one port.
+    pub retrans_timer: Duration,
+    /// MAX_MULTICAST_SOLICIT / MAX_UNICAST_SOLICIT probes before a target counts as failed.
+    pub max_probes: u8,
+    /// REACHABLE_TIME base; the engine jitters it by 0.5..1.5 with its seeded RNG.
+    pub reachable_time: Duration,
+    /// DELAY_FIRST_PROBE_TIME.
+    pub delay_first_probe: Duration,
+    /// How long a STALE binding lives without traffic before it is forgotten.
+    pub stale_lifetime: Duration,
+    /// How long a failed target is remembered so NS for it are not relayed again.
+    pub negative_cache: Duration,
+    /// MIN_DELAY_BETWEEN_RAS: one multicast RA per port per this interval.
+    pub ra_min_interval: Duration,
+    /// RFC 4389 §4.1.3.3 hold time after a P-bit (or downstream) RA.
+    pub proxy_disable_hold: Duration,
+    /// Most bindings in the table.
+    pub max_bindings: usize,
+    /// Most pending relayed solicitations.
+    pub max_pending: usize,
+    /// Most pending solicitations per port (kept below `max_pending`, RFC 6583 §7).
+    pub max_pending_per_port: usize,
+    /// Token bucket for relaying NS to unknown targets: tokens per second.
+    pub ns_rate: u32,
+    /// Token bucket burst.
+    pub ns_burst: u32,
+    /// Token bucket for relaying RS upstream: per second.
+    pub rs_rate: u32,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Self {
+            retrans_timer: Duration::from_secs(1),
+            max_probes: 3,
+            reachable_time: Duration::from_secs(30),
+            delay_first_probe: Duration::from_secs(5),
+            stale_lifetime: Duration::from_secs(600),
+            negative_cache: Duration::from_secs(3),
+            ra_min_interval: Duration::from_secs(3),
+            proxy_disable_hold: Duration::from_secs(3600),
+            max_bindings: 4096,
+            max_pending: 1024,
+            max_pending_per_port: 512,
+            ns_rate: 1000,
+            ns_burst: 200,
+            rs_rate: 1,
+        }
+    }
+}
+
+/// Everything the engine needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The ports; exactly one is `Upstream`.
+    pub ports: Vec<PortConfig>,
+    /// Prefixes proxied, non-overlapping.
+    pub prefixes: Vec<PrefixRule>,
+    /// Relay RS upstream and RAs downstream.
+    pub ra_relay: bool,
+    /// Who forwards data.
+    pub data_plane: DataPlane,
+    /// RA source policy.
+    pub ra_source: RaSource,
+    /// Opt-in fast path: answer an upstream NS from a binding confirmed within this
+    /// window (still relaying the NS). `None` = never answer from the cache.
+    pub fast_path: Option<Duration>,
+    /// Honour an incoming P bit (RFC 4389 §4.1.3.3). `false` = cascade mode (opt-in).
+    pub honour_proxy_bit: bool,
+    /// Disable a downstream port for `proxy_disable_hold` after a rogue RA on it.
+    pub disable_on_rogue_ra: bool,
+    /// Emit [`super::Event`]s describing each decision (replay, simulator timeline).
+    pub emit_events: bool,
+    /// Seed of the engine's RNG (jitter).
+    pub seed: u64,
+    /// Timers and limits.
+    pub tunables: Tunables,
+}
+
+impl EngineConfig {
+    /// A config with the given ports and prefixes (relay mode) and defaults elsewhere.
+    pub fn new(ports: Vec<PortConfig>, prefixes: Vec<Ipv6Net>) -> Self {
+        Self {
+            ports,
+            prefixes: prefixes
+                .into_iter()
+                .map(|prefix| PrefixRule {
+                    prefix,
+                    mode: PrefixMode::Relay,
+                })
+                .collect(),
+            ra_relay: true,
+            data_plane: DataPlane::KernelRoutes,
+            ra_source: RaSource::KeepRouter,
+            fast_path: None,
+            honour_proxy_bit: true,
+            disable_on_rogue_ra: false,
+            emit_events: false,
+            seed: 0,
+            tunables: Tunables::default(),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! ndprelay: a userspace IPv6 NDP relay (RFC 4389 bridge-like ND proxy).
+//!
+//! The crate is layered so that one engine serves three drivers:
+//!
+//! - [`wire`] parses, validates and builds Ethernet/IPv6/ICMPv6 Neighbor Discovery
+//!   frames (RFC 4861), naming a [`DropReason`] for every frame it rejects.
+//! - [`engine`] is the relay itself: a sans-IO state machine fed with frames, link
+//!   events and the current [`time::Instant`], whose results are drained as
+//!   [`engine::Action`]s. It never reads a clock, opens a socket or spawns a thread.
+//! - [`config`] reads the RON configuration shared by the daemon, the simulator and
+//!   replay; [`cli`] is the command line.
+//! - Drivers: `sim` (virtual-time lab), and later `live` (AF_PACKET + netlink) and
+//!   `replay` (pcap in, decisions out).
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod reason;
+pub mod sim;
+pub mod time;
+pub mod wire;
+
+pub use reason::DropReason;
