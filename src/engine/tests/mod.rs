@@ -1,0 +1,1 @@
+//! Engine behaviour tests (harness in this module).
