@@ -8,6 +8,7 @@
 
 mod describe;
 mod input;
+mod macs;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -26,6 +27,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 
 pub use describe::describe;
 pub use input::{CapturedFrame, InputError, Source};
+pub use macs::{MacEvidence, MacSource, placeholder};
 
 use crate::engine::{Action, Engine, EngineConfig, EngineConfigError, Event, PortId};
 use crate::time::Instant;
@@ -583,4 +585,51 @@ impl PcapOut {
                 source,
             })
     }
+}
+
+/// Frames per input looked at when inferring MACs; the relay's own RAs and NS show up
+/// long before this.
+const MAC_SCAN_FRAMES: usize = 20_000;
+
+/// The relay's MAC on each port, in `ports` order: given, inferred from the inputs, or a
+/// placeholder, with where it came from (replay prints this).
+pub fn resolve_macs(
+    ports: &[(String, crate::engine::Role)],
+    inputs: &[Input],
+    given: &HashMap<String, crate::wire::Mac>,
+) -> Vec<(crate::wire::Mac, MacSource)> {
+    let ids: HashMap<String, PortId> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), port_id(i)))
+        .collect();
+    let mut evidence = MacEvidence::default();
+    if ports.iter().any(|(n, _)| !given.contains_key(n)) {
+        for (i, input) in inputs.iter().enumerate() {
+            let port = input.port.as_ref().and_then(|p| ids.get(p).copied());
+            if input.port.is_some() && port.is_none() {
+                continue;
+            }
+            let Ok(mut source) = Source::open(&input.path, i, port) else {
+                continue;
+            };
+            let mut ignored = Vec::new();
+            for _ in 0..MAC_SCAN_FRAMES {
+                match source.next_frame(&ids, &mut ignored) {
+                    Ok(Some(f)) => evidence.observe(f.port, &f.data),
+                    _ => break,
+                }
+            }
+        }
+    }
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (name, role))| match given.get(name) {
+            Some(mac) => (*mac, MacSource::Given),
+            None => evidence
+                .infer(port_id(i), *role)
+                .unwrap_or((placeholder(i), MacSource::Placeholder)),
+        })
+        .collect()
 }
