@@ -17,6 +17,8 @@ use crate::wire::{Mac, NdMessage, Parsed, parse_frame};
 pub enum MacSource {
     /// Given with `--mac`.
     Given,
+    /// The capture's interface description (`if_MACaddr`, as `ndprelay run --dump` writes).
+    CaptureHeader,
     /// Source of RAs with the Proxy bit on a downstream port.
     ProxyRa,
     /// The uplink MAC speaking for the most IPv6 sources.
@@ -30,6 +32,7 @@ impl MacSource {
     pub const fn describe(self) -> &'static str {
         match self {
             Self::Given => "given with --mac",
+            Self::CaptureHeader => "from the capture's interface description",
             Self::ProxyRa => "inferred: source of the relayed RAs with the P bit",
             Self::ManySources => "inferred: the MAC speaking for the most IPv6 sources",
             Self::Placeholder => "unknown: placeholder (give --mac PORT=MAC for exact results)",
@@ -40,6 +43,7 @@ impl MacSource {
 /// Evidence gathered from frames, one port at a time.
 #[derive(Debug, Default)]
 pub struct MacEvidence {
+    declared: HashMap<PortId, Mac>,
     proxy_ra: HashMap<PortId, HashMap<Mac, u32>>,
     sources: HashMap<PortId, HashMap<Mac, HashSet<Ipv6Addr>>>,
 }
@@ -79,8 +83,16 @@ impl MacEvidence {
         }
     }
 
+    /// Records the MAC a capture file declares for a port.
+    pub fn declared(&mut self, port: PortId, mac: Mac) {
+        self.declared.insert(port, mac);
+    }
+
     /// The best guess for `port`, given its role.
     pub fn infer(&self, port: PortId, role: Role) -> Option<(Mac, MacSource)> {
+        if let Some(mac) = self.declared.get(&port) {
+            return Some((*mac, MacSource::CaptureHeader));
+        }
         if role == Role::Downstream
             && let Some(mac) = most(
                 self.proxy_ra
