@@ -113,6 +113,92 @@ impl PcapNgFile {
     }
 }
 
+/// Size-bounded, rotating pcapng dumps (`ndprelay run --dump DIR`): files
+/// `ndprelay-NNNNNN.pcapng`, each at most `max_file_bytes` of packets, the oldest removed
+/// once there are more than `max_files`. Every file repeats the interface descriptions,
+/// so any one of them replays on its own.
+pub struct RotatingDump {
+    dir: PathBuf,
+    interfaces: Vec<(String, Option<Mac>)>,
+    max_file_bytes: u64,
+    max_files: usize,
+    sequence: u64,
+    current: Option<PcapNgFile>,
+    written: std::collections::VecDeque<PathBuf>,
+}
+
+impl RotatingDump {
+    /// Starts dumping into `dir` (created if missing).
+    pub fn new(
+        dir: &Path,
+        interfaces: Vec<(String, Option<Mac>)>,
+        max_file_bytes: u64,
+        max_files: usize,
+    ) -> Result<Self, PcapNgError> {
+        std::fs::create_dir_all(dir).map_err(|e| PcapNgError {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            interfaces,
+            max_file_bytes: max_file_bytes.max(1),
+            max_files: max_files.max(1),
+            sequence: 0,
+            current: None,
+            written: std::collections::VecDeque::new(),
+        })
+    }
+
+    /// Appends a frame seen (received or sent) on port `interface`.
+    pub fn write(
+        &mut self,
+        interface: u32,
+        timestamp: StdDuration,
+        frame: &[u8],
+    ) -> Result<(), PcapNgError> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|f| f.bytes() >= self.max_file_bytes)
+        {
+            self.rotate()?;
+        }
+        if self.current.is_none() {
+            let path = self
+                .dir
+                .join(format!("ndprelay-{:06}.pcapng", self.sequence));
+            self.sequence += 1;
+            self.current = Some(PcapNgFile::create(&path, &self.interfaces)?);
+            self.written.push_back(path);
+            while self.written.len() > self.max_files {
+                if let Some(old) = self.written.pop_front() {
+                    // Already gone (an operator cleaned up) is as good as removed.
+                    let _ = std::fs::remove_file(old);
+                }
+            }
+        }
+        let file = self
+            .current
+            .as_mut()
+            .expect("opened just above when missing");
+        file.write(interface, timestamp, frame)
+    }
+
+    /// Closes the current file; the next write opens a new one.
+    pub fn rotate(&mut self) -> Result<(), PcapNgError> {
+        match self.current.take() {
+            Some(file) => file.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// Files currently kept, oldest first.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.written.iter().map(PathBuf::as_path)
+    }
+}
+
 /// Converts a timestamp as `pcap-file` read it (a raw count it calls nanoseconds) into
 /// real time, given the interface's `if_tsresol` (absent = 6, microseconds).
 pub fn timestamp_from_units(raw: StdDuration, tsresol: Option<u8>) -> StdDuration {
@@ -137,6 +223,53 @@ pub fn timestamp_from_units(raw: StdDuration, tsresol: Option<u8>) -> StdDuratio
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn dump_rotates_and_keeps_at_most_max_files() {
+        let dir = std::env::temp_dir().join(format!("ndprelay-dump-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ifaces = vec![
+            ("eth0".to_owned(), Some(Mac([2, 0, 0, 0, 0, 1]))),
+            ("br0".to_owned(), None),
+        ];
+        let mut dump = RotatingDump::new(&dir, ifaces, 1000, 3).unwrap();
+        for i in 0..100u64 {
+            dump.write((i % 2) as u32, StdDuration::from_millis(i), &[0xaa; 90])
+                .unwrap();
+        }
+        dump.rotate().unwrap();
+        let kept: Vec<_> = dump.files().map(Path::to_owned).collect();
+        assert_eq!(kept.len(), 3);
+        let on_disk = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(on_disk, 3, "old files must be removed");
+        for f in &kept {
+            let len = std::fs::metadata(f).unwrap().len();
+            assert!(len < 1000 + 200 + 256, "{} is {len} bytes", f.display());
+        }
+        let seq = |p: &PathBuf| -> u64 {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.trim_start_matches("ndprelay-")
+                .trim_end_matches(".pcapng")
+                .parse()
+                .unwrap()
+        };
+        let seqs: Vec<u64> = kept.iter().map(seq).collect();
+        assert!(
+            seqs[0] > 0,
+            "the oldest files must be the ones removed: {seqs:?}"
+        );
+        assert_eq!(
+            seqs,
+            vec![seqs[0], seqs[0] + 1, seqs[0] + 2],
+            "the newest files are kept"
+        );
+        assert_eq!(
+            seqs[2] + 1,
+            dump.sequence,
+            "the last file kept is the last written"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rescales_by_tsresol() {
