@@ -539,28 +539,187 @@ impl NaFlags {
 mod test {
     use super::*;
     use crate::wire::golden::*;
+    use crate::wire::{NdOption, PrefixInfo};
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn nd(frame: &[u8]) -> NdPacket<'_> {
+        match parse_frame(frame) {
+            Ok(Parsed::Nd(p)) => p,
+            other => panic!("not ND: {other:?}"),
+        }
+    }
 
     #[test]
     fn parse_golden_ns() {
-        let Ok(Parsed::Nd(p)) = parse_frame(&NS_FRAME) else {
-            panic!(
-                "golden NS did not parse as ND: {:?}",
-                parse_frame(&NS_FRAME)
-            );
-        };
+        let p = nd(&NS_FRAME);
         assert_eq!(p.eth_dst, Mac([0x33, 0x33, 0xff, 0, 0, 2]));
         assert_eq!(p.eth_src, MAC_A);
-        assert_eq!(p.src_addr, "2001:db8::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.dst_addr, "ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(p.src_addr, ip("2001:db8::1"));
+        assert_eq!(p.dst_addr, ip("ff02::1:ff00:2"));
+        assert_eq!(p.hop_limit, 255);
         assert_eq!(
             p.message,
             NdMessage::NeighborSolicit {
-                target_addr: "2001:db8::2".parse().unwrap()
+                target_addr: ip("2001:db8::2")
             }
         );
         assert_eq!(p.slla, Some(MAC_A));
         assert_eq!(p.tlla, None);
         assert_eq!(p.icmp, &NS_FRAME[54..]);
+        assert_eq!(p.options_offset, 24);
+        assert_eq!(
+            p.options().collect::<Vec<_>>(),
+            [NdOption::SourceLla(MAC_A)]
+        );
         assert!(!p.is_dad());
+    }
+
+    #[test]
+    fn parse_golden_rs() {
+        let p = nd(&RS_FRAME);
+        assert_eq!(p.message, NdMessage::RouterSolicit);
+        assert_eq!((p.src_addr, p.dst_addr), (ip("fe80::1"), ip("ff02::2")));
+        assert_eq!(p.slla, Some(MAC_A));
+        assert_eq!(p.options_offset, 8);
+        assert_eq!(p.message.name(), "RS");
+    }
+
+    #[test]
+    fn parse_golden_ra() {
+        let p = nd(&RA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::RouterAdvert(RouterAdvert {
+                cur_hop_limit: 64,
+                flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+                router_lifetime: 1800,
+                reachable_time: 30000,
+                retrans_timer: 1000,
+            })
+        );
+        assert_eq!(p.slla, Some(MAC_A));
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(
+            opts,
+            [
+                NdOption::SourceLla(MAC_A),
+                NdOption::Mtu(1500),
+                NdOption::PrefixInfo(PrefixInfo {
+                    prefix_len: 64,
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 86400,
+                    preferred_lifetime: 14400,
+                    prefix: ip("2001:db8::"),
+                }),
+                NdOption::Other {
+                    kind: 200,
+                    bytes: &[200, 1, 1, 2, 3, 4, 5, 6]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_golden_na() {
+        let p = nd(&NA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true
+                },
+                target_addr: ip("2001:db8::2"),
+            }
+        );
+        assert_eq!((p.slla, p.tlla), (None, Some(MAC_B)));
+        assert_eq!((p.eth_src, p.eth_dst), (MAC_B, MAC_A));
+    }
+
+    #[test]
+    fn parse_golden_redirect() {
+        let p = nd(&REDIRECT_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::Redirect {
+                target_addr: ip("fe80::9"),
+                dest_addr: ip("2001:db8::77"),
+            }
+        );
+        assert_eq!(p.tlla, Some(MAC_N));
+        assert_eq!(p.options_offset, 40);
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(opts.len(), 2);
+        assert!(matches!(opts[1], NdOption::Other { kind: 4, bytes } if bytes.len() == 48));
+    }
+
+    #[test]
+    fn parse_two_identical_sllas_and_tlla_in_ns() {
+        let p = nd(&NS_TWO_SLLA);
+        assert_eq!((p.slla, p.tlla), (Some(MAC_A), Some(MAC_B)));
+        assert_eq!(p.options().count(), 3);
+    }
+
+    #[test]
+    fn echo_is_data_with_packet_bounds() {
+        let mut frame = ECHO_FRAME.to_vec();
+        frame.extend_from_slice(&[0; 10]);
+        let Ok(Parsed::Data(d)) = parse_frame(&frame) else {
+            panic!("echo is not data");
+        };
+        assert_eq!(d.packet, &ECHO_FRAME[14..]);
+        assert_eq!(
+            (d.src_addr, d.dst_addr),
+            (ip("2001:db8::1"), ip("2001:db8::2"))
+        );
+        assert_eq!((d.eth_src, d.eth_dst, d.hop_limit), (MAC_A, MAC_B, 64));
+    }
+
+    #[test]
+    fn not_ipv6_ethertypes() {
+        for ethertype in [[0x08, 0x00], [0x08, 0x06], [0x81, 0x00], [0x88, 0xa8]] {
+            let mut frame = NS_FRAME.to_vec();
+            frame[12..14].copy_from_slice(&ethertype);
+            assert!(matches!(parse_frame(&frame), Ok(Parsed::NotIpv6)));
+        }
+    }
+
+    #[test]
+    fn short_frames_are_truncated() {
+        for len in 0..NS_FRAME.len() {
+            let r = parse_frame(&NS_FRAME[..len]);
+            assert_eq!(r.err(), Some(DropReason::Truncated), "length {len}");
+        }
+    }
+
+    #[test]
+    fn option_iter_stops_on_zero_length_and_overrun() {
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 2, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        assert_eq!(NdOptionIter::new(&[1]).count(), 0);
+        // A known type with an unusual length comes out as Other.
+        let bytes = [5, 2, 0, 0, 0, 0, 5, 220, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            NdOptionIter::new(&bytes).next(),
+            Some(NdOption::Other { kind: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn na_flags_bits() {
+        for b in 0..=0xe0u8 {
+            let f = NaFlags::from_byte(b);
+            assert_eq!(f.to_byte(), b & 0xe0);
+        }
+        assert!(NaFlags::from_byte(0x80).router);
+        assert!(NaFlags::from_byte(0x40).solicited);
+        assert!(NaFlags::from_byte(0x20).override_);
     }
 }
