@@ -3,7 +3,7 @@
 use std::net::Ipv6Addr;
 
 use super::checksum::fill_icmpv6_checksum;
-use super::ndp::{NdMessage, NdPacket, RaFlags};
+use super::ndp::{NdMessage, NdPacket, RaFlags, field};
 use super::option::{OptionRepr, PrefixInfo, emit_lla, kind, read16};
 use super::{ETH_HEADER_LEN, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPV6_HEADER_LEN, Mac, icmp_type};
 
@@ -46,8 +46,8 @@ pub struct Rewrite {
 /// Writes the relayed frame for `packet` into `out` (cleared first).
 ///
 /// Unknown options are copied byte for byte; Payload Length and the ICMPv6 checksum are
-/// recomputed; Hop Limit stays 255. The IPv6 Traffic Class and Flow Label are written as
-/// zero, as ND senders use. Any trailer of the received frame is not copied.
+/// recomputed; Hop Limit stays 255. Traffic Class and Flow Label are written as zero
+/// ([`NdPacket`] does not carry them). Any trailer of the received frame is dropped.
 pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
     let src = rw.src_addr.unwrap_or(packet.src_addr);
     let dst = rw.dst_addr.unwrap_or(packet.dst_addr);
@@ -67,7 +67,7 @@ pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
     out.extend_from_slice(&packet.icmp[..fixed_len]);
     let is_ra = matches!(packet.message, NdMessage::RouterAdvert(_));
     if is_ra && rw.set_proxy_flag {
-        if let Some(flags) = out.get_mut(icmp_start + 5) {
+        if let Some(flags) = out.get_mut(icmp_start + field::RA_FLAGS) {
             *flags |= RaFlags::PROXY;
         }
     }
@@ -83,17 +83,21 @@ pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
             (kind::SOURCE_LLA, 1) => rewrite_lla(out, opt, rw.slla),
             (kind::TARGET_LLA, 1) => rewrite_lla(out, opt, rw.tlla),
             (kind::PREFIX_INFO, 4) if is_ra && rw.clear_pio_on_link => {
-                let at = out.len();
+                // Byte 3 of a PIO holds the L and A flags (RFC 4861 §4.6.2).
+                let flags_at = out.len() + 3;
                 out.extend_from_slice(opt);
-                out[at + 3] &= !PrefixInfo::FLAG_ON_LINK;
+                out[flags_at] &= !PrefixInfo::FLAG_ON_LINK;
             }
-            (kind::MTU, 1) if is_ra && rw.max_mtu.is_some() => {
-                let mtu = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]);
-                let clamped = mtu.min(rw.max_mtu.unwrap_or(mtu));
-                if clamped >= MIN_MTU {
-                    OptionRepr::Mtu(clamped).emit(out);
+            // CVE-2015-8215: never advertise an MTU below the IPv6 minimum.
+            (kind::MTU, 1) if is_ra => match rw.max_mtu {
+                Some(max) => {
+                    let clamped = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]).min(max);
+                    if clamped >= MIN_MTU {
+                        OptionRepr::Mtu(clamped).emit(out);
+                    }
                 }
-            }
+                None => out.extend_from_slice(opt),
+            },
             _ => out.extend_from_slice(opt),
         }
     }

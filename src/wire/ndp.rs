@@ -1,6 +1,7 @@
 //! Classifying frames and validating the five ND messages (RFC 4861 §4, §6.1, §7.1, §8.1).
 
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 use etherparse::err::ipv6::HeaderSliceError;
 use etherparse::{EtherType, Ethernet2HeaderSlice, Ipv6HeaderSlice};
@@ -12,6 +13,36 @@ use super::{
     is_solicited_node,
 };
 use crate::DropReason;
+
+/// Byte offsets inside the ICMPv6 message (RFC 4861 §4.1-§4.5).
+///
+/// ```text
+///  0               1               2               3
+/// +---------------+---------------+-------------------------------+
+/// |     Type      |     Code      |           Checksum            |  all
+/// +---------------+---------------+-------------------------------+
+/// | Cur Hop Limit |M|O|H|Prf|P|R R|        Router Lifetime        |  RA
+/// |                        Reachable Time                         |
+/// |                        Retrans Timer                          |
+/// +---------------+---------------+-------------------------------+
+/// |R|S|O|         Reserved (NS, Redirect: all reserved)           |  NS NA Redirect
+/// |              Target Address (16 octets, offset 8)             |
+/// |   Redirect: Destination Address (16 octets, offset 24)        |
+/// +---------------------------------------------------------------+
+/// ```
+pub(super) mod field {
+    use core::ops::Range;
+
+    pub(crate) const CODE: usize = 1;
+    pub(crate) const CUR_HOP_LIMIT: usize = 4;
+    pub(crate) const RA_FLAGS: usize = 5;
+    pub(crate) const ROUTER_LIFETIME: Range<usize> = 6..8;
+    pub(crate) const REACHABLE_TIME: Range<usize> = 8..12;
+    pub(crate) const RETRANS_TIMER: Range<usize> = 12..16;
+    pub(crate) const NA_FLAGS: usize = 4;
+    pub(crate) const TARGET: Range<usize> = 8..24;
+    pub(crate) const DEST: Range<usize> = 24..40;
+}
 
 /// What a frame turned out to be.
 #[derive(Debug, Clone)]
@@ -230,14 +261,14 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
 }
 
 /// IPv6 extension headers using the RFC 6564 layout `(len + 1) * 8` octets.
-const EXT_UNIFORM: [u8; 7] = [0, 43, 60, 135, 139, 140, 253];
+const EXT_UNIFORM: [u8; 8] = [0, 43, 60, 135, 139, 140, 253, 254];
 /// Fragment header (RFC 8200 §4.5), fixed 8 octets.
 const EXT_FRAGMENT: u8 = 44;
 /// Authentication Header (RFC 4302): length in 4-octet units minus 2.
 const EXT_AH: u8 = 51;
 /// No Next Header.
 const NO_NEXT_HEADER: u8 = 59;
-/// Highest IANA-assigned protocol number; above it (and 254, 255) is unclassifiable.
+/// Highest IANA-assigned protocol number; 147..=252 and 255 are unclassifiable.
 const LAST_ASSIGNED_PROTOCOL: u8 = 146;
 
 /// Where the extension-header walk ended.
@@ -260,8 +291,9 @@ const fn is_nd_type(t: u8) -> bool {
 ///   extension headers); behind a Fragment header, atomic ones included: `frag_nd`.
 /// - A first fragment whose chain or ICMPv6 type is cut off, or that reaches an
 ///   unclassifiable Next Header: `frag_nd`.
-/// - An unclassifiable Next Header (unassigned, 254, 255; 253 is walked as an RFC 6564
-///   experiment header) without a Fragment header: `ext_hdr_nd`, since it may hide ND.
+/// - An unclassifiable Next Header (unassigned 147..=252, reserved 255; the RFC 4727
+///   experiment values 253 and 254 are walked as RFC 6564 headers) without a Fragment
+///   header: `ext_hdr_nd`, since it may be an extension header hiding ND.
 /// - A non-first fragment is `Data`: it carries no upper-layer header, and the first
 ///   fragment of any fragmented ND is dropped above, so it can never be reassembled.
 /// - A chain running past the Payload Length without a Fragment header: `truncated`.
@@ -342,8 +374,20 @@ const fn min_len(t: u8) -> usize {
     }
 }
 
-fn addr_at(icmp: &[u8], off: usize) -> Ipv6Addr {
-    Ipv6Addr::from(read16(&icmp[off..off + 16]))
+fn addr_at(icmp: &[u8], at: Range<usize>) -> Ipv6Addr {
+    Ipv6Addr::from(read16(&icmp[at]))
+}
+
+fn u16_at(b: &[u8], at: Range<usize>) -> u16 {
+    let mut a = [0; 2];
+    a.copy_from_slice(&b[at]);
+    u16::from_be_bytes(a)
+}
+
+fn u32_at(b: &[u8], at: Range<usize>) -> u32 {
+    let mut a = [0; 4];
+    a.copy_from_slice(&b[at]);
+    u32::from_be_bytes(a)
 }
 
 /// RFC 4861 §6.1.1, §6.1.2, §7.1.1, §7.1.2, §8.1 validity checks.
@@ -357,7 +401,7 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
     if icmp.len() < options_offset {
         return Err(DropReason::TooShort);
     }
-    if icmp[1] != 0 {
+    if icmp[field::CODE] != 0 {
         return Err(DropReason::BadCode);
     }
     if !verify_icmpv6_checksum(ip.src_addr, ip.dst_addr, icmp) {
@@ -371,15 +415,15 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
                 return Err(DropReason::RaSrcNotLl);
             }
             NdMessage::RouterAdvert(RouterAdvert {
-                cur_hop_limit: icmp[4],
-                flags: RaFlags(icmp[5]),
-                router_lifetime: u16::from_be_bytes([icmp[6], icmp[7]]),
-                reachable_time: u32::from_be_bytes([icmp[8], icmp[9], icmp[10], icmp[11]]),
-                retrans_timer: u32::from_be_bytes([icmp[12], icmp[13], icmp[14], icmp[15]]),
+                cur_hop_limit: icmp[field::CUR_HOP_LIMIT],
+                flags: RaFlags(icmp[field::RA_FLAGS]),
+                router_lifetime: u16_at(icmp, field::ROUTER_LIFETIME),
+                reachable_time: u32_at(icmp, field::REACHABLE_TIME),
+                retrans_timer: u32_at(icmp, field::RETRANS_TIMER),
             })
         }
         icmp_type::NEIGHBOR_SOLICIT => {
-            let target_addr = addr_at(icmp, 8);
+            let target_addr = addr_at(icmp, field::TARGET);
             if target_addr.is_multicast() {
                 return Err(DropReason::McastTarget);
             }
@@ -389,8 +433,8 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             NdMessage::NeighborSolicit { target_addr }
         }
         icmp_type::NEIGHBOR_ADVERT => {
-            let flags = NaFlags::from_byte(icmp[4]);
-            let target_addr = addr_at(icmp, 8);
+            let flags = NaFlags::from_byte(icmp[field::NA_FLAGS]);
+            let target_addr = addr_at(icmp, field::TARGET);
             if target_addr.is_multicast() {
                 return Err(DropReason::McastTarget);
             }
@@ -400,8 +444,8 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             NdMessage::NeighborAdvert { flags, target_addr }
         }
         _ => {
-            let target_addr = addr_at(icmp, 8);
-            let dest_addr = addr_at(icmp, 24);
+            let target_addr = addr_at(icmp, field::TARGET);
+            let dest_addr = addr_at(icmp, field::DEST);
             if !is_link_local(ip.src_addr) {
                 return Err(DropReason::RedirectSrcNotLl);
             }
