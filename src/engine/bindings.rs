@@ -240,7 +240,8 @@ impl Engine {
         let Some((new_port, new_mac)) = b.moving else {
             return self.remove_binding(addr);
         };
-        // Route for the old port goes; the new location is probed before it is routed.
+        // Route for the old port goes; the new location is STALE (the claim was not a
+        // confirmation) and is routed once a solicited NA confirms it.
         if b.routed {
             let old = b.port;
             self.set_routed(addr, false);
@@ -256,8 +257,8 @@ impl Engine {
             b.probes = 0;
         }
         self.counters.bump(Counter::BindingsMoved);
-        self.set_state(addr, BindingState::Probe, now);
-        self.send_probe(now, addr);
+        let stale = now + self.cfg.tunables.stale_lifetime;
+        self.set_state(addr, BindingState::Stale, stale);
     }
 
     /// The binding's `expires_at` passed.

@@ -75,8 +75,9 @@ impl Engine {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         let mac = pkt.slla.unwrap_or(pkt.eth_src);
+        // The router's MAC lives in the router table; a binding for its link-local comes
+        // from its NS/NA like any other address.
         self.note_router(now, pkt.src_addr, mac, ra.router_lifetime);
-        self.learn(now, port, pkt.src_addr, mac, None);
         if !self.cfg.ra_relay {
             return;
         }
