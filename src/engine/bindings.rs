@@ -160,7 +160,8 @@ impl Engine {
         } else if routed && !eligible {
             self.set_routed(addr, false);
             self.counters.bump(Counter::RoutesRemoved);
-            self.actions.push_back(Action::RemoveRoute { addr, port: bport });
+            self.actions
+                .push_back(Action::RemoveRoute { addr, port: bport });
         }
     }
 
@@ -176,10 +177,8 @@ impl Engine {
         };
         if b.routed {
             self.counters.bump(Counter::RoutesRemoved);
-            self.actions.push_back(Action::RemoveRoute {
-                addr,
-                port: b.port,
-            });
+            self.actions
+                .push_back(Action::RemoveRoute { addr, port: b.port });
         }
         self.counters.bump(Counter::BindingsRemoved);
         self.emit(|| Event::Unbound { addr, port: b.port });

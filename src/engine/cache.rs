@@ -196,7 +196,8 @@ impl BindingCache {
         let limit = 2 * self.map.len() + 64;
         if self.fifo.len() > limit {
             let map = &self.map;
-            self.fifo.retain(|a| map.get(a).is_some_and(Binding::evictable));
+            self.fifo
+                .retain(|a| map.get(a).is_some_and(Binding::evictable));
         }
         if self.queue.len() > limit {
             let map = &self.map;
@@ -216,7 +217,12 @@ mod test {
     }
 
     fn stale(port: u16, at: Instant) -> Binding {
-        Binding::new(PortId(port), Mac([2, 0, 0, 0, 0, 1]), BindingState::Stale, at)
+        Binding::new(
+            PortId(port),
+            Mac([2, 0, 0, 0, 0, 1]),
+            BindingState::Stale,
+            at,
+        )
     }
 
     #[test]

@@ -280,7 +280,6 @@ pub enum EngineConfigError {
     ZeroLimit(&'static str),
 }
 
-
 /// Smallest MTU an IPv6 link may have (RFC 8200 §5); below it a port counts as down.
 const MIN_MTU: u32 = 1280;
 /// Most routers remembered on the uplink (latest RA per router, bounded).
@@ -625,7 +624,12 @@ impl Engine {
 
     /// Which targets the relay proxies, and how (see the module doc for link-locals).
     fn proxied(&self, target: Ipv6Addr) -> Option<PrefixMode> {
-        if let Some(rule) = self.cfg.prefixes.iter().find(|r| r.prefix.contains(&target)) {
+        if let Some(rule) = self
+            .cfg
+            .prefixes
+            .iter()
+            .find(|r| r.prefix.contains(&target))
+        {
             return Some(rule.mode);
         }
         if crate::wire::is_link_local(target)

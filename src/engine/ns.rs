@@ -7,7 +7,9 @@
 use std::net::Ipv6Addr;
 
 use super::pending::Solicitor;
-use super::{ALL_NODES, Counter, Engine, Event, Instant, NdMessage, OptionRepr, PortId, PrefixMode};
+use super::{
+    ALL_NODES, Counter, Engine, Event, Instant, NdMessage, OptionRepr, PortId, PrefixMode,
+};
 use crate::DropReason;
 use crate::wire::{Mac, NaFlags, NdPacket, solicited_node};
 
@@ -227,7 +229,10 @@ impl Engine {
             if !self.ns_bucket.take(now) {
                 return Err(DropReason::RateLimited);
             }
-            match self.pending.insert(target, port, now, now + lifetime, retrans) {
+            match self
+                .pending
+                .insert(target, port, now, now + lifetime, retrans)
+            {
                 Ok(evicted) => self.counters.add(Counter::PendingEvicted, evicted as u64),
                 Err(_) => return Err(DropReason::TableFull),
             }

@@ -63,7 +63,11 @@ impl Pending {
     }
 
     pub(crate) fn solicitor(&self, addr: Ipv6Addr) -> Option<Solicitor> {
-        self.solicitors.iter().flatten().find(|s| s.addr == addr).copied()
+        self.solicitors
+            .iter()
+            .flatten()
+            .find(|s| s.addr == addr)
+            .copied()
     }
 }
 
@@ -288,10 +292,16 @@ mod test {
             assert_eq!(p.insert(t(i), PortId(0), now, now + age, age), Ok(0));
         }
         // Port 0 is at its cap and every entry is young.
-        assert_eq!(p.insert(t(9), PortId(0), now, now + age, age), Err(PendingFull));
+        assert_eq!(
+            p.insert(t(9), PortId(0), now, now + age, age),
+            Err(PendingFull)
+        );
         // Another port may still use the global room.
         assert_eq!(p.insert(t(10), PortId(1), now, now + age, age), Ok(0));
-        assert_eq!(p.insert(t(11), PortId(1), now, now + age, age), Err(PendingFull));
+        assert_eq!(
+            p.insert(t(11), PortId(1), now, now + age, age),
+            Err(PendingFull)
+        );
         assert_eq!(p.len(), 4);
         // Once old enough, the oldest gives way.
         let later = now + age;

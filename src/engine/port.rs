@@ -108,7 +108,8 @@ impl Engine {
         p.ras_sent = 0;
         p.ra_pending = false;
         self.timers.set_port(port, PortTimer::RaPace, None);
-        self.timers.set_port(port, PortTimer::ProxyHold, Some(until));
+        self.timers
+            .set_port(port, PortTimer::ProxyHold, Some(until));
         if was {
             self.counters.bump(Counter::PortsDisabled);
             self.emit(|| Event::PortProxying {
@@ -144,9 +145,7 @@ impl Engine {
             .cache
             .iter()
             .filter(|(a, b)| {
-                b.port != port
-                    && b.state == BindingState::Reachable
-                    && self.proxied(**a).is_some()
+                b.port != port && b.state == BindingState::Reachable && self.proxied(**a).is_some()
             })
             .map(|(a, _)| *a)
             .collect();

@@ -7,13 +7,13 @@
 //!
 //! Heads up: read RFC 4389 §4.1.3.3 and §6, and RFC 4861 §6.2.6 first.
 
+use super::timer::{GlobalTimer, PortTimer};
 use super::{
     ALL_ROUTERS, Counter, Engine, Event, Instant, MAX_ROUTERS, NdMessage, OptionRepr, PortId,
     RaSource, Router,
 };
-use super::timer::{GlobalTimer, PortTimer};
 use crate::DropReason;
-use crate::wire::{LlaRewrite, Mac, NdPacket, Parsed, RouterAdvert, Rewrite, parse_frame};
+use crate::wire::{LlaRewrite, Mac, NdPacket, Parsed, Rewrite, RouterAdvert, parse_frame};
 
 impl Engine {
     pub(super) fn process_rs(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>) {

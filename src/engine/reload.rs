@@ -46,7 +46,10 @@ impl Engine {
         // Port states and per-port timers follow their port to its new index.
         let old_ports = std::mem::take(&mut self.ports);
         let mut timers = TimerTable::new(config.ports.len());
-        timers.set_global(GlobalTimer::Solicit, self.timers.global(GlobalTimer::Solicit));
+        timers.set_global(
+            GlobalTimer::Solicit,
+            self.timers.global(GlobalTimer::Solicit),
+        );
         let mut fresh = Vec::new();
         for (i, pc) in config.ports.iter().enumerate() {
             let id = PortId(i as u16);
@@ -84,7 +87,8 @@ impl Engine {
 
         let t = &config.tunables;
         self.cache.set_max(t.max_bindings);
-        self.pending.set_limits(t.max_pending, t.max_pending_per_port);
+        self.pending
+            .set_limits(t.max_pending, t.max_pending_per_port);
         if t.ns_rate != self.cfg.tunables.ns_rate || t.ns_burst != self.cfg.tunables.ns_burst {
             self.ns_bucket = TokenBucket::new(t.ns_rate, t.ns_burst, now);
         }

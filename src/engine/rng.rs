@@ -22,7 +22,11 @@ impl Rng {
 
     /// Uniform in `0..bound` (0 when `bound` is 0); the modulo bias is irrelevant here.
     pub(crate) fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.next_u64() % bound }
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
     }
 }
 
