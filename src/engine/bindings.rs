@@ -92,12 +92,11 @@ impl Engine {
                 }
             }
             // RFC 4861 §7.2.5: O=0 with another MAC only downgrades REACHABLE.
-            Some(_) => {
-                if state == BindingState::Reachable {
-                    let stale = now + self.cfg.tunables.stale_lifetime;
-                    self.set_state(addr, BindingState::Stale, stale);
-                }
+            Some(_) if state == BindingState::Reachable => {
+                let stale = now + self.cfg.tunables.stale_lifetime;
+                self.set_state(addr, BindingState::Stale, stale);
             }
+            Some(_) => {}
         }
     }
 

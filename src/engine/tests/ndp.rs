@@ -342,9 +342,7 @@ fn dad_conflict_with_an_upstream_address_makes_the_guests_dad_fail() {
     let out = h.take(D1);
     assert_eq!(out.len(), 1, "the defence reaches the guest");
     let pkt = out[0].nd();
-    assert!(
-        matches!(pkt.message, NdMessage::NeighborAdvert { target_addr, .. } if target_addr == used)
-    );
+    assert!(out[0].is_na_for(used));
     assert_eq!(pkt.tlla, Some(D1_MAC), "TLLA rewritten");
     assert_eq!(pkt.dst_addr, all_nodes());
     assert_eq!(h.take(D2).len(), 1);
