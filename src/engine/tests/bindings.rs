@@ -352,7 +352,8 @@ fn reachable_time_is_jittered_and_seeded() {
         cfg.seed = seed;
         let mut h = Harness::ready(cfg);
         h.bind_guest(10, D1);
-        let start = h.now;
+        // Confirmed at bind time, one second before `bind_guest` returns.
+        let start = h.binding(addr(10)).unwrap().confirmed_at.unwrap();
         while h.binding(addr(10)).unwrap().state == BindingState::Reachable {
             h.advance(Duration::from_millis(100));
         }

@@ -76,6 +76,35 @@ fn bound_target_gets_the_ns_only_on_its_port_and_is_never_answered_from_the_cach
 }
 
 #[test]
+fn ns_for_a_bound_target_is_paced_per_solicitor() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+    // The same solicitor again within RetransTimer: not relayed.
+    h.advance(Duration::from_millis(10));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(h.sent.is_empty());
+    assert_eq!(h.count("drop_rate_limited"), 1);
+    // Another solicitor is relayed at once.
+    let group = solicited_node(addr(10));
+    let f = ns(
+        UPHOST_MAC,
+        Mac::ipv6_multicast(group),
+        addr(0x99),
+        group,
+        addr(10),
+        Some(UPHOST_MAC),
+    );
+    h.inject(UP, &f);
+    assert_eq!(h.take(D1).len(), 1);
+    // The router's retransmission after RetransTimer passes.
+    h.advance(Duration::from_secs(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+}
+
+#[test]
 fn unicast_nud_ns_goes_to_the_bound_port_with_the_guest_mac() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
