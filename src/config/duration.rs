@@ -38,8 +38,7 @@ impl fmt::Display for DurationError {
 }
 
 /// The hint printed under every duration error.
-pub const DURATION_HINT: &str =
-    "write a number and a unit (us, ms, s, min, h), e.g. \"500ms\", \"1s\", \"1.5s\", \"60min\", \"1h30min\"";
+pub const DURATION_HINT: &str = "write a number and a unit (us, ms, s, min, h), e.g. \"500ms\", \"1s\", \"1.5s\", \"60min\", \"1h30min\"";
 
 /// Microseconds per unit; longest spellings first so `ms` is not read as `m` + `s`.
 const UNITS: &[(&str, u64)] = &[
@@ -66,7 +65,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let (number, tail) = rest.split_at(num_len);
         if number.is_empty() {
             return Err(DurationError::BadNumber(
-                tail.split(|c: char| c.is_ascii_digit()).next().unwrap_or(tail).to_owned(),
+                tail.split(|c: char| c.is_ascii_digit())
+                    .next()
+                    .unwrap_or(tail)
+                    .to_owned(),
             ));
         }
         let tail = tail.trim_start();
@@ -156,7 +158,10 @@ mod test {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration(".25s"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h30min"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration(" 1 s 200 ms "), Ok(Duration::from_millis(1200)));
+        assert_eq!(
+            parse_duration(" 1 s 200 ms "),
+            Ok(Duration::from_millis(1200))
+        );
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
     }
 

@@ -92,7 +92,10 @@ pub enum ConfigError {
         hint: String,
     },
     /// A key given twice.
-    #[error("{at}: key `{key}` given twice{}\n  hint: keep one of them", in_section(section))]
+    #[error(
+        "{at}: key `{key}` given twice{}\n  hint: keep one of them",
+        in_section(section)
+    )]
     DuplicateKey {
         /// Where (the second occurrence).
         at: Location,

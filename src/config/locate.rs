@@ -16,6 +16,28 @@ pub struct Pos {
     pub col: usize,
 }
 
+/// The first non-whitespace position at or after `pos` (`ron` reports some errors at the
+/// whitespace before the offending token).
+pub fn skip_whitespace(text: &str, pos: Pos) -> Pos {
+    let mut cur = Pos { line: 1, col: 1 };
+    let mut seen = false;
+    for c in text.chars() {
+        if cur >= pos {
+            seen = true;
+            if !c.is_whitespace() {
+                return cur;
+            }
+        }
+        if c == '\n' {
+            cur.line += 1;
+            cur.col = 1;
+        } else {
+            cur.col += 1;
+        }
+    }
+    if seen { cur } else { pos }
+}
+
 /// One located value: its path, where its key starts (if it has one) and where it spans.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -47,7 +69,10 @@ impl SourceMap {
 
     /// Start of the value at `path` (e.g. `prefixes[0]`).
     pub fn value(&self, path: &str) -> Option<Pos> {
-        self.entries.iter().find(|e| e.path == path).map(|e| e.start)
+        self.entries
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| e.start)
     }
 
     /// Start of the key of `path` (e.g. `timers.retrans_timer`), else of its value.
@@ -448,15 +473,21 @@ mod test {
         assert_eq!(map.value("downstream[0]"), Some(Pos { line: 5, col: 18 }));
         assert_eq!(map.value("downstream[1]"), Some(Pos { line: 5, col: 25 }));
         assert_eq!(map.value("fast_path"), Some(Pos { line: 6, col: 21 }));
-        assert_eq!(map.key("timers.retrans_timer"), Some(Pos { line: 8, col: 9 }));
-        assert_eq!(map.value("x.b[1]"), Some(Pos { line: 10, col: 29 }));
-        assert_eq!(map.value("m{0}"), Some(Pos { line: 11, col: 13 }));
+        assert_eq!(
+            map.key("timers.retrans_timer"),
+            Some(Pos { line: 8, col: 9 })
+        );
+        assert_eq!(map.value("x.b[1]"), Some(Pos { line: 10, col: 27 }));
+        assert_eq!(map.value("m{0}"), Some(Pos { line: 11, col: 15 }));
     }
 
     #[test]
     fn path_at_names_the_innermost_value() {
         let map = SourceMap::scan(DOC);
-        assert_eq!(map.path_at(Pos { line: 8, col: 26 }), Some("timers.retrans_timer"));
+        assert_eq!(
+            map.path_at(Pos { line: 8, col: 26 }),
+            Some("timers.retrans_timer")
+        );
         assert_eq!(map.path_at(Pos { line: 5, col: 20 }), Some("downstream[0]"));
         assert_eq!(map.path_at(Pos { line: 7, col: 6 }), Some("timers"));
     }
@@ -464,8 +495,18 @@ mod test {
     #[test]
     fn stops_quietly_on_garbage_and_never_panics() {
         for text in [
-            "", "(", "(a:", "(a: \"", "(a: [1, 2", "/* open", "(a: r##\"x\"#)", "#", ")))",
-            "(a: 1 b: 2)", "((((((((((((", "(a: 'x",
+            "",
+            "(",
+            "(a:",
+            "(a: \"",
+            "(a: [1, 2",
+            "/* open",
+            "(a: r##\"x\"#)",
+            "#",
+            ")))",
+            "(a: 1 b: 2)",
+            "((((((((((((",
+            "(a: 'x",
         ] {
             let _ = SourceMap::scan(text);
         }

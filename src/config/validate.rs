@@ -9,8 +9,8 @@ use ron::error::{Error as RonError, SpannedError};
 
 use super::duration::{DURATION_HINT, parse_duration};
 use super::error::{ConfigError, ConfigWarning, Location};
-use super::locate::{Pos, SourceMap};
-use super::raw::{Forwarding, RawConfig, RaSourceKey};
+use super::locate::{Pos, SourceMap, skip_whitespace};
+use super::raw::{Forwarding, RaSourceKey, RawConfig};
 use super::{Config, DEFAULT_CONTROL_SOCKET};
 use crate::engine::{PrefixMode, PrefixRule, RaSource, Tunables};
 use crate::time::Duration;
@@ -31,7 +31,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let map = SourceMap::scan(text);
     let raw: RawConfig = ron_options()
         .from_str(text)
-        .map_err(|e| from_ron(&e, file, &map))?;
+        .map_err(|e| from_ron(&e, text, file, &map))?;
     let mut v = Validator {
         file,
         map: &map,
@@ -46,18 +46,25 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         })
     } else {
         // File order; errors without a place (defaults) last.
-        v.errors
-            .sort_by_key(|e| e.location().and_then(|l| l.pos).unwrap_or(Pos { line: usize::MAX, col: 0 }));
+        v.errors.sort_by_key(|e| {
+            e.location().and_then(|l| l.pos).unwrap_or(Pos {
+                line: usize::MAX,
+                col: 0,
+            })
+        });
         Err(ConfigError::from_list(v.errors))
     }
 }
 
 /// Maps a `ron` error to ours, naming the key via the source map where the parser can't.
-fn from_ron(e: &SpannedError, file: &str, map: &SourceMap) -> ConfigError {
-    let pos = Pos {
-        line: e.span.start.line,
-        col: e.span.start.col,
-    };
+fn from_ron(e: &SpannedError, text: &str, file: &str, map: &SourceMap) -> ConfigError {
+    let pos = skip_whitespace(
+        text,
+        Pos {
+            line: e.span.start.line,
+            col: e.span.start.col,
+        },
+    );
     let at = Location {
         file: file.to_owned(),
         pos: Some(pos),
@@ -136,7 +143,10 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         "prefixes" | "static_prefixes" => {
             "a list of IPv6 prefixes in quotes, e.g. prefixes: [\"2001:db8:1::/64\"]"
         }
-        "ra_relay" | "install_routes" | "honour_proxy_bit" | "disable_on_rogue_ra"
+        "ra_relay"
+        | "install_routes"
+        | "honour_proxy_bit"
+        | "disable_on_rogue_ra"
         | "fix_sysctls" => "true or false",
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
@@ -216,12 +226,19 @@ fn one_of_hint(found: &str, expected: &[&str]) -> String {
 /// The closest candidate by edit distance (case-insensitive), if close enough to be a typo.
 fn nearest<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let found = found.to_ascii_lowercase();
-    candidates
+    let typo = candidates
         .iter()
         .map(|c| (edit_distance(&found, &c.to_ascii_lowercase()), *c))
         .filter(|(d, c)| *d <= (c.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    // Else an abbreviation: `retrans` for `retrans_timer`.
+    typo.or_else(|| {
+        candidates
+            .iter()
+            .find(|c| found.len() >= 3 && c.to_ascii_lowercase().starts_with(&found))
+            .copied()
+    })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -463,7 +480,8 @@ impl Validator<'_> {
                 {
                     (
                         format!("\"{text}\" is an IPv4 prefix"),
-                        "ndprelay proxies IPv6 Neighbor Discovery only; IPv4 (ARP) is out of scope".to_owned(),
+                        "ndprelay proxies IPv6 Neighbor Discovery only; IPv4 (ARP) is out of scope"
+                            .to_owned(),
                     )
                 } else if let Ok(addr) = text.trim().parse::<Ipv6Addr>() {
                     (
@@ -471,7 +489,10 @@ impl Validator<'_> {
                         format!("add the length, e.g. \"{addr}/64\""),
                     )
                 } else {
-                    (format!("\"{text}\" is not an IPv6 prefix"), example.to_owned())
+                    (
+                        format!("\"{text}\" is not an IPv6 prefix"),
+                        example.to_owned(),
+                    )
                 };
                 self.invalid(path, message, hint);
                 return None;
@@ -486,8 +507,14 @@ impl Validator<'_> {
             return None;
         }
         let special: &[(&str, &str)] = &[
-            ("fe80::/10", "link-local addresses are never proxied by a prefix rule (see ra_source)"),
-            ("ff00::/8", "multicast is not a prefix the relay can answer for"),
+            (
+                "fe80::/10",
+                "link-local addresses are never proxied by a prefix rule (see ra_source)",
+            ),
+            (
+                "ff00::/8",
+                "multicast is not a prefix the relay can answer for",
+            ),
             ("::/128", "the unspecified address is not a prefix"),
             ("::1/128", "loopback is not a prefix"),
         ];
@@ -512,7 +539,9 @@ impl Validator<'_> {
                 at: self.at(self.map.value(path)),
                 message: format!("prefix {net} is longer than /64"),
                 path: path.to_owned(),
-                hint: "SLAAC hosts need a /64; a longer prefix only suits statically numbered hosts".to_owned(),
+                hint:
+                    "SLAAC hosts need a /64; a longer prefix only suits statically numbered hosts"
+                        .to_owned(),
             });
         }
         Some(net)
@@ -542,12 +571,36 @@ impl Validator<'_> {
         let timers = &raw.timers;
         for (key, text, slot) in [
             ("retrans_timer", &timers.retrans_timer, &mut t.retrans_timer),
-            ("reachable_time", &timers.reachable_time, &mut t.reachable_time),
-            ("delay_first_probe", &timers.delay_first_probe, &mut t.delay_first_probe),
-            ("stale_lifetime", &timers.stale_lifetime, &mut t.stale_lifetime),
-            ("negative_cache", &timers.negative_cache, &mut t.negative_cache),
-            ("ra_min_interval", &timers.ra_min_interval, &mut t.ra_min_interval),
-            ("proxy_disable_hold", &timers.proxy_disable_hold, &mut t.proxy_disable_hold),
+            (
+                "reachable_time",
+                &timers.reachable_time,
+                &mut t.reachable_time,
+            ),
+            (
+                "delay_first_probe",
+                &timers.delay_first_probe,
+                &mut t.delay_first_probe,
+            ),
+            (
+                "stale_lifetime",
+                &timers.stale_lifetime,
+                &mut t.stale_lifetime,
+            ),
+            (
+                "negative_cache",
+                &timers.negative_cache,
+                &mut t.negative_cache,
+            ),
+            (
+                "ra_min_interval",
+                &timers.ra_min_interval,
+                &mut t.ra_min_interval,
+            ),
+            (
+                "proxy_disable_hold",
+                &timers.proxy_disable_hold,
+                &mut t.proxy_disable_hold,
+            ),
         ] {
             if let Some(d) = text
                 .as_deref()
@@ -572,7 +625,11 @@ impl Validator<'_> {
         for (key, value, slot) in [
             ("max_bindings", l.max_bindings, &mut t.max_bindings),
             ("max_pending", l.max_pending, &mut t.max_pending),
-            ("max_pending_per_port", l.max_pending_per_port, &mut t.max_pending_per_port),
+            (
+                "max_pending_per_port",
+                l.max_pending_per_port,
+                &mut t.max_pending_per_port,
+            ),
         ] {
             if let Some(n) = self.count(&format!("limits.{key}"), value, usize_max) {
                 *slot = usize::try_from(n).unwrap_or(usize::MAX);
