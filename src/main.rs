@@ -1,1 +1,154 @@
-fn main() {}
+//! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
+//!
+//! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
+//! `run_scenario`) so a driver is connected by replacing one body.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ndprelay::cli::{
+    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation,
+    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
+};
+use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let invocation = cli.invocation().unwrap_or_else(|e| e.exit());
+    let result = match invocation {
+        Invocation::Command(Command::Run(args)) => run_daemon(&cli.global, args),
+        Invocation::Command(command) => {
+            init_logging(&cli.global, None);
+            match command {
+                Command::Check(args) => check(args),
+                Command::Status(args) => status(args),
+                Command::Replay(args) => run_replay(args),
+                Command::Run(_) => unreachable!("handled above"),
+            }
+        }
+        Invocation::Scenario(args) => {
+            init_logging(&cli.global, None);
+            run_scenario(args)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("ndprelay: error: {e:#}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// stderr logging: `-v`/`-q`, else the config's `log`, else info; `RUST_LOG` wins.
+fn init_logging(global: &GlobalArgs, config: Option<log::LevelFilter>) {
+    env_logger::Builder::new()
+        .filter_level(global.log_level(config))
+        .parse_env(env_logger::Env::default())
+        .init();
+}
+
+/// Loads a config, printing its warnings, or printing every error (exit 1).
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    match Config::load(path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.errors().len();
+            eprintln!(
+                "{}: {n} error{}; see examples/ndprelay.ron for every key",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+fn not_built(what: &str, needs: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("{}", cli::not_built(what, needs));
+    Ok(ExitCode::from(EXIT_UNSUPPORTED))
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    Ok(match load(&args.config) {
+        Ok(config) => {
+            print!("{}", cli::check_summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    })
+}
+
+/// `ndprelay run`: validates the config, then needs the live driver.
+fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    init_logging(global, config.log);
+    let control_socket = args
+        .control_socket
+        .as_ref()
+        .unwrap_or(&config.control_socket);
+    let dump_dir = args.dump.as_ref().or(config.dump_dir.as_ref());
+    log::debug!(
+        "config {} ok; control socket {}, dumps {:?}",
+        config.source,
+        control_socket.display(),
+        dump_dir
+    );
+    not_built(
+        "run",
+        "the live driver (AF_PACKET capture + netlink, src/live)",
+    )
+}
+
+/// `ndprelay status`: needs the live driver's control socket.
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let socket = match (&args.control_socket, &args.config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => match load(config) {
+            Ok(config) => config.control_socket,
+            Err(code) => return Ok(code),
+        },
+        (None, None) => DEFAULT_CONTROL_SOCKET.into(),
+    };
+    log::debug!("control socket {}", socket.display());
+    not_built("status", "the live driver's control socket (src/live)")
+}
+
+/// `ndprelay replay`: validates the config and the port names, then needs the replay driver.
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    for input in &args.inputs {
+        if let Some(port) = &input.port {
+            if !config.ports().any(|(name, _)| name == port) {
+                let known: Vec<_> = config.ports().map(|(name, _)| name).collect();
+                anyhow::bail!(
+                    "--input {port}={}: `{port}` is not an interface in {} (it has: {})",
+                    input.file.display(),
+                    config.source,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    not_built(
+        "replay",
+        "the replay driver (pcap in, decisions out; src/replay)",
+    )
+}
+
+/// `ndprelay --scenario FILE`: the integrator connects this to `ndprelay::sim`.
+fn run_scenario(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
+    let _ = std::fs::metadata(&args.scenario)
+        .with_context(|| format!("cannot read scenario {}", args.scenario.display()))?;
+    not_built("--scenario", "the lab simulator driver (src/sim)")
+}

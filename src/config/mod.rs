@@ -26,6 +26,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigWarning, Location};
 pub use locate::Pos;
 pub use raw::{Forwarding, LogLevel};
+pub use validate::interface_name_problem;
 
 /// Where `ndprelay run` and `ndprelay status` meet when the config does not say.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ndprelay.sock";

@@ -14,7 +14,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 /// Every error as (line, col, display), in order; panics (test failure) if it parsed.
-fn errors(text: &str) -> Vec<(usize, usize, String)> {
+fn errors(text: &str) -> Vec<(u32, u32, String)> {
     match parse(text) {
         Ok(c) => panic!("expected errors, parsed {c:?}"),
         Err(e) => e
@@ -34,7 +34,7 @@ fn errors(text: &str) -> Vec<(usize, usize, String)> {
 
 /// The single error of `text`, asserting its position and that its text has `needle`.
 #[track_caller]
-fn one_error(text: &str, line: usize, col: usize, needle: &str) -> String {
+fn one_error(text: &str, line: u32, col: u32, needle: &str) -> String {
     let errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     let (l, c, msg) = &errs[0];
@@ -587,7 +587,7 @@ fn all_semantic_errors_are_reported_in_file_order() {
     let errs = errors(
         "(\n    uplink: \"eth 0\",\n    downstream: [\"eth 0\"],\n    prefixes: [\"10.0.0.0/8\"],\n    timers: (retrans_timer: \"x\"),\n)",
     );
-    let lines: Vec<usize> = errs.iter().map(|e| e.0).collect();
+    let lines: Vec<u32> = errs.iter().map(|e| e.0).collect();
     assert_eq!(lines, [2, 3, 4, 5], "{errs:#?}");
     let whole =
         parse("(\n    uplink: \"\",\n    downstream: [],\n    prefixes: [\"x\"],\n)").unwrap_err();
