@@ -1,11 +1,12 @@
 //! The RON configuration file: schema, defaults, validation with line:column.
 //!
 //! [`Config::from_str_with_path`] reads the text with `ron` (serde, `deny_unknown_fields`),
-//! then validates every value, collecting all problems, each pointing at the offending
-//! value's `file:line:column` (found by [`locate::SourceMap`]) with a hint. The file only
-//! knows interface *names*; [`Config::engine_config`] combines it with the MACs,
-//! link-locals and MTUs a driver resolved ([`ResolvedPort`]) into an [`EngineConfig`].
-//! Every key, its default and why, is in `examples/ndprelay.ron`.
+//! then validates every value, collecting all problems. Each points at the offending
+//! value's `file:line:column` (found by a second, position-recording scan of the text)
+//! and carries a hint. The file only knows interface *names*; [`Config::engine_config`]
+//! combines it with the MACs, link-locals and MTUs a driver resolved ([`ResolvedPort`])
+//! into an [`EngineConfig`]. Every key, its default and why, is in
+//! `examples/ndprelay.ron`.
 
 mod duration;
 mod error;
