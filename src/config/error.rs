@@ -185,6 +185,21 @@ impl ConfigError {
         }
     }
 
+    /// Every location in `self`, to shift positions of text embedded in another file.
+    pub(crate) fn for_each_location(&mut self, f: &mut impl FnMut(&mut Location)) {
+        match self {
+            Self::Multiple(list) => list.iter_mut().for_each(|e| e.for_each_location(f)),
+            Self::Syntax { at, .. }
+            | Self::UnknownKey { at, .. }
+            | Self::MissingKey { at, .. }
+            | Self::DuplicateKey { at, .. }
+            | Self::UnknownVariant { at, .. }
+            | Self::Invalid { at, .. }
+            | Self::PrefixOverlap { at, .. } => f(at),
+            Self::Read { .. } | Self::UnresolvedInterface { .. } => {}
+        }
+    }
+
     /// Builds one error from a non-empty list, or `Multiple` for several.
     pub(crate) fn from_list(mut list: Vec<Self>) -> Self {
         if list.len() == 1 {

@@ -102,6 +102,34 @@ impl Config {
         validate::parse(text, &path.as_ref().display().to_string())
     }
 
+    /// Like [`Self::from_str_with_path`] for a config embedded in a larger file (a relay
+    /// inside a scenario): `origin` is where `text` starts in `path`, and every reported
+    /// position is shifted to be a position in `path`.
+    pub fn from_str_at(
+        text: &str,
+        path: impl AsRef<Path>,
+        origin: Pos,
+    ) -> Result<Self, ConfigError> {
+        let mut shift = |loc: &mut Location| {
+            if let Some(p) = &mut loc.pos {
+                if p.line == 1 {
+                    p.col = p.col.saturating_add(origin.col.saturating_sub(1));
+                }
+                p.line = p.line.saturating_add(origin.line.saturating_sub(1));
+            }
+        };
+        match Self::from_str_with_path(text, path) {
+            Ok(mut config) => {
+                config.warnings.iter_mut().for_each(|w| shift(&mut w.at));
+                Ok(config)
+            }
+            Err(mut e) => {
+                e.for_each_location(&mut shift);
+                Err(e)
+            }
+        }
+    }
+
     /// Who forwards data, from `forwarding` and `install_routes`:
     /// `Kernel` + routes → [`DataPlane::KernelRoutes`]; `Kernel` without routes or `Off`
     /// → [`DataPlane::None`] (ND relay only); `Userspace` → [`DataPlane::Userspace`].

@@ -200,6 +200,9 @@ fn syntax_hint(code: &RonError) -> &'static str {
             "the file is one `( ... )` block; remove what follows its closing parenthesis"
         }
         RonError::ExpectedMapColon => "write `key: value`",
+        RonError::ExpectedNamedStructLike(_) | RonError::ExpectedStructLike => {
+            "a config is one `( ... )` block with at least uplink, downstream and prefixes; start from examples/minimal.ron"
+        }
         _ => "compare with the annotated example examples/ndprelay.ron",
     }
 }
