@@ -1,10 +1,48 @@
 //! Classifying frames and validating the five ND messages (RFC 4861 §4, §6.1, §7.1, §8.1).
 
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
-use super::Mac;
-use super::option::NdOptionIter;
+use etherparse::err::ipv6::HeaderSliceError;
+use etherparse::{EtherType, Ethernet2HeaderSlice, Ipv6HeaderSlice};
+
+use super::checksum::verify_icmpv6_checksum;
+use super::option::{self, NdOptionIter, read16};
+use super::{
+    ETH_HEADER_LEN, IPPROTO_ICMPV6, IPV6_HEADER_LEN, Mac, icmp_type, is_link_local,
+    is_solicited_node,
+};
 use crate::DropReason;
+
+/// Byte offsets inside the ICMPv6 message (RFC 4861 §4.1-§4.5).
+///
+/// ```text
+///  0               1               2               3
+/// +---------------+---------------+-------------------------------+
+/// |     Type      |     Code      |           Checksum            |  all
+/// +---------------+---------------+-------------------------------+
+/// | Cur Hop Limit |M|O|H|Prf|P|R R|        Router Lifetime        |  RA
+/// |                        Reachable Time                         |
+/// |                        Retrans Timer                          |
+/// +---------------+---------------+-------------------------------+
+/// |R|S|O|         Reserved (NS, Redirect: all reserved)           |  NS NA Redirect
+/// |              Target Address (16 octets, offset 8)             |
+/// |   Redirect: Destination Address (16 octets, offset 24)        |
+/// +---------------------------------------------------------------+
+/// ```
+pub(super) mod field {
+    use core::ops::Range;
+
+    pub(crate) const CODE: usize = 1;
+    pub(crate) const CUR_HOP_LIMIT: usize = 4;
+    pub(crate) const RA_FLAGS: usize = 5;
+    pub(crate) const ROUTER_LIFETIME: Range<usize> = 6..8;
+    pub(crate) const REACHABLE_TIME: Range<usize> = 8..12;
+    pub(crate) const RETRANS_TIMER: Range<usize> = 12..16;
+    pub(crate) const NA_FLAGS: usize = 4;
+    pub(crate) const TARGET: Range<usize> = 8..24;
+    pub(crate) const DEST: Range<usize> = 24..40;
+}
 
 /// What a frame turned out to be.
 #[derive(Debug, Clone)]
@@ -175,7 +213,557 @@ impl<'a> NdPacket<'a> {
 ///
 /// Never panics and always terminates, whatever the bytes. The IPv6 Payload Length, not
 /// the frame length, decides where the packet ends; trailing bytes are ignored.
+///
+/// Order of checks: Ethernet/IPv6 framing (`truncated`, `bad_ip_version`), multicast
+/// source, the extension-header walk (`frag_nd`, `ext_hdr_nd`), then the RFC 4861 rules
+/// of the message: hop limit, minimum length, code, checksum, fixed fields, options.
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
-    let _ = frame;
-    todo!("wire::parse_frame")
+    let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Truncated)?;
+    if eth.ether_type() != EtherType::IPV6 {
+        return Ok(Parsed::NotIpv6);
+    }
+    let eth_dst = Mac(eth.destination());
+    let eth_src = Mac(eth.source());
+    let after_eth = frame.get(ETH_HEADER_LEN..).unwrap_or_default();
+    let ip = Ipv6HeaderSlice::from_slice(after_eth).map_err(|e| match e {
+        HeaderSliceError::Len(_) => DropReason::Truncated,
+        HeaderSliceError::Content(_) => DropReason::BadIpVersion,
+    })?;
+    let packet_len = IPV6_HEADER_LEN + usize::from(ip.payload_length());
+    let packet = after_eth.get(..packet_len).ok_or(DropReason::Truncated)?;
+    let src_addr = ip.source_addr();
+    let dst_addr = ip.destination_addr();
+    let hop_limit = ip.hop_limit();
+    if src_addr.is_multicast() {
+        return Err(DropReason::McastSource);
+    }
+    match classify(packet, ip.next_header().0)? {
+        Upper::Data => Ok(Parsed::Data(Ipv6Data {
+            eth_dst,
+            eth_src,
+            src_addr,
+            dst_addr,
+            hop_limit,
+            packet,
+        })),
+        Upper::Nd => {
+            let icmp = packet.get(IPV6_HEADER_LEN..).unwrap_or_default();
+            let header = IpFields {
+                eth_dst,
+                eth_src,
+                src_addr,
+                dst_addr,
+                hop_limit,
+            };
+            validate(header, icmp).map(Parsed::Nd)
+        }
+    }
+}
+
+/// IPv6 extension headers using the RFC 6564 layout `(len + 1) * 8` octets.
+const EXT_UNIFORM: [u8; 6] = [0, 43, 60, 135, 139, 140];
+/// Fragment header (RFC 8200 §4.5), fixed 8 octets.
+const EXT_FRAGMENT: u8 = 44;
+/// Authentication Header (RFC 4302): length in 4-octet units minus 2.
+const EXT_AH: u8 = 51;
+/// No Next Header.
+const NO_NEXT_HEADER: u8 = 59;
+/// Highest IANA-assigned protocol number; 147..=255 are unclassifiable.
+const LAST_ASSIGNED_PROTOCOL: u8 = 146;
+
+/// Where the extension-header walk ended.
+enum Upper {
+    /// ICMPv6 ND right after the fixed header.
+    Nd,
+    /// Anything that is not Neighbor Discovery.
+    Data,
+}
+
+const fn is_nd_type(t: u8) -> bool {
+    matches!(t, icmp_type::ROUTER_SOLICIT..=icmp_type::REDIRECT)
+}
+
+/// Walks the whole Next Header chain (RFC 7113 §3, RFC 6980 §5).
+///
+/// Each extension header is at least 8 octets and must lie inside `packet`, so the walk
+/// takes at most `packet.len() / 8` steps. Decisions:
+/// - ND behind any extension header: `ext_hdr_nd` (RAs and the rest have no legitimate
+///   extension headers); behind a Fragment header, atomic ones included: `frag_nd`.
+/// - A first fragment whose chain or ICMPv6 type is cut off, or that reaches an
+///   unclassifiable Next Header: `frag_nd`.
+/// - An unclassifiable Next Header (unassigned 147..=252, the RFC 4727 experiment
+///   values 253 and 254, which may be extension headers or not, reserved 255) without a
+///   Fragment header: `ext_hdr_nd`, since it may be an extension header hiding ND.
+/// - A non-first fragment is `Data`: it carries no upper-layer header, and the first
+///   fragment of any fragmented ND is dropped above, so it can never be reassembled.
+/// - A chain running past the Payload Length without a Fragment header: `truncated`.
+fn classify(packet: &[u8], first: u8) -> Result<Upper, DropReason> {
+    let mut next = first;
+    let mut off = IPV6_HEADER_LEN;
+    let mut ext = false;
+    let mut frag = false;
+    let cut_off = |frag: bool| {
+        if frag {
+            DropReason::FragNd
+        } else {
+            DropReason::Truncated
+        }
+    };
+    loop {
+        let (nh, len) = match next {
+            IPPROTO_ICMPV6 => {
+                let Some(&ty) = packet.get(off) else {
+                    return Err(cut_off(frag));
+                };
+                return match (is_nd_type(ty), frag, ext) {
+                    (false, _, _) => Ok(Upper::Data),
+                    (true, true, _) => Err(DropReason::FragNd),
+                    (true, false, true) => Err(DropReason::ExtHdrNd),
+                    (true, false, false) => Ok(Upper::Nd),
+                };
+            }
+            NO_NEXT_HEADER => return Ok(Upper::Data),
+            EXT_FRAGMENT => match packet.get(off..off + 8) {
+                Some(h) => {
+                    frag = true;
+                    if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
+                        return Ok(Upper::Data);
+                    }
+                    (h[0], 8)
+                }
+                None => return Err(cut_off(true)),
+            },
+            EXT_AH => match packet.get(off..off + 2) {
+                Some(h) => (h[0], (usize::from(h[1]) + 2) * 4),
+                None => return Err(cut_off(frag)),
+            },
+            x if EXT_UNIFORM.contains(&x) => match packet.get(off..off + 2) {
+                Some(h) => (h[0], (usize::from(h[1]) + 1) * 8),
+                None => return Err(cut_off(frag)),
+            },
+            x if x <= LAST_ASSIGNED_PROTOCOL => return Ok(Upper::Data),
+            _ if frag => return Err(DropReason::FragNd),
+            _ => return Err(DropReason::ExtHdrNd),
+        };
+        if off + len > packet.len() {
+            return Err(cut_off(frag));
+        }
+        off += len;
+        ext = true;
+        next = nh;
+    }
+}
+
+/// The IPv6-level fields of a frame being validated.
+#[derive(Clone, Copy)]
+struct IpFields {
+    eth_dst: Mac,
+    eth_src: Mac,
+    src_addr: Ipv6Addr,
+    dst_addr: Ipv6Addr,
+    hop_limit: u8,
+}
+
+/// Fixed-part length, hence minimum ICMP length, of each ND message (RFC 4861 §4).
+const fn min_len(t: u8) -> usize {
+    match t {
+        icmp_type::ROUTER_SOLICIT => 8,
+        icmp_type::ROUTER_ADVERT => 16,
+        icmp_type::NEIGHBOR_SOLICIT | icmp_type::NEIGHBOR_ADVERT => 24,
+        _ => 40,
+    }
+}
+
+fn addr_at(icmp: &[u8], at: Range<usize>) -> Ipv6Addr {
+    Ipv6Addr::from(read16(&icmp[at]))
+}
+
+fn u16_at(b: &[u8], at: Range<usize>) -> u16 {
+    let mut a = [0; 2];
+    a.copy_from_slice(&b[at]);
+    u16::from_be_bytes(a)
+}
+
+fn u32_at(b: &[u8], at: Range<usize>) -> u32 {
+    let mut a = [0; 4];
+    a.copy_from_slice(&b[at]);
+    u32::from_be_bytes(a)
+}
+
+/// RFC 4861 §6.1.1, §6.1.2, §7.1.1, §7.1.2, §8.1 validity checks.
+fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
+    // classify() returns Nd only once the type byte exists.
+    let ty = icmp.first().copied().unwrap_or_default();
+    if ip.hop_limit != 255 {
+        return Err(DropReason::HopLimit);
+    }
+    let options_offset = min_len(ty);
+    if icmp.len() < options_offset {
+        return Err(DropReason::TooShort);
+    }
+    if icmp[field::CODE] != 0 {
+        return Err(DropReason::BadCode);
+    }
+    if !verify_icmpv6_checksum(ip.src_addr, ip.dst_addr, icmp) {
+        return Err(DropReason::BadCsum);
+    }
+    // From here on icmp.len() >= options_offset, so the fixed fields can be indexed.
+    let message = match ty {
+        icmp_type::ROUTER_SOLICIT => NdMessage::RouterSolicit,
+        icmp_type::ROUTER_ADVERT => {
+            if !is_link_local(ip.src_addr) {
+                return Err(DropReason::RaSrcNotLl);
+            }
+            NdMessage::RouterAdvert(RouterAdvert {
+                cur_hop_limit: icmp[field::CUR_HOP_LIMIT],
+                flags: RaFlags(icmp[field::RA_FLAGS]),
+                router_lifetime: u16_at(icmp, field::ROUTER_LIFETIME),
+                reachable_time: u32_at(icmp, field::REACHABLE_TIME),
+                retrans_timer: u32_at(icmp, field::RETRANS_TIMER),
+            })
+        }
+        icmp_type::NEIGHBOR_SOLICIT => {
+            let target_addr = addr_at(icmp, field::TARGET);
+            if target_addr.is_multicast() {
+                return Err(DropReason::McastTarget);
+            }
+            if ip.src_addr.is_unspecified() && !is_solicited_node(ip.dst_addr) {
+                return Err(DropReason::DadBadDst);
+            }
+            NdMessage::NeighborSolicit { target_addr }
+        }
+        icmp_type::NEIGHBOR_ADVERT => {
+            let flags = NaFlags::from_byte(icmp[field::NA_FLAGS]);
+            let target_addr = addr_at(icmp, field::TARGET);
+            if target_addr.is_multicast() {
+                return Err(DropReason::McastTarget);
+            }
+            if flags.solicited && ip.dst_addr.is_multicast() {
+                return Err(DropReason::McastSolicited);
+            }
+            NdMessage::NeighborAdvert { flags, target_addr }
+        }
+        _ => {
+            let target_addr = addr_at(icmp, field::TARGET);
+            let dest_addr = addr_at(icmp, field::DEST);
+            if !is_link_local(ip.src_addr) {
+                return Err(DropReason::RedirectSrcNotLl);
+            }
+            if dest_addr.is_multicast() {
+                return Err(DropReason::RedirectMcastDst);
+            }
+            if !is_link_local(target_addr) && target_addr != dest_addr {
+                return Err(DropReason::RedirectBadTarget);
+            }
+            NdMessage::Redirect {
+                target_addr,
+                dest_addr,
+            }
+        }
+    };
+    let is_ra = matches!(message, NdMessage::RouterAdvert(_));
+    let (slla, tlla) = check_options(&icmp[options_offset..], is_ra)?;
+    let from_unspecified = ip.src_addr.is_unspecified();
+    if from_unspecified
+        && slla.is_some()
+        && matches!(
+            message,
+            NdMessage::RouterSolicit | NdMessage::NeighborSolicit { .. }
+        )
+    {
+        return Err(DropReason::DadSlla);
+    }
+    Ok(NdPacket {
+        eth_dst: ip.eth_dst,
+        eth_src: ip.eth_src,
+        src_addr: ip.src_addr,
+        dst_addr: ip.dst_addr,
+        hop_limit: ip.hop_limit,
+        message,
+        slla,
+        tlla,
+        icmp,
+        options_offset,
+    })
+}
+
+/// RFC 4861 §4.6 and §4.4 of the NDP reference: walks every option once.
+///
+/// Returns the (consistent) SLLA and TLLA. RA-only options are length-checked only in
+/// RAs; elsewhere they are unknown options and are ignored (RFC 4861 §4.6).
+fn check_options(mut rest: &[u8], is_ra: bool) -> Result<(Option<Mac>, Option<Mac>), DropReason> {
+    let mut slla = None;
+    let mut tlla = None;
+    while !rest.is_empty() {
+        // Every option is at least 8 octets, so a shorter tail cannot be one.
+        if rest.len() < 8 {
+            return Err(DropReason::OptTrailing);
+        }
+        let (kind, units) = (rest[0], rest[1]);
+        if units == 0 {
+            return Err(DropReason::OptLen0);
+        }
+        let len = usize::from(units) * 8;
+        if len > rest.len() {
+            return Err(DropReason::OptOverrun);
+        }
+        let (opt, tail) = rest.split_at(len);
+        match kind {
+            option::kind::SOURCE_LLA | option::kind::TARGET_LLA => {
+                if units != 1 {
+                    return Err(DropReason::BadLlaLen);
+                }
+                let mac = Mac([opt[2], opt[3], opt[4], opt[5], opt[6], opt[7]]);
+                if mac.is_multicast() {
+                    return Err(DropReason::McastLla);
+                }
+                let slot = if kind == option::kind::SOURCE_LLA {
+                    &mut slla
+                } else {
+                    &mut tlla
+                };
+                match *slot {
+                    Some(seen) if seen != mac => return Err(DropReason::DupLla),
+                    _ => *slot = Some(mac),
+                }
+            }
+            _ if is_ra && !ra_option_len_ok(kind, units, opt[2]) => {
+                return Err(DropReason::BadOptLen);
+            }
+            _ => {}
+        }
+        rest = tail;
+    }
+    Ok((slla, tlla))
+}
+
+/// RA option sanity (NDP reference §4.4); `third` is the option's third byte (the
+/// prefix length of PIO and RIO).
+fn ra_option_len_ok(kind: u8, units: u8, third: u8) -> bool {
+    match kind {
+        option::kind::PREFIX_INFO => units == 4 && third <= 128,
+        option::kind::MTU => units == 1,
+        // RFC 4191 §2.3: length 1..3, prefix > 64 needs 3, prefix > 0 needs 2 or 3.
+        option::kind::ROUTE_INFO => {
+            units <= 3 && third <= 128 && (third <= 64 || units == 3) && (third == 0 || units >= 2)
+        }
+        // RFC 8106 §5.1: 1 + 2 per address, at least one address.
+        option::kind::RDNSS => units >= 3 && units % 2 == 1,
+        option::kind::DNSSL => units >= 2,
+        _ => true,
+    }
+}
+
+impl NaFlags {
+    /// R bit of the NA flags byte.
+    pub const ROUTER: u8 = 0x80;
+    /// S bit of the NA flags byte.
+    pub const SOLICITED: u8 = 0x40;
+    /// O bit of the NA flags byte.
+    pub const OVERRIDE: u8 = 0x20;
+
+    /// Decodes the first byte after the NA checksum.
+    pub const fn from_byte(b: u8) -> Self {
+        Self {
+            router: b & Self::ROUTER != 0,
+            solicited: b & Self::SOLICITED != 0,
+            override_: b & Self::OVERRIDE != 0,
+        }
+    }
+
+    /// Encodes the flags byte (reserved bits zero).
+    pub const fn to_byte(self) -> u8 {
+        (if self.router { Self::ROUTER } else { 0 })
+            | (if self.solicited { Self::SOLICITED } else { 0 })
+            | (if self.override_ { Self::OVERRIDE } else { 0 })
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::wire::golden::*;
+    use crate::wire::{NdOption, PrefixInfo};
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn nd(frame: &[u8]) -> NdPacket<'_> {
+        match parse_frame(frame) {
+            Ok(Parsed::Nd(p)) => p,
+            other => panic!("not ND: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_golden_ns() {
+        let p = nd(&NS_FRAME);
+        assert_eq!(p.eth_dst, Mac([0x33, 0x33, 0xff, 0, 0, 2]));
+        assert_eq!(p.eth_src, MAC_A);
+        assert_eq!(p.src_addr, ip("2001:db8::1"));
+        assert_eq!(p.dst_addr, ip("ff02::1:ff00:2"));
+        assert_eq!(p.hop_limit, 255);
+        assert_eq!(
+            p.message,
+            NdMessage::NeighborSolicit {
+                target_addr: ip("2001:db8::2")
+            }
+        );
+        assert_eq!(p.slla, Some(MAC_A));
+        assert_eq!(p.tlla, None);
+        assert_eq!(p.icmp, &NS_FRAME[54..]);
+        assert_eq!(p.options_offset, 24);
+        assert_eq!(
+            p.options().collect::<Vec<_>>(),
+            [NdOption::SourceLla(MAC_A)]
+        );
+        assert!(!p.is_dad());
+    }
+
+    #[test]
+    fn parse_golden_rs() {
+        let p = nd(&RS_FRAME);
+        assert_eq!(p.message, NdMessage::RouterSolicit);
+        assert_eq!((p.src_addr, p.dst_addr), (ip("fe80::1"), ip("ff02::2")));
+        assert_eq!(p.slla, Some(MAC_A));
+        assert_eq!(p.options_offset, 8);
+        assert_eq!(p.message.name(), "RS");
+    }
+
+    #[test]
+    fn parse_golden_ra() {
+        let p = nd(&RA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::RouterAdvert(RouterAdvert {
+                cur_hop_limit: 64,
+                flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+                router_lifetime: 1800,
+                reachable_time: 30000,
+                retrans_timer: 1000,
+            })
+        );
+        assert_eq!(p.slla, Some(MAC_A));
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(
+            opts,
+            [
+                NdOption::SourceLla(MAC_A),
+                NdOption::Mtu(1500),
+                NdOption::PrefixInfo(PrefixInfo {
+                    prefix_len: 64,
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 86400,
+                    preferred_lifetime: 14400,
+                    prefix: ip("2001:db8::"),
+                }),
+                NdOption::Other {
+                    kind: 200,
+                    bytes: &[200, 1, 1, 2, 3, 4, 5, 6]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_golden_na() {
+        let p = nd(&NA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true
+                },
+                target_addr: ip("2001:db8::2"),
+            }
+        );
+        assert_eq!((p.slla, p.tlla), (None, Some(MAC_B)));
+        assert_eq!((p.eth_src, p.eth_dst), (MAC_B, MAC_A));
+    }
+
+    #[test]
+    fn parse_golden_redirect() {
+        let p = nd(&REDIRECT_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::Redirect {
+                target_addr: ip("fe80::9"),
+                dest_addr: ip("2001:db8::77"),
+            }
+        );
+        assert_eq!(p.tlla, Some(MAC_N));
+        assert_eq!(p.options_offset, 40);
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(opts.len(), 2);
+        assert!(matches!(opts[1], NdOption::Other { kind: 4, bytes } if bytes.len() == 48));
+    }
+
+    #[test]
+    fn parse_two_identical_sllas_and_tlla_in_ns() {
+        let p = nd(&NS_TWO_SLLA);
+        assert_eq!((p.slla, p.tlla), (Some(MAC_A), Some(MAC_B)));
+        assert_eq!(p.options().count(), 3);
+    }
+
+    #[test]
+    fn echo_is_data_with_packet_bounds() {
+        let mut frame = ECHO_FRAME.to_vec();
+        frame.extend_from_slice(&[0; 10]);
+        let Ok(Parsed::Data(d)) = parse_frame(&frame) else {
+            panic!("echo is not data");
+        };
+        assert_eq!(d.packet, &ECHO_FRAME[14..]);
+        assert_eq!(
+            (d.src_addr, d.dst_addr),
+            (ip("2001:db8::1"), ip("2001:db8::2"))
+        );
+        assert_eq!((d.eth_src, d.eth_dst, d.hop_limit), (MAC_A, MAC_B, 64));
+    }
+
+    #[test]
+    fn not_ipv6_ethertypes() {
+        for ethertype in [[0x08, 0x00], [0x08, 0x06], [0x81, 0x00], [0x88, 0xa8]] {
+            let mut frame = NS_FRAME.to_vec();
+            frame[12..14].copy_from_slice(&ethertype);
+            assert!(matches!(parse_frame(&frame), Ok(Parsed::NotIpv6)));
+        }
+    }
+
+    #[test]
+    fn short_frames_are_truncated() {
+        for len in 0..NS_FRAME.len() {
+            let r = parse_frame(&NS_FRAME[..len]);
+            assert_eq!(r.err(), Some(DropReason::Truncated), "length {len}");
+        }
+    }
+
+    #[test]
+    fn option_iter_stops_on_zero_length_and_overrun() {
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 2, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        assert_eq!(NdOptionIter::new(&[1]).count(), 0);
+        // A known type with an unusual length comes out as Other.
+        let bytes = [5, 2, 0, 0, 0, 0, 5, 220, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            NdOptionIter::new(&bytes).next(),
+            Some(NdOption::Other { kind: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn na_flags_bits() {
+        for b in 0..=0xe0u8 {
+            let f = NaFlags::from_byte(b);
+            assert_eq!(f.to_byte(), b & 0xe0);
+        }
+        assert!(NaFlags::from_byte(0x80).router);
+        assert!(NaFlags::from_byte(0x40).solicited);
+        assert!(NaFlags::from_byte(0x20).override_);
+    }
 }
