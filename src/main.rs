@@ -7,11 +7,18 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::collections::HashMap;
+
 use ndprelay::cli::{
-    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation,
+    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation, PortMac,
     ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
 };
-use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET};
+use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
+use ndprelay::engine::Role;
+use ndprelay::replay::{self, ReplayOptions};
+
+/// Captures carry no MTU; Ethernet's is what the ports almost always had.
+const REPLAY_MTU: u32 = 1500;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -121,29 +128,54 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     not_built("status", "the live driver's control socket (src/live)")
 }
 
-/// `ndprelay replay`: validates the config and the port names, then needs the replay driver.
+/// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the
+/// captures, then the replay driver writes its listing to stdout.
 fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = match load(&args.config) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    for input in &args.inputs {
-        if let Some(port) = &input.port {
-            if !config.ports().any(|(name, _)| name == port) {
-                let known: Vec<_> = config.ports().map(|(name, _)| name).collect();
-                anyhow::bail!(
-                    "--input {port}={}: `{port}` is not an interface in {} (it has: {})",
-                    input.file.display(),
-                    config.source,
-                    known.join(", ")
-                );
-            }
-        }
+    let ports: Vec<(String, Role)> = config
+        .ports()
+        .map(|(name, role)| (name.to_owned(), role))
+        .collect();
+    let known = || {
+        ports
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut given = HashMap::new();
+    for PortMac { port, mac } in &args.macs {
+        anyhow::ensure!(
+            ports.iter().any(|(n, _)| n == port),
+            "--mac {port}={mac}: `{port}` is not an interface in {} (it has: {})",
+            config.source,
+            known()
+        );
+        given.insert(port.clone(), *mac);
     }
-    not_built(
-        "replay",
-        "the replay driver (pcap in, decisions out; src/replay)",
-    )
+    let macs = replay::resolve_macs(&ports, &args.inputs, &given);
+    let mut resolved = Vec::new();
+    for ((name, _), (mac, source)) in ports.iter().zip(macs) {
+        eprintln!("port {name}: relay MAC {mac} ({})", source.describe());
+        resolved.push(ResolvedPort {
+            name: name.clone(),
+            mac,
+            link_local: mac.link_local(),
+            mtu: REPLAY_MTU,
+        });
+    }
+    let engine = config.engine_config(&resolved)?;
+    let opts = ReplayOptions {
+        json: args.json,
+        output: args.output.clone(),
+        explain: args.explain,
+    };
+    let stdout = std::io::stdout();
+    replay::replay(engine, &args.inputs, &opts, &mut stdout.lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `ndprelay --scenario FILE`: the integrator connects this to `ndprelay::sim`.

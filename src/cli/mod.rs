@@ -12,6 +12,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::config::{Config, format_duration, interface_name_problem};
 use crate::engine::{DataPlane, PrefixMode, RaSource};
+pub use crate::replay::Input;
+use crate::wire::Mac;
 
 /// Exit status: the config (or another input) is invalid.
 pub const EXIT_INVALID: u8 = 1;
@@ -218,17 +220,23 @@ pub struct ReplayArgs {
     /// A capture: PORT=FILE for a capture taken on one configured interface, or just
     /// FILE for a pcapng whose interface names are the ports. Repeatable.
     #[arg(short, long = "input", value_name = "PORT=FILE", required = true)]
-    pub inputs: Vec<InputSpec>,
+    pub inputs: Vec<Input>,
 
-    /// Machine-readable output (one JSON object per decision).
+    /// The relay's MAC on PORT, e.g. br0=02:00:00:00:00:01. Repeatable. Ports without
+    /// one are inferred from the captures (or get a placeholder, said so).
+    #[arg(long = "mac", value_name = "PORT=MAC")]
+    pub macs: Vec<PortMac>,
+
+    /// Machine-readable output: one JSON object per line.
     #[arg(long)]
     pub json: bool,
 
-    /// Write the report to FILE instead of stdout.
+    /// Write every frame the relay would have sent to FILE (pcapng, one interface per
+    /// port).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Explain everything the relay did about this address.
+    /// Show only what concerns this address.
     #[arg(long, value_name = "ADDR")]
     pub explain: Option<Ipv6Addr>,
 }
@@ -259,40 +267,31 @@ pub struct ScenarioArgs {
     pub tap: Vec<TapSpec>,
 }
 
-/// `--input PORT=FILE` or `--input FILE`.
+/// `--mac PORT=MAC`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputSpec {
-    /// The configured interface the capture was taken on; `None` = pcapng interface names.
-    pub port: Option<String>,
-    /// The capture file.
-    pub file: PathBuf,
+pub struct PortMac {
+    /// The configured interface.
+    pub port: String,
+    /// The relay's MAC on it.
+    pub mac: Mac,
 }
 
-impl FromStr for InputSpec {
+impl FromStr for PortMac {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.split_once('=') {
-            // A `=` inside a path (after a `/`) is part of the file name.
-            Some((port, file)) if !port.contains('/') => {
-                if let Some(problem) = interface_name_problem(port) {
-                    return Err(format!(
-                        "{problem}; expected PORT=FILE, e.g. eth0=uplink.pcapng"
-                    ));
-                }
-                if file.is_empty() {
-                    return Err(format!("no file after `{port}=`; expected PORT=FILE"));
-                }
-                Ok(Self {
-                    port: Some(port.to_owned()),
-                    file: PathBuf::from(file),
-                })
-            }
-            _ if s.is_empty() => Err("empty input; expected PORT=FILE or FILE".to_owned()),
-            _ => Ok(Self {
-                port: None,
-                file: PathBuf::from(s),
-            }),
+        let (port, mac) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not PORT=MAC, e.g. br0=02:00:00:00:00:01"))?;
+        if let Some(problem) = interface_name_problem(port) {
+            return Err(format!("{problem}; expected PORT=MAC"));
         }
+        let mac = mac.parse().map_err(|_| {
+            format!("`{mac}` is not a MAC address; expected e.g. 02:00:00:00:00:01")
+        })?;
+        Ok(Self {
+            port: port.to_owned(),
+            mac,
+        })
     }
 }
 
@@ -432,15 +431,22 @@ mod test {
         assert_eq!(
             r.inputs,
             [
-                InputSpec {
+                Input {
                     port: Some("eth0".into()),
-                    file: "a.pcap".into()
+                    path: "a.pcap".into()
                 },
-                InputSpec {
+                Input {
                     port: None,
-                    file: "b.pcapng".into()
+                    path: "b.pcapng".into()
                 }
             ]
+        );
+        assert_eq!(
+            r.macs,
+            [PortMac {
+                port: "eth0".into(),
+                mac: Mac([2, 0, 0, 0, 0, 1])
+            }]
         );
         assert!(r.json);
         assert_eq!(r.explain, Some("2001:db8::1".parse().expect("literal")));
@@ -478,19 +484,14 @@ mod test {
     fn bad_specs_are_usage_errors() {
         assert!(parse(&["--scenario", "s", "--tap", "lan"]).is_err());
         assert!(parse(&["--scenario", "s", "--tap", "lan=a/b"]).is_err());
-        assert!(parse(&["replay", "-c", "c", "--input", "eth0="]).is_err());
+        assert!(parse(&["replay", "-c", "c", "--input", "=x.pcap"]).is_err());
         assert!(
             parse(&["replay", "-c", "c"]).is_err(),
             "--input is required"
         );
         assert!(parse(&["replay", "-c", "c", "-i", "x", "--explain", "10.0.0.1"]).is_err());
-        assert_eq!(
-            "./dir=x/cap.pcap".parse::<InputSpec>(),
-            Ok(InputSpec {
-                port: None,
-                file: "./dir=x/cap.pcap".into()
-            })
-        );
+        assert!(parse(&["replay", "-c", "c", "-i", "x", "--mac", "br0"]).is_err());
+        assert!(parse(&["replay", "-c", "c", "-i", "x", "--mac", "br0=02:00"]).is_err());
     }
 
     #[test]
