@@ -1,5 +1,6 @@
 //! The command line's shape: `--help`, `--version`, usage errors, and the forms whose
 //! driver is not in this build yet (exit 2 with a message naming what they need).
+//! `replay` runs for real: see `cli_replay.rs`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -109,27 +110,6 @@ fn run_validates_the_config_then_says_it_needs_the_live_driver() {
 #[test]
 fn status_says_it_needs_the_control_socket() {
     assert_not_built(&ndprelay(&["status", "--json"]), "status", "control socket");
-}
-
-#[test]
-fn replay_checks_ports_then_says_it_needs_the_replay_driver() {
-    let cfg = minimal();
-    let out = ndprelay(&[
-        "replay",
-        "-c",
-        &cfg,
-        "--input",
-        "eth0=a.pcapng",
-        "--input",
-        "br0=b.pcapng",
-    ]);
-    assert_not_built(&out, "replay", "replay driver");
-    let out = ndprelay(&["replay", "-c", &cfg, "--input", "eth9=a.pcapng"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("`eth9` is not an interface in"),
-        "{out:?}"
-    );
 }
 
 #[test]

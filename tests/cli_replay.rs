@@ -75,7 +75,11 @@ fn replays_a_capture_and_lists_decisions() {
     let cap = lab.capture(
         "up.pcapng",
         "eth0",
-        &[common::ns_from_router(common::guest())],
+        // The relay proxies once it has heard the router's RA, as live.
+        &[
+            common::uplink_ra(&[]),
+            common::ns_from_router(common::guest()),
+        ],
     );
     let cfg = lab.path("relay.ron");
     let input = format!("eth0={cap}");

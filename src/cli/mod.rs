@@ -423,6 +423,8 @@ mod test {
             "--json",
             "--explain",
             "2001:db8::1",
+            "--mac",
+            "eth0=02:00:00:00:00:01",
         ])
         .expect("parses");
         let Ok(Invocation::Command(Command::Replay(r))) = cli.invocation() else {
