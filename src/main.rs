@@ -3,11 +3,11 @@
 //! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
 //! `run_scenario`) so a driver is connected by replacing one body.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use std::collections::HashMap;
 
 use ndprelay::cli::{
     self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation, PortMac,
@@ -23,19 +23,24 @@ const REPLAY_MTU: u32 = 1500;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let invocation = cli.invocation().unwrap_or_else(|e| e.exit());
+    // `run` starts logging once its config (which may set the level) is read.
+    let logging = || init_logging(&cli.global, None);
     let result = match invocation {
         Invocation::Command(Command::Run(args)) => run_daemon(&cli.global, args),
-        Invocation::Command(command) => {
-            init_logging(&cli.global, None);
-            match command {
-                Command::Check(args) => check(args),
-                Command::Status(args) => status(args),
-                Command::Replay(args) => run_replay(args),
-                Command::Run(_) => unreachable!("handled above"),
-            }
+        Invocation::Command(Command::Check(args)) => {
+            logging();
+            check(args)
+        }
+        Invocation::Command(Command::Status(args)) => {
+            logging();
+            status(args)
+        }
+        Invocation::Command(Command::Replay(args)) => {
+            logging();
+            run_replay(args)
         }
         Invocation::Scenario(args) => {
-            init_logging(&cli.global, None);
+            logging();
             run_scenario(args)
         }
     };
