@@ -142,14 +142,19 @@ impl GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the relay on real interfaces, in the foreground (logs to stderr).
+    /// Run the relay on real interfaces, in the foreground.
+    ///
+    /// Logs go to stderr, so a systemd unit runs it as is.
     #[command(
         after_long_help = "Example:\n  ndprelay run -c /etc/ndprelay.ron --dump /var/tmp/ndprelay"
     )]
     Run(RunArgs),
 
-    /// Validate a config file: print `OK` and a summary, or every error with its
-    /// file:line:column and a hint (exit status 1).
+    /// Validate a config file and summarise what it means.
+    ///
+    /// Prints `OK: FILE` and a summary (exit status 0), or every error with its
+    /// file:line:column and a hint (exit status 1). Interfaces are not looked up, so
+    /// this runs anywhere, without root.
     #[command(after_long_help = "Example:\n  ndprelay check -c /etc/ndprelay.ron")]
     Check(CheckArgs),
 
@@ -159,11 +164,14 @@ pub enum Command {
     )]
     Status(StatusArgs),
 
-    /// Feed pcap/pcapng captures through the engine offline and show, packet by packet,
-    /// what the relay decided and why, and the frames it would have sent.
+    /// Replay pcap/pcapng captures through the engine and show its decisions.
+    ///
+    /// Captures taken on the real ports are fed offline to the same engine, with their
+    /// timestamps as time; the listing shows, packet by packet, what the relay decided
+    /// and why, and `--output` keeps the frames it would have sent.
     #[command(after_long_help = "Examples:\n  \
         ndprelay replay -c lab.ron --input eth0=uplink.pcapng --input br0=guests.pcapng\n  \
-        ndprelay replay -c lab.ron --input both-ports.pcapng --json --output decisions.json\n  \
+        ndprelay replay -c lab.ron --input both-ports.pcapng --json --output sent.pcapng\n  \
         ndprelay replay -c lab.ron --input eth0=up.pcap --explain 2001:db8:1::10")]
     Replay(ReplayArgs),
 }
