@@ -36,15 +36,26 @@ fn pio() -> OptionRepr {
 #[test]
 fn start_sends_rs_upstream_and_repeats_until_an_ra_arrives() {
     let mut h = Harness::new(config());
-    assert_eq!(h.engine.poll_timeout(), Some(Instant::ZERO), "RS due at once");
+    assert_eq!(
+        h.engine.poll_timeout(),
+        Some(Instant::ZERO),
+        "RS due at once"
+    );
     h.advance(Duration::ZERO);
     let rs = h.take(UP);
     assert_eq!(rs.len(), 1);
     assert!(rs[0].is_rs());
     let p = rs[0].nd();
-    assert_eq!((p.src_addr, p.dst_addr, p.slla), (port_ll(UP), all_routers(), Some(UP_MAC)));
+    assert_eq!(
+        (p.src_addr, p.dst_addr, p.slla),
+        (port_ll(UP), all_routers(), Some(UP_MAC))
+    );
     h.advance(Duration::from_secs(3));
-    assert_eq!(h.take(UP).iter().filter(|s| s.is_rs()).count(), 1, "repeated after ra_min_interval");
+    assert_eq!(
+        h.take(UP).iter().filter(|s| s.is_rs()).count(),
+        1,
+        "repeated after ra_min_interval"
+    );
     h.inject(UP, &ra(RaFlags(0), 1800, &[]));
     h.clear();
     h.advance(Duration::from_secs(30));
@@ -69,9 +80,16 @@ fn downstream_port_forwards_only_after_two_p_bit_ras() {
     assert!(h.sent.is_empty());
     assert_eq!(h.count("drop_port_disabled"), 1);
     h.advance(Duration::from_secs(3));
-    assert_eq!(h.take(D1).iter().filter(|s| s.is_ra()).count(), 1, "second RA after the interval");
+    assert_eq!(
+        h.take(D1).iter().filter(|s| s.is_ra()).count(),
+        1,
+        "second RA after the interval"
+    );
     assert!(h.proxying(D1) && h.proxying(D2));
-    assert!(h.events.contains(&Event::PortProxying { port: D1, enabled: true }));
+    assert!(h.events.contains(&Event::PortProxying {
+        port: D1,
+        enabled: true
+    }));
     h.clear();
     h.advance(Duration::from_millis(1100));
     h.inject(UP, &ns_from_router(addr(10)));
@@ -84,7 +102,14 @@ fn ra_copies_are_built_per_port_from_the_original() {
     cfg.ports[2].mtu = 1400;
     let mut h = Harness::ready(cfg);
     h.advance(Duration::from_secs(5));
-    h.inject(UP, &ra(RaFlags(RaFlags::MANAGED), 1800, &[OptionRepr::Mtu(1500), pio()]));
+    h.inject(
+        UP,
+        &ra(
+            RaFlags(RaFlags::MANAGED),
+            1800,
+            &[OptionRepr::Mtu(1500), pio()],
+        ),
+    );
     assert!(h.take(UP).is_empty());
     for (p, mtu) in [(D1, 1500), (D2, 1400)] {
         let out = h.take(p);
@@ -96,10 +121,20 @@ fn ra_copies_are_built_per_port_from_the_original() {
         assert_eq!(pkt.slla, Some(port_mac(p)), "SLLA = this port's MAC");
         assert_eq!(pkt.eth_src, port_mac(p));
         assert_eq!(pkt.src_addr, router_ll(), "KeepRouter: router's link-local");
-        assert!(pkt.options().any(|o| o == NdOption::Mtu(mtu)), "MTU clamped to {mtu}");
-        assert!(pkt.options().any(|o| matches!(o, NdOption::PrefixInfo(pi) if pi.on_link)));
+        assert!(
+            pkt.options().any(|o| o == NdOption::Mtu(mtu)),
+            "MTU clamped to {mtu}"
+        );
+        assert!(
+            pkt.options()
+                .any(|o| matches!(o, NdOption::PrefixInfo(pi) if pi.on_link))
+        );
     }
-    assert_eq!(h.count("relayed_ra"), 2 + 4, "two enabling RAs per port, then this one");
+    assert_eq!(
+        h.count("relayed_ra"),
+        2 + 4,
+        "two enabling RAs per port, then this one"
+    );
 }
 
 #[test]
@@ -112,7 +147,10 @@ fn ra_source_relay_uses_our_link_local_and_clears_pio_l() {
     assert_eq!(out.len(), 1);
     let pkt = out[0].nd();
     assert_eq!(pkt.src_addr, port_ll(D1));
-    assert!(pkt.options().any(|o| matches!(o, NdOption::PrefixInfo(pi) if !pi.on_link && pi.autonomous)));
+    assert!(
+        pkt.options()
+            .any(|o| matches!(o, NdOption::PrefixInfo(pi) if !pi.on_link && pi.autonomous))
+    );
 }
 
 #[test]
@@ -141,7 +179,20 @@ fn unicast_ra_to_a_guest_is_delivered_unpaced() {
     h.bind_guest(10, D1);
     h.inject(UP, &ra(RaFlags(0), 1800, &[]));
     h.clear();
-    let f = emit_nd(ROUTER_MAC, UP_MAC, router_ll(), addr(10), &NdMessage::RouterAdvert(RouterAdvert { cur_hop_limit: 64, flags: RaFlags(0), router_lifetime: 1800, reachable_time: 0, retrans_timer: 0 }), &[OptionRepr::SourceLla(ROUTER_MAC)]);
+    let f = emit_nd(
+        ROUTER_MAC,
+        UP_MAC,
+        router_ll(),
+        addr(10),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags(0),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(ROUTER_MAC)],
+    );
     h.inject(UP, &f);
     let out = h.take(D1);
     assert_eq!(out.len(), 1);
@@ -157,7 +208,10 @@ fn rs_goes_upstream_only_with_slla_rewritten_and_rate_limited() {
     let up = h.take(UP);
     assert_eq!(up.len(), 1);
     let p = up[0].nd();
-    assert_eq!((p.slla, p.eth_src, p.src_addr), (Some(UP_MAC), UP_MAC, gmac(10).link_local()));
+    assert_eq!(
+        (p.slla, p.eth_src, p.src_addr),
+        (Some(UP_MAC), UP_MAC, gmac(10).link_local())
+    );
     assert!(h.sent.is_empty(), "RS never goes to other downstream ports");
     h.inject(D2, &rs_from_guest(20));
     assert!(h.sent.is_empty());
@@ -175,7 +229,10 @@ fn rs_goes_upstream_only_with_slla_rewritten_and_rate_limited() {
 #[test]
 fn p_bit_ra_on_the_uplink_is_not_relayed_and_stops_proxying_for_the_hold() {
     let mut cfg = config();
-    cfg.tunables = Tunables { proxy_disable_hold: Duration::from_secs(60), ..Tunables::default() };
+    cfg.tunables = Tunables {
+        proxy_disable_hold: Duration::from_secs(60),
+        ..Tunables::default()
+    };
     let mut h = Harness::ready(cfg);
     h.inject(UP, &ra(RaFlags(RaFlags::PROXY), 1800, &[]));
     assert!(h.sent.is_empty(), "a P-bit RA is never relayed");
@@ -210,7 +267,20 @@ fn cascade_mode_relays_p_bit_ras() {
 
 #[test]
 fn rogue_ra_on_a_downstream_port_is_dropped_and_optionally_disables_it() {
-    let rogue = emit_nd(gmac(66), Mac::ipv6_multicast(all_nodes()), gmac(66).link_local(), all_nodes(), &NdMessage::RouterAdvert(RouterAdvert { cur_hop_limit: 64, flags: RaFlags(0), router_lifetime: 1800, reachable_time: 0, retrans_timer: 0 }), &[OptionRepr::SourceLla(gmac(66))]);
+    let rogue = emit_nd(
+        gmac(66),
+        Mac::ipv6_multicast(all_nodes()),
+        gmac(66).link_local(),
+        all_nodes(),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags(0),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(gmac(66))],
+    );
     // Default: dropped and counted, the port keeps proxying (the §9 DoS lever is off).
     let mut h = Harness::ready(config());
     h.inject(D1, &rogue);
@@ -239,7 +309,20 @@ fn rogue_ra_on_a_downstream_port_is_dropped_and_optionally_disables_it() {
 #[test]
 fn a_p_bit_ra_on_a_downstream_port_disables_it_when_the_p_bit_is_honoured() {
     let mut h = Harness::ready(config());
-    let f = emit_nd(gmac(66), Mac::ipv6_multicast(all_nodes()), gmac(66).link_local(), all_nodes(), &NdMessage::RouterAdvert(RouterAdvert { cur_hop_limit: 64, flags: RaFlags(RaFlags::PROXY), router_lifetime: 1800, reachable_time: 0, retrans_timer: 0 }), &[]);
+    let f = emit_nd(
+        gmac(66),
+        Mac::ipv6_multicast(all_nodes()),
+        gmac(66).link_local(),
+        all_nodes(),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags(RaFlags::PROXY),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[],
+    );
     h.inject(D2, &f);
     assert!(h.sent.is_empty());
     assert_eq!(h.count("drop_rogue_ra"), 1);
