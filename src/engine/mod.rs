@@ -456,7 +456,9 @@ impl Engine {
                         target_addr,
                         dest_addr,
                     } => {
-                        if !self.forwarding(port) {
+                        // A Redirect from a guest is hostile whatever the port state;
+                        // count it as such rather than as a disabled port.
+                        if self.port(port).is_upstream() && !self.forwarding(port) {
                             return self.drop_frame(port, DropReason::PortDisabled);
                         }
                         self.process_redirect(now, port, &pkt, target_addr, dest_addr);

@@ -261,14 +261,14 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
 }
 
 /// IPv6 extension headers using the RFC 6564 layout `(len + 1) * 8` octets.
-const EXT_UNIFORM: [u8; 8] = [0, 43, 60, 135, 139, 140, 253, 254];
+const EXT_UNIFORM: [u8; 6] = [0, 43, 60, 135, 139, 140];
 /// Fragment header (RFC 8200 §4.5), fixed 8 octets.
 const EXT_FRAGMENT: u8 = 44;
 /// Authentication Header (RFC 4302): length in 4-octet units minus 2.
 const EXT_AH: u8 = 51;
 /// No Next Header.
 const NO_NEXT_HEADER: u8 = 59;
-/// Highest IANA-assigned protocol number; 147..=252 and 255 are unclassifiable.
+/// Highest IANA-assigned protocol number; 147..=255 are unclassifiable.
 const LAST_ASSIGNED_PROTOCOL: u8 = 146;
 
 /// Where the extension-header walk ended.
@@ -291,9 +291,9 @@ const fn is_nd_type(t: u8) -> bool {
 ///   extension headers); behind a Fragment header, atomic ones included: `frag_nd`.
 /// - A first fragment whose chain or ICMPv6 type is cut off, or that reaches an
 ///   unclassifiable Next Header: `frag_nd`.
-/// - An unclassifiable Next Header (unassigned 147..=252, reserved 255; the RFC 4727
-///   experiment values 253 and 254 are walked as RFC 6564 headers) without a Fragment
-///   header: `ext_hdr_nd`, since it may be an extension header hiding ND.
+/// - An unclassifiable Next Header (unassigned 147..=252, the RFC 4727 experiment
+///   values 253 and 254, which may be extension headers or not, reserved 255) without a
+///   Fragment header: `ext_hdr_nd`, since it may be an extension header hiding ND.
 /// - A non-first fragment is `Data`: it carries no upper-layer header, and the first
 ///   fragment of any fragmented ND is dropped above, so it can never be reassembled.
 /// - A chain running past the Payload Length without a Fragment header: `truncated`.
