@@ -19,9 +19,10 @@
 //!
 //! Files: `ns.rs`, `na.rs`, `ra.rs` (RS and RA), `redirect.rs` and `data.rs` each hold
 //! the `impl Engine` for one message; `port.rs` link events and the RFC 4389 enabling
-//! and disabling of ports; `reload.rs` config swaps; `cache.rs` the binding table,
-//! `pending.rs` the pending solicitations, `timer.rs` deadlines, `bucket.rs` token
-//! buckets, `counters.rs` counters, `rng.rs` the seeded RNG.
+//! and disabling of ports; `reload.rs` config swaps; `bindings.rs` the binding life
+//! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
+//! pending solicitations; `timer.rs` deadlines; `bucket.rs` token buckets;
+//! `counters.rs` counters; `rng.rs` the seeded RNG; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the

@@ -65,10 +65,12 @@ impl Engine {
         if self.port(port).is_upstream() {
             // Ports waiting for an RA get one sooner if we ask.
             self.want_ra(now);
-            self.emit(|| Event::PortProxying {
-                port,
-                enabled: true,
-            });
+            if self.forwarding(port) {
+                self.emit(|| Event::PortProxying {
+                    port,
+                    enabled: true,
+                });
+            }
         } else {
             self.start_enabling(now, port);
         }
