@@ -590,3 +590,55 @@ fn relayed_ns_carries_unknown_options_and_fits_the_mtu_or_is_dropped() {
     );
     assert_eq!(h.count("drop_mtu_exceeded"), 1);
 }
+
+#[test]
+fn upstream_dad_for_a_guest_address_is_defended_by_the_guest() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &dad(UPHOST_MAC, addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+    h.clear();
+    let f = na(
+        gmac(10),
+        Mac::ipv6_multicast(all_nodes()),
+        addr(10),
+        all_nodes(),
+        UNSOLICITED_O,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &f);
+    let up = h.take(UP);
+    assert_eq!(up.len(), 1, "the defence reaches the uplink");
+    assert_eq!(
+        (up[0].nd().tlla, up[0].nd().eth_src),
+        (Some(UP_MAC), UP_MAC)
+    );
+    assert_eq!(h.binding(addr(10)).map(|b| b.port), Some(D1));
+    assert_eq!(h.count("binding_conflict"), 0);
+}
+
+#[test]
+fn relay_decisions_are_reported_as_events() {
+    let mut h = Harness::ready(config());
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(h.events.contains(&Event::Relayed {
+        from: UP,
+        to: vec![D1, D2],
+        message: "NS",
+        addr: addr(10),
+    }));
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    assert!(h.events.contains(&Event::Binding {
+        addr: addr(10),
+        port: D1,
+        mac: gmac(10),
+        state: BindingState::Reachable,
+    }));
+    assert!(h.events.contains(&Event::Relayed {
+        from: D1,
+        to: vec![UP],
+        message: "NA",
+        addr: addr(10),
+    }));
+}

@@ -369,3 +369,41 @@ fn wire_rejections_are_counted_by_reason() {
     assert_eq!(h.count("drop_hop_limit"), 1);
     assert!(h.sent.is_empty());
 }
+
+#[test]
+fn uplink_down_keeps_guests_local_and_up_resumes() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(20, D2);
+    h.link(UP, LinkEvent::Down);
+    let group = solicited_node(router_global());
+    let ask = ns(
+        gmac(10),
+        Mac::ipv6_multicast(group),
+        addr(10),
+        group,
+        router_global(),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &ask);
+    assert!(h.take(UP).is_empty(), "nothing to a down uplink");
+    assert_eq!(h.take(D2).len(), 1, "other segments still reached");
+    // Guests still reach each other.
+    let group = solicited_node(addr(20));
+    h.inject(
+        D1,
+        &ns(
+            gmac(10),
+            Mac::ipv6_multicast(group),
+            addr(10),
+            group,
+            addr(20),
+            Some(gmac(10)),
+        ),
+    );
+    assert_eq!(h.take(D2).len(), 1);
+    h.link(UP, LinkEvent::Up);
+    h.advance(Duration::from_secs(2));
+    h.clear();
+    h.inject(D1, &ask);
+    assert_eq!(h.take(UP).len(), 1);
+}
