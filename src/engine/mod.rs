@@ -186,7 +186,9 @@ pub enum Event {
 /// Reachability state of a binding (RFC 4861 §7.3.2 states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BindingState {
-    /// Being resolved; no link-layer address confirmed yet.
+    /// Being resolved; no link-layer address confirmed yet. The engine never stores
+    /// it: a target being resolved lives only in the bounded pending table, so targets
+    /// that never answer create no binding.
     Incomplete,
     /// Learned but not confirmed.
     Stale,

@@ -8,6 +8,7 @@ mod data;
 mod ndp;
 mod ports;
 mod ra;
+mod robust;
 
 use std::net::Ipv6Addr;
 
