@@ -76,8 +76,8 @@ impl Engine {
             }
             return self.start_conflict(now, addr, port, mac);
         }
-        let (same_mac, state) = (b.mac == mac, b.state);
-        if let Some(b) = self.cache.get_mut(&addr) {
+        let (same_mac, state, moving) = (b.mac == mac, b.state, b.moving.is_some());
+        if moving && let Some(b) = self.cache.get_mut(&addr) {
             // Anything from the old port proves the address still lives there.
             b.moving = None;
         }

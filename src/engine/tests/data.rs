@@ -127,6 +127,11 @@ fn off_link_traffic_from_guests_goes_to_the_router() {
     // From the uplink an off-link destination has nowhere to go.
     h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), internet, 10));
     assert!(h.sent.is_empty());
+    // Once the router's lifetime (1800 s in `ready`) has run out, nor from guests.
+    h.advance(Duration::from_secs(1800));
+    h.clear();
+    h.inject(D1, &data(gmac(10), D1_MAC, addr(10), internet, 10));
+    assert!(h.take(UP).is_empty());
 }
 
 #[test]
