@@ -426,11 +426,13 @@ impl Engine {
             }
             Parsed::Nd(pkt) => {
                 self.counters.bump(Counter::RxNd);
-                // NDP reference §5 #22: our own MAC as L2 source or in an LLA option means
-                // the frame went round a loop (or is forged); never relay or learn it.
+                // NDP reference §5 #22: our own MAC as L2 source or in an LLA option, or
+                // one of our link-locals as source, means the frame went round a loop (or
+                // is forged); never relay or learn it.
                 if self.is_our_mac(pkt.eth_src)
                     || pkt.slla.is_some_and(|m| self.is_our_mac(m))
                     || pkt.tlla.is_some_and(|m| self.is_our_mac(m))
+                    || self.our_link_local(pkt.src_addr).is_some()
                 {
                     return self.drop_frame(port, DropReason::LoopSuspect);
                 }

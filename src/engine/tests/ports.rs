@@ -306,7 +306,19 @@ fn frames_with_our_mac_are_loop_suspects() {
     );
     // Data from our MAC (checked whatever the data plane).
     h.inject(D1, &data(D1_MAC, UP_MAC, addr(6), addr(5), 10));
-    assert_eq!(h.count("drop_loop_suspect"), 3);
+    // One of our link-locals as source from a foreign MAC.
+    h.inject(
+        D1,
+        &ns(
+            gmac(6),
+            Mac::ipv6_multicast(group),
+            port_ll(UP),
+            group,
+            addr(5),
+            Some(gmac(6)),
+        ),
+    );
+    assert_eq!(h.count("drop_loop_suspect"), 4);
     assert!(h.sent.is_empty());
     assert!(h.binding(addr(6)).is_none(), "nothing learned from a loop");
 }
