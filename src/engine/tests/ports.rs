@@ -189,6 +189,27 @@ fn reload_keeps_unchanged_ports_and_cleans_removed_ones() {
 }
 
 #[test]
+fn reload_of_a_port_mtu_below_1280_takes_it_down() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    let mut cfg = config();
+    cfg.ports[1].mtu = 1000;
+    let t = h.now;
+    h.engine.reload(t, cfg).unwrap();
+    h.drain();
+    assert_eq!(
+        h.routes,
+        vec![Action::RemoveRoute {
+            addr: addr(10),
+            port: D1
+        }]
+    );
+    assert!(!h.proxying(D1));
+    assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Stale);
+    assert_eq!(h.count("link_down"), 1);
+}
+
+#[test]
 fn reload_rejects_a_bad_config_without_changing_anything() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
