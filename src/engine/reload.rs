@@ -31,12 +31,13 @@ impl Engine {
         let lookup = |p: PortId| map.get(p.index()).copied().flatten();
 
         // Removed ports: bindings (and their routes) go, with the old PortIds.
-        let doomed: Vec<_> = self
+        let mut doomed: Vec<_> = self
             .cache
             .iter()
             .filter(|(_, b)| lookup(b.port).is_none())
             .map(|(a, _)| *a)
             .collect();
+        doomed.sort_unstable();
         for addr in doomed {
             self.remove_binding(addr);
         }
@@ -104,8 +105,7 @@ impl Engine {
         self.cfg = config;
 
         // Data plane or prefixes may have changed: bring routes in line.
-        let addrs: Vec<_> = self.cache.iter().map(|(a, _)| *a).collect();
-        for addr in addrs {
+        for addr in self.cache.addrs() {
             self.sync_route(addr);
         }
         for (id, was_live, new_mac) in changed {

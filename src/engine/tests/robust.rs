@@ -126,12 +126,16 @@ fn run(seed: u64, steps: usize) -> Vec<(PortId, Vec<u8>)> {
 
 #[test]
 fn random_operations_never_panic_and_respect_the_caps() {
-    for seed in 0..30 {
+    for seed in 0..40 {
         run(seed, 2_000);
     }
 }
 
 #[test]
 fn same_seed_same_behaviour() {
-    assert_eq!(run(7, 1_000), run(7, 1_000));
+    // Separate engines have differently seeded hash maps: any hash-order leak into the
+    // outputs shows up here.
+    for seed in 0..12 {
+        assert!(run(seed, 1_500) == run(seed, 1_500), "seed {seed} diverged");
+    }
 }
