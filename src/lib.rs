@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod reason;
+pub mod replay;
 pub mod sim;
 pub mod time;
 pub mod wire;

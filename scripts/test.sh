@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The project's one test command: installs what the tests need, then runs every check.
+#
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios fuzz netns
+#
+# Under CI=true nothing is skipped: a step whose prerequisites are missing fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CI="${CI:-false}"
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios fuzz netns)
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Debian packages the tests use; installed only when something is missing.
+APT_PACKAGES=(libpcap-dev tshark iproute2)
+
+step_deps() {
+    log "deps: Debian packages and Rust components"
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            die "missing packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})"
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing (run: rustup component add rustfmt)"
+    cargo clippy --version >/dev/null 2>&1 || die "clippy missing (run: rustup component add clippy)"
+}
+
+step_lint() {
+    log "lint: rustfmt and clippy -D warnings"
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --locked -- -D warnings
+}
+
+step_unit() {
+    log "unit: cargo test (unit, property, golden-frame, engine harness, CLI, scenarios)"
+    cargo test --locked
+}
+
+step_libpcap() {
+    log "libpcap: build and test the optional libpcap feature"
+    dpkg -s libpcap-dev >/dev/null 2>&1 || die "libpcap-dev missing (run: apt-get install -y libpcap-dev)"
+    cargo clippy --locked --features libpcap -- -D warnings
+    cargo test --locked --features libpcap --lib
+}
+
+step_doc() {
+    log "doc: rustdoc with warnings denied"
+    RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps
+}
+
+step_scenarios() {
+    log "scenarios: every shipped lab scenario through the release binary"
+    cargo build --locked --release
+    local n=0 failed=()
+    for f in scenarios/*.ron; do
+        [ -e "$f" ] || continue
+        n=$((n + 1))
+        if ./target/release/ndprelay --scenario "$f" >"target/scenario-$(basename "$f" .ron).log" 2>&1; then
+            echo "PASS $f"
+        else
+            echo "FAIL $f (log: target/scenario-$(basename "$f" .ron).log)"
+            tail -n 30 "target/scenario-$(basename "$f" .ron).log"
+            failed+=("$f")
+        fi
+    done
+    [ "$n" -gt 0 ] || die "no scenarios found in scenarios/"
+    echo "scenarios: $((n - ${#failed[@]})) passed, ${#failed[@]} failed"
+    [ ${#failed[@]} -eq 0 ]
+}
+
+step_fuzz() {
+    log "fuzz: build the cargo-fuzz targets and run each briefly (nightly)"
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        [ "$CI" = true ] && die "no nightly toolchain: the fuzz build cannot run"
+        echo "SKIPPED fuzz: no nightly toolchain (proptest in 'unit' is the stable gate)"
+        return 0
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        cargo install --locked cargo-fuzz --version 0.13.2 >/dev/null
+    fi
+    (cd fuzz && cargo +nightly fuzz build)
+    for t in $(cd fuzz && cargo +nightly fuzz list); do
+        (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time=20 -rss_limit_mb=2048) \
+            || die "fuzz target $t found a crash (see fuzz/artifacts/$t)"
+    done
+}
+
+step_netns() {
+    log "netns: network-namespace tests with real Linux peers"
+    local tests=(netns-tests/*.sh)
+    if [ ! -e "${tests[0]}" ]; then
+        echo "netns: no namespace tests yet"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ] || ! ip netns add ndprelay-probe-$$ 2>/dev/null; then
+        [ "$CI" = true ] && die "netns tests need root and network namespaces (CI=true: not skipping)"
+        echo "SKIPPED netns: needs root and network namespaces"
+        return 0
+    fi
+    ip netns del ndprelay-probe-$$
+    cargo build --locked --release
+    local failed=0
+    for t in "${tests[@]}"; do
+        if bash "$t"; then echo "PASS $t"; else echo "FAIL $t"; failed=$((failed + 1)); fi
+    done
+    echo "netns: $((${#tests[@]} - failed)) passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+for s in "${STEPS[@]}"; do
+    case "$s" in
+        deps | lint | unit | libpcap | doc | scenarios | fuzz | netns) "step_$s" ;;
+        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios fuzz netns)" ;;
+    esac
+done
+log "all requested steps passed: ${STEPS[*]}"
