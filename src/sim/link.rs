@@ -11,7 +11,8 @@ use std::net::Ipv6Addr;
 use super::host::echo_fields;
 use super::scenario::FrameKind;
 use crate::time::Instant;
-use crate::wire::{self, Mac, NdMessage, NdOption, Parsed};
+use crate::replay::describe;
+use crate::wire::{self, Mac, NdMessage, Parsed};
 
 /// What the segment saw of one frame kind.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +99,7 @@ pub struct FrameInfo {
     pub is_nd: bool,
 }
 
-/// Classifies a frame with `crate::wire` (and etherparse for echo).
+/// Classifies a frame with `crate::wire`; the text is `replay::describe`'s (echo aside).
 pub fn classify(frame: &[u8]) -> FrameInfo {
     let mac_at = |o: usize| {
         frame
@@ -119,7 +120,7 @@ pub fn classify(frame: &[u8]) -> FrameInfo {
     match wire::parse_frame(frame) {
         Ok(Parsed::NotIpv6) => {
             info.kind = FrameKind::NotIpv6;
-            info.what = format!("non-IPv6 frame, {} bytes", frame.len());
+            info.what = describe(frame);
         }
         Ok(Parsed::Data(d)) => {
             info.src = Some(d.src_addr);
@@ -132,13 +133,15 @@ pub fn classify(frame: &[u8]) -> FrameInfo {
                         FrameKind::EchoRequest
                     };
                     info.what = format!(
-                        "echo {} id {id:#06x} seq {seq}",
-                        if reply { "reply" } else { "request" }
+                        "echo {} {} > {} id {id:#06x} seq {seq}",
+                        if reply { "reply" } else { "request" },
+                        d.src_addr,
+                        d.dst_addr
                     );
                 }
                 None => {
                     info.kind = FrameKind::Data;
-                    info.what = format!("IPv6 data, {} bytes", d.packet.len());
+                    info.what = describe(frame);
                 }
             }
         }
@@ -148,64 +151,18 @@ pub fn classify(frame: &[u8]) -> FrameInfo {
             info.dst = Some(nd.dst_addr);
             info.macs.extend(nd.slla);
             info.macs.extend(nd.tlla);
-            let lla = |name: &str, m: Option<Mac>| m.map(|m| format!(" {name} {m}")).unwrap_or_default();
-            let (kind, what) = match nd.message {
-                NdMessage::RouterSolicit => (FrameKind::RS, format!("RS{}", lla("slla", nd.slla))),
-                NdMessage::RouterAdvert(ra) => {
-                    let prefixes: Vec<String> = nd
-                        .options()
-                        .filter_map(|o| match o {
-                            NdOption::PrefixInfo(p) => Some(format!("{}/{}", p.prefix, p.prefix_len)),
-                            _ => None,
-                        })
-                        .collect();
-                    (
-                        FrameKind::RA,
-                        format!(
-                            "RA lifetime {}s{}{}{}",
-                            ra.router_lifetime,
-                            if ra.flags.proxy() { " P" } else { "" },
-                            if prefixes.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" prefix {}", prefixes.join(","))
-                            },
-                            lla("slla", nd.slla)
-                        ),
-                    )
-                }
-                NdMessage::NeighborSolicit { target_addr } => (
-                    FrameKind::NS,
-                    format!(
-                        "NS who has {target_addr}{}{}",
-                        if nd.src_addr.is_unspecified() { " (DAD)" } else { "" },
-                        lla("slla", nd.slla)
-                    ),
-                ),
-                NdMessage::NeighborAdvert { flags, target_addr } => (
-                    FrameKind::NA,
-                    format!(
-                        "NA {target_addr} is at {}{}{}{}",
-                        nd.tlla.map_or("?".to_owned(), |m| m.to_string()),
-                        if flags.router { " R" } else { "" },
-                        if flags.solicited { " S" } else { "" },
-                        if flags.override_ { " O" } else { "" },
-                    ),
-                ),
-                NdMessage::Redirect {
-                    target_addr,
-                    dest_addr,
-                } => (
-                    FrameKind::Redirect,
-                    format!("Redirect {dest_addr} via {target_addr}{}", lla("tlla", nd.tlla)),
-                ),
+            info.kind = match nd.message {
+                NdMessage::RouterSolicit => FrameKind::RS,
+                NdMessage::RouterAdvert(_) => FrameKind::RA,
+                NdMessage::NeighborSolicit { .. } => FrameKind::NS,
+                NdMessage::NeighborAdvert { .. } => FrameKind::NA,
+                NdMessage::Redirect { .. } => FrameKind::Redirect,
             };
-            info.kind = kind;
-            info.what = what;
+            info.what = describe(frame);
         }
-        Err(reason) => {
+        Err(_) => {
             info.kind = FrameKind::Invalid;
-            info.what = format!("invalid frame ({reason}), {} bytes", frame.len());
+            info.what = describe(frame);
         }
     }
     info
