@@ -14,6 +14,16 @@ use pcap_file::pcapng::{
 };
 
 use crate::engine::PortId;
+use crate::pcapng::timestamp_from_units;
+use crate::wire::Mac;
+
+/// A pcapng interface: which port it is and how to read its timestamps.
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    port: Option<PortId>,
+    tsresol: Option<u8>,
+    mac: Option<Mac>,
+}
 
 /// One frame read from a capture.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,8 +108,8 @@ pub struct Source {
     reader: Option<Reader>,
     /// The port for a per-port file; `None` for a pcapng carrying interface names.
     port: Option<PortId>,
-    /// Port of each pcapng interface (`None`: not a configured port).
-    interfaces: Vec<Option<PortId>>,
+    /// Each pcapng interface seen so far.
+    interfaces: Vec<Interface>,
     number: u64,
 }
 
@@ -181,11 +191,23 @@ impl Source {
                     None => Item::End,
                     Some(Err(e)) => Item::Error(e),
                     Some(Ok(Block::InterfaceDescription(idb))) => {
-                        let name = idb.options.iter().find_map(|o| match o {
-                            InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
-                            _ => None,
-                        });
-                        Item::Interface(idb.linktype, name)
+                        let (mut name, mut tsresol, mut mac) = (None, None, None);
+                        for option in &idb.options {
+                            match option {
+                                InterfaceDescriptionOption::IfName(n) => name = Some(n.to_string()),
+                                InterfaceDescriptionOption::IfTsResol(r) => tsresol = Some(*r),
+                                InterfaceDescriptionOption::IfMacAddr(m) => {
+                                    mac = <[u8; 6]>::try_from(m.as_ref()).ok().map(Mac);
+                                }
+                                _ => {}
+                            }
+                        }
+                        Item::Interface {
+                            linktype: idb.linktype,
+                            name,
+                            tsresol,
+                            mac,
+                        }
                     }
                     Some(Ok(Block::EnhancedPacket(epb))) => {
                         Item::Packet(epb.timestamp, Some(epb.interface_id), epb.data.into_owned())
@@ -210,7 +232,12 @@ impl Source {
                     });
                 }
                 Item::Other => {}
-                Item::Interface(linktype, name) => {
+                Item::Interface {
+                    linktype,
+                    name,
+                    tsresol,
+                    mac,
+                } => {
                     if linktype != DataLink::ETHERNET {
                         self.reader = None;
                         return Err(InputError::LinkType {
@@ -233,13 +260,16 @@ impl Source {
                         }
                         port
                     });
-                    self.interfaces.push(port);
+                    self.interfaces.push(Interface { port, tsresol, mac });
                 }
                 Item::Packet(timestamp, interface, data) => {
                     self.number = number;
-                    let port = match interface {
-                        None => self.port,
-                        Some(id) => self.interfaces.get(id as usize).copied().flatten(),
+                    let (port, timestamp) = match interface {
+                        None => (self.port, timestamp),
+                        Some(id) => match self.interfaces.get(id as usize) {
+                            Some(i) => (i.port, timestamp_from_units(timestamp, i.tsresol)),
+                            None => (None, timestamp),
+                        },
                     };
                     if let Some(port) = port {
                         return Ok(Some(CapturedFrame {
@@ -254,13 +284,25 @@ impl Source {
             }
         }
     }
+
+    /// MACs that the capture's interface descriptions (`if_MACaddr`) give for ports.
+    pub fn interface_macs(&self) -> impl Iterator<Item = (PortId, Mac)> + '_ {
+        self.interfaces
+            .iter()
+            .filter_map(|i| Some((i.port?, i.mac?)))
+    }
 }
 
 /// What the underlying reader produced, copied out so `self` is free again.
 enum Item {
     End,
     Error(pcap_file::PcapError),
-    Interface(DataLink, Option<String>),
+    Interface {
+        linktype: DataLink,
+        name: Option<String>,
+        tsresol: Option<u8>,
+        mac: Option<Mac>,
+    },
     Packet(StdDuration, Option<u32>, Vec<u8>),
     Other,
 }

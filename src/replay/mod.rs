@@ -8,26 +8,21 @@
 
 mod describe;
 mod input;
+mod macs;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
-use pcap_file::DataLink;
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-
 pub use describe::describe;
 pub use input::{CapturedFrame, InputError, Source};
+pub use macs::{MacEvidence, MacSource, placeholder};
 
 use crate::engine::{Action, Engine, EngineConfig, EngineConfigError, Event, PortId};
+use crate::pcapng::{PcapNgError, PcapNgFile};
 use crate::time::Instant;
 use crate::wire::{NdMessage, Parsed, parse_frame};
 
@@ -104,7 +99,10 @@ pub enum ReplayError {
     /// No input could be opened.
     #[error("no input could be read:\n  {0}")]
     NoInput(String),
-    /// Writing the output failed.
+    /// Writing the output capture failed.
+    #[error(transparent)]
+    Capture(#[from] PcapNgError),
+    /// Writing the listing failed.
     #[error("writing {what}: {source}")]
     Output {
         /// What was being written.
@@ -158,7 +156,14 @@ pub fn replay(
         source,
     };
     let mut writer = match &opts.output {
-        Some(path) => Some(PcapOut::create(path, &names)?),
+        Some(path) => {
+            let interfaces: Vec<_> = config
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), Some(p.mac)))
+                .collect();
+            Some(PcapNgFile::create(path, &interfaces)?)
+        }
         None => None,
     };
 
@@ -431,7 +436,7 @@ fn drain(
     names: &[String],
     line: &mut Line,
     summary: &mut ReplaySummary,
-    mut writer: Option<&mut PcapOut>,
+    mut writer: Option<&mut PcapNgFile>,
 ) -> Result<(), ReplayError> {
     let name = |p: PortId| {
         names
@@ -450,7 +455,7 @@ fn drain(
                 }
                 if let Some(w) = writer.as_deref_mut() {
                     w.write(
-                        port,
+                        u32::from(port.0),
                         origin + StdDuration::from_micros(now.total_micros()),
                         &frame,
                     )?;
@@ -521,66 +526,49 @@ fn explain_event(
     }
 }
 
-/// The `--output` pcapng: one interface per port, in port order.
-struct PcapOut {
-    path: PathBuf,
-    writer: PcapNgWriter<BufWriter<File>>,
-}
+/// Frames per input looked at when inferring MACs; the relay's own RAs and NS show up
+/// long before this.
+const MAC_SCAN_FRAMES: usize = 20_000;
 
-impl PcapOut {
-    fn create(path: &Path, names: &[String]) -> Result<Self, ReplayError> {
-        let err = |e: pcap_file::PcapError| ReplayError::Output {
-            what: path.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        };
-        let file = File::create(path).map_err(|source| ReplayError::Output {
-            what: path.display().to_string(),
-            source,
-        })?;
-        let mut writer = PcapNgWriter::new(BufWriter::new(file)).map_err(err)?;
-        for name in names {
-            let idb = InterfaceDescriptionBlock {
-                linktype: DataLink::ETHERNET,
-                snaplen: 0xffff,
-                options: vec![InterfaceDescriptionOption::IfName(name.clone().into())],
+/// The relay's MAC on each port, in `ports` order: given, inferred from the inputs, or a
+/// placeholder, with where it came from (replay prints this).
+pub fn resolve_macs(
+    ports: &[(String, crate::engine::Role)],
+    inputs: &[Input],
+    given: &HashMap<String, crate::wire::Mac>,
+) -> Vec<(crate::wire::Mac, MacSource)> {
+    let ids: HashMap<String, PortId> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), port_id(i)))
+        .collect();
+    let mut evidence = MacEvidence::default();
+    if ports.iter().any(|(n, _)| !given.contains_key(n)) {
+        for (i, input) in inputs.iter().enumerate() {
+            let port = input.port.as_ref().and_then(|p| ids.get(p).copied());
+            if input.port.is_some() && port.is_none() {
+                continue;
+            }
+            let Ok(mut source) = Source::open(&input.path, i, port) else {
+                continue;
             };
-            writer.write_pcapng_block(idb).map_err(err)?;
+            let mut ignored = Vec::new();
+            for _ in 0..MAC_SCAN_FRAMES {
+                match source.next_frame(&ids, &mut ignored) {
+                    Ok(Some(f)) => evidence.observe(f.port, &f.data),
+                    _ => break,
+                }
+            }
         }
-        Ok(Self {
-            path: path.to_owned(),
-            writer,
+    }
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (name, role))| match given.get(name) {
+            Some(mac) => (*mac, MacSource::Given),
+            None => evidence
+                .infer(port_id(i), *role)
+                .unwrap_or((placeholder(i), MacSource::Placeholder)),
         })
-    }
-
-    fn write(
-        &mut self,
-        port: PortId,
-        timestamp: StdDuration,
-        frame: &[u8],
-    ) -> Result<(), ReplayError> {
-        let epb = EnhancedPacketBlock {
-            interface_id: u32::from(port.0),
-            timestamp,
-            original_len: u32::try_from(frame.len()).unwrap_or(u32::MAX),
-            data: frame.into(),
-            options: Vec::new(),
-        };
-        self.writer
-            .write_pcapng_block(epb)
-            .map(drop)
-            .map_err(|e| ReplayError::Output {
-                what: self.path.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })
-    }
-
-    fn finish(self) -> Result<(), ReplayError> {
-        self.writer
-            .into_inner()
-            .flush()
-            .map_err(|source| ReplayError::Output {
-                what: self.path.display().to_string(),
-                source,
-            })
-    }
+        .collect()
 }
