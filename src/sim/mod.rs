@@ -15,7 +15,7 @@
 //! 3. repeat: take the earliest deadline; deliver due frames and scenario events; run
 //!    due host and engine timers; drain each engine's actions onto the segments;
 //! 4. check the expectations against the final state; print the timeline, then the
-//!    verdict table ([`output`]); write pcapng files ([`pcapng`]) and the ladder
+//!    verdict table ([`output`]); write pcapng files (with [`crate::pcapng`]) and the ladder
 //!    diagram ([`diagram`]) if asked.
 //!
 //! **Host stack decision.** The hosts are a compact stack written here on
@@ -37,7 +37,6 @@ pub mod diagram;
 pub mod host;
 pub mod link;
 pub mod output;
-pub mod pcapng;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
@@ -103,6 +102,9 @@ pub enum SimError {
         /// The engine's reason.
         message: String,
     },
+    /// Writing a pcapng file failed.
+    #[error(transparent)]
+    Pcap(#[from] crate::pcapng::PcapNgError),
     /// Writing the timeline or verdict failed.
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),
@@ -169,7 +171,7 @@ pub fn run_scenario(
     output::write_verdict(&verdict, &world, &mut text);
     out.write_all(text.as_bytes()).map_err(SimError::Output)?;
     if let Some(dir) = &opts.pcap_dir {
-        pcapng::write_all(dir, &world.segments)?;
+        write_pcaps(dir, &world.segments)?;
     }
     if let Some(file) = &opts.diagram {
         std::fs::write(file, diagram::render(&world)).map_err(|source| SimError::Io {
@@ -178,4 +180,24 @@ pub fn run_scenario(
         })?;
     }
     Ok(verdict)
+}
+
+/// Writes `DIR/<segment>.pcapng` for every segment, one interface named after it.
+fn write_pcaps(dir: &Path, segments: &[link::Segment]) -> Result<(), SimError> {
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for seg in segments {
+        let Some(frames) = &seg.capture else {
+            continue;
+        };
+        let path = dir.join(format!("{}.pcapng", seg.name));
+        let mut file = crate::pcapng::PcapNgFile::create(&path, &[(seg.name.clone(), None)])?;
+        for (at, frame) in frames {
+            file.write(0, std::time::Duration::from_micros(at.total_micros()), frame)?;
+        }
+        file.finish()?;
+    }
+    Ok(())
 }
