@@ -242,7 +242,11 @@ impl<'a> World<'a> {
             .collect();
         let mut relays = Vec::new();
         for (ri, spec) in scenario.relays.iter().enumerate() {
-            let config = engine_config(ri, spec, &spec.config, seed);
+            let relay_config = spec.config.get().ok_or_else(|| SimError::Relay {
+                relay: spec.name.clone(),
+                message: "config not validated".into(),
+            })?;
+            let config = engine_config(ri, spec, relay_config, seed);
             let ports: Vec<RelayPort> = config
                 .ports
                 .iter()
@@ -744,8 +748,14 @@ impl<'a> World<'a> {
             ScenarioAction::SetConfig { relay, config } => {
                 let r = self.relay_index(relay.as_deref());
                 let spec = &scenario.relays[r];
-                let ec = engine_config(r, spec, config, self.seed);
-                match self.relays[r].engine.reload(now, ec) {
+                let result = match config.get() {
+                    Some(c) => {
+                        let ec = engine_config(r, spec, c, self.seed);
+                        self.relays[r].engine.reload(now, ec).map_err(|e| e.to_string())
+                    }
+                    None => Err("config not validated".to_owned()),
+                };
+                match result {
                     Ok(()) => self.relay_line(r, "config reloaded", "reload"),
                     Err(e) => self.relay_line(r, &format!("config reload refused: {e}"), "reload"),
                 }

@@ -311,8 +311,36 @@ pub struct RelaySpec {
     /// Port MACs by segment; unlisted ports get `02:52:00:RR:00:PP`.
     #[serde(default)]
     pub macs: BTreeMap<String, MacSpec>,
-    /// Its configuration.
-    pub config: RelayConfig,
+    /// Its configuration, in the daemon's schema.
+    pub config: ConfigText,
+}
+
+/// A relay configuration written inline in the scenario, kept as text so it is read
+/// by the same parser as the daemon's file; `parsed` is filled in by validation.
+#[derive(Debug, Clone)]
+pub struct ConfigText {
+    /// The RON text of the value.
+    pub text: String,
+    /// The parsed config (always `Some` once the scenario validated).
+    pub parsed: Option<RelayConfig>,
+}
+
+impl ConfigText {
+    /// The parsed config. Validation fills it in, so it is present in every scenario
+    /// `parse` returns; `None` only for a hand-built, unvalidated scenario.
+    pub fn get(&self) -> Option<&RelayConfig> {
+        self.parsed.as_ref()
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<ron::value::RawValue>::deserialize(d)?;
+        Ok(Self {
+            text: raw.get_ron().to_owned(),
+            parsed: None,
+        })
+    }
 }
 
 fn relay_name() -> String {
@@ -393,7 +421,7 @@ pub enum Action {
         #[serde(default)]
         relay: Option<String>,
         /// The new config.
-        config: RelayConfig,
+        config: ConfigText,
     },
 }
 
@@ -607,7 +635,7 @@ pub fn load(path: &Path) -> Result<Scenario, SimError> {
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, SimError> {
     let options = ron::Options::default()
         .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    let scenario: Scenario = options.from_str(text).map_err(|e| {
+    let mut scenario: Scenario = options.from_str(text).map_err(|e| {
         let msg = e.code.to_string();
         let hint = hint_for(&e.code);
         SimError::Scenario {
@@ -618,7 +646,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, SimError> {
             hint,
         }
     })?;
-    Validator { text, path }.check(&scenario)?;
+    Validator { text, path }.check(&mut scenario)?;
     Ok(scenario)
 }
 
@@ -678,7 +706,48 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&self, s: &Scenario) -> Result<(), SimError> {
+    /// Parses every inline relay config, mapping error positions into the scenario.
+    fn parse_configs(&self, s: &mut Scenario) -> Result<(), SimError> {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut texts: Vec<&mut ConfigText> = Vec::new();
+        for r in &mut s.relays {
+            texts.push(&mut r.config);
+        }
+        for e in &mut s.events {
+            if let Action::SetConfig { config, .. } = &mut e.action {
+                texts.push(config);
+            }
+        }
+        for c in texts {
+            let nth = seen.entry(c.text.clone()).or_insert(0);
+            let offset = self
+                .text
+                .match_indices(c.text.as_str())
+                .nth(*nth)
+                .map_or(0, |(i, _)| i);
+            *nth += 1;
+            match parse_relay_config(&c.text) {
+                Ok(parsed) => c.parsed = Some(parsed),
+                Err((line, col, msg, hint)) => {
+                    let before = &self.text[..offset];
+                    let base_line = before.matches('\n').count() + 1;
+                    let base_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    return Err(SimError::Scenario {
+                        path: self.path.display().to_string(),
+                        line: base_line + line - 1,
+                        col: if line == 1 { base_col + col - 1 } else { col },
+                        msg: format!("relay config: {msg}"),
+                        hint,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, s: &mut Scenario) -> Result<(), SimError> {
+        self.parse_configs(s)?;
+        let s = &*s;
         let segments: BTreeSet<&str> = s.segments.iter().map(String::as_str).collect();
         let seg_list = || s.segments.join(", ");
         for (i, seg) in s.segments.iter().enumerate() {
@@ -781,7 +850,10 @@ impl Validator<'_> {
                     "give each relay its own name".into(),
                 ));
             }
-            self.check_relay_config(&r.config, &need_segment)?;
+            let Some(config) = r.config.get() else {
+                continue;
+            };
+            self.check_relay_config(config, &need_segment)?;
             for (seg, mac) in &r.macs {
                 need_segment(seg, &format!("relay {:?} macs", r.name))?;
                 if let Some(other) = macs.insert(mac.mac, &r.name) {
@@ -793,7 +865,7 @@ impl Validator<'_> {
                     ));
                 }
             }
-            for (pi, seg) in r.config.ports().enumerate() {
+            for (pi, seg) in config.ports().enumerate() {
                 if !r.macs.contains_key(seg) {
                     let mac = super::runner::auto_relay_mac(ri, pi);
                     if let Some(other) = macs.insert(mac, &r.name) {
@@ -895,7 +967,9 @@ impl Validator<'_> {
                 }
                 Action::SetConfig { relay, config } => {
                     need_relay(relay, "SetConfig")?;
-                    self.check_relay_config(config, &need_segment)?;
+                    if let Some(c) = config.get() {
+                        self.check_relay_config(c, &need_segment)?;
+                    }
                 }
             }
         }
@@ -975,6 +1049,16 @@ impl Validator<'_> {
         }
         Ok(())
     }
+}
+
+/// Parses a relay config's text: (line, column, message, hint) on error, positions
+/// relative to the text.
+fn parse_relay_config(text: &str) -> Result<RelayConfig, (usize, usize, String, String)> {
+    let options = ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    options
+        .from_str(text)
+        .map_err(|e| (e.span.start.line, e.span.start.col, e.code.to_string(), hint_for(&e.code)))
 }
 
 impl RelayConfig {
@@ -1081,6 +1165,17 @@ Scenario(
         assert_eq!(line, 10);
         assert!(msg.contains("Dhcp"), "{msg}");
         assert!(hint.contains("Slaac"), "{hint}");
+    }
+
+    #[test]
+    fn relay_config_errors_point_into_the_scenario() {
+        let (line, col, msg, _) = err_of(&GOOD.replace("ra_relay", "x").replace(
+            "prefixes: [\"2001:db8:1::/64\"]))]",
+            "prefixes: [\"2001:db8:1::/64\"], bogus: 1))]",
+        ));
+        assert_eq!(line, 12);
+        assert!(col > 60, "column {col} should be inside the relay config");
+        assert!(msg.starts_with("relay config:"), "{msg}");
     }
 
     #[test]
