@@ -222,7 +222,7 @@ impl Host {
     fn configured_globals(&self) -> Vec<Ipv6Addr> {
         match &self.role {
             Role::Router { addresses, .. } | Role::Static { addresses } => addresses.clone(),
-            Role::PrefixResponder { prefix } => vec![responder_addr(*prefix)],
+            Role::PrefixResponder { address, .. } => vec![*address],
             _ => self
                 .addrs
                 .iter()
@@ -234,8 +234,11 @@ impl Host {
 
     /// True if `addr` is ours and usable (the responder owns its whole prefix).
     fn owns(&self, addr: Ipv6Addr) -> bool {
-        if let Role::PrefixResponder { prefix } = &self.role {
-            if prefix.contains(&addr) {
+        if let Role::PrefixResponder {
+            prefix, exclude, ..
+        } = &self.role
+        {
+            if prefix.contains(&addr) && !exclude.contains(&addr) && !self.tentative(addr) {
                 return true;
             }
         }
@@ -646,8 +649,8 @@ impl Host {
         if wire::is_link_local(dst) || dst.is_multicast() {
             return self.link_local();
         }
-        if let Role::PrefixResponder { prefix } = &self.role {
-            return responder_addr(*prefix);
+        if let Role::PrefixResponder { address, .. } = &self.role {
+            return *address;
         }
         self.preferred()
             .find(|a| !wire::is_link_local(*a))
@@ -661,7 +664,7 @@ impl Host {
         }
         let own_prefixes: Vec<Ipv6Net> = match &self.role {
             Role::Router { prefixes, .. } => prefixes.clone(),
-            Role::PrefixResponder { prefix } => vec![*prefix],
+            Role::PrefixResponder { prefix, .. } => vec![*prefix],
             _ => vec![],
         };
         if own_prefixes.iter().any(|p| p.contains(&dst))
@@ -1090,13 +1093,6 @@ impl Host {
             _ => self.attack_next = None,
         }
     }
-}
-
-/// The address a prefix responder uses as its own source: `prefix::1`.
-fn responder_addr(prefix: Ipv6Net) -> Ipv6Addr {
-    let mut o = prefix.network().octets();
-    o[15] |= 1;
-    Ipv6Addr::from(o)
 }
 
 /// The SLAAC address: the /64 prefix plus the link-local's interface identifier.

@@ -55,29 +55,41 @@ pub struct TimeSpec(pub Duration);
 
 impl FromStr for TimeSpec {
     type Err = String;
+    /// Parses one or more `<number><unit>` parts, summed: `"1.5s"`, `"9m10s"`.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("bad time {s:?}: expected e.g. \"500ms\", \"1.5s\", \"2m\""))?;
-        let scale = match unit.trim() {
-            "us" => 1.0,
-            "ms" => 1e3,
-            "" | "s" => 1e6,
-            "m" | "min" => 60e6,
-            "h" => 3600e6,
-            other => {
-                return Err(format!(
-                    "bad time unit {other:?} in {s:?}: use us, ms, s, m or h"
-                ));
-            }
-        };
-        let micros = value * scale;
-        if !micros.is_finite() || micros < 0.0 || micros > 1e15 {
+        let bad = || format!("bad time {s:?}: expected e.g. \"500ms\", \"1.5s\", \"2m\", \"9m10s\"");
+        if s.is_empty() {
+            return Err(bad());
+        }
+        let mut rest = s;
+        let mut micros = 0.0f64;
+        while !rest.is_empty() {
+            let split = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            let (num, tail) = rest.split_at(split);
+            let value: f64 = num.parse().map_err(|_| bad())?;
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
+            let (unit, tail) = tail.split_at(unit_len);
+            let scale = match unit.trim() {
+                "us" => 1.0,
+                "ms" => 1e3,
+                "" | "s" => 1e6,
+                "m" | "min" => 60e6,
+                "h" => 3600e6,
+                other => {
+                    return Err(format!(
+                        "bad time unit {other:?} in {s:?}: use us, ms, s, m or h"
+                    ));
+                }
+            };
+            micros += value * scale;
+            rest = tail;
+        }
+        if !micros.is_finite() || micros > 1e15 {
             return Err(format!("time {s:?} is out of range"));
         }
         Ok(Self(Duration::from_micros(micros.round() as u64)))
@@ -192,6 +204,11 @@ pub enum Role {
     PrefixResponder {
         /// The prefix it answers for.
         prefix: Ipv6Net,
+        /// Its own address (source of what it sends; DAD runs for it).
+        address: Ipv6Addr,
+        /// Addresses of the prefix it leaves alone (the router's, typically).
+        #[serde(default)]
+        exclude: Vec<Ipv6Addr>,
     },
     /// Attacker: NS to random targets of a prefix (THC `flood_solicitate6`).
     NsFlood {
@@ -1130,6 +1147,7 @@ Scenario(
         assert_eq!(t("1.5s"), Ok(1_500_000));
         assert_eq!(t("2m"), Ok(120_000_000));
         assert_eq!(t("10us"), Ok(10));
+        assert_eq!(t("9m10s"), Ok(550_000_000));
         assert!(t("5 parsecs").is_err());
         assert!(t("-1s").is_err());
     }
