@@ -86,7 +86,7 @@ pub struct RelayNode {
     pub engine: Engine,
     /// Ports in `PortId` order.
     pub ports: Vec<RelayPort>,
-    bound: BTreeSet<(Ipv6Addr, PortId)>,
+    bound: BTreeMap<Ipv6Addr, PortId>,
     /// Most bindings held at once (from binding events).
     pub peak_bindings: usize,
 }
@@ -267,7 +267,7 @@ impl<'a> World<'a> {
                 name: spec.name.clone(),
                 engine,
                 ports,
-                bound: BTreeSet::new(),
+                bound: BTreeMap::new(),
                 peak_bindings: 0,
             });
         }
@@ -608,7 +608,7 @@ impl<'a> World<'a> {
                 state,
             } => {
                 let node = &mut self.relays[r];
-                node.bound.insert((addr, port));
+                node.bound.insert(addr, port);
                 node.peak_bindings = node.peak_bindings.max(node.bound.len());
                 (
                     format!(
@@ -621,7 +621,7 @@ impl<'a> World<'a> {
                 )
             }
             Event::Unbound { addr, port } => {
-                self.relays[r].bound.remove(&(addr, port));
+                self.relays[r].bound.remove(&addr);
                 (
                     format!("unbinds {addr} on {}", self.port_name(r, port)),
                     format!("unbind/{port:?}"),
