@@ -11,7 +11,7 @@ use crate::engine::PortId;
 use crate::time::Instant;
 
 /// Lines repeated under one key (segment, kind, sender) before the rest are summarised.
-const MAX_LINES_PER_KEY: u32 = 40;
+const MAX_LINES_PER_KEY: u32 = 200;
 
 /// The timeline, built as the run goes.
 #[derive(Debug, Default)]
