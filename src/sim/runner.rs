@@ -651,6 +651,28 @@ impl<'a> World<'a> {
         self.relay_line(r, &text, &key);
     }
 
+    /// Ports of relay `r` under `config`: a port on a segment the relay already had
+    /// keeps its carrier state; new ports start up. Names the new ports' MACs.
+    fn relay_ports(&mut self, r: usize, config: &EngineConfig) -> Vec<RelayPort> {
+        let mut ports = Vec::new();
+        for p in &config.ports {
+            let segment = self.seg_index(&p.name).unwrap_or(0);
+            let up = self.relays[r]
+                .ports
+                .iter()
+                .find(|old| old.segment == segment)
+                .is_none_or(|old| old.up);
+            self.mac_names
+                .insert(p.mac, format!("{}/{}", self.relays[r].name, p.name));
+            ports.push(RelayPort {
+                segment,
+                up,
+                mac: p.mac,
+            });
+        }
+        ports
+    }
+
     fn host_index(&self, name: &str) -> Option<usize> {
         self.scenario.hosts.iter().position(|h| h.name == name)
     }
@@ -751,7 +773,10 @@ impl<'a> World<'a> {
                 let result = match config.get() {
                     Some(c) => {
                         let ec = engine_config(r, spec, c, self.seed);
-                        self.relays[r].engine.reload(now, ec).map_err(|e| e.to_string())
+                        let ports = self.relay_ports(r, &ec);
+                        let done = self.relays[r].engine.reload(now, ec);
+                        done.map(|()| self.relays[r].ports = ports)
+                            .map_err(|e| e.to_string())
                     }
                     None => Err("config not validated".to_owned()),
                 };
