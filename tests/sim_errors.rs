@@ -26,7 +26,11 @@ fn reject(text: &str, name: &str) -> (usize, usize, String) {
     let mut out = Vec::new();
     let err = sim::run(&path, &RunOptions::default(), &mut out).expect_err("must be rejected");
     let _ = std::fs::remove_file(&path);
-    assert!(out.is_empty(), "nothing may half-run: {}", String::from_utf8_lossy(&out));
+    assert!(
+        out.is_empty(),
+        "nothing may half-run: {}",
+        String::from_utf8_lossy(&out)
+    );
     let shown = err.to_string();
     assert!(
         shown.starts_with(&path.display().to_string()),
@@ -86,7 +90,10 @@ fn unknown_host_in_an_event() {
 #[test]
 fn bad_relay_config_points_inside_it() {
     let (line, col, msg) = reject(
-        &BASE.replace("prefixes: [\"2001:db8:1::/64\"]))]", "prefixes: [\"2001:db8:1::/64\"], colour: 1))]"),
+        &BASE.replace(
+            "prefixes: [\"2001:db8:1::/64\"]))]",
+            "prefixes: [\"2001:db8:1::/64\"], colour: 1))]",
+        ),
         "config",
     );
     assert_eq!(line, 10);
@@ -96,7 +103,10 @@ fn bad_relay_config_points_inside_it() {
 
 #[test]
 fn syntax_error() {
-    let (line, _, _) = reject(&BASE.replace("duration: \"1m\",", "duration: \"1m\" oops,"), "syntax");
+    let (line, _, _) = reject(
+        &BASE.replace("duration: \"1m\",", "duration: \"1m\" oops,"),
+        "syntax",
+    );
     assert_eq!(line, 3);
 }
 

@@ -13,7 +13,10 @@ fn run_file(name: &str, opts: &RunOptions) -> (Verdict, String) {
     let mut out = Vec::new();
     let verdict = sim::run(&scenarios_dir().join(name), opts, &mut out)
         .unwrap_or_else(|e| panic!("{name} did not run: {e}"));
-    (verdict, String::from_utf8(out).expect("the timeline is UTF-8"))
+    (
+        verdict,
+        String::from_utf8(out).expect("the timeline is UTF-8"),
+    )
 }
 
 fn assert_passes(name: &str) {
@@ -123,8 +126,13 @@ fn a_failing_expectation_fails_the_verdict() {
     );
     let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
     let mut out = Vec::new();
-    let verdict = sim::run_scenario(&scenario, &scenarios_dir(), &RunOptions::default(), &mut out)
-        .expect("runs");
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut out,
+    )
+    .expect("runs");
     assert!(!verdict.passed);
     let failed: Vec<_> = verdict.outcomes.iter().filter(|o| !o.passed).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");

@@ -35,7 +35,11 @@ pub fn render(world: &World<'_>) -> String {
             for (pi, p) in r.ports.iter().enumerate() {
                 if p.segment == si {
                     let id = crate::engine::PortId(pi as u16);
-                    lanes.push((Endpoint::Relay(ri, id), world.endpoint_name(Endpoint::Relay(ri, id)), si));
+                    lanes.push((
+                        Endpoint::Relay(ri, id),
+                        world.endpoint_name(Endpoint::Relay(ri, id)),
+                        si,
+                    ));
                 }
             }
         }
@@ -96,7 +100,12 @@ pub fn render(world: &World<'_>) -> String {
     }
     for (row, e) in exchanges.iter().take(rows).enumerate() {
         let y = TOP + row * ROW_GAP;
-        let _ = writeln!(s, r##"<text x="10" y="{}" fill="#666">{}</text>"##, y + 4, e.at);
+        let _ = writeln!(
+            s,
+            r##"<text x="10" y="{}" fill="#666">{}</text>"##,
+            y + 4,
+            e.at
+        );
         let Some(&x0) = lane_x.get(&e.from) else {
             continue;
         };

@@ -18,8 +18,7 @@ use super::rng::Rng;
 use super::scenario::{HostSpec, Role};
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    self, Mac, NaFlags, NdMessage, NdOption, OptionRepr, Parsed, PrefixInfo, RaFlags,
-    RouterAdvert,
+    self, Mac, NaFlags, NdMessage, NdOption, OptionRepr, Parsed, PrefixInfo, RaFlags, RouterAdvert,
 };
 
 /// RetransTimer default (RFC 4861 §10).
@@ -319,7 +318,10 @@ impl Host {
     /// Starts a ping to `dst` (`None`: the target had no address to ping).
     pub fn start_ping(&mut self, now: Instant, label: &str, dst: Option<Ipv6Addr>, count: u16) {
         let ident = 0x5100 + self.pings.len() as u16;
-        let deadline = now + Duration::from_micros(PING_INTERVAL.total_micros() * u64::from(count.saturating_sub(1))) + PING_WAIT;
+        let deadline =
+            now + Duration::from_micros(
+                PING_INTERVAL.total_micros() * u64::from(count.saturating_sub(1)),
+            ) + PING_WAIT;
         if dst.is_none() {
             self.notes.push(format!("ping {label}: no address to ping"));
         }
@@ -527,7 +529,11 @@ impl Host {
                     p.label,
                     p.received,
                     p.sent,
-                    if p.received == 0 { " (unreachable)" } else { "" }
+                    if p.received == 0 {
+                        " (unreachable)"
+                    } else {
+                        ""
+                    }
                 );
                 self.notes.push(note);
             }
@@ -708,7 +714,8 @@ impl Host {
             self.notes.push(format!("no route to {dst}"));
             return;
         };
-        let frame = wire::emit_icmpv6_echo(self.mac, Mac::BROADCAST, src, dst, reply, ident, seq, data);
+        let frame =
+            wire::emit_icmpv6_echo(self.mac, Mac::BROADCAST, src, dst, reply, ident, seq, data);
         self.send_via(now, hop, frame);
     }
 
@@ -959,8 +966,7 @@ impl Host {
                 now + Duration::from_secs(u64::from(ra.router_lifetime)),
             );
             if fresh {
-                self.notes
-                    .push(format!("default router {}", nd.src_addr));
+                self.notes.push(format!("default router {}", nd.src_addr));
             }
         }
         if ra.reachable_time != 0 {
@@ -992,7 +998,8 @@ impl Host {
             {
                 let addr = slaac_addr(net.trunc(), self.link_local());
                 if !self.addrs.iter().any(|a| a.addr == addr) {
-                    self.notes.push(format!("forms {addr} from {}", net.trunc()));
+                    self.notes
+                        .push(format!("forms {addr} from {}", net.trunc()));
                     self.add_addr(now, addr);
                 }
             }
@@ -1118,7 +1125,7 @@ fn random_in(prefix: Ipv6Net, rng: &mut Rng) -> Ipv6Addr {
 
 /// Echo fields of an IPv6 packet: (is reply, identifier, sequence, data).
 pub fn echo_fields(packet: &[u8]) -> Option<(bool, u16, u16, &[u8])> {
-    use etherparse::{IpNumber, Icmpv6Slice, Icmpv6Type, Ipv6Slice};
+    use etherparse::{Icmpv6Slice, Icmpv6Type, IpNumber, Ipv6Slice};
     let ip = Ipv6Slice::from_slice(packet).ok()?;
     if ip.payload().ip_number != IpNumber::IPV6_ICMP {
         return None;

@@ -10,8 +10,8 @@ use std::net::Ipv6Addr;
 
 use super::host::echo_fields;
 use super::scenario::FrameKind;
-use crate::time::Instant;
 use crate::replay::describe;
+use crate::time::Instant;
 use crate::wire::{self, Mac, NdMessage, Parsed};
 
 /// What the segment saw of one frame kind.

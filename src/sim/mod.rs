@@ -127,7 +127,12 @@ pub enum SimError {
 /// errors are returned before anything runs.
 pub fn run(path: &Path, opts: &RunOptions, out: &mut dyn Write) -> Result<Verdict, SimError> {
     let scenario = scenario::load(path)?;
-    run_scenario(&scenario, path.parent().unwrap_or(Path::new(".")), opts, out)
+    run_scenario(
+        &scenario,
+        path.parent().unwrap_or(Path::new(".")),
+        opts,
+        out,
+    )
 }
 
 /// Runs an already loaded scenario; relative paths in it resolve against `base_dir`.
@@ -195,7 +200,11 @@ fn write_pcaps(dir: &Path, segments: &[link::Segment]) -> Result<(), SimError> {
         let path = dir.join(format!("{}.pcapng", seg.name));
         let mut file = crate::pcapng::PcapNgFile::create(&path, &[(seg.name.clone(), None)])?;
         for (at, frame) in frames {
-            file.write(0, std::time::Duration::from_micros(at.total_micros()), frame)?;
+            file.write(
+                0,
+                std::time::Duration::from_micros(at.total_micros()),
+                frame,
+            )?;
         }
         file.finish()?;
     }

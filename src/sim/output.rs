@@ -39,7 +39,11 @@ impl Timeline {
         if n <= MAX_LINES_PER_KEY {
             self.line(at, segment, text);
             if n == MAX_LINES_PER_KEY {
-                self.line(at, segment, "  (further lines like the one above are not shown)");
+                self.line(
+                    at,
+                    segment,
+                    "  (further lines like the one above are not shown)",
+                );
             }
         } else {
             self.suppressed += 1;
@@ -99,11 +103,7 @@ pub fn evaluate(world: &World<'_>, seed: u64) -> Verdict {
 }
 
 fn host<'w>(world: &'w World<'_>, name: &str) -> Option<(usize, &'w super::host::Host)> {
-    world
-        .hosts
-        .iter()
-        .enumerate()
-        .find(|(_, h)| h.name == name)
+    world.hosts.iter().enumerate().find(|(_, h)| h.name == name)
 }
 
 fn relay(world: &World<'_>, name: Option<&str>) -> usize {
@@ -141,7 +141,8 @@ fn check(world: &World<'_>, x: &Expect) -> Outcome {
                 "{} {from} -> {to}",
                 if want { "reachable" } else { "unreachable" }
             );
-            let ping = host(world, from).and_then(|(_, h)| h.pings.iter().rev().find(|p| p.label == *to));
+            let ping =
+                host(world, from).and_then(|(_, h)| h.pings.iter().rev().find(|p| p.label == *to));
             match ping {
                 None => (name, false, "the ping never ran".to_owned()),
                 Some(p) => {
@@ -349,10 +350,10 @@ fn check(world: &World<'_>, x: &Expect) -> Outcome {
 }
 
 fn port_name(world: &World<'_>, r: usize, port: PortId) -> String {
-    world.relays[r]
-        .ports
-        .get(port.index())
-        .map_or_else(|| format!("port{}", port.0), |p| world.segments[p.segment].name.clone())
+    world.relays[r].ports.get(port.index()).map_or_else(
+        || format!("port{}", port.0),
+        |p| world.segments[p.segment].name.clone(),
+    )
 }
 
 /// Writes the verdict table.

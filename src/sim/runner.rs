@@ -386,7 +386,8 @@ impl<'a> World<'a> {
             self.now = self.end;
         }
         if let Some(why) = self.aborted.clone() {
-            self.timeline.line(self.now, "-", &format!("run cut short: {why}"));
+            self.timeline
+                .line(self.now, "-", &format!("run cut short: {why}"));
         }
         Ok(())
     }
@@ -409,7 +410,11 @@ impl<'a> World<'a> {
             }
         }
         for r in 0..self.relays.len() {
-            if self.relays[r].engine.poll_timeout().is_some_and(|t| t <= now) {
+            if self.relays[r]
+                .engine
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
                 self.relays[r].engine.handle_timeout(now);
                 self.drain(r);
             }
@@ -563,10 +568,10 @@ impl<'a> World<'a> {
     }
 
     fn port_name(&self, r: usize, port: PortId) -> String {
-        self.relays[r]
-            .ports
-            .get(port.index())
-            .map_or_else(|| format!("port{}", port.0), |p| self.segments[p.segment].name.clone())
+        self.relays[r].ports.get(port.index()).map_or_else(
+            || format!("port{}", port.0),
+            |p| self.segments[p.segment].name.clone(),
+        )
     }
 
     fn relay_line(&mut self, r: usize, text: &str, key: &str) {
@@ -725,7 +730,11 @@ impl<'a> World<'a> {
                 let up = matches!(scenario.events[i].action, ScenarioAction::LinkUp { .. });
                 let r = self.relay_index(relay.as_deref());
                 let seg = self.seg_index(port);
-                if let Some(p) = self.relays[r].ports.iter().position(|p| Some(p.segment) == seg) {
+                if let Some(p) = self.relays[r]
+                    .ports
+                    .iter()
+                    .position(|p| Some(p.segment) == seg)
+                {
                     self.relays[r].ports[p].up = up;
                     self.relay_line(
                         r,
@@ -738,7 +747,11 @@ impl<'a> World<'a> {
                         .handle_link_event(now, PortId(p as u16), ev);
                     self.drain(r);
                 } else {
-                    self.relay_line(r, &format!("has no port on {port}; link event ignored"), "link");
+                    self.relay_line(
+                        r,
+                        &format!("has no port on {port}; link event ignored"),
+                        "link",
+                    );
                 }
             }
             ScenarioAction::Join { host } => {
@@ -763,7 +776,13 @@ impl<'a> World<'a> {
                 }
                 if let Some(file) = pcap {
                     for (offset, frame) in read_capture(&self.base_dir.join(file))? {
-                        self.schedule(now + offset, Item::Inject { segment: seg, frame });
+                        self.schedule(
+                            now + offset,
+                            Item::Inject {
+                                segment: seg,
+                                frame,
+                            },
+                        );
                     }
                 }
             }
@@ -846,7 +865,10 @@ mod test {
 
     #[test]
     fn hex_frames_parse_with_separators() {
-        assert_eq!(parse_hex("33:33 00-01\n0a"), Some(vec![0x33, 0x33, 0, 1, 0x0a]));
+        assert_eq!(
+            parse_hex("33:33 00-01\n0a"),
+            Some(vec![0x33, 0x33, 0, 1, 0x0a])
+        );
         assert_eq!(parse_hex("333"), None);
         assert_eq!(parse_hex("zz"), None);
         assert_eq!(parse_hex(""), None);

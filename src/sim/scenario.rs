@@ -58,7 +58,8 @@ impl FromStr for TimeSpec {
     /// Parses one or more `<number><unit>` parts, summed: `"1.5s"`, `"9m10s"`.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let bad = || format!("bad time {s:?}: expected e.g. \"500ms\", \"1.5s\", \"2m\", \"9m10s\"");
+        let bad =
+            || format!("bad time {s:?}: expected e.g. \"500ms\", \"1.5s\", \"2m\", \"9m10s\"");
         if s.is_empty() {
             return Err(bad());
         }
@@ -650,8 +651,8 @@ pub fn load(path: &Path) -> Result<Scenario, SimError> {
 
 /// Parses and validates scenario text; `path` is only used in error messages.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, SimError> {
-    let options = ron::Options::default()
-        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mut scenario: Scenario = options.from_str(text).map_err(|e| {
         let msg = e.code.to_string();
         let hint = hint_for(&e.code);
@@ -877,7 +878,10 @@ impl Validator<'_> {
                     return Err(self.err(
                         &mac.text,
                         1,
-                        format!("duplicate MAC {} on {other:?} and relay {:?}", mac.mac, r.name),
+                        format!(
+                            "duplicate MAC {} on {other:?} and relay {:?}",
+                            mac.mac, r.name
+                        ),
                         "every host and relay port needs its own MAC".into(),
                     ));
                 }
@@ -910,7 +914,10 @@ impl Validator<'_> {
                 None if s.relays.len() != 1 => Err(self.err(
                     what,
                     0,
-                    format!("{what} must name its relay: the scenario has {}", s.relays.len()),
+                    format!(
+                        "{what} must name its relay: the scenario has {}",
+                        s.relays.len()
+                    ),
                     "add relay: \"NAME\"".into(),
                 )),
                 _ => Ok(()),
@@ -1071,11 +1078,16 @@ impl Validator<'_> {
 /// Parses a relay config's text: (line, column, message, hint) on error, positions
 /// relative to the text.
 fn parse_relay_config(text: &str) -> Result<RelayConfig, (usize, usize, String, String)> {
-    let options = ron::Options::default()
-        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    options
-        .from_str(text)
-        .map_err(|e| (e.span.start.line, e.span.start.col, e.code.to_string(), hint_for(&e.code)))
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    options.from_str(text).map_err(|e| {
+        (
+            e.span.start.line,
+            e.span.start.col,
+            e.code.to_string(),
+            hint_for(&e.code),
+        )
+    })
 }
 
 impl RelayConfig {
