@@ -17,10 +17,10 @@ use super::host::Host;
 use super::link::{FrameInfo, Segment, classify};
 use super::output::Timeline;
 use super::rng::Rng;
-use super::scenario::{Action as ScenarioAction, RelayConfig, RelaySpec, Scenario};
+use super::scenario::{Action as ScenarioAction, RelaySpec, Scenario, port_segments};
+use crate::config::{Config, ResolvedPort};
 use crate::engine::{
-    Action, BindingState, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortConfig, PortId,
-    PrefixMode, PrefixRule, RaSource, Role as PortRole,
+    Action, BindingState, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortId,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::Mac;
@@ -153,59 +153,42 @@ pub struct World<'a> {
     mac_names: BTreeMap<Mac, String>,
 }
 
-/// Builds the engine config of relay `index` from its scenario config.
+/// Builds the engine config of relay `index` from its config, the way the daemon does
+/// (`Config::engine_config`), with the simulated ports resolved: MACs from the scenario
+/// or `02:52:00:RR:00:PP`, EUI-64 link-locals, MTU 1500. The simulator always uses the
+/// userspace data plane (no kernel), emits events for the timeline and takes the
+/// scenario's seed.
 pub fn engine_config(
     index: usize,
     spec: &RelaySpec,
-    config: &RelayConfig,
+    config: &Config,
     seed: u64,
-) -> EngineConfig {
-    let ports = config
-        .ports()
+) -> Result<EngineConfig, SimError> {
+    let resolved: Vec<ResolvedPort> = port_segments(config)
         .enumerate()
         .map(|(pi, seg)| {
             let mac = spec
                 .macs
                 .get(seg)
                 .map_or_else(|| auto_relay_mac(index, pi), |m| m.mac);
-            PortConfig {
+            ResolvedPort {
                 name: seg.to_owned(),
-                role: if pi == 0 {
-                    PortRole::Upstream
-                } else {
-                    PortRole::Downstream
-                },
                 mac,
                 link_local: mac.link_local(),
                 mtu: 1500,
             }
         })
         .collect();
-    let mut ec = EngineConfig::new(ports, config.prefixes.clone());
-    ec.prefixes
-        .extend(config.static_prefixes.iter().map(|p| PrefixRule {
-            prefix: *p,
-            mode: PrefixMode::Static,
-        }));
-    ec.ra_relay = config.ra_relay;
-    // No kernel in the simulator: the engine forwards data itself (RFC 4389 §4.1).
+    let mut ec = config
+        .engine_config(&resolved)
+        .map_err(|e| SimError::Relay {
+            relay: spec.name.clone(),
+            message: e.to_string(),
+        })?;
     ec.data_plane = DataPlane::Userspace;
-    ec.ra_source = if config.ra_source_relay {
-        RaSource::Relay
-    } else {
-        RaSource::KeepRouter
-    };
-    ec.honour_proxy_bit = config.honour_proxy_bit;
-    ec.disable_on_rogue_ra = config.disable_on_rogue_ra;
     ec.emit_events = true;
     ec.seed = seed ^ (index as u64).wrapping_mul(0x1000_0000_01b3);
-    if let Some(n) = config.max_bindings {
-        ec.tunables.max_bindings = n;
-    }
-    if let Some(n) = config.ns_rate {
-        ec.tunables.ns_rate = n;
-    }
-    ec
+    Ok(ec)
 }
 
 impl<'a> World<'a> {
@@ -246,7 +229,7 @@ impl<'a> World<'a> {
                 relay: spec.name.clone(),
                 message: "config not validated".into(),
             })?;
-            let config = engine_config(ri, spec, relay_config, seed);
+            let config = engine_config(ri, spec, relay_config, seed)?;
             let ports: Vec<RelayPort> = config
                 .ports
                 .iter()
@@ -790,13 +773,15 @@ impl<'a> World<'a> {
                 let r = self.relay_index(relay.as_deref());
                 let spec = &scenario.relays[r];
                 let result = match config.get() {
-                    Some(c) => {
-                        let ec = engine_config(r, spec, c, self.seed);
-                        let ports = self.relay_ports(r, &ec);
-                        let done = self.relays[r].engine.reload(now, ec);
-                        done.map(|()| self.relays[r].ports = ports)
-                            .map_err(|e| e.to_string())
-                    }
+                    Some(c) => match engine_config(r, spec, c, self.seed) {
+                        Ok(ec) => {
+                            let ports = self.relay_ports(r, &ec);
+                            let done = self.relays[r].engine.reload(now, ec);
+                            done.map(|()| self.relays[r].ports = ports)
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
                     None => Err("config not validated".to_owned()),
                 };
                 match result {

@@ -13,9 +13,10 @@ use std::str::FromStr;
 
 use ipnet::Ipv6Net;
 use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::SimError;
+use crate::config::Config;
 use crate::time::Duration;
 use crate::wire::Mac;
 
@@ -279,46 +280,6 @@ impl Role {
     }
 }
 
-/// The relay's configuration inside a scenario.
-///
-/// Port names are segment names: `uplink: "wan"` puts the relay's upstream port on the
-/// segment `wan`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelayConfig {
-    /// Upstream segment.
-    pub uplink: String,
-    /// Downstream segments.
-    pub downstream: Vec<String>,
-    /// Prefixes relayed (RFC 4389).
-    #[serde(default)]
-    pub prefixes: Vec<Ipv6Net>,
-    /// Prefixes answered for statically (every address, at once).
-    #[serde(default)]
-    pub static_prefixes: Vec<Ipv6Net>,
-    /// Relay RS upstream and RAs downstream.
-    #[serde(default = "yes")]
-    pub ra_relay: bool,
-    /// Ignored in the simulator (the data plane is always userspace there).
-    #[serde(default)]
-    pub install_routes: bool,
-    /// Substitute the relay's link-local as RA source.
-    #[serde(default)]
-    pub ra_source_relay: bool,
-    /// Disable a downstream port after a rogue RA (RFC 4389 §4.1.3.3).
-    #[serde(default)]
-    pub disable_on_rogue_ra: bool,
-    /// Honour an incoming P bit.
-    #[serde(default = "yes")]
-    pub honour_proxy_bit: bool,
-    /// Most bindings.
-    #[serde(default)]
-    pub max_bindings: Option<usize>,
-    /// Relayed NS to unknown targets per second.
-    #[serde(default)]
-    pub ns_rate: Option<u32>,
-}
-
 /// One relay instance.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -333,20 +294,22 @@ pub struct RelaySpec {
     pub config: ConfigText,
 }
 
-/// A relay configuration written inline in the scenario, kept as text so it is read
-/// by the same parser as the daemon's file; `parsed` is filled in by validation.
+/// A relay configuration written inline in the scenario: the daemon's config
+/// ([`crate::config::Config`], the same schema as `ndprelay run -c FILE`), with segment
+/// names as interface names. It is kept as text and read by the daemon's own parser;
+/// `parsed` is filled in by validation.
 #[derive(Debug, Clone)]
 pub struct ConfigText {
     /// The RON text of the value.
     pub text: String,
     /// The parsed config (always `Some` once the scenario validated).
-    pub parsed: Option<RelayConfig>,
+    pub parsed: Option<Config>,
 }
 
 impl ConfigText {
     /// The parsed config. Validation fills it in, so it is present in every scenario
     /// `parse` returns; `None` only for a hand-built, unvalidated scenario.
-    pub fn get(&self) -> Option<&RelayConfig> {
+    pub fn get(&self) -> Option<&Config> {
         self.parsed.as_ref()
     }
 }
@@ -886,7 +849,7 @@ impl Validator<'_> {
                     ));
                 }
             }
-            for (pi, seg) in config.ports().enumerate() {
+            for (pi, seg) in port_segments(config).enumerate() {
                 if !r.macs.contains_key(seg) {
                     let mac = super::runner::auto_relay_mac(ri, pi);
                     if let Some(other) = macs.insert(mac, &r.name) {
@@ -1048,7 +1011,7 @@ impl Validator<'_> {
 
     fn check_relay_config(
         &self,
-        c: &RelayConfig,
+        c: &Config,
         need_segment: &dyn Fn(&str, &str) -> Result<(), SimError>,
     ) -> Result<(), SimError> {
         need_segment(&c.uplink, "relay uplink")?;
@@ -1075,26 +1038,32 @@ impl Validator<'_> {
     }
 }
 
-/// Parses a relay config's text: (line, column, message, hint) on error, positions
-/// relative to the text.
-fn parse_relay_config(text: &str) -> Result<RelayConfig, (usize, usize, String, String)> {
-    let options =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    options.from_str(text).map_err(|e| {
-        (
-            e.span.start.line,
-            e.span.start.col,
-            e.code.to_string(),
-            hint_for(&e.code),
-        )
+/// Parses a relay config's text with the daemon's parser: (line, column, message,
+/// hint) of the first error on failure, positions relative to the text.
+fn parse_relay_config(text: &str) -> Result<Config, (usize, usize, String, String)> {
+    Config::from_str_with_path(text, "relay-config").map_err(|e| {
+        let first = e.errors().into_iter().find(|x| x.location().is_some());
+        let (line, col) = first
+            .and_then(|x| x.location())
+            .and_then(|l| Some((l.line()? as usize, l.col()? as usize)))
+            .unwrap_or((1, 1));
+        let shown = first.map_or_else(|| e.to_string(), |x| x.to_string());
+        let prefix = first
+            .and_then(|x| x.location())
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        let shown = shown.strip_prefix(&prefix).unwrap_or(&shown);
+        let (msg, hint) = shown
+            .split_once("\n  hint: ")
+            .unwrap_or((shown, "see `ndprelay check --help` for the config keys"));
+        (line, col, msg.to_owned(), hint.to_owned())
     })
 }
 
-impl RelayConfig {
-    /// Port segment names: the uplink first, then the downstream ports.
-    pub fn ports(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.uplink.as_str()).chain(self.downstream.iter().map(String::as_str))
-    }
+/// Port segment names of a relay config: the uplink first, then the downstream ports
+/// (the engine's `PortId` order).
+pub fn port_segments(c: &Config) -> impl Iterator<Item = &str> {
+    c.ports().map(|(name, _)| name)
 }
 
 fn action_name(a: &Action) -> &'static str {
