@@ -147,3 +147,62 @@ fn nud_probes_a_stale_neighbor_and_gives_up() {
         "{text}"
     );
 }
+
+#[test]
+fn injected_pcap_frames_keep_their_spacing() {
+    use ndprelay::wire::{self, Mac, NdMessage, OptionRepr, PrefixInfo, RaFlags, RouterAdvert};
+    let dir = std::env::temp_dir().join(format!("ndprelay-inject-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mac: Mac = "02:00:00:00:00:99".parse().expect("valid MAC");
+    let all_nodes = "ff02::1".parse().expect("valid address");
+    let ra = NdMessage::RouterAdvert(RouterAdvert {
+        cur_hop_limit: 64,
+        flags: RaFlags(0),
+        router_lifetime: 1800,
+        reachable_time: 0,
+        retrans_timer: 0,
+    });
+    let frame = wire::emit_nd(
+        mac,
+        Mac::ipv6_multicast(all_nodes),
+        mac.link_local(),
+        all_nodes,
+        &ra,
+        &[
+            OptionRepr::SourceLla(mac),
+            OptionRepr::PrefixInfo(PrefixInfo {
+                prefix_len: 64,
+                on_link: true,
+                autonomous: true,
+                valid_lifetime: 86400,
+                preferred_lifetime: 3600,
+                prefix: "2001:db8:77::".parse().expect("valid prefix"),
+            }),
+        ],
+    );
+    let path = dir.join("ra.pcapng");
+    let mut file = ndprelay::pcapng::PcapNgFile::create(&path, &[("eth0".into(), None)])
+        .expect("create pcapng");
+    for s in [100u64, 101, 103] {
+        file.write(0, std::time::Duration::from_secs(s), &frame)
+            .expect("write frame");
+    }
+    file.finish().expect("flush");
+    let text = format!(
+        r#"Scenario(name: "inject", duration: "1m", segments: ["lan"],
+        hosts: [(name: "pc", segment: "lan", mac: "02:00:00:00:00:02", role: Slaac)],
+        events: [(at: "10s", do: Inject(segment: "lan", pcap: {:?}))],
+        expect: [AddressConfigured(host: "pc", prefix: "2001:db8:77::/64"),
+                 MaxFrames(segment: "lan", kind: RA, max: 3)])"#,
+        path.display().to_string()
+    );
+    let (v, out) = run(&text);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(v.passed, "{out}");
+    let times: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("inject > ff02::1: RA"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(times, ["10.000000", "11.000000", "13.000000"], "{out}");
+}

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ipnet::Ipv6Net;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use super::SimError;
 use crate::config::Config;
