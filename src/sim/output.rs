@@ -28,7 +28,7 @@ impl Timeline {
         let _ = writeln!(self.text, "{:>14}  {:<10} {text}", at.to_string(), segment);
     }
 
-    /// Adds a line that is dropped after [`MAX_LINES_PER_KEY`] lines with the same key,
+    /// Adds a line that is dropped after `MAX_LINES_PER_KEY` lines with the same key,
     /// so floods stay readable.
     pub fn frame(&mut self, at: Instant, segment: &str, text: &str, key: &str) {
         let n = {

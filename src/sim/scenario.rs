@@ -303,14 +303,14 @@ pub struct ConfigText {
     /// The RON text of the value.
     pub text: String,
     /// The parsed config (always `Some` once the scenario validated).
-    pub parsed: Option<Config>,
+    pub parsed: Option<Box<Config>>,
 }
 
 impl ConfigText {
     /// The parsed config. Validation fills it in, so it is present in every scenario
     /// `parse` returns; `None` only for a hand-built, unvalidated scenario.
     pub fn get(&self) -> Option<&Config> {
-        self.parsed.as_ref()
+        self.parsed.as_deref()
     }
 }
 
@@ -708,7 +708,7 @@ impl Validator<'_> {
                 .map_or(0, |(i, _)| i);
             *nth += 1;
             match parse_relay_config(&c.text) {
-                Ok(parsed) => c.parsed = Some(parsed),
+                Ok(parsed) => c.parsed = Some(Box::new(parsed)),
                 Err((line, col, msg, hint)) => {
                     let before = &self.text[..offset];
                     let base_line = before.matches('\n').count() + 1;
