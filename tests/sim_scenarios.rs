@@ -100,6 +100,20 @@ fn every_shipped_scenario_has_a_test() {
 }
 
 #[test]
+fn every_scenario_is_deterministic() {
+    for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
+        let name = entry.expect("readable entry").file_name();
+        let name = name.to_string_lossy();
+        if !name.ends_with(".ron") {
+            continue;
+        }
+        let (_, first) = run_file(&name, &RunOptions::default());
+        let (_, second) = run_file(&name, &RunOptions::default());
+        assert!(first == second, "{name}: two runs with one seed differ");
+    }
+}
+
+#[test]
 fn same_seed_gives_the_same_timeline() {
     let (a, ta) = run_file("home.ron", &RunOptions::default());
     let (b, tb) = run_file("home.ron", &RunOptions::default());

@@ -100,13 +100,17 @@ impl BindingCache {
         self.map.iter()
     }
 
-    /// Addresses bound on `port`.
+    /// Addresses bound on `port`, in address order (not hash order: callers act on each
+    /// in turn, drawing jitter, so the order must be the same on every run).
     pub(crate) fn on_port(&self, port: PortId) -> Vec<Ipv6Addr> {
-        self.map
+        let mut addrs: Vec<Ipv6Addr> = self
+            .map
             .iter()
             .filter(|(_, b)| b.port == port)
             .map(|(a, _)| *a)
-            .collect()
+            .collect();
+        addrs.sort_unstable();
+        addrs
     }
 
     /// Inserts a new binding (the address must not be bound). Returns the evicted

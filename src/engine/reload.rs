@@ -98,7 +98,9 @@ impl Engine {
         self.cfg = config;
 
         // Data plane or prefixes may have changed: bring routes in line.
-        let addrs: Vec<_> = self.cache.iter().map(|(a, _)| *a).collect();
+        let mut addrs: Vec<_> = self.cache.iter().map(|(a, _)| *a).collect();
+        // Address order, so route actions come out the same on every run.
+        addrs.sort_unstable();
         for addr in addrs {
             self.sync_route(addr);
         }
