@@ -51,6 +51,8 @@ pub mod output;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+#[cfg(feature = "tap")]
+pub mod tap;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,13 +121,23 @@ pub enum SimError {
     /// Writing the timeline or verdict failed.
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),
-    /// `--tap` was given; TAP attachment is not implemented.
-    #[error("--tap {segment}={ifname}: attaching segments to TAP devices is not implemented yet")]
+    /// `--tap` was given to a build without the `tap` cargo feature.
+    #[error(
+        "--tap {segment}={ifname}: this ndprelay was built without TAP support (cargo feature `tap`)"
+    )]
     TapUnsupported {
         /// Segment.
         segment: String,
         /// Interface.
         ifname: String,
+    },
+    /// A TAP device could not be opened.
+    #[error("--tap ...={ifname}: {message}")]
+    Tap {
+        /// Interface.
+        ifname: String,
+        /// Why.
+        message: String,
     },
     /// `--tap` names a segment the scenario does not have.
     #[error("--tap {0}=...: the scenario has no segment {0:?}")]
@@ -153,14 +165,10 @@ pub fn run_scenario(
     opts: &RunOptions,
     out: &mut dyn Write,
 ) -> Result<Verdict, SimError> {
-    if let Some((segment, ifname)) = opts.taps.first() {
+    for (segment, _) in &opts.taps {
         if !scenario.segments.contains(segment) {
             return Err(SimError::TapSegment(segment.clone()));
         }
-        return Err(SimError::TapUnsupported {
-            segment: segment.clone(),
-            ifname: ifname.clone(),
-        });
     }
     let seed = opts.seed.unwrap_or(scenario.seed);
     let mut world = runner::World::new(
@@ -170,6 +178,7 @@ pub fn run_scenario(
         opts.diagram.is_some(),
         base_dir,
     )?;
+    attach_taps(&mut world, &opts.taps)?;
     world.run()?;
     let verdict = output::evaluate(&world, seed);
     let mut text = format!(
@@ -196,6 +205,30 @@ pub fn run_scenario(
         })?;
     }
     Ok(verdict)
+}
+
+#[cfg(feature = "tap")]
+fn attach_taps(world: &mut runner::World<'_>, taps: &[(String, String)]) -> Result<(), SimError> {
+    for (segment, ifname) in taps {
+        let seg = world
+            .segments
+            .iter()
+            .position(|s| s.name == *segment)
+            .ok_or_else(|| SimError::TapSegment(segment.clone()))?;
+        world.taps.push(tap::TapPort::open(seg, ifname)?);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "tap"))]
+fn attach_taps(_world: &mut runner::World<'_>, taps: &[(String, String)]) -> Result<(), SimError> {
+    match taps.first() {
+        Some((segment, ifname)) => Err(SimError::TapUnsupported {
+            segment: segment.clone(),
+            ifname: ifname.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Writes `DIR/<segment>.pcapng` for every segment, one interface named after it.

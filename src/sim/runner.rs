@@ -64,6 +64,8 @@ pub enum Endpoint {
     Relay(usize, PortId),
     /// An `Inject` event.
     Injector,
+    /// A real TAP device attached to the segment.
+    Tap(usize),
 }
 
 /// One relay port.
@@ -145,6 +147,11 @@ pub struct World<'a> {
     pub aborted: Option<String>,
     /// Frames put on all segments.
     pub total_frames: u64,
+    /// TAP devices attached to segments.
+    #[cfg(feature = "tap")]
+    pub taps: Vec<super::tap::TapPort>,
+    #[cfg(feature = "tap")]
+    wall_start: Option<std::time::Instant>,
     seed: u64,
     base_dir: &'a Path,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -267,6 +274,10 @@ impl<'a> World<'a> {
             exchanges: diagram.then(Vec::new),
             aborted: None,
             total_frames: 0,
+            #[cfg(feature = "tap")]
+            taps: Vec::new(),
+            #[cfg(feature = "tap")]
+            wall_start: None,
             seed,
             base_dir,
             heap: BinaryHeap::new(),
@@ -303,7 +314,57 @@ impl<'a> World<'a> {
                 self.segments[self.relays[r].ports[p.index()].segment].name
             ),
             Endpoint::Injector => "inject".to_owned(),
+            Endpoint::Tap(i) => self.tap_name(i),
         }
+    }
+
+    #[cfg(feature = "tap")]
+    fn tap_name(&self, i: usize) -> String {
+        self.taps
+            .get(i)
+            .map_or_else(|| format!("tap{i}"), |t| format!("tap:{}", t.name))
+    }
+
+    #[cfg(not(feature = "tap"))]
+    fn tap_name(&self, i: usize) -> String {
+        format!("tap{i}")
+    }
+
+    /// With TAP devices attached: waits (on the wall clock) until virtual time `t`,
+    /// putting frames from the devices on their segments as they come. Returns false if
+    /// frames arrived (the caller recomputes the next deadline).
+    #[cfg(feature = "tap")]
+    fn pace(&mut self, t: Instant) -> bool {
+        if self.taps.is_empty() {
+            return true;
+        }
+        let start = *self.wall_start.get_or_insert_with(std::time::Instant::now);
+        loop {
+            let wall = Instant::ZERO + Duration::from(start.elapsed());
+            let mut arrived = Vec::new();
+            for (i, tap) in self.taps.iter().enumerate() {
+                for frame in tap.recv_all() {
+                    arrived.push((i, tap.segment, frame));
+                }
+            }
+            if !arrived.is_empty() {
+                self.now = self.now.max(wall.min(t));
+                for (i, seg, frame) in arrived {
+                    self.transmit(seg, Endpoint::Tap(i), frame);
+                }
+                return false;
+            }
+            if wall >= t {
+                return true;
+            }
+            let left = std::time::Duration::from(t - wall);
+            std::thread::sleep(left.min(std::time::Duration::from_millis(1)));
+        }
+    }
+
+    #[cfg(not(feature = "tap"))]
+    fn pace(&mut self, _t: Instant) -> bool {
+        true
     }
 
     fn schedule(&mut self, at: Instant, item: Item) {
@@ -311,6 +372,14 @@ impl<'a> World<'a> {
         self.next_seq += 1;
         self.items.insert(seq, item);
         self.heap.push(Reverse((at, seq)));
+    }
+
+    /// True if TAP devices are attached (real time, not virtual).
+    fn tapped(&self) -> bool {
+        #[cfg(feature = "tap")]
+        return !self.taps.is_empty();
+        #[cfg(not(feature = "tap"))]
+        false
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -342,9 +411,19 @@ impl<'a> World<'a> {
             }
         }
         let mut steps_here = 0u32;
-        while let Some(t) = self.next_deadline() {
-            if t > self.end {
+        loop {
+            let Some(t) = self.next_deadline().or(self.tapped().then_some(self.end)) else {
                 break;
+            };
+            if t > self.end {
+                if self.tapped() && self.now < self.end {
+                    // Nothing simulated is due; keep listening to the devices.
+                    self.pace(self.end);
+                }
+                break;
+            }
+            if !self.pace(t) {
+                continue;
             }
             if t <= self.now {
                 steps_here += 1;
@@ -442,6 +521,13 @@ impl<'a> World<'a> {
                 self.relays[r].engine.handle_frame(now, id, frame);
                 accepted.push(Endpoint::Relay(r, id));
                 self.drain(r);
+            }
+        }
+        #[cfg(feature = "tap")]
+        for (i, tap) in self.taps.iter().enumerate() {
+            if tap.segment == segment && from != Endpoint::Tap(i) {
+                tap.send(frame);
+                accepted.push(Endpoint::Tap(i));
             }
         }
         if let (Some(x), Some(list)) = (exchange, &mut self.exchanges) {
