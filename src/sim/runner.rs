@@ -411,10 +411,7 @@ impl<'a> World<'a> {
             }
         }
         let mut steps_here = 0u32;
-        loop {
-            let Some(t) = self.next_deadline().or(self.tapped().then_some(self.end)) else {
-                break;
-            };
+        while let Some(t) = self.next_deadline().or(self.tapped().then_some(self.end)) {
             if t > self.end {
                 if self.tapped() && self.now < self.end {
                     // Nothing simulated is due; keep listening to the devices.
