@@ -120,3 +120,17 @@ fn missing_file_is_an_io_error() {
     .expect_err("no such file");
     assert!(matches!(err, SimError::Io { .. }), "{err}");
 }
+
+#[test]
+fn missing_pcap_for_an_inject_event() {
+    let (line, col, msg) = reject(
+        &BASE.replace(
+            r#"events: [(at: "10s", do: Ping(from: "r", to: "a"))],"#,
+            r#"events: [(at: "10s", do: Ping(from: "r", to: "a")),
+             (at: "20s", do: Inject(segment: "lan", pcap: "no-such-capture.pcapng"))],"#,
+        ),
+        "pcap",
+    );
+    assert_eq!((line, col), (12, 59));
+    assert!(msg.contains("no-such-capture.pcapng"), "{msg}");
+}

@@ -879,7 +879,7 @@ impl<'a> World<'a> {
 }
 
 /// Frames of a pcap/pcapng file with their offsets from the first frame.
-fn read_capture(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>, SimError> {
+pub(crate) fn read_capture(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>, SimError> {
     let err = |e: crate::replay::InputError| SimError::Capture {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -941,6 +941,18 @@ impl Validator<'_> {
                             "hex: \"3333...\" or pcap: \"frames.pcap\"".into(),
                         ));
                     }
+                    if let Some(file) = pcap {
+                        // Read it now: a missing capture must not stop a run halfway.
+                        let base = self.path.parent().unwrap_or(Path::new("."));
+                        if let Err(e) = super::runner::read_capture(&base.join(file)) {
+                            return Err(self.err(
+                                file,
+                                0,
+                                format!("{what}: {e}"),
+                                "pcap paths are relative to the scenario file".into(),
+                            ));
+                        }
+                    }
                     if let Some(h) = hex {
                         if super::runner::parse_hex(h).is_none() {
                             return Err(self.err(
