@@ -244,6 +244,11 @@ impl Host {
         self.preferred().any(|a| a == addr)
     }
 
+    /// True if a router forwards to `addr` (one of its off-link `routes`).
+    fn routes_to(&self, addr: Ipv6Addr) -> bool {
+        matches!(&self.role, Role::Router { routes, .. } if routes.iter().any(|r| r.contains(&addr)))
+    }
+
     fn tentative(&self, addr: Ipv6Addr) -> bool {
         self.addrs
             .iter()
@@ -817,7 +822,7 @@ impl Host {
                 true
             }
             Ok(Parsed::Data(data)) => {
-                if !self.owns(data.dst_addr) {
+                if !self.owns(data.dst_addr) && !self.routes_to(data.dst_addr) {
                     return false;
                 }
                 self.handle_data(now, data.src_addr, data.dst_addr, data.packet);

@@ -194,6 +194,10 @@ pub enum Role {
         /// Router Lifetime advertised, seconds.
         #[serde(default = "router_lifetime")]
         router_lifetime: u16,
+        /// Off-link prefixes it routes to ("the internet"): echo requests to any
+        /// address in them are answered as if the far end replied.
+        #[serde(default)]
+        routes: Vec<Ipv6Net>,
     },
     /// A host that configures addresses from RAs (RFC 4862).
     Slaac,
