@@ -20,6 +20,19 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Arrow colour per message kind, so RS/RA, NS/NA and DAD stand apart.
+fn colour_of(label: &str) -> &'static str {
+    match label.split_whitespace().next().unwrap_or("") {
+        "RS" | "RA" => "#7a3e9d",
+        "NS" if label.contains("DAD") => "#777777",
+        "NS" => "#1f5fa8",
+        "NA" => "#2e7d32",
+        "Redirect" => "#b26a00",
+        "invalid" => "#c62828",
+        _ => "#333333",
+    }
+}
+
 /// Renders the diagram of `world`'s recorded exchanges as SVG text.
 pub fn render(world: &World<'_>) -> String {
     let exchanges: &[Exchange] = world.exchanges.as_deref().unwrap_or(&[]);
@@ -121,16 +134,23 @@ pub fn render(world: &World<'_>) -> String {
             );
             continue;
         }
+        let colour = colour_of(&e.label);
         for x1 in &targets {
             let _ = writeln!(
                 s,
-                r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#333" marker-end="url(#a)"/>"##
+                r##"<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="{colour}" marker-end="url(#a)"/>"##
             );
         }
+        // The label sits over the first hop, between the sender and its nearest target.
+        let nearest = targets
+            .iter()
+            .copied()
+            .min_by_key(|x1| x1.abs_diff(x0))
+            .unwrap_or(x0);
         let _ = writeln!(
             s,
-            r#"<text x="{}" y="{}">{}</text>"#,
-            x0 + 4,
+            r#"<text x="{}" y="{}" text-anchor="middle" fill="{colour}">{}</text>"#,
+            (x0 + nearest) / 2,
             y - 3,
             esc(&e.label)
         );
