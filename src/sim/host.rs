@@ -1160,8 +1160,10 @@ fn malformed_frame(n: u32, mac: Mac, src: Ipv6Addr) -> Vec<u8> {
             options,
         )
     };
+    // 86 bytes: Ethernet 14, IPv6 40, NS 24, SLLA 8 — every offset below is inside it.
     let mut f = build(&[OptionRepr::SourceLla(mac)]);
-    // Offsets: Ethernet 14, IPv6 Hop Limit at 14+7, ICMPv6 at 54 (code 55, csum 56..58).
+    // Offsets: IPv6 Hop Limit at 14+7, ICMPv6 at 54 (code 55, csum 56..58), target
+    // 62..78, SLLA option type 78 and length 79.
     let fix_checksum = |f: &mut Vec<u8>| {
         f[56] = 0;
         f[57] = 0;

@@ -308,11 +308,7 @@ impl<'a> World<'a> {
     pub fn endpoint_name(&self, e: Endpoint) -> String {
         match e {
             Endpoint::Host(i) => self.hosts[i].name.clone(),
-            Endpoint::Relay(r, p) => format!(
-                "{}/{}",
-                self.relays[r].name,
-                self.segments[self.relays[r].ports[p.index()].segment].name
-            ),
+            Endpoint::Relay(r, p) => format!("{}/{}", self.relays[r].name, self.port_name(r, p)),
             Endpoint::Injector => "inject".to_owned(),
             Endpoint::Tap(i) => self.tap_name(i),
         }
