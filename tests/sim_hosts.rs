@@ -206,3 +206,32 @@ fn injected_pcap_frames_keep_their_spacing() {
         .collect();
     assert_eq!(times, ["10.000000", "11.000000", "13.000000"], "{out}");
 }
+
+#[test]
+fn a_moved_slaac_host_re_runs_dad_once_per_address() {
+    let (v, text) = run(
+        r#"Scenario(name: "move", seed: 3, duration: "1m", segments: ["a", "b"],
+        hosts: [
+            (name: "r", segment: "a", mac: "02:00:00:00:00:01",
+             role: Router(prefixes: ["2001:db8:1::/64", "2001:db8:2::/64"])),
+            (name: "pc", segment: "a", mac: "02:00:00:00:00:02", role: Slaac),
+        ],
+        events: [(at: "20s", do: Move(host: "pc", to: "b"))],
+        expect: [AddressConfigured(host: "pc", prefix: "2001:db8:1::/64"),
+                 AddressConfigured(host: "pc", prefix: "2001:db8:2::/64")])"#,
+    );
+    assert!(v.passed, "{text}");
+    for addr in [
+        "2001:db8:1::ff:fe00:2",
+        "2001:db8:2::ff:fe00:2",
+        "fe80::ff:fe00:2",
+    ] {
+        let after_move = text
+            .lines()
+            .filter(|l| l.contains(&format!("NS DAD for {addr}")))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .filter(|t| *t >= 20.0)
+            .count();
+        assert_eq!(after_move, 1, "{addr}: {text}");
+    }
+}

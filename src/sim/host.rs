@@ -264,18 +264,14 @@ impl Host {
         self.onlink.clear();
         self.rs = None;
         self.router = RouterState::default();
+        // A SLAAC host that moves or wakes keeps its addresses (configured_globals
+        // lists them) and re-runs DAD on every one, as after a link change.
         let mut addrs = vec![self.link_local()];
-        addrs.extend(self.configured_globals());
-        if matches!(self.role, Role::Slaac) {
-            // A moved SLAAC host keeps its addresses and re-runs DAD on them.
-            addrs.extend(
-                self.addrs
-                    .iter()
-                    .map(|a| a.addr)
-                    .filter(|a| !wire::is_link_local(*a)),
-            );
+        for a in self.configured_globals() {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
         }
-        addrs.dedup();
         self.addrs.clear();
         for a in addrs {
             self.add_addr(now, a);
