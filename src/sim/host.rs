@@ -672,6 +672,11 @@ impl Host {
         let own_prefixes: Vec<Ipv6Net> = match &self.role {
             Role::Router { prefixes, .. } => prefixes.clone(),
             Role::PrefixResponder { prefix, .. } => vec![*prefix],
+            // `ip addr add ADDR/64` puts the /64 on-link, RA or not.
+            Role::Static { addresses } => addresses
+                .iter()
+                .filter_map(|a| Ipv6Net::new(*a, 64).ok().map(|n| n.trunc()))
+                .collect(),
             _ => vec![],
         };
         if own_prefixes.iter().any(|p| p.contains(&dst))

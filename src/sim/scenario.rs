@@ -201,7 +201,8 @@ pub enum Role {
     },
     /// A host that configures addresses from RAs (RFC 4862).
     Slaac,
-    /// A host with configured addresses (DAD still runs); learns routers from RAs.
+    /// A host with configured addresses (each a /64, on-link; DAD still runs); learns
+    /// routers from RAs.
     Static {
         /// Its global addresses.
         addresses: Vec<Ipv6Addr>,
