@@ -352,7 +352,8 @@ fn reachable_time_is_jittered_and_seeded() {
         cfg.seed = seed;
         let mut h = Harness::ready(cfg);
         h.bind_guest(10, D1);
-        let start = h.now;
+        // Confirmed at bind time, one second before `bind_guest` returns.
+        let start = h.binding(addr(10)).unwrap().confirmed_at.unwrap();
         while h.binding(addr(10)).unwrap().state == BindingState::Reachable {
             h.advance(Duration::from_millis(100));
         }
@@ -371,4 +372,52 @@ fn reachable_time_is_jittered_and_seeded() {
             "{d}"
         );
     }
+}
+
+#[test]
+fn a_clock_jump_spreads_reverification_instead_of_a_probe_storm() {
+    let mut cfg = config();
+    cfg.emit_events = false;
+    let mut h = Harness::ready(cfg);
+    for i in 1..=40u8 {
+        let (a, port) = (addr(u16::from(i)), if i % 2 == 0 { D1 } else { D2 });
+        h.inject(UP, &ns_from_router(a));
+        h.inject(port, &na_to_router(gmac(i), port, a));
+    }
+    assert_eq!(h.routes.len(), 40);
+    h.clear();
+    // Suspend for an hour: the driver's next call comes much later.
+    h.now += Duration::from_secs(3600);
+    let t = h.now;
+    h.engine.handle_timeout(t);
+    h.drain();
+    assert!(
+        h.sent.is_empty(),
+        "no probe burst at wake-up: {:?}",
+        h.sent
+            .iter()
+            .map(|s| (s.port, s.nd().message, s.nd().dst_addr))
+            .collect::<Vec<_>>()
+    );
+    let mut instants = std::collections::BTreeSet::new();
+    let end = h.now + Duration::from_secs(11);
+    while let Some(at) = h.engine.poll_timeout().filter(|at| *at <= end) {
+        h.now = h.now.max(at);
+        let t = h.now;
+        h.engine.handle_timeout(t);
+        h.drain();
+        if !h.sent.is_empty() {
+            instants.insert(h.now);
+        }
+        h.sent.clear();
+    }
+    assert!(
+        instants.len() >= 20,
+        "probes spread over time: {}",
+        instants.len()
+    );
+    // Every guest was probed and, unanswered, is eventually gone with its route.
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.count("sent_ns"), 40 * 3);
+    assert_eq!(h.count("routes_removed"), 40);
 }
