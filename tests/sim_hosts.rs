@@ -56,7 +56,7 @@ fn slaac_dad_and_ping_on_one_link() {
         assert!(v.outcomes[i].passed, "{:?}\n{text}", v.outcomes[i]);
     }
     // The duplicate never gets the address: the last expectation must fail.
-    assert_eq!(outcome(&v, 6).0, false, "{text}");
+    assert!(!outcome(&v, 6).0, "{text}");
     assert!(!v.passed);
     // The SLAAC address is the /64 plus the modified EUI-64 of the MAC.
     assert!(text.contains("forms 2001:db8:1::ff:fe00:2 from 2001:db8:1::/64"));

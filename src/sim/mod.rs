@@ -186,6 +186,7 @@ pub fn run_scenario(
         scenario.name,
         scenario.description.trim()
     );
+    text.push_str(&format!("{:>14}  {:<10} {}\n", "time", "segment", "event"));
     text.push_str(&world.timeline.text);
     if world.timeline.suppressed() > 0 {
         text.push_str(&format!(
