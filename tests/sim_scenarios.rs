@@ -177,3 +177,27 @@ fn pcap_dir_and_diagram_are_written() {
     assert!(svg_text.contains("laptop1") && svg_text.contains("homerouter/wan"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_unknown_counter_fails_instead_of_reading_zero() {
+    let path = scenarios_dir().join("home.ron");
+    let text = std::fs::read_to_string(&path).expect("home.ron is readable");
+    let text = text.replace(
+        r#"Counter(name: "relayed_ra", op: ">=", value: 1),"#,
+        r#"Counter(name: "relayed_rx", op: "==", value: 0),"#,
+    );
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut Vec::new(),
+    )
+    .expect("runs");
+    let o = verdict
+        .outcomes
+        .iter()
+        .find(|o| o.expectation.contains("relayed_rx"))
+        .expect("the counter expectation is reported");
+    assert!(!o.passed && o.evidence.contains("no counter"), "{o:?}");
+}

@@ -276,12 +276,31 @@ fn check(world: &World<'_>, x: &Expect) -> Outcome {
             relay: rn,
         } => {
             let r = relay(world, rn.as_deref());
-            let v = world.relays[r].engine.counter(cn);
-            (
-                format!("{} {cn} {op} {value}", world.relays[r].name),
-                op.holds(v, *value),
-                format!("{cn} = {v}"),
-            )
+            let name = format!("{} {cn} {op} {value}", world.relays[r].name);
+            let snap = world.relays[r].engine.snapshot(world.now);
+            if snap.counters.iter().any(|(n, _)| n == cn) {
+                let v = world.relays[r].engine.counter(cn);
+                (name, op.holds(v, *value), format!("{cn} = {v}"))
+            } else {
+                // A misspelt counter reads 0 and would pass `== 0` vacuously.
+                let close: Vec<&str> = snap
+                    .counters
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .filter(|n| n.contains(cn.trim_start_matches("drop_")) || cn.contains(*n))
+                    .take(5)
+                    .collect();
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!("; did you mean {}?", close.join(", "))
+                };
+                (
+                    name,
+                    false,
+                    format!("the relay has no counter {cn:?}{hint}"),
+                )
+            }
         }
         Expect::NoFrame {
             segment,
