@@ -208,6 +208,22 @@ impl Engine {
         self.send_probe(now, addr);
     }
 
+    /// Probes a binding now, unless it is already being probed: a DAD probe for it came
+    /// from another port, so the host may have moved (RFC 4389 §3). DAD is never learned
+    /// from, so nothing is recorded about the new port; if the old port fails, the
+    /// binding goes and the host is learned where it next speaks.
+    pub(super) fn recheck_binding(&mut self, now: Instant, addr: Ipv6Addr) {
+        let Some(b) = self.cache.get_mut(&addr) else {
+            return;
+        };
+        if b.state == BindingState::Probe {
+            return;
+        }
+        b.probes = 0;
+        self.set_state(addr, BindingState::Probe, now);
+        self.send_probe(now, addr);
+    }
+
     /// One unicast NUD probe from the binding's port link-local (RFC 4389 §4.2).
     fn send_probe(&mut self, now: Instant, addr: Ipv6Addr) {
         let retrans = self.cfg.tunables.retrans_timer;

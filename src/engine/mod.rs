@@ -452,7 +452,12 @@ impl Engine {
                         self.process_ns(now, port, &pkt, target_addr);
                     }
                     NdMessage::NeighborAdvert { flags, target_addr } => {
-                        if !self.forwarding(port) {
+                        // A port that is up but still sending its two P-bit RAs (RFC 4389
+                        // §6) forwards nothing, but answers to the relay's own
+                        // re-verification probes are only learned, so they are taken.
+                        let own_probe_answer =
+                            self.port(port).usable() && self.our_link_local(pkt.dst_addr).is_some();
+                        if !self.forwarding(port) && !own_probe_answer {
                             return self.drop_frame(port, DropReason::PortDisabled);
                         }
                         self.process_na(now, port, &pkt, flags, target_addr);

@@ -281,6 +281,12 @@ impl Engine {
     /// DAD (RFC 4861 §7.2.3, reference §1.2): relayed to every other port unchanged but
     /// for L2, never learned from, never answered; the budget bounds DAD floods.
     fn relay_dad(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+        // Hosts move between downstream ports only; the uplink never takes a guest's
+        // address (reference §5 #20), so its DAD probes start no re-check.
+        if !self.port(port).is_upstream() && self.cache.get(&target).is_some_and(|b| b.port != port)
+        {
+            self.recheck_binding(now, target);
+        }
         let mask = self.other_forwarding(port);
         if mask == 0 {
             return self.drop_frame(port, DropReason::PortDisabled);

@@ -404,6 +404,45 @@ fn wire_rejections_are_counted_by_reason() {
 }
 
 #[test]
+fn answers_to_own_probes_count_while_a_port_still_announces_itself() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.link(D1, LinkEvent::Down);
+    h.link(D1, LinkEvent::Up);
+    assert!(!h.proxying(D1), "two P-bit RAs first");
+    let dropped = h.count("drop_port_disabled");
+    // The guest answers the relay's re-verification probe before the second RA.
+    let answer = na(
+        gmac(10),
+        D1_MAC,
+        addr(10),
+        port_ll(D1),
+        SOLICITED,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &answer);
+    assert_eq!(
+        h.count("drop_port_disabled"),
+        dropped,
+        "an answer to our own probe is not dropped"
+    );
+    assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Reachable);
+    // Anything else from the port still waits for the P-bit RAs.
+    let other = na(
+        gmac(10),
+        Mac::ipv6_multicast(all_nodes()),
+        addr(10),
+        all_nodes(),
+        UNSOLICITED_O,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &other);
+    assert_eq!(h.count("drop_port_disabled"), dropped + 1);
+}
+
+#[test]
 fn uplink_down_keeps_guests_local_and_up_resumes() {
     let mut h = Harness::ready(config());
     h.bind_guest(20, D2);
