@@ -106,6 +106,9 @@ pub struct Exchange {
     pub to: Vec<Endpoint>,
     /// Short label (`NS`, `NA`, ...).
     pub label: String,
+    /// IPv6 source and destination with the label: equal keys from one sender to the
+    /// same receivers are repeats of one exchange (the diagram folds them).
+    pub key: String,
 }
 
 #[derive(Debug)]
@@ -551,6 +554,7 @@ impl<'a> World<'a> {
                     from,
                     to: Vec::new(),
                     label: short_label(&info),
+                    key: format!("{:?} > {:?} {}", info.src, info.dst, info.what),
                 });
                 Some(list.len() - 1)
             }
