@@ -38,6 +38,8 @@ struct Held {
 #[derive(Debug, Clone, Default)]
 pub(super) struct HeldData {
     list: Vec<Held>,
+    /// A binding was created for a held destination: flush after this frame.
+    ready: bool,
 }
 
 impl HeldData {
@@ -47,6 +49,19 @@ impl HeldData {
 
     pub(super) fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// A binding for `addr` was just created (the only way a held destination becomes
+    /// forwardable, since packets are held only when it had none).
+    pub(super) fn bound(&mut self, addr: Ipv6Addr) {
+        if self.list.iter().any(|h| h.dst == addr) {
+            self.ready = true;
+        }
+    }
+
+    /// True once after a held destination got bound.
+    pub(super) fn take_ready(&mut self) -> bool {
+        std::mem::take(&mut self.ready)
     }
 
     /// Holds `frame` for `dst`; returns the ingress port of a packet this displaced (the

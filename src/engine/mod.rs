@@ -411,8 +411,8 @@ impl Engine {
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         let now = self.advance(now);
         self.receive(now, port, frame);
-        if !self.held.is_empty() {
-            // The frame may have bound a destination that held data waits for.
+        if self.held.take_ready() {
+            // The frame bound a destination that held data waits for.
             self.flush_held(now);
         }
     }
