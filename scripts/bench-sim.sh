@@ -5,8 +5,8 @@
 #
 # 1. scenarios/home.ron: 10 virtual minutes (its duration). Target: < 0.5 s wall.
 # 2. A generated 1000-host scenario, 1 virtual hour: an ISP router on the WAN, 1000 SLAAC
-#    hosts on four LAN segments behind one relay, a ping each way every 30 s (120 pings
-#    to and from hosts across the relay). Written to a temp dir; kept if KEEP=1.
+#    hosts on four LAN segments behind one relay, from 1 min a ping each way every 30 s
+#    (236 pings of 3 echoes across the relay). Written to a temp dir; kept if KEEP=1.
 #
 # Each run is the real CLI (`ndprelay --scenario FILE`, timeline to /dev/null) and must
 # PASS its expectations. This is a benchmark, not a test: numbers depend on the machine.
