@@ -1,1 +1,178 @@
 //! The RON configuration file: schema, defaults, validation with line:column.
+//!
+//! [`Config::from_str_with_path`] reads the text with `ron` (serde, `deny_unknown_fields`),
+//! then validates every value, collecting all problems, each pointing at the offending
+//! value's `file:line:column` (found by [`locate::SourceMap`]) with a hint. The file only
+//! knows interface *names*; [`Config::engine_config`] combines it with the MACs,
+//! link-locals and MTUs a driver resolved ([`ResolvedPort`]) into an [`EngineConfig`].
+//! Every key, its default and why, is in `examples/ndprelay.ron`.
+
+mod duration;
+mod error;
+mod locate;
+mod raw;
+mod validate;
+
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv6Net;
+
+use crate::engine::{DataPlane, EngineConfig, PortConfig, PrefixRule, RaSource, Role, Tunables};
+use crate::time::Duration;
+use crate::wire::Mac;
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{ConfigError, ConfigWarning, Location};
+pub use locate::Pos;
+pub use raw::{Forwarding, LogLevel};
+
+/// Where `ndprelay run` and `ndprelay status` meet when the config does not say.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ndprelay.sock";
+
+/// A validated configuration. Field docs give each key's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from, as given (for messages).
+    pub source: String,
+    /// `uplink` (required): the one interface facing the router that owns the prefix.
+    pub uplink: String,
+    /// `downstream` (required, non-empty): interfaces facing hosts, in order.
+    pub downstream: Vec<String>,
+    /// `prefixes` (Relay) then `static_prefixes` (Static), in file order; non-overlapping.
+    pub prefixes: Vec<PrefixRule>,
+    /// `ra_relay` (true): relay RS upstream and RAs downstream.
+    pub ra_relay: bool,
+    /// `forwarding` (`Kernel`): who forwards unicast data.
+    pub forwarding: Forwarding,
+    /// `install_routes` (true): with `Kernel`, install /128 routes for confirmed bindings.
+    pub install_routes: bool,
+    /// `ra_source` (`Router`): source address of relayed RAs.
+    pub ra_source: RaSource,
+    /// `fast_path` (None): answer from a binding confirmed within this window.
+    pub fast_path: Option<Duration>,
+    /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
+    pub honour_proxy_bit: bool,
+    /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
+    pub disable_on_rogue_ra: bool,
+    /// `seed` (None): engine RNG seed; `None` lets the driver choose (see [`Self::engine_config`]).
+    pub seed: Option<u64>,
+    /// `timers` and `limits` sections (RFC 4861 defaults, see [`Tunables`]).
+    pub tunables: Tunables,
+    /// `control_socket` ([`DEFAULT_CONTROL_SOCKET`]).
+    pub control_socket: PathBuf,
+    /// `fix_sysctls` (false): let the daemon set the sysctls it needs instead of refusing.
+    pub fix_sysctls: bool,
+    /// `dump_dir` (None): where the daemon writes pcapng dumps of its ports.
+    pub dump_dir: Option<PathBuf>,
+    /// `log` (None = info): log level unless `RUST_LOG` or `-v`/`-q` say otherwise.
+    pub log: Option<log::LevelFilter>,
+    /// Legal but suspicious settings, to print (never fatal).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// What a driver learned about one configured interface (netlink live, scenario in the lab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPort {
+    /// Interface name as in the config.
+    pub name: String,
+    /// Its MAC.
+    pub mac: Mac,
+    /// Its link-local address.
+    pub link_local: Ipv6Addr,
+    /// Its MTU.
+    pub mtu: u32,
+}
+
+impl Config {
+    /// Reads and validates `path`. A missing file is a [`ConfigError::Read`] naming it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str_with_path(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn from_str_with_path(text: &str, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        validate::parse(text, &path.as_ref().display().to_string())
+    }
+
+    /// Who forwards data, from `forwarding` and `install_routes`:
+    /// `Kernel` + routes → [`DataPlane::KernelRoutes`]; `Kernel` without routes or `Off`
+    /// → [`DataPlane::None`] (ND relay only); `Userspace` → [`DataPlane::Userspace`].
+    pub fn data_plane(&self) -> DataPlane {
+        match self.forwarding {
+            Forwarding::Kernel if self.install_routes => DataPlane::KernelRoutes,
+            Forwarding::Kernel | Forwarding::Off => DataPlane::None,
+            Forwarding::Userspace => DataPlane::Userspace,
+        }
+    }
+
+    /// Interface names with their roles: the uplink first, then downstream in file order.
+    /// This is also the [`crate::engine::PortId`] order of [`Self::engine_config`].
+    pub fn ports(&self) -> impl Iterator<Item = (&str, Role)> {
+        std::iter::once((self.uplink.as_str(), Role::Upstream)).chain(
+            self.downstream
+                .iter()
+                .map(|name| (name.as_str(), Role::Downstream)),
+        )
+    }
+
+    /// The engine's config: ports in [`Self::ports`] order with the resolved MAC,
+    /// link-local and MTU. `emit_events` is false (replay and the simulator set it);
+    /// `seed` is the configured one or 0 — the live daemon should put a random seed
+    /// when [`Self::seed`] is `None`. Names missing from `resolved` are errors; extra
+    /// entries are ignored.
+    pub fn engine_config(&self, resolved: &[ResolvedPort]) -> Result<EngineConfig, ConfigError> {
+        let mut ports = Vec::new();
+        let mut missing = Vec::new();
+        for (i, (name, role)) in self.ports().enumerate() {
+            match resolved.iter().find(|p| p.name == name) {
+                Some(p) => ports.push(PortConfig {
+                    name: p.name.clone(),
+                    role,
+                    mac: p.mac,
+                    link_local: p.link_local,
+                    mtu: p.mtu,
+                }),
+                None => missing.push(ConfigError::UnresolvedInterface {
+                    name: name.to_owned(),
+                    role: match role {
+                        Role::Upstream => "uplink".to_owned(),
+                        Role::Downstream => format!("downstream[{}]", i - 1),
+                    },
+                }),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ConfigError::from_list(missing));
+        }
+        Ok(EngineConfig {
+            ports,
+            prefixes: self.prefixes.clone(),
+            ra_relay: self.ra_relay,
+            data_plane: self.data_plane(),
+            ra_source: self.ra_source,
+            fast_path: self.fast_path,
+            honour_proxy_bit: self.honour_proxy_bit,
+            disable_on_rogue_ra: self.disable_on_rogue_ra,
+            emit_events: false,
+            seed: self.seed.unwrap_or(0),
+            tunables: self.tunables.clone(),
+        })
+    }
+
+    /// Prefixes of one mode, for summaries.
+    pub fn prefixes_of(&self, mode: crate::engine::PrefixMode) -> impl Iterator<Item = Ipv6Net> {
+        self.prefixes
+            .iter()
+            .filter(move |r| r.mode == mode)
+            .map(|r| r.prefix)
+    }
+}
+
+#[cfg(test)]
+mod test;

@@ -1,0 +1,137 @@
+//! The config file as serde reads it, before validation: strings stay strings so that
+//! every bad prefix or duration can be reported with its position, not just the first.
+
+use serde::Deserialize;
+
+/// Top level of the file. Defaults live here and in [`super::Config`]'s docs and
+/// `examples/ndprelay.ron`; keep the three in step (a test checks the example).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "ndprelay")]
+pub(crate) struct RawConfig {
+    pub uplink: String,
+    pub downstream: Vec<String>,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub static_prefixes: Vec<String>,
+    #[serde(default = "yes")]
+    pub ra_relay: bool,
+    /// `Option` so an explicit value that the `forwarding` mode ignores can be warned about.
+    #[serde(default)]
+    pub install_routes: Option<bool>,
+    #[serde(default)]
+    pub forwarding: Forwarding,
+    #[serde(default)]
+    pub ra_source: RaSourceKey,
+    #[serde(default)]
+    pub fast_path: Option<String>,
+    #[serde(default = "yes")]
+    pub honour_proxy_bit: bool,
+    #[serde(default)]
+    pub disable_on_rogue_ra: bool,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub timers: RawTimers,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub control_socket: Option<String>,
+    #[serde(default)]
+    pub fix_sysctls: bool,
+    #[serde(default)]
+    pub dump_dir: Option<String>,
+    #[serde(default)]
+    pub log: Option<LogLevel>,
+}
+
+/// `timers: (...)`: durations as text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "timers")]
+pub(crate) struct RawTimers {
+    #[serde(default)]
+    pub retrans_timer: Option<String>,
+    #[serde(default)]
+    pub reachable_time: Option<String>,
+    #[serde(default)]
+    pub delay_first_probe: Option<String>,
+    #[serde(default)]
+    pub stale_lifetime: Option<String>,
+    #[serde(default)]
+    pub negative_cache: Option<String>,
+    #[serde(default)]
+    pub ra_min_interval: Option<String>,
+    #[serde(default)]
+    pub proxy_disable_hold: Option<String>,
+}
+
+/// `limits: (...)`: counts, read wide so range errors get our own message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "limits")]
+pub(crate) struct RawLimits {
+    #[serde(default)]
+    pub max_probes: Option<u64>,
+    #[serde(default)]
+    pub max_bindings: Option<u64>,
+    #[serde(default)]
+    pub max_pending: Option<u64>,
+    #[serde(default)]
+    pub max_pending_per_port: Option<u64>,
+    #[serde(default)]
+    pub ns_rate: Option<u64>,
+    #[serde(default)]
+    pub ns_burst: Option<u64>,
+    #[serde(default)]
+    pub rs_rate: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `forwarding:` who moves unicast data between segments.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Forwarding {
+    /// The kernel forwards; ndprelay installs /128 routes if `install_routes` (default).
+    #[default]
+    Kernel,
+    /// ndprelay forwards frames itself (RFC 4389 §4.1 bridge-like); no routes.
+    Userspace,
+    /// Nobody: ND relay only, no routes (someone else routes, or tests).
+    Off,
+}
+
+/// `ra_source:` source address of relayed RAs (NDP reference §1.3).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RaSourceKey {
+    /// Keep the router's link-local (pure RFC 4389).
+    #[default]
+    Router,
+    /// The egress port's link-local (odhcpd, ChromiumOS); PIO L is cleared.
+    Relay,
+}
+
+/// `log:` default log level when neither `RUST_LOG` nor `-v`/`-q` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[allow(missing_docs)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Off => Self::Off,
+            LogLevel::Error => Self::Error,
+            LogLevel::Warn => Self::Warn,
+            LogLevel::Info => Self::Info,
+            LogLevel::Debug => Self::Debug,
+            LogLevel::Trace => Self::Trace,
+        }
+    }
+}
