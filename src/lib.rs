@@ -17,7 +17,9 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod pcapng;
 pub mod reason;
+pub mod replay;
 pub mod sim;
 pub mod time;
 pub mod wire;

@@ -9,11 +9,13 @@
 //! - [`rewrite`] builds a relayed copy of an [`NdPacket`] (new L2 header, SLLA/TLLA
 //!   replaced in every copy or removed, RA P bit, Payload Length and checksum fixed),
 //!   keeping unknown options byte for byte.
-//! - [`emit_nd`] builds a frame from an [`NdRepr`] for messages the relay originates
-//!   (RS, RA, NA answers) and that simulated hosts send.
+//! - [`emit_nd`] builds a frame from an [`NdMessage`] and [`OptionRepr`]s for messages
+//!   the relay originates (RS, RA, NA answers) and that simulated hosts send.
 
 mod build;
 mod checksum;
+#[cfg(test)]
+mod golden;
 mod ndp;
 mod option;
 
@@ -22,7 +24,7 @@ pub use build::{
 };
 pub use checksum::{icmpv6_checksum, verify_icmpv6_checksum};
 pub use ndp::{Ipv6Data, NaFlags, NdMessage, NdPacket, Parsed, RaFlags, RouterAdvert, parse_frame};
-pub use option::{NdOption, NdOptionIter, OptionRepr, PrefixInfo};
+pub use option::{NdOption, NdOptionIter, OptionRepr, PrefixInfo, kind as option_kind};
 
 use std::fmt;
 use std::net::Ipv6Addr;

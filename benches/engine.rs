@@ -1,0 +1,119 @@
+//! Engine throughput: an upstream NS for a bound target, relayed to its port.
+//!
+//! Target (issue 2): at least 1 million NS/s through the engine on one core. Each
+//! iteration advances virtual time by 1 ms, so per-target pacing (one relayed NS per
+//! RetransTimer) is part of what is measured, as it would be live.
+
+use std::hint::black_box;
+use std::net::Ipv6Addr;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ndprelay::engine::{Action, Engine, EngineConfig, PortConfig, PortId, Role};
+use ndprelay::time::{Duration, Instant};
+use ndprelay::wire::{
+    Mac, NaFlags, NdMessage, OptionRepr, RaFlags, RouterAdvert, emit_nd, solicited_node,
+};
+
+const UPLINK_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
+const BR0_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x02]);
+const ROUTER: Mac = Mac([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
+const GUEST: Mac = Mac([0x52, 0x54, 0x00, 0x00, 0x00, 0x10]);
+
+fn drain(engine: &mut Engine) -> usize {
+    let mut sent = 0;
+    while let Some(action) = engine.poll_action() {
+        if matches!(action, Action::Transmit { .. }) {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+fn bound_relay() -> (Engine, Instant, Vec<u8>) {
+    let port = |name: &str, role, mac: Mac| PortConfig {
+        name: name.into(),
+        role,
+        mac,
+        link_local: mac.link_local(),
+        mtu: 1500,
+    };
+    let ports = vec![
+        port("uplink", Role::Upstream, UPLINK_MAC),
+        port("br0", Role::Downstream, BR0_MAC),
+    ];
+    let config = EngineConfig::new(ports, vec!["2001:db8:1::/64".parse().expect("literal")]);
+    let mut now = Instant::ZERO;
+    let mut engine = Engine::new(config, now).expect("valid config");
+    let router_ll: Ipv6Addr = "fe80::1".parse().expect("literal");
+    let all_nodes: Ipv6Addr = "ff02::1".parse().expect("literal");
+    let target: Ipv6Addr = "2001:db8:1::10".parse().expect("literal");
+    let ra = emit_nd(
+        ROUTER,
+        Mac::ipv6_multicast(all_nodes),
+        router_ll,
+        all_nodes,
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags(0),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(ROUTER)],
+    );
+    engine.handle_frame(now, PortId(0), &ra);
+    drain(&mut engine);
+    // Let the downstream port send its two P-bit RAs and start proxying.
+    for _ in 0..10 {
+        now += Duration::from_secs(1);
+        engine.handle_timeout(now);
+        drain(&mut engine);
+    }
+    let ns = emit_nd(
+        ROUTER,
+        Mac::ipv6_multicast(solicited_node(target)),
+        router_ll,
+        solicited_node(target),
+        &NdMessage::NeighborSolicit {
+            target_addr: target,
+        },
+        &[OptionRepr::SourceLla(ROUTER)],
+    );
+    engine.handle_frame(now, PortId(0), &ns);
+    drain(&mut engine);
+    let na = emit_nd(
+        GUEST,
+        BR0_MAC,
+        target,
+        router_ll,
+        &NdMessage::NeighborAdvert {
+            flags: NaFlags {
+                router: false,
+                solicited: true,
+                override_: true,
+            },
+            target_addr: target,
+        },
+        &[OptionRepr::TargetLla(GUEST)],
+    );
+    engine.handle_frame(now, PortId(1), &na);
+    drain(&mut engine);
+    (engine, now, ns)
+}
+
+fn upstream_ns_bound_target(c: &mut Criterion) {
+    let (mut engine, mut now, ns) = bound_relay();
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("upstream_ns_bound_target", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(1);
+            engine.handle_frame(now, PortId(0), black_box(&ns));
+            drain(&mut engine)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, upstream_ns_bound_target);
+criterion_main!(benches);

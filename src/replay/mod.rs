@@ -1,0 +1,574 @@
+//! pcap replay: captures taken on the real ports, fed offline to the same engine.
+//!
+//! Each input frame becomes one line: time, port, a one-line decode and what the engine
+//! decided (relayed to …, answered, learned, dropped: reason). Capture timestamps are the
+//! engine's time, so timers (retransmits, RA pacing, expiry) fire as they did live; what
+//! they send is listed as `timer` lines. Frames the engine emits can be written to a
+//! pcapng with one interface per port.
+
+mod describe;
+mod input;
+mod macs;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::io::Write;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+pub use describe::describe;
+pub use input::{CapturedFrame, InputError, Source};
+pub use macs::{MacEvidence, MacSource, placeholder};
+
+use crate::engine::{Action, Engine, EngineConfig, EngineConfigError, Event, PortId};
+use crate::pcapng::{PcapNgError, PcapNgFile};
+use crate::time::Instant;
+use crate::wire::{NdMessage, Parsed, parse_frame};
+
+/// One capture to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The port every frame of the file belongs to; `None` for a pcapng whose interface
+    /// names are the port names.
+    pub port: Option<String>,
+    /// The capture file.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for Input {
+    type Err = String;
+    /// `PORT=FILE` or `FILE` (a pcapng naming its interfaces).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            Some(("", _)) => Err(format!("{s:?}: the port name before '=' is empty")),
+            Some((port, path)) => Ok(Self {
+                port: Some(port.to_owned()),
+                path: path.into(),
+            }),
+            None => Ok(Self {
+                port: None,
+                path: s.into(),
+            }),
+        }
+    }
+}
+
+/// How to report.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// Write every emitted frame here (pcapng, one interface per port).
+    pub output: Option<PathBuf>,
+    /// Only show what concerns this address.
+    pub explain: Option<Ipv6Addr>,
+}
+
+/// What a replay saw, for the caller and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Frames read from the inputs.
+    pub frames_in: u64,
+    /// Frames the engine emitted.
+    pub frames_out: u64,
+    /// Emitted frames per port name.
+    pub emitted: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Input problems (corrupt files, unknown interfaces), in order.
+    pub problems: Vec<String>,
+    /// Non-zero counters at the end.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// Why a replay could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The engine refused the configuration.
+    #[error("config: {0}")]
+    Config(#[from] EngineConfigError),
+    /// An input names a port the config does not have.
+    #[error("input {path}: port {port:?} is not in the config (ports: {ports})")]
+    UnknownPort {
+        /// The input file.
+        path: PathBuf,
+        /// The port named.
+        port: String,
+        /// The configured ports.
+        ports: String,
+    },
+    /// No input could be opened.
+    #[error("no input could be read:\n  {0}")]
+    NoInput(String),
+    /// Writing the output capture failed.
+    #[error(transparent)]
+    Capture(#[from] PcapNgError),
+    /// Writing the listing failed.
+    #[error("writing {what}: {source}")]
+    Output {
+        /// What was being written.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Replays `inputs` through an engine built from `config`, writing the listing to `out`.
+pub fn replay(
+    mut config: EngineConfig,
+    inputs: &[Input],
+    opts: &ReplayOptions,
+    out: &mut dyn Write,
+) -> Result<ReplaySummary, ReplayError> {
+    config.emit_events = true;
+    let names: Vec<String> = config.ports.iter().map(|p| p.name.clone()).collect();
+    let ports: HashMap<String, PortId> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), port_id(i)))
+        .collect();
+    let mut summary = ReplaySummary::default();
+    let mut sources = Vec::new();
+    let mut problems: Vec<InputError> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let port = match &input.port {
+            None => None,
+            Some(name) => Some(*ports.get(name).ok_or_else(|| ReplayError::UnknownPort {
+                path: input.path.clone(),
+                port: name.clone(),
+                ports: names.join(", "),
+            })?),
+        };
+        match Source::open(&input.path, i, port) {
+            Ok(s) => sources.push(s),
+            Err(e) => problems.push(e),
+        }
+    }
+    if sources.is_empty() {
+        let all: Vec<_> = problems.iter().map(ToString::to_string).collect();
+        return Err(ReplayError::NoInput(if all.is_empty() {
+            "no inputs given".into()
+        } else {
+            all.join("\n  ")
+        }));
+    }
+    let out_err = |source| ReplayError::Output {
+        what: "the listing".into(),
+        source,
+    };
+    let mut writer = match &opts.output {
+        Some(path) => {
+            let interfaces: Vec<_> = config
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), Some(p.mac)))
+                .collect();
+            Some(PcapNgFile::create(path, &interfaces)?)
+        }
+        None => None,
+    };
+
+    // Merge the sources by timestamp: a heap of each source's next frame.
+    let mut heads = BinaryHeap::new();
+    for (i, source) in sources.iter_mut().enumerate() {
+        push_next(&mut heads, i, source, &ports, &mut problems);
+    }
+    let origin = heads
+        .peek()
+        .map_or(StdDuration::ZERO, |Reverse((ts, _, _))| *ts);
+    let mut engine = Engine::new(config, Instant::ZERO)?;
+    let mut now = Instant::ZERO;
+    let mut line = Line::default();
+    report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
+    drain(
+        &mut engine,
+        now,
+        origin,
+        &names,
+        &mut line,
+        &mut summary,
+        writer.as_mut(),
+    )?;
+    while let Some(Reverse((ts, i, frame))) = heads.pop() {
+        push_next(&mut heads, i, &mut sources[i], &ports, &mut problems);
+        let at = Instant::from_micros(
+            u64::try_from(ts.saturating_sub(origin).as_micros()).unwrap_or(u64::MAX),
+        );
+        // Captures may step back slightly between files; the engine's time never does.
+        let at = at.max(now);
+        while let Some(deadline) = engine.poll_timeout() {
+            if deadline > at {
+                break;
+            }
+            now = deadline.max(now);
+            engine.handle_timeout(now);
+            line = Line::timer(now);
+            drain(
+                &mut engine,
+                now,
+                origin,
+                &names,
+                &mut line,
+                &mut summary,
+                writer.as_mut(),
+            )?;
+            line.emit(opts, &names, out).map_err(out_err)?;
+        }
+        now = at;
+        summary.frames_in += 1;
+        line = Line::frame(now, &frame, &inputs[frame.input].path);
+        engine.handle_frame(now, frame.port, &frame.data);
+        drain(
+            &mut engine,
+            now,
+            origin,
+            &names,
+            &mut line,
+            &mut summary,
+            writer.as_mut(),
+        )?;
+        line.emit(opts, &names, out).map_err(out_err)?;
+        report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
+    }
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    let snapshot = engine.snapshot(now);
+    summary.counters = snapshot
+        .counters
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .cloned()
+        .collect();
+    if !opts.json {
+        writeln!(
+            out,
+            "\n{} frames in, {} frames out",
+            summary.frames_in, summary.frames_out
+        )
+        .map_err(out_err)?;
+        writeln!(out, "counters:").map_err(out_err)?;
+        for (name, value) in &summary.counters {
+            writeln!(out, "  {name:<28} {value}").map_err(out_err)?;
+        }
+        writeln!(out, "bindings:").map_err(out_err)?;
+        if snapshot.bindings.is_empty() {
+            writeln!(out, "  (none)").map_err(out_err)?;
+        }
+        for b in &snapshot.bindings {
+            let name = names.get(b.port.index()).map_or("?", String::as_str);
+            let routed = if b.routed { " routed" } else { "" };
+            writeln!(
+                out,
+                "  {:<40} {:<8} {} {:?}{routed}",
+                b.addr, name, b.mac, b.state
+            )
+            .map_err(out_err)?;
+        }
+    } else {
+        let counters: serde_json::Map<String, serde_json::Value> = summary
+            .counters
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).into()))
+            .collect();
+        let bindings: Vec<_> = snapshot
+            .bindings
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "addr": b.addr.to_string(),
+                    "port": names.get(b.port.index()),
+                    "mac": b.mac.to_string(),
+                    "state": format!("{:?}", b.state),
+                    "routed": b.routed,
+                })
+            })
+            .collect();
+        let s = serde_json::json!({"summary": {"frames_in": summary.frames_in, "frames_out": summary.frames_out,
+            "counters": counters, "bindings": bindings}});
+        writeln!(out, "{s}").map_err(out_err)?;
+    }
+    Ok(summary)
+}
+
+fn port_id(index: usize) -> PortId {
+    PortId(u16::try_from(index).unwrap_or(u16::MAX))
+}
+
+type Head = Reverse<(StdDuration, usize, CapturedFrame)>;
+
+fn push_next(
+    heads: &mut BinaryHeap<Head>,
+    i: usize,
+    source: &mut Source,
+    ports: &HashMap<String, PortId>,
+    problems: &mut Vec<InputError>,
+) {
+    match source.next_frame(ports, problems) {
+        Ok(Some(frame)) => heads.push(Reverse((frame.timestamp, i, frame))),
+        Ok(None) => {}
+        Err(e) => problems.push(e),
+    }
+}
+
+fn report_problems(
+    problems: &mut Vec<InputError>,
+    summary: &mut ReplaySummary,
+    opts: &ReplayOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for p in problems.drain(..) {
+        let text = p.to_string();
+        if opts.json {
+            writeln!(out, "{}", serde_json::json!({ "problem": text }))?;
+        } else {
+            writeln!(out, "warning: {text}")?;
+        }
+        summary.problems.push(text);
+    }
+    Ok(())
+}
+
+/// One listing line: an input frame (or a timer firing) and what came of it.
+#[derive(Debug, Default)]
+struct Line {
+    now: Instant,
+    port: Option<PortId>,
+    file: String,
+    number: u64,
+    decode: String,
+    decisions: Vec<String>,
+    /// Addresses this line concerns, for `--explain`.
+    addrs: Vec<Ipv6Addr>,
+}
+
+impl Line {
+    fn frame(now: Instant, frame: &CapturedFrame, path: &Path) -> Self {
+        Self {
+            now,
+            port: Some(frame.port),
+            file: path.display().to_string(),
+            number: frame.number,
+            decode: describe(&frame.data),
+            decisions: Vec::new(),
+            addrs: addresses(&frame.data),
+        }
+    }
+
+    fn timer(now: Instant) -> Self {
+        Self {
+            now,
+            decode: "timer".into(),
+            ..Self::default()
+        }
+    }
+
+    fn emit(
+        &self,
+        opts: &ReplayOptions,
+        names: &[String],
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        if self.port.is_none() && self.decisions.is_empty() {
+            return Ok(());
+        }
+        if let Some(addr) = opts.explain
+            && !self.addrs.contains(&addr)
+        {
+            return Ok(());
+        }
+        let port = self
+            .port
+            .map_or("-", |p| names.get(p.index()).map_or("?", String::as_str));
+        if opts.json {
+            let v = serde_json::json!({
+                "t": self.now.to_string(),
+                "port": port,
+                "file": self.file,
+                "frame": self.number,
+                "decode": self.decode,
+                "decisions": self.decisions,
+            });
+            writeln!(out, "{v}")
+        } else {
+            let decided = if self.decisions.is_empty() {
+                "no action".to_owned()
+            } else {
+                self.decisions.join("; ")
+            };
+            writeln!(
+                out,
+                "{:>14} {:<8} {:<64} -> {decided}",
+                self.now.to_string(),
+                port,
+                self.decode
+            )
+        }
+    }
+}
+
+/// Source, destination and target addresses of a frame.
+fn addresses(frame: &[u8]) -> Vec<Ipv6Addr> {
+    match parse_frame(frame) {
+        Ok(Parsed::Nd(p)) => {
+            let mut v = vec![p.src_addr, p.dst_addr];
+            match p.message {
+                NdMessage::NeighborSolicit { target_addr }
+                | NdMessage::NeighborAdvert { target_addr, .. } => {
+                    v.push(target_addr);
+                }
+                NdMessage::Redirect {
+                    target_addr,
+                    dest_addr,
+                } => v.extend([target_addr, dest_addr]),
+                NdMessage::RouterSolicit | NdMessage::RouterAdvert(_) => {}
+            }
+            v
+        }
+        Ok(Parsed::Data(d)) => vec![d.src_addr, d.dst_addr],
+        _ => Vec::new(),
+    }
+}
+
+fn drain(
+    engine: &mut Engine,
+    now: Instant,
+    origin: StdDuration,
+    names: &[String],
+    line: &mut Line,
+    summary: &mut ReplaySummary,
+    mut writer: Option<&mut PcapNgFile>,
+) -> Result<(), ReplayError> {
+    let name = |p: PortId| {
+        names
+            .get(p.index())
+            .cloned()
+            .unwrap_or_else(|| format!("port{}", p.0))
+    };
+    while let Some(action) = engine.poll_action() {
+        match action {
+            Action::Transmit { port, frame } => {
+                summary.frames_out += 1;
+                if line.port.is_none() {
+                    line.decisions
+                        .push(format!("sent on {}: {}", name(port), describe(&frame)));
+                    line.addrs.extend(addresses(&frame));
+                }
+                if let Some(w) = writer.as_deref_mut() {
+                    w.write(
+                        u32::from(port.0),
+                        origin + StdDuration::from_micros(now.total_micros()),
+                        &frame,
+                    )?;
+                }
+                summary.emitted.entry(name(port)).or_default().push(frame);
+            }
+            Action::InstallRoute { addr, port } => {
+                line.decisions
+                    .push(format!("route {addr}/128 via {} installed", name(port)));
+                line.addrs.push(addr);
+            }
+            Action::RemoveRoute { addr, port } => {
+                line.decisions
+                    .push(format!("route {addr}/128 via {} removed", name(port)));
+                line.addrs.push(addr);
+            }
+            Action::Event(event) => {
+                line.decisions
+                    .push(explain_event(&event, &name, &mut line.addrs))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn explain_event(
+    event: &Event,
+    name: &dyn Fn(PortId) -> String,
+    addrs: &mut Vec<Ipv6Addr>,
+) -> String {
+    match event {
+        Event::Dropped { reason, .. } => format!("dropped: {reason}"),
+        Event::Relayed {
+            to, message, addr, ..
+        } => {
+            addrs.push(*addr);
+            let to: Vec<_> = to.iter().map(|p| name(*p)).collect();
+            format!("{message} {addr} relayed to {}", to.join(","))
+        }
+        Event::Answered { port, target } => {
+            addrs.push(*target);
+            format!("answered for {target} on {}", name(*port))
+        }
+        Event::Binding {
+            addr,
+            port,
+            mac,
+            state,
+        } => {
+            addrs.push(*addr);
+            format!("binding {addr} on {} ({mac}) {state:?}", name(*port))
+        }
+        Event::Unbound { addr, port } => {
+            addrs.push(*addr);
+            format!("binding {addr} on {} removed", name(*port))
+        }
+        Event::PortProxying { port, enabled } => {
+            format!(
+                "port {} {}",
+                name(*port),
+                if *enabled { "proxying" } else { "not proxying" }
+            )
+        }
+        Event::Forwarded { to, dst, .. } => {
+            addrs.push(*dst);
+            format!("data to {dst} forwarded to {}", name(*to))
+        }
+    }
+}
+
+/// Frames per input looked at when inferring MACs; the relay's own RAs and NS show up
+/// long before this.
+const MAC_SCAN_FRAMES: usize = 20_000;
+
+/// The relay's MAC on each port, in `ports` order: given, inferred from the inputs, or a
+/// placeholder, with where it came from (replay prints this).
+pub fn resolve_macs(
+    ports: &[(String, crate::engine::Role)],
+    inputs: &[Input],
+    given: &HashMap<String, crate::wire::Mac>,
+) -> Vec<(crate::wire::Mac, MacSource)> {
+    let ids: HashMap<String, PortId> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), port_id(i)))
+        .collect();
+    let mut evidence = MacEvidence::default();
+    if ports.iter().any(|(n, _)| !given.contains_key(n)) {
+        for (i, input) in inputs.iter().enumerate() {
+            let port = input.port.as_ref().and_then(|p| ids.get(p).copied());
+            if input.port.is_some() && port.is_none() {
+                continue;
+            }
+            let Ok(mut source) = Source::open(&input.path, i, port) else {
+                continue;
+            };
+            let mut ignored = Vec::new();
+            for _ in 0..MAC_SCAN_FRAMES {
+                match source.next_frame(&ids, &mut ignored) {
+                    Ok(Some(f)) => evidence.observe(f.port, &f.data),
+                    _ => break,
+                }
+            }
+        }
+    }
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (name, role))| match given.get(name) {
+            Some(mac) => (*mac, MacSource::Given),
+            None => evidence
+                .infer(port_id(i), *role)
+                .unwrap_or((placeholder(i), MacSource::Placeholder)),
+        })
+        .collect()
+}
