@@ -167,6 +167,23 @@ pub fn nd_filter() -> Vec<SockFilter> {
     a.finish()
 }
 
+/// The filter for the userspace data plane: every IPv6 frame that arrived from the
+/// segment (not sent by the host, not for another host); the engine forwards data.
+pub fn ipv6_filter() -> Vec<SockFilter> {
+    use Target::{Label as L, Next};
+    let mut a = Asm::new();
+    let drop = a.label();
+    a.op(LD_W_ABS, SKF_AD_PKTTYPE);
+    a.jmp(JEQ_K, 4, L(drop), Next);
+    a.jmp(JEQ_K, 3, L(drop), Next);
+    a.op(LD_H_ABS, 12);
+    a.jmp(JEQ_K, 0x86dd, Next, L(drop));
+    a.op(RET_K, ACCEPT);
+    a.bind(drop);
+    a.op(RET_K, 0);
+    a.finish()
+}
+
 /// A classic BPF interpreter for the instructions [`nd_filter`] uses, so tests can run
 /// the exact program against sample frames. Returns the accepted length (0 = drop), or
 /// `None` on an out-of-bounds load (the kernel drops such frames too).
@@ -245,12 +262,27 @@ mod test {
     #[test]
     fn every_nd_type_passes_and_neighbours_do_not() {
         for t in 133..=137 {
-            assert!(accepts(&frame(58, &icmp(t)), pkttype::MULTICAST), "type {t}");
+            assert!(
+                accepts(&frame(58, &icmp(t)), pkttype::MULTICAST),
+                "type {t}"
+            );
             assert!(accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
         }
         for t in [1u8, 2, 128, 129, 130, 131, 132, 138, 143, 255] {
             assert!(!accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
         }
+    }
+
+    #[test]
+    fn userspace_filter_takes_ipv6_data_from_the_segment_only() {
+        let p = ipv6_filter();
+        let tcp = frame(6, &[0; 20]);
+        assert!(run(&p, &tcp, pkttype::HOST).is_some_and(|n| n > 0));
+        assert_eq!(run(&p, &tcp, pkttype::OUTGOING), Some(0));
+        let mut v4 = tcp.clone();
+        v4[12] = 0x08;
+        v4[13] = 0;
+        assert_eq!(run(&p, &v4, pkttype::HOST), Some(0));
     }
 
     #[test]

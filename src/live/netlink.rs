@@ -127,7 +127,8 @@ impl MsgBuilder {
     pub fn nest(&mut self, ty: u16) -> &mut Self {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
         self
     }
 
@@ -363,7 +364,20 @@ fn host_route_msg(
     ifindex: i32,
     protocol: u8,
 ) {
-    let hdr = [AF_INET6, 128, 0, 0, RT_TABLE_MAIN, protocol, 0, RTN_UNICAST, 0, 0, 0, 0];
+    let hdr = [
+        AF_INET6,
+        128,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        protocol,
+        0,
+        RTN_UNICAST,
+        0,
+        0,
+        0,
+        0,
+    ];
     b.begin(ty, flags, seq, &hdr)
         .attr(RTA_DST, &addr.octets())
         .attr_u32(RTA_OIF, ifindex as u32)
@@ -429,16 +443,20 @@ impl Netlink {
         self.sock.send(msg)?;
         loop {
             if !sys::poll_readable(self.sock.raw(), 5000)? {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "netlink: no answer"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "netlink: no answer",
+                ));
             }
             let n = self.sock.recv(&mut self.buf)?;
             for m in messages(&self.buf[..n]) {
                 if m.seq != seq || m.ty != NLMSG_ERROR {
                     continue;
                 }
-                let err = m.payload.get(..4).map_or(0, |e| {
-                    i32::from_ne_bytes(e.try_into().unwrap_or_default())
-                });
+                let err = m
+                    .payload
+                    .get(..4)
+                    .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
                 return if err == 0 {
                     Ok(())
                 } else {
@@ -449,11 +467,20 @@ impl Netlink {
     }
 
     /// Runs a dump request and hands every answer payload of type `want` to `f`.
-    pub fn dump(&mut self, msg: &[u8], seq: u32, want: u16, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    pub fn dump(
+        &mut self,
+        msg: &[u8],
+        seq: u32,
+        want: u16,
+        mut f: impl FnMut(&[u8]),
+    ) -> io::Result<()> {
         self.sock.send(msg)?;
         loop {
             if !sys::poll_readable(self.sock.raw(), 5000)? {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "netlink: dump stalled"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "netlink: dump stalled",
+                ));
             }
             let n = self.sock.recv(&mut self.buf)?;
             for m in messages(&self.buf[..n]) {
@@ -463,9 +490,10 @@ impl Netlink {
                 match m.ty {
                     NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {
-                        let err = m.payload.get(..4).map_or(0, |e| {
-                            i32::from_ne_bytes(e.try_into().unwrap_or_default())
-                        });
+                        let err = m
+                            .payload
+                            .get(..4)
+                            .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
                         if err != 0 {
                             return Err(io::Error::from_raw_os_error(-err));
                         }
@@ -482,7 +510,8 @@ impl Netlink {
     pub fn links(&mut self) -> io::Result<Vec<Link>> {
         let seq = self.next_seq();
         let mut b = MsgBuilder::new();
-        b.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0; 16]).end();
+        b.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0; 16])
+            .end();
         let mut out = Vec::new();
         self.dump(b.bytes(), seq, RTM_NEWLINK, |p| out.extend(Link::parse(p)))?;
         Ok(out)
@@ -492,8 +521,13 @@ impl Netlink {
     pub fn addrs(&mut self) -> io::Result<Vec<Addr>> {
         let seq = self.next_seq();
         let mut b = MsgBuilder::new();
-        b.begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0])
-            .end();
+        b.begin(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            &[AF_INET6, 0, 0, 0, 0, 0, 0, 0],
+        )
+        .end();
         let mut out = Vec::new();
         self.dump(b.bytes(), seq, RTM_NEWADDR, |p| out.extend(Addr::parse(p)))?;
         Ok(out)
@@ -503,8 +537,13 @@ impl Netlink {
     pub fn routes_with_protocol(&mut self, protocol: u8) -> io::Result<Vec<Route>> {
         let seq = self.next_seq();
         let mut b = MsgBuilder::new();
-        b.begin(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, &[AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-            .end();
+        b.begin(
+            RTM_GETROUTE,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            &[AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        )
+        .end();
         let mut out = Vec::new();
         self.dump(b.bytes(), seq, RTM_NEWROUTE, |p| {
             out.extend(Route::parse(p).filter(|r| r.protocol == protocol))
@@ -524,7 +563,12 @@ impl Netlink {
         let seq = self.next_seq();
         let msg = build_route_delete(seq, addr, ifindex, protocol);
         match self.transact(&msg, seq) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::ENODEV | libc::ENOENT)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ESRCH | libc::ENODEV | libc::ENOENT)
+                ) =>
+            {
                 Ok(())
             }
             r => r,
@@ -570,7 +614,9 @@ impl Monitor {
         }
         let n = match self.sock.recv(&mut self.buf) {
             Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(vec![LinkUpdate::Resync]),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(vec![LinkUpdate::Resync]);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
@@ -605,7 +651,10 @@ mod test {
         let msg = msgs[0];
         assert_eq!(msg.ty, RTM_NEWROUTE);
         assert_eq!(msg.seq, 9);
-        assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        assert_eq!(
+            msg.flags,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+        );
         // The kernel answers our dumps with this same layout, so our parser reads it back.
         let r = Route::parse(msg.payload).unwrap();
         assert_eq!(
@@ -618,7 +667,10 @@ mod test {
                 protocol: 199
             }
         );
-        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize, m.len());
+        assert_eq!(
+            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
+            m.len()
+        );
     }
 
     #[test]
@@ -644,7 +696,9 @@ mod test {
             .attr_u32(IFLA_MTU, 1500)
             .end();
         let ups = parse_updates(b.bytes());
-        let LinkUpdate::NewLink(l) = &ups[0] else { panic!("{ups:?}") };
+        let LinkUpdate::NewLink(l) = &ups[0] else {
+            panic!("{ups:?}")
+        };
         assert_eq!(l.name, "br0");
         assert_eq!(l.index, 7);
         assert_eq!(l.mac, Some(Mac([2, 0, 0, 0, 0, 9])));
@@ -660,7 +714,12 @@ mod test {
     #[test]
     fn nested_attributes_have_their_length() {
         let mut b = MsgBuilder::new();
-        b.begin(1, 0, 0, &[]).nest(5).attr_u32(1, 7).attr_u32(2, 8).nest_end().end();
+        b.begin(1, 0, 0, &[])
+            .nest(5)
+            .attr_u32(1, 7)
+            .attr_u32(2, 8)
+            .nest_end()
+            .end();
         let msg = messages(b.bytes()).next().unwrap();
         let (ty, inner) = attrs(msg.payload).next().unwrap();
         assert_eq!(ty, 5);

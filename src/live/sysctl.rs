@@ -17,7 +17,11 @@ pub struct Key(Vec<String>);
 
 impl Key {
     fn conf(iface: &str, leaf: &str) -> Self {
-        Self(["net", "ipv6", "conf", iface, leaf].map(String::from).to_vec())
+        Self(
+            ["net", "ipv6", "conf", iface, leaf]
+                .map(String::from)
+                .to_vec(),
+        )
     }
 
     /// The file under `/proc/sys`.
@@ -80,7 +84,11 @@ impl fmt::Display for Problem {
 }
 
 /// What ndprelay needs for these ports.
-pub fn requirements(uplink: &str, downstream: &[&str], kernel_forwarding: bool) -> Vec<Requirement> {
+pub fn requirements(
+    uplink: &str,
+    downstream: &[&str],
+    kernel_forwarding: bool,
+) -> Vec<Requirement> {
     let mut out = Vec::new();
     if kernel_forwarding {
         out.push(Requirement {
@@ -159,8 +167,10 @@ mod test {
     use super::*;
 
     fn reader(vals: &[(&str, &str)]) -> impl FnMut(&Key) -> io::Result<String> {
-        let vals: Vec<(String, String)> =
-            vals.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vals: Vec<(String, String)> = vals
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &Key| {
             vals.iter()
                 .find(|(n, _)| *n == k.to_string())
@@ -207,14 +217,20 @@ mod test {
             ]
         );
         let msg = refusal(&p);
-        assert!(msg.contains("net.ipv6.conf.br0.proxy_ndp is 1, ndprelay needs 0"), "{msg}");
+        assert!(
+            msg.contains("net.ipv6.conf.br0.proxy_ndp is 1, ndprelay needs 0"),
+            "{msg}"
+        );
         assert!(msg.contains("fix_sysctls"), "{msg}");
     }
 
     #[test]
     fn dotted_interface_names_map_to_proc_paths() {
         let k = Key::conf("vlan.10", "proxy_ndp");
-        assert_eq!(k.path(), PathBuf::from("/proc/sys/net/ipv6/conf/vlan.10/proxy_ndp"));
+        assert_eq!(
+            k.path(),
+            PathBuf::from("/proc/sys/net/ipv6/conf/vlan.10/proxy_ndp")
+        );
         assert_eq!(k.to_string(), "net.ipv6.conf.vlan/10.proxy_ndp");
     }
 
@@ -222,7 +238,13 @@ mod test {
     fn without_kernel_forwarding_only_proxy_ndp_matters() {
         let reqs = requirements("eth0", &["br0"], false);
         let keys: Vec<String> = reqs.iter().map(|r| r.key.to_string()).collect();
-        assert_eq!(keys, vec!["net.ipv6.conf.eth0.proxy_ndp", "net.ipv6.conf.br0.proxy_ndp"]);
+        assert_eq!(
+            keys,
+            vec![
+                "net.ipv6.conf.eth0.proxy_ndp",
+                "net.ipv6.conf.br0.proxy_ndp"
+            ]
+        );
         let p = check(&reqs, reader(&[("net.ipv6.conf.eth0.proxy_ndp", "0")]));
         assert_eq!(p.len(), 1);
         assert!(p[0].current.starts_with("unreadable"));

@@ -255,7 +255,10 @@ impl PacketSocket {
             )
         })?;
         if n != frame.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short packet send"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short packet send",
+            ));
         }
         Ok(())
     }
@@ -366,5 +369,9 @@ pub fn if_nametoindex(name: &str) -> Option<i32> {
     let c = std::ffi::CString::new(name).ok()?;
     // SAFETY: `c` is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 { None } else { i32::try_from(idx).ok() }
+    if idx == 0 {
+        None
+    } else {
+        i32::try_from(idx).ok()
+    }
 }
