@@ -23,6 +23,8 @@ pub mod netlink;
 mod privileges;
 pub mod sys;
 pub mod sysctl;
+#[cfg(test)]
+mod tests;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -39,6 +39,7 @@ pub mod consts {
     pub const IFLA_ADDRESS: u16 = 1;
     pub const IFLA_IFNAME: u16 = 3;
     pub const IFLA_MTU: u16 = 4;
+    pub const IFLA_ALLMULTI: u16 = 61;
     pub const IFA_ADDRESS: u16 = 1;
     pub const IFA_FLAGS: u16 = 8;
     pub const IFA_F_DADFAILED: u32 = 0x08;
@@ -231,6 +232,8 @@ pub struct Link {
     pub mtu: u32,
     /// `IFF_*` flags.
     pub flags: u32,
+    /// All-multicast reference count (kernels ≥ 6.0 report it).
+    pub allmulti: Option<u32>,
 }
 
 impl Link {
@@ -249,6 +252,7 @@ impl Link {
             name: String::new(),
             mac: None,
             mtu: 0,
+            allmulti: None,
         };
         for (ty, d) in attrs(&payload[16..]) {
             match ty {
@@ -262,6 +266,7 @@ impl Link {
                     link.mac = Some(Mac(m));
                 }
                 IFLA_MTU => link.mtu = ne_u32(d).unwrap_or(0),
+                IFLA_ALLMULTI => link.allmulti = ne_u32(d),
                 _ => {}
             }
         }

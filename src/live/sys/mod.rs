@@ -375,3 +375,11 @@ pub fn if_nametoindex(name: &str) -> Option<i32> {
         i32::try_from(idx).ok()
     }
 }
+
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/run/netns/NAME`). Only this thread changes namespace.
+pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: `f` is an open namespace file for the duration of the call.
+    cvt(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}
