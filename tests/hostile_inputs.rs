@@ -5,45 +5,18 @@
 //! went out. A valid twin of each broken frame is relayed elsewhere in this file, so
 //! a counter can only move because of the broken field.
 
+mod common;
+
 use std::net::Ipv6Addr;
+
+use common::*;
 
 use ndprelay::engine::{Action, DataPlane, Engine, EngineConfig, PortConfig, PortId, Role};
 use ndprelay::time::{Duration, Instant};
 use ndprelay::wire::{
-    Mac, NaFlags, NdMessage, OptionRepr, Parsed, RaFlags, RouterAdvert, emit_ipv6, emit_nd,
-    icmpv6_checksum, parse_frame, solicited_node,
+    Mac, NaFlags, NdMessage, OptionRepr, Parsed, RaFlags, RouterAdvert, emit_nd, parse_frame,
+    solicited_node,
 };
-
-const UPLINK: PortId = PortId(0);
-const BR0: PortId = PortId(1);
-const BR1: PortId = PortId(2);
-const UPLINK_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
-const BR0_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x02]);
-const BR1_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x03]);
-const ROUTER_MAC: Mac = Mac([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
-const GUEST_MAC: Mac = Mac([0x52, 0x54, 0x00, 0x00, 0x00, 0x10]);
-const OTHER_MAC: Mac = Mac([0x52, 0x54, 0x00, 0x00, 0x00, 0x20]);
-
-/// IPv6 header offsets inside an untagged Ethernet frame.
-const HOP_LIMIT: usize = 14 + 7;
-const PAYLOAD_LEN: usize = 14 + 4;
-const ICMP: usize = 14 + 40;
-
-fn router_ll() -> Ipv6Addr {
-    "fe80::1".parse().unwrap()
-}
-fn router_global() -> Ipv6Addr {
-    "2001:db8:1::1".parse().unwrap()
-}
-fn guest() -> Ipv6Addr {
-    "2001:db8:1::10".parse().unwrap()
-}
-fn guest_ll() -> Ipv6Addr {
-    GUEST_MAC.link_local()
-}
-fn all_nodes() -> Ipv6Addr {
-    "ff02::1".parse().unwrap()
-}
 
 struct Relay {
     engine: Engine,
@@ -149,134 +122,16 @@ impl Relay {
     }
 }
 
-fn ns(
-    eth_src: Mac,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    target: Ipv6Addr,
-    opts: &[OptionRepr],
-) -> Vec<u8> {
-    let eth_dst = if dst.is_multicast() {
-        Mac::ipv6_multicast(dst)
-    } else {
-        UPLINK_MAC
-    };
-    emit_nd(
-        eth_src,
-        eth_dst,
-        src,
-        dst,
-        &NdMessage::NeighborSolicit {
-            target_addr: target,
-        },
-        opts,
-    )
-}
-
-fn ns_from_router(target: Ipv6Addr) -> Vec<u8> {
-    ns(
-        ROUTER_MAC,
-        router_ll(),
-        solicited_node(target),
-        target,
-        &[OptionRepr::SourceLla(ROUTER_MAC)],
-    )
-}
-
-/// An NS from the guest on br0 resolving the router: the valid twin of most tests.
-fn ns_from_guest() -> Vec<u8> {
-    ns(
-        GUEST_MAC,
-        guest(),
-        solicited_node(router_global()),
-        router_global(),
-        &[OptionRepr::SourceLla(GUEST_MAC)],
-    )
-}
-
-fn na(
-    eth_src: Mac,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    flags: NaFlags,
-    target: Ipv6Addr,
-    tlla: Mac,
-) -> Vec<u8> {
-    let eth_dst = if dst.is_multicast() {
-        Mac::ipv6_multicast(dst)
-    } else {
-        BR0_MAC
-    };
-    emit_nd(
-        eth_src,
-        eth_dst,
-        src,
-        dst,
-        &NdMessage::NeighborAdvert {
-            flags,
-            target_addr: target,
-        },
-        &[OptionRepr::TargetLla(tlla)],
-    )
-}
-
-fn na_from_guest(solicited: bool) -> Vec<u8> {
-    let flags = NaFlags {
-        router: false,
-        solicited,
-        override_: true,
-    };
-    let dst = if solicited { router_ll() } else { all_nodes() };
-    na(GUEST_MAC, guest(), dst, flags, guest(), GUEST_MAC)
-}
-
-fn ra(eth_src: Mac, src: Ipv6Addr, flags: u8, opts: &[OptionRepr]) -> Vec<u8> {
-    let ra = RouterAdvert {
-        cur_hop_limit: 64,
-        flags: RaFlags(flags),
-        router_lifetime: 1800,
-        reachable_time: 0,
-        retrans_timer: 0,
-    };
-    emit_nd(
-        eth_src,
-        Mac::ipv6_multicast(all_nodes()),
-        src,
-        all_nodes(),
-        &NdMessage::RouterAdvert(ra),
-        opts,
-    )
-}
-
-fn uplink_ra(extra: &[OptionRepr]) -> Vec<u8> {
-    let mut opts = vec![OptionRepr::SourceLla(ROUTER_MAC)];
-    opts.extend_from_slice(extra);
-    ra(ROUTER_MAC, router_ll(), 0, &opts)
-}
-
-fn src_of(frame: &[u8]) -> Ipv6Addr {
-    Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).unwrap())
-}
-fn dst_of(frame: &[u8]) -> Ipv6Addr {
-    Ipv6Addr::from(<[u8; 16]>::try_from(&frame[38..54]).unwrap())
-}
-
-/// Recomputes the ICMPv6 checksum after a test edits a frame (no extension headers).
-fn fix_csum(frame: &mut [u8]) {
-    let len = usize::from(u16::from_be_bytes([
-        frame[PAYLOAD_LEN],
-        frame[PAYLOAD_LEN + 1],
-    ]));
-    let end = (ICMP + len).min(frame.len());
-    frame[ICMP + 2] = 0;
-    frame[ICMP + 3] = 0;
-    let csum = icmpv6_checksum(src_of(frame), dst_of(frame), &frame[ICMP..end]);
-    frame[ICMP + 2..ICMP + 4].copy_from_slice(&csum.to_be_bytes());
-}
-
-fn set_payload_len(frame: &mut Vec<u8>, len: usize) {
-    frame.resize(ICMP + len, 0);
-    frame[PAYLOAD_LEN..PAYLOAD_LEN + 2].copy_from_slice(&(len as u16).to_be_bytes());
+/// Runs every corpus frame of reference row `id` through a fresh relay.
+fn assert_case(id: &str) {
+    let cases: Vec<_> = malformed_corpus()
+        .into_iter()
+        .filter(|c| c.id == id)
+        .collect();
+    assert!(!cases.is_empty(), "no corpus frame for {id}");
+    for c in cases {
+        assert_dropped(c.port, &c.frame, c.reason);
+    }
 }
 
 /// Asserts the frame is dropped for `reason` and that nothing was sent or learned.
@@ -320,50 +175,27 @@ fn valid_twin_is_relayed_upstream() {
 
 #[test]
 fn h01_hop_limit_254() {
-    let mut f = ns_from_guest();
-    f[HOP_LIMIT] = 254;
-    assert_dropped(BR0, &f, "hop_limit");
+    assert_case("h01");
 }
 
 #[test]
 fn h02_code_1() {
-    let mut f = ns_from_guest();
-    f[ICMP + 1] = 1;
-    fix_csum(&mut f);
-    assert_dropped(BR0, &f, "bad_code");
+    assert_case("h02");
 }
 
 #[test]
 fn h03_bad_checksum_and_zero_checksum() {
-    let mut f = ns_from_guest();
-    f[ICMP + 2] ^= 0x55;
-    assert_dropped(BR0, &f, "bad_csum");
-    let mut z = ns_from_guest();
-    z[ICMP + 2] = 0;
-    z[ICMP + 3] = 0;
-    assert_dropped(BR0, &z, "bad_csum");
+    assert_case("h03");
 }
 
 #[test]
 fn h04_icmp_length_23() {
-    let mut f = ns(
-        GUEST_MAC,
-        guest(),
-        solicited_node(router_global()),
-        router_global(),
-        &[],
-    );
-    set_payload_len(&mut f, 23);
-    fix_csum(&mut f);
-    assert_dropped(BR0, &f, "too_short");
+    assert_case("h04");
 }
 
 #[test]
 fn h05_payload_length_beyond_frame() {
-    let mut f = ns_from_guest();
-    f.truncate(80);
-    f[PAYLOAD_LEN..PAYLOAD_LEN + 2].copy_from_slice(&200u16.to_be_bytes());
-    assert_dropped(BR0, &f, "truncated");
+    assert_case("h05");
 }
 
 #[test]
@@ -381,38 +213,17 @@ fn h06_trailing_bytes_are_not_relayed() {
 
 #[test]
 fn h07_multicast_target() {
-    let f = ns(
-        GUEST_MAC,
-        guest(),
-        solicited_node(all_nodes()),
-        all_nodes(),
-        &[OptionRepr::SourceLla(GUEST_MAC)],
-    );
-    assert_dropped(BR0, &f, "mcast_target");
+    assert_case("h07");
 }
 
 #[test]
 fn h08_dad_to_unicast_destination() {
-    let f = ns(
-        GUEST_MAC,
-        Ipv6Addr::UNSPECIFIED,
-        router_global(),
-        guest(),
-        &[],
-    );
-    assert_dropped(BR0, &f, "dad_bad_dst");
+    assert_case("h08");
 }
 
 #[test]
 fn h09_dad_with_slla() {
-    let f = ns(
-        GUEST_MAC,
-        Ipv6Addr::UNSPECIFIED,
-        solicited_node(guest()),
-        guest(),
-        &[OptionRepr::SourceLla(GUEST_MAC)],
-    );
-    assert_dropped(BR0, &f, "dad_slla");
+    assert_case("h09");
 }
 
 #[test]
@@ -445,55 +256,27 @@ fn h10_valid_dad_is_relayed_and_nothing_learned() {
 
 #[test]
 fn h11_option_length_zero() {
-    let mut f = ns_from_guest();
-    f[ICMP + 24 + 1] = 0;
-    fix_csum(&mut f);
-    assert_dropped(BR0, &f, "opt_len0");
+    assert_case("h11");
 }
 
 #[test]
 fn h12_last_option_overruns() {
-    let mut f = ns_from_guest();
-    f[ICMP + 24 + 1] = 2;
-    fix_csum(&mut f);
-    assert_dropped(BR0, &f, "opt_overrun");
+    assert_case("h12");
 }
 
 #[test]
 fn h13_stray_byte_after_options() {
-    let mut f = ns_from_guest();
-    set_payload_len(&mut f, 24 + 8 + 1);
-    fix_csum(&mut f);
-    assert_dropped(BR0, &f, "opt_trailing");
+    assert_case("h13");
 }
 
 #[test]
 fn h14_slla_length_two_units() {
-    let f = ns(
-        GUEST_MAC,
-        guest(),
-        solicited_node(router_global()),
-        router_global(),
-        &[OptionRepr::Raw(vec![
-            1, 2, 0x52, 0x54, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0,
-        ])],
-    );
-    assert_dropped(BR0, &f, "bad_lla_len");
+    assert_case("h14");
 }
 
 #[test]
 fn h15_two_different_sllas() {
-    let f = ns(
-        GUEST_MAC,
-        guest(),
-        solicited_node(router_global()),
-        router_global(),
-        &[
-            OptionRepr::SourceLla(GUEST_MAC),
-            OptionRepr::SourceLla(OTHER_MAC),
-        ],
-    );
-    assert_dropped(BR0, &f, "dup_lla");
+    assert_case("h15");
 }
 
 #[test]
@@ -549,31 +332,12 @@ fn h17_tlla_in_ns_is_never_learned() {
 
 #[test]
 fn h18_solicited_na_to_all_nodes() {
-    let flags = NaFlags {
-        router: false,
-        solicited: true,
-        override_: true,
-    };
-    let f = na(GUEST_MAC, guest(), all_nodes(), flags, guest(), GUEST_MAC);
-    assert_dropped(BR0, &f, "mcast_solicited");
+    assert_case("h18");
 }
 
 #[test]
 fn h19_na_multicast_target() {
-    let flags = NaFlags {
-        router: false,
-        solicited: false,
-        override_: true,
-    };
-    let f = na(
-        GUEST_MAC,
-        guest(),
-        all_nodes(),
-        flags,
-        all_nodes(),
-        GUEST_MAC,
-    );
-    assert_dropped(BR0, &f, "mcast_target");
+    assert_case("h19");
 }
 
 #[test]
@@ -637,34 +401,17 @@ fn h21_override_na_on_other_port_moves_only_after_failed_probe() {
 
 #[test]
 fn h22_relay_mac_as_tlla_or_source() {
-    let flags = NaFlags {
-        router: false,
-        solicited: false,
-        override_: true,
-    };
-    let tlla = na(GUEST_MAC, guest(), all_nodes(), flags, guest(), BR1_MAC);
-    assert_dropped(BR0, &tlla, "loop_suspect");
-    let src = na(UPLINK_MAC, guest(), all_nodes(), flags, guest(), GUEST_MAC);
-    assert_dropped(BR0, &src, "loop_suspect");
+    assert_case("h22");
 }
 
 #[test]
 fn h23_uplink_ra_from_global_source() {
-    let f = ra(
-        ROUTER_MAC,
-        router_global(),
-        0,
-        &[OptionRepr::SourceLla(ROUTER_MAC)],
-    );
-    assert_dropped(UPLINK, &f, "ra_src_not_ll");
+    assert_case("h23");
 }
 
 #[test]
 fn h24_ra_icmp_length_15() {
-    let mut f = ra(ROUTER_MAC, router_ll(), 0, &[]);
-    set_payload_len(&mut f, 15);
-    fix_csum(&mut f);
-    assert_dropped(UPLINK, &f, "too_short");
+    assert_case("h24");
 }
 
 #[test]
@@ -718,22 +465,7 @@ fn h26_uplink_ra_with_p_bit() {
 
 #[test]
 fn h27_even_rdnss_and_short_rio() {
-    let rdnss = OptionRepr::Raw(vec![
-        25, 2, 0, 0, 0, 0, 0x0e, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-    ]);
-    let mut rio = vec![24, 2, 128, 0, 0, 0, 0x0e, 0x10];
-    rio.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0]);
-    for opt in [rdnss, OptionRepr::Raw(rio)] {
-        let f = ra(
-            ROUTER_MAC,
-            router_ll(),
-            0,
-            &[OptionRepr::SourceLla(ROUTER_MAC), opt],
-        );
-        let mut relay = Relay::ready();
-        relay.inject(UPLINK, &f);
-        assert_eq!(relay.drops("bad_opt_len"), 1);
-    }
+    assert_case("h27");
 }
 
 #[test]
@@ -776,110 +508,20 @@ fn h28_ra_mtu_is_clamped_or_stripped() {
 
 #[test]
 fn h29_rs_from_unspecified_with_slla() {
-    let rs = emit_nd(
-        GUEST_MAC,
-        Mac::ipv6_multicast("ff02::2".parse().unwrap()),
-        Ipv6Addr::UNSPECIFIED,
-        "ff02::2".parse().unwrap(),
-        &NdMessage::RouterSolicit,
-        &[OptionRepr::SourceLla(GUEST_MAC)],
-    );
-    assert_dropped(BR0, &rs, "dad_slla");
-}
-
-fn redirect(src: Ipv6Addr, target: Ipv6Addr, dest: Ipv6Addr) -> Vec<u8> {
-    emit_nd(
-        ROUTER_MAC,
-        GUEST_MAC,
-        src,
-        guest(),
-        &NdMessage::Redirect {
-            target_addr: target,
-            dest_addr: dest,
-        },
-        &[],
-    )
+    assert_case("h29");
 }
 
 #[test]
 fn h30_redirects() {
-    let dest: Ipv6Addr = "2001:db8:2::5".parse().unwrap();
-    let target: Ipv6Addr = "fe80::99".parse().unwrap();
-    assert_dropped(
-        UPLINK,
-        &redirect(router_global(), target, dest),
-        "redirect_src_not_ll",
-    );
-    let mut short = redirect(router_ll(), target, dest);
-    set_payload_len(&mut short, 39);
-    fix_csum(&mut short);
-    assert_dropped(UPLINK, &short, "too_short");
-    assert_dropped(
-        UPLINK,
-        &redirect(router_ll(), target, all_nodes()),
-        "redirect_mcast_dst",
-    );
-    assert_dropped(
-        UPLINK,
-        &redirect(router_ll(), router_global(), dest),
-        "redirect_bad_target",
-    );
-    assert_dropped(
-        BR0,
-        &redirect(guest_ll(), target, dest),
-        "redirect_from_downstream",
-    );
-}
-
-/// Wraps the ICMPv6 part of `nd` behind `headers` (each a complete extension header whose
-/// next-header byte the caller set), keeping the ND checksum valid.
-fn behind(nd: &[u8], first_next_header: u8, headers: &[u8]) -> Vec<u8> {
-    let mut payload = headers.to_vec();
-    payload.extend_from_slice(&nd[ICMP..]);
-    emit_ipv6(
-        ROUTER_MAC,
-        Mac::ipv6_multicast(dst_of(nd)),
-        src_of(nd),
-        dst_of(nd),
-        first_next_header,
-        255,
-        &payload,
-    )
+    assert_case("h30");
 }
 
 #[test]
 fn h31_fragmented_nd() {
-    let nd = ns_from_guest();
-    // Atomic fragment: offset 0, M = 0.
-    let atomic = behind(&nd, 44, &[58, 0, 0, 0, 0, 0, 0, 1]);
-    assert_dropped(BR0, &atomic, "frag_nd");
-    // First fragment of an RA whose ICMPv6 header is not in it (only 4 bytes, M = 1).
-    let ra = uplink_ra(&[]);
-    let mut first = vec![58, 0, 0, 1, 0, 0, 0, 2];
-    first.extend_from_slice(&ra[ICMP..ICMP + 4]);
-    let f = emit_ipv6(
-        ROUTER_MAC,
-        Mac::ipv6_multicast(all_nodes()),
-        router_ll(),
-        all_nodes(),
-        44,
-        255,
-        &first,
-    );
-    assert_dropped(UPLINK, &f, "frag_nd");
+    assert_case("h31");
 }
 
 #[test]
 fn h32_nd_behind_extension_headers() {
-    let nd = ns_from_guest();
-    let dest_opts = [58, 0, 1, 4, 0, 0, 0, 0];
-    assert_dropped(BR0, &behind(&nd, 60, &dest_opts), "ext_hdr_nd");
-    let mut chain = Vec::new();
-    for i in 0..40 {
-        let next = if i == 39 { 58 } else { 60 };
-        chain.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
-    }
-    assert_dropped(BR0, &behind(&nd, 60, &chain), "ext_hdr_nd");
-    let unknown = [253, 0, 1, 4, 0, 0, 0, 0];
-    assert_dropped(BR0, &behind(&nd, 60, &unknown), "ext_hdr_nd");
+    assert_case("h32");
 }

@@ -3,7 +3,7 @@
 use std::net::Ipv6Addr;
 
 use super::checksum::fill_icmpv6_checksum;
-use super::ndp::{NdMessage, NdPacket, RaFlags};
+use super::ndp::{NdMessage, NdPacket, RaFlags, field};
 use super::option::{OptionRepr, PrefixInfo, emit_lla, kind, read16};
 use super::{ETH_HEADER_LEN, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPV6_HEADER_LEN, Mac, icmp_type};
 
@@ -46,8 +46,8 @@ pub struct Rewrite {
 /// Writes the relayed frame for `packet` into `out` (cleared first).
 ///
 /// Unknown options are copied byte for byte; Payload Length and the ICMPv6 checksum are
-/// recomputed; Hop Limit stays 255. The IPv6 Traffic Class and Flow Label are written as
-/// zero, as ND senders use. Any trailer of the received frame is not copied.
+/// recomputed; Hop Limit stays 255. Traffic Class and Flow Label are written as zero
+/// ([`NdPacket`] does not carry them). Any trailer of the received frame is dropped.
 pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
     let src = rw.src_addr.unwrap_or(packet.src_addr);
     let dst = rw.dst_addr.unwrap_or(packet.dst_addr);
@@ -67,7 +67,7 @@ pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
     out.extend_from_slice(&packet.icmp[..fixed_len]);
     let is_ra = matches!(packet.message, NdMessage::RouterAdvert(_));
     if is_ra && rw.set_proxy_flag {
-        if let Some(flags) = out.get_mut(icmp_start + 5) {
+        if let Some(flags) = out.get_mut(icmp_start + field::RA_FLAGS) {
             *flags |= RaFlags::PROXY;
         }
     }
@@ -83,17 +83,21 @@ pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
             (kind::SOURCE_LLA, 1) => rewrite_lla(out, opt, rw.slla),
             (kind::TARGET_LLA, 1) => rewrite_lla(out, opt, rw.tlla),
             (kind::PREFIX_INFO, 4) if is_ra && rw.clear_pio_on_link => {
-                let at = out.len();
+                // Byte 3 of a PIO holds the L and A flags (RFC 4861 §4.6.2).
+                let flags_at = out.len() + 3;
                 out.extend_from_slice(opt);
-                out[at + 3] &= !PrefixInfo::FLAG_ON_LINK;
+                out[flags_at] &= !PrefixInfo::FLAG_ON_LINK;
             }
-            (kind::MTU, 1) if is_ra && rw.max_mtu.is_some() => {
-                let mtu = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]);
-                let clamped = mtu.min(rw.max_mtu.unwrap_or(mtu));
-                if clamped >= MIN_MTU {
-                    OptionRepr::Mtu(clamped).emit(out);
+            // CVE-2015-8215: never advertise an MTU below the IPv6 minimum.
+            (kind::MTU, 1) if is_ra => match rw.max_mtu {
+                Some(max) => {
+                    let clamped = u32::from_be_bytes([opt[4], opt[5], opt[6], opt[7]]).min(max);
+                    if clamped >= MIN_MTU {
+                        OptionRepr::Mtu(clamped).emit(out);
+                    }
                 }
-            }
+                None => out.extend_from_slice(opt),
+            },
             _ => out.extend_from_slice(opt),
         }
     }
@@ -331,15 +335,50 @@ mod test {
         }
     }
 
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// Rewrites `frame` into a buffer pre-filled with 0xa5.
+    fn rewritten(frame: &[u8], rw: &Rewrite) -> Vec<u8> {
+        let mut out = vec![0xa5; 2000];
+        rewrite(&nd(frame), rw, &mut out);
+        out
+    }
+
+    fn ra_golden_message() -> (NdMessage, Vec<OptionRepr>) {
+        let msg = NdMessage::RouterAdvert(crate::wire::RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+            router_lifetime: 1800,
+            reachable_time: 30000,
+            retrans_timer: 1000,
+        });
+        let opts = vec![
+            OptionRepr::SourceLla(MAC_A),
+            OptionRepr::Mtu(1500),
+            OptionRepr::PrefixInfo(PrefixInfo {
+                prefix_len: 64,
+                on_link: true,
+                autonomous: true,
+                valid_lifetime: 86400,
+                preferred_lifetime: 14400,
+                prefix: ip("2001:db8::"),
+            }),
+            OptionRepr::Raw(vec![200, 1, 1, 2, 3, 4, 5, 6]),
+        ];
+        (msg, opts)
+    }
+
     #[test]
     fn emit_ns_golden() {
         let frame = emit_nd(
             MAC_A,
             Mac([0x33, 0x33, 0xff, 0, 0, 2]),
-            "2001:db8::1".parse().unwrap(),
-            "ff02::1:ff00:2".parse().unwrap(),
+            ip("2001:db8::1"),
+            ip("ff02::1:ff00:2"),
             &NdMessage::NeighborSolicit {
-                target_addr: "2001:db8::2".parse().unwrap(),
+                target_addr: ip("2001:db8::2"),
             },
             &[OptionRepr::SourceLla(MAC_A)],
         );
@@ -347,10 +386,249 @@ mod test {
     }
 
     #[test]
+    fn emit_rs_golden() {
+        let frame = emit_nd(
+            MAC_A,
+            Mac::ipv6_multicast(ip("ff02::2")),
+            ip("fe80::1"),
+            ip("ff02::2"),
+            &NdMessage::RouterSolicit,
+            &[OptionRepr::SourceLla(MAC_A)],
+        );
+        assert_eq!(frame, RS_FRAME);
+    }
+
+    #[test]
+    fn emit_ra_golden() {
+        let (msg, opts) = ra_golden_message();
+        let frame = emit_nd(
+            MAC_A,
+            Mac::ipv6_multicast(ip("ff02::1")),
+            ip("fe80::1"),
+            ip("ff02::1"),
+            &msg,
+            &opts,
+        );
+        assert_eq!(frame, RA_FRAME);
+    }
+
+    #[test]
+    fn emit_na_golden() {
+        let frame = emit_nd(
+            MAC_B,
+            MAC_A,
+            ip("2001:db8::2"),
+            ip("2001:db8::1"),
+            &NdMessage::NeighborAdvert {
+                flags: crate::wire::NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true,
+                },
+                target_addr: ip("2001:db8::2"),
+            },
+            &[OptionRepr::TargetLla(MAC_B)],
+        );
+        assert_eq!(frame, NA_FRAME);
+    }
+
+    #[test]
+    fn emit_redirect_golden() {
+        // The Redirected Header option as built by hand: type 4, length 6, 6 reserved
+        // octets, then the quoted IPv6 header.
+        let mut rh = vec![4, 6, 0, 0, 0, 0, 0, 0];
+        rh.extend_from_slice(&REDIRECT_FRAME[REDIRECT_FRAME.len() - 40..]);
+        let frame = emit_nd(
+            MAC_A,
+            MAC_B,
+            ip("fe80::1"),
+            ip("2001:db8::5"),
+            &NdMessage::Redirect {
+                target_addr: ip("fe80::9"),
+                dest_addr: ip("2001:db8::77"),
+            },
+            &[OptionRepr::TargetLla(MAC_N), OptionRepr::Raw(rh)],
+        );
+        assert_eq!(frame, REDIRECT_FRAME);
+    }
+
+    #[test]
     fn rewrite_ns_slla_golden() {
-        let p = nd(&NS_FRAME);
-        let mut out = vec![0xa5; 300];
-        rewrite(&p, &relay(p.eth_dst), &mut out);
+        let out = rewritten(&NS_FRAME, &relay(Mac([0x33, 0x33, 0xff, 0, 0, 2])));
         assert_eq!(out, NS_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_drops_trailer() {
+        // Hostile input #6: the trailer is not part of the IPv6 packet.
+        let mut frame = NS_FRAME.to_vec();
+        frame.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]);
+        let out = rewritten(&frame, &relay(Mac([0x33, 0x33, 0xff, 0, 0, 2])));
+        assert_eq!(out, NS_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_rs_slla_golden() {
+        let out = rewritten(&RS_FRAME, &relay(Mac::ipv6_multicast(ip("ff02::2"))));
+        assert_eq!(out, RS_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_na_tlla_golden() {
+        let out = rewritten(&NA_FRAME, &relay(MAC_A));
+        assert_eq!(out, NA_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_ra_proxy_pio_mtu_golden() {
+        let rw = Rewrite {
+            set_proxy_flag: true,
+            clear_pio_on_link: true,
+            max_mtu: Some(1400),
+            ..relay(Mac::ipv6_multicast(ip("ff02::1")))
+        };
+        assert_eq!(rewritten(&RA_FRAME, &rw), RA_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_ra_mtu_below_minimum_is_removed() {
+        let rw = Rewrite {
+            set_proxy_flag: true,
+            max_mtu: Some(1000),
+            ..relay(Mac::ipv6_multicast(ip("ff02::1")))
+        };
+        let out = rewritten(&RA_FRAME, &rw);
+        assert_eq!(out, RA_MTU_STRIPPED);
+        assert_eq!(out.len(), RA_FRAME.len() - 8);
+    }
+
+    #[test]
+    fn rewrite_ra_mtu_kept_when_within_limit() {
+        let rw = Rewrite {
+            max_mtu: Some(9000),
+            slla: LlaRewrite::Keep,
+            ..relay(RA_FRAME[..6].try_into().map(Mac).unwrap())
+        };
+        let out = rewritten(&RA_FRAME, &rw);
+        // Only the Ethernet source differs from the received frame.
+        assert_eq!(out[..6], RA_FRAME[..6]);
+        assert_eq!(out[6..12], MAC_R.0);
+        assert_eq!(out[12..], RA_FRAME[12..]);
+    }
+
+    #[test]
+    fn rewrite_redirect_removes_tlla_golden() {
+        let rw = Rewrite {
+            tlla: LlaRewrite::Remove,
+            ..relay(MAC_B)
+        };
+        let out = rewritten(&REDIRECT_FRAME, &rw);
+        assert_eq!(out, REDIRECT_NO_TLLA);
+        let p = nd(&out);
+        assert_eq!(p.tlla, None);
+        assert_eq!(p.icmp.len(), nd(&REDIRECT_FRAME).icmp.len() - 8);
+    }
+
+    #[test]
+    fn rewrite_every_slla_copy_golden() {
+        let rw = Rewrite {
+            tlla: LlaRewrite::Keep,
+            ..relay(Mac([0x33, 0x33, 0xff, 0, 0, 2]))
+        };
+        assert_eq!(rewritten(&NS_TWO_SLLA, &rw), NS_TWO_SLLA_REWRITTEN);
+    }
+
+    #[test]
+    fn rewrite_addresses_recomputes_checksum() {
+        let rw = Rewrite {
+            src_addr: Some(ip("fe80::aa")),
+            dst_addr: Some(ip("ff02::1")),
+            ..relay(Mac::ipv6_multicast(ip("ff02::1")))
+        };
+        let out = rewritten(&NA_FRAME, &rw);
+        // Solicited NA to a multicast destination is invalid, so check fields by hand.
+        assert_eq!(out[22..38], ip("fe80::aa").octets());
+        assert_eq!(out[38..54], ip("ff02::1").octets());
+        assert!(crate::wire::verify_icmpv6_checksum(
+            ip("fe80::aa"),
+            ip("ff02::1"),
+            &out[54..]
+        ));
+    }
+
+    #[test]
+    fn emit_echo_golden() {
+        let frame = emit_icmpv6_echo(
+            MAC_A,
+            MAC_B,
+            ip("2001:db8::1"),
+            ip("2001:db8::2"),
+            false,
+            0x1234,
+            7,
+            b"ping",
+        );
+        assert_eq!(frame, ECHO_FRAME);
+        let reply = emit_icmpv6_echo(
+            MAC_A,
+            MAC_B,
+            ip("2001:db8::1"),
+            ip("2001:db8::2"),
+            true,
+            0x1234,
+            7,
+            b"ping",
+        );
+        assert_eq!(reply[54], icmp_type::ECHO_REPLY);
+    }
+
+    #[test]
+    fn emit_ipv6_golden() {
+        let frame = emit_ipv6(
+            MAC_A,
+            MAC_B,
+            ip("2001:db8::1"),
+            ip("2001:db8::2"),
+            17,
+            63,
+            &[1, 2, 3],
+        );
+        let mut want = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        want.extend_from_slice(&[0x60, 0, 0, 0, 0, 3, 17, 63]);
+        want.extend_from_slice(&ip("2001:db8::1").octets());
+        want.extend_from_slice(&ip("2001:db8::2").octets());
+        want.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(frame, want);
+    }
+
+    #[test]
+    fn packet_too_big_quotes_up_to_1280() {
+        for len in [48usize, 1232, 1233, 1500, 9000] {
+            let offending = emit_ipv6(
+                MAC_A,
+                MAC_B,
+                ip("2001:db8::1"),
+                ip("2001:db8::2"),
+                17,
+                64,
+                &vec![0x5a; len - 40],
+            );
+            let offending = &offending[ETH_HEADER_LEN..];
+            let frame = emit_packet_too_big(MAC_R, MAC_A, ip("fe80::aa"), 1400, offending);
+            let ipv6 = &frame[ETH_HEADER_LEN..];
+            assert_eq!(ipv6.len(), len.min(1232) + 48, "offending length {len}");
+            assert!(ipv6.len() <= 1280);
+            assert_eq!(ipv6[24..40], ip("2001:db8::1").octets());
+            let icmp = &ipv6[40..];
+            assert_eq!(icmp[..2], [icmp_type::PACKET_TOO_BIG, 0]);
+            assert_eq!(icmp[4..8], 1400u32.to_be_bytes());
+            assert_eq!(icmp[8..], offending[..icmp.len() - 8]);
+            assert!(crate::wire::verify_icmpv6_checksum(
+                ip("fe80::aa"),
+                ip("2001:db8::1"),
+                icmp
+            ));
+            assert!(matches!(parse_frame(&frame), Ok(Parsed::Data(_))));
+        }
     }
 }

@@ -69,3 +69,95 @@ pub(crate) fn fill_icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &mut [u8]
         field.copy_from_slice(&c.to_be_bytes());
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::wire::golden::*;
+
+    /// RFC 1071 from scratch: build the pseudo-header, zero the checksum field, sum
+    /// 16-bit big-endian words one at a time, fold, complement.
+    fn reference(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
+        let mut data = Vec::new();
+        data.extend_from_slice(&src.octets());
+        data.extend_from_slice(&dst.octets());
+        data.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+        data.extend_from_slice(&[0, 0, 0, 58]);
+        let start = data.len();
+        data.extend_from_slice(icmp);
+        if data.len() > start + 3 {
+            data[start + 2] = 0;
+            data[start + 3] = 0;
+        } else {
+            data.truncate(start + icmp.len().min(2));
+        }
+        if data.len() % 2 == 1 {
+            data.push(0);
+        }
+        let mut sum: u32 = 0;
+        for i in (0..data.len()).step_by(2) {
+            sum += (u32::from(data[i]) << 8) | u32::from(data[i + 1]);
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn golden_frames_agree_with_reference() {
+        for frame in [
+            &NS_FRAME[..],
+            &RS_FRAME,
+            &RA_FRAME,
+            &NA_FRAME,
+            &REDIRECT_FRAME,
+            &ECHO_FRAME,
+        ] {
+            let src = Ipv6Addr::from(read(&frame[22..38]));
+            let dst = Ipv6Addr::from(read(&frame[38..54]));
+            let icmp = &frame[54..];
+            let stored = u16::from_be_bytes([icmp[2], icmp[3]]);
+            assert_eq!(reference(src, dst, icmp), stored);
+            assert_eq!(icmpv6_checksum(src, dst, icmp), stored);
+            assert!(verify_icmpv6_checksum(src, dst, icmp));
+        }
+    }
+
+    fn read(b: &[u8]) -> [u8; 16] {
+        let mut a = [0; 16];
+        a.copy_from_slice(b);
+        a
+    }
+
+    #[test]
+    fn every_length_and_odd_tail_agrees_with_reference() {
+        let src = ip("2001:db8::1");
+        let dst = ip("fe80::1234:5678");
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 97 + 13) as u8).collect();
+        for len in 0..data.len() {
+            let icmp = &data[..len];
+            assert_eq!(
+                icmpv6_checksum(src, dst, icmp),
+                reference(src, dst, icmp),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_rejects_wrong_and_zero_checksums() {
+        let src = Ipv6Addr::from(read(&NS_FRAME[22..38]));
+        let dst = Ipv6Addr::from(read(&NS_FRAME[38..54]));
+        let mut icmp = NS_FRAME[54..].to_vec();
+        for bad in [[0, 0], [0xff, 0xff], [icmp[2] ^ 1, icmp[3]]] {
+            icmp[2..4].copy_from_slice(&bad);
+            assert!(!verify_icmpv6_checksum(src, dst, &icmp), "{bad:?}");
+        }
+        assert!(!verify_icmpv6_checksum(src, dst, &icmp[..3]));
+        fill_icmpv6_checksum(src, dst, &mut icmp);
+        assert_eq!(icmp, NS_FRAME[54..]);
+    }
+}

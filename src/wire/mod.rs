@@ -5,7 +5,7 @@
 //! ICMPv6 checksum nor enforces RFC 4861 nor writes ND options, so that is done here.
 //!
 //! - [`parse_frame`] classifies a frame as not-IPv6, IPv6 data, or a validated ND
-//!   message ([`NdPacket`]), or rejects it with a [`DropReason`].
+//!   message ([`NdPacket`]), or rejects it with a [`DropReason`](crate::DropReason).
 //! - [`rewrite`] builds a relayed copy of an [`NdPacket`] (new L2 header, SLLA/TLLA
 //!   replaced in every copy or removed, RA P bit, Payload Length and checksum fixed),
 //!   keeping unknown options byte for byte.

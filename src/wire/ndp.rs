@@ -1,6 +1,7 @@
 //! Classifying frames and validating the five ND messages (RFC 4861 §4, §6.1, §7.1, §8.1).
 
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 use etherparse::err::ipv6::HeaderSliceError;
 use etherparse::{EtherType, Ethernet2HeaderSlice, Ipv6HeaderSlice};
@@ -12,6 +13,36 @@ use super::{
     is_solicited_node,
 };
 use crate::DropReason;
+
+/// Byte offsets inside the ICMPv6 message (RFC 4861 §4.1-§4.5).
+///
+/// ```text
+///  0               1               2               3
+/// +---------------+---------------+-------------------------------+
+/// |     Type      |     Code      |           Checksum            |  all
+/// +---------------+---------------+-------------------------------+
+/// | Cur Hop Limit |M|O|H|Prf|P|R R|        Router Lifetime        |  RA
+/// |                        Reachable Time                         |
+/// |                        Retrans Timer                          |
+/// +---------------+---------------+-------------------------------+
+/// |R|S|O|         Reserved (NS, Redirect: all reserved)           |  NS NA Redirect
+/// |              Target Address (16 octets, offset 8)             |
+/// |   Redirect: Destination Address (16 octets, offset 24)        |
+/// +---------------------------------------------------------------+
+/// ```
+pub(super) mod field {
+    use core::ops::Range;
+
+    pub(crate) const CODE: usize = 1;
+    pub(crate) const CUR_HOP_LIMIT: usize = 4;
+    pub(crate) const RA_FLAGS: usize = 5;
+    pub(crate) const ROUTER_LIFETIME: Range<usize> = 6..8;
+    pub(crate) const REACHABLE_TIME: Range<usize> = 8..12;
+    pub(crate) const RETRANS_TIMER: Range<usize> = 12..16;
+    pub(crate) const NA_FLAGS: usize = 4;
+    pub(crate) const TARGET: Range<usize> = 8..24;
+    pub(crate) const DEST: Range<usize> = 24..40;
+}
 
 /// What a frame turned out to be.
 #[derive(Debug, Clone)]
@@ -230,14 +261,14 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
 }
 
 /// IPv6 extension headers using the RFC 6564 layout `(len + 1) * 8` octets.
-const EXT_UNIFORM: [u8; 7] = [0, 43, 60, 135, 139, 140, 253];
+const EXT_UNIFORM: [u8; 6] = [0, 43, 60, 135, 139, 140];
 /// Fragment header (RFC 8200 §4.5), fixed 8 octets.
 const EXT_FRAGMENT: u8 = 44;
 /// Authentication Header (RFC 4302): length in 4-octet units minus 2.
 const EXT_AH: u8 = 51;
 /// No Next Header.
 const NO_NEXT_HEADER: u8 = 59;
-/// Highest IANA-assigned protocol number; above it (and 254, 255) is unclassifiable.
+/// Highest IANA-assigned protocol number; 147..=255 are unclassifiable.
 const LAST_ASSIGNED_PROTOCOL: u8 = 146;
 
 /// Where the extension-header walk ended.
@@ -260,8 +291,9 @@ const fn is_nd_type(t: u8) -> bool {
 ///   extension headers); behind a Fragment header, atomic ones included: `frag_nd`.
 /// - A first fragment whose chain or ICMPv6 type is cut off, or that reaches an
 ///   unclassifiable Next Header: `frag_nd`.
-/// - An unclassifiable Next Header (unassigned, 254, 255; 253 is walked as an RFC 6564
-///   experiment header) without a Fragment header: `ext_hdr_nd`, since it may hide ND.
+/// - An unclassifiable Next Header (unassigned 147..=252, the RFC 4727 experiment
+///   values 253 and 254, which may be extension headers or not, reserved 255) without a
+///   Fragment header: `ext_hdr_nd`, since it may be an extension header hiding ND.
 /// - A non-first fragment is `Data`: it carries no upper-layer header, and the first
 ///   fragment of any fragmented ND is dropped above, so it can never be reassembled.
 /// - A chain running past the Payload Length without a Fragment header: `truncated`.
@@ -342,8 +374,20 @@ const fn min_len(t: u8) -> usize {
     }
 }
 
-fn addr_at(icmp: &[u8], off: usize) -> Ipv6Addr {
-    Ipv6Addr::from(read16(&icmp[off..off + 16]))
+fn addr_at(icmp: &[u8], at: Range<usize>) -> Ipv6Addr {
+    Ipv6Addr::from(read16(&icmp[at]))
+}
+
+fn u16_at(b: &[u8], at: Range<usize>) -> u16 {
+    let mut a = [0; 2];
+    a.copy_from_slice(&b[at]);
+    u16::from_be_bytes(a)
+}
+
+fn u32_at(b: &[u8], at: Range<usize>) -> u32 {
+    let mut a = [0; 4];
+    a.copy_from_slice(&b[at]);
+    u32::from_be_bytes(a)
 }
 
 /// RFC 4861 §6.1.1, §6.1.2, §7.1.1, §7.1.2, §8.1 validity checks.
@@ -357,7 +401,7 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
     if icmp.len() < options_offset {
         return Err(DropReason::TooShort);
     }
-    if icmp[1] != 0 {
+    if icmp[field::CODE] != 0 {
         return Err(DropReason::BadCode);
     }
     if !verify_icmpv6_checksum(ip.src_addr, ip.dst_addr, icmp) {
@@ -371,15 +415,15 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
                 return Err(DropReason::RaSrcNotLl);
             }
             NdMessage::RouterAdvert(RouterAdvert {
-                cur_hop_limit: icmp[4],
-                flags: RaFlags(icmp[5]),
-                router_lifetime: u16::from_be_bytes([icmp[6], icmp[7]]),
-                reachable_time: u32::from_be_bytes([icmp[8], icmp[9], icmp[10], icmp[11]]),
-                retrans_timer: u32::from_be_bytes([icmp[12], icmp[13], icmp[14], icmp[15]]),
+                cur_hop_limit: icmp[field::CUR_HOP_LIMIT],
+                flags: RaFlags(icmp[field::RA_FLAGS]),
+                router_lifetime: u16_at(icmp, field::ROUTER_LIFETIME),
+                reachable_time: u32_at(icmp, field::REACHABLE_TIME),
+                retrans_timer: u32_at(icmp, field::RETRANS_TIMER),
             })
         }
         icmp_type::NEIGHBOR_SOLICIT => {
-            let target_addr = addr_at(icmp, 8);
+            let target_addr = addr_at(icmp, field::TARGET);
             if target_addr.is_multicast() {
                 return Err(DropReason::McastTarget);
             }
@@ -389,8 +433,8 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             NdMessage::NeighborSolicit { target_addr }
         }
         icmp_type::NEIGHBOR_ADVERT => {
-            let flags = NaFlags::from_byte(icmp[4]);
-            let target_addr = addr_at(icmp, 8);
+            let flags = NaFlags::from_byte(icmp[field::NA_FLAGS]);
+            let target_addr = addr_at(icmp, field::TARGET);
             if target_addr.is_multicast() {
                 return Err(DropReason::McastTarget);
             }
@@ -400,8 +444,8 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             NdMessage::NeighborAdvert { flags, target_addr }
         }
         _ => {
-            let target_addr = addr_at(icmp, 8);
-            let dest_addr = addr_at(icmp, 24);
+            let target_addr = addr_at(icmp, field::TARGET);
+            let dest_addr = addr_at(icmp, field::DEST);
             if !is_link_local(ip.src_addr) {
                 return Err(DropReason::RedirectSrcNotLl);
             }
@@ -539,28 +583,187 @@ impl NaFlags {
 mod test {
     use super::*;
     use crate::wire::golden::*;
+    use crate::wire::{NdOption, PrefixInfo};
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn nd(frame: &[u8]) -> NdPacket<'_> {
+        match parse_frame(frame) {
+            Ok(Parsed::Nd(p)) => p,
+            other => panic!("not ND: {other:?}"),
+        }
+    }
 
     #[test]
     fn parse_golden_ns() {
-        let Ok(Parsed::Nd(p)) = parse_frame(&NS_FRAME) else {
-            panic!(
-                "golden NS did not parse as ND: {:?}",
-                parse_frame(&NS_FRAME)
-            );
-        };
+        let p = nd(&NS_FRAME);
         assert_eq!(p.eth_dst, Mac([0x33, 0x33, 0xff, 0, 0, 2]));
         assert_eq!(p.eth_src, MAC_A);
-        assert_eq!(p.src_addr, "2001:db8::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.dst_addr, "ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(p.src_addr, ip("2001:db8::1"));
+        assert_eq!(p.dst_addr, ip("ff02::1:ff00:2"));
+        assert_eq!(p.hop_limit, 255);
         assert_eq!(
             p.message,
             NdMessage::NeighborSolicit {
-                target_addr: "2001:db8::2".parse().unwrap()
+                target_addr: ip("2001:db8::2")
             }
         );
         assert_eq!(p.slla, Some(MAC_A));
         assert_eq!(p.tlla, None);
         assert_eq!(p.icmp, &NS_FRAME[54..]);
+        assert_eq!(p.options_offset, 24);
+        assert_eq!(
+            p.options().collect::<Vec<_>>(),
+            [NdOption::SourceLla(MAC_A)]
+        );
         assert!(!p.is_dad());
+    }
+
+    #[test]
+    fn parse_golden_rs() {
+        let p = nd(&RS_FRAME);
+        assert_eq!(p.message, NdMessage::RouterSolicit);
+        assert_eq!((p.src_addr, p.dst_addr), (ip("fe80::1"), ip("ff02::2")));
+        assert_eq!(p.slla, Some(MAC_A));
+        assert_eq!(p.options_offset, 8);
+        assert_eq!(p.message.name(), "RS");
+    }
+
+    #[test]
+    fn parse_golden_ra() {
+        let p = nd(&RA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::RouterAdvert(RouterAdvert {
+                cur_hop_limit: 64,
+                flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+                router_lifetime: 1800,
+                reachable_time: 30000,
+                retrans_timer: 1000,
+            })
+        );
+        assert_eq!(p.slla, Some(MAC_A));
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(
+            opts,
+            [
+                NdOption::SourceLla(MAC_A),
+                NdOption::Mtu(1500),
+                NdOption::PrefixInfo(PrefixInfo {
+                    prefix_len: 64,
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 86400,
+                    preferred_lifetime: 14400,
+                    prefix: ip("2001:db8::"),
+                }),
+                NdOption::Other {
+                    kind: 200,
+                    bytes: &[200, 1, 1, 2, 3, 4, 5, 6]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_golden_na() {
+        let p = nd(&NA_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true
+                },
+                target_addr: ip("2001:db8::2"),
+            }
+        );
+        assert_eq!((p.slla, p.tlla), (None, Some(MAC_B)));
+        assert_eq!((p.eth_src, p.eth_dst), (MAC_B, MAC_A));
+    }
+
+    #[test]
+    fn parse_golden_redirect() {
+        let p = nd(&REDIRECT_FRAME);
+        assert_eq!(
+            p.message,
+            NdMessage::Redirect {
+                target_addr: ip("fe80::9"),
+                dest_addr: ip("2001:db8::77"),
+            }
+        );
+        assert_eq!(p.tlla, Some(MAC_N));
+        assert_eq!(p.options_offset, 40);
+        let opts: Vec<_> = p.options().collect();
+        assert_eq!(opts.len(), 2);
+        assert!(matches!(opts[1], NdOption::Other { kind: 4, bytes } if bytes.len() == 48));
+    }
+
+    #[test]
+    fn parse_two_identical_sllas_and_tlla_in_ns() {
+        let p = nd(&NS_TWO_SLLA);
+        assert_eq!((p.slla, p.tlla), (Some(MAC_A), Some(MAC_B)));
+        assert_eq!(p.options().count(), 3);
+    }
+
+    #[test]
+    fn echo_is_data_with_packet_bounds() {
+        let mut frame = ECHO_FRAME.to_vec();
+        frame.extend_from_slice(&[0; 10]);
+        let Ok(Parsed::Data(d)) = parse_frame(&frame) else {
+            panic!("echo is not data");
+        };
+        assert_eq!(d.packet, &ECHO_FRAME[14..]);
+        assert_eq!(
+            (d.src_addr, d.dst_addr),
+            (ip("2001:db8::1"), ip("2001:db8::2"))
+        );
+        assert_eq!((d.eth_src, d.eth_dst, d.hop_limit), (MAC_A, MAC_B, 64));
+    }
+
+    #[test]
+    fn not_ipv6_ethertypes() {
+        for ethertype in [[0x08, 0x00], [0x08, 0x06], [0x81, 0x00], [0x88, 0xa8]] {
+            let mut frame = NS_FRAME.to_vec();
+            frame[12..14].copy_from_slice(&ethertype);
+            assert!(matches!(parse_frame(&frame), Ok(Parsed::NotIpv6)));
+        }
+    }
+
+    #[test]
+    fn short_frames_are_truncated() {
+        for len in 0..NS_FRAME.len() {
+            let r = parse_frame(&NS_FRAME[..len]);
+            assert_eq!(r.err(), Some(DropReason::Truncated), "length {len}");
+        }
+    }
+
+    #[test]
+    fn option_iter_stops_on_zero_length_and_overrun() {
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        let bytes = [1, 1, 2, 0, 0, 0, 0, 1, 200, 2, 0, 0, 0, 0, 0, 0];
+        assert_eq!(NdOptionIter::new(&bytes).count(), 1);
+        assert_eq!(NdOptionIter::new(&[1]).count(), 0);
+        // A known type with an unusual length comes out as Other.
+        let bytes = [5, 2, 0, 0, 0, 0, 5, 220, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            NdOptionIter::new(&bytes).next(),
+            Some(NdOption::Other { kind: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn na_flags_bits() {
+        for b in 0..=0xe0u8 {
+            let f = NaFlags::from_byte(b);
+            assert_eq!(f.to_byte(), b & 0xe0);
+        }
+        assert!(NaFlags::from_byte(0x80).router);
+        assert!(NaFlags::from_byte(0x40).solicited);
+        assert!(NaFlags::from_byte(0x20).override_);
     }
 }

@@ -1,0 +1,364 @@
+//! pcap replay end to end: captures written here are replayed through the engine and the
+//! listing, the summary and the emitted capture are checked.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration as StdDuration;
+
+use common::*;
+use ndprelay::engine::{DataPlane, EngineConfig, PortConfig, PortId, Role};
+use ndprelay::replay::{Input, ReplayOptions, Source, replay};
+use ndprelay::wire::{Mac, NdMessage, Parsed, parse_frame};
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ndprelay-replay-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config() -> EngineConfig {
+    let port = |name: &str, role, mac: Mac| PortConfig {
+        name: name.into(),
+        role,
+        mac,
+        link_local: mac.link_local(),
+        mtu: 1500,
+    };
+    let ports = vec![
+        port("uplink", Role::Upstream, UPLINK_MAC),
+        port("br0", Role::Downstream, BR0_MAC),
+        port("br1", Role::Downstream, BR1_MAC),
+    ];
+    let mut c = EngineConfig::new(ports, vec!["2001:db8:1::/64".parse().unwrap()]);
+    c.data_plane = DataPlane::KernelRoutes;
+    c
+}
+
+/// Writes a classic pcap with frames at the given offsets (seconds) from a fixed epoch.
+fn write_pcap(path: &Path, frames: &[(f64, Vec<u8>)], datalink: DataLink) {
+    let header = PcapHeader {
+        datalink,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(File::create(path).unwrap(), header).unwrap();
+    for (t, f) in frames {
+        let ts = StdDuration::from_secs(1_700_000_000) + StdDuration::from_secs_f64(*t);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .unwrap();
+    }
+}
+
+fn input(port: &str, path: &Path) -> Input {
+    Input {
+        port: Some(port.into()),
+        path: path.to_owned(),
+    }
+}
+
+fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn malformed_corpus_drops_each_frame_with_its_reason() {
+    let dir = tmpdir("malformed");
+    let corpus = malformed_corpus();
+    let mut per_port: HashMap<PortId, Vec<(f64, Vec<u8>)>> = HashMap::new();
+    let mut expected: HashMap<(PortId, u64), &str> = HashMap::new();
+    for (i, case) in corpus.iter().enumerate() {
+        let frames = per_port.entry(case.port).or_default();
+        frames.push((i as f64 * 0.01, case.frame.clone()));
+        expected.insert((case.port, frames.len() as u64), case.reason);
+    }
+    let names = ["uplink", "br0", "br1"];
+    let mut inputs = Vec::new();
+    let mut file_port = HashMap::new();
+    for (port, frames) in &per_port {
+        let path = dir.join(format!("{}.pcap", names[port.index()]));
+        write_pcap(&path, frames, DataLink::ETHERNET);
+        file_port.insert(path.display().to_string(), *port);
+        inputs.push(input(names[port.index()], &path));
+    }
+    let mut out = Vec::new();
+    let summary = replay(
+        config(),
+        &inputs,
+        &ReplayOptions {
+            json: true,
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(summary.frames_in, corpus.len() as u64);
+    let mut checked = 0;
+    for line in json_lines(&out) {
+        let (Some(file), Some(frame)) = (line["file"].as_str(), line["frame"].as_u64()) else {
+            continue;
+        };
+        let port = file_port[file];
+        let reason = expected[&(port, frame)];
+        let decisions: Vec<&str> = line["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert!(
+            decisions.contains(&format!("dropped: {reason}").as_str()),
+            "{file} frame {frame}: expected drop {reason}, got {decisions:?}"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        corpus.len(),
+        "every malformed frame has a listing line"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A router solicits the guest, the guest answers: the relay relays both ways and binds.
+fn resolution_captures(dir: &Path) -> Vec<Input> {
+    let uplink = dir.join("uplink.pcap");
+    let br0 = dir.join("br0.pcap");
+    write_pcap(
+        &uplink,
+        &[(0.0, uplink_ra(&[])), (8.0, ns_from_router(guest()))],
+        DataLink::ETHERNET,
+    );
+    write_pcap(&br0, &[(8.001, na_from_guest(true))], DataLink::ETHERNET);
+    vec![input("uplink", &uplink), input("br0", &br0)]
+}
+
+#[test]
+fn replay_explains_relay_decisions_and_writes_what_it_sent() {
+    let dir = tmpdir("decisions");
+    let inputs = resolution_captures(&dir);
+    let output = dir.join("out.pcapng");
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        output: Some(output.clone()),
+        ..Default::default()
+    };
+    let summary = replay(config(), &inputs, &opts, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("NS who-has 2001:db8:1::10"),
+        "decode missing:\n{text}"
+    );
+    assert!(
+        text.contains("relayed to br0"),
+        "NS relay decision missing:\n{text}"
+    );
+    assert!(
+        text.contains("binding 2001:db8:1::10 on br0"),
+        "binding decision missing:\n{text}"
+    );
+    assert!(
+        text.contains("bindings:") && text.contains("counters:"),
+        "summary missing:\n{text}"
+    );
+
+    // The NA went back to the uplink with the relay's MAC as TLLA.
+    let to_uplink = &summary.emitted["uplink"];
+    let na = to_uplink
+        .iter()
+        .filter_map(|f| match parse_frame(f) {
+            Ok(Parsed::Nd(p)) if matches!(p.message, NdMessage::NeighborAdvert { .. }) => {
+                Some(p.tlla)
+            }
+            _ => None,
+        })
+        .next();
+    assert_eq!(
+        na,
+        Some(Some(UPLINK_MAC)),
+        "relayed NA must carry the uplink MAC"
+    );
+
+    // The output capture holds exactly what the engine emitted, on the right interfaces.
+    let mut source = Source::open(&output, 0, None).unwrap();
+    let ids: HashMap<String, PortId> = [("uplink", 0u16), ("br0", 1), ("br1", 2)]
+        .iter()
+        .map(|(n, i)| (n.to_string(), PortId(*i)))
+        .collect();
+    let mut read = 0;
+    let mut warnings = Vec::new();
+    while let Some(f) = source.next_frame(&ids, &mut warnings).unwrap() {
+        assert!(
+            f.timestamp >= StdDuration::from_secs(1_700_000_000),
+            "timestamps keep the capture's epoch"
+        );
+        read += 1;
+    }
+    assert_eq!(read, summary.frames_out);
+    assert!(warnings.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tshark_decodes_every_emitted_frame_with_a_good_checksum() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "tshark is required under CI=true"
+        );
+        eprintln!("SKIPPED: tshark not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let dir = tmpdir("tshark");
+    let inputs = resolution_captures(&dir);
+    let output = dir.join("out.pcapng");
+    let opts = ReplayOptions {
+        output: Some(output.clone()),
+        ..Default::default()
+    };
+    let summary = replay(config(), &inputs, &opts, &mut Vec::new()).unwrap();
+    assert!(summary.frames_out > 0);
+    let res = Command::new("tshark")
+        .args([
+            "-r",
+            output.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "icmpv6.type",
+        ])
+        .args(["-e", "icmpv6.checksum.status"])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let rows = String::from_utf8(res.stdout).unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(
+        rows.len() as u64,
+        summary.frames_out,
+        "tshark must read every frame:\n{rows:?}"
+    );
+    for row in rows {
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert!(
+            ["uplink", "br0", "br1"].contains(&cols[0]),
+            "interface name lost: {row}"
+        );
+        assert!(
+            cols[1]
+                .parse::<u8>()
+                .is_ok_and(|t| (133..=137).contains(&t)),
+            "not ND: {row}"
+        );
+        assert_eq!(cols[2], "1", "checksum not good per tshark: {row}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn explain_narrows_the_listing_to_one_address() {
+    let dir = tmpdir("explain");
+    let inputs = resolution_captures(&dir);
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        explain: Some(guest()),
+        ..Default::default()
+    };
+    replay(config(), &inputs, &opts, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let listing: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(!listing.is_empty());
+    assert!(
+        listing.iter().all(|l| l.contains("2001:db8:1::10")),
+        "unrelated lines shown:\n{text}"
+    );
+    assert!(
+        !text.contains("RA from fe80::1"),
+        "the router's RA is not about the guest:\n{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_reported_with_file_and_frame_and_the_rest_still_replays() {
+    let dir = tmpdir("bad");
+    let good = dir.join("uplink.pcap");
+    write_pcap(
+        &good,
+        &[(0.0, uplink_ra(&[])), (1.0, ns_from_router(guest()))],
+        DataLink::ETHERNET,
+    );
+    // Cut the second record of the br0 file in half.
+    let cut = dir.join("br0.pcap");
+    write_pcap(
+        &cut,
+        &[(0.5, na_from_guest(false)), (1.5, na_from_guest(false))],
+        DataLink::ETHERNET,
+    );
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    let raw = dir.join("br1.pcap");
+    write_pcap(&raw, &[(0.0, vec![0x60; 40])], DataLink::RAW);
+    let inputs = vec![
+        input("uplink", &good),
+        input("br0", &cut),
+        input("br1", &raw),
+    ];
+    let mut out = Vec::new();
+    let summary = replay(config(), &inputs, &ReplayOptions::default(), &mut out).unwrap();
+    assert_eq!(
+        summary.frames_in, 3,
+        "frames before the damage are still replayed"
+    );
+    let problems = summary.problems.join("\n");
+    assert!(
+        problems.contains("br0.pcap: frame 2"),
+        "corrupt record not located:\n{problems}"
+    );
+    assert!(
+        problems.contains("br1.pcap") && problems.contains("not Ethernet"),
+        "link type not reported:\n{problems}"
+    );
+
+    let unknown = vec![input("eth9", &good)];
+    let err = replay(
+        config(),
+        &unknown,
+        &ReplayOptions::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("\"eth9\" is not in the config"),
+        "{err}"
+    );
+
+    let junk = dir.join("junk.pcap");
+    std::fs::write(&junk, b"hello world").unwrap();
+    let err = replay(
+        config(),
+        &[input("uplink", &junk)],
+        &ReplayOptions::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("not a pcap or pcapng file"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
