@@ -1,1 +1,191 @@
-fn main() {}
+//! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
+//!
+//! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
+//! `run_scenario`) so a driver is connected by replacing one body.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use ndprelay::cli::{
+    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation, PortMac,
+    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
+};
+use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
+use ndprelay::engine::Role;
+use ndprelay::replay::{self, ReplayOptions};
+
+/// Captures carry no MTU; Ethernet's is what the ports almost always had.
+const REPLAY_MTU: u32 = 1500;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let invocation = cli.invocation().unwrap_or_else(|e| e.exit());
+    // `run` starts logging once its config (which may set the level) is read.
+    let logging = || init_logging(&cli.global, None);
+    let result = match invocation {
+        Invocation::Command(Command::Run(args)) => run_daemon(&cli.global, args),
+        Invocation::Command(Command::Check(args)) => {
+            logging();
+            check(args)
+        }
+        Invocation::Command(Command::Status(args)) => {
+            logging();
+            status(args)
+        }
+        Invocation::Command(Command::Replay(args)) => {
+            logging();
+            run_replay(args)
+        }
+        Invocation::Scenario(args) => {
+            logging();
+            run_scenario(args)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("ndprelay: error: {e:#}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// stderr logging: `-v`/`-q`, else the config's `log`, else info; `RUST_LOG` wins.
+fn init_logging(global: &GlobalArgs, config: Option<log::LevelFilter>) {
+    env_logger::Builder::new()
+        .filter_level(global.log_level(config))
+        .parse_env(env_logger::Env::default())
+        .init();
+}
+
+/// Loads a config, printing its warnings, or printing every error (exit 1).
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    match Config::load(path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.errors().len();
+            eprintln!(
+                "{}: {n} error{}; see examples/ndprelay.ron for every key",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+fn not_built(what: &str, needs: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("{}", cli::not_built(what, needs));
+    Ok(ExitCode::from(EXIT_UNSUPPORTED))
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    Ok(match load(&args.config) {
+        Ok(config) => {
+            print!("{}", cli::check_summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    })
+}
+
+/// `ndprelay run`: validates the config, then needs the live driver.
+fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    init_logging(global, config.log);
+    let control_socket = args
+        .control_socket
+        .as_ref()
+        .unwrap_or(&config.control_socket);
+    let dump_dir = args.dump.as_ref().or(config.dump_dir.as_ref());
+    log::debug!(
+        "config {} ok; control socket {}, dumps {:?}",
+        config.source,
+        control_socket.display(),
+        dump_dir
+    );
+    not_built(
+        "run",
+        "the live driver (AF_PACKET capture + netlink, src/live)",
+    )
+}
+
+/// `ndprelay status`: needs the live driver's control socket.
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let socket = match (&args.control_socket, &args.config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => match load(config) {
+            Ok(config) => config.control_socket,
+            Err(code) => return Ok(code),
+        },
+        (None, None) => DEFAULT_CONTROL_SOCKET.into(),
+    };
+    log::debug!("control socket {}", socket.display());
+    not_built("status", "the live driver's control socket (src/live)")
+}
+
+/// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the
+/// captures, then the replay driver writes its listing to stdout.
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    let ports: Vec<(String, Role)> = config
+        .ports()
+        .map(|(name, role)| (name.to_owned(), role))
+        .collect();
+    let known = || {
+        ports
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut given = HashMap::new();
+    for PortMac { port, mac } in &args.macs {
+        anyhow::ensure!(
+            ports.iter().any(|(n, _)| n == port),
+            "--mac {port}={mac}: `{port}` is not an interface in {} (it has: {})",
+            config.source,
+            known()
+        );
+        given.insert(port.clone(), *mac);
+    }
+    let macs = replay::resolve_macs(&ports, &args.inputs, &given);
+    let mut resolved = Vec::new();
+    for ((name, _), (mac, source)) in ports.iter().zip(macs) {
+        eprintln!("port {name}: relay MAC {mac} ({})", source.describe());
+        resolved.push(ResolvedPort {
+            name: name.clone(),
+            mac,
+            link_local: mac.link_local(),
+            mtu: REPLAY_MTU,
+        });
+    }
+    let engine = config.engine_config(&resolved)?;
+    let opts = ReplayOptions {
+        json: args.json,
+        output: args.output.clone(),
+        explain: args.explain,
+    };
+    let stdout = std::io::stdout();
+    replay::replay(engine, &args.inputs, &opts, &mut stdout.lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ndprelay --scenario FILE`: the integrator connects this to `ndprelay::sim`.
+fn run_scenario(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
+    let _ = std::fs::metadata(&args.scenario)
+        .with_context(|| format!("cannot read scenario {}", args.scenario.display()))?;
+    not_built("--scenario", "the lab simulator driver (src/sim)")
+}

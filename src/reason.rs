@@ -106,6 +106,8 @@ drop_reasons! {
     Unsolicited => "unsolicited",
     /// Unicast data for an address with no usable binding (userspace forwarding).
     NoBinding => "no_binding",
+    /// NS for a target that recently failed to answer (short negative cache).
+    NegativeCache => "negative_cache",
 }
 
 impl fmt::Display for DropReason {

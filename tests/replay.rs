@@ -106,7 +106,10 @@ fn malformed_corpus_drops_each_frame_with_its_reason() {
         let (Some(file), Some(frame)) = (line["file"].as_str(), line["frame"].as_u64()) else {
             continue;
         };
-        let port = file_port[file];
+        // Timer lines (retransmits, RAs) belong to no input frame.
+        let Some(&port) = file_port.get(file) else {
+            continue;
+        };
         let reason = expected[&(port, frame)];
         let decisions: Vec<&str> = line["decisions"]
             .as_array()

@@ -1,1 +1,548 @@
 //! Command line: `run`, `check`, `status`, `replay` and the top-level `--scenario`.
+//!
+//! Argument structs only (clap derive) plus the small pure helpers `main.rs` needs to
+//! turn them into output: log level, the `check` summary, exit codes. No I/O here.
+
+use std::fmt::Write as _;
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::config::{Config, format_duration, interface_name_problem};
+use crate::engine::{DataPlane, PrefixMode, RaSource};
+pub use crate::replay::Input;
+use crate::wire::Mac;
+
+/// Exit status: the config (or another input) is invalid.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status: usage error (clap's own) or a feature not built into this binary yet.
+pub const EXIT_UNSUPPORTED: u8 = 2;
+
+const ABOUT: &str = "Userspace IPv6 NDP relay (RFC 4389 bridge-like ND proxy)";
+
+const LONG_ABOUT: &str = "\
+Userspace IPv6 NDP relay (RFC 4389 bridge-like ND proxy).
+
+ndprelay sits between an uplink, where an ISP's /64 is on-link, and downstream segments
+(guest bridges, a LAN). It relays NS, NA, RS, RA and Redirect across the segments with
+the link-layer addresses rewritten to its own MACs, learns which address lives behind
+which port, and installs host routes (or forwards itself) so data flows.
+
+The same engine runs live (`run`), in a simulated lab (`--scenario`) and on captures
+(`replay`).";
+
+const EXAMPLES: &str = "\
+Examples:
+  Validate a config and print what it means:
+    ndprelay check -c /etc/ndprelay.ron
+
+  Run the relay in the foreground, logging to stderr (-v for debug, -vv for trace):
+    ndprelay run -c /etc/ndprelay.ron -v
+
+  Ask the running daemon for its bindings and counters:
+    ndprelay status --json
+
+  Replay captures taken on each port and explain one address:
+    ndprelay replay -c lab.ron --input eth0=uplink.pcapng --input br0=guests.pcapng \\
+        --explain 2001:db8:1::10
+
+  Simulate a lab topology, writing a pcapng per segment and a diagram:
+    ndprelay --scenario scenarios/home.ron --pcap-dir out/ --diagram out/home.svg
+
+Logging: RUST_LOG (e.g. RUST_LOG=ndprelay=debug) overrides -v/-q, which override the
+config's `log` key; the default is info.
+
+Exit status: 0 success; 1 invalid config or input, or a runtime failure; 2 usage error,
+or a feature this build does not include yet.
+
+Config reference: examples/ndprelay.ron lists every key with its default.";
+
+/// `ndprelay`: the whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ndprelay",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = EXAMPLES,
+    arg_required_else_help = true,
+    subcommand_negates_reqs = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Verbosity and quiet flags, valid before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// The top-level lab form `ndprelay --scenario FILE ...`.
+    #[command(flatten)]
+    pub scenario: Option<ScenarioArgs>,
+
+    /// A subcommand (`run`, `check`, `status`, `replay`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the user asked for, once clap has checked the arguments.
+#[derive(Debug)]
+pub enum Invocation<'a> {
+    /// `ndprelay --scenario FILE ...`
+    Scenario(&'a ScenarioArgs),
+    /// A subcommand.
+    Command(&'a Command),
+}
+
+impl Cli {
+    /// The one thing to do; a usage error (exit 2 via [`clap::Error::exit`]) when both
+    /// `--scenario` and a subcommand, or neither, were given.
+    pub fn invocation(&self) -> Result<Invocation<'_>, clap::Error> {
+        let usage = |msg: &str| {
+            use clap::CommandFactory as _;
+            clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, msg)
+                .format(&mut Self::command())
+        };
+        match (&self.command, &self.scenario) {
+            (Some(c), None) => Ok(Invocation::Command(c)),
+            (None, Some(s)) => Ok(Invocation::Scenario(s)),
+            (Some(_), Some(_)) => Err(usage(
+                "--scenario and its flags are a form of their own and cannot be combined with a subcommand\n",
+            )),
+            (None, None) => Err(usage("give a subcommand or --scenario FILE (see --help)\n")),
+        }
+    }
+}
+
+/// Flags every form accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// More log output: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors in the log (RUST_LOG overrides).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    /// The log level: `-q`/`-v` if given, else the config's `log`, else info.
+    /// (`RUST_LOG` is applied on top by the logger.)
+    pub fn log_level(&self, config: Option<log::LevelFilter>) -> log::LevelFilter {
+        match (self.quiet, self.verbose) {
+            (true, _) => log::LevelFilter::Error,
+            (false, 0) => config.unwrap_or(log::LevelFilter::Info),
+            (false, 1) => log::LevelFilter::Debug,
+            (false, _) => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay on real interfaces, in the foreground.
+    ///
+    /// Logs go to stderr, so a systemd unit runs it as is.
+    #[command(
+        after_long_help = "Example:\n  ndprelay run -c /etc/ndprelay.ron --dump /var/tmp/ndprelay"
+    )]
+    Run(RunArgs),
+
+    /// Validate a config file and summarise what it means.
+    ///
+    /// Prints `OK: FILE` and a summary (exit status 0), or every error with its
+    /// file:line:column and a hint (exit status 1). Interfaces are not looked up, so
+    /// this runs anywhere, without root.
+    #[command(after_long_help = "Example:\n  ndprelay check -c /etc/ndprelay.ron")]
+    Check(CheckArgs),
+
+    /// Show the running daemon's ports, bindings and counters.
+    #[command(
+        after_long_help = "Examples:\n  ndprelay status\n  ndprelay status --control-socket /run/ndprelay-lab.sock --json"
+    )]
+    Status(StatusArgs),
+
+    /// Replay pcap/pcapng captures through the engine and show its decisions.
+    ///
+    /// Captures taken on the real ports are fed offline to the same engine, with their
+    /// timestamps as time; the listing shows, packet by packet, what the relay decided
+    /// and why, and `--output` keeps the frames it would have sent.
+    #[command(after_long_help = "Examples:\n  \
+        ndprelay replay -c lab.ron --input eth0=uplink.pcapng --input br0=guests.pcapng\n  \
+        ndprelay replay -c lab.ron --input both-ports.pcapng --json --output sent.pcapng\n  \
+        ndprelay replay -c lab.ron --input eth0=up.pcap --explain 2001:db8:1::10")]
+    Replay(ReplayArgs),
+}
+
+/// `ndprelay run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Config file (RON), e.g. /etc/ndprelay.ron.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Control socket for `ndprelay status` (overrides the config's `control_socket`).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Write a pcapng per port of what it received and sent into DIR (overrides
+    /// the config's `dump_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+}
+
+/// `ndprelay check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Config file (RON) to validate.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `ndprelay status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Control socket of the daemon [default: the config's `control_socket`, else
+    /// /run/ndprelay.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Read the control socket path from this config file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ndprelay replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Config file (RON) describing the ports and policy the captures are replayed against.
+    #[arg(short, long, value_name = "CONFIG")]
+    pub config: PathBuf,
+
+    /// A capture: PORT=FILE for a capture taken on one configured interface, or just
+    /// FILE for a pcapng whose interface names are the ports. Repeatable.
+    #[arg(short, long = "input", value_name = "PORT=FILE", required = true)]
+    pub inputs: Vec<Input>,
+
+    /// The relay's MAC on PORT, e.g. br0=02:00:00:00:00:01. Repeatable. Ports without
+    /// one are inferred from the captures (or get a placeholder, said so).
+    #[arg(long = "mac", value_name = "PORT=MAC")]
+    pub macs: Vec<PortMac>,
+
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write every frame the relay would have sent to FILE (pcapng, one interface per
+    /// port).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Show only what concerns this address.
+    #[arg(long, value_name = "ADDR")]
+    pub explain: Option<Ipv6Addr>,
+}
+
+/// `ndprelay --scenario FILE [...]`: the simulated lab.
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    /// Run the lab scenario in FILE (RON) in virtual time and print a timeline and a
+    /// verdict per expectation; no root needed.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub scenario: PathBuf,
+
+    /// Seed for the scenario's randomness (overrides the scenario's own seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Write one pcapng per segment into DIR (opens in Wireshark).
+    #[arg(long, value_name = "DIR")]
+    pub pcap_dir: Option<PathBuf>,
+
+    /// Draw the topology to FILE.svg.
+    #[arg(long, value_name = "FILE.svg")]
+    pub diagram: Option<PathBuf>,
+
+    /// Attach segment SEG to the real TAP device IFNAME (needs CAP_NET_ADMIN).
+    /// Repeatable.
+    #[arg(long, value_name = "SEG=IFNAME")]
+    pub tap: Vec<TapSpec>,
+}
+
+/// `--mac PORT=MAC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMac {
+    /// The configured interface.
+    pub port: String,
+    /// The relay's MAC on it.
+    pub mac: Mac,
+}
+
+impl FromStr for PortMac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (port, mac) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not PORT=MAC, e.g. br0=02:00:00:00:00:01"))?;
+        if let Some(problem) = interface_name_problem(port) {
+            return Err(format!("{problem}; expected PORT=MAC"));
+        }
+        let mac = mac.parse().map_err(|_| {
+            format!("`{mac}` is not a MAC address; expected e.g. 02:00:00:00:00:01")
+        })?;
+        Ok(Self {
+            port: port.to_owned(),
+            mac,
+        })
+    }
+}
+
+/// `--tap SEG=IFNAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapSpec {
+    /// Segment name in the scenario.
+    pub segment: String,
+    /// TAP device to attach it to.
+    pub ifname: String,
+}
+
+impl FromStr for TapSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (segment, ifname) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not SEG=IFNAME, e.g. lan=tap0"))?;
+        if segment.is_empty() {
+            return Err(format!(
+                "no segment before `={ifname}`; expected SEG=IFNAME"
+            ));
+        }
+        if let Some(problem) = interface_name_problem(ifname) {
+            return Err(format!("{problem}; expected SEG=IFNAME, e.g. lan=tap0"));
+        }
+        Ok(Self {
+            segment: segment.to_owned(),
+            ifname: ifname.to_owned(),
+        })
+    }
+}
+
+/// What `ndprelay check` prints on success: `OK: <file>` and what the config means.
+pub fn check_summary(config: &Config) -> String {
+    let mut out = format!("OK: {}\n", config.source);
+    let list = |mode| {
+        config
+            .prefixes_of(mode)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let relay = list(PrefixMode::Relay);
+    let fixed = list(PrefixMode::Static);
+    let data_plane = match config.data_plane() {
+        DataPlane::KernelRoutes => "kernel forwarding, /128 routes installed by ndprelay",
+        DataPlane::Userspace => "userspace forwarding by ndprelay",
+        DataPlane::None => match config.forwarding {
+            crate::config::Forwarding::Kernel => {
+                "kernel forwarding, routes managed elsewhere (install_routes: false)"
+            }
+            _ => "none (ND relay only)",
+        },
+    };
+    let ra = match (config.ra_relay, config.ra_source) {
+        (false, _) => "off".to_owned(),
+        (true, RaSource::KeepRouter) => "on, source: router's link-local".to_owned(),
+        (true, RaSource::Relay) => "on, source: relay's link-local (PIO L cleared)".to_owned(),
+    };
+    let fast_path = config.fast_path.map_or("off".to_owned(), |d| {
+        format!("bindings confirmed within {}", format_duration(d))
+    });
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "  uplink:      {}", config.uplink);
+    let _ = writeln!(out, "  downstream:  {}", config.downstream.join(", "));
+    if !relay.is_empty() {
+        let _ = writeln!(out, "  prefixes:    {relay} (relay)");
+    }
+    if !fixed.is_empty() {
+        let _ = writeln!(out, "  static:      {fixed} (answered for every address)");
+    }
+    let _ = writeln!(out, "  data plane:  {data_plane}");
+    let _ = writeln!(out, "  RA relay:    {ra}");
+    let _ = writeln!(out, "  fast path:   {fast_path}");
+    let _ = writeln!(out, "  control:     {}", config.control_socket.display());
+    out
+}
+
+/// The message for a form whose driver is not in this build, naming what it needs.
+pub fn not_built(what: &str, needs: &str) -> String {
+    format!(
+        "ndprelay {what}: not implemented in this build yet; it needs {needs}, which has not been merged yet"
+    )
+}
+
+#[cfg(test)]
+mod test {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ndprelay").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse_with_their_flags() {
+        let cli = parse(&[
+            "run",
+            "-c",
+            "/etc/n.ron",
+            "--control-socket",
+            "/tmp/s",
+            "--dump",
+            "d",
+        ])
+        .expect("parses");
+        let Some(Command::Run(run)) = &cli.command else {
+            panic!("not run: {cli:?}")
+        };
+        assert_eq!(run.config, PathBuf::from("/etc/n.ron"));
+        assert_eq!(run.control_socket, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(run.dump, Some(PathBuf::from("d")));
+
+        let cli = parse(&[
+            "replay",
+            "-c",
+            "c.ron",
+            "--input",
+            "eth0=a.pcap",
+            "-i",
+            "b.pcapng",
+            "--json",
+            "--explain",
+            "2001:db8::1",
+            "--mac",
+            "eth0=02:00:00:00:00:01",
+        ])
+        .expect("parses");
+        let Ok(Invocation::Command(Command::Replay(r))) = cli.invocation() else {
+            panic!("not replay: {cli:?}")
+        };
+        assert_eq!(
+            r.inputs,
+            [
+                Input {
+                    port: Some("eth0".into()),
+                    path: "a.pcap".into()
+                },
+                Input {
+                    port: None,
+                    path: "b.pcapng".into()
+                }
+            ]
+        );
+        assert_eq!(
+            r.macs,
+            [PortMac {
+                port: "eth0".into(),
+                mac: Mac([2, 0, 0, 0, 0, 1])
+            }]
+        );
+        assert!(r.json);
+        assert_eq!(r.explain, Some("2001:db8::1".parse().expect("literal")));
+    }
+
+    #[test]
+    fn scenario_is_a_top_level_form() {
+        let cli = parse(&[
+            "--scenario",
+            "s.ron",
+            "--seed",
+            "7",
+            "--tap",
+            "lan=tap0",
+            "--tap",
+            "wan=tap1",
+            "-vv",
+        ])
+        .expect("parses");
+        let Ok(Invocation::Scenario(s)) = cli.invocation() else {
+            panic!("not a scenario: {cli:?}")
+        };
+        assert_eq!(s.scenario, PathBuf::from("s.ron"));
+        assert_eq!(s.seed, Some(7));
+        assert_eq!(s.tap.len(), 2);
+        assert_eq!(s.tap[1].ifname, "tap1");
+        assert_eq!(cli.global.log_level(None), log::LevelFilter::Trace);
+        // Scenario flags need --scenario, and do not mix with subcommands.
+        assert!(parse(&["--seed", "7"]).is_err());
+        let both = parse(&["--scenario", "s.ron", "check", "-c", "x"]);
+        assert!(both.is_err() || both.is_ok_and(|cli| cli.invocation().is_err()));
+    }
+
+    #[test]
+    fn bad_specs_are_usage_errors() {
+        assert!(parse(&["--scenario", "s", "--tap", "lan"]).is_err());
+        assert!(parse(&["--scenario", "s", "--tap", "lan=a/b"]).is_err());
+        assert!(parse(&["replay", "-c", "c", "--input", "=x.pcap"]).is_err());
+        assert!(
+            parse(&["replay", "-c", "c"]).is_err(),
+            "--input is required"
+        );
+        assert!(parse(&["replay", "-c", "c", "-i", "x", "--explain", "10.0.0.1"]).is_err());
+        assert!(parse(&["replay", "-c", "c", "-i", "x", "--mac", "br0"]).is_err());
+        assert!(parse(&["replay", "-c", "c", "-i", "x", "--mac", "br0=02:00"]).is_err());
+    }
+
+    #[test]
+    fn verbosity_flags_choose_the_level() {
+        let level = |args: &[&str], config| parse(args).expect("parses").global.log_level(config);
+        assert_eq!(level(&["check", "-c", "x"], None), log::LevelFilter::Info);
+        assert_eq!(
+            level(&["check", "-c", "x"], Some(log::LevelFilter::Warn)),
+            log::LevelFilter::Warn
+        );
+        assert_eq!(
+            level(&["-v", "check", "-c", "x"], None),
+            log::LevelFilter::Debug
+        );
+        assert_eq!(
+            level(&["check", "-c", "x", "-q"], None),
+            log::LevelFilter::Error
+        );
+        assert!(parse(&["check", "-c", "x", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn check_summary_says_what_the_config_means() {
+        let c = Config::from_str_with_path(
+            "(uplink: \"eth0\", downstream: [\"br0\", \"br1\"], prefixes: [\"2001:db8:1::/64\"], static_prefixes: [\"2001:db8:64::/96\"], forwarding: Userspace, fast_path: \"2s\", ra_source: Relay)",
+            "x.ron",
+        )
+        .expect("parses");
+        let s = check_summary(&c);
+        assert!(s.starts_with("OK: x.ron\n"), "{s}");
+        for needle in [
+            "uplink:      eth0\n",
+            "downstream:  br0, br1\n",
+            "prefixes:    2001:db8:1::/64 (relay)\n",
+            "static:      2001:db8:64::/96",
+            "data plane:  userspace forwarding",
+            "RA relay:    on, source: relay's link-local",
+            "fast path:   bindings confirmed within 2s",
+            "control:     /run/ndprelay.sock",
+        ] {
+            assert!(s.contains(needle), "{s:?} lacks {needle:?}");
+        }
+    }
+}

@@ -4,26 +4,29 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use ipnet::Ipv6Net;
 
 use super::locate::Pos;
 
 /// Where a problem is: the file as the user named it, and a position when one is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// The file name as given (or `<string>` for text without a file).
-    pub file: String,
+    /// The file name as given. Shared: every error of one file names it.
+    pub file: Arc<str>,
     /// Line and column, 1-based; `None` when the problem has no single place (a default).
     pub pos: Option<Pos>,
 }
 
 impl Location {
     /// Line, if known.
-    pub fn line(&self) -> Option<usize> {
+    pub fn line(&self) -> Option<u32> {
         self.pos.map(|p| p.line)
     }
 
     /// Column, if known.
-    pub fn col(&self) -> Option<usize> {
+    pub fn col(&self) -> Option<u32> {
         self.pos.map(|p| p.col)
     }
 }
@@ -136,11 +139,11 @@ pub enum ConfigError {
         /// Where (the later prefix).
         at: Location,
         /// The later prefix.
-        prefix: String,
+        prefix: Ipv6Net,
         /// Its path.
         path: String,
         /// The earlier prefix it overlaps.
-        other: String,
+        other: Ipv6Net,
         /// The earlier prefix's path.
         other_path: String,
     },
@@ -179,6 +182,21 @@ impl ConfigError {
             | Self::Invalid { at, .. }
             | Self::PrefixOverlap { at, .. } => Some(at),
             Self::Read { .. } | Self::UnresolvedInterface { .. } | Self::Multiple(_) => None,
+        }
+    }
+
+    /// Every location in `self`, to shift positions of text embedded in another file.
+    pub(crate) fn for_each_location(&mut self, f: &mut impl FnMut(&mut Location)) {
+        match self {
+            Self::Multiple(list) => list.iter_mut().for_each(|e| e.for_each_location(f)),
+            Self::Syntax { at, .. }
+            | Self::UnknownKey { at, .. }
+            | Self::MissingKey { at, .. }
+            | Self::DuplicateKey { at, .. }
+            | Self::UnknownVariant { at, .. }
+            | Self::Invalid { at, .. }
+            | Self::PrefixOverlap { at, .. } => f(at),
+            Self::Read { .. } | Self::UnresolvedInterface { .. } => {}
         }
     }
 

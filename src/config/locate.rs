@@ -11,9 +11,9 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pos {
     /// Line, from 1.
-    pub line: usize,
+    pub line: u32,
     /// Column in characters, from 1.
-    pub col: usize,
+    pub col: u32,
 }
 
 /// The first non-whitespace position at or after `pos` (`ron` reports some errors at the
@@ -29,10 +29,10 @@ pub fn skip_whitespace(text: &str, pos: Pos) -> Pos {
             }
         }
         if c == '\n' {
-            cur.line += 1;
+            cur.line = cur.line.saturating_add(1);
             cur.col = 1;
         } else {
-            cur.col += 1;
+            cur.col = cur.col.saturating_add(1);
         }
     }
     if seen { cur } else { pos }
@@ -123,10 +123,10 @@ impl Scanner {
         let c = self.peek()?;
         self.i += 1;
         if c == '\n' {
-            self.pos.line += 1;
+            self.pos.line = self.pos.line.saturating_add(1);
             self.pos.col = 1;
         } else {
-            self.pos.col += 1;
+            self.pos.col = self.pos.col.saturating_add(1);
         }
         Some(c)
     }

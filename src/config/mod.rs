@@ -1,11 +1,12 @@
 //! The RON configuration file: schema, defaults, validation with line:column.
 //!
 //! [`Config::from_str_with_path`] reads the text with `ron` (serde, `deny_unknown_fields`),
-//! then validates every value, collecting all problems, each pointing at the offending
-//! value's `file:line:column` (found by [`locate::SourceMap`]) with a hint. The file only
-//! knows interface *names*; [`Config::engine_config`] combines it with the MACs,
-//! link-locals and MTUs a driver resolved ([`ResolvedPort`]) into an [`EngineConfig`].
-//! Every key, its default and why, is in `examples/ndprelay.ron`.
+//! then validates every value, collecting all problems. Each points at the offending
+//! value's `file:line:column` (found by a second, position-recording scan of the text)
+//! and carries a hint. The file only knows interface *names*; [`Config::engine_config`]
+//! combines it with the MACs, link-locals and MTUs a driver resolved ([`ResolvedPort`])
+//! into an [`EngineConfig`]. Every key, its default and why, is in
+//! `examples/ndprelay.ron`.
 
 mod duration;
 mod error;
@@ -26,6 +27,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigWarning, Location};
 pub use locate::Pos;
 pub use raw::{Forwarding, LogLevel};
+pub use validate::interface_name_problem;
 
 /// Where `ndprelay run` and `ndprelay status` meet when the config does not say.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ndprelay.sock";
@@ -98,6 +100,34 @@ impl Config {
     /// Parses and validates `text`; `path` is only used in messages.
     pub fn from_str_with_path(text: &str, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         validate::parse(text, &path.as_ref().display().to_string())
+    }
+
+    /// Like [`Self::from_str_with_path`] for a config embedded in a larger file (a relay
+    /// inside a scenario): `origin` is where `text` starts in `path`, and every reported
+    /// position is shifted to be a position in `path`.
+    pub fn from_str_at(
+        text: &str,
+        path: impl AsRef<Path>,
+        origin: Pos,
+    ) -> Result<Self, ConfigError> {
+        let mut shift = |loc: &mut Location| {
+            if let Some(p) = &mut loc.pos {
+                if p.line == 1 {
+                    p.col = p.col.saturating_add(origin.col.saturating_sub(1));
+                }
+                p.line = p.line.saturating_add(origin.line.saturating_sub(1));
+            }
+        };
+        match Self::from_str_with_path(text, path) {
+            Ok(mut config) => {
+                config.warnings.iter_mut().for_each(|w| shift(&mut w.at));
+                Ok(config)
+            }
+            Err(mut e) => {
+                e.for_each_location(&mut shift);
+                Err(e)
+            }
+        }
     }
 
     /// Who forwards data, from `forwarding` and `install_routes`:

@@ -14,7 +14,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 /// Every error as (line, col, display), in order; panics (test failure) if it parsed.
-fn errors(text: &str) -> Vec<(usize, usize, String)> {
+fn errors(text: &str) -> Vec<(u32, u32, String)> {
     match parse(text) {
         Ok(c) => panic!("expected errors, parsed {c:?}"),
         Err(e) => e
@@ -34,7 +34,7 @@ fn errors(text: &str) -> Vec<(usize, usize, String)> {
 
 /// The single error of `text`, asserting its position and that its text has `needle`.
 #[track_caller]
-fn one_error(text: &str, line: usize, col: usize, needle: &str) -> String {
+fn one_error(text: &str, line: u32, col: u32, needle: &str) -> String {
     let errs = errors(text);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     let (l, c, msg) = &errs[0];
@@ -279,6 +279,8 @@ fn syntax_error_points_at_the_problem() {
     );
     assert!(msg.starts_with("t.ron:4:5: "), "{msg}");
     one_error("(\n    uplink: \"eth0\",\n", 3, 1, "end of RON");
+    let msg = one_error("// nothing yet\n", 2, 1, "expected opening `(`");
+    assert!(msg.contains("start from examples/minimal.ron"), "{msg}");
 }
 
 #[test]
@@ -587,7 +589,7 @@ fn all_semantic_errors_are_reported_in_file_order() {
     let errs = errors(
         "(\n    uplink: \"eth 0\",\n    downstream: [\"eth 0\"],\n    prefixes: [\"10.0.0.0/8\"],\n    timers: (retrans_timer: \"x\"),\n)",
     );
-    let lines: Vec<usize> = errs.iter().map(|e| e.0).collect();
+    let lines: Vec<u32> = errs.iter().map(|e| e.0).collect();
     assert_eq!(lines, [2, 3, 4, 5], "{errs:#?}");
     let whole =
         parse("(\n    uplink: \"\",\n    downstream: [],\n    prefixes: [\"x\"],\n)").unwrap_err();
@@ -696,4 +698,34 @@ fn hostile_text_never_panics() {
         assert!(parse(text).is_err());
     }
     assert_eq!(validate::edit_distance_for_test("kitten", "sitting"), 3);
+}
+
+#[test]
+fn embedded_config_positions_are_shifted_into_the_outer_file() {
+    // As if the config started at line 10, column 13 of a scenario file.
+    let origin = Pos { line: 10, col: 13 };
+    let text = "(uplink: \"\", downstream: [\"br0\"],\n    prefixes: [\"2001:db8::/120\", \"x\"])";
+    let err = Config::from_str_at(text, "lab.ron", origin).unwrap_err();
+    let msgs: Vec<String> = err.errors().iter().map(|e| e.to_string()).collect();
+    assert!(
+        msgs[0].starts_with("lab.ron:10:22: empty interface name (uplink)"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].starts_with("lab.ron:11:34: \"x\" is not an IPv6 prefix"),
+        "{msgs:?}"
+    );
+    let c = Config::from_str_at(
+        &text.replace("\"\",", "\"wan\",").replace(", \"x\"", ""),
+        "lab.ron",
+        origin,
+    )
+    .expect("parses");
+    assert_eq!(c.warnings[0].at.pos, Some(Pos { line: 11, col: 16 }));
+    let err = Config::from_str_at("(uplink: 1)", "lab.ron", origin).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("lab.ron:10:22: expected string"),
+        "{err}"
+    );
 }

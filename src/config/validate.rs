@@ -3,6 +3,7 @@
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use ron::error::{Error as RonError, SpannedError};
@@ -24,6 +25,27 @@ fn ron_options() -> ron::Options {
 /// Linux IFNAMSIZ minus the terminating NUL.
 const IFNAME_MAX: usize = 15;
 
+/// Why `name` cannot be a Linux interface name (kernel `dev_valid_name`), or `None`.
+pub fn interface_name_problem(name: &str) -> Option<String> {
+    Some(if name.is_empty() {
+        "empty interface name".to_owned()
+    } else if name.len() > IFNAME_MAX {
+        format!(
+            "interface name `{name}` is {} bytes; Linux allows at most {IFNAME_MAX}",
+            name.len()
+        )
+    } else if name == "." || name == ".." {
+        format!("`{name}` is not an interface name")
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
+        format!("interface name `{name}` contains {c:?}")
+    } else {
+        return None;
+    })
+}
+
 /// RFC 4861 §6.2.1 MAX_REACHABLE_TIME.
 const MAX_REACHABLE_TIME: Duration = Duration::from_secs(3600);
 
@@ -33,7 +55,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         .from_str(text)
         .map_err(|e| from_ron(&e, text, file, &map))?;
     let mut v = Validator {
-        file,
+        file: file.into(),
         map: &map,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -48,7 +70,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         // File order; errors without a place (defaults) last.
         v.errors.sort_by_key(|e| {
             e.location().and_then(|l| l.pos).unwrap_or(Pos {
-                line: usize::MAX,
+                line: u32::MAX,
                 col: 0,
             })
         });
@@ -61,12 +83,12 @@ fn from_ron(e: &SpannedError, text: &str, file: &str, map: &SourceMap) -> Config
     let pos = skip_whitespace(
         text,
         Pos {
-            line: e.span.start.line,
-            col: e.span.start.col,
+            line: u32::try_from(e.span.start.line).unwrap_or(u32::MAX),
+            col: u32::try_from(e.span.start.col).unwrap_or(u32::MAX),
         },
     );
     let at = Location {
-        file: file.to_owned(),
+        file: file.into(),
         pos: Some(pos),
     };
     let path = map.path_at(pos).map(str::to_owned);
@@ -178,6 +200,9 @@ fn syntax_hint(code: &RonError) -> &'static str {
             "the file is one `( ... )` block; remove what follows its closing parenthesis"
         }
         RonError::ExpectedMapColon => "write `key: value`",
+        RonError::ExpectedNamedStructLike(_) | RonError::ExpectedStructLike => {
+            "a config is one `( ... )` block with at least uplink, downstream and prefixes; start from examples/minimal.ron"
+        }
         _ => "compare with the annotated example examples/ndprelay.ron",
     }
 }
@@ -256,7 +281,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 struct Validator<'a> {
-    file: &'a str,
+    file: Arc<str>,
     map: &'a SourceMap,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigWarning>,
@@ -265,7 +290,7 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn at(&self, pos: Option<Pos>) -> Location {
         Location {
-            file: self.file.to_owned(),
+            file: Arc::clone(&self.file),
             pos,
         }
     }
@@ -337,7 +362,7 @@ impl Validator<'_> {
             PathBuf::from(d)
         });
         Config {
-            source: self.file.to_owned(),
+            source: self.file.to_string(),
             uplink: raw.uplink,
             downstream: raw.downstream,
             prefixes,
@@ -403,29 +428,17 @@ impl Validator<'_> {
 
     /// Linux `dev_valid_name` rules; returns whether the name is valid.
     fn ifname(&mut self, path: &str, name: &str) -> bool {
-        let problem = if name.is_empty() {
-            "empty interface name".to_owned()
-        } else if name.len() > IFNAME_MAX {
-            format!(
-                "interface name `{name}` is {} bytes; Linux allows at most {IFNAME_MAX}",
-                name.len()
-            )
-        } else if name == "." || name == ".." {
-            format!("`{name}` is not an interface name")
-        } else if let Some(c) = name
-            .chars()
-            .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
-        {
-            format!("interface name `{name}` contains {c:?}")
-        } else {
-            return true;
-        };
-        self.invalid(
-            path,
-            problem,
-            "use the name `ip link` shows, e.g. \"eth0\" or \"br0\" (no '/', ':' or spaces, at most 15 bytes)",
-        );
-        false
+        match interface_name_problem(name) {
+            None => true,
+            Some(problem) => {
+                self.invalid(
+                    path,
+                    problem,
+                    "use the name `ip link` shows, e.g. \"eth0\" or \"br0\" (no '/', ':' or spaces, at most 15 bytes)",
+                );
+                false
+            }
+        }
     }
 
     fn prefixes(&mut self, relay: &[String], fixed: &[String]) -> Vec<PrefixRule> {
@@ -450,9 +463,9 @@ impl Validator<'_> {
             {
                 self.errors.push(ConfigError::PrefixOverlap {
                     at: self.at(self.map.value(&path)),
-                    prefix: prefix.to_string(),
+                    prefix,
                     path: path.clone(),
-                    other: other.prefix.to_string(),
+                    other: other.prefix,
                     other_path: other_path.clone(),
                 });
                 continue;

@@ -7,8 +7,12 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
+use super::EngineConfigError;
 use crate::time::Duration;
 use crate::wire::Mac;
+
+/// Most ports an engine handles (port sets are kept as 64-bit masks).
+pub const MAX_PORTS: usize = 64;
 
 /// Upstream (RFC 4389 "upstream", the uplink) or downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,5 +180,62 @@ impl EngineConfig {
             seed: 0,
             tunables: Tunables::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the invariants the engine relies on: exactly one upstream port, at least
+    /// one downstream port, at most [`MAX_PORTS`] ports, distinct MACs, non-overlapping
+    /// prefixes and non-zero table limits.
+    pub fn validate(&self) -> Result<(), EngineConfigError> {
+        let upstream = self
+            .ports
+            .iter()
+            .filter(|p| p.role == Role::Upstream)
+            .count();
+        if upstream != 1 {
+            return Err(EngineConfigError::UpstreamCount(upstream));
+        }
+        if self.ports.len() < 2 {
+            return Err(EngineConfigError::NoDownstream);
+        }
+        if self.ports.len() > MAX_PORTS {
+            return Err(EngineConfigError::TooManyPorts(self.ports.len()));
+        }
+        for (i, a) in self.ports.iter().enumerate() {
+            for b in &self.ports[i + 1..] {
+                if a.mac == b.mac {
+                    return Err(EngineConfigError::DuplicateMac(
+                        a.name.clone(),
+                        b.name.clone(),
+                        a.mac,
+                    ));
+                }
+            }
+        }
+        for (i, a) in self.prefixes.iter().enumerate() {
+            for b in &self.prefixes[i + 1..] {
+                if a.prefix.contains(&b.prefix.network()) || b.prefix.contains(&a.prefix.network())
+                {
+                    return Err(EngineConfigError::OverlappingPrefixes(
+                        a.prefix.to_string(),
+                        b.prefix.to_string(),
+                    ));
+                }
+            }
+        }
+        let t = &self.tunables;
+        let zero = [
+            ("max_bindings", t.max_bindings == 0),
+            ("max_pending", t.max_pending == 0),
+            ("max_pending_per_port", t.max_pending_per_port == 0),
+            ("max_probes", t.max_probes == 0),
+            ("retrans_timer", t.retrans_timer == Duration::ZERO),
+            ("reachable_time", t.reachable_time == Duration::ZERO),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, bad)| *bad) {
+            return Err(EngineConfigError::ZeroLimit(name));
+        }
+        Ok(())
     }
 }

@@ -8,23 +8,75 @@
 //! - inputs: [`Engine::handle_frame`], [`Engine::handle_timeout`],
 //!   [`Engine::handle_link_event`], each taking `now`, which never goes backwards;
 //! - commands: [`Engine::reload`];
-//! - getters: [`Engine::counters`], [`Engine::snapshot`];
+//! - getters: [`Engine::counter`], [`Engine::snapshot`];
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
-//! After every input the driver drains `poll_action` until it returns `None`, then
-//! reads `poll_timeout` once and arms one timer for it.
+//! After every input (and after [`Engine::new`] and [`Engine::reload`]) the driver
+//! drains `poll_action` until it returns `None`, then reads `poll_timeout` once and arms
+//! one timer for it; when it fires it calls [`Engine::handle_timeout`]. A deadline may
+//! already have passed: the driver then calls `handle_timeout` at once. Waking early is
+//! harmless.
+//!
+//! Files: `ns.rs`, `na.rs`, `ra.rs` (RS and RA), `redirect.rs` and `data.rs` each hold
+//! the `impl Engine` for one message; `port.rs` link events and the RFC 4389 enabling
+//! and disabling of ports; `reload.rs` config swaps; `cache.rs` the binding table,
+//! `pending.rs` the pending solicitations, `timer.rs` deadlines, `bucket.rs` token
+//! buckets, `counters.rs` counters, `rng.rs` the seeded RNG.
+//!
+//! Policies decided here (NDP reference §1.3):
+//! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
+//!   opt-in fast path ([`EngineConfig::fast_path`]) and `PrefixMode::Static` rules, and
+//!   never for DAD. NAs the relay originates as solicited proxy answers carry O=0
+//!   (RFC 4861 §7.2.8); relayed NAs keep the owner's R/S/O.
+//! - Link-local targets (reference checklist 19): with [`RaSource::KeepRouter`] guests
+//!   see the router's link-local as their default router, so NS/NA for the link-locals
+//!   of routers seen on the uplink are relayed; with [`RaSource::Relay`] guests use the
+//!   relay's own link-local and no link-local target is proxied.
+//! - A downstream port proxies only after two P-bit RAs went out on it (RFC 4389 §6);
+//!   without RA relaying (`ra_relay: false`) ports proxy as soon as they are up.
 
 pub mod config;
 
+mod bindings;
+mod bucket;
+mod cache;
+mod counters;
+mod data;
+mod na;
+mod ns;
+mod pending;
+mod port;
+mod ra;
+mod redirect;
+mod reload;
+mod rng;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
 pub use config::{
-    DataPlane, EngineConfig, PortConfig, PrefixMode, PrefixRule, RaSource, Role, Tunables,
+    DataPlane, EngineConfig, MAX_PORTS, PortConfig, PrefixMode, PrefixRule, RaSource, Role,
+    Tunables,
 };
+pub use counters::Counter;
+
+use bucket::TokenBucket;
+use cache::{Binding, BindingCache};
+use counters::Counters;
+use pending::PendingTable;
+use rng::Rng;
+use timer::{GlobalTimer, PortTimer, TimerTable};
 
 use crate::DropReason;
-use crate::time::Instant;
-use crate::wire::Mac;
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    ETH_HEADER_LEN, IPV6_HEADER_LEN, LlaRewrite, Mac, NdMessage, NdPacket, OptionRepr, Parsed,
+    Rewrite, emit_nd, parse_frame, rewrite, solicited_node,
+};
 
 /// Index of a port in [`EngineConfig::ports`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -220,64 +272,468 @@ pub enum EngineConfigError {
     /// Prefix rules overlap.
     #[error("prefixes {0} and {1} overlap")]
     OverlappingPrefixes(String, String),
+    /// More than [`MAX_PORTS`] ports.
+    #[error("at most {MAX_PORTS} ports are supported, found {0}")]
+    TooManyPorts(usize),
+    /// A table size, probe count or timer that must not be zero is zero.
+    #[error("tunable {0} must not be zero")]
+    ZeroLimit(&'static str),
+}
+
+/// Smallest MTU an IPv6 link may have (RFC 8200 §5); below it a port counts as down.
+const MIN_MTU: u32 = 1280;
+/// Most routers remembered on the uplink (latest RA per router, bounded).
+const MAX_ROUTERS: usize = 16;
+/// `ff02::1`, all nodes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// `ff02::2`, all routers.
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+/// Run-time state of one port.
+#[derive(Debug, Clone)]
+struct PortState {
+    cfg: PortConfig,
+    /// Carrier as last reported (ports start up).
+    carrier: bool,
+    /// RFC 4389 §4.1.3.3 hold: no proxying until the `ProxyHold` timer clears it.
+    disabled_until: Option<Instant>,
+    /// P-bit RAs sent since the port was (re-)enabled; it proxies from the second on.
+    ras_sent: u8,
+    /// Earliest time of the next multicast RA (pacing).
+    ra_next: Instant,
+    /// An RA waits for `ra_next` (latest wins).
+    ra_pending: bool,
+}
+
+impl PortState {
+    fn new(cfg: PortConfig) -> Self {
+        Self {
+            cfg,
+            carrier: true,
+            disabled_until: None,
+            ras_sent: 0,
+            ra_next: Instant::ZERO,
+            ra_pending: false,
+        }
+    }
+
+    /// Carrier up and an MTU IPv6 can use (the fault table: below 1280 = down).
+    fn live(&self) -> bool {
+        self.carrier && self.cfg.mtu >= MIN_MTU
+    }
+
+    /// Live and not held off by the loop rules.
+    fn usable(&self) -> bool {
+        self.live() && self.disabled_until.is_none()
+    }
+
+    fn is_upstream(&self) -> bool {
+        self.cfg.role == Role::Upstream
+    }
+}
+
+/// A router seen on the uplink (RA source).
+#[derive(Debug, Clone, Copy)]
+struct Router {
+    mac: Mac,
+    last_seen: Instant,
+    lifetime: u16,
 }
 
 /// The relay state machine. See the module documentation for the calling convention.
 #[derive(Debug)]
 pub struct Engine {
-    _todo: (),
+    cfg: EngineConfig,
+    ports: Vec<PortState>,
+    upstream: PortId,
+    cache: BindingCache,
+    pending: PendingTable,
+    routers: HashMap<Ipv6Addr, Router>,
+    /// The latest multicast RA from the uplink, as received (each relayed copy is built
+    /// from it, never from a previous copy).
+    last_ra: Option<Vec<u8>>,
+    timers: TimerTable,
+    rng: Rng,
+    counters: Counters,
+    ns_bucket: TokenBucket,
+    rs_bucket: TokenBucket,
+    actions: VecDeque<Action>,
+    now: Instant,
 }
 
 impl Engine {
     /// Creates an engine; `now` is the time origin of its timers.
+    ///
+    /// Every port starts up; downstream ports start enabling (RFC 4389 §6), which needs
+    /// an RA, so an RS upstream is due at once (`poll_timeout` returns `now`).
     pub fn new(config: EngineConfig, now: Instant) -> Result<Self, EngineConfigError> {
-        let _ = (config, now);
-        todo!("engine::Engine::new")
+        config.validate()?;
+        let t = &config.tunables;
+        let upstream = config
+            .ports
+            .iter()
+            .position(|p| p.role == Role::Upstream)
+            // validate() checked there is exactly one upstream port.
+            .expect("validated: one upstream port");
+        let mut engine = Self {
+            ports: config.ports.iter().cloned().map(PortState::new).collect(),
+            // validate() bounds the port count to MAX_PORTS (64), which fits in u16.
+            upstream: PortId(upstream as u16),
+            cache: BindingCache::new(t.max_bindings),
+            pending: PendingTable::new(t.max_pending, t.max_pending_per_port),
+            routers: HashMap::new(),
+            last_ra: None,
+            timers: TimerTable::new(config.ports.len()),
+            rng: Rng::new(config.seed),
+            counters: Counters::default(),
+            ns_bucket: TokenBucket::new(t.ns_rate, t.ns_burst, now),
+            rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
+            actions: VecDeque::new(),
+            now,
+            cfg: config,
+        };
+        for i in 0..engine.ports.len() {
+            let p = PortId(i as u16);
+            if !engine.port(p).is_upstream() {
+                engine.start_enabling(now, p);
+            }
+        }
+        Ok(engine)
     }
 
     /// Feeds one received Ethernet frame from `port`.
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: &[u8]) {
-        let _ = (now, port, frame);
-        todo!("engine::Engine::handle_frame")
+        let now = self.advance(now);
+        self.counters.bump(Counter::RxFrames);
+        if port.index() >= self.ports.len() {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        let parsed = match parse_frame(frame) {
+            Ok(p) => p,
+            Err(reason) => return self.drop_frame(port, reason),
+        };
+        match parsed {
+            Parsed::NotIpv6 => self.counters.bump(Counter::RxNotIpv6),
+            Parsed::Data(d) => {
+                self.counters.bump(Counter::RxData);
+                if self.is_our_mac(d.eth_src) {
+                    return self.drop_frame(port, DropReason::LoopSuspect);
+                }
+                self.process_data(now, port, &d);
+            }
+            Parsed::Nd(pkt) => {
+                self.counters.bump(Counter::RxNd);
+                // NDP reference §5 #22: our own MAC as L2 source or in an LLA option means
+                // the frame went round a loop (or is forged); never relay or learn it.
+                if self.is_our_mac(pkt.eth_src)
+                    || pkt.slla.is_some_and(|m| self.is_our_mac(m))
+                    || pkt.tlla.is_some_and(|m| self.is_our_mac(m))
+                {
+                    return self.drop_frame(port, DropReason::LoopSuspect);
+                }
+                match pkt.message {
+                    // RAs drive the loop rules even on ports that do not proxy.
+                    NdMessage::RouterAdvert(ra) => self.process_ra(now, port, &pkt, ra),
+                    NdMessage::RouterSolicit => {
+                        if !self.port(port).usable() {
+                            return self.drop_frame(port, DropReason::PortDisabled);
+                        }
+                        self.process_rs(now, port, &pkt);
+                    }
+                    NdMessage::NeighborSolicit { target_addr } => {
+                        if !self.forwarding(port) {
+                            return self.drop_frame(port, DropReason::PortDisabled);
+                        }
+                        self.process_ns(now, port, &pkt, target_addr);
+                    }
+                    NdMessage::NeighborAdvert { flags, target_addr } => {
+                        if !self.forwarding(port) {
+                            return self.drop_frame(port, DropReason::PortDisabled);
+                        }
+                        self.process_na(now, port, &pkt, flags, target_addr);
+                    }
+                    NdMessage::Redirect {
+                        target_addr,
+                        dest_addr,
+                    } => {
+                        // A Redirect from a guest is hostile whatever the port state;
+                        // count it as such rather than as a disabled port.
+                        if self.port(port).is_upstream() && !self.forwarding(port) {
+                            return self.drop_frame(port, DropReason::PortDisabled);
+                        }
+                        self.process_redirect(now, port, &pkt, target_addr, dest_addr);
+                    }
+                }
+            }
+        }
     }
 
     /// Runs every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!("engine::Engine::handle_timeout")
-    }
-
-    /// Reports a link change on `port`.
-    pub fn handle_link_event(&mut self, now: Instant, port: PortId, event: LinkEvent) {
-        let _ = (now, port, event);
-        todo!("engine::Engine::handle_link_event")
-    }
-
-    /// Swaps in a new config atomically; unchanged ports keep their bindings and routes.
-    pub fn reload(&mut self, now: Instant, config: EngineConfig) -> Result<(), EngineConfigError> {
-        let _ = (now, config);
-        todo!("engine::Engine::reload")
+        let now = self.advance(now);
+        while let Some(t) = self.timers.take_due_global(now) {
+            match t {
+                GlobalTimer::Solicit => self.solicit_timer(now),
+            }
+        }
+        while let Some((port, t)) = self.timers.take_due_port(now) {
+            match t {
+                PortTimer::RaPace => self.ra_pace_timer(now, port),
+                PortTimer::ProxyHold => self.proxy_hold_timer(now, port),
+            }
+        }
+        while let Some(addr) = self.cache.pop_expired(now) {
+            self.binding_timer(now, addr);
+        }
+        while let Some(target) = self.pending.pop_expired(now) {
+            self.pending_timer(now, target);
+        }
     }
 
     /// The next action to perform, or `None` when drained.
     pub fn poll_action(&mut self) -> Option<Action> {
-        todo!("engine::Engine::poll_action")
+        self.actions.pop_front()
     }
 
     /// When `handle_timeout` must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!("engine::Engine::poll_timeout")
+        [
+            self.timers.next(),
+            self.cache.next_deadline(),
+            self.pending.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The value of counter `name` (e.g. `drop_hop_limit`, `relayed_ns`), 0 if unknown.
     pub fn counter(&self, name: &str) -> u64 {
-        let _ = name;
-        todo!("engine::Engine::counter")
+        self.counters.by_name(name)
     }
 
     /// Ports, bindings and counters, for `status`.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let _ = now;
-        todo!("engine::Engine::snapshot")
+        let ports = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortInfo {
+                name: p.cfg.name.clone(),
+                role: p.cfg.role,
+                mac: p.cfg.mac,
+                up: p.live(),
+                proxying: self.forwarding(PortId(i as u16)),
+                disabled_until: p.disabled_until,
+            })
+            .collect();
+        let mut bindings: Vec<BindingInfo> = self
+            .cache
+            .iter()
+            .map(|(addr, b)| BindingInfo {
+                addr: *addr,
+                port: b.port,
+                mac: b.mac,
+                state: b.state,
+                confirmed_at: b.confirmed_at,
+                routed: b.routed,
+            })
+            .collect();
+        bindings.sort_by_key(|b| b.addr);
+        Snapshot {
+            now,
+            ports,
+            bindings,
+            counters: self.counters.list(),
+        }
+    }
+
+    /// Number of bindings (for tests and status).
+    pub fn binding_count(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Number of pending solicitations, negative-cache entries included.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    // ----- shared helpers -----
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        // Time never goes backwards for the engine, whatever the driver passes.
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn port(&self, port: PortId) -> &PortState {
+        &self.ports[port.index()]
+    }
+
+    fn port_mut(&mut self, port: PortId) -> &mut PortState {
+        &mut self.ports[port.index()]
+    }
+
+    fn port_ids(&self) -> impl Iterator<Item = PortId> + use<> {
+        (0..self.ports.len() as u16).map(PortId)
+    }
+
+    /// The port may carry proxied traffic: usable and, downstream, enabled by two P-bit
+    /// RAs (RFC 4389 §6) unless RAs are not relayed at all.
+    fn forwarding(&self, port: PortId) -> bool {
+        let Some(p) = self.ports.get(port.index()) else {
+            return false;
+        };
+        p.usable() && (p.is_upstream() || !self.cfg.ra_relay || p.ras_sent >= 2)
+    }
+
+    fn is_our_mac(&self, mac: Mac) -> bool {
+        self.ports.iter().any(|p| p.cfg.mac == mac)
+    }
+
+    fn our_link_local(&self, addr: Ipv6Addr) -> Option<PortId> {
+        self.ports
+            .iter()
+            .position(|p| p.cfg.link_local == addr)
+            .map(|i| PortId(i as u16))
+    }
+
+    fn emit(&mut self, event: impl FnOnce() -> Event) {
+        if self.cfg.emit_events {
+            self.actions.push_back(Action::Event(event()));
+        }
+    }
+
+    fn drop_frame(&mut self, port: PortId, reason: DropReason) {
+        self.counters.drop(reason);
+        self.emit(|| Event::Dropped { port, reason });
+    }
+
+    fn relayed_event(&mut self, from: PortId, mask: u64, message: &'static str, addr: Ipv6Addr) {
+        if self.cfg.emit_events && mask != 0 {
+            let to = (0..64u16)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(PortId)
+                .collect();
+            self.emit(|| Event::Relayed {
+                from,
+                to,
+                message,
+                addr,
+            });
+        }
+    }
+
+    /// Which targets the relay proxies, and how (see the module doc for link-locals).
+    fn proxied(&self, target: Ipv6Addr) -> Option<PrefixMode> {
+        if let Some(rule) = self
+            .cfg
+            .prefixes
+            .iter()
+            .find(|r| r.prefix.contains(&target))
+        {
+            return Some(rule.mode);
+        }
+        if crate::wire::is_link_local(target)
+            && self.cfg.ra_source == RaSource::KeepRouter
+            && self.routers.contains_key(&target)
+        {
+            return Some(PrefixMode::Relay);
+        }
+        None
+    }
+
+    /// L2 destination for an IPv6 destination sent out `egress`: the group MAC for
+    /// multicast, the bound MAC if bound there, else the solicited-node group MAC (an
+    /// unresolved unicast may leave on any port, RFC 4389 §4.2; the owner listens there).
+    fn l2_dst(&self, dst: Ipv6Addr, egress: PortId) -> Mac {
+        if dst.is_multicast() {
+            return Mac::ipv6_multicast(dst);
+        }
+        match self.cache.get(&dst) {
+            Some(b) if b.port == egress => b.mac,
+            _ => Mac::ipv6_multicast(solicited_node(dst)),
+        }
+    }
+
+    /// A relayed copy with every SLLA/TLLA set to the egress MAC (RFC 4389 §4.1.2).
+    fn relay_rewrite(&self, egress: PortId, eth_dst: Mac) -> Rewrite {
+        let mac = self.port(egress).cfg.mac;
+        Rewrite {
+            eth_src: mac,
+            eth_dst,
+            src_addr: None,
+            dst_addr: None,
+            slla: LlaRewrite::Replace(mac),
+            tlla: LlaRewrite::Replace(mac),
+            set_proxy_flag: false,
+            clear_pio_on_link: false,
+            max_mtu: None,
+        }
+    }
+
+    /// Builds and queues a relayed copy; drops it (never fragments, RFC 6980) if it no
+    /// longer fits the egress MTU.
+    fn transmit_rewrite(
+        &mut self,
+        ingress: PortId,
+        egress: PortId,
+        pkt: &NdPacket<'_>,
+        rw: &Rewrite,
+    ) -> bool {
+        let mut out = Vec::with_capacity(ETH_HEADER_LEN + IPV6_HEADER_LEN + pkt.icmp.len() + 8);
+        rewrite(pkt, rw, &mut out);
+        if out.len().saturating_sub(ETH_HEADER_LEN) > self.port(egress).cfg.mtu as usize {
+            self.drop_frame(ingress, DropReason::MtuExceeded);
+            return false;
+        }
+        self.actions.push_back(Action::Transmit {
+            port: egress,
+            frame: out,
+        });
+        true
+    }
+
+    /// Relays `pkt` to every port in `mask` with LLAs rewritten; returns the ports sent.
+    fn relay_to_mask(&mut self, ingress: PortId, pkt: &NdPacket<'_>, mask: u64) -> u64 {
+        let mut sent = 0;
+        for p in self.port_ids() {
+            if mask & (1 << p.0) == 0 {
+                continue;
+            }
+            let rw = self.relay_rewrite(p, self.l2_dst(pkt.dst_addr, p));
+            if self.transmit_rewrite(ingress, p, pkt, &rw) {
+                sent |= 1 << p.0;
+            }
+        }
+        sent
+    }
+
+    /// Ports other than `ingress` that may carry proxied traffic.
+    fn other_forwarding(&self, ingress: PortId) -> u64 {
+        self.port_ids()
+            .filter(|&p| p != ingress && self.forwarding(p))
+            .fold(0, |m, p| m | (1 << p.0))
+    }
+
+    /// Sends an ND message the relay originates (hop limit 255 by `emit_nd`).
+    fn originate(
+        &mut self,
+        port: PortId,
+        eth_dst: Mac,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        message: NdMessage,
+        options: &[OptionRepr],
+    ) {
+        let mac = self.port(port).cfg.mac;
+        let frame = emit_nd(mac, eth_dst, src, dst, &message, options);
+        self.actions.push_back(Action::Transmit { port, frame });
+    }
+
+    /// ReachableTime: the base jittered uniformly over 0.5..1.5 (RFC 4861 §6.3.2).
+    fn reachable_time(&mut self) -> Duration {
+        let base = self.cfg.tunables.reachable_time.total_micros();
+        Duration::from_micros(base / 2 + self.rng.below(base))
     }
 }

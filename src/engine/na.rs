@@ -1,0 +1,96 @@
+//! Neighbor Advertisements (RFC 4861 §7.2.5, RFC 4389 §4.1.3.2): update the ingress
+//! cache as if the NA were for the relay, then relay it with the TLLA rewritten; R/S/O
+//! stay as the owner set them.
+//!
+//! Heads up: read RFC 4861 §7.2.5 and RFC 4389 §4.1.3.2 first.
+
+use std::net::Ipv6Addr;
+
+use super::{Counter, Engine, Instant, PortId};
+use crate::DropReason;
+use crate::wire::{Mac, NaFlags, NdPacket};
+
+impl Engine {
+    pub(super) fn process_na(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        flags: NaFlags,
+        target: Ipv6Addr,
+    ) {
+        let mac = pkt.tlla.unwrap_or(pkt.eth_src);
+        if self.our_link_local(pkt.dst_addr).is_some() {
+            // An answer to the relay's own probe or resolution: learn, do not relay.
+            self.counters.bump(Counter::ConsumedNa);
+            return self.learn_from_na(now, port, target, mac, flags);
+        }
+        if self.proxied(target).is_none() {
+            return self.drop_frame(port, DropReason::NotProxied);
+        }
+        if self.port(port).is_upstream()
+            && self
+                .cache
+                .get(&target)
+                .is_some_and(|b| !self.port(b.port).is_upstream())
+        {
+            // Reference §5 #20: the uplink cannot take a guest's address; the binding
+            // stays, the NA goes nowhere.
+            return self.drop_frame(port, DropReason::UplinkClaimsGuest);
+        }
+        self.learn_from_na(now, port, target, mac, flags);
+
+        if pkt.dst_addr.is_multicast() {
+            // Unsolicited announcements and DAD defences (to ff02::1) go everywhere else,
+            // so a guest whose address is used upstream sees its DAD fail.
+            let mask = self.other_forwarding(port);
+            if mask == 0 {
+                return self.drop_frame(port, DropReason::PortDisabled);
+            }
+            let sent = self.relay_to_mask(port, pkt, mask);
+            self.counters
+                .add(Counter::RelayedNa, u64::from(sent.count_ones()));
+            self.relayed_event(port, sent, "NA", target);
+            return;
+        }
+        let Some((egress, eth_dst)) = self.na_destination(target, pkt.dst_addr) else {
+            return self.drop_frame(port, DropReason::Unsolicited);
+        };
+        if egress == port {
+            return self.drop_frame(port, DropReason::IngressPort);
+        }
+        if !self.forwarding(egress) {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        let rw = self.relay_rewrite(egress, eth_dst);
+        if self.transmit_rewrite(port, egress, pkt, &rw) {
+            self.counters.bump(Counter::RelayedNa);
+            self.relayed_event(port, 1 << egress.0, "NA", target);
+        }
+    }
+
+    /// Where a unicast NA goes: the solicitor remembered for the target (the one that
+    /// asked, with the MAC it asked from), else the binding of the destination.
+    fn na_destination(&self, target: Ipv6Addr, dst: Ipv6Addr) -> Option<(PortId, Mac)> {
+        if let Some(s) = self.pending.get(&target).and_then(|p| p.solicitor(dst)) {
+            return Some((s.port, s.mac));
+        }
+        self.cache.get(&dst).map(|b| (b.port, b.mac))
+    }
+
+    fn learn_from_na(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        target: Ipv6Addr,
+        mac: Mac,
+        flags: NaFlags,
+    ) {
+        if let Some(p) = self.pending.get_mut(&target) {
+            // Answered: no negative cache for it, whoever answered.
+            p.answered = true;
+            p.failed = false;
+        }
+        self.learn(now, port, target, mac, Some(flags));
+    }
+}

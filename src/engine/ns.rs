@@ -1,0 +1,352 @@
+//! Neighbor Solicitations (RFC 4861 §7.2.3, RFC 4389 §4.1.3.1): learn the SLLA, relay
+//! with the SLLA rewritten, never answer from the cache, except for `Static` prefixes
+//! and the opt-in fast path, never for DAD.
+//!
+//! Heads up: read RFC 4861 §7.2 and RFC 4389 §4.1.3.1 first.
+
+use std::net::Ipv6Addr;
+
+use super::pending::Solicitor;
+use super::{
+    ALL_NODES, Counter, Engine, Event, Instant, NdMessage, OptionRepr, PortId, PrefixMode,
+};
+use crate::DropReason;
+use crate::wire::{Mac, NaFlags, NdPacket, solicited_node};
+
+impl Engine {
+    pub(super) fn process_ns(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) {
+        let dad = pkt.src_addr.is_unspecified();
+        if target == self.port(port).cfg.link_local {
+            // Our own address on this link: answer as the port's stack would (a guest
+            // resolving the relay after a probe, or its router under RaSource::Relay).
+            if dad {
+                return self.drop_frame(port, DropReason::NotProxied);
+            }
+            self.learn_from_solicit(now, port, pkt);
+            let flags = NaFlags {
+                router: false,
+                solicited: true,
+                override_: true,
+            };
+            return self.answer_ns(port, pkt, target, target, flags);
+        }
+        let Some(mode) = self.proxied(target) else {
+            return self.drop_frame(port, DropReason::NotProxied);
+        };
+        if dad {
+            return self.relay_dad(now, port, pkt, target);
+        }
+        self.learn_from_solicit(now, port, pkt);
+        if self.port(port).is_upstream() {
+            self.ns_from_upstream(now, port, pkt, target, mode);
+        } else {
+            self.ns_from_downstream(now, port, pkt, target);
+        }
+    }
+
+    /// RFC 4861 §7.2.3: the SLLA of a non-DAD NS updates the sender's entry.
+    fn learn_from_solicit(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>) {
+        if let Some(mac) = pkt.slla {
+            self.learn(now, port, pkt.src_addr, mac, None);
+        }
+    }
+
+    fn ns_from_upstream(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        mode: PrefixMode,
+    ) {
+        if mode == PrefixMode::Static {
+            // Static rule: every address in the prefix is ours to answer (ndppd
+            // `static`); a solicited proxy answer from the uplink, O=0 (RFC 4861 §7.2.8).
+            let flags = NaFlags {
+                router: false,
+                solicited: true,
+                override_: false,
+            };
+            return self.answer_ns(port, pkt, target, target, flags);
+        }
+        let Some(b) = self.cache.get(&target) else {
+            return self.relay_unknown(now, port, pkt, target);
+        };
+        let (bport, bmac, confirmed_at) = (b.port, b.mac, b.confirmed_at);
+        if bport == port {
+            // Both on the uplink: they resolve each other without us.
+            return self.drop_frame(port, DropReason::IngressPort);
+        }
+        if !self.forwarding(bport) {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
+        // window, and still relay so the binding re-verifies. Never for DAD (handled
+        // above) and never from a merely learned (unconfirmed) binding.
+        if let Some(window) = self.cfg.fast_path
+            && confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
+        {
+            let flags = NaFlags {
+                router: false,
+                solicited: true,
+                override_: false,
+            };
+            self.answer_ns(port, pkt, target, target, flags);
+        }
+        self.note_solicitor(now, port, pkt, target);
+        self.relay_ns_to(port, pkt, target, bport, bmac);
+    }
+
+    fn ns_from_downstream(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) {
+        let Some(b) = self.cache.get(&target) else {
+            return self.relay_unknown(now, port, pkt, target);
+        };
+        let (bport, bmac) = (b.port, b.mac);
+        if bport == port {
+            // The target is on the asker's own segment and answers by itself.
+            return self.drop_frame(port, DropReason::IngressPort);
+        }
+        if !self.forwarding(bport) {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        self.note_solicitor(now, port, pkt, target);
+        self.relay_ns_to(port, pkt, target, bport, bmac);
+    }
+
+    /// Relays to the one port where the target is bound.
+    fn relay_ns_to(
+        &mut self,
+        ingress: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        egress: PortId,
+        mac: Mac,
+    ) {
+        let eth_dst = if pkt.dst_addr.is_multicast() {
+            crate::wire::Mac::ipv6_multicast(pkt.dst_addr)
+        } else {
+            mac
+        };
+        let rw = self.relay_rewrite(egress, eth_dst);
+        if self.transmit_rewrite(ingress, egress, pkt, &rw) {
+            self.counters.bump(Counter::RelayedNs);
+            self.relayed_event(ingress, 1 << egress.0, "NS", target);
+        }
+    }
+
+    /// Remembers who asked so the NA finds its way back even if the solicitor is not
+    /// bound (a full table is fine here: the binding table serves bound solicitors).
+    fn note_solicitor(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+        let sol = Solicitor {
+            addr: pkt.src_addr,
+            port,
+            mac: pkt.slla.unwrap_or(pkt.eth_src),
+        };
+        if self.pending.get(&target).is_none() {
+            let t = &self.cfg.tunables;
+            let expires = now + pending_lifetime(t.retrans_timer, t.max_probes);
+            let min_age = t.retrans_timer;
+            match self.pending.insert(target, port, now, expires, min_age) {
+                Ok(evicted) => self.counters.add(Counter::PendingEvicted, evicted as u64),
+                Err(_) => return,
+            }
+        }
+        if let Some(p) = self.pending.get_mut(&target) {
+            p.failed = false;
+            p.add_solicitor(sol);
+        }
+    }
+
+    /// A target with no binding: relay to every other proxying port, under the budget
+    /// (RFC 6583 §7; reference §5 flood row): one NS per target per RetransTimer per
+    /// port, new targets only with a token, a bounded pending entry per target, and a
+    /// short negative cache for targets that never answered.
+    fn relay_unknown(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+        let sol = Solicitor {
+            addr: pkt.src_addr,
+            port,
+            mac: pkt.slla.unwrap_or(pkt.eth_src),
+        };
+        let mask = match self.budget_unknown(now, port, target, Some(sol)) {
+            Ok(mask) => mask,
+            Err(reason) => return self.drop_frame(port, reason),
+        };
+        let sent = self.relay_to_mask(port, pkt, mask);
+        self.mark_relayed(now, target, sent);
+        self.counters
+            .add(Counter::RelayedNs, u64::from(sent.count_ones()));
+        self.relayed_event(port, sent, "NS", target);
+    }
+
+    /// Decides where a solicitation for an unbound target may go now (see
+    /// [`Self::relay_unknown`]); creates or refreshes its pending entry.
+    pub(super) fn budget_unknown(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        target: Ipv6Addr,
+        sol: Option<Solicitor>,
+    ) -> Result<u64, DropReason> {
+        let candidates = self.other_forwarding(port);
+        if candidates == 0 {
+            return Err(DropReason::PortDisabled);
+        }
+        let t = &self.cfg.tunables;
+        let (retrans, lifetime) = (
+            t.retrans_timer,
+            pending_lifetime(t.retrans_timer, t.max_probes),
+        );
+        let mask = if let Some(p) = self.pending.get_mut(&target) {
+            if p.failed {
+                return Err(DropReason::NegativeCache);
+            }
+            if let Some(s) = sol {
+                p.add_solicitor(s);
+            }
+            let fresh = now.saturating_since(p.last_relay) < retrans;
+            let mask = if fresh {
+                candidates & !p.relayed_mask
+            } else {
+                candidates
+            };
+            if mask == 0 {
+                return Err(DropReason::RateLimited);
+            }
+            mask
+        } else {
+            if !self.ns_bucket.take(now) {
+                return Err(DropReason::RateLimited);
+            }
+            match self
+                .pending
+                .insert(target, port, now, now + lifetime, retrans)
+            {
+                Ok(evicted) => self.counters.add(Counter::PendingEvicted, evicted as u64),
+                Err(_) => return Err(DropReason::TableFull),
+            }
+            if let (Some(s), Some(p)) = (sol, self.pending.get_mut(&target)) {
+                p.add_solicitor(s);
+            }
+            candidates
+        };
+        Ok(mask)
+    }
+
+    pub(super) fn mark_relayed(&mut self, now: Instant, target: Ipv6Addr, sent: u64) {
+        let retrans = self.cfg.tunables.retrans_timer;
+        if let Some(p) = self.pending.get_mut(&target) {
+            if now.saturating_since(p.last_relay) >= retrans {
+                p.relayed_mask = 0;
+                p.last_relay = now;
+            } else if p.relayed_mask == 0 {
+                p.last_relay = now;
+            }
+            p.relayed_mask |= sent;
+        }
+    }
+
+    /// DAD (RFC 4861 §7.2.3, reference §1.2): relayed to every other port unchanged but
+    /// for L2, never learned from, never answered; the budget bounds DAD floods.
+    fn relay_dad(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+        let mask = self.other_forwarding(port);
+        if mask == 0 {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        if !self.ns_bucket.take(now) {
+            return self.drop_frame(port, DropReason::RateLimited);
+        }
+        let sent = self.relay_to_mask(port, pkt, mask);
+        let n = u64::from(sent.count_ones());
+        self.counters.add(Counter::RelayedNs, n);
+        self.counters.add(Counter::RelayedDad, n);
+        self.relayed_event(port, sent, "NS", target);
+    }
+
+    /// Answers an NS on its ingress port: solicited NA from `src` with TLLA = port MAC.
+    fn answer_ns(
+        &mut self,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        src: Ipv6Addr,
+        flags: NaFlags,
+    ) {
+        let mac = self.port(port).cfg.mac;
+        let (dst, eth_dst) = if pkt.src_addr.is_unspecified() {
+            (ALL_NODES, crate::wire::Mac::ipv6_multicast(ALL_NODES))
+        } else {
+            (pkt.src_addr, pkt.slla.unwrap_or(pkt.eth_src))
+        };
+        let flags = NaFlags {
+            solicited: flags.solicited && !dst.is_multicast(),
+            ..flags
+        };
+        self.originate(
+            port,
+            eth_dst,
+            src,
+            dst,
+            NdMessage::NeighborAdvert {
+                flags,
+                target_addr: target,
+            },
+            &[OptionRepr::TargetLla(mac)],
+        );
+        self.counters.bump(Counter::AnsweredNs);
+        self.emit(|| Event::Answered { port, target });
+    }
+
+    /// A relay-originated NS to resolve `target` (RFC 4389 §4.2: from the egress port's
+    /// link-local, hop limit 255; unresolved, it may leave on every port).
+    pub(super) fn resolve(&mut self, now: Instant, ingress: PortId, target: Ipv6Addr) {
+        let mask = match self.budget_unknown(now, ingress, target, None) {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        let mut sent = 0u64;
+        for p in self.port_ids() {
+            if mask & (1 << p.0) == 0 {
+                continue;
+            }
+            let (src, mac) = (self.port(p).cfg.link_local, self.port(p).cfg.mac);
+            let group = solicited_node(target);
+            self.originate(
+                p,
+                crate::wire::Mac::ipv6_multicast(group),
+                src,
+                group,
+                NdMessage::NeighborSolicit {
+                    target_addr: target,
+                },
+                &[OptionRepr::SourceLla(mac)],
+            );
+            sent |= 1 << p.0;
+            self.counters.bump(Counter::SentNs);
+        }
+        self.mark_relayed(now, target, sent);
+    }
+}
+
+/// How long a pending solicitation waits for its NA: every retransmission's chance.
+pub(super) fn pending_lifetime(
+    retrans: crate::time::Duration,
+    max_probes: u8,
+) -> crate::time::Duration {
+    crate::time::Duration::from_micros(
+        retrans
+            .total_micros()
+            .saturating_mul(u64::from(max_probes.max(1))),
+    )
+}

@@ -1,0 +1,271 @@
+//! Router Solicitations and Advertisements (RFC 4861 §6, RFC 4389 §4.1.3.3 and §6):
+//! RS downstream → uplink only, SLLA rewritten, rate-limited; RA uplink → every
+//! downstream port, each copy built from the original with P set, SLLA = that port's
+//! MAC, MTU clamped to the port's MTU, paced to one multicast RA per port per
+//! `ra_min_interval` (latest wins). RAs with P set and RAs on downstream ports are the
+//! loop signals: never relayed, counted, and they disable proxying per config.
+//!
+//! Heads up: read RFC 4389 §4.1.3.3 and §6, and RFC 4861 §6.2.6 first.
+
+use super::timer::{GlobalTimer, PortTimer};
+use super::{
+    ALL_ROUTERS, Counter, Engine, Event, Instant, MAX_ROUTERS, NdMessage, OptionRepr, PortId,
+    RaSource, Router,
+};
+use crate::DropReason;
+use crate::wire::{LlaRewrite, Mac, NdPacket, Parsed, Rewrite, RouterAdvert, parse_frame};
+
+impl Engine {
+    pub(super) fn process_rs(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>) {
+        if self.port(port).is_upstream() {
+            // For the routers on the uplink, not for us.
+            return self.counters.bump(Counter::IgnoredRs);
+        }
+        if let Some(mac) = pkt.slla {
+            self.learn(now, port, pkt.src_addr, mac, None);
+        }
+        if !self.cfg.ra_relay {
+            return self.drop_frame(port, DropReason::NotProxied);
+        }
+        let up = self.upstream;
+        if !self.forwarding(up) {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        if !self.rs_bucket.take(now) {
+            return self.drop_frame(port, DropReason::RateLimited);
+        }
+        let rw = self.relay_rewrite(up, self.l2_dst(pkt.dst_addr, up));
+        if self.transmit_rewrite(port, up, pkt, &rw) {
+            self.counters.bump(Counter::RelayedRs);
+            self.relayed_event(port, 1 << up.0, "RS", pkt.src_addr);
+        }
+    }
+
+    pub(super) fn process_ra(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        ra: RouterAdvert,
+    ) {
+        if !self.port(port).live() {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        if !self.port(port).is_upstream() {
+            // Reference §1.3 and §5 #25: a downstream RA is never relayed. RFC 4389
+            // §4.1.3.3 disables the port for an hour; that is the §9 DoS lever, so it is
+            // opt-in (`disable_on_rogue_ra`), except that a P-bit RA there is another
+            // proxy, which the P-bit rule covers when honoured.
+            self.drop_frame(port, DropReason::RogueRa);
+            if self.cfg.disable_on_rogue_ra || (ra.flags.proxy() && self.cfg.honour_proxy_bit) {
+                self.disable_port(now, port);
+            }
+            return;
+        }
+        if ra.flags.proxy() {
+            if self.cfg.honour_proxy_bit {
+                // Another proxy on the uplink: stop proxying there (RFC 4389 §4.1.3.3).
+                self.drop_frame(port, DropReason::RaPBit);
+                return self.disable_port(now, port);
+            }
+            // Cascade mode (opt-in): relay it like any RA.
+            self.counters.bump(Counter::RaPBitIgnored);
+        }
+        if !self.port(port).usable() {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        let mac = pkt.slla.unwrap_or(pkt.eth_src);
+        // The router's MAC lives in the router table; a binding for its link-local comes
+        // from its NS/NA like any other address.
+        self.note_router(now, pkt.src_addr, mac, ra.router_lifetime);
+        if !self.cfg.ra_relay {
+            return;
+        }
+        if !pkt.dst_addr.is_multicast() {
+            return self.relay_unicast_ra(port, pkt);
+        }
+        self.last_ra = Some(rebuild_frame(pkt));
+        self.timers.set_global(GlobalTimer::Solicit, None);
+        for p in self.port_ids() {
+            if !self.port(p).is_upstream() {
+                self.offer_ra(now, p);
+            }
+        }
+    }
+
+    fn note_router(&mut self, now: Instant, addr: std::net::Ipv6Addr, mac: Mac, lifetime: u16) {
+        if !self.routers.contains_key(&addr) && self.routers.len() >= MAX_ROUTERS {
+            // Bounded router state (reference §5 RA flood): forget the least recent.
+            if let Some(old) = self
+                .routers
+                .iter()
+                .min_by_key(|(_, r)| r.last_seen)
+                .map(|(a, _)| *a)
+            {
+                self.routers.remove(&old);
+            }
+        }
+        self.routers.insert(
+            addr,
+            Router {
+                mac,
+                last_seen: now,
+                lifetime,
+            },
+        );
+    }
+
+    /// The rewrite of an RA for downstream port `p` (RFC 4389 §4.1.3.3; reference §4.4).
+    fn ra_rewrite(&self, p: PortId, eth_dst: Mac) -> Rewrite {
+        let port = self.port(p);
+        let relay_src = self.cfg.ra_source == RaSource::Relay;
+        Rewrite {
+            eth_src: port.cfg.mac,
+            eth_dst,
+            src_addr: relay_src.then_some(port.cfg.link_local),
+            dst_addr: None,
+            slla: LlaRewrite::Replace(port.cfg.mac),
+            tlla: LlaRewrite::Keep,
+            set_proxy_flag: true,
+            // With our link-local as source, guests must not treat the prefix as on-link
+            // behind a router they cannot reach (odhcpd PR #300, ChromiumOS).
+            clear_pio_on_link: relay_src,
+            max_mtu: Some(port.cfg.mtu),
+        }
+    }
+
+    /// A router may answer an RS with a unicast RA: deliver it to the guest, unpaced.
+    fn relay_unicast_ra(&mut self, port: PortId, pkt: &NdPacket<'_>) {
+        let Some(b) = self.cache.get(&pkt.dst_addr) else {
+            return self.drop_frame(port, DropReason::NoBinding);
+        };
+        let (egress, mac) = (b.port, b.mac);
+        if egress == port {
+            return self.drop_frame(port, DropReason::IngressPort);
+        }
+        if !self.forwarding(egress) {
+            return self.drop_frame(port, DropReason::PortDisabled);
+        }
+        let rw = self.ra_rewrite(egress, mac);
+        if self.transmit_rewrite(port, egress, pkt, &rw) {
+            self.counters.bump(Counter::RelayedRa);
+            self.relayed_event(port, 1 << egress.0, "RA", pkt.src_addr);
+        }
+    }
+
+    /// Sends the latest RA on `p` now if pacing allows, else when it does (latest wins).
+    pub(super) fn offer_ra(&mut self, now: Instant, p: PortId) {
+        if !self.cfg.ra_relay || self.last_ra.is_none() || !self.port(p).usable() {
+            return;
+        }
+        let next = self.port(p).ra_next;
+        if now < next {
+            self.port_mut(p).ra_pending = true;
+            self.timers.set_port(p, PortTimer::RaPace, Some(next));
+            return;
+        }
+        if !self.send_stored_ra(p) {
+            return;
+        }
+        let interval = self.cfg.tunables.ra_min_interval;
+        let port = self.port_mut(p);
+        port.ra_next = now + interval;
+        port.ra_pending = false;
+        let mut enabled = false;
+        if port.ras_sent < 2 {
+            port.ras_sent += 1;
+            // RFC 4389 §6: two P-bit RAs before anything else is forwarded there.
+            enabled = port.ras_sent == 2;
+            port.ra_pending = !enabled;
+        }
+        let pending = port.ra_pending.then_some(port.ra_next);
+        self.timers.set_port(p, PortTimer::RaPace, pending);
+        if enabled {
+            self.emit(|| Event::PortProxying {
+                port: p,
+                enabled: true,
+            });
+        }
+    }
+
+    fn send_stored_ra(&mut self, p: PortId) -> bool {
+        let Some(frame) = self.last_ra.take() else {
+            return false;
+        };
+        let mut sent = false;
+        if let Ok(Parsed::Nd(pkt)) = parse_frame(&frame) {
+            let rw = self.ra_rewrite(p, Mac::ipv6_multicast(pkt.dst_addr));
+            let up = self.upstream;
+            if self.transmit_rewrite(up, p, &pkt, &rw) {
+                self.counters.bump(Counter::RelayedRa);
+                self.relayed_event(up, 1 << p.0, "RA", pkt.src_addr);
+                sent = true;
+            }
+        }
+        self.last_ra = Some(frame);
+        sent
+    }
+
+    pub(super) fn ra_pace_timer(&mut self, now: Instant, p: PortId) {
+        if self.port(p).ra_pending {
+            self.offer_ra(now, p);
+        }
+    }
+
+    /// RS upstream while downstream ports wait for an RA to enable them (reference
+    /// §1.3: at start and port-up, repeated every MIN_DELAY_BETWEEN_RAS).
+    pub(super) fn solicit_timer(&mut self, now: Instant) {
+        if !self.cfg.ra_relay || self.last_ra.is_some() {
+            return;
+        }
+        let waiting = self
+            .port_ids()
+            .any(|p| !self.port(p).is_upstream() && self.port(p).usable() && !self.forwarding(p));
+        if !waiting {
+            return;
+        }
+        let up = self.upstream;
+        if self.port(up).usable() {
+            let (src, mac) = (self.port(up).cfg.link_local, self.port(up).cfg.mac);
+            self.originate(
+                up,
+                Mac::ipv6_multicast(ALL_ROUTERS),
+                src,
+                ALL_ROUTERS,
+                NdMessage::RouterSolicit,
+                &[OptionRepr::SourceLla(mac)],
+            );
+            self.counters.bump(Counter::SentRs);
+        }
+        let next = now + self.cfg.tunables.ra_min_interval;
+        self.timers.set_global(GlobalTimer::Solicit, Some(next));
+    }
+
+    /// Asks for an RS soon (the Solicit timer), unless one is already due earlier.
+    pub(super) fn want_ra(&mut self, now: Instant) {
+        if self.last_ra.is_none() && self.timers.global(GlobalTimer::Solicit).is_none() {
+            self.timers.set_global(GlobalTimer::Solicit, Some(now));
+        }
+    }
+}
+
+/// The stored copy of an RA: the frame exactly as received up to the IPv6 payload end
+/// (trailer dropped), rebuilt from the parsed packet's bytes.
+fn rebuild_frame(pkt: &NdPacket<'_>) -> Vec<u8> {
+    // A rewrite that changes nothing reproduces the received RA; building it through
+    // `wire::rewrite` keeps all frame building in one place.
+    let rw = Rewrite {
+        eth_src: pkt.eth_src,
+        eth_dst: pkt.eth_dst,
+        src_addr: None,
+        dst_addr: None,
+        slla: LlaRewrite::Keep,
+        tlla: LlaRewrite::Keep,
+        set_proxy_flag: false,
+        clear_pio_on_link: false,
+        max_mtu: None,
+    };
+    let mut out = Vec::new();
+    crate::wire::rewrite(pkt, &rw, &mut out);
+    out
+}

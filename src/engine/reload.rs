@@ -1,0 +1,113 @@
+//! Config reload (reference §5 fault table): an atomic swap. Ports are matched by name
+//! and role; a matched port keeps its bindings, routes and RA state (MAC, MTU and
+//! link-local changes apply at once, as link events would); a removed port is cleaned
+//! up as if deleted; a new port starts enabling.
+
+use super::timer::{GlobalTimer, PortTimer, TimerTable};
+use super::{
+    Counter, Engine, EngineConfig, EngineConfigError, Instant, PortId, PortState, TokenBucket,
+};
+
+impl Engine {
+    /// Swaps in a new config atomically; unchanged ports keep their bindings and routes.
+    ///
+    /// On error nothing changes. `RemoveRoute` actions queued for ports that the new
+    /// config no longer has name those ports by their `PortId` in the *old* config; every
+    /// other action refers to the new config's `PortId`s.
+    pub fn reload(&mut self, now: Instant, config: EngineConfig) -> Result<(), EngineConfigError> {
+        config.validate()?;
+        let now = self.advance(now);
+        let map: Vec<Option<PortId>> = self
+            .ports
+            .iter()
+            .map(|old| {
+                config
+                    .ports
+                    .iter()
+                    .position(|n| n.name == old.cfg.name && n.role == old.cfg.role)
+                    .map(|i| PortId(i as u16))
+            })
+            .collect();
+        let lookup = |p: PortId| map.get(p.index()).copied().flatten();
+
+        // Removed ports: bindings (and their routes) go, with the old PortIds.
+        let doomed: Vec<_> = self
+            .cache
+            .iter()
+            .filter(|(_, b)| lookup(b.port).is_none())
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in doomed {
+            self.remove_binding(addr);
+        }
+        self.cache.remap_ports(lookup);
+        self.pending.retain_ports(lookup);
+
+        // Port states and per-port timers follow their port to its new index.
+        let old_ports = std::mem::take(&mut self.ports);
+        let mut timers = TimerTable::new(config.ports.len());
+        timers.set_global(
+            GlobalTimer::Solicit,
+            self.timers.global(GlobalTimer::Solicit),
+        );
+        let mut fresh = Vec::new();
+        for (i, pc) in config.ports.iter().enumerate() {
+            let id = PortId(i as u16);
+            let old = map.iter().position(|m| *m == Some(id));
+            let state = match old {
+                Some(o) => {
+                    for t in [PortTimer::RaPace, PortTimer::ProxyHold] {
+                        timers.set_port(id, t, self.timers.port(PortId(o as u16), t));
+                    }
+                    let mut s = old_ports[o].clone();
+                    s.cfg = pc.clone();
+                    s
+                }
+                None => {
+                    fresh.push(id);
+                    PortState::new(pc.clone())
+                }
+            };
+            self.ports.push(state);
+        }
+        self.timers = timers;
+        let old_upstream = self.upstream;
+        // validate() checked there is exactly one upstream port.
+        let up = config
+            .ports
+            .iter()
+            .position(|p| p.role == super::Role::Upstream)
+            .expect("validated: one upstream port");
+        self.upstream = PortId(up as u16);
+        if lookup(old_upstream) != Some(self.upstream) {
+            // A different uplink: what we knew about its routers is void.
+            self.routers.clear();
+            self.last_ra = None;
+        }
+
+        let t = &config.tunables;
+        self.cache.set_max(t.max_bindings);
+        self.pending
+            .set_limits(t.max_pending, t.max_pending_per_port);
+        if t.ns_rate != self.cfg.tunables.ns_rate || t.ns_burst != self.cfg.tunables.ns_burst {
+            self.ns_bucket = TokenBucket::new(t.ns_rate, t.ns_burst, now);
+        }
+        if t.rs_rate != self.cfg.tunables.rs_rate {
+            self.rs_bucket = TokenBucket::new(t.rs_rate, 1, now);
+        }
+        self.cfg = config;
+
+        // Data plane or prefixes may have changed: bring routes in line.
+        let addrs: Vec<_> = self.cache.iter().map(|(a, _)| *a).collect();
+        for addr in addrs {
+            self.sync_route(addr);
+        }
+        for id in fresh {
+            if !self.port(id).is_upstream() {
+                self.start_enabling(now, id);
+            }
+        }
+        self.counters.bump(Counter::Reloads);
+        Ok(())
+    }
+}

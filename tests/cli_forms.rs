@@ -1,0 +1,130 @@
+//! The command line's shape: `--help`, `--version`, usage errors, and the forms whose
+//! driver is not in this build yet (exit 2 with a message naming what they need).
+//! `replay` runs for real: see `cli_replay.rs`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ndprelay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ndprelay"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the built binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn minimal() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/minimal.ron")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn help_lists_every_form_with_examples() {
+    let out = ndprelay(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    for needle in [
+        "run",
+        "check",
+        "status",
+        "replay",
+        "--scenario",
+        "--pcap-dir",
+        "--tap",
+        "--verbose",
+        "--quiet",
+        "Examples:",
+        "ndprelay check -c /etc/ndprelay.ron",
+        "RUST_LOG",
+        "Exit status",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+    for sub in ["run", "check", "status", "replay"] {
+        let out = ndprelay(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub} --help: {out:?}");
+        assert!(
+            text(&out.stdout).contains("Example"),
+            "{sub} --help has no example"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = ndprelay(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("ndprelay {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn no_arguments_or_bad_usage_exit_2() {
+    let out = ndprelay(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("Usage:"));
+    assert_eq!(
+        ndprelay(&["check"]).status.code(),
+        Some(2),
+        "-c is required"
+    );
+    assert_eq!(ndprelay(&["frobnicate"]).status.code(), Some(2));
+    let out = ndprelay(&["--scenario", "s.ron", "check", "-c", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be combined with a subcommand"));
+}
+
+#[track_caller]
+fn assert_not_built(out: &Output, what: &str, needs: &str) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ndprelay {what}: not implemented in this build yet"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(needs), "{stderr} lacks {needs:?}");
+}
+
+#[test]
+fn run_validates_the_config_then_says_it_needs_the_live_driver() {
+    let out = ndprelay(&["run", "-c", &minimal(), "--control-socket", "/tmp/x.sock"]);
+    assert_not_built(&out, "run", "live driver");
+    let out = ndprelay(&["run", "-c", "/nonexistent.ron"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad config fails before the driver"
+    );
+}
+
+#[test]
+fn status_says_it_needs_the_control_socket() {
+    assert_not_built(&ndprelay(&["status", "--json"]), "status", "control socket");
+}
+
+#[test]
+fn scenario_says_it_needs_the_simulator() {
+    let out = ndprelay(&[
+        "--scenario",
+        &minimal(),
+        "--seed",
+        "3",
+        "--tap",
+        "lan=tap0",
+        "-v",
+    ]);
+    assert_not_built(&out, "--scenario", "simulator");
+    let out = ndprelay(&["--scenario", "/nonexistent/scenario.ron"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/scenario.ron"));
+}
