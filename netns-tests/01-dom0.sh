@@ -7,9 +7,9 @@
 source "$(dirname "$0")/lib.sh"
 
 dom0_topology
-nsx isp tcpdump -i isp0 -nn -U -w "$WORK/isp.pcap" icmp6 2>/dev/null &
+ip netns exec "$(ns isp)" tcpdump -i isp0 -nn -U -w "$WORK/isp.pcap" icmp6 2>/dev/null &
 PIDS+=($!)
-nsx dom0 tcpdump -i br0 -nn -U -w "$WORK/br0.pcap" icmp6 2>/dev/null &
+ip netns exec "$(ns dom0)" tcpdump -i br0 -nn -U -w "$WORK/br0.pcap" icmp6 2>/dev/null &
 PIDS+=($!)
 write_config "$WORK/relay.ron" eth0 br0
 start_relay dom0 "$WORK/relay.ron"
@@ -29,8 +29,8 @@ nsx g1 ping -6 -c 3 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g1 cannot ping
 nsx g2 ping -6 -c 3 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g2 cannot ping isp"
 
 log "status lists both bindings on br0 with routes"
-wait_for 10 "g1 binding with route" sh -c "[ \"\$(echo \"\$(status)\" | awk -v a=$G1 '\$1==a {print \$2, \$NF}')\" = 'br0 yes' ]"
-wait_for 10 "g2 binding with route" sh -c "[ \"\$(echo \"\$(status)\" | awk -v a=$G2 '\$1==a {print \$2, \$NF}')\" = 'br0 yes' ]"
+wait_for 10 "g1 binding with route" binding_routed "$G1" br0
+wait_for 10 "g2 binding with route" binding_routed "$G2" br0
 status --json | grep -q "\"address\": \"$G1\"" || fail "--json lacks $G1"
 own_routes dom0 | grep -q "^$G1 dev br0" || fail "no proto-199 route for $G1: $(own_routes dom0)"
 own_routes dom0 | grep -q "^$G2 dev br0" || fail "no proto-199 route for $G2"
@@ -40,16 +40,16 @@ DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 GOT="$(nsx isp ndisc6 -1 -r 3 -w 1500 "$G1" isp0 | awk '/Target link-layer address/ {print tolower($NF)}')"
 [ "$GOT" = "$DOM0_MAC" ] || fail "ndisc6 resolved $G1 to '$GOT', expected dom0's $DOM0_MAC"
 
-log "rdisc6 nsx g1 sees the RA with the P bit"
+log "rdisc6 in g1 sees the RA with the P bit"
 nsx g1 rdisc6 -1 -r 3 -w 4000 eth0 >"$WORK/rdisc6.txt" 2>&1 || fail "rdisc6 got no RA: $(cat "$WORK/rdisc6.txt")"
 grep -Eq 'Neighbor discovery proxy *: *Yes' "$WORK/rdisc6.txt" || fail "relayed RA lacks the P bit: $(cat "$WORK/rdisc6.txt")"
 
 log "the kernel guard is active and no forwarded ND (hop limit < 255) reached a segment"
-nsx dom0 nft list table ip6 ndprelay >/dev/null || fail "nf_tables guard missing"
+nsx dom0 nft list table netdev ndprelay >/dev/null || fail "nf_tables guard missing"
 sleep 1
 for p in "${PIDS[@]:1:2}"; do kill -INT "$p" 2>/dev/null || true; done
 sleep 0.5
-for f nsx isp br0; do
+for f in isp br0; do
     bad="$(tcpdump -nn -r "$WORK/$f.pcap" 'ip6[7] != 255 and ip6[6] == 58 and ip6[40] >= 133 and ip6[40] <= 137' 2>/dev/null | wc -l)"
     [ "$bad" -eq 0 ] || fail "$bad ND packets with hop limit < 255 on $f (the kernel forwarded relayed ND)"
     redirects="$(tcpdump -nn -r "$WORK/$f.pcap" 'ip6[6] == 58 and ip6[40] == 137' 2>/dev/null | wc -l)"
@@ -59,6 +59,6 @@ done
 log "SIGTERM removes routes, guard and control socket"
 stop_relay
 [ -z "$(own_routes dom0)" ] || fail "routes left behind: $(own_routes dom0)"
-nsx dom0 nft list table ip6 ndprelay >/dev/null 2>&1 && fail "guard table left behind"
+nsx dom0 nft list table netdev ndprelay >/dev/null 2>&1 && fail "guard table left behind"
 [ ! -e "$WORK/ctl.sock" ] || fail "control socket left behind"
 log "PASS"

@@ -22,7 +22,7 @@ expect_refusal() {
     [ "$rc" -ne 124 ] || fail "$name: the relay hung instead of refusing"
     echo "$out" | grep -Eq -- "$pattern" || fail "$name: message lacks /$pattern/: $out"
     [ -z "$(nsx r ip -6 route show proto 199)" ] || fail "$name: routes left behind"
-    nsx r nft list table ip6 ndprelay >/dev/null 2>&1 && fail "$name: guard left behind"
+    nsx r nft list table netdev ndprelay >/dev/null 2>&1 && fail "$name: guard left behind"
     [ ! -e "$WORK/ctl.sock" ] || fail "$name: control socket left behind"
     log "$name: refused with: $(echo "$out" | grep -E -- "$pattern" | head -n1)"
 }

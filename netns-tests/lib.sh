@@ -108,7 +108,7 @@ interface $ifc {
 };
 EOF
     nsx "$n" sysctl -qw net.ipv6.conf.all.forwarding=1
-    nsx "$n" radvd -n -C "$WORK/radvd-$n.conf" -p "$WORK/radvd-$n.pid" -m stderr >"$WORK/radvd-$n.log" 2>&1 &
+    ip netns exec "$(ns "$n")" radvd -n -C "$WORK/radvd-$n.conf" -p "$WORK/radvd-$n.pid" -m stderr >"$WORK/radvd-$n.log" 2>&1 &
     PIDS+=($!)
 }
 
@@ -134,7 +134,7 @@ EOF
 # start_relay NS CONFIG : run the relay in the background, wait until status answers
 start_relay() {
     local n="$1" cfg="$2"
-    nsx "$n" env RUST_LOG="${RUST_LOG:-info}" "$NDPRELAY" run -c "$cfg" >>"$WORK/relay.log" 2>&1 &
+    ip netns exec "$(ns "$n")" env RUST_LOG="${RUST_LOG:-info}" "$NDPRELAY" run -c "$cfg" >>"$WORK/relay.log" 2>&1 &
     RELAY_PID=$!
     wait_for 10 "relay control socket" status_ok
     kill -0 "$RELAY_PID" 2>/dev/null || fail "relay exited at start"
@@ -159,8 +159,11 @@ stop_relay() {
 # own_routes NS : routes the relay owns (protocol 199)
 own_routes() { nsx "$1" ip -6 route show proto 199; }
 
-# binding_line ADDR : the status line of a binding
-binding_line() { status | awk -v a="$1" '$1 == a'; }
+# binding_routed ADDR PORT : status lists ADDR on PORT with a route installed
+binding_routed() { [ "$(status | awk -v a="$1" '$1 == a {print $2, $NF}')" = "$2 yes" ]; }
+
+# no_binding ADDR : status does not list ADDR
+no_binding() { ! status | awk -v a="$1" '$1 == a {f=1} END {exit !f}'; }
 
 # The standard dom0 topology of netns-tests/README: isp -- eth0 [dom0 relay] br0 -- g1, g2
 dom0_topology() {

@@ -581,6 +581,7 @@ impl Daemon {
                     log::info!("{}: appeared with ifindex {}", l.name, l.index);
                     self.ports[i].ifindex = Some(l.index);
                     self.open_capture(i);
+                    self.refresh_guard();
                     if mac != self.ports[i].mac {
                         self.ports[i].mac = mac;
                         self.ports[i].link_local = mac.link_local();
@@ -641,6 +642,7 @@ impl Daemon {
         if was_running {
             self.link_event(i, LinkEvent::Down);
         }
+        self.refresh_guard();
     }
 
     fn on_addr(&mut self, a: &Addr, added: bool) {
@@ -748,16 +750,21 @@ impl Daemon {
             log::warn!("control_socket changes take effect at the next start");
         }
         self.config = config;
-        let names = self.port_names();
-        if let Some(g) = &mut self.guard {
-            g.update(&names);
-        }
+        self.refresh_guard();
         self.drain();
         Ok(())
     }
 
+    /// Ports that exist now (the guard hooks devices, so it needs them present).
     fn port_names(&self) -> Vec<String> {
-        self.ports.iter().map(|p| p.name.clone()).collect()
+        self.ports.iter().filter(|p| p.ifindex.is_some()).map(|p| p.name.clone()).collect()
+    }
+
+    fn refresh_guard(&mut self) {
+        let names = self.port_names();
+        if let Some(g) = &mut self.guard {
+            g.update(&names);
+        }
     }
 
     fn publish(&mut self, start: StdInstant) {

@@ -5,20 +5,24 @@
 //! guest. With `forwarding=1` the kernel would route them (Hop Limit 254, so invalid
 //! at the receiver), send Redirects or "not a neighbour" errors, and even solicit the
 //! router's link-local on the guest side. `ip6_forward` emits those errors *before* the
-//! FORWARD hook, so the guard sits in PREROUTING: one nf_tables table `ip6 ndprelay`
-//! whose chain drops, per relay port, ICMPv6 ND (types 133–137, extension headers
-//! included) that arrived unicast to this host's MAC but is not for a local address.
-//! The relay's packet sockets still see these frames (taps run before netfilter); ND for
-//! the host's own addresses and all multicast ND are untouched.
+//! FORWARD hook, and with `br_netfilter` the ip6 PREROUTING hook also sees frames
+//! bridged between guests (pkttype rewritten to host), so the guard sits in the
+//! *netdev ingress* hook of each relay port: it runs after the packet taps (the relay's
+//! capture still sees every frame) and before IPv6 input, and on a bridge it sees only
+//! what the bridge delivers to the host, never guest-to-guest traffic. It drops ICMPv6
+//! ND (types 133–137, extension headers included) that arrived unicast to this host's
+//! MAC but is not for a local address; ND for the host's own addresses and all
+//! multicast ND are untouched.
 //!
-//! The table is replaced atomically in one batch and deleted on exit; a crashed run's
-//! table is replaced by the next start. Equivalent nft(8) text:
+//! The table is replaced atomically in one batch (re-installed when a port is
+//! re-created) and deleted on exit; a crashed run's table is replaced by the next start.
+//! Equivalent nft(8) text:
 //!
 //! ```text
-//! table ip6 ndprelay {
-//!   chain nd-guard {
-//!     type filter hook prerouting priority -150; policy accept;
-//!     iifname "br0" meta l4proto ipv6-icmp icmpv6 type 133-137 meta pkttype host
+//! table netdev ndprelay {
+//!   chain in-br0 {
+//!     type filter hook ingress device "br0" priority 0; policy accept;
+//!     meta protocol ip6 meta l4proto ipv6-icmp icmpv6 type 133-137 meta pkttype host
 //!       fib daddr type != local counter drop
 //!   }
 //! }
@@ -30,9 +34,8 @@ use super::netlink::consts::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR
 use super::netlink::{MsgBuilder, messages};
 use super::sys::{self, NetlinkSocket};
 
-/// nf_tables table name (family ip6).
+/// nf_tables table name (family netdev).
 pub const TABLE: &str = "ndprelay";
-const CHAIN: &str = "nd-guard";
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -42,7 +45,7 @@ const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NLM_F_APPEND: u16 = 0x800;
-const NFPROTO_IPV6: u8 = 10;
+const NFPROTO_NETDEV: u8 = 5;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -52,6 +55,7 @@ const NFTA_CHAIN_POLICY: u16 = 5;
 const NFTA_CHAIN_TYPE: u16 = 7;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_HOOK_DEV: u16 = 3;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -60,7 +64,7 @@ const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
-const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_PROTOCOL: u32 = 1;
 const NFT_META_L4PROTO: u32 = 16;
 const NFT_META_PKTTYPE: u32 = 19;
 const NFTA_CMP_SREG: u16 = 1;
@@ -89,10 +93,9 @@ const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
-const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_NETDEV_INGRESS: u32 = 0;
 const RTN_LOCAL: u32 = 2;
 const PACKET_HOST: u8 = 0;
-const IFNAMSIZ: usize = 16;
 
 fn nfgen(family: u8, res_id: u16) -> [u8; 4] {
     let r = res_id.to_be_bytes();
@@ -130,8 +133,8 @@ impl Exprs<'_> {
     }
 }
 
-/// Builds the batch that (re)creates the table with one rule per port. The
-/// add-delete-add of the table makes it replace an old one atomically.
+/// Builds the batch that (re)creates the table with one ingress chain per port (each
+/// must exist). The add-delete-add of the table makes it replace an old one atomically.
 pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
     let mut b = MsgBuilder::new();
     let mut seq = seq0;
@@ -140,64 +143,39 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
         seq
     };
     let rq = NLM_F_REQUEST;
-    b.begin(
-        NFNL_MSG_BATCH_BEGIN,
-        rq,
-        next(),
-        &nfgen(0, NFNL_SUBSYS_NFTABLES),
-    )
-    .end();
-    let fam = nfgen(NFPROTO_IPV6, 0);
-    b.begin(
-        msg_type(NFT_MSG_NEWTABLE),
-        rq | NLM_F_CREATE | NLM_F_ACK,
-        next(),
-        &fam,
-    )
-    .attr_str(NFTA_TABLE_NAME, TABLE)
-    .end();
-    b.begin(msg_type(NFT_MSG_DELTABLE), rq | NLM_F_ACK, next(), &fam)
-        .attr_str(NFTA_TABLE_NAME, TABLE)
+    let create = rq | NLM_F_CREATE | NLM_F_ACK;
+    b.begin(NFNL_MSG_BATCH_BEGIN, rq, next(), &nfgen(0, NFNL_SUBSYS_NFTABLES))
         .end();
-    b.begin(
-        msg_type(NFT_MSG_NEWTABLE),
-        rq | NLM_F_CREATE | NLM_F_ACK,
-        next(),
-        &fam,
-    )
-    .attr_str(NFTA_TABLE_NAME, TABLE)
-    .end();
-    b.begin(
-        msg_type(NFT_MSG_NEWCHAIN),
-        rq | NLM_F_CREATE | NLM_F_ACK,
-        next(),
-        &fam,
-    )
-    .attr_str(NFTA_CHAIN_TABLE, TABLE)
-    .attr_str(NFTA_CHAIN_NAME, CHAIN)
-    .nest(NFTA_CHAIN_HOOK)
-    .attr_be32(NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING)
-    .attr_be32(NFTA_HOOK_PRIORITY, (-150i32) as u32)
-    .nest_end()
-    .attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
-    .attr_str(NFTA_CHAIN_TYPE, "filter")
-    .end();
+    let fam = nfgen(NFPROTO_NETDEV, 0);
+    for (ty, flags) in [
+        (NFT_MSG_NEWTABLE, create),
+        (NFT_MSG_DELTABLE, rq | NLM_F_ACK),
+        (NFT_MSG_NEWTABLE, create),
+    ] {
+        b.begin(msg_type(ty), flags, next(), &fam)
+            .attr_str(NFTA_TABLE_NAME, TABLE)
+            .end();
+    }
     for port in ports {
-        let mut name = [0u8; IFNAMSIZ];
-        let n = port.len().min(IFNAMSIZ - 1);
-        name[..n].copy_from_slice(&port.as_bytes()[..n]);
-        b.begin(
-            msg_type(NFT_MSG_NEWRULE),
-            rq | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
-            next(),
-            &fam,
-        )
-        .attr_str(NFTA_RULE_TABLE, TABLE)
-        .attr_str(NFTA_RULE_CHAIN, CHAIN)
-        .nest(NFTA_RULE_EXPRESSIONS);
+        let chain = format!("in-{port}");
+        b.begin(msg_type(NFT_MSG_NEWCHAIN), create, next(), &fam)
+            .attr_str(NFTA_CHAIN_TABLE, TABLE)
+            .attr_str(NFTA_CHAIN_NAME, &chain)
+            .nest(NFTA_CHAIN_HOOK)
+            .attr_be32(NFTA_HOOK_HOOKNUM, NF_NETDEV_INGRESS)
+            .attr_be32(NFTA_HOOK_PRIORITY, 0)
+            .attr_str(NFTA_HOOK_DEV, port)
+            .nest_end()
+            .attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
+            .attr_str(NFTA_CHAIN_TYPE, "filter")
+            .end();
+        b.begin(msg_type(NFT_MSG_NEWRULE), create | NLM_F_APPEND, next(), &fam)
+            .attr_str(NFTA_RULE_TABLE, TABLE)
+            .attr_str(NFTA_RULE_CHAIN, &chain)
+            .nest(NFTA_RULE_EXPRESSIONS);
         let mut e = Exprs(&mut b);
-        e.meta(NFT_META_IIFNAME)
-            .cmp(NFT_CMP_EQ, &name)
+        e.meta(NFT_META_PROTOCOL)
+            .cmp(NFT_CMP_EQ, &0x86ddu16.to_be_bytes())
             .meta(NFT_META_L4PROTO)
             .cmp(NFT_CMP_EQ, &[58])
             .expr("payload", |b| {
@@ -229,13 +207,8 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
         b.nest_end().end();
     }
     let last = next();
-    b.begin(
-        NFNL_MSG_BATCH_END,
-        rq,
-        last,
-        &nfgen(0, NFNL_SUBSYS_NFTABLES),
-    )
-    .end();
+    b.begin(NFNL_MSG_BATCH_END, rq, last, &nfgen(0, NFNL_SUBSYS_NFTABLES))
+        .end();
     (b.bytes().to_vec(), last)
 }
 
@@ -254,7 +227,7 @@ pub fn build_remove(seq0: u32) -> (Vec<u8>, u32) {
         msg_type(NFT_MSG_DELTABLE),
         rq | NLM_F_ACK,
         seq0 + 2,
-        &nfgen(NFPROTO_IPV6, 0),
+        &nfgen(NFPROTO_NETDEV, 0),
     )
     .attr_str(NFTA_TABLE_NAME, TABLE)
     .end();
@@ -295,7 +268,7 @@ impl Guard {
         self.send_batch(&msg, first, last)?;
         self.installed = true;
         log::debug!(
-            "nf_tables guard `ip6 {TABLE}` installed for {}",
+            "nf_tables guard `netdev {TABLE}` installed for {}",
             ports.join(", ")
         );
         Ok(())
@@ -304,7 +277,7 @@ impl Guard {
     /// Replaces the rules for a new port list (reload). Failures are logged.
     pub fn update(&mut self, ports: &[String]) {
         if let Err(e) = self.try_update(ports) {
-            log::warn!("cannot update the nf_tables guard `ip6 {TABLE}`: {e}");
+            log::warn!("cannot update the nf_tables guard `netdev {TABLE}`: {e}");
         }
     }
 
@@ -319,7 +292,7 @@ impl Guard {
         match self.send_batch(&msg, first, last) {
             Ok(()) => self.installed = false,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.installed = false,
-            Err(e) => log::warn!("cannot remove the nf_tables guard `ip6 {TABLE}`: {e}"),
+            Err(e) => log::warn!("cannot remove the nf_tables guard `netdev {TABLE}`: {e}"),
         }
     }
 
@@ -375,12 +348,12 @@ mod test {
         let ports = vec!["eth0".to_owned(), "br0".to_owned()];
         let (msg, last) = build_install(&ports, 100);
         let msgs: Vec<_> = messages(&msg).collect();
-        // begin, table, del table, table, chain, 2 rules, end
-        assert_eq!(msgs.len(), 8);
+        // begin, table, del table, table, (chain, rule) per port, end
+        assert_eq!(msgs.len(), 9);
         assert_eq!(msgs[0].ty, NFNL_MSG_BATCH_BEGIN);
-        assert_eq!(msgs[7].ty, NFNL_MSG_BATCH_END);
-        assert_eq!(msgs[7].seq, last);
-        assert_eq!(last, 108);
+        assert_eq!(msgs[8].ty, NFNL_MSG_BATCH_END);
+        assert_eq!(msgs[8].seq, last);
+        assert_eq!(last, 109);
         let total: usize = msgs.iter().map(|m| (m.payload.len() + 16 + 3) & !3).sum();
         assert_eq!(total, msg.len());
         let rules: Vec<_> = msgs
@@ -417,10 +390,15 @@ mod test {
                     "immediate"
                 ]
             );
-            // The interface name is compared as the kernel's 16-byte buffer.
-            let mut padded = [0u8; IFNAMSIZ];
-            padded[..port.len()].copy_from_slice(port.as_bytes());
-            assert!(rule.payload.windows(IFNAMSIZ).any(|w| w == padded));
+            let chain = attrs(&rule.payload[4..]).find(|(t, _)| *t == NFTA_RULE_CHAIN).unwrap().1;
+            assert_eq!(chain, format!("in-{port}\0").as_bytes());
+        }
+        // Each chain hooks its own device's ingress.
+        let chains: Vec<_> = msgs.iter().filter(|m| m.ty == msg_type(NFT_MSG_NEWCHAIN)).collect();
+        for (chain, port) in chains.iter().zip(&ports) {
+            let hook = attrs(&chain.payload[4..]).find(|(t, _)| *t == NFTA_CHAIN_HOOK).unwrap().1;
+            let dev = attrs(hook).find(|(t, _)| *t == NFTA_HOOK_DEV).unwrap().1;
+            assert_eq!(dev, format!("{port}\0").as_bytes());
         }
     }
 

@@ -299,26 +299,21 @@ fn monitor_reports_down_up_delete_and_recreate() {
 fn guard_table_is_installed_replaced_and_removed() {
     let ns = Netns::new(&["guard"]);
     ns.run(0, || {
+        ip(&["link", "add", "gx", "type", "veth", "peer", "name", "gy"]);
         let list = || {
-            let out = Command::new("nft")
-                .args(["list", "table", "ip6", "ndprelay"])
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            )
+            let out = Command::new("nft").args(["list", "table", "netdev", "ndprelay"]).output().unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
         };
-        let mut g = Guard::install(&["eth0".into(), "br0".into()]).unwrap();
+        let mut g = Guard::install(&["gx".into(), "gy".into()]).unwrap();
         let (ok, text) = list();
         assert!(ok, "table missing");
-        assert!(text.contains("iifname \"br0\""), "{text}");
+        assert!(text.contains("hook ingress device \"gy\""), "{text}");
         assert!(text.contains("fib daddr type != local"), "{text}");
-        assert!(text.contains("icmpv6 type"), "{text}");
+        assert!(text.contains("icmpv6 type 133-137"), "{text}");
         // A second install (a restart after a crash) replaces, not duplicates.
-        let g2 = Guard::install(&["eth0".into()]).unwrap();
+        let g2 = Guard::install(&["gx".into()]).unwrap();
         let (_, text) = list();
-        assert!(!text.contains("br0"), "{text}");
+        assert!(!text.contains("gy"), "{text}");
         std::mem::forget(g2);
         g.remove();
         assert!(!list().0, "table left behind");
