@@ -17,6 +17,7 @@ start_relay dom0 "$WORK/relay.ron"
 log "guests autoconfigure from the relayed RA"
 wait_for 30 "g1 global address" has_global g1 eth0
 wait_for 30 "g2 global address" has_global g2 eth0
+wait_for 30 "br0 proxying" proxying br0
 G1="$(global_addr g1 eth0)"
 G2="$(global_addr g2 eth0)"
 case "$G1" in 2001:db8:1:*) ;; *) fail "g1 address $G1 is not from the isp prefix" ;; esac

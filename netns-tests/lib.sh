@@ -162,6 +162,9 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # binding_routed ADDR PORT : status lists ADDR on PORT with a route installed
 binding_routed() { [ "$(status | awk -v a="$1" '$1 == a {print $2, $NF}')" = "$2 yes" ]; }
 
+# proxying PORT : status shows PORT enabled for proxying (two P-bit RAs sent)
+proxying() { status | awk -v p="$1" '$1 == p && $NF == "proxying" {f=1} END {exit !f}'; }
+
 # no_binding ADDR : status does not list ADDR
 no_binding() { ! status | awk -v a="$1" '$1 == a {f=1} END {exit !f}'; }
 
