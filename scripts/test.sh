@@ -17,7 +17,9 @@ die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # Debian packages the tests use; installed only when something is missing.
-APT_PACKAGES=(libpcap-dev tshark iproute2)
+# radvd, ndisc6 (ndisc6/rdisc6), iputils-ping, tcpdump, nftables and util-linux (setpriv)
+# are the real Linux peers and probes of the netns tests; ndppd is for scripts/bench-ns.sh.
+APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -100,25 +102,33 @@ step_fuzz() {
 }
 
 step_netns() {
-    log "netns: network-namespace tests with real Linux peers"
-    local tests=(netns-tests/*.sh)
-    if [ ! -e "${tests[0]}" ]; then
-        echo "netns: no namespace tests yet"
-        return 0
-    fi
-    if [ "$(id -u)" -ne 0 ] || ! ip netns add ndprelay-probe-$$ 2>/dev/null; then
+    log "netns: kernel integration tests and network-namespace topologies with real Linux peers"
+    local tests=(netns-tests/[0-9]*.sh)
+    if [ "$(id -u)" -ne 0 ] || ! ip netns add ndpr-probe-$$ 2>/dev/null; then
         [ "$CI" = true ] && die "netns tests need root and network namespaces (CI=true: not skipping)"
         echo "SKIPPED netns: needs root and network namespaces"
         return 0
     fi
-    ip netns del ndprelay-probe-$$
-    cargo build --locked --release
-    local failed=0
-    for t in "${tests[@]}"; do
-        if bash "$t"; then echo "PASS $t"; else echo "FAIL $t"; failed=$((failed + 1)); fi
+    ip netns del ndpr-probe-$$
+    local tool
+    for tool in radvd ndisc6 rdisc6 ping tcpdump nft setpriv; do
+        have "$tool" || die "netns tests need '$tool' (run: scripts/test.sh deps)"
     done
-    echo "netns: $((${#tests[@]} - failed)) passed, $failed failed"
-    [ "$failed" -eq 0 ]
+    # The I/O layer on its own: capture filter, all-multicast, routes, link events, guard.
+    cargo test --locked --lib live::tests -- --ignored --test-threads=1
+    [ -e "${tests[0]}" ] || die "no namespace tests found in netns-tests/"
+    cargo build --locked --release
+    local failed=() t
+    for t in "${tests[@]}"; do
+        if NDPRELAY="$PWD/target/release/ndprelay" timeout 600 bash "$t"; then
+            echo "PASS $t"
+        else
+            echo "FAIL $t"
+            failed+=("$t")
+        fi
+    done
+    echo "netns: $((${#tests[@]} - ${#failed[@]})) passed, ${#failed[@]} failed ${failed[*]}"
+    [ ${#failed[@]} -eq 0 ]
 }
 
 for s in "${STEPS[@]}"; do
