@@ -1,5 +1,5 @@
-//! The command line's shape: `--help`, `--version`, usage errors, and the forms whose
-//! driver is not in this build yet (exit 2 with a message naming what they need).
+//! The command line's shape: `--help`, `--version`, usage errors, and how `run` and
+//! `status` fail when there is nothing to drive (exit 1 with a message naming why).
 //! `replay` runs for real: see `cli_replay.rs`.
 
 use std::path::Path;
@@ -82,34 +82,50 @@ fn no_arguments_or_bad_usage_exit_2() {
     assert!(text(&out.stderr).contains("cannot be combined with a subcommand"));
 }
 
-#[track_caller]
-fn assert_not_built(out: &Output, what: &str, needs: &str) {
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+#[test]
+fn run_validates_the_config_then_starts_the_live_driver() {
+    // Interfaces that exist nowhere: the driver refuses before touching the host (as
+    // root: the missing interfaces; otherwise: the missing capabilities).
+    let dir = std::env::temp_dir().join(format!("ndprelay-cli-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("nosuch.ron");
+    std::fs::write(
+        &cfg,
+        "(\n    uplink: \"ndpr-nosuch0\",\n    downstream: [\"ndpr-nosuch1\"],\n    prefixes: [\"2001:db8:1::/64\"],\n)\n",
+    )
+    .unwrap();
+    let sock = dir.join("ctl.sock");
+    let out = ndprelay(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        sock.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!(
-            "ndprelay {what}: not implemented in this build yet"
-        )),
+        stderr.contains("\"ndpr-nosuch0\" does not exist") || stderr.contains("capabilities"),
         "{stderr}"
     );
-    assert!(stderr.contains(needs), "{stderr} lacks {needs:?}");
-}
-
-#[test]
-fn run_validates_the_config_then_says_it_needs_the_live_driver() {
-    let out = ndprelay(&["run", "-c", &minimal(), "--control-socket", "/tmp/x.sock"]);
-    assert_not_built(&out, "run", "live driver");
+    assert!(!sock.exists(), "nothing left behind");
     let out = ndprelay(&["run", "-c", "/nonexistent.ron"]);
     assert_eq!(
         out.status.code(),
         Some(1),
         "a bad config fails before the driver"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn status_says_it_needs_the_control_socket() {
-    assert_not_built(&ndprelay(&["status", "--json"]), "status", "control socket");
+fn status_without_a_daemon_names_the_socket() {
+    let out = ndprelay(&["status", "--control-socket", "/nonexistent/ndprelay.sock"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("/nonexistent/ndprelay.sock"),
+        "{out:?}"
+    );
 }
 
 #[test]

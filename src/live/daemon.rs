@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
+use super::dump::{self, Dump};
 use super::guard::Guard;
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::sys::{self, PacketSocket, SockFilter, pkttype};
@@ -393,6 +394,8 @@ struct Daemon {
     seed: u64,
     last_publish: StdInstant,
     stop: bool,
+    /// `--dump DIR`: what each port received and sent.
+    dump: Option<Dump>,
 }
 
 impl Daemon {
@@ -429,7 +432,10 @@ impl Daemon {
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Transmit { port, frame } => self.transmit(port, &frame),
+                Action::Transmit { port, frame } => {
+                    self.transmit(port, &frame);
+                    self.dump_frame(port.index(), self.clock.now(), &frame);
+                }
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
                 Action::Event(e) => log::debug!("{e:?}"),
@@ -447,6 +453,13 @@ impl Daemon {
         if let Err(e) = c.sock.send(frame) {
             self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
             TX_LOG.warn(format_args!("{}: send failed: {e}", p.name));
+        }
+    }
+
+    fn dump_frame(&mut self, port: usize, now: Instant, frame: &[u8]) {
+        if let Some(d) = &mut self.dump {
+            let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+            d.write(ports, port, now, frame);
         }
     }
 
@@ -757,7 +770,11 @@ impl Daemon {
 
     /// Ports that exist now (the guard hooks devices, so it needs them present).
     fn port_names(&self) -> Vec<String> {
-        self.ports.iter().filter(|p| p.ifindex.is_some()).map(|p| p.name.clone()).collect()
+        self.ports
+            .iter()
+            .filter(|p| p.ifindex.is_some())
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     fn refresh_guard(&mut self) {
@@ -814,6 +831,7 @@ impl Daemon {
             return; // from a socket closed since (port deleted, moved by a reload)
         }
         let now = self.clock.now();
+        self.dump_frame(f.port, now, &f.data);
         self.engine
             .handle_frame(now, Self::port_id(f.port), &f.data);
         self.drain();
@@ -849,6 +867,9 @@ impl Daemon {
                 self.drain();
             }
             self.expire_leftovers();
+            if let Some(d) = &mut self.dump {
+                d.tick();
+            }
             if self.last_publish.elapsed() >= PUBLISH_EVERY {
                 self.publish(start);
             }
@@ -918,7 +939,24 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         seed,
         last_publish: StdInstant::now(),
         stop: false,
+        dump: None,
     };
+    if let Some(dir) = opts.dump.as_ref().or(d.config.dump_dir.as_ref()) {
+        let ports = d.ports.iter().map(|p| (p.name.as_str(), p.mac));
+        let dump = Dump::open(
+            dir,
+            ports,
+            d.clock.now(),
+            dump::DEFAULT_FILE_BYTES,
+            dump::DEFAULT_FILES,
+        )
+        .map_err(|e| Error::Io {
+            what: "starting the dump (--dump / dump_dir)".into(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        log::info!("dumping received and sent ND frames into {}", dir.display());
+        d.dump = Some(dump);
+    }
     if let Err(e) = start(&mut d) {
         d.cleanup();
         return Err(e);

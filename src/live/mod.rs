@@ -18,6 +18,7 @@
 mod bpf;
 pub mod control;
 mod daemon;
+pub mod dump;
 mod guard;
 pub mod netlink;
 mod privileges;
@@ -38,6 +39,8 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// Overrides the config's `control_socket`.
     pub control_socket: Option<PathBuf>,
+    /// Overrides the config's `dump_dir` (`--dump DIR`): rotating pcapng dumps.
+    pub dump: Option<PathBuf>,
 }
 
 /// Why the daemon could not start (or stopped).

@@ -559,6 +559,10 @@ pub fn resolve_macs(
                     _ => break,
                 }
             }
+            // A dump of `ndprelay run --dump` says the MAC of each port outright.
+            for (port, mac) in source.interface_macs() {
+                evidence.declared(port, mac);
+            }
         }
     }
     ports
