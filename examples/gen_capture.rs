@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use ndprelay::pcapng::PcapNgFile;
 use ndprelay::wire::{
-    Mac, NaFlags, NdMessage, OptionRepr, PrefixInfo, RaFlags, RouterAdvert, emit_nd,
-    solicited_node,
+    Mac, NaFlags, NdMessage, OptionRepr, PrefixInfo, RaFlags, RouterAdvert, emit_nd, solicited_node,
 };
 
 /// The relay's MACs (interface descriptions of the capture).

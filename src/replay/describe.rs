@@ -1,7 +1,6 @@
 //! One-line, human-readable decode of a frame, as in a timeline or a replay listing.
 
-use std::fmt::Write as _;
-
+use super::text::{push_ipv6, push_mac, push_u64};
 use crate::DropReason;
 use crate::wire::{NdMessage, NdOption, Parsed, parse_frame};
 
@@ -15,52 +14,75 @@ pub fn describe(frame: &[u8]) -> String {
 /// Appends the description of a frame of `len` bytes that parsed as `parsed` to `s`
 /// (replay parses each frame once for the description and the addresses).
 pub(crate) fn describe_parsed(s: &mut String, len: usize, parsed: &Result<Parsed<'_>, DropReason>) {
-    // Writing into a String cannot fail.
-    let _ = write_description(s, len, parsed);
+    write_description(s, len, parsed);
 }
 
-fn write_description(
-    s: &mut String,
-    len: usize,
-    parsed: &Result<Parsed<'_>, DropReason>,
-) -> std::fmt::Result {
+fn write_description(s: &mut String, len: usize, parsed: &Result<Parsed<'_>, DropReason>) {
+    let len = len as u64;
     match parsed {
-        Err(reason) => write!(s, "invalid ({reason}), {len} bytes"),
-        Ok(Parsed::NotIpv6) => write!(s, "not IPv6, {len} bytes"),
-        Ok(Parsed::Data(d)) => write!(
-            s,
-            "IPv6 {} > {} hlim {}, {} bytes",
-            d.src_addr,
-            d.dst_addr,
-            d.hop_limit,
-            d.packet.len()
-        ),
+        Err(reason) => {
+            s.push_str("invalid (");
+            s.push_str(reason.name());
+            s.push_str("), ");
+            push_u64(s, len);
+            s.push_str(" bytes");
+        }
+        Ok(Parsed::NotIpv6) => {
+            s.push_str("not IPv6, ");
+            push_u64(s, len);
+            s.push_str(" bytes");
+        }
+        Ok(Parsed::Data(d)) => {
+            s.push_str("IPv6 ");
+            push_ipv6(s, d.src_addr);
+            s.push_str(" > ");
+            push_ipv6(s, d.dst_addr);
+            s.push_str(" hlim ");
+            push_u64(s, u64::from(d.hop_limit));
+            s.push_str(", ");
+            push_u64(s, d.packet.len() as u64);
+            s.push_str(" bytes");
+        }
         Ok(Parsed::Nd(p)) => {
             match p.message {
-                NdMessage::RouterSolicit => write!(s, "RS from {}", p.src_addr)?,
+                NdMessage::RouterSolicit => {
+                    s.push_str("RS from ");
+                    push_ipv6(s, p.src_addr);
+                }
                 NdMessage::RouterAdvert(ra) => {
-                    write!(s, "RA from {} lifetime {}s", p.src_addr, ra.router_lifetime)?;
+                    s.push_str("RA from ");
+                    push_ipv6(s, p.src_addr);
+                    s.push_str(" lifetime ");
+                    push_u64(s, u64::from(ra.router_lifetime));
+                    s.push('s');
                     if ra.flags.proxy() {
                         s.push_str(" P");
                     }
                     for opt in p.options() {
                         if let NdOption::PrefixInfo(pi) = opt {
-                            write!(s, " prefix {}/{}", pi.prefix, pi.prefix_len)?;
+                            s.push_str(" prefix ");
+                            push_ipv6(s, pi.prefix);
+                            s.push('/');
+                            push_u64(s, u64::from(pi.prefix_len));
                         }
                     }
                 }
                 NdMessage::NeighborSolicit { target_addr } if p.src_addr.is_unspecified() => {
-                    write!(s, "NS DAD for {target_addr}")?;
+                    s.push_str("NS DAD for ");
+                    push_ipv6(s, target_addr);
                 }
                 NdMessage::NeighborSolicit { target_addr } => {
-                    write!(
-                        s,
-                        "NS who-has {target_addr} from {} to {}",
-                        p.src_addr, p.dst_addr
-                    )?;
+                    s.push_str("NS who-has ");
+                    push_ipv6(s, target_addr);
+                    s.push_str(" from ");
+                    push_ipv6(s, p.src_addr);
+                    s.push_str(" to ");
+                    push_ipv6(s, p.dst_addr);
                 }
                 NdMessage::NeighborAdvert { flags, target_addr } => {
-                    write!(s, "NA {target_addr} [")?;
+                    s.push_str("NA ");
+                    push_ipv6(s, target_addr);
+                    s.push_str(" [");
                     for (on, c) in [
                         (flags.router, 'R'),
                         (flags.solicited, 'S'),
@@ -70,22 +92,29 @@ fn write_description(
                             s.push(c);
                         }
                     }
-                    write!(s, "] to {}", p.dst_addr)?;
+                    s.push_str("] to ");
+                    push_ipv6(s, p.dst_addr);
                 }
                 NdMessage::Redirect {
                     target_addr,
                     dest_addr,
                 } => {
-                    write!(s, "Redirect {dest_addr} via {target_addr} from {}", p.src_addr)?;
+                    s.push_str("Redirect ");
+                    push_ipv6(s, dest_addr);
+                    s.push_str(" via ");
+                    push_ipv6(s, target_addr);
+                    s.push_str(" from ");
+                    push_ipv6(s, p.src_addr);
                 }
             }
             if let Some(mac) = p.slla {
-                write!(s, " slla {mac}")?;
+                s.push_str(" slla ");
+                push_mac(s, mac);
             }
             if let Some(mac) = p.tlla {
-                write!(s, " tlla {mac}")?;
+                s.push_str(" tlla ");
+                push_mac(s, mac);
             }
-            Ok(())
         }
     }
 }

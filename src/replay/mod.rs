@@ -9,9 +9,9 @@
 mod describe;
 mod input;
 mod macs;
+mod text;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -172,16 +172,21 @@ pub fn replay(
     };
 
     // Merge the sources by timestamp: a heap of each source's next frame.
-    let mut heads = BinaryHeap::new();
-    for (i, source) in sources.iter_mut().enumerate() {
-        push_next(&mut heads, i, source, &ports, &mut problems);
-    }
-    let origin = heads
-        .peek()
-        .map_or(StdDuration::ZERO, |Reverse((ts, _, _))| *ts);
+    // Merge the sources by timestamp: each source's next frame, the earliest goes first
+    // (ties to the earlier input). Inputs are few, so a scan beats a heap.
+    let mut heads: Vec<Option<CapturedFrame>> = sources
+        .iter_mut()
+        .map(|source| next_of(source, &ports, &mut problems))
+        .collect();
+    let origin = earliest(&heads)
+        .and_then(|i| heads[i].as_ref())
+        .map_or(StdDuration::ZERO, |f| f.timestamp);
     let mut engine = Engine::new(config, Instant::ZERO)?;
     let mut now = Instant::ZERO;
-    let paths: Vec<String> = inputs.iter().map(|i| i.path.display().to_string()).collect();
+    let paths: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
     let mut ctx = Context {
         names: &names,
         paths: &paths,
@@ -193,8 +198,12 @@ pub fn replay(
     report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
     line.start_timer(now);
     ctx.drain(&mut engine, now, &mut line, &mut summary)?;
-    while let Some(Reverse((ts, i, frame))) = heads.pop() {
-        push_next(&mut heads, i, &mut sources[i], &ports, &mut problems);
+    while let Some(i) = earliest(&heads) {
+        let next = next_of(&mut sources[i], &ports, &mut problems);
+        let Some(frame) = std::mem::replace(&mut heads[i], next) else {
+            break; // `earliest` only names a source with a frame
+        };
+        let ts = frame.timestamp;
         let at = Instant::from_micros(
             u64::try_from(ts.saturating_sub(origin).as_micros()).unwrap_or(u64::MAX),
         );
@@ -285,20 +294,26 @@ fn port_id(index: usize) -> PortId {
     PortId(u16::try_from(index).unwrap_or(u16::MAX))
 }
 
-type Head = Reverse<(StdDuration, usize, CapturedFrame)>;
-
-fn push_next(
-    heads: &mut BinaryHeap<Head>,
-    i: usize,
+/// The next frame of `source`; a problem ends it.
+fn next_of(
     source: &mut Source,
     ports: &HashMap<String, PortId>,
     problems: &mut Vec<InputError>,
-) {
-    match source.next_frame(ports, problems) {
-        Ok(Some(frame)) => heads.push(Reverse((frame.timestamp, i, frame))),
-        Ok(None) => {}
-        Err(e) => problems.push(e),
-    }
+) -> Option<CapturedFrame> {
+    source.next_frame(ports, problems).unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    })
+}
+
+/// The source whose next frame is earliest (the first such on a tie).
+fn earliest(heads: &[Option<CapturedFrame>]) -> Option<usize> {
+    heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| Some((h.as_ref()?.timestamp, i)))
+        .min()
+        .map(|(_, i)| i)
 }
 
 fn report_problems(
@@ -346,6 +361,8 @@ struct Line {
     addrs: Vec<Ipv6Addr>,
     /// The line as written.
     text: Vec<u8>,
+    /// Time and port columns.
+    head: String,
 }
 
 impl Line {
@@ -423,6 +440,8 @@ struct JsonLine<'a> {
 
 /// Width of the decode column in the text listing.
 const DECODE_WIDTH: usize = 64;
+/// Width of the port column in the text listing.
+const PORT_WIDTH: usize = 8;
 
 impl Context<'_> {
     fn name(&self, port: PortId) -> &str {
@@ -453,15 +472,21 @@ impl Context<'_> {
             serde_json::to_writer(&mut text, &json).map_err(std::io::Error::other)?;
         } else {
             let micros = line.now.total_micros();
-            // Writing into a Vec cannot fail.
-            let _ = write!(
-                text,
-                "{:>7}.{:06} {port:<8} {}",
-                micros / 1_000_000,
-                micros % 1_000_000,
-                line.decode
-            );
-            let pad = DECODE_WIDTH.saturating_sub(line.decode.len());
+            let mut head = std::mem::take(&mut line.head);
+            head.clear();
+            text::push_u64_width(&mut head, micros / 1_000_000, 7, false);
+            head.push('.');
+            text::push_u64_width(&mut head, micros % 1_000_000, 6, true);
+            head.push(' ');
+            head.push_str(port);
+            for _ in port.chars().count()..PORT_WIDTH {
+                head.push(' ');
+            }
+            head.push(' ');
+            text.extend_from_slice(head.as_bytes());
+            line.head = head;
+            text.extend_from_slice(line.decode.as_bytes());
+            let pad = DECODE_WIDTH.saturating_sub(line.decode.chars().count());
             text.resize(text.len() + pad, b' ');
             text.extend_from_slice(b" -> ");
             if line.ends.is_empty() {
@@ -548,12 +573,19 @@ impl Context<'_> {
     ) -> std::fmt::Result {
         use std::fmt::Write as _;
         match event {
-            Event::Dropped { reason, .. } => write!(d, "dropped: {reason}"),
+            Event::Dropped { reason, .. } => {
+                d.push_str("dropped: ");
+                d.push_str(reason.name());
+                Ok(())
+            }
             Event::Relayed {
                 to, message, addr, ..
             } => {
                 addrs.push(*addr);
-                write!(d, "{message} {addr} relayed to ")?;
+                d.push_str(message);
+                d.push(' ');
+                text::push_ipv6(d, *addr);
+                d.push_str(" relayed to ");
                 for (i, p) in to.iter().enumerate() {
                     if i > 0 {
                         d.push(',');
@@ -573,7 +605,13 @@ impl Context<'_> {
                 state,
             } => {
                 addrs.push(*addr);
-                write!(d, "binding {addr} on {} ({mac}) {state:?}", self.name(*port))
+                d.push_str("binding ");
+                text::push_ipv6(d, *addr);
+                d.push_str(" on ");
+                d.push_str(self.name(*port));
+                d.push_str(" (");
+                text::push_mac(d, *mac);
+                write!(d, ") {state:?}")
             }
             Event::Unbound { addr, port } => {
                 addrs.push(*addr);
