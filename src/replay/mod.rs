@@ -187,9 +187,15 @@ pub fn replay(
         .iter()
         .map(|i| i.path.display().to_string())
         .collect();
+    let json = |s: &String| {
+        let mut v = Vec::new();
+        push_json_str(&mut v, s);
+        v
+    };
     let mut ctx = Context {
         names: &names,
-        paths: &paths,
+        paths_json: paths.iter().map(json).collect(),
+        names_json: names.iter().map(json).collect(),
         opts,
         origin,
         writer: writer.as_mut(),
@@ -337,8 +343,9 @@ fn report_problems(
 /// What every listing line needs besides itself.
 struct Context<'a> {
     names: &'a [String],
-    /// Each input's path as shown.
-    paths: &'a [String],
+    /// Each input's path, and each port's name, as JSON strings.
+    paths_json: Vec<Vec<u8>>,
+    names_json: Vec<Vec<u8>>,
     opts: &'a ReplayOptions,
     origin: StdDuration,
     writer: Option<&'a mut PcapNgFile>,
@@ -409,33 +416,17 @@ impl Line {
     }
 }
 
-/// Engine time as the listing shows it, seconds with microseconds.
-struct Time(Instant);
-
-impl serde::Serialize for Time {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+/// Appends `s` as a JSON string. Listing text rarely needs escaping, and checking
+/// that is much cheaper than escaping byte by byte.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serialising a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
-}
-
-/// A line's decisions as a JSON array.
-struct Decisions<'a>(&'a Line);
-
-impl serde::Serialize for Decisions<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.decisions())
-    }
-}
-
-/// One `--json` listing line.
-#[derive(serde::Serialize)]
-struct JsonLine<'a> {
-    t: Time,
-    port: &'a str,
-    file: &'a str,
-    frame: u64,
-    decode: &'a str,
-    decisions: Decisions<'a>,
 }
 
 /// Width of the decode column in the text listing.
@@ -460,23 +451,39 @@ impl Context<'_> {
         let port = line.port.map_or("-", |p| self.name(p));
         let mut text = std::mem::take(&mut line.text);
         text.clear();
+        let micros = line.now.total_micros();
+        let mut head = std::mem::take(&mut line.head);
+        head.clear();
+        let width = if self.opts.json { 0 } else { 7 };
+        text::push_u64_width(&mut head, micros / 1_000_000, width, false);
+        head.push('.');
+        text::push_u64_width(&mut head, micros % 1_000_000, 6, true);
         if self.opts.json {
-            let json = JsonLine {
-                t: Time(line.now),
-                port,
-                file: line.input.map_or("", |i| self.paths[i].as_str()),
-                frame: line.number,
-                decode: &line.decode,
-                decisions: Decisions(line),
-            };
-            serde_json::to_writer(&mut text, &json).map_err(std::io::Error::other)?;
+            text.extend_from_slice(b"{\"t\":\"");
+            text.extend_from_slice(head.as_bytes());
+            text.extend_from_slice(b"\",\"port\":");
+            match line.port.and_then(|p| self.names_json.get(p.index())) {
+                Some(name) => text.extend_from_slice(name),
+                None => push_json_str(&mut text, port),
+            }
+            text.extend_from_slice(b",\"file\":");
+            match line.input.and_then(|i| self.paths_json.get(i)) {
+                Some(path) => text.extend_from_slice(path),
+                None => text.extend_from_slice(b"\"\""),
+            }
+            text.extend_from_slice(b",\"frame\":");
+            let _ = write!(text, "{}", line.number);
+            text.extend_from_slice(b",\"decode\":");
+            push_json_str(&mut text, &line.decode);
+            text.extend_from_slice(b",\"decisions\":[");
+            for (i, d) in line.decisions().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                push_json_str(&mut text, d);
+            }
+            text.extend_from_slice(b"]}");
         } else {
-            let micros = line.now.total_micros();
-            let mut head = std::mem::take(&mut line.head);
-            head.clear();
-            text::push_u64_width(&mut head, micros / 1_000_000, 7, false);
-            head.push('.');
-            text::push_u64_width(&mut head, micros % 1_000_000, 6, true);
             head.push(' ');
             head.push_str(port);
             for _ in port.chars().count()..PORT_WIDTH {
@@ -484,9 +491,13 @@ impl Context<'_> {
             }
             head.push(' ');
             text.extend_from_slice(head.as_bytes());
-            line.head = head;
             text.extend_from_slice(line.decode.as_bytes());
-            let pad = DECODE_WIDTH.saturating_sub(line.decode.chars().count());
+            let width = if line.decode.is_ascii() {
+                line.decode.len()
+            } else {
+                line.decode.chars().count()
+            };
+            let pad = DECODE_WIDTH.saturating_sub(width);
             text.resize(text.len() + pad, b' ');
             text.extend_from_slice(b" -> ");
             if line.ends.is_empty() {
@@ -502,6 +513,7 @@ impl Context<'_> {
         text.push(b'\n');
         let result = out.write_all(&text);
         line.text = text;
+        line.head = head;
         result
     }
 

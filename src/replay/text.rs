@@ -9,9 +9,11 @@ use crate::wire::Mac;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Pushes ASCII bytes (every caller builds them from `HEX` or digits).
+/// Pushes ASCII bytes (every caller builds them from `HEX`, digits and `:`).
 fn push_ascii(s: &mut String, bytes: &[u8]) {
-    s.extend(bytes.iter().map(|&b| char::from(b)));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        s.push_str(text);
+    }
 }
 
 /// `mac` as `Mac`'s `Display`: `02:00:5e:10:00:01`.
@@ -51,15 +53,14 @@ pub(crate) fn push_u64_width(s: &mut String, n: u64, width: usize, zero: bool) {
     push_u64(s, n);
 }
 
-fn push_hex16(s: &mut String, v: u16) {
-    let mut started = false;
-    for shift in [12, 8, 4, 0] {
-        let nibble = (v >> shift) & 0xf;
-        if nibble != 0 || started || shift == 0 {
-            started = true;
-            s.push(char::from(HEX[usize::from(nibble)]));
-        }
+/// Appends `v` in hex without leading zeros to `buf` at `n`; returns the new end.
+fn put_hex16(buf: &mut [u8; 39], mut n: usize, v: u16) -> usize {
+    let digits = (16 - v.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        buf[n] = HEX[usize::from((v >> (4 * i)) & 0xf)];
+        n += 1;
     }
+    n
 }
 
 /// `addr` as `Ipv6Addr`'s `Display` (RFC 5952: the first longest run of two or more
@@ -86,21 +87,26 @@ pub(crate) fn push_ipv6(s: &mut String, addr: Ipv6Addr) {
             i += 1;
         }
     }
-    let groups = |s: &mut String, part: &[u16]| {
+    // 8 groups of 4 digits and 7 colons at most.
+    let mut buf = [0u8; 39];
+    let groups = |buf: &mut [u8; 39], mut n: usize, part: &[u16]| {
         for (i, g) in part.iter().enumerate() {
             if i > 0 {
-                s.push(':');
+                buf[n] = b':';
+                n += 1;
             }
-            push_hex16(s, *g);
+            n = put_hex16(buf, n, *g);
         }
+        n
     };
-    if run_len < 2 {
-        groups(s, &seg);
+    let n = if run_len < 2 {
+        groups(&mut buf, 0, &seg)
     } else {
-        groups(s, &seg[..run_start]);
-        s.push_str("::");
-        groups(s, &seg[run_start + run_len..]);
-    }
+        let n = groups(&mut buf, 0, &seg[..run_start]);
+        buf[n..n + 2].copy_from_slice(b"::");
+        groups(&mut buf, n + 2, &seg[run_start + run_len..])
+    };
+    push_ascii(s, &buf[..n]);
 }
 
 #[cfg(test)]
