@@ -30,23 +30,27 @@ EOF
 PIN=()
 command -v taskset >/dev/null && PIN=(taskset -c 0)
 
-# median_secs ARGS... : median wall time in seconds of RUNS runs of replay with ARGS
-median_secs() {
-    local times=() i start end
+# median ARGS... : "WALL CPU" medians in seconds of RUNS runs of replay with ARGS (CPU =
+# user + sys: on a shared machine the wall time also counts waiting for a core)
+median() {
+    local i mid
+    : >"$DIR/times.txt"
     for i in $(seq "$RUNS"); do
-        start="$(date +%s.%N)"
-        "${PIN[@]}" "$BIN" replay -c "$DIR/bench.ron" --input "$CAP" "$@" >/dev/null 2>&1
-        end="$(date +%s.%N)"
-        times+=("$(echo "$end - $start" | bc -l)")
+        /usr/bin/time -f "%e %U %S" -o "$DIR/time.txt" \
+            "${PIN[@]}" "$BIN" replay -c "$DIR/bench.ron" --input "$CAP" "$@" >/dev/null 2>"$DIR/stderr.txt"
+        cat "$DIR/time.txt" >>"$DIR/times.txt"
     done
-    printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
+    mid=$(((RUNS + 1) / 2))
+    echo "$(awk '{print $1}' "$DIR/times.txt" | sort -n | sed -n "${mid}p")" \
+        "$(awk '{print $2 + $3}' "$DIR/times.txt" | sort -n | sed -n "${mid}p")"
 }
 
-echo "capture: $CAP ($FRAMES frames, $(du -h "$CAP" | cut -f1))"
+echo "capture: $CAP ($FRAMES frames, $(du -h "$CAP" | cut -f1)); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in text json; do
     args=()
     [ "$mode" = json ] && args=(--json)
-    secs="$(median_secs "${args[@]}")"
-    rate="$(echo "$FRAMES / $secs" | bc -l)"
-    printf '%-5s median of %d: %.3f s, %.0f frames/s\n' "$mode" "$RUNS" "$secs" "$rate"
+    read -r wall cpu < <(median "${args[@]}")
+    printf '%-5s median of %d: wall %.3f s (%.2fM frames/s), cpu %.3f s (%.2fM frames/s)\n' \
+        "$mode" "$RUNS" "$wall" "$(echo "$FRAMES / $wall / 1000000" | bc -l)" \
+        "$cpu" "$(echo "$FRAMES / $cpu / 1000000" | bc -l)"
 done

@@ -189,7 +189,7 @@ pub fn replay(
         .collect();
     let json = |s: &String| {
         let mut v = Vec::new();
-        push_json_str(&mut v, s);
+        push_json_str(&mut v, s.as_bytes());
         v
     };
     let mut ctx = Context {
@@ -231,6 +231,7 @@ pub fn replay(
         engine.handle_frame(now, frame.port, &frame.data);
         ctx.drain(&mut engine, now, &mut line, &mut summary)?;
         ctx.emit(&mut line, out).map_err(out_err)?;
+        sources[i].recycle(frame.data);
         if !problems.is_empty() {
             report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
         }
@@ -360,16 +361,16 @@ struct Line {
     /// Index of the input the frame came from; `None` on a timer line.
     input: Option<usize>,
     number: u64,
-    decode: String,
+    decode: Vec<u8>,
     /// The decisions, one after the other; `ends` says where each one ends.
-    decisions: String,
+    decisions: Vec<u8>,
     ends: Vec<usize>,
     /// Addresses this line concerns, collected for `--explain` only.
     addrs: Vec<Ipv6Addr>,
     /// The line as written.
     text: Vec<u8>,
     /// Time and port columns.
-    head: String,
+    head: Vec<u8>,
 }
 
 impl Line {
@@ -398,7 +399,7 @@ impl Line {
 
     fn start_timer(&mut self, now: Instant) {
         self.clear(now);
-        self.decode.push_str("timer");
+        self.decode.extend_from_slice(b"timer");
     }
 
     /// Ends the decision written into `self.decisions` since the last one.
@@ -406,7 +407,7 @@ impl Line {
         self.ends.push(self.decisions.len());
     }
 
-    fn decisions(&self) -> impl Iterator<Item = &str> {
+    fn decisions(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
             let d = &self.decisions[start..end];
@@ -418,14 +419,14 @@ impl Line {
 
 /// Appends `s` as a JSON string. Listing text rarely needs escaping, and checking
 /// that is much cheaper than escaping byte by byte.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') && s.is_ascii() {
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(s);
         out.push(b'"');
     } else {
         // Serialising a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
     }
 }
 
@@ -456,15 +457,15 @@ impl Context<'_> {
         head.clear();
         let width = if self.opts.json { 0 } else { 7 };
         text::push_u64_width(&mut head, micros / 1_000_000, width, false);
-        head.push('.');
+        head.push(b'.');
         text::push_u64_width(&mut head, micros % 1_000_000, 6, true);
         if self.opts.json {
             text.extend_from_slice(b"{\"t\":\"");
-            text.extend_from_slice(head.as_bytes());
+            text.extend_from_slice(&head);
             text.extend_from_slice(b"\",\"port\":");
             match line.port.and_then(|p| self.names_json.get(p.index())) {
                 Some(name) => text.extend_from_slice(name),
-                None => push_json_str(&mut text, port),
+                None => push_json_str(&mut text, port.as_bytes()),
             }
             text.extend_from_slice(b",\"file\":");
             match line.input.and_then(|i| self.paths_json.get(i)) {
@@ -484,18 +485,18 @@ impl Context<'_> {
             }
             text.extend_from_slice(b"]}");
         } else {
-            head.push(' ');
-            head.push_str(port);
+            head.push(b' ');
+            head.extend_from_slice(port.as_bytes());
             for _ in port.chars().count()..PORT_WIDTH {
-                head.push(' ');
+                head.push(b' ');
             }
-            head.push(' ');
-            text.extend_from_slice(head.as_bytes());
-            text.extend_from_slice(line.decode.as_bytes());
+            head.push(b' ');
+            text.extend_from_slice(&head);
+            text.extend_from_slice(&line.decode);
             let width = if line.decode.is_ascii() {
                 line.decode.len()
             } else {
-                line.decode.chars().count()
+                String::from_utf8_lossy(&line.decode).chars().count()
             };
             let pad = DECODE_WIDTH.saturating_sub(width);
             text.resize(text.len() + pad, b' ');
@@ -507,7 +508,7 @@ impl Context<'_> {
                 if i > 0 {
                     text.extend_from_slice(b"; ");
                 }
-                text.extend_from_slice(d.as_bytes());
+                text.extend_from_slice(d);
             }
         }
         text.push(b'\n');
@@ -524,10 +525,9 @@ impl Context<'_> {
         line: &mut Line,
         summary: &mut ReplaySummary,
     ) -> Result<(), ReplayError> {
-        use std::fmt::Write as _;
         let explain = self.opts.explain.is_some();
         while let Some(action) = engine.poll_action() {
-            // Writing into a String cannot fail.
+            // Writing into a Vec cannot fail.
             let d = &mut line.decisions;
             match action {
                 Action::Transmit { port, frame } => {
@@ -580,29 +580,28 @@ impl Context<'_> {
     fn explain_event(
         &self,
         event: &Event,
-        d: &mut String,
+        d: &mut Vec<u8>,
         addrs: &mut Vec<Ipv6Addr>,
-    ) -> std::fmt::Result {
-        use std::fmt::Write as _;
+    ) -> std::io::Result<()> {
         match event {
             Event::Dropped { reason, .. } => {
-                d.push_str("dropped: ");
-                d.push_str(reason.name());
+                d.extend_from_slice(b"dropped: ");
+                d.extend_from_slice(reason.name().as_bytes());
                 Ok(())
             }
             Event::Relayed {
                 to, message, addr, ..
             } => {
                 addrs.push(*addr);
-                d.push_str(message);
-                d.push(' ');
+                d.extend_from_slice(message.as_bytes());
+                d.push(b' ');
                 text::push_ipv6(d, *addr);
-                d.push_str(" relayed to ");
+                d.extend_from_slice(b" relayed to ");
                 for (i, p) in to.iter().enumerate() {
                     if i > 0 {
-                        d.push(',');
+                        d.push(b',');
                     }
-                    d.push_str(self.name(*p));
+                    d.extend_from_slice(self.name(*p).as_bytes());
                 }
                 Ok(())
             }
@@ -617,11 +616,11 @@ impl Context<'_> {
                 state,
             } => {
                 addrs.push(*addr);
-                d.push_str("binding ");
+                d.extend_from_slice(b"binding ");
                 text::push_ipv6(d, *addr);
-                d.push_str(" on ");
-                d.push_str(self.name(*port));
-                d.push_str(" (");
+                d.extend_from_slice(b" on ");
+                d.extend_from_slice(self.name(*port).as_bytes());
+                d.extend_from_slice(b" (");
                 text::push_mac(d, *mac);
                 write!(d, ") {state:?}")
             }
