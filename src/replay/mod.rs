@@ -420,7 +420,11 @@ impl Line {
 /// Appends `s` as a JSON string. Listing text rarely needs escaping, and checking
 /// that is much cheaper than escaping byte by byte.
 fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
-    if s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') && s.is_ascii() {
+    // No early exit, so the check compiles to vector code.
+    let plain = !s.iter().fold(false, |special, &b| {
+        special | !(0x20..0x80).contains(&b) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         out.push(b'"');
         out.extend_from_slice(s);
         out.push(b'"');
@@ -473,7 +477,7 @@ impl Context<'_> {
                 None => text.extend_from_slice(b"\"\""),
             }
             text.extend_from_slice(b",\"frame\":");
-            let _ = write!(text, "{}", line.number);
+            text::push_u64(&mut text, line.number);
             text.extend_from_slice(b",\"decode\":");
             push_json_str(&mut text, &line.decode);
             text.extend_from_slice(b",\"decisions\":[");
@@ -713,4 +717,29 @@ pub fn resolve_macs(
                 .unwrap_or((placeholder(i), MacSource::Placeholder)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "NS who-has 2001:db8::1 from fe80::1",
+            "port \"br0\"",
+            "C:\\captures\\up.pcap",
+            "tab\there, newline\n, bell\u{7}",
+            "non-ASCII: grüße",
+            "\u{7f} delete",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s.as_bytes());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
 }
