@@ -335,6 +335,9 @@ fn engine_config(config: &Config, ports: &[Port], seed: u64) -> Result<EngineCon
     if config.seed.is_none() {
         ec.seed = seed;
     }
+    // Each decision is logged at debug level (`RUST_LOG=ndprelay=debug`), so only then
+    // does the engine spend time describing them.
+    ec.emit_events = log::log_enabled!(target: "ndprelay::decision", log::Level::Debug);
     Ok(ec)
 }
 
@@ -432,7 +435,7 @@ impl Daemon {
                 Action::Transmit { port, frame } => self.transmit(port, &frame),
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
-                Action::Event(e) => log::debug!("{e:?}"),
+                Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
         }
     }
