@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser;
 
 use ndprelay::cli::{
@@ -185,7 +184,20 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay --scenario FILE`: the integrator connects this to `ndprelay::sim`.
 fn run_scenario(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
-    let _ = std::fs::metadata(&args.scenario)
-        .with_context(|| format!("cannot read scenario {}", args.scenario.display()))?;
-    not_built("--scenario", "the lab simulator driver (src/sim)")
+    let opts = ndprelay::sim::RunOptions {
+        seed: args.seed,
+        pcap_dir: args.pcap_dir.clone(),
+        diagram: args.diagram.clone(),
+        taps: args
+            .tap
+            .iter()
+            .map(|t| (t.segment.clone(), t.ifname.clone()))
+            .collect(),
+    };
+    let verdict = ndprelay::sim::run(&args.scenario, &opts, &mut std::io::stdout().lock())?;
+    Ok(if verdict.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -113,17 +113,20 @@ fn status_says_it_needs_the_control_socket() {
 }
 
 #[test]
-fn scenario_says_it_needs_the_simulator() {
-    let out = ndprelay(&[
-        "--scenario",
-        &minimal(),
-        "--seed",
-        "3",
-        "--tap",
-        "lan=tap0",
-        "-v",
-    ]);
-    assert_not_built(&out, "--scenario", "simulator");
+fn scenario_runs_the_lab_and_exits_by_its_verdict() {
+    let home = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/home.ron");
+    let out = ndprelay(&["--scenario", home, "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("(seed 3)"),
+        "--seed overrides the scenario's seed"
+    );
+    assert!(stdout.contains("expectations passed: PASS"), "{stdout}");
+    // A config file is not a scenario: rejected with its position, nothing runs.
+    let out = ndprelay(&["--scenario", &minimal()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).is_empty(), "nothing half-runs");
     let out = ndprelay(&["--scenario", "/nonexistent/scenario.ron"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/scenario.ron"));

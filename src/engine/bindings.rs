@@ -16,6 +16,7 @@ use super::{
     Action, Binding, BindingState, Counter, DataPlane, Engine, Event, Instant, NdMessage,
     OptionRepr, PortId,
 };
+use crate::time::Duration;
 use crate::wire::{Mac, NaFlags};
 
 impl Engine {
@@ -75,8 +76,8 @@ impl Engine {
             }
             return self.start_conflict(now, addr, port, mac);
         }
-        let (same_mac, state) = (b.mac == mac, b.state);
-        if let Some(b) = self.cache.get_mut(&addr) {
+        let (same_mac, state, moving) = (b.mac == mac, b.state, b.moving.is_some());
+        if moving && let Some(b) = self.cache.get_mut(&addr) {
             // Anything from the old port proves the address still lives there.
             b.moving = None;
         }
@@ -92,12 +93,11 @@ impl Engine {
                 }
             }
             // RFC 4861 §7.2.5: O=0 with another MAC only downgrades REACHABLE.
-            Some(_) => {
-                if state == BindingState::Reachable {
-                    let stale = now + self.cfg.tunables.stale_lifetime;
-                    self.set_state(addr, BindingState::Stale, stale);
-                }
+            Some(_) if state == BindingState::Reachable => {
+                let stale = now + self.cfg.tunables.stale_lifetime;
+                self.set_state(addr, BindingState::Stale, stale);
             }
+            Some(_) => {}
         }
     }
 
@@ -208,6 +208,22 @@ impl Engine {
         self.send_probe(now, addr);
     }
 
+    /// Probes a binding now, unless it is already being probed: a DAD probe for it came
+    /// from another port, so the host may have moved (RFC 4389 §3). DAD is never learned
+    /// from, so nothing is recorded about the new port; if the old port fails, the
+    /// binding goes and the host is learned where it next speaks.
+    pub(super) fn recheck_binding(&mut self, now: Instant, addr: Ipv6Addr) {
+        let Some(b) = self.cache.get_mut(&addr) else {
+            return;
+        };
+        if b.state == BindingState::Probe {
+            return;
+        }
+        b.probes = 0;
+        self.set_state(addr, BindingState::Probe, now);
+        self.send_probe(now, addr);
+    }
+
     /// One unicast NUD probe from the binding's port link-local (RFC 4389 §4.2).
     fn send_probe(&mut self, now: Instant, addr: Ipv6Addr) {
         let retrans = self.cfg.tunables.retrans_timer;
@@ -268,11 +284,24 @@ impl Engine {
         let t = &self.cfg.tunables;
         let (delay, stale, max_probes) = (t.delay_first_probe, t.stale_lifetime, t.max_probes);
         let downstream = !self.port(b.port).is_upstream();
+        // Reference §5 (clock jump, suspend): deadlines that passed long ago all fire
+        // together; spread their probes over another DELAY instead of a storm.
+        let late = now.saturating_since(b.expires_at) > t.retrans_timer;
         match b.state {
             BindingState::Reachable if downstream && self.port(b.port).live() => {
-                self.set_state(addr, BindingState::Delay, now + delay);
+                let spread = if late {
+                    Duration::from_micros(self.rng.below(delay.total_micros()))
+                } else {
+                    Duration::ZERO
+                };
+                self.set_state(addr, BindingState::Delay, now + delay + spread);
             }
             BindingState::Reachable => self.set_state(addr, BindingState::Stale, now + stale),
+            BindingState::Delay | BindingState::Probe if late => {
+                let spread = Duration::from_micros(self.rng.below(delay.total_micros()) + 1);
+                let state = b.state;
+                self.set_state(addr, state, now + spread);
+            }
             BindingState::Delay => {
                 if let Some(b) = self.cache.get_mut(&addr) {
                     b.probes = 0;
@@ -318,7 +347,7 @@ impl Engine {
     pub(super) fn bindings_port_live(&mut self, now: Instant, port: PortId) {
         let spread = self.cfg.tunables.delay_first_probe.total_micros();
         for addr in self.cache.on_port(port) {
-            let at = now + crate::time::Duration::from_micros(self.rng.below(spread) + 1);
+            let at = now + Duration::from_micros(self.rng.below(spread) + 1);
             self.set_state(addr, BindingState::Delay, at);
         }
     }

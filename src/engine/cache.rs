@@ -100,13 +100,24 @@ impl BindingCache {
         self.map.iter()
     }
 
-    /// Addresses bound on `port`.
+    /// Addresses bound on `port`, sorted (hash order must never leak into outputs:
+    /// the same inputs and seed give the same actions).
     pub(crate) fn on_port(&self, port: PortId) -> Vec<Ipv6Addr> {
-        self.map
+        let mut v: Vec<_> = self
+            .map
             .iter()
             .filter(|(_, b)| b.port == port)
             .map(|(a, _)| *a)
-            .collect()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every bound address, sorted.
+    pub(crate) fn addrs(&self) -> Vec<Ipv6Addr> {
+        let mut v: Vec<_> = self.map.keys().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Inserts a new binding (the address must not be bound). Returns the evicted

@@ -29,7 +29,7 @@ impl Engine {
         }
         let egress = match self.cache.get(&d.dst_addr) {
             Some(b) => Some((b.port, b.mac, d.dst_addr)),
-            None => self.off_link_next_hop(port, d),
+            None => self.off_link_next_hop(now, port, d),
         };
         let Some((egress, mac, next_hop)) = egress else {
             if self.proxied(d.dst_addr) == Some(PrefixMode::Relay) {
@@ -70,9 +70,10 @@ impl Engine {
 
     /// Guests send off-link traffic to the router's link-local, whose MAC we rewrote to
     /// ours: a destination outside every proxied prefix leaves through the uplink to the
-    /// most recently heard router that still advertises a lifetime.
+    /// most recently heard router whose advertised lifetime has not run out.
     fn off_link_next_hop(
         &self,
+        now: Instant,
         port: PortId,
         d: &Ipv6Data<'_>,
     ) -> Option<(PortId, Mac, std::net::Ipv6Addr)> {
@@ -82,7 +83,9 @@ impl Engine {
         let (addr, r) = self
             .routers
             .iter()
-            .filter(|(_, r)| r.lifetime > 0)
+            .filter(|(_, r)| {
+                now < r.last_seen + crate::time::Duration::from_secs(u64::from(r.lifetime))
+            })
             .max_by_key(|(a, r)| (r.last_seen, **a))?;
         let mac = self.cache.get(addr).map_or(r.mac, |b| b.mac);
         Some((self.upstream, mac, *addr))

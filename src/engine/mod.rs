@@ -19,9 +19,10 @@
 //!
 //! Files: `ns.rs`, `na.rs`, `ra.rs` (RS and RA), `redirect.rs` and `data.rs` each hold
 //! the `impl Engine` for one message; `port.rs` link events and the RFC 4389 enabling
-//! and disabling of ports; `reload.rs` config swaps; `cache.rs` the binding table,
-//! `pending.rs` the pending solicitations, `timer.rs` deadlines, `bucket.rs` token
-//! buckets, `counters.rs` counters, `rng.rs` the seeded RNG.
+//! and disabling of ports; `reload.rs` config swaps; `bindings.rs` the binding life
+//! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
+//! pending solicitations; `timer.rs` deadlines; `bucket.rs` token buckets;
+//! `counters.rs` counters; `rng.rs` the seeded RNG; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
@@ -185,7 +186,9 @@ pub enum Event {
 /// Reachability state of a binding (RFC 4861 §7.3.2 states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BindingState {
-    /// Being resolved; no link-layer address confirmed yet.
+    /// Being resolved; no link-layer address confirmed yet. The engine never stores
+    /// it: a target being resolved lives only in the bounded pending table, so targets
+    /// that never answer create no binding.
     Incomplete,
     /// Learned but not confirmed.
     Stale,
@@ -423,11 +426,13 @@ impl Engine {
             }
             Parsed::Nd(pkt) => {
                 self.counters.bump(Counter::RxNd);
-                // NDP reference §5 #22: our own MAC as L2 source or in an LLA option means
-                // the frame went round a loop (or is forged); never relay or learn it.
+                // NDP reference §5 #22: our own MAC as L2 source or in an LLA option, or
+                // one of our link-locals as source, means the frame went round a loop (or
+                // is forged); never relay or learn it.
                 if self.is_our_mac(pkt.eth_src)
                     || pkt.slla.is_some_and(|m| self.is_our_mac(m))
                     || pkt.tlla.is_some_and(|m| self.is_our_mac(m))
+                    || self.our_link_local(pkt.src_addr).is_some()
                 {
                     return self.drop_frame(port, DropReason::LoopSuspect);
                 }
@@ -447,7 +452,12 @@ impl Engine {
                         self.process_ns(now, port, &pkt, target_addr);
                     }
                     NdMessage::NeighborAdvert { flags, target_addr } => {
-                        if !self.forwarding(port) {
+                        // A port that is up but still sending its two P-bit RAs (RFC 4389
+                        // §6) forwards nothing, but answers to the relay's own
+                        // re-verification probes are only learned, so they are taken.
+                        let own_probe_answer =
+                            self.port(port).usable() && self.our_link_local(pkt.dst_addr).is_some();
+                        if !self.forwarding(port) && !own_probe_answer {
                             return self.drop_frame(port, DropReason::PortDisabled);
                         }
                         self.process_na(now, port, &pkt, flags, target_addr);

@@ -86,6 +86,9 @@ impl Engine {
         if !self.forwarding(bport) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
+        if !self.note_solicitor(now, port, pkt, target) {
+            return self.drop_frame(port, DropReason::RateLimited);
+        }
         // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
         // window, and still relay so the binding re-verifies. Never for DAD (handled
         // above) and never from a merely learned (unconfirmed) binding.
@@ -99,7 +102,6 @@ impl Engine {
             };
             self.answer_ns(port, pkt, target, target, flags);
         }
-        self.note_solicitor(now, port, pkt, target);
         self.relay_ns_to(port, pkt, target, bport, bmac);
     }
 
@@ -121,7 +123,9 @@ impl Engine {
         if !self.forwarding(bport) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
-        self.note_solicitor(now, port, pkt, target);
+        if !self.note_solicitor(now, port, pkt, target) {
+            return self.drop_frame(port, DropReason::RateLimited);
+        }
         self.relay_ns_to(port, pkt, target, bport, bmac);
     }
 
@@ -148,25 +152,41 @@ impl Engine {
 
     /// Remembers who asked so the NA finds its way back even if the solicitor is not
     /// bound (a full table is fine here: the binding table serves bound solicitors).
-    fn note_solicitor(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+    /// Returns false when the same solicitor asked for the same target less than a
+    /// RetransTimer ago (RFC 4861 §7.2.2 pacing; its retransmissions still pass).
+    fn note_solicitor(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) -> bool {
+        let retrans = self.cfg.tunables.retrans_timer;
         let sol = Solicitor {
             addr: pkt.src_addr,
             port,
             mac: pkt.slla.unwrap_or(pkt.eth_src),
+            asked_at: now,
         };
-        if self.pending.get(&target).is_none() {
-            let t = &self.cfg.tunables;
-            let expires = now + pending_lifetime(t.retrans_timer, t.max_probes);
-            let min_age = t.retrans_timer;
-            match self.pending.insert(target, port, now, expires, min_age) {
-                Ok(evicted) => self.counters.add(Counter::PendingEvicted, evicted as u64),
-                Err(_) => return,
-            }
-        }
         if let Some(p) = self.pending.get_mut(&target) {
+            if p.solicitor(sol.addr)
+                .is_some_and(|s| now.saturating_since(s.asked_at) < retrans)
+            {
+                return false;
+            }
             p.failed = false;
             p.add_solicitor(sol);
+            return true;
         }
+        let t = &self.cfg.tunables;
+        let expires = now + pending_lifetime(t.retrans_timer, t.max_probes);
+        if let Ok(evicted) = self.pending.insert(target, port, now, expires, retrans) {
+            self.counters.add(Counter::PendingEvicted, evicted as u64);
+            if let Some(p) = self.pending.get_mut(&target) {
+                p.add_solicitor(sol);
+            }
+        }
+        true
     }
 
     /// A target with no binding: relay to every other proxying port, under the budget
@@ -178,6 +198,7 @@ impl Engine {
             addr: pkt.src_addr,
             port,
             mac: pkt.slla.unwrap_or(pkt.eth_src),
+            asked_at: now,
         };
         let mask = match self.budget_unknown(now, port, target, Some(sol)) {
             Ok(mask) => mask,
@@ -260,6 +281,12 @@ impl Engine {
     /// DAD (RFC 4861 §7.2.3, reference §1.2): relayed to every other port unchanged but
     /// for L2, never learned from, never answered; the budget bounds DAD floods.
     fn relay_dad(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
+        // Hosts move between downstream ports only; the uplink never takes a guest's
+        // address (reference §5 #20), so its DAD probes start no re-check.
+        if !self.port(port).is_upstream() && self.cache.get(&target).is_some_and(|b| b.port != port)
+        {
+            self.recheck_binding(now, target);
+        }
         let mask = self.other_forwarding(port);
         if mask == 0 {
             return self.drop_frame(port, DropReason::PortDisabled);

@@ -23,6 +23,8 @@ pub(crate) struct Solicitor {
     pub(crate) addr: Ipv6Addr,
     pub(crate) port: PortId,
     pub(crate) mac: Mac,
+    /// When it last asked (pacing of NS for bound targets).
+    pub(crate) asked_at: Instant,
 }
 
 /// One pending target.
@@ -321,12 +323,14 @@ mod test {
                 addr: t(100 + i),
                 port: PortId(0),
                 mac: Mac([2, 0, 0, 0, 0, i as u8]),
+                asked_at: now,
             });
         }
         e.add_solicitor(Solicitor {
             addr: t(105),
             port: PortId(0),
             mac: Mac([2, 0, 0, 0, 0, 0x55]),
+            asked_at: now,
         });
         assert_eq!(e.solicitors.iter().flatten().count(), MAX_SOLICITORS);
         assert!(e.solicitor(t(100)).is_none(), "oldest replaced");

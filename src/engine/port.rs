@@ -43,7 +43,7 @@ impl Engine {
         }
     }
 
-    fn port_dead(&mut self, now: Instant, port: PortId) {
+    pub(super) fn port_dead(&mut self, now: Instant, port: PortId) {
         self.counters.bump(Counter::LinkDown);
         let was = self.forwarding(port);
         let p = self.port_mut(port);
@@ -59,16 +59,23 @@ impl Engine {
         }
     }
 
-    fn port_live(&mut self, now: Instant, port: PortId) {
+    pub(super) fn port_live(&mut self, now: Instant, port: PortId) {
         self.counters.bump(Counter::LinkUp);
         self.bindings_port_live(now, port);
+        self.resume_proxying(now, port);
+    }
+
+    /// A port may proxy again (link up, hold time over): the uplink at once, asking for
+    /// an RA so waiting ports get one sooner; a downstream port after its two P-bit RAs.
+    fn resume_proxying(&mut self, now: Instant, port: PortId) {
         if self.port(port).is_upstream() {
-            // Ports waiting for an RA get one sooner if we ask.
             self.want_ra(now);
-            self.emit(|| Event::PortProxying {
-                port,
-                enabled: true,
-            });
+            if self.forwarding(port) {
+                self.emit(|| Event::PortProxying {
+                    port,
+                    enabled: true,
+                });
+            }
         } else {
             self.start_enabling(now, port);
         }
@@ -121,23 +128,13 @@ impl Engine {
 
     pub(super) fn proxy_hold_timer(&mut self, now: Instant, port: PortId) {
         self.port_mut(port).disabled_until = None;
-        if self.port(port).is_upstream() {
-            self.want_ra(now);
-            if self.forwarding(port) {
-                self.emit(|| Event::PortProxying {
-                    port,
-                    enabled: true,
-                });
-            }
-        } else {
-            self.start_enabling(now, port);
-        }
+        self.resume_proxying(now, port);
     }
 
     /// After a MAC change, neighbours on the port still hold the old MAC for every
     /// address proxied there: announce the confirmed ones with O=1 (reference §2.5,
     /// odhcpd #25). Bounded by the binding table.
-    fn announce_mac(&mut self, port: PortId, mac: Mac) {
+    pub(super) fn announce_mac(&mut self, port: PortId, mac: Mac) {
         if !self.forwarding(port) {
             return;
         }

@@ -99,7 +99,7 @@ impl Engine {
             if let Some(old) = self
                 .routers
                 .iter()
-                .min_by_key(|(_, r)| r.last_seen)
+                .min_by_key(|(a, r)| (r.last_seen, **a))
                 .map(|(a, _)| *a)
             {
                 self.routers.remove(&old);

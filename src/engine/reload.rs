@@ -31,12 +31,13 @@ impl Engine {
         let lookup = |p: PortId| map.get(p.index()).copied().flatten();
 
         // Removed ports: bindings (and their routes) go, with the old PortIds.
-        let doomed: Vec<_> = self
+        let mut doomed: Vec<_> = self
             .cache
             .iter()
             .filter(|(_, b)| lookup(b.port).is_none())
             .map(|(a, _)| *a)
             .collect();
+        doomed.sort_unstable();
         for addr in doomed {
             self.remove_binding(addr);
         }
@@ -51,6 +52,9 @@ impl Engine {
             self.timers.global(GlobalTimer::Solicit),
         );
         let mut fresh = Vec::new();
+        // Kept ports whose liveness or MAC the new config changes: handled like the
+        // matching link events once the swap is done.
+        let mut changed = Vec::new();
         for (i, pc) in config.ports.iter().enumerate() {
             let id = PortId(i as u16);
             let old = map.iter().position(|m| *m == Some(id));
@@ -60,7 +64,10 @@ impl Engine {
                         timers.set_port(id, t, self.timers.port(PortId(o as u16), t));
                     }
                     let mut s = old_ports[o].clone();
+                    let was_live = s.live();
+                    let old_mac = s.cfg.mac;
                     s.cfg = pc.clone();
+                    changed.push((id, was_live, old_mac != pc.mac));
                     s
                 }
                 None => {
@@ -98,9 +105,20 @@ impl Engine {
         self.cfg = config;
 
         // Data plane or prefixes may have changed: bring routes in line.
-        let addrs: Vec<_> = self.cache.iter().map(|(a, _)| *a).collect();
-        for addr in addrs {
+        for addr in self.cache.addrs() {
             self.sync_route(addr);
+        }
+        for (id, was_live, new_mac) in changed {
+            if new_mac {
+                self.counters.bump(Counter::MacChanged);
+                let mac = self.port(id).cfg.mac;
+                self.announce_mac(id, mac);
+            }
+            match (was_live, self.port(id).live()) {
+                (true, false) => self.port_dead(now, id),
+                (false, true) => self.port_live(now, id),
+                _ => {}
+            }
         }
         for id in fresh {
             if !self.port(id).is_upstream() {

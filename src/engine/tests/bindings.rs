@@ -184,6 +184,53 @@ fn host_move_rebinds_only_after_the_old_port_fails_its_probes() {
 }
 
 #[test]
+fn dad_on_another_downstream_port_rechecks_the_old_binding_at_once() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.clear();
+    // The guest was moved to D2 and runs DAD there before saying anything else.
+    h.inject(D2, &dad(gmac(10), addr(10)));
+    let probes = h
+        .take(D1)
+        .into_iter()
+        .filter(|s| s.is_ns_for(addr(10)) && !s.nd().src_addr.is_unspecified())
+        .count();
+    assert_eq!(
+        probes, 1,
+        "the old port is probed as soon as DAD shows up elsewhere"
+    );
+    assert_eq!(
+        h.binding(addr(10)).unwrap().port,
+        D1,
+        "DAD itself is never learned"
+    );
+    // Nobody answers on D1: after the probes the stale binding is gone, not moved.
+    h.clear();
+    h.advance(Duration::from_secs(4));
+    assert!(
+        h.binding(addr(10)).is_none(),
+        "the old binding must go after failed probes"
+    );
+    assert_eq!(removes(&h), vec![(addr(10), D1)]);
+    // The host's first real word on D2 binds it there.
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.inject(D2, &na_to_router(gmac(10), D2, addr(10)));
+    assert_eq!(h.binding(addr(10)).unwrap().port, D2);
+    assert_eq!(installs(&h), vec![(addr(10), D2)]);
+}
+
+#[test]
+fn dad_from_the_uplink_for_a_guest_address_starts_no_recheck() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.clear();
+    h.inject(UP, &dad(UPHOST_MAC, addr(10)));
+    let d1 = h.take(D1);
+    assert_eq!(d1.len(), 1, "only the relayed DAD, no probe");
+    assert!(d1[0].nd().src_addr.is_unspecified());
+}
+
+#[test]
 fn conflict_is_resolved_for_the_old_port_when_it_answers() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
@@ -352,7 +399,8 @@ fn reachable_time_is_jittered_and_seeded() {
         cfg.seed = seed;
         let mut h = Harness::ready(cfg);
         h.bind_guest(10, D1);
-        let start = h.now;
+        // Confirmed at bind time, one second before `bind_guest` returns.
+        let start = h.binding(addr(10)).unwrap().confirmed_at.unwrap();
         while h.binding(addr(10)).unwrap().state == BindingState::Reachable {
             h.advance(Duration::from_millis(100));
         }
@@ -371,4 +419,52 @@ fn reachable_time_is_jittered_and_seeded() {
             "{d}"
         );
     }
+}
+
+#[test]
+fn a_clock_jump_spreads_reverification_instead_of_a_probe_storm() {
+    let mut cfg = config();
+    cfg.emit_events = false;
+    let mut h = Harness::ready(cfg);
+    for i in 1..=40u8 {
+        let (a, port) = (addr(u16::from(i)), if i % 2 == 0 { D1 } else { D2 });
+        h.inject(UP, &ns_from_router(a));
+        h.inject(port, &na_to_router(gmac(i), port, a));
+    }
+    assert_eq!(h.routes.len(), 40);
+    h.clear();
+    // Suspend for an hour: the driver's next call comes much later.
+    h.now += Duration::from_secs(3600);
+    let t = h.now;
+    h.engine.handle_timeout(t);
+    h.drain();
+    assert!(
+        h.sent.is_empty(),
+        "no probe burst at wake-up: {:?}",
+        h.sent
+            .iter()
+            .map(|s| (s.port, s.nd().message, s.nd().dst_addr))
+            .collect::<Vec<_>>()
+    );
+    let mut instants = std::collections::BTreeSet::new();
+    let end = h.now + Duration::from_secs(11);
+    while let Some(at) = h.engine.poll_timeout().filter(|at| *at <= end) {
+        h.now = h.now.max(at);
+        let t = h.now;
+        h.engine.handle_timeout(t);
+        h.drain();
+        if !h.sent.is_empty() {
+            instants.insert(h.now);
+        }
+        h.sent.clear();
+    }
+    assert!(
+        instants.len() >= 20,
+        "probes spread over time: {}",
+        instants.len()
+    );
+    // Every guest was probed and, unanswered, is eventually gone with its route.
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.count("sent_ns"), 40 * 3);
+    assert_eq!(h.count("routes_removed"), 40);
 }

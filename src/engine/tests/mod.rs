@@ -8,6 +8,7 @@ mod data;
 mod ndp;
 mod ports;
 mod ra;
+mod robust;
 
 use std::net::Ipv6Addr;
 
@@ -242,7 +243,8 @@ impl Harness {
     }
 
     /// Binds guest `i` (address `addr(i)`, MAC `gmac(i)`) on `port` the way it happens
-    /// live: the router solicits it, the relay relays, the guest answers.
+    /// live: the router solicits it, the relay relays, the guest answers; then one
+    /// second passes.
     pub(super) fn bind_guest(&mut self, i: u8, port: PortId) {
         let a = addr(u16::from(i));
         self.inject(UP, &ns_from_router(a));
@@ -250,6 +252,8 @@ impl Harness {
         let b = self.binding(a).expect("guest bound");
         assert_eq!((b.port, b.mac), (port, gmac(i)));
         assert_eq!(b.state, super::BindingState::Reachable);
+        // Past the router's RetransTimer, so its next NS for the guest is not paced.
+        self.advance(Duration::from_secs(1));
         self.clear();
     }
 }

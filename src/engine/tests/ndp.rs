@@ -76,6 +76,35 @@ fn bound_target_gets_the_ns_only_on_its_port_and_is_never_answered_from_the_cach
 }
 
 #[test]
+fn ns_for_a_bound_target_is_paced_per_solicitor() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+    // The same solicitor again within RetransTimer: not relayed.
+    h.advance(Duration::from_millis(10));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(h.sent.is_empty());
+    assert_eq!(h.count("drop_rate_limited"), 1);
+    // Another solicitor is relayed at once.
+    let group = solicited_node(addr(10));
+    let f = ns(
+        UPHOST_MAC,
+        Mac::ipv6_multicast(group),
+        addr(0x99),
+        group,
+        addr(10),
+        Some(UPHOST_MAC),
+    );
+    h.inject(UP, &f);
+    assert_eq!(h.take(D1).len(), 1);
+    // The router's retransmission after RetransTimer passes.
+    h.advance(Duration::from_secs(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+}
+
+#[test]
 fn unicast_nud_ns_goes_to_the_bound_port_with_the_guest_mac() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
@@ -342,9 +371,7 @@ fn dad_conflict_with_an_upstream_address_makes_the_guests_dad_fail() {
     let out = h.take(D1);
     assert_eq!(out.len(), 1, "the defence reaches the guest");
     let pkt = out[0].nd();
-    assert!(
-        matches!(pkt.message, NdMessage::NeighborAdvert { target_addr, .. } if target_addr == used)
-    );
+    assert!(out[0].is_na_for(used));
     assert_eq!(pkt.tlla, Some(D1_MAC), "TLLA rewritten");
     assert_eq!(pkt.dst_addr, all_nodes());
     assert_eq!(h.take(D2).len(), 1);
@@ -562,4 +589,56 @@ fn relayed_ns_carries_unknown_options_and_fits_the_mtu_or_is_dropped() {
         "1280 is too small: dropped, never fragmented"
     );
     assert_eq!(h.count("drop_mtu_exceeded"), 1);
+}
+
+#[test]
+fn upstream_dad_for_a_guest_address_is_defended_by_the_guest() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &dad(UPHOST_MAC, addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+    h.clear();
+    let f = na(
+        gmac(10),
+        Mac::ipv6_multicast(all_nodes()),
+        addr(10),
+        all_nodes(),
+        UNSOLICITED_O,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &f);
+    let up = h.take(UP);
+    assert_eq!(up.len(), 1, "the defence reaches the uplink");
+    assert_eq!(
+        (up[0].nd().tlla, up[0].nd().eth_src),
+        (Some(UP_MAC), UP_MAC)
+    );
+    assert_eq!(h.binding(addr(10)).map(|b| b.port), Some(D1));
+    assert_eq!(h.count("binding_conflict"), 0);
+}
+
+#[test]
+fn relay_decisions_are_reported_as_events() {
+    let mut h = Harness::ready(config());
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(h.events.contains(&Event::Relayed {
+        from: UP,
+        to: vec![D1, D2],
+        message: "NS",
+        addr: addr(10),
+    }));
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    assert!(h.events.contains(&Event::Binding {
+        addr: addr(10),
+        port: D1,
+        mac: gmac(10),
+        state: BindingState::Reachable,
+    }));
+    assert!(h.events.contains(&Event::Relayed {
+        from: D1,
+        to: vec![UP],
+        message: "NA",
+        addr: addr(10),
+    }));
 }

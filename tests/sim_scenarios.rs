@@ -1,0 +1,203 @@
+//! Every shipped scenario runs through `ndprelay::sim::run` and passes; runs are
+//! deterministic for a seed; a failing expectation fails the verdict.
+
+use std::path::{Path, PathBuf};
+
+use ndprelay::sim::{self, RunOptions, Verdict};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+fn run_file(name: &str, opts: &RunOptions) -> (Verdict, String) {
+    let mut out = Vec::new();
+    let verdict = sim::run(&scenarios_dir().join(name), opts, &mut out)
+        .unwrap_or_else(|e| panic!("{name} did not run: {e}"));
+    (
+        verdict,
+        String::from_utf8(out).expect("the timeline is UTF-8"),
+    )
+}
+
+fn assert_passes(name: &str) {
+    let (verdict, text) = run_file(name, &RunOptions::default());
+    assert!(
+        verdict.passed,
+        "{name} failed:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("FAIL") || l.starts_with("=="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!verdict.outcomes.is_empty(), "{name} checks nothing");
+}
+
+#[test]
+fn home_passes() {
+    assert_passes("home.ron");
+}
+
+#[test]
+fn xen_dom0_passes() {
+    assert_passes("xen-dom0.ron");
+}
+
+#[test]
+fn hetzner_proxy_vm_passes() {
+    assert_passes("hetzner-proxy-vm.ron");
+}
+
+#[test]
+fn prefix64_passes() {
+    assert_passes("prefix64.ron");
+}
+
+#[test]
+fn dad_conflict_passes() {
+    assert_passes("dad-conflict.ron");
+}
+
+#[test]
+fn host_moves_passes() {
+    assert_passes("host-moves.ron");
+}
+
+#[test]
+fn two_relays_loop_passes() {
+    assert_passes("two-relays-loop.ron");
+}
+
+#[test]
+fn ns_scan_flood_passes() {
+    assert_passes("ns-scan-flood.ron");
+}
+
+#[test]
+fn rogue_ra_passes() {
+    assert_passes("rogue-ra.ron");
+}
+
+#[test]
+fn every_shipped_scenario_has_a_test() {
+    let tested = [
+        "home.ron",
+        "xen-dom0.ron",
+        "hetzner-proxy-vm.ron",
+        "prefix64.ron",
+        "dad-conflict.ron",
+        "host-moves.ron",
+        "two-relays-loop.ron",
+        "ns-scan-flood.ron",
+        "rogue-ra.ron",
+    ];
+    for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
+        let name = entry.expect("readable entry").file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".ron") {
+            assert!(tested.contains(&name.as_ref()), "{name} has no test here");
+        }
+    }
+}
+
+#[test]
+fn every_scenario_is_deterministic() {
+    for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
+        let name = entry.expect("readable entry").file_name();
+        let name = name.to_string_lossy();
+        if !name.ends_with(".ron") {
+            continue;
+        }
+        let (_, first) = run_file(&name, &RunOptions::default());
+        let (_, second) = run_file(&name, &RunOptions::default());
+        assert!(first == second, "{name}: two runs with one seed differ");
+    }
+}
+
+#[test]
+fn same_seed_gives_the_same_timeline() {
+    let (a, ta) = run_file("home.ron", &RunOptions::default());
+    let (b, tb) = run_file("home.ron", &RunOptions::default());
+    assert_eq!(a, b);
+    assert_eq!(ta, tb);
+    // And the seed matters: another one moves DAD and RS timing.
+    let other = RunOptions {
+        seed: Some(4242),
+        ..RunOptions::default()
+    };
+    let (c, tc) = run_file("home.ron", &other);
+    assert_eq!(c.seed, 4242);
+    assert_ne!(ta, tc);
+}
+
+#[test]
+fn a_failing_expectation_fails_the_verdict() {
+    let path = scenarios_dir().join("home.ron");
+    let text = std::fs::read_to_string(&path).expect("home.ron is readable");
+    // The server is reachable in home.ron, so claiming the opposite must FAIL.
+    let text = text.replace(
+        "Reachable(from: \"isp\", to: \"server\"),",
+        "Unreachable(from: \"isp\", to: \"server\"),",
+    );
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let mut out = Vec::new();
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut out,
+    )
+    .expect("runs");
+    assert!(!verdict.passed);
+    let failed: Vec<_> = verdict.outcomes.iter().filter(|o| !o.passed).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].expectation.contains("unreachable isp -> server"));
+    assert!(failed[0].evidence.contains("echo replies"));
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(text.contains("FAIL  unreachable isp -> server"), "{text}");
+}
+
+#[test]
+fn pcap_dir_and_diagram_are_written() {
+    let dir = std::env::temp_dir().join(format!("ndprelay-sim-{}", std::process::id()));
+    let svg = dir.join("home.svg");
+    let opts = RunOptions {
+        pcap_dir: Some(dir.join("pcap")),
+        diagram: Some(svg.clone()),
+        ..RunOptions::default()
+    };
+    let (verdict, _) = run_file("home.ron", &opts);
+    assert!(verdict.total_frames > 0);
+    for seg in ["wan", "lan"] {
+        let bytes = std::fs::read(dir.join("pcap").join(format!("{seg}.pcapng")))
+            .expect("one pcapng per segment");
+        assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "pcapng magic");
+    }
+    let svg_text = std::fs::read_to_string(&svg).expect("diagram written");
+    assert!(svg_text.starts_with("<svg"));
+    assert!(svg_text.contains("laptop1") && svg_text.contains("homerouter/wan"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unknown_counter_fails_instead_of_reading_zero() {
+    let path = scenarios_dir().join("home.ron");
+    let text = std::fs::read_to_string(&path).expect("home.ron is readable");
+    let text = text.replace(
+        r#"Counter(name: "relayed_ra", op: ">=", value: 1),"#,
+        r#"Counter(name: "relayed_rx", op: "==", value: 0),"#,
+    );
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut Vec::new(),
+    )
+    .expect("runs");
+    let o = verdict
+        .outcomes
+        .iter()
+        .find(|o| o.expectation.contains("relayed_rx"))
+        .expect("the counter expectation is reported");
+    assert!(!o.passed && o.evidence.contains("no counter"), "{o:?}");
+}
