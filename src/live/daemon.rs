@@ -23,7 +23,7 @@ use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
-use crate::wire::{Mac, is_link_local};
+use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
 
 /// `rtm_protocol` of the /128 routes ndprelay installs (`ip -6 route show proto 199`).
 /// A restart finds its own routes by it; routes with any other protocol are never touched.
@@ -37,6 +37,14 @@ const IO_LOOP_BOUND: usize = 256;
 const PUBLISH_EVERY: StdDuration = StdDuration::from_millis(250);
 /// Routes from an earlier run stay this long to be re-verified before removal.
 const ROUTE_GRACE: StdDuration = StdDuration::from_secs(30);
+/// When the re-verification probes for those routes go out (after start). The first
+/// waits for the port to be enabled (two P-bit RAs, RFC 4389 §6).
+const LEFTOVER_PROBES: [StdDuration; 4] = [
+    StdDuration::from_secs(4),
+    StdDuration::from_secs(7),
+    StdDuration::from_secs(10),
+    StdDuration::from_secs(15),
+];
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
 
@@ -391,6 +399,9 @@ struct Daemon {
     /// Routes of an earlier run, kept until re-verified or the grace period ends.
     leftover: HashMap<Ipv6Addr, i32>,
     leftover_deadline: StdInstant,
+    /// Probe rounds for leftover routes already sent.
+    leftover_rounds: usize,
+    started: StdInstant,
     guard: Option<Guard>,
     next_generation: u64,
     seed: u64,
@@ -537,6 +548,42 @@ impl Daemon {
             );
         }
         Ok(())
+    }
+
+    /// Asks the guests behind leftover routes to confirm themselves: an NS from the
+    /// port's link-local, so the answer is an NA to the relay that the engine learns as a
+    /// confirmed binding (and then asks for the route again). Without it a guest whose
+    /// peers keep their neighbour entries would not be heard from before the grace
+    /// period ends (NDP reference §5: "rebuild from ... probes").
+    fn probe_leftovers(&mut self) {
+        let Some(due) = LEFTOVER_PROBES.get(self.leftover_rounds) else {
+            return;
+        };
+        if self.leftover.is_empty() || self.started.elapsed() < *due {
+            return;
+        }
+        self.leftover_rounds += 1;
+        for (&addr, &ifindex) in &self.leftover {
+            let Some(p) = self.ports.iter().find(|p| p.ifindex == Some(ifindex)) else {
+                continue;
+            };
+            let Some(c) = &p.capture else {
+                continue;
+            };
+            let dst = solicited_node(addr);
+            let frame = emit_nd(
+                p.mac,
+                Mac::ipv6_multicast(dst),
+                p.link_local,
+                dst,
+                &NdMessage::NeighborSolicit { target_addr: addr },
+                &[OptionRepr::SourceLla(p.mac)],
+            );
+            if let Err(e) = c.sock.send(&frame) {
+                self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+                TX_LOG.warn(format_args!("{}: re-verification probe failed: {e}", p.name));
+            }
+        }
     }
 
     fn expire_leftovers(&mut self) {
@@ -851,6 +898,7 @@ impl Daemon {
                 self.engine.handle_timeout(now);
                 self.drain();
             }
+            self.probe_leftovers();
             self.expire_leftovers();
             if self.last_publish.elapsed() >= PUBLISH_EVERY {
                 self.publish(start);
@@ -916,6 +964,8 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         routes: HashMap::new(),
         leftover: HashMap::new(),
         leftover_deadline: StdInstant::now() + ROUTE_GRACE,
+        leftover_rounds: 0,
+        started: StdInstant::now(),
         guard: None,
         next_generation: 0,
         seed,
