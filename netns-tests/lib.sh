@@ -33,6 +33,7 @@ fail() {
 cleanup() {
     local rc=$?
     set +e
+    exec 2>/dev/null # no job-control chatter about the helpers killed below
     [ -n "$RELAY_PID" ] && kill -KILL "$RELAY_PID" 2>/dev/null
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     for n in "${NAMESPACES[@]}"; do
