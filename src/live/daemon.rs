@@ -581,7 +581,10 @@ impl Daemon {
             );
             if let Err(e) = c.sock.send(&frame) {
                 self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-                TX_LOG.warn(format_args!("{}: re-verification probe failed: {e}", p.name));
+                TX_LOG.warn(format_args!(
+                    "{}: re-verification probe failed: {e}",
+                    p.name
+                ));
             }
         }
     }
@@ -807,7 +810,11 @@ impl Daemon {
 
     /// Ports that exist now (the guard hooks devices, so it needs them present).
     fn port_names(&self) -> Vec<String> {
-        self.ports.iter().filter(|p| p.ifindex.is_some()).map(|p| p.name.clone()).collect()
+        self.ports
+            .iter()
+            .filter(|p| p.ifindex.is_some())
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     fn refresh_guard(&mut self) {

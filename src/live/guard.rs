@@ -144,8 +144,13 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
     };
     let rq = NLM_F_REQUEST;
     let create = rq | NLM_F_CREATE | NLM_F_ACK;
-    b.begin(NFNL_MSG_BATCH_BEGIN, rq, next(), &nfgen(0, NFNL_SUBSYS_NFTABLES))
-        .end();
+    b.begin(
+        NFNL_MSG_BATCH_BEGIN,
+        rq,
+        next(),
+        &nfgen(0, NFNL_SUBSYS_NFTABLES),
+    )
+    .end();
     let fam = nfgen(NFPROTO_NETDEV, 0);
     for (ty, flags) in [
         (NFT_MSG_NEWTABLE, create),
@@ -169,10 +174,15 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
             .attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
             .attr_str(NFTA_CHAIN_TYPE, "filter")
             .end();
-        b.begin(msg_type(NFT_MSG_NEWRULE), create | NLM_F_APPEND, next(), &fam)
-            .attr_str(NFTA_RULE_TABLE, TABLE)
-            .attr_str(NFTA_RULE_CHAIN, &chain)
-            .nest(NFTA_RULE_EXPRESSIONS);
+        b.begin(
+            msg_type(NFT_MSG_NEWRULE),
+            create | NLM_F_APPEND,
+            next(),
+            &fam,
+        )
+        .attr_str(NFTA_RULE_TABLE, TABLE)
+        .attr_str(NFTA_RULE_CHAIN, &chain)
+        .nest(NFTA_RULE_EXPRESSIONS);
         let mut e = Exprs(&mut b);
         e.meta(NFT_META_PROTOCOL)
             .cmp(NFT_CMP_EQ, &0x86ddu16.to_be_bytes())
@@ -207,8 +217,13 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
         b.nest_end().end();
     }
     let last = next();
-    b.begin(NFNL_MSG_BATCH_END, rq, last, &nfgen(0, NFNL_SUBSYS_NFTABLES))
-        .end();
+    b.begin(
+        NFNL_MSG_BATCH_END,
+        rq,
+        last,
+        &nfgen(0, NFNL_SUBSYS_NFTABLES),
+    )
+    .end();
     (b.bytes().to_vec(), last)
 }
 
@@ -390,13 +405,22 @@ mod test {
                     "immediate"
                 ]
             );
-            let chain = attrs(&rule.payload[4..]).find(|(t, _)| *t == NFTA_RULE_CHAIN).unwrap().1;
+            let chain = attrs(&rule.payload[4..])
+                .find(|(t, _)| *t == NFTA_RULE_CHAIN)
+                .unwrap()
+                .1;
             assert_eq!(chain, format!("in-{port}\0").as_bytes());
         }
         // Each chain hooks its own device's ingress.
-        let chains: Vec<_> = msgs.iter().filter(|m| m.ty == msg_type(NFT_MSG_NEWCHAIN)).collect();
+        let chains: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.ty == msg_type(NFT_MSG_NEWCHAIN))
+            .collect();
         for (chain, port) in chains.iter().zip(&ports) {
-            let hook = attrs(&chain.payload[4..]).find(|(t, _)| *t == NFTA_CHAIN_HOOK).unwrap().1;
+            let hook = attrs(&chain.payload[4..])
+                .find(|(t, _)| *t == NFTA_CHAIN_HOOK)
+                .unwrap()
+                .1;
             let dev = attrs(hook).find(|(t, _)| *t == NFTA_HOOK_DEV).unwrap().1;
             assert_eq!(dev, format!("{port}\0").as_bytes());
         }

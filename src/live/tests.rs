@@ -301,8 +301,14 @@ fn guard_table_is_installed_replaced_and_removed() {
     ns.run(0, || {
         ip(&["link", "add", "gx", "type", "veth", "peer", "name", "gy"]);
         let list = || {
-            let out = Command::new("nft").args(["list", "table", "netdev", "ndprelay"]).output().unwrap();
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+            let out = Command::new("nft")
+                .args(["list", "table", "netdev", "ndprelay"])
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
         };
         let mut g = Guard::install(&["gx".into(), "gy".into()]).unwrap();
         let (ok, text) = list();
