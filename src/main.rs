@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use ndprelay::cli::{
-    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation, PortMac,
-    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
+    self, CheckArgs, Cli, Command, EXIT_INVALID, GlobalArgs, Invocation, PortMac, ReplayArgs,
+    RunArgs, ScenarioArgs, StatusArgs,
 };
 use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
 use ndprelay::engine::Role;
@@ -79,11 +79,6 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     }
 }
 
-fn not_built(what: &str, needs: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("{}", cli::not_built(what, needs));
-    Ok(ExitCode::from(EXIT_UNSUPPORTED))
-}
-
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(match load(&args.config) {
         Ok(config) => {
@@ -112,13 +107,15 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         control_socket.display(),
         dump_dir
     );
-    not_built(
-        "run",
-        "the live driver (AF_PACKET capture + netlink, src/live)",
-    )
+    ndprelay::live::run(&ndprelay::live::RunOptions {
+        config: args.config.clone(),
+        control_socket: args.control_socket.clone(),
+        dump_dir: args.dump.clone(),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `ndprelay status`: needs the live driver's control socket.
+/// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = match (&args.control_socket, &args.config) {
         (Some(path), _) => path.clone(),
@@ -129,7 +126,8 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    not_built("status", "the live driver's control socket (src/live)")
+    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the

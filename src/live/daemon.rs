@@ -22,6 +22,7 @@ use super::sys::{self, PacketSocket, SockFilter, pkttype};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
+use crate::pcapng::RotatingDump;
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
 
@@ -45,6 +46,9 @@ const LEFTOVER_PROBES: [StdDuration; 4] = [
     StdDuration::from_secs(10),
     StdDuration::from_secs(15),
 ];
+/// `--dump`: size of one pcapng file and how many are kept.
+const DUMP_FILE_BYTES: u64 = 16 << 20;
+const DUMP_FILES: usize = 8;
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
 
@@ -403,6 +407,8 @@ struct Daemon {
     leftover_rounds: usize,
     started: StdInstant,
     guard: Option<Guard>,
+    /// `--dump DIR`: every frame received and sent, per port.
+    dump: Option<(PathBuf, RotatingDump)>,
     next_generation: u64,
     seed: u64,
     last_publish: StdInstant,
@@ -440,10 +446,43 @@ impl Daemon {
         }
     }
 
+    /// (Re)opens the dump with the current port list (interface ids are port indexes).
+    fn open_dump(&mut self, dir: PathBuf) {
+        let interfaces = self
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), Some(p.mac)))
+            .collect();
+        match RotatingDump::new(&dir, interfaces, DUMP_FILE_BYTES, DUMP_FILES) {
+            Ok(d) => {
+                log::info!("dumping frames to {}", dir.display());
+                self.dump = Some((dir, d));
+            }
+            Err(e) => log::error!("cannot dump to {}: {e}", dir.display()),
+        }
+    }
+
+    fn dump_frame(&mut self, port: usize, frame: &[u8]) {
+        let Some((_, dump)) = &mut self.dump else {
+            return;
+        };
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let port = u32::try_from(port).unwrap_or(u32::MAX);
+        if let Err(e) = dump.write(port, ts, frame) {
+            log::error!("dump stopped: {e}");
+            self.dump = None;
+        }
+    }
+
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
-                Action::Transmit { port, frame } => self.transmit(port, &frame),
+                Action::Transmit { port, frame } => {
+                    self.transmit(port, &frame);
+                    self.dump_frame(port.index(), &frame);
+                }
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
@@ -803,6 +842,11 @@ impl Daemon {
             log::warn!("control_socket changes take effect at the next start");
         }
         self.config = config;
+        if let Some((dir, mut old)) = self.dump.take() {
+            // Interface ids are port indexes: a new port list needs a new file.
+            let _ = old.rotate();
+            self.open_dump(dir);
+        }
         self.refresh_guard();
         self.drain();
         Ok(())
@@ -929,6 +973,9 @@ impl Daemon {
         if let Some(mut g) = self.guard.take() {
             g.remove();
         }
+        if let Some((_, mut dump)) = self.dump.take() {
+            let _ = dump.rotate();
+        }
     }
 }
 
@@ -974,6 +1021,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         leftover_rounds: 0,
         started: StdInstant::now(),
         guard: None,
+        dump: None,
         next_generation: 0,
         seed,
         last_publish: StdInstant::now(),
@@ -994,6 +1042,9 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
+    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
+        d.open_dump(dir);
+    }
     privileges::drop_others();
     d.publish(StdInstant::now());
     log::info!(
@@ -1028,7 +1079,7 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         if d.ports[i].capture.is_none() && d.ports[i].running {
             return Err(Error::Io {
                 what: format!("opening the capture socket on {}", d.ports[i].name),
-                source: io::Error::other("see the log line above"),
+                cause: io::Error::other("see the log line above"),
             });
         }
         if !d.ports[i].running {
