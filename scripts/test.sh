@@ -129,7 +129,15 @@ step_netns() {
             failed+=("$t")
         fi
     done
-    echo "netns: $((${#tests[@]} - ${#failed[@]})) passed, ${#failed[@]} failed ${failed[*]}"
+    # The libpcap capture backend on the main topology.
+    cargo build --locked --release --features libpcap --target-dir target/libpcap
+    if NDPRELAY="$PWD/target/libpcap/release/ndprelay" timeout 600 bash netns-tests/01-dom0.sh; then
+        echo "PASS netns-tests/01-dom0.sh (libpcap backend)"
+    else
+        echo "FAIL netns-tests/01-dom0.sh (libpcap backend)"
+        failed+=("01-dom0/libpcap")
+    fi
+    echo "netns: ${#failed[@]} failed ${failed[*]}"
     [ ${#failed[@]} -eq 0 ]
 }
 

@@ -63,10 +63,20 @@ impl Clock {
 }
 
 /// A frame from a capture thread.
-struct Frame {
-    port: usize,
-    generation: u64,
-    data: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) port: usize,
+    pub(super) generation: u64,
+    pub(super) data: Vec<u8>,
+}
+
+/// What a capture passes, for both backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CaptureFilter {
+    /// Classic BPF for the AF_PACKET backend.
+    bpf: Vec<SockFilter>,
+    /// The same in libpcap's language for the `libpcap` backend.
+    #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+    pcap: &'static str,
 }
 
 /// Everything but frames, on an unbounded channel so it is never stuck behind a flood.
@@ -77,9 +87,9 @@ enum Control {
 
 /// Counters the driver keeps next to the engine's.
 #[derive(Debug, Default)]
-struct DriverCounters {
-    rx_queue_full: AtomicU64,
-    rx_errors: AtomicU64,
+pub(super) struct DriverCounters {
+    pub(super) rx_queue_full: AtomicU64,
+    pub(super) rx_errors: AtomicU64,
     tx_errors: AtomicU64,
     route_errors: AtomicU64,
     routes_reconciled_kept: AtomicU64,
@@ -110,7 +120,7 @@ impl DriverCounters {
 /// Logs the first occurrence of a per-packet problem and then at most one line per
 /// interval with how many more happened (the counter has the exact total).
 #[derive(Debug)]
-struct RateLimitedLog {
+pub(super) struct RateLimitedLog {
     last: Mutex<Option<(StdInstant, u64)>>,
 }
 
@@ -123,7 +133,7 @@ impl RateLimitedLog {
         }
     }
 
-    fn warn(&self, msg: std::fmt::Arguments<'_>) {
+    pub(super) fn warn(&self, msg: std::fmt::Arguments<'_>) {
         let mut last = self.last.lock();
         match &mut *last {
             None => {
@@ -143,7 +153,7 @@ impl RateLimitedLog {
     }
 }
 
-static RX_LOG: RateLimitedLog = RateLimitedLog::new();
+pub(super) static RX_LOG: RateLimitedLog = RateLimitedLog::new();
 static TX_LOG: RateLimitedLog = RateLimitedLog::new();
 
 /// A running capture thread and the socket it reads (also used to transmit).
@@ -160,22 +170,41 @@ impl Capture {
         port: usize,
         generation: u64,
         ifindex: i32,
-        filter: &[SockFilter],
+        filter: &CaptureFilter,
         tx: Sender<Frame>,
         counters: Arc<DriverCounters>,
     ) -> io::Result<Self> {
-        let (sock, info) = PacketSocket::open(ifindex, filter)?;
-        log::debug!(
-            "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
-            info.ignores_outgoing,
-            info.drained
-        );
-        let sock = Arc::new(sock);
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st, n) = (Arc::clone(&sock), Arc::clone(&stop), name.to_owned());
-        let thread = std::thread::Builder::new()
-            .name(format!("capture-{name}"))
-            .spawn(move || capture_loop(&n, port, generation, &s, &st, &tx, &counters))?;
+        let st = Arc::clone(&stop);
+        let n = name.to_owned();
+        #[cfg(not(feature = "libpcap"))]
+        let (sock, thread) = {
+            let (sock, info) = PacketSocket::open(ifindex, &filter.bpf)?;
+            log::debug!(
+                "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
+                info.ignores_outgoing,
+                info.drained
+            );
+            let sock = Arc::new(sock);
+            let s = Arc::clone(&sock);
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || capture_loop(&n, port, generation, &s, &st, &tx, &counters))?;
+            (sock, thread)
+        };
+        #[cfg(feature = "libpcap")]
+        let (sock, thread) = {
+            // libpcap reads; this socket holds all-multicast and transmits.
+            let (sock, _) = PacketSocket::open(ifindex, &bpf::drop_all())?;
+            let cap = super::pcap_capture::open(name, filter.pcap)?;
+            log::debug!("{name}: libpcap capture on ifindex {ifindex}");
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || {
+                    super::pcap_capture::run(cap, &n, port, generation, &st, &tx, &counters);
+                })?;
+            (Arc::new(sock), thread)
+        };
         Ok(Self {
             port,
             sock,
@@ -194,6 +223,7 @@ impl Drop for Capture {
     }
 }
 
+#[cfg_attr(feature = "libpcap", allow(dead_code))]
 fn capture_loop(
     name: &str,
     port: usize,
@@ -381,10 +411,16 @@ fn ensure_sysctls(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-fn filter_for(config: &Config) -> Vec<SockFilter> {
+fn filter_for(config: &Config) -> CaptureFilter {
     match config.data_plane() {
-        DataPlane::Userspace => bpf::ipv6_filter(),
-        DataPlane::KernelRoutes | DataPlane::None => bpf::nd_filter(),
+        DataPlane::Userspace => CaptureFilter {
+            bpf: bpf::ipv6_filter(),
+            pcap: bpf::IPV6_PCAP_EXPR,
+        },
+        DataPlane::KernelRoutes | DataPlane::None => CaptureFilter {
+            bpf: bpf::nd_filter(),
+            pcap: bpf::ND_PCAP_EXPR,
+        },
     }
 }
 
@@ -394,7 +430,7 @@ struct Daemon {
     engine: Engine,
     ports: Vec<Port>,
     rtnl: Netlink,
-    filter: Vec<SockFilter>,
+    filter: CaptureFilter,
     frame_tx: Sender<Frame>,
     counters: Arc<DriverCounters>,
     published: SharedStatus,

@@ -20,6 +20,8 @@ pub mod control;
 mod daemon;
 mod guard;
 pub mod netlink;
+#[cfg(feature = "libpcap")]
+mod pcap_capture;
 mod privileges;
 pub mod sys;
 pub mod sysctl;
