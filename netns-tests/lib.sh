@@ -19,6 +19,10 @@ PIDS=()
 log() { printf '[%s] %s\n' "$TEST" "$*"; }
 fail() {
     printf '[%s] FAIL: %s\n' "$TEST" "$*" >&2
+    if [ -n "$RELAY_PID" ] && [ -S "$WORK/ctl.sock" ]; then
+        echo "--- relay status ---" >&2
+        ip netns exec "$(ns "${RELAY_NS:-dom0}")" "$NDPRELAY" status --control-socket "$WORK/ctl.sock" >&2 || true
+    fi
     if [ -f "$WORK/relay.log" ]; then
         echo "--- relay log (last 40 lines) ---" >&2
         tail -n 40 "$WORK/relay.log" >&2
@@ -29,6 +33,7 @@ fail() {
 cleanup() {
     local rc=$?
     set +e
+    exec 2>/dev/null # no job-control chatter about the helpers killed below
     [ -n "$RELAY_PID" ] && kill -KILL "$RELAY_PID" 2>/dev/null
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     for n in "${NAMESPACES[@]}"; do
@@ -186,4 +191,29 @@ dom0_topology() {
     # dom0 as a router: forwarding, RAs still accepted on the uplink.
     nsx dom0 sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.eth0.accept_ra=2
     start_radvd isp isp0 2001:db8:1::/64
+}
+
+# unsolicited_na NS IF ADDR : send what a migrated guest's kernel sends after
+# netdev_notify_peers (Xen netfront, virtio): an unsolicited NA, O=1, to ff02::1, with
+# the interface's MAC as TLLA, from ADDR.
+unsolicited_na() {
+    nsx "$1" python3 - "$2" "$3" <<'PY'
+import socket, struct, sys
+ifname, addr = sys.argv[1], sys.argv[2]
+mac = bytes.fromhex(open(f"/sys/class/net/{ifname}/address").read().strip().replace(":", ""))
+src = socket.inet_pton(socket.AF_INET6, addr)
+dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
+icmp = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + src + bytes([2, 1]) + mac
+pseudo = src + dst + struct.pack("!I3xB", len(icmp), 58)
+data = pseudo + icmp
+s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+while s >> 16:
+    s = (s & 0xFFFF) + (s >> 16)
+icmp = icmp[:2] + struct.pack("!H", ~s & 0xFFFF) + icmp[4:]
+ip6 = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 255) + src + dst
+eth = bytes.fromhex("333300000001") + mac + b"\x86\xdd"
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+sock.bind((ifname, 0))
+sock.send(eth + ip6 + icmp)
+PY
 }

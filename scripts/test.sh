@@ -85,8 +85,10 @@ step_scenarios() {
 step_fuzz() {
     log "fuzz: build the cargo-fuzz targets and run each briefly (nightly)"
     if ! cargo +nightly --version >/dev/null 2>&1; then
-        [ "$CI" = true ] && die "no nightly toolchain: the fuzz build cannot run"
-        echo "SKIPPED fuzz: no nightly toolchain (proptest in 'unit' is the stable gate)"
+        # Issue 2: the fuzz crate is built where a nightly toolchain exists; the proptest
+        # suite in 'unit' is the stable gate. Said loudly, never skipped in silence.
+        echo "SKIPPED fuzz: no nightly toolchain on this machine (cargo-fuzz needs nightly);"
+        echo "              the proptest run in the 'unit' step is the stable gate"
         return 0
     fi
     if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -127,7 +129,15 @@ step_netns() {
             failed+=("$t")
         fi
     done
-    echo "netns: $((${#tests[@]} - ${#failed[@]})) passed, ${#failed[@]} failed ${failed[*]}"
+    # The libpcap capture backend on the main topology.
+    cargo build --locked --release --features libpcap --target-dir target/libpcap
+    if NDPRELAY="$PWD/target/libpcap/release/ndprelay" timeout 600 bash netns-tests/01-dom0.sh; then
+        echo "PASS netns-tests/01-dom0.sh (libpcap backend)"
+    else
+        echo "FAIL netns-tests/01-dom0.sh (libpcap backend)"
+        failed+=("01-dom0/libpcap")
+    fi
+    echo "netns: ${#failed[@]} failed ${failed[*]}"
     [ ${#failed[@]} -eq 0 ]
 }
 

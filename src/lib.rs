@@ -9,8 +9,10 @@
 //!   [`engine::Action`]s. It never reads a clock, opens a socket or spawns a thread.
 //! - [`config`] reads the RON configuration shared by the daemon, the simulator and
 //!   replay; [`cli`] is the command line.
-//! - Drivers: `sim` (virtual-time lab), and later `live` (AF_PACKET + netlink) and
-//!   `replay` (pcap in, decisions out).
+//! - Drivers, each a thin loop around the engine: [`sim`] (a virtual-time lab of
+//!   simulated hosts and segments), [`replay`] (pcap/pcapng captures in, decisions and
+//!   emitted frames out) and `live` (AF_PACKET capture threads, netlink, routes).
+//!   [`pcapng`] is the capture format they share.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

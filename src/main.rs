@@ -96,15 +96,26 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     init_logging(global, config.log);
+    let control_socket = args
+        .control_socket
+        .as_ref()
+        .unwrap_or(&config.control_socket);
+    let dump_dir = args.dump.as_ref().or(config.dump_dir.as_ref());
+    log::debug!(
+        "config {} ok; control socket {}, dumps {:?}",
+        config.source,
+        control_socket.display(),
+        dump_dir
+    );
     ndprelay::live::run(&ndprelay::live::RunOptions {
         config: args.config.clone(),
         control_socket: args.control_socket.clone(),
-        dump: args.dump.clone(),
+        dump_dir: args.dump.clone(),
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ndprelay status`: needs the live driver's control socket.
+/// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = match (&args.control_socket, &args.config) {
         (Some(path), _) => path.clone(),
@@ -114,8 +125,8 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         },
         (None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
-    let stdout = std::io::stdout();
-    ndprelay::live::status(&socket, args.json, &mut stdout.lock())?;
+    log::debug!("control socket {}", socket.display());
+    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,5 @@
-//! The command line's shape: `--help`, `--version`, usage errors, and how `run` and
-//! `status` fail when there is nothing to drive (exit 1 with a message naming why).
+//! The command line's shape: `--help`, `--version`, usage errors, and the forms whose
+//! driver is not in this build yet (exit 2 with a message naming what they need).
 //! `replay` runs for real: see `cli_replay.rs`.
 
 use std::path::Path;
@@ -83,49 +83,55 @@ fn no_arguments_or_bad_usage_exit_2() {
 }
 
 #[test]
-fn run_validates_the_config_then_starts_the_live_driver() {
-    // Interfaces that exist nowhere: the driver refuses before touching the host (as
-    // root: the missing interfaces; otherwise: the missing capabilities).
-    let dir = std::env::temp_dir().join(format!("ndprelay-cli-forms-{}", std::process::id()));
+fn run_refuses_missing_interfaces_with_the_fix_and_leaves_nothing() {
+    let dir = std::env::temp_dir().join(format!("ndpr-cli-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("nosuch.ron");
+    let sock = dir.join("ctl.sock");
+    let cfg = dir.join("relay.ron");
+    // Interface names no host has, so this never starts a relay on the machine running it.
     std::fs::write(
         &cfg,
-        "(\n    uplink: \"ndpr-nosuch0\",\n    downstream: [\"ndpr-nosuch1\"],\n    prefixes: [\"2001:db8:1::/64\"],\n)\n",
+        format!(
+            "(uplink: \"ndpr-none0\", downstream: [\"ndpr-none1\"], prefixes: [\"2001:db8:1::/64\"], control_socket: {:?})",
+            sock
+        ),
     )
     .unwrap();
-    let sock = dir.join("ctl.sock");
-    let out = ndprelay(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--control-socket",
-        sock.to_str().unwrap(),
-    ]);
+    let out = ndprelay(&["run", "-c", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = text(&out.stderr);
+    // As root the interfaces are looked up; otherwise the capability check stops it first.
     assert!(
-        stderr.contains("\"ndpr-nosuch0\" does not exist") || stderr.contains("capabilities"),
+        stderr.contains("uplink \"ndpr-none0\" does not exist")
+            && stderr.contains("downstream port \"ndpr-none1\" does not exist")
+            || stderr.contains("missing capabilities") && stderr.contains("setcap"),
         "{stderr}"
     );
-    assert!(!sock.exists(), "nothing left behind");
+    assert!(!sock.exists(), "control socket left behind");
     let out = ndprelay(&["run", "-c", "/nonexistent.ron"]);
     assert_eq!(
         out.status.code(),
         Some(1),
         "a bad config fails before the driver"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn status_without_a_daemon_names_the_socket() {
-    let out = ndprelay(&["status", "--control-socket", "/nonexistent/ndprelay.sock"]);
+    let out = ndprelay(&[
+        "status",
+        "--json",
+        "--control-socket",
+        "/nonexistent/ndpr.sock",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("/nonexistent/ndprelay.sock"),
-        "{out:?}"
+        stderr.contains("no ndprelay answers on /nonexistent/ndpr.sock"),
+        "{stderr}"
     );
+    assert!(stderr.contains("--control-socket"), "{stderr}");
 }
 
 #[test]

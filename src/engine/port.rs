@@ -62,8 +62,13 @@ impl Engine {
     pub(super) fn port_live(&mut self, now: Instant, port: PortId) {
         self.counters.bump(Counter::LinkUp);
         self.bindings_port_live(now, port);
+        self.resume_proxying(now, port);
+    }
+
+    /// A port may proxy again (link up, hold time over): the uplink at once, asking for
+    /// an RA so waiting ports get one sooner; a downstream port after its two P-bit RAs.
+    fn resume_proxying(&mut self, now: Instant, port: PortId) {
         if self.port(port).is_upstream() {
-            // Ports waiting for an RA get one sooner if we ask.
             self.want_ra(now);
             if self.forwarding(port) {
                 self.emit(|| Event::PortProxying {
@@ -123,17 +128,7 @@ impl Engine {
 
     pub(super) fn proxy_hold_timer(&mut self, now: Instant, port: PortId) {
         self.port_mut(port).disabled_until = None;
-        if self.port(port).is_upstream() {
-            self.want_ra(now);
-            if self.forwarding(port) {
-                self.emit(|| Event::PortProxying {
-                    port,
-                    enabled: true,
-                });
-            }
-        } else {
-            self.start_enabling(now, port);
-        }
+        self.resume_proxying(now, port);
     }
 
     /// After a MAC change, neighbours on the port still hold the old MAC for every

@@ -184,6 +184,30 @@ pub fn ipv6_filter() -> Vec<SockFilter> {
     a.finish()
 }
 
+/// A program that passes nothing: the transmit-and-membership socket of the `libpcap`
+/// backend, whose frames libpcap reads instead.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub fn drop_all() -> Vec<SockFilter> {
+    vec![SockFilter {
+        code: RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }]
+}
+
+/// [`nd_filter`] in libpcap's language, for the `libpcap` backend. libpcap's `protochain`
+/// walks extension headers but cannot test the ICMPv6 type behind them, so ICMPv6 behind
+/// extension headers passes whatever its type (the engine classifies and drops it).
+/// Direction (incoming only) is set on the handle.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub const ND_PCAP_EXPR: &str =
+    "(icmp6 and ip6[40] >= 133 and ip6[40] <= 137) or (ip6 protochain 58 and not icmp6)";
+
+/// [`ipv6_filter`] in libpcap's language.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub const IPV6_PCAP_EXPR: &str = "ip6";
+
 /// A classic BPF interpreter for the instructions [`nd_filter`] uses, so tests can run
 /// the exact program against sample frames. Returns the accepted length (0 = drop), or
 /// `None` on an out-of-bounds load (the kernel drops such frames too).

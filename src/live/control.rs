@@ -234,22 +234,22 @@ pub enum ControlError {
     )]
     InUse(PathBuf),
     /// Could not create it.
-    #[error("cannot create control socket {path}: {source}")]
+    #[error("cannot create control socket {path}: {cause}")]
     Bind {
         /// Path.
         path: PathBuf,
-        /// Cause.
-        source: io::Error,
+        /// Cause (shown in the message, not chained, so it is printed once).
+        cause: io::Error,
     },
     /// The client could not reach a daemon.
     #[error(
-        "no ndprelay answers on {path}: {source} (is `ndprelay run` running with this control socket? try --control-socket PATH)"
+        "no ndprelay answers on {path}: {cause} (is `ndprelay run` running with this control socket? try --control-socket PATH)"
     )]
     Connect {
         /// Path.
         path: PathBuf,
-        /// Cause.
-        source: io::Error,
+        /// Cause (shown in the message, not chained, so it is printed once).
+        cause: io::Error,
     },
     /// The daemon answered something unreadable.
     #[error("bad answer on {path}: {detail}")]
@@ -282,9 +282,9 @@ impl ControlSocket {
         let old = sys::umask(0o177);
         let res = UnixListener::bind(path);
         sys::umask(old);
-        let listener = res.map_err(|source| ControlError::Bind {
+        let listener = res.map_err(|cause| ControlError::Bind {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(Self {
@@ -339,9 +339,9 @@ fn answer(stream: UnixStream, doc: Option<Value>) -> io::Result<()> {
 
 /// Asks the daemon on `path` for its status document.
 pub fn request_status(path: &Path) -> Result<Value, ControlError> {
-    let connect = |source| ControlError::Connect {
+    let connect = |cause| ControlError::Connect {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut stream = UnixStream::connect(path).map_err(connect)?;
     stream

@@ -24,7 +24,7 @@ use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
-use crate::wire::{Mac, is_link_local};
+use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
 
 /// `rtm_protocol` of the /128 routes ndprelay installs (`ip -6 route show proto 199`).
 /// A restart finds its own routes by it; routes with any other protocol are never touched.
@@ -38,6 +38,14 @@ const IO_LOOP_BOUND: usize = 256;
 const PUBLISH_EVERY: StdDuration = StdDuration::from_millis(250);
 /// Routes from an earlier run stay this long to be re-verified before removal.
 const ROUTE_GRACE: StdDuration = StdDuration::from_secs(30);
+/// When the re-verification probes for those routes go out (after start). The first
+/// waits for the port to be enabled (two P-bit RAs, RFC 4389 §6).
+const LEFTOVER_PROBES: [StdDuration; 4] = [
+    StdDuration::from_secs(4),
+    StdDuration::from_secs(7),
+    StdDuration::from_secs(10),
+    StdDuration::from_secs(15),
+];
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
 
@@ -52,10 +60,20 @@ impl Clock {
 }
 
 /// A frame from a capture thread.
-struct Frame {
-    port: usize,
-    generation: u64,
-    data: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) port: usize,
+    pub(super) generation: u64,
+    pub(super) data: Vec<u8>,
+}
+
+/// What a capture passes, for both backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CaptureFilter {
+    /// Classic BPF for the AF_PACKET backend.
+    bpf: Vec<SockFilter>,
+    /// The same in libpcap's language for the `libpcap` backend.
+    #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+    pcap: &'static str,
 }
 
 /// Everything but frames, on an unbounded channel so it is never stuck behind a flood.
@@ -66,9 +84,9 @@ enum Control {
 
 /// Counters the driver keeps next to the engine's.
 #[derive(Debug, Default)]
-struct DriverCounters {
-    rx_queue_full: AtomicU64,
-    rx_errors: AtomicU64,
+pub(super) struct DriverCounters {
+    pub(super) rx_queue_full: AtomicU64,
+    pub(super) rx_errors: AtomicU64,
     tx_errors: AtomicU64,
     route_errors: AtomicU64,
     routes_reconciled_kept: AtomicU64,
@@ -99,7 +117,7 @@ impl DriverCounters {
 /// Logs the first occurrence of a per-packet problem and then at most one line per
 /// interval with how many more happened (the counter has the exact total).
 #[derive(Debug)]
-struct RateLimitedLog {
+pub(super) struct RateLimitedLog {
     last: Mutex<Option<(StdInstant, u64)>>,
 }
 
@@ -112,7 +130,7 @@ impl RateLimitedLog {
         }
     }
 
-    fn warn(&self, msg: std::fmt::Arguments<'_>) {
+    pub(super) fn warn(&self, msg: std::fmt::Arguments<'_>) {
         let mut last = self.last.lock();
         match &mut *last {
             None => {
@@ -132,7 +150,7 @@ impl RateLimitedLog {
     }
 }
 
-static RX_LOG: RateLimitedLog = RateLimitedLog::new();
+pub(super) static RX_LOG: RateLimitedLog = RateLimitedLog::new();
 static TX_LOG: RateLimitedLog = RateLimitedLog::new();
 
 /// A running capture thread and the socket it reads (also used to transmit).
@@ -149,22 +167,41 @@ impl Capture {
         port: usize,
         generation: u64,
         ifindex: i32,
-        filter: &[SockFilter],
+        filter: &CaptureFilter,
         tx: Sender<Frame>,
         counters: Arc<DriverCounters>,
     ) -> io::Result<Self> {
-        let (sock, info) = PacketSocket::open(ifindex, filter)?;
-        log::debug!(
-            "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
-            info.ignores_outgoing,
-            info.drained
-        );
-        let sock = Arc::new(sock);
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st, n) = (Arc::clone(&sock), Arc::clone(&stop), name.to_owned());
-        let thread = std::thread::Builder::new()
-            .name(format!("capture-{name}"))
-            .spawn(move || capture_loop(&n, port, generation, &s, &st, &tx, &counters))?;
+        let st = Arc::clone(&stop);
+        let n = name.to_owned();
+        #[cfg(not(feature = "libpcap"))]
+        let (sock, thread) = {
+            let (sock, info) = PacketSocket::open(ifindex, &filter.bpf)?;
+            log::debug!(
+                "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
+                info.ignores_outgoing,
+                info.drained
+            );
+            let sock = Arc::new(sock);
+            let s = Arc::clone(&sock);
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || capture_loop(&n, port, generation, &s, &st, &tx, &counters))?;
+            (sock, thread)
+        };
+        #[cfg(feature = "libpcap")]
+        let (sock, thread) = {
+            // libpcap reads; this socket holds all-multicast and transmits.
+            let (sock, _) = PacketSocket::open(ifindex, &bpf::drop_all())?;
+            let cap = super::pcap_capture::open(name, filter.pcap)?;
+            log::debug!("{name}: libpcap capture on ifindex {ifindex}");
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || {
+                    super::pcap_capture::run(cap, &n, port, generation, &st, &tx, &counters);
+                })?;
+            (Arc::new(sock), thread)
+        };
         Ok(Self {
             port,
             sock,
@@ -183,6 +220,7 @@ impl Drop for Capture {
     }
 }
 
+#[cfg_attr(feature = "libpcap", allow(dead_code))]
 fn capture_loop(
     name: &str,
     port: usize,
@@ -336,6 +374,9 @@ fn engine_config(config: &Config, ports: &[Port], seed: u64) -> Result<EngineCon
     if config.seed.is_none() {
         ec.seed = seed;
     }
+    // Each decision is logged at debug level (`RUST_LOG=ndprelay=debug`), so only then
+    // does the engine spend time describing them.
+    ec.emit_events = log::log_enabled!(target: "ndprelay::decision", log::Level::Debug);
     Ok(ec)
 }
 
@@ -367,10 +408,16 @@ fn ensure_sysctls(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-fn filter_for(config: &Config) -> Vec<SockFilter> {
+fn filter_for(config: &Config) -> CaptureFilter {
     match config.data_plane() {
-        DataPlane::Userspace => bpf::ipv6_filter(),
-        DataPlane::KernelRoutes | DataPlane::None => bpf::nd_filter(),
+        DataPlane::Userspace => CaptureFilter {
+            bpf: bpf::ipv6_filter(),
+            pcap: bpf::IPV6_PCAP_EXPR,
+        },
+        DataPlane::KernelRoutes | DataPlane::None => CaptureFilter {
+            bpf: bpf::nd_filter(),
+            pcap: bpf::ND_PCAP_EXPR,
+        },
     }
 }
 
@@ -380,7 +427,7 @@ struct Daemon {
     engine: Engine,
     ports: Vec<Port>,
     rtnl: Netlink,
-    filter: Vec<SockFilter>,
+    filter: CaptureFilter,
     frame_tx: Sender<Frame>,
     counters: Arc<DriverCounters>,
     published: SharedStatus,
@@ -389,13 +436,16 @@ struct Daemon {
     /// Routes of an earlier run, kept until re-verified or the grace period ends.
     leftover: HashMap<Ipv6Addr, i32>,
     leftover_deadline: StdInstant,
+    /// Probe rounds for leftover routes already sent.
+    leftover_rounds: usize,
+    started: StdInstant,
     guard: Option<Guard>,
+    /// `--dump DIR`: every frame received and sent, per port.
+    dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
     seed: u64,
     last_publish: StdInstant,
     stop: bool,
-    /// `--dump DIR`: what each port received and sent.
-    dump: Option<Dump>,
 }
 
 impl Daemon {
@@ -429,6 +479,28 @@ impl Daemon {
         }
     }
 
+    /// (Re)opens the dump with the current port list (interface ids are port indexes).
+    fn open_dump(&mut self, dir: PathBuf) {
+        let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+        let now = self.clock.now();
+        match Dump::open(&dir, ports, now, dump::DEFAULT_FILE_BYTES, dump::DEFAULT_FILES) {
+            Ok(d) => {
+                log::info!("dumping frames to {}", dir.display());
+                self.dump = Some((dir, d));
+            }
+            Err(e) => log::error!("cannot dump to {}: {e}", dir.display()),
+        }
+    }
+
+    /// Records a frame received (as the engine takes it) or sent on port `port` at engine
+    /// time `now`; write failures pause the dump (see dump.rs), never the relay.
+    fn dump_frame(&mut self, port: usize, now: Instant, frame: &[u8]) {
+        if let Some((_, d)) = &mut self.dump {
+            let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+            d.write(ports, port, now, frame);
+        }
+    }
+
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             match action {
@@ -438,7 +510,7 @@ impl Daemon {
                 }
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
-                Action::Event(e) => log::debug!("{e:?}"),
+                Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
         }
     }
@@ -453,13 +525,6 @@ impl Daemon {
         if let Err(e) = c.sock.send(frame) {
             self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
             TX_LOG.warn(format_args!("{}: send failed: {e}", p.name));
-        }
-    }
-
-    fn dump_frame(&mut self, port: usize, now: Instant, frame: &[u8]) {
-        if let Some(d) = &mut self.dump {
-            let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
-            d.write(ports, port, now, frame);
         }
     }
 
@@ -547,6 +612,45 @@ impl Daemon {
             );
         }
         Ok(())
+    }
+
+    /// Asks the guests behind leftover routes to confirm themselves: an NS from the
+    /// port's link-local, so the answer is an NA to the relay that the engine learns as a
+    /// confirmed binding (and then asks for the route again). Without it a guest whose
+    /// peers keep their neighbour entries would not be heard from before the grace
+    /// period ends (NDP reference §5: "rebuild from ... probes").
+    fn probe_leftovers(&mut self) {
+        let Some(due) = LEFTOVER_PROBES.get(self.leftover_rounds) else {
+            return;
+        };
+        if self.leftover.is_empty() || self.started.elapsed() < *due {
+            return;
+        }
+        self.leftover_rounds += 1;
+        for (&addr, &ifindex) in &self.leftover {
+            let Some(p) = self.ports.iter().find(|p| p.ifindex == Some(ifindex)) else {
+                continue;
+            };
+            let Some(c) = &p.capture else {
+                continue;
+            };
+            let dst = solicited_node(addr);
+            let frame = emit_nd(
+                p.mac,
+                Mac::ipv6_multicast(dst),
+                p.link_local,
+                dst,
+                &NdMessage::NeighborSolicit { target_addr: addr },
+                &[OptionRepr::SourceLla(p.mac)],
+            );
+            if let Err(e) = c.sock.send(&frame) {
+                self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+                TX_LOG.warn(format_args!(
+                    "{}: re-verification probe failed: {e}",
+                    p.name
+                ));
+            }
+        }
     }
 
     fn expire_leftovers(&mut self) {
@@ -763,6 +867,11 @@ impl Daemon {
             log::warn!("control_socket changes take effect at the next start");
         }
         self.config = config;
+        if let Some((dir, old)) = self.dump.take() {
+            // Interface ids are port indexes: a new port list needs a new file.
+            drop(old);
+            self.open_dump(dir);
+        }
         self.refresh_guard();
         self.drain();
         Ok(())
@@ -866,8 +975,9 @@ impl Daemon {
                 self.engine.handle_timeout(now);
                 self.drain();
             }
+            self.probe_leftovers();
             self.expire_leftovers();
-            if let Some(d) = &mut self.dump {
+            if let Some((_, d)) = &mut self.dump {
                 d.tick();
             }
             if self.last_publish.elapsed() >= PUBLISH_EVERY {
@@ -892,6 +1002,8 @@ impl Daemon {
         if let Some(mut g) = self.guard.take() {
             g.remove();
         }
+        // Dropping the dump flushes and closes its file.
+        self.dump = None;
     }
 }
 
@@ -934,28 +1046,18 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         routes: HashMap::new(),
         leftover: HashMap::new(),
         leftover_deadline: StdInstant::now() + ROUTE_GRACE,
+        leftover_rounds: 0,
+        started: StdInstant::now(),
         guard: None,
+        dump: None,
         next_generation: 0,
         seed,
         last_publish: StdInstant::now(),
         stop: false,
-        dump: None,
     };
-    if let Some(dir) = opts.dump.as_ref().or(d.config.dump_dir.as_ref()) {
-        let ports = d.ports.iter().map(|p| (p.name.as_str(), p.mac));
-        let dump = Dump::open(
-            dir,
-            ports,
-            d.clock.now(),
-            dump::DEFAULT_FILE_BYTES,
-            dump::DEFAULT_FILES,
-        )
-        .map_err(|e| Error::Io {
-            what: "starting the dump (--dump / dump_dir)".into(),
-            source: io::Error::other(e.to_string()),
-        })?;
-        log::info!("dumping received and sent ND frames into {}", dir.display());
-        d.dump = Some(dump);
+    // Before start-up sends anything (its first RS), so the dump replays from the start.
+    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
+        d.open_dump(dir);
     }
     if let Err(e) = start(&mut d) {
         d.cleanup();
@@ -1006,7 +1108,7 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         if d.ports[i].capture.is_none() && d.ports[i].running {
             return Err(Error::Io {
                 what: format!("opening the capture socket on {}", d.ports[i].name),
-                source: io::Error::other("see the log line above"),
+                cause: io::Error::other("see the log line above"),
             });
         }
         if !d.ports[i].running {

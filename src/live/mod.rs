@@ -21,6 +21,8 @@ mod daemon;
 pub mod dump;
 mod guard;
 pub mod netlink;
+#[cfg(feature = "libpcap")]
+mod pcap_capture;
 mod privileges;
 pub mod sys;
 pub mod sysctl;
@@ -39,8 +41,8 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// Overrides the config's `control_socket`.
     pub control_socket: Option<PathBuf>,
-    /// Overrides the config's `dump_dir` (`--dump DIR`): rotating pcapng dumps.
-    pub dump: Option<PathBuf>,
+    /// Overrides the config's `dump_dir`: rotating pcapng of every frame received and sent.
+    pub dump_dir: Option<PathBuf>,
 }
 
 /// Why the daemon could not start (or stopped).
@@ -65,19 +67,19 @@ pub enum Error {
     #[error(transparent)]
     Control(#[from] control::ControlError),
     /// A system call failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
-        /// Cause.
-        source: io::Error,
+        /// Cause (shown in the message, not chained, so it is printed once).
+        cause: io::Error,
     },
 }
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
         let what = what.into();
-        move |source| Self::Io { what, source }
+        move |cause| Self::Io { what, cause }
     }
 }
 
