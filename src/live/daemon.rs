@@ -483,7 +483,13 @@ impl Daemon {
     fn open_dump(&mut self, dir: PathBuf) {
         let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
         let now = self.clock.now();
-        match Dump::open(&dir, ports, now, dump::DEFAULT_FILE_BYTES, dump::DEFAULT_FILES) {
+        match Dump::open(
+            &dir,
+            ports,
+            now,
+            dump::DEFAULT_FILE_BYTES,
+            dump::DEFAULT_FILES,
+        ) {
             Ok(d) => {
                 log::info!("dumping frames to {}", dir.display());
                 self.dump = Some((dir, d));

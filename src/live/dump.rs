@@ -143,11 +143,11 @@ mod test {
         v
     }
 
-    /// (port, interface MACs by port, frame bytes, time) of everything in `path`.
-    fn read(
-        path: &Path,
-        ids: &HashMap<String, PortId>,
-    ) -> (Vec<(PortId, StdDuration, Vec<u8>)>, Vec<(PortId, Mac)>) {
+    /// Frames (port, time, bytes) and the MAC declared per port.
+    type Read = (Vec<(PortId, StdDuration, Vec<u8>)>, Vec<(PortId, Mac)>);
+
+    /// The frames of the dump file `path`, and the MACs its interfaces declare.
+    fn read(path: &Path, ids: &HashMap<String, PortId>) -> Read {
         let mut src = Source::open(path, 0, None).unwrap();
         let mut warnings = Vec::new();
         let mut frames = Vec::new();

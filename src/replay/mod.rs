@@ -491,10 +491,8 @@ impl Context<'_> {
         } else {
             head.push(b' ');
             head.extend_from_slice(port.as_bytes());
-            for _ in port.chars().count()..PORT_WIDTH {
-                head.push(b' ');
-            }
-            head.push(b' ');
+            let pad = PORT_WIDTH.saturating_sub(port.chars().count());
+            head.resize(head.len() + pad + 1, b' ');
             text.extend_from_slice(&head);
             text.extend_from_slice(&line.decode);
             let width = if line.decode.is_ascii() {

@@ -45,9 +45,7 @@ pub(crate) fn push_u64(s: &mut Vec<u8>, n: u64) {
 pub(crate) fn push_u64_width(s: &mut Vec<u8>, n: u64, width: usize, zero: bool) {
     let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
     let fill = if zero { b'0' } else { b' ' };
-    for _ in digits..width {
-        s.push(fill);
-    }
+    s.resize(s.len() + width.saturating_sub(digits), fill);
     push_u64(s, n);
 }
 
