@@ -18,6 +18,7 @@
 mod bpf;
 pub mod control;
 mod daemon;
+mod droplog;
 mod guard;
 pub mod netlink;
 #[cfg(feature = "libpcap")]
