@@ -174,7 +174,7 @@ proxying() { status | awk -v p="$1" '$1 == p && $NF == "proxying" {f=1} END {exi
 # no_binding ADDR : status does not list ADDR
 no_binding() { ! status | awk -v a="$1" '$1 == a {f=1} END {exit !f}'; }
 
-# The standard dom0 topology of netns-tests/README: isp -- eth0 [dom0 relay] br0 -- g1, g2
+# The standard dom0 topology of netns-tests/README.md: isp -- eth0 [dom0 relay] br0 -- g1, g2
 dom0_topology() {
     mkns isp
     mkns dom0
