@@ -12,7 +12,26 @@ PIDS+=($!)
 ip netns exec "$(ns dom0)" tcpdump -i br0 -nn -U -w "$WORK/br0.pcap" icmp6 2>/dev/null &
 PIDS+=($!)
 write_config "$WORK/relay.ron" eth0 br0
-start_relay dom0 "$WORK/relay.ron"
+# A stand-in for systemd's notification socket.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    with open(sys.argv[2], "a") as f:
+        f.write(s.recv(4096).decode() + "\n")
+' "$WORK/notify.sock" "$WORK/notify.txt" &
+PIDS+=($!)
+wait_for 5 "notify socket" test -S "$WORK/notify.sock"
+RELAY_ENV="NOTIFY_SOCKET=$WORK/notify.sock" start_relay dom0 "$WORK/relay.ron"
+
+log "readiness via sd_notify; only CAP_NET_RAW and CAP_NET_ADMIN left"
+wait_for 5 "READY=1 on the notify socket" grep -q "READY=1" "$WORK/notify.txt"
+for set in CapEff CapPrm CapBnd; do
+    caps="$(awk -v s="$set:" '$1 == s {print $2}' "/proc/$RELAY_PID/status")"
+    # bits 12 (CAP_NET_ADMIN) and 13 (CAP_NET_RAW)
+    [ "$caps" = 0000000000003000 ] || fail "$set is $caps, expected only CAP_NET_ADMIN and CAP_NET_RAW (0000000000003000)"
+done
 
 log "guests autoconfigure from the relayed RA"
 wait_for 30 "g1 global address" has_global g1 eth0
@@ -59,6 +78,7 @@ done
 
 log "SIGTERM removes routes, guard and control socket"
 stop_relay
+grep -q "STOPPING=1" "$WORK/notify.txt" || fail "no STOPPING=1 on the notify socket"
 [ -z "$(own_routes dom0)" ] || fail "routes left behind: $(own_routes dom0)"
 nsx dom0 nft list table netdev ndprelay >/dev/null 2>&1 && fail "guard table left behind"
 [ ! -e "$WORK/ctl.sock" ] || fail "control socket left behind"

@@ -139,7 +139,8 @@ EOF
 # start_relay NS CONFIG : run the relay in the background, wait until status answers
 start_relay() {
     local n="$1" cfg="$2"
-    ip netns exec "$(ns "$n")" env RUST_LOG="${RUST_LOG:-info}" "$NDPRELAY" run -c "$cfg" >>"$WORK/relay.log" 2>&1 &
+    # shellcheck disable=SC2086 # RELAY_ENV is a list of VAR=value words
+    ip netns exec "$(ns "$n")" env RUST_LOG="${RUST_LOG:-info}" ${RELAY_ENV:-} "$NDPRELAY" run -c "$cfg" >>"$WORK/relay.log" 2>&1 &
     RELAY_PID=$!
     wait_for 10 "relay control socket" status_ok
     kill -0 "$RELAY_PID" 2>/dev/null || fail "relay exited at start"
@@ -173,7 +174,7 @@ proxying() { status | awk -v p="$1" '$1 == p && $NF == "proxying" {f=1} END {exi
 # no_binding ADDR : status does not list ADDR
 no_binding() { ! status | awk -v a="$1" '$1 == a {f=1} END {exit !f}'; }
 
-# The standard dom0 topology of netns-tests/README: isp -- eth0 [dom0 relay] br0 -- g1, g2
+# The standard dom0 topology of netns-tests/README.md: isp -- eth0 [dom0 relay] br0 -- g1, g2
 dom0_topology() {
     mkns isp
     mkns dom0

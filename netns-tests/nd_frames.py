@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ND frames of pcap/pcapng files, for netns-tests/08-replay.sh.
+"""ND frames of pcap/pcapng files, for netns-tests/09-replay.sh.
 
   nd_frames.py list [--sent-by-port-mac] [--raw] [PORT=]FILE...
       One line per ND frame: `port type ip-src ip-dst target lla` (what a relayed
@@ -13,7 +13,7 @@
       Frames relayed in answer to an input (IPv6 source not one of the relay's own
       addresses --own) must match byte for byte, as a multiset. Frames the relay
       originates (source one of --own: its RS, probes, announcements) are timer-driven;
-      their count per port and type may differ by one (see 08-replay.sh).
+      their count per port and type may differ by one (see 09-replay.sh).
 """
 import ipaddress
 import struct

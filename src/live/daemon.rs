@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
+use super::droplog::DropLog;
 use super::dump::{self, Dump};
 use super::guard::Guard;
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
@@ -445,6 +446,7 @@ struct Daemon {
     next_generation: u64,
     seed: u64,
     last_publish: StdInstant,
+    drop_log: DropLog,
     stop: bool,
 }
 
@@ -910,6 +912,13 @@ impl Daemon {
                 mtu: p.mtu,
             })
             .collect();
+        let (first, summary) = self.drop_log.observe(&snapshot.counters, StdInstant::now());
+        for line in first {
+            log::warn!("{line}");
+        }
+        if let Some(line) = summary {
+            log::info!("{line}");
+        }
         *self.published.lock() = Some(Published {
             snapshot,
             ports,
@@ -1059,6 +1068,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         next_generation: 0,
         seed,
         last_publish: StdInstant::now(),
+        drop_log: DropLog::new(StdDuration::from_secs(60)),
         stop: false,
     };
     // Before start-up sends anything (its first RS), so the dump replays from the start.

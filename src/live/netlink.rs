@@ -2,7 +2,7 @@
 //! dumps, link/address event parsing, and the relay's own /128 routes.
 //!
 //! The codec is hand-written (a few dozen lines of TLV handling) because it serves two
-//! families: rtnetlink here and nf_tables in [`super::guard`], for which no pure-Rust
+//! families: rtnetlink here and nf_tables in the (private) `guard` module, for which no pure-Rust
 //! crate without libnftnl exists. Messages are built into one `Vec<u8>` so a batch is
 //! one `send`.
 
