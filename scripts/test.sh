@@ -17,7 +17,9 @@ die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # Debian packages the tests use; installed only when something is missing.
-APT_PACKAGES=(libpcap-dev tshark iproute2)
+# radvd, ndisc6 (ndisc6/rdisc6), iputils-ping, tcpdump, nftables and util-linux (setpriv)
+# are the real Linux peers and probes of the netns tests; ndppd is for scripts/bench-ns.sh.
+APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -104,41 +106,45 @@ step_fuzz() {
 }
 
 step_netns() {
-    log "netns: network-namespace tests with real Linux peers"
-    local missing=""
-    [ "$(id -u)" -eq 0 ] || missing="root"
-    [ -c /dev/net/tun ] || missing="$missing /dev/net/tun"
-    have ping || missing="$missing ping"
-    if [ -z "$missing" ] && ip netns add ndprelay-probe-$$ 2>/dev/null; then
-        ip netns del ndprelay-probe-$$
-    else
-        missing="${missing:-network namespaces}"
-    fi
-    if [ -n "$missing" ]; then
-        [ "$CI" = true ] && die "netns tests need ${missing# } (CI=true: not skipping)"
-        echo "SKIPPED netns: needs ${missing# }"
+    log "netns: kernel integration tests and network-namespace topologies with real Linux peers"
+    local tests=(netns-tests/[0-9]*.sh)
+    if [ "$(id -u)" -ne 0 ] || ! ip netns add ndpr-probe-$$ 2>/dev/null; then
+        [ "$CI" = true ] && die "netns tests need root and network namespaces (CI=true: not skipping)"
+        echo "SKIPPED netns: needs root and network namespaces"
         return 0
     fi
-    local n=0 failed=0
-    # The lab simulator with its LAN on a TAP device: a real kernel in a namespace gets
-    # a SLAAC address through the relay and pings the simulated router (about 20 s).
-    n=$((n + 1))
-    if cargo test --locked --features tap --test sim_tap -- --ignored --test-threads=1; then
-        echo "PASS sim_tap (TAP + netns)"
+    ip netns del ndpr-probe-$$
+    local tool
+    for tool in radvd ndisc6 rdisc6 ping tcpdump nft setpriv; do
+        have "$tool" || die "netns tests need '$tool' (run: scripts/test.sh deps)"
+    done
+    [ -c /dev/net/tun ] || die "netns tests need /dev/net/tun (the TAP tests)"
+    # The I/O layer on its own: capture filter, all-multicast, routes, link events, guard.
+    cargo test --locked --lib live::tests -- --ignored --test-threads=1
+    # The lab simulator with its LAN on a TAP device: a real kernel in a namespace gets a
+    # SLAAC address through the relay and pings the simulated router (about 20 s).
+    cargo test --locked --features tap --test sim_tap -- --ignored --test-threads=1
+    [ -e "${tests[0]}" ] || die "no namespace tests found in netns-tests/"
+    cargo build --locked --release
+    local failed=() t
+    for t in "${tests[@]}"; do
+        if NDPRELAY="$PWD/target/release/ndprelay" timeout 600 bash "$t"; then
+            echo "PASS $t"
+        else
+            echo "FAIL $t"
+            failed+=("$t")
+        fi
+    done
+    # The libpcap capture backend on the main topology.
+    cargo build --locked --release --features libpcap --target-dir target/libpcap
+    if NDPRELAY="$PWD/target/libpcap/release/ndprelay" timeout 600 bash netns-tests/01-dom0.sh; then
+        echo "PASS netns-tests/01-dom0.sh (libpcap backend)"
     else
-        echo "FAIL sim_tap (TAP + netns)"
-        failed=$((failed + 1))
+        echo "FAIL netns-tests/01-dom0.sh (libpcap backend)"
+        failed+=("01-dom0/libpcap")
     fi
-    local tests=(netns-tests/*.sh)
-    if [ -e "${tests[0]}" ]; then
-        cargo build --locked --release
-        for t in "${tests[@]}"; do
-            n=$((n + 1))
-            if bash "$t"; then echo "PASS $t"; else echo "FAIL $t"; failed=$((failed + 1)); fi
-        done
-    fi
-    echo "netns: $((n - failed)) passed, $failed failed"
-    [ "$failed" -eq 0 ]
+    echo "netns: ${#failed[@]} failed ${failed[*]}"
+    [ ${#failed[@]} -eq 0 ]
 }
 
 for s in "${STEPS[@]}"; do

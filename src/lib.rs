@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod live;
 pub mod pcapng;
 pub mod reason;
 pub mod replay;

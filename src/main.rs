@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use ndprelay::cli::{
-    self, CheckArgs, Cli, Command, EXIT_INVALID, EXIT_UNSUPPORTED, GlobalArgs, Invocation, PortMac,
-    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
+    self, CheckArgs, Cli, Command, EXIT_INVALID, GlobalArgs, Invocation, PortMac, ReplayArgs,
+    RunArgs, ScenarioArgs, StatusArgs,
 };
 use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
 use ndprelay::engine::Role;
@@ -79,11 +79,6 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     }
 }
 
-fn not_built(what: &str, needs: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("{}", cli::not_built(what, needs));
-    Ok(ExitCode::from(EXIT_UNSUPPORTED))
-}
-
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(match load(&args.config) {
         Ok(config) => {
@@ -94,7 +89,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `ndprelay run`: validates the config, then needs the live driver.
+/// `ndprelay run`: validates the config, then runs the live driver in the foreground.
 fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = match load(&args.config) {
         Ok(config) => config,
@@ -112,13 +107,15 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         control_socket.display(),
         dump_dir
     );
-    not_built(
-        "run",
-        "the live driver (AF_PACKET capture + netlink, src/live)",
-    )
+    ndprelay::live::run(&ndprelay::live::RunOptions {
+        config: args.config.clone(),
+        control_socket: args.control_socket.clone(),
+        dump_dir: args.dump.clone(),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `ndprelay status`: needs the live driver's control socket.
+/// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = match (&args.control_socket, &args.config) {
         (Some(path), _) => path.clone(),
@@ -129,7 +126,8 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    not_built("status", "the live driver's control socket (src/live)")
+    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the
@@ -176,9 +174,13 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         json: args.json,
         output: args.output.clone(),
         explain: args.explain,
+        keep_emitted: false,
     };
+    // One write per 64 KiB, not per line: replay lists a million frames a second.
     let stdout = std::io::stdout();
-    replay::replay(engine, &args.inputs, &opts, &mut stdout.lock())?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    replay::replay(engine, &args.inputs, &opts, &mut out)?;
+    std::io::Write::flush(&mut out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,34 +82,56 @@ fn no_arguments_or_bad_usage_exit_2() {
     assert!(text(&out.stderr).contains("cannot be combined with a subcommand"));
 }
 
-#[track_caller]
-fn assert_not_built(out: &Output, what: &str, needs: &str) {
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+#[test]
+fn run_refuses_missing_interfaces_with_the_fix_and_leaves_nothing() {
+    let dir = std::env::temp_dir().join(format!("ndpr-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("ctl.sock");
+    let cfg = dir.join("relay.ron");
+    // Interface names no host has, so this never starts a relay on the machine running it.
+    std::fs::write(
+        &cfg,
+        format!(
+            "(uplink: \"ndpr-none0\", downstream: [\"ndpr-none1\"], prefixes: [\"2001:db8:1::/64\"], control_socket: {:?})",
+            sock
+        ),
+    )
+    .unwrap();
+    let out = ndprelay(&["run", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = text(&out.stderr);
+    // As root the interfaces are looked up; otherwise the capability check stops it first.
     assert!(
-        stderr.contains(&format!(
-            "ndprelay {what}: not implemented in this build yet"
-        )),
+        stderr.contains("uplink \"ndpr-none0\" does not exist")
+            && stderr.contains("downstream port \"ndpr-none1\" does not exist")
+            || stderr.contains("missing capabilities") && stderr.contains("setcap"),
         "{stderr}"
     );
-    assert!(stderr.contains(needs), "{stderr} lacks {needs:?}");
-}
-
-#[test]
-fn run_validates_the_config_then_says_it_needs_the_live_driver() {
-    let out = ndprelay(&["run", "-c", &minimal(), "--control-socket", "/tmp/x.sock"]);
-    assert_not_built(&out, "run", "live driver");
+    assert!(!sock.exists(), "control socket left behind");
     let out = ndprelay(&["run", "-c", "/nonexistent.ron"]);
     assert_eq!(
         out.status.code(),
         Some(1),
         "a bad config fails before the driver"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn status_says_it_needs_the_control_socket() {
-    assert_not_built(&ndprelay(&["status", "--json"]), "status", "control socket");
+fn status_without_a_daemon_names_the_socket() {
+    let out = ndprelay(&[
+        "status",
+        "--json",
+        "--control-socket",
+        "/nonexistent/ndpr.sock",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no ndprelay answers on /nonexistent/ndpr.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--control-socket"), "{stderr}");
 }
 
 #[test]

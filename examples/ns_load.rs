@@ -1,0 +1,210 @@
+//! NS load generator for `scripts/bench-ns.sh` (run inside the bench's `isp` namespace).
+//!
+//! ```text
+//! ns_load IFACE SRC latency COUNT TARGET...       one NS at a time, 1 s timeout each,
+//!                                                 cycling through the targets
+//! ns_load IFACE SRC rate RATE SECS TARGET...      NS round-robin over known targets
+//! ns_load IFACE SRC scan RATE SECS PREFIX TARGET  random targets in PREFIX/64 at RATE,
+//!                                                 TARGET probed every 500 ms meanwhile
+//! ```
+//!
+//! Every NS is multicast to the target's solicited-node group with an SLLA, from SRC,
+//! like a router resolving a neighbour. Prints one JSON object.
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ndprelay::live::sys::{PacketSocket, SockFilter, if_nametoindex, poll_readable};
+use ndprelay::wire::{Mac, NdMessage, OptionRepr, Parsed, emit_nd, parse_frame, solicited_node};
+use parking_lot::Mutex;
+
+struct Gen {
+    sock: Arc<PacketSocket>,
+    mac: Mac,
+    src: Ipv6Addr,
+}
+
+impl Gen {
+    fn ns(&self, target: Ipv6Addr) -> Vec<u8> {
+        let dst = solicited_node(target);
+        emit_nd(
+            self.mac,
+            Mac::ipv6_multicast(dst),
+            self.src,
+            dst,
+            &NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(self.mac)],
+        )
+    }
+}
+
+/// Collects (target, arrival) of every NA until stopped.
+fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arc<Mutex<Vec<(Ipv6Addr, Instant)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        while !stop.load(Ordering::Relaxed) {
+            if !poll_readable(sock.raw(), 50).unwrap_or(false) {
+                continue;
+            }
+            while let Ok((n, _)) = sock.recv(&mut buf) {
+                if let Ok(Parsed::Nd(p)) = parse_frame(&buf[..n]) {
+                    if let NdMessage::NeighborAdvert { target_addr, .. } = p.message {
+                        g.lock().push((target_addr, Instant::now()));
+                    }
+                }
+            }
+        }
+    });
+    got
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 5 {
+        bail!("usage: see the doc comment of examples/ns_load.rs");
+    }
+    let iface = &args[1];
+    let src: Ipv6Addr = args[2].parse().context("SRC")?;
+    let ifindex = if_nametoindex(iface).context("no such interface")?;
+    let mac: Mac = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?
+        .trim()
+        .parse()?;
+    let accept_all = [SockFilter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0x0004_0000,
+    }];
+    let sock = Arc::new(PacketSocket::open(ifindex, &accept_all)?.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let got = receiver(Arc::clone(&sock), Arc::clone(&stop));
+    let g = Gen { sock, mac, src };
+    let out = match args[3].as_str() {
+        "latency" => {
+            let count: usize = args[4].parse()?;
+            let targets: Vec<Ipv6Addr> = args[5..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let mut lat = Vec::new();
+            let mut lost = 0;
+            for i in 0..count {
+                let target = targets[i % targets.len()];
+                got.lock().clear();
+                let t0 = Instant::now();
+                g.sock.send(&g.ns(target))?;
+                loop {
+                    if let Some(&(_, at)) = got.lock().iter().find(|(t, _)| *t == target) {
+                        lat.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                        break;
+                    }
+                    if t0.elapsed() > Duration::from_secs(1) {
+                        lost += 1;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            lat.sort_by(f64::total_cmp);
+            format!(
+                r#"{{"mode":"latency","sent":{count},"lost":{lost},"median_ms":{:.3},"p99_ms":{:.3}}}"#,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            )
+        }
+        "rate" => {
+            let rate: u64 = args[4].parse()?;
+            let secs: u64 = args[5].parse()?;
+            let targets: Vec<Ipv6Addr> = args[6..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let frames: Vec<Vec<u8>> = targets.iter().map(|&t| g.ns(t)).collect();
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed() < Duration::from_secs(secs) {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                while sent < due {
+                    let _ = g.sock.send(&frames[(sent % frames.len() as u64) as usize]);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let answered = got.lock().len() as u64;
+            format!(
+                r#"{{"mode":"rate","offered_per_s":{rate},"sent":{sent},"answered":{answered},"answered_per_s":{:.0}}}"#,
+                answered as f64 / secs as f64
+            )
+        }
+        "scan" => {
+            let rate: u64 = args[4].parse()?;
+            let secs: u64 = args[5].parse()?;
+            let prefix: Ipv6Addr = args[6].parse()?;
+            let target: Ipv6Addr = args[7].parse()?;
+            let start = Instant::now();
+            let probes: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+            let (p2, stop2, s2) = (Arc::clone(&probes), Arc::new(AtomicBool::new(false)), Arc::clone(&g.sock));
+            let probe_frame = g.ns(target);
+            let st = Arc::clone(&stop2);
+            let prober = std::thread::spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    p2.lock().push(Instant::now());
+                    let _ = s2.send(&probe_frame);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            });
+            let mut sent = 0u64;
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let base = u128::from(prefix) & !((1u128 << 64) - 1);
+            while start.elapsed() < Duration::from_secs(secs) {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                while sent < due {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let t = Ipv6Addr::from(base | u128::from(x));
+                    let _ = g.sock.send(&g.ns(t));
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            stop2.store(true, Ordering::Relaxed);
+            let _ = prober.join();
+            std::thread::sleep(Duration::from_secs(1));
+            let nas: Vec<Instant> = got.lock().iter().filter(|(t, _)| *t == target).map(|&(_, at)| at).collect();
+            let probes = probes.lock().clone();
+            // A probe counts as resolved when an NA for the guest arrives before the next probe.
+            let mut lat = Vec::new();
+            for (i, &p) in probes.iter().enumerate() {
+                let next = probes.get(i + 1).copied().unwrap_or(p + Duration::from_millis(500));
+                if let Some(&at) = nas.iter().find(|&&at| at >= p && at < next) {
+                    lat.push(at.duration_since(p).as_secs_f64() * 1e3);
+                }
+            }
+            let resolved = lat.len();
+            lat.sort_by(f64::total_cmp);
+            let others = got.lock().iter().filter(|(t, _)| *t != target).count();
+            format!(
+                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3}}}"#,
+                probes.len(),
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            )
+        }
+        m => bail!("unknown mode {m}"),
+    };
+    stop.store(true, Ordering::Relaxed);
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# NS -> NA benchmark in the netns dom0 topology (netns-tests/lib.sh), side by side in one
+# run: ndprelay, ndppd 0.2.5 (`static` and `iface` rules) and the kernel's proxy_ndp.
+# Not a timed test: it prints a Markdown table (also saved to target/bench-ns.md) for
+# BENCHMARKS.md. Needs root, the test peers (scripts/test.sh deps) and ndppd.
+#
+#   latency   NS -> NA, one at a time (100 samples over 100 guest addresses, so no
+#             target is asked twice within a RetransTimer; 1 s timeout each): median, p99
+#   rate      NS/s offered round-robin over 2000 guest addresses for 5 s, NA/s answered
+#   scan      20k NS/s for random targets in the /64 for 10 s while the known guest g1 is
+#             solicited every 500 ms: share of those resolved before the next one, latency
+#
+# Every packet stays inside the ndpr-bench-* namespaces, which are removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "bench-ns.sh: needs root" >&2; exit 1; }
+for t in ndppd radvd ip; do command -v "$t" >/dev/null || { echo "bench-ns.sh: needs $t" >&2; exit 1; }; done
+cargo build --locked --release --bin ndprelay --example ns_load >/dev/null
+LOAD="$PWD/target/release/examples/ns_load"
+TEST=bench
+export NDPRELAY="$PWD/target/release/ndprelay"
+source netns-tests/lib.sh
+
+LAT_N="${LAT_N:-100}"
+RATE="${RATE:-2000}"
+SCAN="${SCAN:-20000}"
+G1=2001:db8:1::11
+G2=2001:db8:1::12
+ROWS=()
+
+dom0_topology
+# Static guest addresses, so every contender sees the same guests from the first second:
+# g1 and g2 with 1000 addresses each (a router resolving many hosts asks each once).
+nsx g1 ip -6 addr add "$G1/64" dev eth0 nodad
+nsx g2 ip -6 addr add "$G2/64" dev eth0 nodad
+MANY=()
+for i in $(seq 0 999); do
+    printf -v a1 '2001:db8:1::1:%x' "$i"
+    printf -v a2 '2001:db8:1::2:%x' "$i"
+    echo "addr add $a1/128 dev eth0 nodad" >>"$WORK/g1.batch"
+    echo "addr add $a2/128 dev eth0 nodad" >>"$WORK/g2.batch"
+    MANY+=("$a1" "$a2")
+done
+nsx g1 ip -6 -batch "$WORK/g1.batch"
+nsx g2 ip -6 -batch "$WORK/g2.batch"
+load() { nsx isp "$LOAD" isp0 2001:db8:1::1 "$@"; }
+field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv[2]])' "$1" "$2"; }
+
+measure() {
+    local name="$1" lat rate scan
+    log "$name: latency"
+    lat="$(load latency "$LAT_N" "${MANY[@]:0:100}")"
+    log "$name: rate"
+    rate="$(load rate "$RATE" 5 "${MANY[@]}")"
+    log "$name: scan"
+    scan="$(load scan "$SCAN" 10 2001:db8:1:: "$G1")"
+    ROWS+=("| $name | $(field "$lat" median_ms) | $(field "$lat" p99_ms) | $(field "$lat" lost)/$LAT_N | $(field "$rate" answered_per_s) of $RATE | $(field "$scan" guest_resolved)/$(field "$scan" guest_probes) | $(field "$scan" guest_median_ms) | $(field "$scan" scan_answered) |")
+}
+
+# 1. ndprelay
+write_config "$WORK/relay.ron" eth0 br0
+start_relay dom0 "$WORK/relay.ron"
+wait_for 30 "br0 proxying" proxying br0
+measure "ndprelay (relay)"
+status >target/bench-ns-ndprelay-status.txt
+stop_relay
+
+# 2. ndppd static and iface
+run_ndppd() {
+    local name="$1" rule="$2"
+    printf 'route-ttl 30000\nproxy eth0 {\n    router no\n    timeout 500\n    ttl 30000\n    rule 2001:db8:1::/64 {\n        %s\n    }\n}\n' "$rule" >"$WORK/ndppd.conf"
+    ip netns exec "$(ns dom0)" ndppd -c "$WORK/ndppd.conf" -p "$WORK/ndppd.pid" >"$WORK/ndppd.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    sleep 2
+    kill -0 "$pid" || fail "ndppd did not start: $(cat "$WORK/ndppd.log")"
+    measure "$name"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+[ -n "${ONLY_RELAY:-}" ] && exit 0
+run_ndppd "ndppd 0.2.5 static" "static"
+run_ndppd "ndppd 0.2.5 iface" "iface br0"
+
+# 3. the kernel's proxy_ndp with one entry per guest
+nsx dom0 sysctl -qw net.ipv6.conf.eth0.proxy_ndp=1
+nsx dom0 ip -6 neigh add proxy "$G1" dev eth0
+nsx dom0 ip -6 neigh add proxy "$G2" dev eth0
+for a in "${MANY[@]}"; do echo "neigh add proxy $a dev eth0"; done >"$WORK/proxy.batch"
+nsx dom0 ip -6 -batch "$WORK/proxy.batch"
+measure "kernel proxy_ndp"
+
+{
+    echo "| contender | NS->NA median ms | p99 ms | lost | NA/s at $RATE NS/s (2000 targets) | g1 resolved during ${SCAN} NS/s scan | g1 median ms | scan targets answered |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+} | tee target/bench-ns.md

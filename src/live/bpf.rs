@@ -1,0 +1,376 @@
+//! The classic BPF program that decides which frames a capture socket hands to the relay.
+//!
+//! It runs on an `ETH_P_ALL` packet socket, so offsets count from the Ethernet header.
+//! It keeps IPv6 frames carrying ICMPv6 Neighbor Discovery (types 133–137), also when
+//! the ICMPv6 header sits behind extension headers or a Fragment header, so that the
+//! engine sees them and drops them by reason (`ext_hdr_nd`, `frag_nd`) instead of the
+//! kernel hiding them. The header chain is walked by unrolling: cBPF has no backward
+//! jumps. A chain deeper than [`MAX_EXT_HEADERS`] is passed on for the engine to judge.
+//! Frames the host sends (`PACKET_OUTGOING`) and frames for other hosts
+//! (`PACKET_OTHERHOST`, seen when a port is promiscuous) are dropped here: the relay
+//! relays what arrives on a segment, not what the host itself says on it.
+
+use super::sys::SockFilter;
+
+/// Extension headers walked before the filter gives up and passes the frame.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+// Opcodes (linux/filter.h, linux/bpf_common.h).
+const LD_W_ABS: u16 = 0x20;
+const LD_H_ABS: u16 = 0x28;
+const LD_B_ABS: u16 = 0x30;
+const LD_B_IND: u16 = 0x50;
+const LDX_IMM: u16 = 0x01;
+const ST: u16 = 0x02;
+const LD_MEM: u16 = 0x60;
+const ALU_ADD_K: u16 = 0x04;
+const ALU_ADD_X: u16 = 0x0c;
+const ALU_LSH_K: u16 = 0x64;
+const TAX: u16 = 0x07;
+const JEQ_K: u16 = 0x15;
+const JGT_K: u16 = 0x25;
+const JGE_K: u16 = 0x35;
+const RET_K: u16 = 0x06;
+
+const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
+const ACCEPT: u32 = 0x0004_0000;
+
+/// A jump target while assembling.
+#[derive(Clone, Copy)]
+enum Target {
+    Next,
+    Label(usize),
+}
+
+struct Asm {
+    code: Vec<(u16, Target, Target, u32)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Asm {
+    fn new() -> Self {
+        Self {
+            code: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn bind(&mut self, l: usize) {
+        self.labels[l] = Some(self.code.len());
+    }
+    fn op(&mut self, code: u16, k: u32) {
+        self.code.push((code, Target::Next, Target::Next, k));
+    }
+    fn jmp(&mut self, code: u16, k: u32, jt: Target, jf: Target) {
+        self.code.push((code, jt, jf, k));
+    }
+    fn finish(self) -> Vec<SockFilter> {
+        let resolve = |pc: usize, t: Target| -> u8 {
+            match t {
+                Target::Next => 0,
+                Target::Label(l) => {
+                    // Every label is bound before `finish` (the builder below binds each
+                    // one it creates) and lies forward of its jumps.
+                    let at = self.labels[l].expect("label bound");
+                    let off = at - pc - 1;
+                    u8::try_from(off).expect("jump within 255 instructions")
+                }
+            }
+        };
+        self.code
+            .iter()
+            .enumerate()
+            .map(|(pc, &(code, jt, jf, k))| SockFilter {
+                code,
+                jt: resolve(pc, jt),
+                jf: resolve(pc, jf),
+                k,
+            })
+            .collect()
+    }
+}
+
+/// Builds the capture filter (see the module documentation).
+pub fn nd_filter() -> Vec<SockFilter> {
+    use Target::{Label as L, Next};
+    let mut a = Asm::new();
+    // cBPF jumps reach 255 instructions ahead at most, so each exit sits close to the
+    // jumps that use it.
+    let drop = a.label();
+    let walk = a.label();
+    a.op(LD_W_ABS, SKF_AD_PKTTYPE);
+    a.jmp(JEQ_K, 4, L(drop), Next); // PACKET_OUTGOING
+    a.jmp(JEQ_K, 3, L(drop), Next); // PACKET_OTHERHOST
+    a.op(LD_H_ABS, 12);
+    a.jmp(JEQ_K, 0x86dd, Next, L(drop));
+    a.op(LD_B_ABS, 14 + 6); // Next Header of the fixed header
+    a.op(LDX_IMM, 14 + 40); // X = offset of the header it names
+    a.jmp(JEQ_K, 0xffff_ffff, L(walk), L(walk)); // unconditional
+    a.bind(drop);
+    a.op(RET_K, 0);
+    a.bind(walk);
+    for _ in 0..MAX_EXT_HEADERS {
+        // A = next header type, X = its offset.
+        let not_icmp = a.label();
+        let not_len8 = a.label();
+        let len8 = a.label();
+        let next = a.label();
+        let local_drop = a.label();
+        let local_accept = a.label();
+        a.jmp(JEQ_K, 58, Next, L(not_icmp));
+        a.op(LD_B_IND, 0); // ICMPv6 type
+        a.jmp(JGE_K, 133, Next, L(local_drop));
+        a.jmp(JGT_K, 137, L(local_drop), L(local_accept));
+        a.bind(not_icmp);
+        // Hop-by-Hop, Routing, Destination Options, Mobility, HIP, Shim6: (len+1)*8.
+        for t in [0u32, 43, 60, 135, 139, 140] {
+            a.jmp(JEQ_K, t, L(len8), Next);
+        }
+        a.jmp(JEQ_K, 44, Next, L(not_len8));
+        // Fragment: pass anything whose fragment carries ICMPv6 (RFC 6980: the engine
+        // drops ND in fragments by reason); other fragments are not ND.
+        a.op(LD_B_IND, 0);
+        a.jmp(JEQ_K, 58, L(local_accept), L(local_drop));
+        a.bind(not_len8);
+        // AH: (len+2)*4. Anything else (TCP, UDP, No Next Header, ...) is not ND.
+        a.jmp(JEQ_K, 51, Next, L(local_drop));
+        a.op(LD_B_IND, 0);
+        a.op(ST, 0);
+        a.op(LD_B_IND, 1);
+        a.op(ALU_ADD_K, 2);
+        a.op(ALU_LSH_K, 2);
+        a.op(ALU_ADD_X, 0);
+        a.op(TAX, 0);
+        a.op(LD_MEM, 0);
+        a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next)); // unconditional
+        a.bind(len8);
+        a.op(LD_B_IND, 0);
+        a.op(ST, 0);
+        a.op(LD_B_IND, 1);
+        a.op(ALU_ADD_K, 1);
+        a.op(ALU_LSH_K, 3);
+        a.op(ALU_ADD_X, 0);
+        a.op(TAX, 0);
+        a.op(LD_MEM, 0);
+        a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next));
+        a.bind(local_drop);
+        a.op(RET_K, 0);
+        a.bind(local_accept);
+        a.op(RET_K, ACCEPT);
+        a.bind(next);
+    }
+    // Deeper than we walk: let the engine count it (`ext_hdr_nd` or not ND at all).
+    a.op(RET_K, ACCEPT);
+    a.finish()
+}
+
+/// The filter for the userspace data plane: every IPv6 frame that arrived from the
+/// segment (not sent by the host, not for another host); the engine forwards data.
+pub fn ipv6_filter() -> Vec<SockFilter> {
+    use Target::{Label as L, Next};
+    let mut a = Asm::new();
+    let drop = a.label();
+    a.op(LD_W_ABS, SKF_AD_PKTTYPE);
+    a.jmp(JEQ_K, 4, L(drop), Next);
+    a.jmp(JEQ_K, 3, L(drop), Next);
+    a.op(LD_H_ABS, 12);
+    a.jmp(JEQ_K, 0x86dd, Next, L(drop));
+    a.op(RET_K, ACCEPT);
+    a.bind(drop);
+    a.op(RET_K, 0);
+    a.finish()
+}
+
+/// A program that passes nothing: the transmit-and-membership socket of the `libpcap`
+/// backend, whose frames libpcap reads instead.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub fn drop_all() -> Vec<SockFilter> {
+    vec![SockFilter {
+        code: RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }]
+}
+
+/// [`nd_filter`] in libpcap's language, for the `libpcap` backend. libpcap's `protochain`
+/// walks extension headers but cannot test the ICMPv6 type behind them, so ICMPv6 behind
+/// extension headers passes whatever its type (the engine classifies and drops it).
+/// Direction (incoming only) is set on the handle.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub const ND_PCAP_EXPR: &str =
+    "(icmp6 and ip6[40] >= 133 and ip6[40] <= 137) or (ip6 protochain 58 and not icmp6)";
+
+/// [`ipv6_filter`] in libpcap's language.
+#[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+pub const IPV6_PCAP_EXPR: &str = "ip6";
+
+/// A classic BPF interpreter for the instructions [`nd_filter`] uses, so tests can run
+/// the exact program against sample frames. Returns the accepted length (0 = drop), or
+/// `None` on an out-of-bounds load (the kernel drops such frames too).
+#[cfg(test)]
+pub(crate) fn run(program: &[SockFilter], frame: &[u8], pkttype: u8) -> Option<u32> {
+    let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
+    let mut pc = 0usize;
+    let byte = |off: u32| frame.get(off as usize).copied().map(u32::from);
+    loop {
+        let i = program.get(pc)?;
+        pc += 1;
+        match i.code {
+            LD_W_ABS if i.k == SKF_AD_PKTTYPE => a = u32::from(pkttype),
+            LD_H_ABS => a = byte(i.k)? << 8 | byte(i.k + 1)?,
+            LD_B_ABS => a = byte(i.k)?,
+            LD_B_IND => a = byte(x.wrapping_add(i.k))?,
+            LDX_IMM => x = i.k,
+            ST => mem[i.k as usize] = a,
+            LD_MEM => a = mem[i.k as usize],
+            ALU_ADD_K => a = a.wrapping_add(i.k),
+            ALU_ADD_X => a = a.wrapping_add(x),
+            ALU_LSH_K => a <<= i.k,
+            TAX => x = a,
+            JEQ_K | JGT_K | JGE_K => {
+                let c = match i.code {
+                    JEQ_K => a == i.k,
+                    JGT_K => a > i.k,
+                    _ => a >= i.k,
+                };
+                pc += usize::from(if c { i.jt } else { i.jf });
+            }
+            RET_K => return Some(i.k),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::live::sys::pkttype;
+
+    /// Ethernet + IPv6 header with `next` as Next Header, followed by `rest`.
+    fn frame(next: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x33, 0x33, 0, 0, 0, 1, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        let plen = rest.len() as u16;
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&plen.to_be_bytes());
+        f.extend_from_slice(&[next, 255]);
+        f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    fn icmp(t: u8) -> Vec<u8> {
+        let mut v = vec![t, 0, 0, 0];
+        v.extend_from_slice(&[0; 20]);
+        v
+    }
+
+    fn accepts(f: &[u8], pt: u8) -> bool {
+        run(&nd_filter(), f, pt).is_some_and(|n| n > 0)
+    }
+
+    #[test]
+    fn program_fits_the_kernel_limits() {
+        let p = nd_filter();
+        assert!(p.len() < 4096, "{} instructions", p.len());
+        // Every jump lands inside the program.
+        for (pc, i) in p.iter().enumerate() {
+            assert!(pc + 1 + usize::from(i.jt.max(i.jf)) < p.len() || i.code == RET_K);
+        }
+    }
+
+    #[test]
+    fn every_nd_type_passes_and_neighbours_do_not() {
+        for t in 133..=137 {
+            assert!(
+                accepts(&frame(58, &icmp(t)), pkttype::MULTICAST),
+                "type {t}"
+            );
+            assert!(accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
+        }
+        for t in [1u8, 2, 128, 129, 130, 131, 132, 138, 143, 255] {
+            assert!(!accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
+        }
+    }
+
+    #[test]
+    fn userspace_filter_takes_ipv6_data_from_the_segment_only() {
+        let p = ipv6_filter();
+        let tcp = frame(6, &[0; 20]);
+        assert!(run(&p, &tcp, pkttype::HOST).is_some_and(|n| n > 0));
+        assert_eq!(run(&p, &tcp, pkttype::OUTGOING), Some(0));
+        let mut v4 = tcp.clone();
+        v4[12] = 0x08;
+        v4[13] = 0;
+        assert_eq!(run(&p, &v4, pkttype::HOST), Some(0));
+    }
+
+    #[test]
+    fn outgoing_and_other_host_frames_are_dropped() {
+        let f = frame(58, &icmp(135));
+        assert!(!accepts(&f, pkttype::OUTGOING));
+        assert!(!accepts(&f, pkttype::OTHERHOST));
+        assert!(accepts(&f, pkttype::BROADCAST));
+    }
+
+    #[test]
+    fn non_ipv6_and_non_icmp_are_dropped() {
+        let mut v4 = frame(58, &icmp(135));
+        v4[12] = 0x08;
+        v4[13] = 0x00;
+        assert!(!accepts(&v4, pkttype::HOST));
+        assert!(!accepts(&frame(6, &[0; 20]), pkttype::HOST)); // TCP
+        assert!(!accepts(&frame(17, &[0; 8]), pkttype::HOST)); // UDP
+        assert!(!accepts(&frame(59, &[]), pkttype::HOST)); // No Next Header
+    }
+
+    #[test]
+    fn nd_behind_extension_headers_passes() {
+        // Destination Options (8 bytes) then NS.
+        let mut rest = vec![58, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend(icmp(135));
+        assert!(accepts(&frame(60, &rest), pkttype::HOST));
+        // Hop-by-Hop 16 bytes then Routing 8 bytes then RA.
+        let mut rest = vec![43, 1];
+        rest.extend_from_slice(&[0; 14]);
+        rest.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 0]);
+        rest.extend(icmp(134));
+        assert!(accepts(&frame(0, &rest), pkttype::MULTICAST));
+        // AH (len 4 → 24 bytes) then NA.
+        let mut rest = vec![58, 4];
+        rest.extend_from_slice(&[0; 22]);
+        rest.extend(icmp(136));
+        assert!(accepts(&frame(51, &rest), pkttype::HOST));
+        // Hop-by-Hop then an MLD report (143) is not ND.
+        let mut rest = vec![58, 0, 5, 2, 0, 0, 1, 0];
+        rest.extend(icmp(143));
+        assert!(!accepts(&frame(0, &rest), pkttype::MULTICAST));
+    }
+
+    #[test]
+    fn fragments_of_icmpv6_pass_for_the_engine_to_drop() {
+        let mut rest = vec![58, 0, 0, 0, 0, 0, 0, 1];
+        rest.extend(icmp(135));
+        assert!(accepts(&frame(44, &rest), pkttype::HOST));
+        let rest = [17, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(!accepts(&frame(44, &rest), pkttype::HOST));
+    }
+
+    #[test]
+    fn deep_chains_are_passed_and_truncated_frames_dropped() {
+        let mut rest = Vec::new();
+        for _ in 0..40 {
+            rest.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        rest.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
+        rest.extend(icmp(135));
+        assert!(accepts(&frame(60, &rest), pkttype::HOST));
+        // Chain that runs past the frame end: load out of bounds, dropped.
+        let f = frame(60, &[60, 200]);
+        assert!(!accepts(&f, pkttype::HOST));
+    }
+}

@@ -1,0 +1,1196 @@
+//! The engine thread and everything it owns: ports with their capture sockets, the
+//! route table the relay installed, the kernel guard, and the start/stop sequences.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+
+use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
+use super::droplog::DropLog;
+use super::dump::{self, Dump};
+use super::guard::Guard;
+use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
+use super::sys::{self, PacketSocket, SockFilter, pkttype};
+use super::{Error, RunOptions, bpf, privileges, sysctl};
+use crate::config::{Config, ResolvedPort};
+use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
+use crate::time::{Duration, Instant};
+use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
+
+/// `rtm_protocol` of the /128 routes ndprelay installs (`ip -6 route show proto 199`).
+/// A restart finds its own routes by it; routes with any other protocol are never touched.
+pub const ROUTE_PROTOCOL: u8 = 199;
+
+/// Frames waiting for the engine thread; beyond this, capture threads drop and count.
+const FRAME_QUEUE: usize = 4096;
+/// Work items handled per wake-up before timers and the snapshot get their turn.
+const IO_LOOP_BOUND: usize = 256;
+/// How often the status snapshot is refreshed.
+const PUBLISH_EVERY: StdDuration = StdDuration::from_millis(250);
+/// Routes from an earlier run stay this long to be re-verified before removal.
+const ROUTE_GRACE: StdDuration = StdDuration::from_secs(30);
+/// When the re-verification probes for those routes go out (after start). The first
+/// waits for the port to be enabled (two P-bit RAs, RFC 4389 §6).
+const LEFTOVER_PROBES: [StdDuration; 4] = [
+    StdDuration::from_secs(4),
+    StdDuration::from_secs(7),
+    StdDuration::from_secs(10),
+    StdDuration::from_secs(15),
+];
+/// Largest frame read from a capture socket (jumbo frames are not ND we relay).
+const MAX_FRAME: usize = 9216 + 18;
+
+/// Monotonic clock at the edge: engine time is microseconds since start.
+#[derive(Debug, Clone, Copy)]
+struct Clock(StdInstant);
+
+impl Clock {
+    fn now(self) -> Instant {
+        Instant::ZERO + Duration::from(self.0.elapsed())
+    }
+}
+
+/// A frame from a capture thread.
+pub(super) struct Frame {
+    pub(super) port: usize,
+    pub(super) generation: u64,
+    pub(super) data: Vec<u8>,
+}
+
+/// What a capture passes, for both backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CaptureFilter {
+    /// Classic BPF for the AF_PACKET backend.
+    bpf: Vec<SockFilter>,
+    /// The same in libpcap's language for the `libpcap` backend.
+    #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+    pcap: &'static str,
+}
+
+/// Everything but frames, on an unbounded channel so it is never stuck behind a flood.
+enum Control {
+    Link(LinkUpdate),
+    Signal(i32),
+}
+
+/// Counters the driver keeps next to the engine's.
+#[derive(Debug, Default)]
+pub(super) struct DriverCounters {
+    pub(super) rx_queue_full: AtomicU64,
+    pub(super) rx_errors: AtomicU64,
+    tx_errors: AtomicU64,
+    route_errors: AtomicU64,
+    routes_reconciled_kept: AtomicU64,
+    routes_reconciled_removed: AtomicU64,
+    link_events: AtomicU64,
+    netlink_resyncs: AtomicU64,
+}
+
+impl DriverCounters {
+    fn list(&self) -> Vec<(String, u64)> {
+        let l = |n: &str, v: &AtomicU64| (n.to_owned(), v.load(Ordering::Relaxed));
+        vec![
+            l("live_rx_queue_full", &self.rx_queue_full),
+            l("live_rx_errors", &self.rx_errors),
+            l("live_tx_errors", &self.tx_errors),
+            l("live_route_errors", &self.route_errors),
+            l("live_routes_reconciled_kept", &self.routes_reconciled_kept),
+            l(
+                "live_routes_reconciled_removed",
+                &self.routes_reconciled_removed,
+            ),
+            l("live_link_events", &self.link_events),
+            l("live_netlink_resyncs", &self.netlink_resyncs),
+        ]
+    }
+}
+
+/// Logs the first occurrence of a per-packet problem and then at most one line per
+/// interval with how many more happened (the counter has the exact total).
+#[derive(Debug)]
+pub(super) struct RateLimitedLog {
+    last: Mutex<Option<(StdInstant, u64)>>,
+}
+
+impl RateLimitedLog {
+    const INTERVAL: StdDuration = StdDuration::from_secs(10);
+
+    const fn new() -> Self {
+        Self {
+            last: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn warn(&self, msg: std::fmt::Arguments<'_>) {
+        let mut last = self.last.lock();
+        match &mut *last {
+            None => {
+                log::warn!("{msg}");
+                *last = Some((StdInstant::now(), 0));
+            }
+            Some((at, suppressed)) if at.elapsed() >= Self::INTERVAL => {
+                log::warn!(
+                    "{msg} (and {suppressed} more like it in the last {}s)",
+                    at.elapsed().as_secs()
+                );
+                *at = StdInstant::now();
+                *suppressed = 0;
+            }
+            Some((_, suppressed)) => *suppressed += 1,
+        }
+    }
+}
+
+pub(super) static RX_LOG: RateLimitedLog = RateLimitedLog::new();
+static TX_LOG: RateLimitedLog = RateLimitedLog::new();
+
+/// A running capture thread and the socket it reads (also used to transmit).
+struct Capture {
+    port: usize,
+    sock: Arc<PacketSocket>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Capture {
+    fn start(
+        name: &str,
+        port: usize,
+        generation: u64,
+        ifindex: i32,
+        filter: &CaptureFilter,
+        tx: Sender<Frame>,
+        counters: Arc<DriverCounters>,
+    ) -> io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let n = name.to_owned();
+        #[cfg(not(feature = "libpcap"))]
+        let (sock, thread) = {
+            let (sock, info) = PacketSocket::open(ifindex, &filter.bpf)?;
+            log::debug!(
+                "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
+                info.ignores_outgoing,
+                info.drained
+            );
+            let sock = Arc::new(sock);
+            let s = Arc::clone(&sock);
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || capture_loop(&n, port, generation, &s, &st, &tx, &counters))?;
+            (sock, thread)
+        };
+        #[cfg(feature = "libpcap")]
+        let (sock, thread) = {
+            // libpcap reads; this socket holds all-multicast and transmits.
+            let (sock, _) = PacketSocket::open(ifindex, &bpf::drop_all())?;
+            let cap = super::pcap_capture::open(name, filter.pcap)?;
+            log::debug!("{name}: libpcap capture on ifindex {ifindex}");
+            let thread = std::thread::Builder::new()
+                .name(format!("capture-{name}"))
+                .spawn(move || {
+                    super::pcap_capture::run(cap, &n, port, generation, &st, &tx, &counters);
+                })?;
+            (Arc::new(sock), thread)
+        };
+        Ok(Self {
+            port,
+            sock,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg_attr(feature = "libpcap", allow(dead_code))]
+fn capture_loop(
+    name: &str,
+    port: usize,
+    generation: u64,
+    sock: &PacketSocket,
+    stop: &AtomicBool,
+    tx: &Sender<Frame>,
+    counters: &DriverCounters,
+) {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let mut down_logged = false;
+    while !stop.load(Ordering::Relaxed) {
+        match sys::poll_readable(sock.raw(), 250) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                RX_LOG.warn(format_args!("{name}: poll failed: {e}"));
+                std::thread::sleep(StdDuration::from_millis(100));
+                continue;
+            }
+        }
+        // Bounded burst per wake-up so `stop` is seen even under a flood.
+        for _ in 0..IO_LOOP_BOUND {
+            match sock.recv(&mut buf) {
+                Ok((n, pt)) => {
+                    down_logged = false;
+                    // Frames the host sends are not ours to relay (see bpf.rs); this
+                    // matters on kernels without PACKET_IGNORE_OUTGOING only.
+                    if pt == pkttype::OUTGOING || pt == pkttype::OTHERHOST {
+                        continue;
+                    }
+                    let frame = Frame {
+                        port,
+                        generation,
+                        data: buf[..n].to_vec(),
+                    };
+                    match tx.try_send(frame) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            counters.rx_queue_full.fetch_add(1, Ordering::Relaxed);
+                            RX_LOG.warn(format_args!(
+                                "{name}: engine queue full, frame dropped (counter live_rx_queue_full)"
+                            ));
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    // One read fails when the port goes down; the socket re-arms on up.
+                    if !down_logged {
+                        log::debug!("{name}: capture socket reports ENETDOWN");
+                        down_logged = true;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    counters.rx_errors.fetch_add(1, Ordering::Relaxed);
+                    RX_LOG.warn(format_args!("{name}: receive failed: {e}"));
+                    std::thread::sleep(StdDuration::from_millis(100));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One configured port as the driver sees it.
+struct Port {
+    name: String,
+    role: Role,
+    ifindex: Option<i32>,
+    mac: Mac,
+    mtu: u32,
+    link_local: Ipv6Addr,
+    running: bool,
+    generation: u64,
+    capture: Option<Capture>,
+}
+
+fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
+    addrs
+        .iter()
+        .filter(|a| a.index == ifindex && is_link_local(a.addr))
+        .max_by_key(|a| a.is_usable())
+        .map_or_else(|| mac.link_local(), |a| a.addr)
+}
+
+/// Finds every configured interface; all problems in one message.
+fn resolve_ports(config: &Config, links: &[Link], addrs: &[Addr]) -> Result<Vec<Port>, Error> {
+    let mut ports = Vec::new();
+    let mut problems = Vec::new();
+    for (name, role) in config.ports() {
+        let what = match role {
+            Role::Upstream => "uplink",
+            Role::Downstream => "downstream port",
+        };
+        match links.iter().find(|l| l.name == name) {
+            None => problems.push(format!(
+                "{what} {name:?} does not exist (check `ip link show {name}`, create it, or fix {})",
+                config.source
+            )),
+            Some(l) if l.hw_type != super::netlink::consts::ARPHRD_ETHER || l.mac.is_none() => {
+                problems.push(format!(
+                    "{what} {name:?} is not an Ethernet interface (ARPHRD type {}); ND relaying needs \
+                     link-layer addresses, so tun, WireGuard and similar devices cannot be ports",
+                    l.hw_type
+                ));
+            }
+            Some(l) => {
+                // Checked just above: Ethernet links carry a 6-byte address.
+                let mac = l.mac.unwrap_or_default();
+                ports.push(Port {
+                    name: name.to_owned(),
+                    role,
+                    ifindex: Some(l.index),
+                    mac,
+                    mtu: l.mtu,
+                    link_local: resolve_link_local(addrs, l.index, mac),
+                    running: l.is_running(),
+                    generation: 0,
+                    capture: None,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(ports)
+    } else {
+        Err(Error::Interfaces(format!(
+            "cannot start: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn resolved(ports: &[Port]) -> Vec<ResolvedPort> {
+    ports
+        .iter()
+        .map(|p| ResolvedPort {
+            name: p.name.clone(),
+            mac: p.mac,
+            link_local: p.link_local,
+            mtu: p.mtu,
+        })
+        .collect()
+}
+
+fn engine_config(config: &Config, ports: &[Port], seed: u64) -> Result<EngineConfig, Error> {
+    let mut ec = config.engine_config(&resolved(ports))?;
+    if config.seed.is_none() {
+        ec.seed = seed;
+    }
+    // Each decision is logged at debug level (`RUST_LOG=ndprelay=debug`), so only then
+    // does the engine spend time describing them.
+    ec.emit_events = log::log_enabled!(target: "ndprelay::decision", log::Level::Debug);
+    Ok(ec)
+}
+
+/// Checks (and with `fix_sysctls`, fixes) the sysctls; refuses with the commands.
+fn ensure_sysctls(config: &Config) -> Result<(), Error> {
+    let downstream: Vec<&str> = config.downstream.iter().map(String::as_str).collect();
+    let reqs = sysctl::requirements(
+        &config.uplink,
+        &downstream,
+        config.data_plane() == DataPlane::KernelRoutes,
+    );
+    let problems = sysctl::check(&reqs, sysctl::read_proc);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if !config.fix_sysctls {
+        return Err(Error::Sysctl(sysctl::refusal(&problems)));
+    }
+    for p in &problems {
+        sysctl::write_proc(&p.req.key, p.req.fix).map_err(|e| {
+            Error::Sysctl(format!(
+                "cannot fix {} ({e}); run: {}",
+                p.req.key,
+                p.command()
+            ))
+        })?;
+        log::info!("set {}={} ({})", p.req.key, p.req.fix, p.req.why);
+    }
+    Ok(())
+}
+
+fn filter_for(config: &Config) -> CaptureFilter {
+    match config.data_plane() {
+        DataPlane::Userspace => CaptureFilter {
+            bpf: bpf::ipv6_filter(),
+            pcap: bpf::IPV6_PCAP_EXPR,
+        },
+        DataPlane::KernelRoutes | DataPlane::None => CaptureFilter {
+            bpf: bpf::nd_filter(),
+            pcap: bpf::ND_PCAP_EXPR,
+        },
+    }
+}
+
+struct Daemon {
+    config: Config,
+    clock: Clock,
+    engine: Engine,
+    ports: Vec<Port>,
+    rtnl: Netlink,
+    filter: CaptureFilter,
+    frame_tx: Sender<Frame>,
+    counters: Arc<DriverCounters>,
+    published: SharedStatus,
+    /// Routes we installed: address → ifindex.
+    routes: HashMap<Ipv6Addr, i32>,
+    /// Routes of an earlier run, kept until re-verified or the grace period ends.
+    leftover: HashMap<Ipv6Addr, i32>,
+    leftover_deadline: StdInstant,
+    /// Probe rounds for leftover routes already sent.
+    leftover_rounds: usize,
+    started: StdInstant,
+    guard: Option<Guard>,
+    /// `--dump DIR`: every frame received and sent, per port.
+    dump: Option<(PathBuf, Dump)>,
+    next_generation: u64,
+    seed: u64,
+    last_publish: StdInstant,
+    drop_log: DropLog,
+    stop: bool,
+}
+
+impl Daemon {
+    fn port_id(i: usize) -> PortId {
+        // The engine bounds the port count far below u16::MAX.
+        PortId(u16::try_from(i).unwrap_or(u16::MAX))
+    }
+
+    fn open_capture(&mut self, i: usize) {
+        let Some(ifindex) = self.ports[i].ifindex else {
+            return;
+        };
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let port = &mut self.ports[i];
+        port.capture = None;
+        match Capture::start(
+            &port.name,
+            i,
+            generation,
+            ifindex,
+            &self.filter,
+            self.frame_tx.clone(),
+            Arc::clone(&self.counters),
+        ) {
+            Ok(c) => {
+                port.generation = generation;
+                port.capture = Some(c);
+            }
+            Err(e) => log::error!("{}: cannot open capture socket: {e}", port.name),
+        }
+    }
+
+    /// (Re)opens the dump with the current port list (interface ids are port indexes).
+    fn open_dump(&mut self, dir: PathBuf) {
+        let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+        let now = self.clock.now();
+        match Dump::open(
+            &dir,
+            ports,
+            now,
+            dump::DEFAULT_FILE_BYTES,
+            dump::DEFAULT_FILES,
+        ) {
+            Ok(d) => {
+                log::info!("dumping frames to {}", dir.display());
+                self.dump = Some((dir, d));
+            }
+            Err(e) => log::error!("cannot dump to {}: {e}", dir.display()),
+        }
+    }
+
+    /// Records a frame received (as the engine takes it) or sent on port `port` at engine
+    /// time `now`; write failures pause the dump (see dump.rs), never the relay.
+    fn dump_frame(&mut self, port: usize, now: Instant, frame: &[u8]) {
+        if let Some((_, d)) = &mut self.dump {
+            let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+            d.write(ports, port, now, frame);
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Transmit { port, frame } => {
+                    self.transmit(port, &frame);
+                    self.dump_frame(port.index(), self.clock.now(), &frame);
+                }
+                Action::InstallRoute { addr, port } => self.install_route(addr, port),
+                Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
+                Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
+            }
+        }
+    }
+
+    fn transmit(&self, port: PortId, frame: &[u8]) {
+        let Some(p) = self.ports.get(port.index()) else {
+            return;
+        };
+        let Some(c) = &p.capture else {
+            return;
+        };
+        if let Err(e) = c.sock.send(frame) {
+            self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+            TX_LOG.warn(format_args!("{}: send failed: {e}", p.name));
+        }
+    }
+
+    fn install_route(&mut self, addr: Ipv6Addr, port: PortId) {
+        let Some(p) = self.ports.get(port.index()) else {
+            return;
+        };
+        let Some(ifindex) = p.ifindex else {
+            return;
+        };
+        match self.rtnl.replace_route(addr, ifindex, ROUTE_PROTOCOL) {
+            Ok(()) => {
+                log::info!("route {addr}/128 dev {} installed", p.name);
+                if let Some(old) = self.leftover.remove(&addr) {
+                    if old != ifindex {
+                        let _ = self.rtnl.delete_route(addr, old, ROUTE_PROTOCOL);
+                    }
+                }
+                if let Some(old) = self.routes.insert(addr, ifindex) {
+                    if old != ifindex {
+                        let _ = self.rtnl.delete_route(addr, old, ROUTE_PROTOCOL);
+                    }
+                }
+            }
+            Err(e) => {
+                self.counters.route_errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("cannot install route {addr}/128 dev {}: {e}", p.name);
+            }
+        }
+    }
+
+    fn remove_route(&mut self, addr: Ipv6Addr, port: PortId) {
+        let ifindex = self
+            .routes
+            .remove(&addr)
+            .or_else(|| self.ports.get(port.index()).and_then(|p| p.ifindex));
+        let Some(ifindex) = ifindex else {
+            return;
+        };
+        match self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL) {
+            Ok(()) => log::info!("route {addr}/128 removed"),
+            Err(e) => {
+                self.counters.route_errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("cannot remove route {addr}/128: {e}");
+            }
+        }
+    }
+
+    /// Start-up reconciliation (NDP reference §5, restart): routes with our protocol on
+    /// one of our downstream ports are kept for re-verification; the rest are orphans.
+    fn reconcile_routes(&mut self) -> Result<(), Error> {
+        let found = self
+            .rtnl
+            .routes_with_protocol(ROUTE_PROTOCOL)
+            .map_err(Error::io("listing routes"))?;
+        for r in found {
+            let ours = r.dst_len == 128
+                && self
+                    .ports
+                    .iter()
+                    .any(|p| p.role == Role::Downstream && p.ifindex == Some(r.oif));
+            if ours {
+                self.counters
+                    .routes_reconciled_kept
+                    .fetch_add(1, Ordering::Relaxed);
+                self.leftover.insert(r.dst, r.oif);
+            } else {
+                self.counters
+                    .routes_reconciled_removed
+                    .fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "removing orphaned route {}/{} (ifindex {})",
+                    r.dst,
+                    r.dst_len,
+                    r.oif
+                );
+                let _ = self.rtnl.delete_route(r.dst, r.oif, ROUTE_PROTOCOL);
+            }
+        }
+        if !self.leftover.is_empty() {
+            log::info!(
+                "{} routes of an earlier run kept for {}s while their guests re-verify",
+                self.leftover.len(),
+                ROUTE_GRACE.as_secs()
+            );
+        }
+        Ok(())
+    }
+
+    /// Asks the guests behind leftover routes to confirm themselves: an NS from the
+    /// port's link-local, so the answer is an NA to the relay that the engine learns as a
+    /// confirmed binding (and then asks for the route again). Without it a guest whose
+    /// peers keep their neighbour entries would not be heard from before the grace
+    /// period ends (NDP reference §5: "rebuild from ... probes").
+    fn probe_leftovers(&mut self) {
+        let Some(due) = LEFTOVER_PROBES.get(self.leftover_rounds) else {
+            return;
+        };
+        if self.leftover.is_empty() || self.started.elapsed() < *due {
+            return;
+        }
+        self.leftover_rounds += 1;
+        for (&addr, &ifindex) in &self.leftover {
+            let Some(p) = self.ports.iter().find(|p| p.ifindex == Some(ifindex)) else {
+                continue;
+            };
+            let Some(c) = &p.capture else {
+                continue;
+            };
+            let dst = solicited_node(addr);
+            let frame = emit_nd(
+                p.mac,
+                Mac::ipv6_multicast(dst),
+                p.link_local,
+                dst,
+                &NdMessage::NeighborSolicit { target_addr: addr },
+                &[OptionRepr::SourceLla(p.mac)],
+            );
+            if let Err(e) = c.sock.send(&frame) {
+                self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+                TX_LOG.warn(format_args!(
+                    "{}: re-verification probe failed: {e}",
+                    p.name
+                ));
+            }
+        }
+    }
+
+    fn expire_leftovers(&mut self) {
+        if self.leftover.is_empty() || StdInstant::now() < self.leftover_deadline {
+            return;
+        }
+        for (addr, ifindex) in std::mem::take(&mut self.leftover) {
+            self.counters
+                .routes_reconciled_removed
+                .fetch_add(1, Ordering::Relaxed);
+            log::info!("route {addr}/128 of an earlier run did not re-verify; removed");
+            let _ = self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL);
+        }
+    }
+
+    fn link_event(&mut self, i: usize, ev: LinkEvent) {
+        log::info!("{}: {ev:?}", self.ports[i].name);
+        self.counters.link_events.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.now();
+        self.engine.handle_link_event(now, Self::port_id(i), ev);
+        self.drain();
+    }
+
+    fn on_new_link(&mut self, l: &Link) {
+        let by_index = self.ports.iter().position(|p| p.ifindex == Some(l.index));
+        let i = match by_index {
+            Some(i) if self.ports[i].name == l.name => i,
+            Some(i) => {
+                // Renamed away from the configured name: as good as deleted.
+                return self.on_del_link(i);
+            }
+            None => match self.ports.iter().position(|p| p.name == l.name) {
+                Some(i) => {
+                    if self.ports[i].ifindex.is_some() {
+                        // Re-created under a new index while we missed the delete.
+                        self.on_del_link(i);
+                    }
+                    let Some(mac) = l.mac else {
+                        log::error!(
+                            "{}: re-created without an Ethernet address; not used",
+                            l.name
+                        );
+                        return;
+                    };
+                    log::info!("{}: appeared with ifindex {}", l.name, l.index);
+                    self.ports[i].ifindex = Some(l.index);
+                    self.open_capture(i);
+                    self.refresh_guard();
+                    if mac != self.ports[i].mac {
+                        self.ports[i].mac = mac;
+                        self.ports[i].link_local = mac.link_local();
+                        self.link_event(i, LinkEvent::MacChanged(mac));
+                    }
+                    if l.mtu != self.ports[i].mtu {
+                        self.ports[i].mtu = l.mtu;
+                        self.link_event(i, LinkEvent::MtuChanged(l.mtu));
+                    }
+                    if l.is_running() {
+                        self.ports[i].running = true;
+                        self.link_event(i, LinkEvent::Up);
+                    }
+                    return;
+                }
+                None => return,
+            },
+        };
+        if let Some(mac) = l.mac {
+            if mac != self.ports[i].mac {
+                self.ports[i].mac = mac;
+                self.link_event(i, LinkEvent::MacChanged(mac));
+            }
+        }
+        if l.mtu != 0 && l.mtu != self.ports[i].mtu {
+            self.ports[i].mtu = l.mtu;
+            self.link_event(i, LinkEvent::MtuChanged(l.mtu));
+        }
+        let running = l.is_running();
+        if running != self.ports[i].running {
+            self.ports[i].running = running;
+            self.link_event(
+                i,
+                if running {
+                    LinkEvent::Up
+                } else {
+                    LinkEvent::Down
+                },
+            );
+        }
+    }
+
+    fn on_del_link(&mut self, i: usize) {
+        let port = &mut self.ports[i];
+        log::info!(
+            "{}: deleted (ifindex {:?}); waiting for it to return",
+            port.name,
+            port.ifindex
+        );
+        let old = port.ifindex.take();
+        port.capture = None;
+        let was_running = std::mem::replace(&mut port.running, false);
+        // The kernel flushed routes through the deleted device.
+        if let Some(old) = old {
+            self.routes.retain(|_, ix| *ix != old);
+            self.leftover.retain(|_, ix| *ix != old);
+        }
+        if was_running {
+            self.link_event(i, LinkEvent::Down);
+        }
+        self.refresh_guard();
+    }
+
+    fn on_addr(&mut self, a: &Addr, added: bool) {
+        if !is_link_local(a.addr) || !added || !a.is_usable() {
+            return;
+        }
+        let Some(i) = self.ports.iter().position(|p| p.ifindex == Some(a.index)) else {
+            return;
+        };
+        if self.ports[i].link_local != a.addr {
+            log::info!("{}: link-local is now {}", self.ports[i].name, a.addr);
+            self.ports[i].link_local = a.addr;
+            self.reload_engine();
+        }
+    }
+
+    /// Pushes the current port facts into the engine as a reload (link-local changes).
+    fn reload_engine(&mut self) {
+        match engine_config(&self.config, &self.ports, self.seed) {
+            Ok(ec) => {
+                let now = self.clock.now();
+                if let Err(e) = self.engine.reload(now, ec) {
+                    log::warn!("engine refused updated port facts: {e}");
+                }
+                self.drain();
+            }
+            Err(e) => log::warn!("cannot rebuild engine config: {e}"),
+        }
+    }
+
+    fn resync(&mut self) {
+        self.counters
+            .netlink_resyncs
+            .fetch_add(1, Ordering::Relaxed);
+        log::warn!("netlink events were lost; re-reading links");
+        let links = match self.rtnl.links() {
+            Ok(l) => l,
+            Err(e) => return log::error!("link dump failed: {e}"),
+        };
+        for i in 0..self.ports.len() {
+            if self.ports[i].ifindex.is_some()
+                && !links
+                    .iter()
+                    .any(|l| Some(l.index) == self.ports[i].ifindex && l.name == self.ports[i].name)
+            {
+                self.on_del_link(i);
+            }
+        }
+        for l in &links {
+            self.on_new_link(l);
+        }
+    }
+
+    fn reload(&mut self, path: &PathBuf) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        match self.try_reload(path) {
+            Ok(()) => log::info!("configuration reloaded from {}", path.display()),
+            Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+
+    fn try_reload(&mut self, path: &PathBuf) -> Result<(), Error> {
+        let config = Config::load(path)?;
+        for w in &config.warnings {
+            log::warn!("{w}");
+        }
+        let links = self.rtnl.links().map_err(Error::io("reading links"))?;
+        let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
+        let mut fresh = resolve_ports(&config, &links, &addrs)?;
+        ensure_sysctls(&config)?;
+        // Ports that stay keep their capture and state; new ones get a capture below.
+        for p in &mut fresh {
+            if let Some(old) = self
+                .ports
+                .iter_mut()
+                .find(|o| o.name == p.name && o.ifindex == p.ifindex)
+            {
+                p.capture = old.capture.take();
+                p.generation = old.generation;
+                p.running = old.running;
+            }
+        }
+        let ec = engine_config(&config, &fresh, self.seed)?;
+        let now = self.clock.now();
+        self.engine.reload(now, ec)?;
+        let old_ports = std::mem::replace(&mut self.ports, fresh);
+        drop(old_ports); // closes captures of removed ports
+        let new_filter = filter_for(&config);
+        let filter_changed = new_filter != self.filter;
+        self.filter = new_filter;
+        for i in 0..self.ports.len() {
+            // Frames carry the port index, so a port whose index changed gets a new
+            // capture; so does every port when the filter changed.
+            let keep =
+                !filter_changed && self.ports[i].capture.as_ref().is_some_and(|c| c.port == i);
+            if !keep {
+                self.open_capture(i);
+            }
+            if !self.ports[i].running {
+                self.link_event(i, LinkEvent::Down);
+            }
+        }
+        if config.control_socket != self.config.control_socket {
+            log::warn!("control_socket changes take effect at the next start");
+        }
+        self.config = config;
+        if let Some((dir, old)) = self.dump.take() {
+            // Interface ids are port indexes: a new port list needs a new file.
+            drop(old);
+            self.open_dump(dir);
+        }
+        self.refresh_guard();
+        self.drain();
+        Ok(())
+    }
+
+    /// Ports that exist now (the guard hooks devices, so it needs them present).
+    fn port_names(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .filter(|p| p.ifindex.is_some())
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    fn refresh_guard(&mut self) {
+        let names = self.port_names();
+        if let Some(g) = &mut self.guard {
+            g.update(&names);
+        }
+    }
+
+    fn publish(&mut self, start: StdInstant) {
+        let now = self.clock.now();
+        let snapshot = self.engine.snapshot(now);
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| DriverPort {
+                ifindex: p.ifindex,
+                mtu: p.mtu,
+            })
+            .collect();
+        let (first, summary) = self.drop_log.observe(&snapshot.counters, StdInstant::now());
+        for line in first {
+            log::warn!("{line}");
+        }
+        if let Some(line) = summary {
+            log::info!("{line}");
+        }
+        *self.published.lock() = Some(Published {
+            snapshot,
+            ports,
+            counters: self.counters.list(),
+            uptime_secs: start.elapsed().as_secs(),
+        });
+        self.last_publish = StdInstant::now();
+    }
+
+    fn handle_control(&mut self, c: Control, path: &PathBuf) {
+        match c {
+            Control::Link(LinkUpdate::NewLink(l)) => self.on_new_link(&l),
+            Control::Link(LinkUpdate::DelLink(l)) => {
+                if let Some(i) = self.ports.iter().position(|p| p.ifindex == Some(l.index)) {
+                    self.on_del_link(i);
+                }
+            }
+            Control::Link(LinkUpdate::NewAddr(a)) => self.on_addr(&a, true),
+            Control::Link(LinkUpdate::DelAddr(a)) => self.on_addr(&a, false),
+            Control::Link(LinkUpdate::Resync) => self.resync(),
+            Control::Signal(signal_hook::consts::SIGHUP) => self.reload(path),
+            Control::Signal(s) => {
+                log::info!("signal {s}: stopping");
+                self.stop = true;
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, f: &Frame) {
+        let Some(p) = self.ports.get(f.port) else {
+            return;
+        };
+        if p.generation != f.generation {
+            return; // from a socket closed since (port deleted, moved by a reload)
+        }
+        let now = self.clock.now();
+        self.dump_frame(f.port, now, &f.data);
+        self.engine
+            .handle_frame(now, Self::port_id(f.port), &f.data);
+        self.drain();
+    }
+
+    fn run_loop(&mut self, frames: &Receiver<Frame>, control: &Receiver<Control>, path: &PathBuf) {
+        let start = StdInstant::now();
+        while !self.stop {
+            let now = self.clock.now();
+            let until_timer = self
+                .engine
+                .poll_timeout()
+                .map(|t| StdDuration::from_micros(t.saturating_since(now).total_micros()));
+            let wait = until_timer.unwrap_or(PUBLISH_EVERY).min(PUBLISH_EVERY);
+            crossbeam_channel::select_biased! {
+                recv(control) -> c => match c {
+                    Ok(c) => self.handle_control(c, path),
+                    Err(_) => self.stop = true,
+                },
+                recv(frames) -> f => {
+                    if let Ok(f) = f {
+                        self.handle_frame(&f);
+                        for f in frames.try_iter().take(IO_LOOP_BOUND) {
+                            self.handle_frame(&f);
+                        }
+                    }
+                },
+                default(wait) => {},
+            }
+            let now = self.clock.now();
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+                self.drain();
+            }
+            self.probe_leftovers();
+            self.expire_leftovers();
+            if let Some((_, d)) = &mut self.dump {
+                d.tick();
+            }
+            if self.last_publish.elapsed() >= PUBLISH_EVERY {
+                self.publish(start);
+            }
+        }
+    }
+
+    /// Removes everything the relay installed: routes (its own and unverified leftovers),
+    /// the kernel guard. Captures close (and drop all-multicast) when dropped.
+    fn cleanup(&mut self) {
+        for p in &mut self.ports {
+            p.capture = None;
+        }
+        let routes: Vec<(Ipv6Addr, i32)> =
+            self.routes.drain().chain(self.leftover.drain()).collect();
+        for (addr, ifindex) in routes {
+            if let Err(e) = self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL) {
+                log::warn!("cannot remove route {addr}/128: {e}");
+            }
+        }
+        if let Some(mut g) = self.guard.take() {
+            g.remove();
+        }
+        // Dropping the dump flushes and closes its file.
+        self.dump = None;
+    }
+}
+
+/// The whole life of the daemon: start, loop, clean stop.
+pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
+    let config = Config::load(&opts.config)?;
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    privileges::check()?;
+    let mut rtnl = Netlink::route().map_err(Error::io("opening rtnetlink"))?;
+    let links = rtnl.links().map_err(Error::io("reading links"))?;
+    let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
+    let ports = resolve_ports(&config, &links, &addrs)?;
+    ensure_sysctls(&config)?;
+    let seed = RandomState::new().hash_one(std::process::id());
+    let clock = Clock(StdInstant::now());
+    let engine = Engine::new(engine_config(&config, &ports, seed)?, clock.now())?;
+    let socket_path = opts
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| config.control_socket.clone());
+    let control_socket = ControlSocket::bind(&socket_path)?;
+
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded(FRAME_QUEUE);
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    // The monitor is subscribed before the captures open so no link change is missed.
+    let monitor = Monitor::open().map_err(Error::io("subscribing to link events"))?;
+    let filter = filter_for(&config);
+    let mut d = Daemon {
+        config,
+        clock,
+        engine,
+        ports,
+        rtnl,
+        filter,
+        frame_tx,
+        counters: Arc::new(DriverCounters::default()),
+        published: Arc::new(Mutex::new(None)),
+        routes: HashMap::new(),
+        leftover: HashMap::new(),
+        leftover_deadline: StdInstant::now() + ROUTE_GRACE,
+        leftover_rounds: 0,
+        started: StdInstant::now(),
+        guard: None,
+        dump: None,
+        next_generation: 0,
+        seed,
+        last_publish: StdInstant::now(),
+        drop_log: DropLog::new(StdDuration::from_secs(60)),
+        stop: false,
+    };
+    // Before start-up sends anything (its first RS), so the dump replays from the start.
+    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
+        d.open_dump(dir);
+    }
+    if let Err(e) = start(&mut d) {
+        d.cleanup();
+        return Err(e);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = spawn_helpers(monitor, &ctl_tx, control_socket, &d.published, &stop)
+        .map_err(Error::io("starting threads"));
+    let (threads, signal_handle) = match threads {
+        Ok(t) => t,
+        Err(e) => {
+            d.cleanup();
+            return Err(e);
+        }
+    };
+    privileges::drop_others();
+    d.publish(StdInstant::now());
+    log::info!(
+        "relaying between {} (uplink) and {}",
+        d.config.uplink,
+        d.config.downstream.join(", ")
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    d.run_loop(&frame_rx, &ctl_rx, &opts.config);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop.store(true, Ordering::Relaxed);
+    signal_handle.close();
+    d.cleanup();
+    for t in threads {
+        let _ = t.join();
+    }
+    log::info!("stopped; routes and filters removed");
+    Ok(())
+}
+
+/// The privileged part of start-up after the engine exists.
+fn start(d: &mut Daemon) -> Result<(), Error> {
+    if d.config.data_plane() == DataPlane::KernelRoutes {
+        d.reconcile_routes()?;
+    }
+    d.guard = Some(
+        Guard::install(&d.port_names())
+            .map_err(Error::io("installing the kernel ND guard (nf_tables)"))?,
+    );
+    for i in 0..d.ports.len() {
+        d.open_capture(i);
+        if d.ports[i].capture.is_none() && d.ports[i].running {
+            return Err(Error::Io {
+                what: format!("opening the capture socket on {}", d.ports[i].name),
+                cause: io::Error::other("see the log line above"),
+            });
+        }
+        if !d.ports[i].running {
+            d.link_event(i, LinkEvent::Down);
+        }
+    }
+    d.drain();
+    Ok(())
+}
+
+fn spawn_helpers(
+    mut monitor: Monitor,
+    ctl_tx: &Sender<Control>,
+    control_socket: ControlSocket,
+    published: &SharedStatus,
+    stop: &Arc<AtomicBool>,
+) -> io::Result<(Vec<JoinHandle<()>>, signal_hook::iterator::Handle)> {
+    let mut threads = Vec::new();
+    let (tx, st) = (ctl_tx.clone(), Arc::clone(stop));
+    threads.push(
+        std::thread::Builder::new()
+            .name("netlink".into())
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    match monitor.poll(250) {
+                        Ok(updates) => {
+                            for u in updates {
+                                if tx.send(Control::Link(u)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            log::error!("netlink monitor: {e}; resyncing");
+                            let _ = tx.send(Control::Link(LinkUpdate::Resync));
+                            std::thread::sleep(StdDuration::from_secs(1));
+                        }
+                    }
+                }
+            })?,
+    );
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let handle = signals.handle();
+    let tx = ctl_tx.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for s in signals.forever() {
+                    if tx.send(Control::Signal(s)).is_err() {
+                        break;
+                    }
+                }
+            })?,
+    );
+    let (pb, st) = (Arc::clone(published), Arc::clone(stop));
+    threads.push(
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                control_socket.serve(&pb, &st);
+            })?,
+    );
+    Ok((threads, handle))
+}

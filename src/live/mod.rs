@@ -1,0 +1,103 @@
+//! The live driver: the engine on real interfaces.
+//!
+//! Threads (DESIGN.md, "live driver"):
+//!
+//! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
+//!    ICMPv6 ND, all-multicast) and sends frames over one bounded channel;
+//! 2. the engine thread (the caller of [`run`]) owns the [`crate::engine::Engine`],
+//!    feeds it frames, link events and timeouts, drains its actions (layer-2 transmit,
+//!    /128 routes over rtnetlink) and publishes a snapshot for `status`;
+//! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
+//!    MAC, MTU, link-local);
+//! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
+//! 5. a control thread answers `ndprelay status` on a Unix socket.
+//!
+//! Start-up either completes or undoes what it did: a missing interface, a config error,
+//! a missing capability or a wrong sysctl stops it with one message naming the fix.
+
+mod bpf;
+pub mod control;
+mod daemon;
+mod droplog;
+pub mod dump;
+mod guard;
+pub mod netlink;
+#[cfg(feature = "libpcap")]
+mod pcap_capture;
+mod privileges;
+pub mod sys;
+pub mod sysctl;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use daemon::ROUTE_PROTOCOL;
+
+/// What `ndprelay run` passes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The RON config file.
+    pub config: PathBuf,
+    /// Overrides the config's `control_socket`.
+    pub control_socket: Option<PathBuf>,
+    /// Overrides the config's `dump_dir`: rotating pcapng of every frame received and sent.
+    pub dump_dir: Option<PathBuf>,
+}
+
+/// Why the daemon could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Configured interfaces do not exist.
+    #[error("{0}")]
+    Interfaces(String),
+    /// Sysctls are wrong and the config does not allow fixing them.
+    #[error("{0}")]
+    Sysctl(String),
+    /// A needed capability is missing.
+    #[error("{0}")]
+    Capability(String),
+    /// The engine refused the resolved config.
+    #[error("the relay refused the configuration: {0}")]
+    Engine(#[from] crate::engine::EngineConfigError),
+    /// Control socket problems (bind at start, connect for `status`).
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    /// A system call failed.
+    #[error("{what}: {cause}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause (shown in the message, not chained, so it is printed once).
+        cause: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let what = what.into();
+        move |cause| Self::Io { what, cause }
+    }
+}
+
+/// Runs the relay in the foreground until SIGTERM or SIGINT.
+pub fn run(opts: &RunOptions) -> Result<(), Error> {
+    daemon::run(opts)
+}
+
+/// Asks the daemon on `socket` for its status and prints it (text, or JSON with `json`).
+pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let doc = control::request_status(socket)?;
+    let text = if json {
+        // Serialising a Value we just parsed cannot fail.
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    } else {
+        control::render_text(&doc)
+    };
+    out.write_all(text.as_bytes())
+        .map_err(Error::io("writing status"))
+}

@@ -1,0 +1,52 @@
+//! Capabilities: ndprelay needs CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
+//! (routes, all-multicast, sysctls, nf_tables) and nothing else. Started as root it
+//! checks both, finishes its privileged set-up, then drops every other capability from
+//! the effective, permitted, inheritable and bounding sets.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use super::Error;
+
+const NEEDED: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
+
+/// Refuses to start without the two capabilities, naming how to grant them.
+pub fn check() -> Result<(), Error> {
+    let missing: Vec<String> = NEEDED
+        .iter()
+        .filter(|&&c| !caps::has_cap(None, CapSet::Effective, c).unwrap_or(false))
+        .map(|c| c.to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Capability(format!(
+        "missing capabilities {}: run ndprelay as root, under the shipped systemd unit \
+         (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
+         `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`",
+        missing.join(", ")
+    )))
+}
+
+/// Drops every capability but the two needed ones. Best effort: failures are logged,
+/// because running with more privilege than needed is not a reason to stop relaying.
+pub fn drop_others() {
+    let keep: CapsHashSet = NEEDED.into_iter().collect();
+    for c in caps::all() {
+        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            // Needs CAP_SETPCAP, which is dropped below, so the bounding set goes first.
+            if let Err(e) = caps::drop(None, CapSet::Bounding, c) {
+                log::debug!("cannot drop {c} from the bounding set: {e}");
+            }
+        }
+    }
+    let _ = caps::clear(None, CapSet::Inheritable);
+    let permitted = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
+    if let Err(e) = caps::set(None, CapSet::Effective, &keep)
+        .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
+    {
+        log::warn!("could not drop capabilities: {e}");
+    } else {
+        log::debug!("capabilities reduced to CAP_NET_RAW, CAP_NET_ADMIN");
+    }
+}

@@ -1,0 +1,385 @@
+//! The only unsafe code of the crate: thin, safe wrappers over the Linux socket calls the
+//! live driver needs (AF_PACKET capture and transmit, AF_NETLINK, `poll`, `umask`).
+//!
+//! Every function here owns its file descriptor through [`OwnedFd`], checks every return
+//! value and hands back `io::Result`; nothing above this module touches `libc` pointers.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFilter {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Constant.
+    pub k: u32,
+}
+
+/// `sll_pkttype` values (linux/if_packet.h).
+pub mod pkttype {
+    /// To us.
+    pub const HOST: u8 = 0;
+    /// To all.
+    pub const BROADCAST: u8 = 1;
+    /// To a group.
+    pub const MULTICAST: u8 = 2;
+    /// To someone else (promiscuous mode).
+    pub const OTHERHOST: u8 = 3;
+    /// Sent by this host.
+    pub const OUTGOING: u8 = 4;
+}
+
+const ETH_P_ALL: u16 = 0x0003;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // Non-negative ssize_t always fits usize.
+        Ok(ret as usize)
+    }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a valid, initialised T for the duration of the call and the
+    // length passed is exactly its size.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+fn attach_filter(fd: RawFd, program: &[SockFilter]) -> io::Result<()> {
+    let mut insns: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let len = u16::try_from(insns.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: insns.as_mut_ptr(),
+    };
+    // The kernel copies the program during the call; `insns` outlives it.
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes. Returns whether it is readable
+/// (or has an error pending, which the next read reports).
+pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1.
+    let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    match cvt(ret) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
+/// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+/// What `PacketSocket::open` managed to set up beyond the essentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketSocketInfo {
+    /// `PACKET_IGNORE_OUTGOING` is active (kernel ≥ 4.20); otherwise outgoing frames
+    /// reach `recv` and the caller drops them by packet type.
+    pub ignores_outgoing: bool,
+    /// Frames drained between bind and the real filter.
+    pub drained: usize,
+}
+
+impl PacketSocket {
+    /// Opens a socket on `ifindex` and installs `filter` race-free: the socket starts
+    /// with a drop-all filter, is bound, joins all-multicast, is drained until it would
+    /// block, and only then gets the real filter (libpcap's technique).
+    pub fn open(ifindex: i32, filter: &[SockFilter]) -> io::Result<(Self, PacketSocketInfo)> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        // SAFETY: `raw` is a freshly created descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let sock = Self { fd, ifindex };
+        let drop_all = [SockFilter {
+            code: 0x06, // BPF_RET | BPF_K
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        attach_filter(sock.raw(), &drop_all)?;
+        let ignores_outgoing = setsockopt(
+            sock.raw(),
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &1 as &libc::c_int,
+        )
+        .is_ok();
+        // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
+        cvt(unsafe {
+            libc::bind(
+                sock.raw(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex,
+            mr_type: libc::PACKET_MR_ALLMULTI as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(
+            sock.raw(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )?;
+        let mut drained = 0;
+        let mut buf = [0u8; 2048];
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(_) => drained += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ENETDOWN and friends: nothing more to drain now.
+                Err(_) => break,
+            }
+        }
+        attach_filter(sock.raw(), filter)?;
+        Ok((
+            sock,
+            PacketSocketInfo {
+                ignores_outgoing,
+                drained,
+            },
+        ))
+    }
+
+    /// The interface index the socket is bound to.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// The raw descriptor, for `poll_readable`.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Receives one frame without blocking: (length, `sll_pkttype`). A frame longer
+    /// than `buf` is truncated to it.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u8)> {
+        // SAFETY: zeroed sockaddr_ll is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `buf` is valid for `buf.len()` bytes; `sll`/`len` describe a valid
+        // sockaddr buffer.
+        let n = cvt_size(unsafe {
+            libc::recvfrom(
+                self.raw(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                (&mut sll as *mut libc::sockaddr_ll).cast(),
+                &mut len,
+            )
+        })?;
+        Ok((n, sll.sll_pkttype))
+    }
+
+    /// Sends one complete Ethernet frame on the bound interface. Frames sent through
+    /// this socket are never delivered back to it (`dev_queue_xmit_nit` skips the
+    /// sender), so the relay does not capture its own transmissions.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: zeroed sockaddr_ll is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = self.ifindex;
+        sll.sll_halen = 6;
+        if frame.len() >= 6 {
+            sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        }
+        // SAFETY: `frame` is valid for its length; `sll` is a valid sockaddr_ll.
+        let n = cvt_size(unsafe {
+            libc::sendto(
+                self.raw(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        if n != frame.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short packet send",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An `AF_NETLINK` datagram socket (`NETLINK_ROUTE` or `NETLINK_NETFILTER`).
+#[derive(Debug)]
+pub struct NetlinkSocket {
+    fd: OwnedFd,
+}
+
+/// `NETLINK_ROUTE`.
+pub const NETLINK_ROUTE: i32 = libc::NETLINK_ROUTE;
+/// `NETLINK_NETFILTER`.
+pub const NETLINK_NETFILTER: i32 = libc::NETLINK_NETFILTER;
+
+impl NetlinkSocket {
+    /// Opens and binds a netlink socket of `protocol`, joining the multicast `groups`
+    /// (group numbers, not bit masks).
+    pub fn open(protocol: i32, groups: &[u32]) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the result is checked.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                protocol,
+            )
+        })?;
+        // SAFETY: fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let sock = Self { fd };
+        // A big receive buffer makes ENOBUFS (lost events) rare; it is still handled.
+        let _ = setsockopt(
+            sock.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &(1 << 20) as &libc::c_int,
+        );
+        // Ask for extended error messages (best effort).
+        let _ = setsockopt(sock.raw(), libc::SOL_NETLINK, 11, &1 as &libc::c_int);
+        // SAFETY: zeroed sockaddr_nl is valid.
+        let mut snl: libc::sockaddr_nl = unsafe { mem::zeroed() };
+        snl.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: `snl` is a valid sockaddr_nl and the length its size.
+        cvt(unsafe {
+            libc::bind(
+                sock.raw(),
+                (&snl as *const libc::sockaddr_nl).cast(),
+                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        })?;
+        for &g in groups {
+            setsockopt(
+                sock.raw(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_ADD_MEMBERSHIP,
+                &(g as libc::c_int),
+            )?;
+        }
+        Ok(sock)
+    }
+
+    /// The raw descriptor, for `poll_readable`.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sends one buffer of netlink messages to the kernel.
+    pub fn send(&self, msg: &[u8]) -> io::Result<()> {
+        // SAFETY: zeroed sockaddr_nl (pid 0 = kernel) is valid.
+        let mut snl: libc::sockaddr_nl = unsafe { mem::zeroed() };
+        snl.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: `msg` valid for its length; `snl` a valid sockaddr_nl.
+        cvt_size(unsafe {
+            libc::sendto(
+                self.raw(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                0,
+                (&snl as *const libc::sockaddr_nl).cast(),
+                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Receives one datagram (blocking). ENOBUFS means the kernel dropped messages.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` bytes.
+        cvt_size(unsafe { libc::recv(self.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) })
+    }
+}
+
+/// Sets the process umask, returning the previous one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// The effective user id.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Interface index of `name`, if it exists.
+pub fn if_nametoindex(name: &str) -> Option<i32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        None
+    } else {
+        i32::try_from(idx).ok()
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/run/netns/NAME`). Only this thread changes namespace.
+pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: `f` is an open namespace file for the duration of the call.
+    cvt(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+}

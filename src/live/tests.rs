@@ -1,0 +1,327 @@
+//! Kernel integration tests of the I/O layer (capture, netlink, routes, guard) in
+//! throw-away network namespaces. They need root (CAP_SYS_ADMIN for namespaces) and
+//! are `#[ignore]`d; `scripts/test.sh netns` runs them with
+//! `cargo test --lib live::tests -- --ignored --test-threads=1`.
+//! Every namespace is named `ndpr-u-*` and removed on drop, also when a test fails.
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::bpf;
+use super::guard::Guard;
+use super::netlink::{LinkUpdate, Monitor, Netlink};
+use super::sys::{self, PacketSocket};
+use crate::live::ROUTE_PROTOCOL;
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("ip runs");
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+/// Namespaces removed on drop.
+struct Netns(Vec<String>);
+
+impl Netns {
+    fn new(names: &[&str]) -> Self {
+        let ns = Self(
+            names
+                .iter()
+                .map(|n| format!("ndpr-u-{n}-{}", std::process::id()))
+                .collect(),
+        );
+        for n in &ns.0 {
+            let _ = Command::new("ip")
+                .args(["netns", "del", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+            ip(&["netns", "add", n]);
+            ip(&["-n", n, "link", "set", "lo", "up"]);
+        }
+        ns
+    }
+    fn name(&self, i: usize) -> &str {
+        &self.0[i]
+    }
+    fn path(&self, i: usize) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0[i])
+    }
+    /// Runs `f` on a thread inside namespace `i`.
+    fn run<T: Send + 'static>(&self, i: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let p = self.path(i);
+        std::thread::spawn(move || {
+            sys::enter_netns(&p).expect("setns");
+            f()
+        })
+        .join()
+        .expect("thread in netns")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip")
+                .args(["netns", "del", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// veth `ndpru-a` in ns 0 and `ndpru-b` in ns 1, both up, with fixed MACs.
+fn veth_pair(ns: &Netns) {
+    ip(&[
+        "link",
+        "add",
+        "ndpru-a",
+        "netns",
+        ns.name(0),
+        "address",
+        "02:00:00:00:aa:01",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ndpru-b",
+        "netns",
+        ns.name(1),
+        "address",
+        "02:00:00:00:bb:01",
+    ]);
+    ip(&["-n", ns.name(0), "link", "set", "ndpru-a", "up"]);
+    ip(&["-n", ns.name(1), "link", "set", "ndpru-b", "up"]);
+}
+
+/// An Ethernet + IPv6 frame with `next` and `payload` (checksums are not the filter's
+/// business).
+fn frame(dst_mac: [u8; 6], next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst_mac.to_vec();
+    f.extend_from_slice(&[2, 0, 0, 0, 0xbb, 1, 0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[next, 255]);
+    f.extend_from_slice(&"fe80::bb:1".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&"ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ns_payload(tag: u8) -> Vec<u8> {
+    let mut p = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    let mut target = "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets();
+    target[15] = tag;
+    p.extend_from_slice(&target);
+    p
+}
+
+fn collect(sock: &PacketSocket, for_: Duration) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let end = Instant::now() + for_;
+    while Instant::now() < end {
+        if sys::poll_readable(sock.raw(), 50).unwrap() {
+            while let Ok((n, _)) = sock.recv(&mut buf) {
+                out.push(buf[..n].to_vec());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
+    let ns = Netns::new(&["cap-a", "cap-b"]);
+    veth_pair(&ns);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let p0 = ns.path(0);
+    let rx = std::thread::spawn(move || {
+        sys::enter_netns(&p0).unwrap();
+        let ifindex = sys::if_nametoindex("ndpru-a").unwrap();
+        let (sock, _) = PacketSocket::open(ifindex, &bpf::nd_filter()).unwrap();
+        // Our own transmission must not come back to us.
+        sock.send(&frame([0x33, 0x33, 0xff, 0, 0, 1], 58, &ns_payload(99)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        collect(&sock, Duration::from_millis(1500))
+    });
+    ready_rx.recv().unwrap();
+    ns.run(1, || {
+        let s = PacketSocket::open(sys::if_nametoindex("ndpru-b").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let mcast = [0x33, 0x33, 0xff, 0, 0, 1];
+        s.send(&frame(mcast, 58, &ns_payload(1))).unwrap();
+        s.send(&frame(mcast, 17, &[0; 16])).unwrap(); // UDP: not ND
+        let mut ext = vec![58, 0, 1, 4, 0, 0, 0, 0];
+        ext.extend(ns_payload(2));
+        s.send(&frame(mcast, 60, &ext)).unwrap(); // NS behind Destination Options
+        let mut echo = ns_payload(3);
+        echo[0] = 128;
+        s.send(&frame(mcast, 58, &echo)).unwrap(); // Echo Request: not ND
+        // To another host's unicast MAC (a is not promiscuous, so not even the NIC takes it).
+        s.send(&frame([2, 0, 0, 0, 0xcc, 1], 58, &ns_payload(4)))
+            .unwrap();
+    });
+    let got = rx.join().unwrap();
+    let tags: Vec<u8> = got
+        .iter()
+        .filter(|f| f.len() >= 78 && f[12..14] == [0x86, 0xdd])
+        .map(|f| f[f.len() - 1])
+        .collect();
+    assert!(tags.contains(&1), "plain NS missing: {tags:?}");
+    assert!(tags.contains(&2), "NS behind ext header missing: {tags:?}");
+    assert!(!tags.contains(&3), "echo leaked: {tags:?}");
+    assert!(!tags.contains(&4), "other host's frame leaked: {tags:?}");
+    assert!(!tags.contains(&99), "own transmission captured: {tags:?}");
+    assert_eq!(got.iter().filter(|f| f[20] == 17).count(), 0, "UDP leaked");
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn allmulti_membership_lives_with_the_socket() {
+    let ns = Netns::new(&["am"]);
+    ns.run(0, || {
+        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+        ip(&["link", "set", "d0", "up"]);
+        ip(&["link", "set", "d0p", "up"]);
+        let ifindex = sys::if_nametoindex("d0").unwrap();
+        let allmulti = || {
+            let mut nl = Netlink::route().unwrap();
+            let l = nl
+                .links()
+                .unwrap()
+                .into_iter()
+                .find(|l| l.index == ifindex)
+                .unwrap();
+            l.allmulti.expect("kernel reports IFLA_ALLMULTI")
+        };
+        assert_eq!(allmulti(), 0);
+        let sock = PacketSocket::open(ifindex, &bpf::nd_filter()).unwrap();
+        assert_eq!(allmulti(), 1);
+        drop(sock);
+        assert_eq!(allmulti(), 0, "membership must go with the socket");
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn routes_are_idempotent_and_only_ours_are_removed() {
+    let ns = Netns::new(&["rt"]);
+    ns.run(0, || {
+        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+        ip(&["link", "set", "d0", "up"]);
+        ip(&["link", "set", "d0p", "up"]);
+        let ifindex = sys::if_nametoindex("d0").unwrap();
+        let mut nl = Netlink::route().unwrap();
+        let a: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8::11".parse().unwrap();
+        nl.replace_route(a, ifindex, ROUTE_PROTOCOL).unwrap();
+        nl.replace_route(a, ifindex, ROUTE_PROTOCOL).unwrap();
+        ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8::11/128",
+            "dev",
+            "d0",
+            "proto",
+            "static",
+        ]);
+        let ours = nl.routes_with_protocol(ROUTE_PROTOCOL).unwrap();
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        assert_eq!(
+            (ours[0].dst, ours[0].dst_len, ours[0].oif),
+            (a, 128, ifindex)
+        );
+        // A route someone else installed is never removed by us.
+        nl.delete_route(b, ifindex, ROUTE_PROTOCOL).unwrap();
+        let out = Command::new("ip")
+            .args(["-6", "route", "show", "2001:db8::11"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("2001:db8::11"));
+        nl.delete_route(a, ifindex, ROUTE_PROTOCOL).unwrap();
+        nl.delete_route(a, ifindex, ROUTE_PROTOCOL).unwrap(); // already gone: fine
+        assert!(nl.routes_with_protocol(ROUTE_PROTOCOL).unwrap().is_empty());
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn monitor_reports_down_up_delete_and_recreate() {
+    let ns = Netns::new(&["mon"]);
+    ns.run(0, || {
+        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+        let mut mon = Monitor::open().unwrap();
+        let mut events = Vec::new();
+        let mut drain = |mon: &mut Monitor| {
+            let end = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < end {
+                events.extend(mon.poll(50).unwrap());
+            }
+        };
+        let old = sys::if_nametoindex("d0").unwrap();
+        ip(&["link", "set", "d0", "up"]);
+        ip(&["link", "set", "d0p", "up"]);
+        ip(&["link", "set", "d0", "mtu", "1400"]);
+        ip(&["link", "del", "d0"]);
+        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+        drain(&mut mon);
+        let new = sys::if_nametoindex("d0").unwrap();
+        assert_ne!(old, new);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LinkUpdate::NewLink(l) if l.index == old && l.is_running()))
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LinkUpdate::NewLink(l) if l.index == old && l.mtu == 1400))
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LinkUpdate::DelLink(l) if l.index == old))
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LinkUpdate::NewLink(l) if l.index == new && l.name == "d0"))
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn guard_table_is_installed_replaced_and_removed() {
+    let ns = Netns::new(&["guard"]);
+    ns.run(0, || {
+        ip(&["link", "add", "gx", "type", "veth", "peer", "name", "gy"]);
+        let list = || {
+            let out = Command::new("nft")
+                .args(["list", "table", "netdev", "ndprelay"])
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let mut g = Guard::install(&["gx".into(), "gy".into()]).unwrap();
+        let (ok, text) = list();
+        assert!(ok, "table missing");
+        assert!(text.contains("hook ingress device \"gy\""), "{text}");
+        assert!(text.contains("fib daddr type != local"), "{text}");
+        assert!(text.contains("icmpv6 type 133-137"), "{text}");
+        // A second install (a restart after a crash) replaces, not duplicates.
+        let g2 = Guard::install(&["gx".into()]).unwrap();
+        let (_, text) = list();
+        assert!(!text.contains("gy"), "{text}");
+        std::mem::forget(g2);
+        g.remove();
+        assert!(!list().0, "table left behind");
+    });
+}
