@@ -44,7 +44,10 @@ impl Gen {
 }
 
 /// Collects (target, arrival) of every NA until stopped.
-fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arc<Mutex<Vec<(Ipv6Addr, Instant)>>> {
+fn receiver(
+    sock: Arc<PacketSocket>,
+    stop: Arc<AtomicBool>,
+) -> Arc<Mutex<Vec<(Ipv6Addr, Instant)>>> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = Arc::clone(&got);
     std::thread::spawn(move || {
@@ -97,7 +100,10 @@ fn main() -> anyhow::Result<()> {
     let out = match args[3].as_str() {
         "latency" => {
             let count: usize = args[4].parse()?;
-            let targets: Vec<Ipv6Addr> = args[5..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let targets: Vec<Ipv6Addr> = args[5..]
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()?;
             let mut lat = Vec::new();
             let mut lost = 0;
             for i in 0..count {
@@ -128,7 +134,10 @@ fn main() -> anyhow::Result<()> {
         "rate" => {
             let rate: u64 = args[4].parse()?;
             let secs: u64 = args[5].parse()?;
-            let targets: Vec<Ipv6Addr> = args[6..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
+            let targets: Vec<Ipv6Addr> = args[6..]
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()?;
             let frames: Vec<Vec<u8>> = targets.iter().map(|&t| g.ns(t)).collect();
             let start = Instant::now();
             let mut sent = 0u64;
@@ -154,7 +163,11 @@ fn main() -> anyhow::Result<()> {
             let target: Ipv6Addr = args[7].parse()?;
             let start = Instant::now();
             let probes: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
-            let (p2, stop2, s2) = (Arc::clone(&probes), Arc::new(AtomicBool::new(false)), Arc::clone(&g.sock));
+            let (p2, stop2, s2) = (
+                Arc::clone(&probes),
+                Arc::new(AtomicBool::new(false)),
+                Arc::clone(&g.sock),
+            );
             let probe_frame = g.ns(target);
             let st = Arc::clone(&stop2);
             let prober = std::thread::spawn(move || {
@@ -182,12 +195,20 @@ fn main() -> anyhow::Result<()> {
             stop2.store(true, Ordering::Relaxed);
             let _ = prober.join();
             std::thread::sleep(Duration::from_secs(1));
-            let nas: Vec<Instant> = got.lock().iter().filter(|(t, _)| *t == target).map(|&(_, at)| at).collect();
+            let nas: Vec<Instant> = got
+                .lock()
+                .iter()
+                .filter(|(t, _)| *t == target)
+                .map(|&(_, at)| at)
+                .collect();
             let probes = probes.lock().clone();
             // A probe counts as resolved when an NA for the guest arrives before the next probe.
             let mut lat = Vec::new();
             for (i, &p) in probes.iter().enumerate() {
-                let next = probes.get(i + 1).copied().unwrap_or(p + Duration::from_millis(500));
+                let next = probes
+                    .get(i + 1)
+                    .copied()
+                    .unwrap_or(p + Duration::from_millis(500));
                 if let Some(&at) = nas.iter().find(|&&at| at >= p && at < next) {
                     lat.push(at.duration_since(p).as_secs_f64() * 1e3);
                 }
