@@ -101,7 +101,8 @@ pub struct Tunables {
     pub max_pending: usize,
     /// Most pending solicitations per port (kept below `max_pending`, RFC 6583 §7).
     pub max_pending_per_port: usize,
-    /// Token bucket for relaying NS to unknown targets: tokens per second.
+    /// Token bucket for relaying NS to unknown targets: tokens per second. NS for bound
+    /// targets have their own budget, ten times this, so a scan never starves them.
     pub ns_rate: u32,
     /// Token bucket burst.
     pub ns_burst: u32,

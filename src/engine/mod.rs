@@ -79,6 +79,18 @@ use crate::wire::{
     Rewrite, emit_nd, parse_frame, rewrite, solicited_node,
 };
 
+/// How many times the unknown-target NS budget bound targets get: a relayed NS for a
+/// bound target goes to one port only, so it amplifies nothing and may be generous.
+const KNOWN_NS_FACTOR: u32 = 10;
+
+fn known_ns_bucket(t: &Tunables, now: Instant) -> bucket::TokenBucket {
+    bucket::TokenBucket::new(
+        t.ns_rate.saturating_mul(KNOWN_NS_FACTOR),
+        t.ns_burst.saturating_mul(KNOWN_NS_FACTOR),
+        now,
+    )
+}
+
 /// Index of a port in [`EngineConfig::ports`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
@@ -361,6 +373,9 @@ pub struct Engine {
     rng: Rng,
     counters: Counters,
     ns_bucket: TokenBucket,
+    /// NS for bound targets: served before unknown ones and never starved by a scan
+    /// (RFC 6583 §7), yet bounded, at `KNOWN_NS_FACTOR` times the unknown-target budget.
+    known_ns_bucket: TokenBucket,
     rs_bucket: TokenBucket,
     actions: VecDeque<Action>,
     now: Instant,
@@ -393,6 +408,7 @@ impl Engine {
             rng: Rng::new(config.seed),
             counters: Counters::default(),
             ns_bucket: TokenBucket::new(t.ns_rate, t.ns_burst, now),
+            known_ns_bucket: known_ns_bucket(t, now),
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
             actions: VecDeque::new(),
             now,

@@ -86,9 +86,10 @@ impl Engine {
         if !self.forwarding(bport) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
-        if !self.note_solicitor(now, port, pkt, target) {
+        if !self.known_ns_bucket.take(now) {
             return self.drop_frame(port, DropReason::RateLimited);
         }
+        self.note_solicitor(now, port, pkt, target);
         // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
         // window, and still relay so the binding re-verifies. Never for DAD (handled
         // above) and never from a merely learned (unconfirmed) binding.
@@ -123,9 +124,10 @@ impl Engine {
         if !self.forwarding(bport) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
-        if !self.note_solicitor(now, port, pkt, target) {
+        if !self.known_ns_bucket.take(now) {
             return self.drop_frame(port, DropReason::RateLimited);
         }
+        self.note_solicitor(now, port, pkt, target);
         self.relay_ns_to(port, pkt, target, bport, bmac);
     }
 
@@ -152,15 +154,10 @@ impl Engine {
 
     /// Remembers who asked so the NA finds its way back even if the solicitor is not
     /// bound (a full table is fine here: the binding table serves bound solicitors).
-    /// Returns false when the same solicitor asked for the same target less than a
-    /// RetransTimer ago (RFC 4861 §7.2.2 pacing; its retransmissions still pass).
-    fn note_solicitor(
-        &mut self,
-        now: Instant,
-        port: PortId,
-        pkt: &NdPacket<'_>,
-        target: Ipv6Addr,
-    ) -> bool {
+    /// A bound target's NS is not paced per asker: it goes to one port only, so a fast
+    /// asker costs one relayed frame per NS under the known-target budget, while
+    /// dropping it would lose an answer a peer is waiting for.
+    fn note_solicitor(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>, target: Ipv6Addr) {
         let retrans = self.cfg.tunables.retrans_timer;
         let sol = Solicitor {
             addr: pkt.src_addr,
@@ -169,14 +166,9 @@ impl Engine {
             asked_at: now,
         };
         if let Some(p) = self.pending.get_mut(&target) {
-            if p.solicitor(sol.addr)
-                .is_some_and(|s| now.saturating_since(s.asked_at) < retrans)
-            {
-                return false;
-            }
             p.failed = false;
             p.add_solicitor(sol);
-            return true;
+            return;
         }
         let t = &self.cfg.tunables;
         let expires = now + pending_lifetime(t.retrans_timer, t.max_probes);
@@ -186,7 +178,6 @@ impl Engine {
                 p.add_solicitor(sol);
             }
         }
-        true
     }
 
     /// A target with no binding: relay to every other proxying port, under the budget

@@ -101,6 +101,7 @@ impl Engine {
             .set_limits(t.max_pending, t.max_pending_per_port);
         if t.ns_rate != self.cfg.tunables.ns_rate || t.ns_burst != self.cfg.tunables.ns_burst {
             self.ns_bucket = TokenBucket::new(t.ns_rate, t.ns_burst, now);
+            self.known_ns_bucket = super::known_ns_bucket(t, now);
         }
         if t.rs_rate != self.cfg.tunables.rs_rate {
             self.rs_bucket = TokenBucket::new(t.rs_rate, 1, now);
