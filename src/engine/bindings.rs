@@ -277,6 +277,12 @@ impl Engine {
         self.counters.bump(Counter::BindingsMoved);
         let stale = now + self.cfg.tunables.stale_lifetime;
         self.set_state(addr, BindingState::Stale, stale);
+        // Peers keep their caches pointing at the relay, so nothing else will solicit
+        // the host on its new port: verify it there ourselves, so its route follows as
+        // soon as it answers (and the binding goes if it does not).
+        if self.port(new_port).live() {
+            self.recheck_binding(now, addr);
+        }
     }
 
     /// The binding's `expires_at` passed.

@@ -170,17 +170,37 @@ fn host_move_rebinds_only_after_the_old_port_fails_its_probes() {
     let b = h.binding(addr(10)).unwrap();
     assert_eq!(
         (b.port, b.state, b.routed),
-        (D2, BindingState::Stale, false)
+        (D2, BindingState::Probe, false),
+        "moved, and being verified on the new port"
     );
     assert_eq!(removes(&h), vec![(addr(10), D1)]);
     assert_eq!(h.count("bindings_moved"), 1);
-    // Confirmed on the new port: routed there.
+    // Peers still point at the relay and will not solicit the host: the relay probes
+    // it on D2 itself, and its answer brings the route there.
+    let probes: Vec<_> = h
+        .take(D2)
+        .into_iter()
+        .filter(|s| s.is_ns_for(addr(10)))
+        .collect();
+    assert_eq!(probes.len(), 1, "the new port is probed at once");
+    assert_eq!(probes[0].nd().dst_addr, addr(10));
+    let answer = na(
+        gmac(10),
+        D2_MAC,
+        addr(10),
+        port_ll(D2),
+        SOLICITED,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D2, &answer);
+    assert_eq!(installs(&h), vec![(addr(10), D2)]);
+    assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Reachable);
+    // The router's next NS goes to D2 only.
     h.clear();
     h.inject(UP, &ns_from_router(addr(10)));
     assert_eq!(h.take(D2).len(), 1, "router NS now goes to D2 only");
     assert!(h.take(D1).is_empty());
-    h.inject(D2, &na_to_router(gmac(10), D2, addr(10)));
-    assert_eq!(installs(&h), vec![(addr(10), D2)]);
 }
 
 #[test]
