@@ -389,13 +389,42 @@ fn h21_override_na_on_other_port_moves_only_after_failed_probe() {
         "binding moved before the old port failed a probe"
     );
     let probes = relay.take(BR0);
-    relay.advance(Duration::from_secs(6));
+    relay.advance(Duration::from_millis(3_500));
     let probes = probes.len() + relay.take(BR0).len();
     assert!(probes >= 1, "the old port must be probed");
     assert_eq!(
         on(&relay),
         Some(BR1),
         "binding must move once br0 failed the probe"
+    );
+    // The claim itself is no confirmation: the claimant is probed on br1 and keeps the
+    // address only by answering (an unanswered claim would be removed).
+    let asked = relay
+        .take(BR1)
+        .into_iter()
+        .filter(|f| f.len() > 60 && f[54] == 135)
+        .count();
+    assert_eq!(asked, 1, "the new port is probed");
+    let mut answer = na(
+        OTHER_MAC,
+        guest(),
+        BR1_MAC.link_local(),
+        NaFlags {
+            router: false,
+            solicited: true,
+            override_: true,
+        },
+        guest(),
+        OTHER_MAC,
+    );
+    // The builder addresses unicast NAs to br0; this one goes to br1's MAC.
+    answer[0..6].copy_from_slice(&BR1_MAC.0);
+    relay.inject(BR1, &answer);
+    relay.advance(Duration::from_secs(5));
+    assert_eq!(
+        on(&relay),
+        Some(BR1),
+        "a verified claimant keeps the address"
     );
 }
 
