@@ -22,6 +22,11 @@ for p in eth0 br0; do
     ip netns exec "$(ns dom0)" tcpdump -i "$p" -p -nn -U -w "$WORK/$p.pcap" icmp6 2>/dev/null &
     PIDS+=($!)
 done
+# tcpdump writes its file header once capturing; the relay's first frames (its RS at
+# start) must not go out before that, or the dump has frames tcpdump never saw.
+for p in eth0 br0; do
+    wait_for 10 "tcpdump capturing on $p" test -s "$WORK/$p.pcap"
+done
 EXTRA="seed: 7," write_config "$WORK/relay.ron" eth0 br0
 ip netns exec "$(ns dom0)" env RUST_LOG=info "$NDPRELAY" run -c "$WORK/relay.ron" --dump "$WORK/dump" >>"$WORK/relay.log" 2>&1 &
 RELAY_PID=$!
