@@ -43,6 +43,8 @@ step_lint() {
     log "lint: rustfmt and clippy -D warnings"
     cargo fmt --all -- --check
     cargo clippy --all-targets --locked -- -D warnings
+    # The simulator's TAP attachment (tun-tap) is behind a feature; lint it too.
+    cargo clippy --locked --features tap --all-targets -- -D warnings
 }
 
 step_unit() {
@@ -116,8 +118,12 @@ step_netns() {
     for tool in radvd ndisc6 rdisc6 ping tcpdump nft setpriv; do
         have "$tool" || die "netns tests need '$tool' (run: scripts/test.sh deps)"
     done
+    [ -c /dev/net/tun ] || die "netns tests need /dev/net/tun (the TAP tests)"
     # The I/O layer on its own: capture filter, all-multicast, routes, link events, guard.
     cargo test --locked --lib live::tests -- --ignored --test-threads=1
+    # The lab simulator with its LAN on a TAP device: a real kernel in a namespace gets a
+    # SLAAC address through the relay and pings the simulated router (about 20 s).
+    cargo test --locked --features tap --test sim_tap -- --ignored --test-threads=1
     [ -e "${tests[0]}" ] || die "no namespace tests found in netns-tests/"
     cargo build --locked --release
     local failed=() t

@@ -103,6 +103,14 @@ impl PcapNgFile {
         self.bytes
     }
 
+    /// Pushes buffered blocks to the file, so it can be read while still being written.
+    pub fn flush(&mut self) -> Result<(), PcapNgError> {
+        self.writer.get_mut().flush().map_err(|e| PcapNgError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
     /// Flushes and closes the file.
     pub fn finish(self) -> Result<(), PcapNgError> {
         let path = self.path;
@@ -191,6 +199,26 @@ impl RotatingDump {
             Some(file) => file.finish(),
             None => Ok(()),
         }
+    }
+
+    /// Pushes the current file's buffered blocks to disk.
+    pub fn flush(&mut self) -> Result<(), PcapNgError> {
+        self.current.as_mut().map_or(Ok(()), PcapNgFile::flush)
+    }
+
+    /// The interfaces (ports, in order) the files describe.
+    pub fn interfaces(&self) -> &[(String, Option<Mac>)] {
+        &self.interfaces
+    }
+
+    /// Ports changed (a reload, a new MAC): the current file is closed and the next one
+    /// describes `interfaces`, so each file stays true to the frames it holds.
+    pub fn set_interfaces(
+        &mut self,
+        interfaces: Vec<(String, Option<Mac>)>,
+    ) -> Result<(), PcapNgError> {
+        self.interfaces = interfaces;
+        self.rotate()
     }
 
     /// Files currently kept, oldest first.

@@ -108,6 +108,8 @@ drop_reasons! {
     NoBinding => "no_binding",
     /// NS for a target that recently failed to answer (short negative cache).
     NegativeCache => "negative_cache",
+    /// Data held for an unresolved destination that never answered (userspace forwarding).
+    ResolutionFailed => "resolution_failed",
 }
 
 impl fmt::Display for DropReason {

@@ -1,5 +1,6 @@
 //! `ndprelay replay` end to end through the binary: config + capture in, one decision
-//! per frame out; bad port names and missing files are errors naming them.
+//! per frame out; bad port names and missing files are errors naming them; damaged
+//! captures are warnings naming file and frame while the rest replays.
 
 mod common;
 
@@ -141,4 +142,94 @@ fn unknown_ports_and_missing_files_are_errors() {
         text(&out.stderr).contains("nope.ron: cannot read config"),
         "{out:?}"
     );
+}
+
+#[test]
+fn bad_captures_are_located_and_the_rest_still_replays() {
+    use pcap_file::DataLink;
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
+    let lab = Lab::new("damaged");
+    let cfg = lab.path("relay.ron");
+    let good = lab.capture(
+        "up.pcapng",
+        "eth0",
+        &[
+            common::uplink_ra(&[]),
+            common::ns_from_router(common::guest()),
+        ],
+    );
+    // Two NAs, the second cut short as when tcpdump is killed mid-write.
+    let cut = lab.capture(
+        "br0.pcapng",
+        "br0",
+        &[common::na_from_guest(false), common::na_from_guest(false)],
+    );
+    let bytes = std::fs::read(&cut).expect("read capture");
+    std::fs::write(&cut, &bytes[..bytes.len() - 30]).expect("truncate");
+    // Captured on `any`: Linux cooked headers, not Ethernet.
+    let cooked = lab.path("any.pcap");
+    let header = PcapHeader {
+        datalink: DataLink::LINUX_SLL,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(&cooked).expect("create"), header)
+        .expect("pcap header");
+    w.write_packet(&PcapPacket::new(
+        Duration::from_secs(1_700_000_000),
+        16,
+        &[0; 16],
+    ))
+    .expect("write");
+    drop(w);
+    // A pcapng whose interface is no port of the config.
+    let foreign = lab.capture("wlan.pcapng", "wlan0", &[common::uplink_ra(&[])]);
+
+    let inputs = [
+        format!("eth0={good}"),
+        format!("br0={cut}"),
+        format!("br1={cooked}"),
+        foreign.clone(),
+    ];
+    let mut args = vec!["replay", "-c", &cfg];
+    for i in &inputs {
+        args.extend(["--input", i.as_str()]);
+    }
+    let macs = macs();
+    args.extend(macs.iter().map(String::as_str));
+    let out = ndprelay(&args);
+    assert!(out.status.success(), "damaged inputs are warnings: {out:?}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("warning: {cut}: frame 2: "))
+            && stdout.contains("the rest of this file is skipped"),
+        "the cut record is located by file and frame:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("warning: {cooked}: link type"))
+            && stdout.contains("not Ethernet"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "warning: {foreign}: interface \"wlan0\" is not a port"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n3 frames in,"),
+        "the RA and the NS on eth0 and the NA before the cut are replayed; \
+         nothing of the cooked or foreign capture:\n{stdout}"
+    );
+
+    // A port the config does not have is an error before anything runs.
+    let eth9 = format!("eth9={good}");
+    let out = ndprelay(&["replay", "-c", &cfg, "--input", &eth9]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&good) && stderr.contains("port \"eth9\" is not in the config"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing half-runs");
 }

@@ -152,6 +152,7 @@ fn replay_explains_relay_decisions_and_writes_what_it_sent() {
     let mut out = Vec::new();
     let opts = ReplayOptions {
         output: Some(output.clone()),
+        keep_emitted: true,
         ..Default::default()
     };
     let summary = replay(config(), &inputs, &opts, &mut out).unwrap();

@@ -201,3 +201,19 @@ fn an_unknown_counter_fails_instead_of_reading_zero() {
         .expect("the counter expectation is reported");
     assert!(!o.passed && o.evidence.contains("no counter"), "{o:?}");
 }
+
+#[test]
+fn home_loses_no_echo_on_a_relay_cache_miss() {
+    // At 9m the relay's binding for laptop2 is gone (it left and rejoined): the first
+    // echo from the ISP waits in the engine's hold while the relay resolves laptop2.
+    let (verdict, _) = run_file("home.ron", &RunOptions::default());
+    let pings: Vec<_> = verdict
+        .outcomes
+        .iter()
+        .filter(|o| o.expectation.starts_with("reachable "))
+        .collect();
+    assert!(pings.len() >= 6);
+    for o in pings {
+        assert!(o.evidence.starts_with("3/3 "), "{o:?}");
+    }
+}

@@ -54,6 +54,9 @@ impl Engine {
                         self.emit(|| Event::Unbound { addr: old, port });
                     }
                     self.counters.bump(Counter::BindingsLearned);
+                    if !self.held.is_empty() {
+                        self.held.bound(addr);
+                    }
                     if solicited {
                         self.counters.bump(Counter::BindingsConfirmed);
                     }

@@ -78,6 +78,8 @@ counters! {
     RoutesRemoved => "routes_removed",
     /// Unicast data frames forwarded (userspace data plane).
     ForwardedData => "forwarded_data",
+    /// Unicast data frames held while their destination was resolved (userspace).
+    HeldData => "held_data",
     /// Multicast data copies forwarded (userspace data plane).
     ForwardedMulticast => "forwarded_multicast",
     /// ICMPv6 Packet Too Big messages sent.

@@ -351,6 +351,8 @@ pub struct Engine {
     upstream: PortId,
     cache: BindingCache,
     pending: PendingTable,
+    /// Userspace data waiting for its destination to be resolved (bounded).
+    held: data::HeldData,
     routers: HashMap<Ipv6Addr, Router>,
     /// The latest multicast RA from the uplink, as received (each relayed copy is built
     /// from it, never from a previous copy).
@@ -384,6 +386,7 @@ impl Engine {
             upstream: PortId(upstream as u16),
             cache: BindingCache::new(t.max_bindings),
             pending: PendingTable::new(t.max_pending, t.max_pending_per_port),
+            held: data::HeldData::default(),
             routers: HashMap::new(),
             last_ra: None,
             timers: TimerTable::new(config.ports.len()),
@@ -407,6 +410,14 @@ impl Engine {
     /// Feeds one received Ethernet frame from `port`.
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         let now = self.advance(now);
+        self.receive(now, port, frame);
+        if self.held.take_ready() {
+            // The frame bound a destination that held data waits for.
+            self.flush_held(now);
+        }
+    }
+
+    fn receive(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         self.counters.bump(Counter::RxFrames);
         if port.index() >= self.ports.len() {
             return self.drop_frame(port, DropReason::PortDisabled);
@@ -498,6 +509,9 @@ impl Engine {
         while let Some(target) = self.pending.pop_expired(now) {
             self.pending_timer(now, target);
         }
+        if !self.held.is_empty() {
+            self.expire_held(now);
+        }
     }
 
     /// The next action to perform, or `None` when drained.
@@ -511,6 +525,7 @@ impl Engine {
             self.timers.next(),
             self.cache.next_deadline(),
             self.pending.next_deadline(),
+            self.held.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -566,6 +581,11 @@ impl Engine {
     /// Number of pending solicitations, negative-cache entries included.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Number of data packets held while their destinations are resolved.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
     }
 
     // ----- shared helpers -----

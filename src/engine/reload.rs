@@ -43,6 +43,9 @@ impl Engine {
         }
         self.cache.remap_ports(lookup);
         self.pending.retain_ports(lookup);
+        for _ in 0..self.held.remap_ports(lookup) {
+            self.counters.drop(crate::DropReason::PortDisabled);
+        }
 
         // Port states and per-port timers follow their port to its new index.
         let old_ports = std::mem::take(&mut self.ports);

@@ -17,13 +17,13 @@ use parking_lot::Mutex;
 
 use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
 use super::droplog::DropLog;
+use super::dump::{self, Dump};
 use super::guard::Guard;
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::sys::{self, PacketSocket, SockFilter, pkttype};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
-use crate::pcapng::RotatingDump;
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
 
@@ -47,9 +47,6 @@ const LEFTOVER_PROBES: [StdDuration; 4] = [
     StdDuration::from_secs(10),
     StdDuration::from_secs(15),
 ];
-/// `--dump`: size of one pcapng file and how many are kept.
-const DUMP_FILE_BYTES: u64 = 16 << 20;
-const DUMP_FILES: usize = 8;
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
 
@@ -445,7 +442,7 @@ struct Daemon {
     started: StdInstant,
     guard: Option<Guard>,
     /// `--dump DIR`: every frame received and sent, per port.
-    dump: Option<(PathBuf, RotatingDump)>,
+    dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
     seed: u64,
     last_publish: StdInstant,
@@ -486,12 +483,15 @@ impl Daemon {
 
     /// (Re)opens the dump with the current port list (interface ids are port indexes).
     fn open_dump(&mut self, dir: PathBuf) {
-        let interfaces = self
-            .ports
-            .iter()
-            .map(|p| (p.name.clone(), Some(p.mac)))
-            .collect();
-        match RotatingDump::new(&dir, interfaces, DUMP_FILE_BYTES, DUMP_FILES) {
+        let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+        let now = self.clock.now();
+        match Dump::open(
+            &dir,
+            ports,
+            now,
+            dump::DEFAULT_FILE_BYTES,
+            dump::DEFAULT_FILES,
+        ) {
             Ok(d) => {
                 log::info!("dumping frames to {}", dir.display());
                 self.dump = Some((dir, d));
@@ -500,17 +500,12 @@ impl Daemon {
         }
     }
 
-    fn dump_frame(&mut self, port: usize, frame: &[u8]) {
-        let Some((_, dump)) = &mut self.dump else {
-            return;
-        };
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let port = u32::try_from(port).unwrap_or(u32::MAX);
-        if let Err(e) = dump.write(port, ts, frame) {
-            log::error!("dump stopped: {e}");
-            self.dump = None;
+    /// Records a frame received (as the engine takes it) or sent on port `port` at engine
+    /// time `now`; write failures pause the dump (see dump.rs), never the relay.
+    fn dump_frame(&mut self, port: usize, now: Instant, frame: &[u8]) {
+        if let Some((_, d)) = &mut self.dump {
+            let ports = self.ports.iter().map(|p| (p.name.as_str(), p.mac));
+            d.write(ports, port, now, frame);
         }
     }
 
@@ -519,7 +514,7 @@ impl Daemon {
             match action {
                 Action::Transmit { port, frame } => {
                     self.transmit(port, &frame);
-                    self.dump_frame(port.index(), &frame);
+                    self.dump_frame(port.index(), self.clock.now(), &frame);
                 }
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
@@ -880,9 +875,9 @@ impl Daemon {
             log::warn!("control_socket changes take effect at the next start");
         }
         self.config = config;
-        if let Some((dir, mut old)) = self.dump.take() {
+        if let Some((dir, old)) = self.dump.take() {
             // Interface ids are port indexes: a new port list needs a new file.
-            let _ = old.rotate();
+            drop(old);
             self.open_dump(dir);
         }
         self.refresh_guard();
@@ -960,6 +955,7 @@ impl Daemon {
             return; // from a socket closed since (port deleted, moved by a reload)
         }
         let now = self.clock.now();
+        self.dump_frame(f.port, now, &f.data);
         self.engine
             .handle_frame(now, Self::port_id(f.port), &f.data);
         self.drain();
@@ -996,6 +992,9 @@ impl Daemon {
             }
             self.probe_leftovers();
             self.expire_leftovers();
+            if let Some((_, d)) = &mut self.dump {
+                d.tick();
+            }
             if self.last_publish.elapsed() >= PUBLISH_EVERY {
                 self.publish(start);
             }
@@ -1018,9 +1017,8 @@ impl Daemon {
         if let Some(mut g) = self.guard.take() {
             g.remove();
         }
-        if let Some((_, mut dump)) = self.dump.take() {
-            let _ = dump.rotate();
-        }
+        // Dropping the dump flushes and closes its file.
+        self.dump = None;
     }
 }
 
@@ -1073,6 +1071,10 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         drop_log: DropLog::new(StdDuration::from_secs(60)),
         stop: false,
     };
+    // Before start-up sends anything (its first RS), so the dump replays from the start.
+    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
+        d.open_dump(dir);
+    }
     if let Err(e) = start(&mut d) {
         d.cleanup();
         return Err(e);
@@ -1088,9 +1090,6 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
-        d.open_dump(dir);
-    }
     privileges::drop_others();
     d.publish(StdInstant::now());
     log::info!(

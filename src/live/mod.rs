@@ -19,6 +19,7 @@ mod bpf;
 pub mod control;
 mod daemon;
 mod droplog;
+pub mod dump;
 mod guard;
 pub mod netlink;
 #[cfg(feature = "libpcap")]

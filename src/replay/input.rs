@@ -111,6 +111,8 @@ pub struct Source {
     /// Each pcapng interface seen so far.
     interfaces: Vec<Interface>,
     number: u64,
+    /// A frame buffer handed back with [`Source::recycle`], reused for the next frame.
+    spare: Vec<u8>,
 }
 
 impl Source {
@@ -169,6 +171,7 @@ impl Source {
             port,
             interfaces: Vec::new(),
             number: 0,
+            spare: Vec::new(),
         })
     }
 
@@ -185,7 +188,7 @@ impl Source {
                 Some(Reader::Pcap(r)) => match r.next_packet() {
                     None => Item::End,
                     Some(Err(e)) => Item::Error(e),
-                    Some(Ok(p)) => Item::Packet(p.timestamp, None, p.data.into_owned()),
+                    Some(Ok(p)) => Item::Packet(p.timestamp, None, reuse(&mut self.spare, &p.data)),
                 },
                 Some(Reader::PcapNg(r)) => match r.next_block() {
                     None => Item::End,
@@ -210,11 +213,14 @@ impl Source {
                         }
                     }
                     Some(Ok(Block::EnhancedPacket(epb))) => {
-                        Item::Packet(epb.timestamp, Some(epb.interface_id), epb.data.into_owned())
+                        let data = reuse(&mut self.spare, &epb.data);
+                        Item::Packet(epb.timestamp, Some(epb.interface_id), data)
                     }
-                    Some(Ok(Block::SimplePacket(spb))) => {
-                        Item::Packet(StdDuration::ZERO, Some(0), spb.data.into_owned())
-                    }
+                    Some(Ok(Block::SimplePacket(spb))) => Item::Packet(
+                        StdDuration::ZERO,
+                        Some(0),
+                        reuse(&mut self.spare, &spb.data),
+                    ),
                     Some(Ok(_)) => Item::Other,
                 },
             };
@@ -285,12 +291,26 @@ impl Source {
         }
     }
 
+    /// Gives a frame's buffer back once the frame is done with, so the next frame
+    /// needs no allocation.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.spare = buf;
+    }
+
     /// MACs that the capture's interface descriptions (`if_MACaddr`) give for ports.
     pub fn interface_macs(&self) -> impl Iterator<Item = (PortId, Mac)> + '_ {
         self.interfaces
             .iter()
             .filter_map(|i| Some((i.port?, i.mac?)))
     }
+}
+
+/// `data` in the spare buffer (taken), or in a new one.
+fn reuse(spare: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
+    let mut buf = std::mem::take(spare);
+    buf.clear();
+    buf.extend_from_slice(data);
+    buf
 }
 
 /// What the underlying reader produced, copied out so `self` is free again.

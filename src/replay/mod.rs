@@ -9,15 +9,16 @@
 mod describe;
 mod input;
 mod macs;
+mod text;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 pub use describe::describe;
+use describe::describe_parsed;
 pub use input::{CapturedFrame, InputError, Source};
 pub use macs::{MacEvidence, MacSource, placeholder};
 
@@ -63,6 +64,9 @@ pub struct ReplayOptions {
     pub output: Option<PathBuf>,
     /// Only show what concerns this address.
     pub explain: Option<Ipv6Addr>,
+    /// Keep every emitted frame in [`ReplaySummary::emitted`] (for tests and callers
+    /// that inspect them; the command line streams them to `output` instead).
+    pub keep_emitted: bool,
 }
 
 /// What a replay saw, for the caller and for tests.
@@ -72,7 +76,7 @@ pub struct ReplaySummary {
     pub frames_in: u64,
     /// Frames the engine emitted.
     pub frames_out: u64,
-    /// Emitted frames per port name.
+    /// Emitted frames per port name, with [`ReplayOptions::keep_emitted`].
     pub emitted: BTreeMap<String, Vec<Vec<u8>>>,
     /// Input problems (corrupt files, unknown interfaces), in order.
     pub problems: Vec<String>,
@@ -168,28 +172,44 @@ pub fn replay(
     };
 
     // Merge the sources by timestamp: a heap of each source's next frame.
-    let mut heads = BinaryHeap::new();
-    for (i, source) in sources.iter_mut().enumerate() {
-        push_next(&mut heads, i, source, &ports, &mut problems);
-    }
-    let origin = heads
-        .peek()
-        .map_or(StdDuration::ZERO, |Reverse((ts, _, _))| *ts);
+    // Merge the sources by timestamp: each source's next frame, the earliest goes first
+    // (ties to the earlier input). Inputs are few, so a scan beats a heap.
+    let mut heads: Vec<Option<CapturedFrame>> = sources
+        .iter_mut()
+        .map(|source| next_of(source, &ports, &mut problems))
+        .collect();
+    let origin = earliest(&heads)
+        .and_then(|i| heads[i].as_ref())
+        .map_or(StdDuration::ZERO, |f| f.timestamp);
     let mut engine = Engine::new(config, Instant::ZERO)?;
     let mut now = Instant::ZERO;
+    let paths: Vec<String> = inputs
+        .iter()
+        .map(|i| i.path.display().to_string())
+        .collect();
+    let json = |s: &String| {
+        let mut v = Vec::new();
+        push_json_str(&mut v, s.as_bytes());
+        v
+    };
+    let mut ctx = Context {
+        names: &names,
+        paths_json: paths.iter().map(json).collect(),
+        names_json: names.iter().map(json).collect(),
+        opts,
+        origin,
+        writer: writer.as_mut(),
+    };
     let mut line = Line::default();
     report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
-    drain(
-        &mut engine,
-        now,
-        origin,
-        &names,
-        &mut line,
-        &mut summary,
-        writer.as_mut(),
-    )?;
-    while let Some(Reverse((ts, i, frame))) = heads.pop() {
-        push_next(&mut heads, i, &mut sources[i], &ports, &mut problems);
+    line.start_timer(now);
+    ctx.drain(&mut engine, now, &mut line, &mut summary)?;
+    while let Some(i) = earliest(&heads) {
+        let next = next_of(&mut sources[i], &ports, &mut problems);
+        let Some(frame) = std::mem::replace(&mut heads[i], next) else {
+            break; // `earliest` only names a source with a frame
+        };
+        let ts = frame.timestamp;
         let at = Instant::from_micros(
             u64::try_from(ts.saturating_sub(origin).as_micros()).unwrap_or(u64::MAX),
         );
@@ -201,33 +221,20 @@ pub fn replay(
             }
             now = deadline.max(now);
             engine.handle_timeout(now);
-            line = Line::timer(now);
-            drain(
-                &mut engine,
-                now,
-                origin,
-                &names,
-                &mut line,
-                &mut summary,
-                writer.as_mut(),
-            )?;
-            line.emit(opts, &names, out).map_err(out_err)?;
+            line.start_timer(now);
+            ctx.drain(&mut engine, now, &mut line, &mut summary)?;
+            ctx.emit(&mut line, out).map_err(out_err)?;
         }
         now = at;
         summary.frames_in += 1;
-        line = Line::frame(now, &frame, &inputs[frame.input].path);
+        line.start_frame(now, &frame, opts.explain.is_some());
         engine.handle_frame(now, frame.port, &frame.data);
-        drain(
-            &mut engine,
-            now,
-            origin,
-            &names,
-            &mut line,
-            &mut summary,
-            writer.as_mut(),
-        )?;
-        line.emit(opts, &names, out).map_err(out_err)?;
-        report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
+        ctx.drain(&mut engine, now, &mut line, &mut summary)?;
+        ctx.emit(&mut line, out).map_err(out_err)?;
+        sources[i].recycle(frame.data);
+        if !problems.is_empty() {
+            report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
+        }
     }
     if let Some(w) = writer {
         w.finish()?;
@@ -294,20 +301,26 @@ fn port_id(index: usize) -> PortId {
     PortId(u16::try_from(index).unwrap_or(u16::MAX))
 }
 
-type Head = Reverse<(StdDuration, usize, CapturedFrame)>;
-
-fn push_next(
-    heads: &mut BinaryHeap<Head>,
-    i: usize,
+/// The next frame of `source`; a problem ends it.
+fn next_of(
     source: &mut Source,
     ports: &HashMap<String, PortId>,
     problems: &mut Vec<InputError>,
-) {
-    match source.next_frame(ports, problems) {
-        Ok(Some(frame)) => heads.push(Reverse((frame.timestamp, i, frame))),
-        Ok(None) => {}
-        Err(e) => problems.push(e),
-    }
+) -> Option<CapturedFrame> {
+    source.next_frame(ports, problems).unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    })
+}
+
+/// The source whose next frame is earliest (the first such on a tie).
+fn earliest(heads: &[Option<CapturedFrame>]) -> Option<usize> {
+    heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| Some((h.as_ref()?.timestamp, i)))
+        .min()
+        .map(|(_, i)| i)
 }
 
 fn report_problems(
@@ -328,89 +341,314 @@ fn report_problems(
     Ok(())
 }
 
-/// One listing line: an input frame (or a timer firing) and what came of it.
+/// What every listing line needs besides itself.
+struct Context<'a> {
+    names: &'a [String],
+    /// Each input's path, and each port's name, as JSON strings.
+    paths_json: Vec<Vec<u8>>,
+    names_json: Vec<Vec<u8>>,
+    opts: &'a ReplayOptions,
+    origin: StdDuration,
+    writer: Option<&'a mut PcapNgFile>,
+}
+
+/// One listing line: an input frame (or a timer firing) and what came of it. The
+/// buffers are reused from line to line, so listing a frame allocates nothing.
 #[derive(Debug, Default)]
 struct Line {
     now: Instant,
     port: Option<PortId>,
-    file: String,
+    /// Index of the input the frame came from; `None` on a timer line.
+    input: Option<usize>,
     number: u64,
-    decode: String,
-    decisions: Vec<String>,
-    /// Addresses this line concerns, for `--explain`.
+    decode: Vec<u8>,
+    /// The decisions, one after the other; `ends` says where each one ends.
+    decisions: Vec<u8>,
+    ends: Vec<usize>,
+    /// Addresses this line concerns, collected for `--explain` only.
     addrs: Vec<Ipv6Addr>,
+    /// The line as written.
+    text: Vec<u8>,
+    /// Time and port columns.
+    head: Vec<u8>,
 }
 
 impl Line {
-    fn frame(now: Instant, frame: &CapturedFrame, path: &Path) -> Self {
-        Self {
-            now,
-            port: Some(frame.port),
-            file: path.display().to_string(),
-            number: frame.number,
-            decode: describe(&frame.data),
-            decisions: Vec::new(),
-            addrs: addresses(&frame.data),
+    fn clear(&mut self, now: Instant) {
+        self.now = now;
+        self.port = None;
+        self.input = None;
+        self.number = 0;
+        self.decode.clear();
+        self.decisions.clear();
+        self.ends.clear();
+        self.addrs.clear();
+    }
+
+    fn start_frame(&mut self, now: Instant, frame: &CapturedFrame, explain: bool) {
+        self.clear(now);
+        self.port = Some(frame.port);
+        self.input = Some(frame.input);
+        self.number = frame.number;
+        let parsed = parse_frame(&frame.data);
+        describe_parsed(&mut self.decode, frame.data.len(), &parsed);
+        if explain {
+            addresses(&parsed, &mut self.addrs);
         }
     }
 
-    fn timer(now: Instant) -> Self {
-        Self {
-            now,
-            decode: "timer".into(),
-            ..Self::default()
-        }
+    fn start_timer(&mut self, now: Instant) {
+        self.clear(now);
+        self.decode.extend_from_slice(b"timer");
     }
 
-    fn emit(
-        &self,
-        opts: &ReplayOptions,
-        names: &[String],
-        out: &mut dyn Write,
-    ) -> std::io::Result<()> {
-        if self.port.is_none() && self.decisions.is_empty() {
+    /// Ends the decision written into `self.decisions` since the last one.
+    fn decided(&mut self) {
+        self.ends.push(self.decisions.len());
+    }
+
+    fn decisions(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let d = &self.decisions[start..end];
+            start = end;
+            d
+        })
+    }
+}
+
+/// Appends `s` as a JSON string. Listing text rarely needs escaping, and checking
+/// that is much cheaper than escaping byte by byte.
+fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    // No early exit, so the check compiles to vector code.
+    let plain = !s.iter().fold(false, |special, &b| {
+        special | !(0x20..0x80).contains(&b) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(s);
+        out.push(b'"');
+    } else {
+        // Serialising a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
+    }
+}
+
+/// Width of the decode column in the text listing.
+const DECODE_WIDTH: usize = 64;
+/// Width of the port column in the text listing.
+const PORT_WIDTH: usize = 8;
+
+impl Context<'_> {
+    fn name(&self, port: PortId) -> &str {
+        self.names.get(port.index()).map_or("?", String::as_str)
+    }
+
+    fn emit(&self, line: &mut Line, out: &mut dyn Write) -> std::io::Result<()> {
+        if line.port.is_none() && line.ends.is_empty() {
             return Ok(());
         }
-        if let Some(addr) = opts.explain
-            && !self.addrs.contains(&addr)
+        if let Some(addr) = self.opts.explain
+            && !line.addrs.contains(&addr)
         {
             return Ok(());
         }
-        let port = self
-            .port
-            .map_or("-", |p| names.get(p.index()).map_or("?", String::as_str));
-        if opts.json {
-            let v = serde_json::json!({
-                "t": self.now.to_string(),
-                "port": port,
-                "file": self.file,
-                "frame": self.number,
-                "decode": self.decode,
-                "decisions": self.decisions,
-            });
-            writeln!(out, "{v}")
+        let port = line.port.map_or("-", |p| self.name(p));
+        let mut text = std::mem::take(&mut line.text);
+        text.clear();
+        let micros = line.now.total_micros();
+        let mut head = std::mem::take(&mut line.head);
+        head.clear();
+        let width = if self.opts.json { 0 } else { 7 };
+        text::push_u64_width(&mut head, micros / 1_000_000, width, false);
+        head.push(b'.');
+        text::push_u64_width(&mut head, micros % 1_000_000, 6, true);
+        if self.opts.json {
+            text.extend_from_slice(b"{\"t\":\"");
+            text.extend_from_slice(&head);
+            text.extend_from_slice(b"\",\"port\":");
+            match line.port.and_then(|p| self.names_json.get(p.index())) {
+                Some(name) => text.extend_from_slice(name),
+                None => push_json_str(&mut text, port.as_bytes()),
+            }
+            text.extend_from_slice(b",\"file\":");
+            match line.input.and_then(|i| self.paths_json.get(i)) {
+                Some(path) => text.extend_from_slice(path),
+                None => text.extend_from_slice(b"\"\""),
+            }
+            text.extend_from_slice(b",\"frame\":");
+            text::push_u64(&mut text, line.number);
+            text.extend_from_slice(b",\"decode\":");
+            push_json_str(&mut text, &line.decode);
+            text.extend_from_slice(b",\"decisions\":[");
+            for (i, d) in line.decisions().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                push_json_str(&mut text, d);
+            }
+            text.extend_from_slice(b"]}");
         } else {
-            let decided = if self.decisions.is_empty() {
-                "no action".to_owned()
+            head.push(b' ');
+            head.extend_from_slice(port.as_bytes());
+            let pad = PORT_WIDTH.saturating_sub(port.chars().count());
+            head.resize(head.len() + pad + 1, b' ');
+            text.extend_from_slice(&head);
+            text.extend_from_slice(&line.decode);
+            let width = if line.decode.is_ascii() {
+                line.decode.len()
             } else {
-                self.decisions.join("; ")
+                String::from_utf8_lossy(&line.decode).chars().count()
             };
-            writeln!(
-                out,
-                "{:>14} {:<8} {:<64} -> {decided}",
-                self.now.to_string(),
+            let pad = DECODE_WIDTH.saturating_sub(width);
+            text.resize(text.len() + pad, b' ');
+            text.extend_from_slice(b" -> ");
+            if line.ends.is_empty() {
+                text.extend_from_slice(b"no action");
+            }
+            for (i, d) in line.decisions().enumerate() {
+                if i > 0 {
+                    text.extend_from_slice(b"; ");
+                }
+                text.extend_from_slice(d);
+            }
+        }
+        text.push(b'\n');
+        let result = out.write_all(&text);
+        line.text = text;
+        line.head = head;
+        result
+    }
+
+    fn drain(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        line: &mut Line,
+        summary: &mut ReplaySummary,
+    ) -> Result<(), ReplayError> {
+        let explain = self.opts.explain.is_some();
+        while let Some(action) = engine.poll_action() {
+            // Writing into a Vec cannot fail.
+            let d = &mut line.decisions;
+            match action {
+                Action::Transmit { port, frame } => {
+                    summary.frames_out += 1;
+                    if line.port.is_none() {
+                        let _ = write!(d, "sent on {}: ", self.name(port));
+                        let parsed = parse_frame(&frame);
+                        describe_parsed(d, frame.len(), &parsed);
+                        line.decided();
+                        if explain {
+                            addresses(&parsed, &mut line.addrs);
+                        }
+                    }
+                    if let Some(w) = self.writer.as_deref_mut() {
+                        w.write(
+                            u32::from(port.0),
+                            self.origin + StdDuration::from_micros(now.total_micros()),
+                            &frame,
+                        )?;
+                    }
+                    if self.opts.keep_emitted {
+                        let name = self.name(port);
+                        match summary.emitted.get_mut(name) {
+                            Some(frames) => frames.push(frame),
+                            None => {
+                                summary.emitted.insert(name.to_owned(), vec![frame]);
+                            }
+                        }
+                    }
+                }
+                Action::InstallRoute { addr, port } => {
+                    let _ = write!(d, "route {addr}/128 via {} installed", self.name(port));
+                    line.decided();
+                    line.addrs.push(addr);
+                }
+                Action::RemoveRoute { addr, port } => {
+                    let _ = write!(d, "route {addr}/128 via {} removed", self.name(port));
+                    line.decided();
+                    line.addrs.push(addr);
+                }
+                Action::Event(event) => {
+                    let _ = self.explain_event(&event, d, &mut line.addrs);
+                    line.decided();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn explain_event(
+        &self,
+        event: &Event,
+        d: &mut Vec<u8>,
+        addrs: &mut Vec<Ipv6Addr>,
+    ) -> std::io::Result<()> {
+        match event {
+            Event::Dropped { reason, .. } => {
+                d.extend_from_slice(b"dropped: ");
+                d.extend_from_slice(reason.name().as_bytes());
+                Ok(())
+            }
+            Event::Relayed {
+                to, message, addr, ..
+            } => {
+                addrs.push(*addr);
+                d.extend_from_slice(message.as_bytes());
+                d.push(b' ');
+                text::push_ipv6(d, *addr);
+                d.extend_from_slice(b" relayed to ");
+                for (i, p) in to.iter().enumerate() {
+                    if i > 0 {
+                        d.push(b',');
+                    }
+                    d.extend_from_slice(self.name(*p).as_bytes());
+                }
+                Ok(())
+            }
+            Event::Answered { port, target } => {
+                addrs.push(*target);
+                write!(d, "answered for {target} on {}", self.name(*port))
+            }
+            Event::Binding {
+                addr,
                 port,
-                self.decode
-            )
+                mac,
+                state,
+            } => {
+                addrs.push(*addr);
+                d.extend_from_slice(b"binding ");
+                text::push_ipv6(d, *addr);
+                d.extend_from_slice(b" on ");
+                d.extend_from_slice(self.name(*port).as_bytes());
+                d.extend_from_slice(b" (");
+                text::push_mac(d, *mac);
+                write!(d, ") {state:?}")
+            }
+            Event::Unbound { addr, port } => {
+                addrs.push(*addr);
+                write!(d, "binding {addr} on {} removed", self.name(*port))
+            }
+            Event::PortProxying { port, enabled } => write!(
+                d,
+                "port {} {}",
+                self.name(*port),
+                if *enabled { "proxying" } else { "not proxying" }
+            ),
+            Event::Forwarded { to, dst, .. } => {
+                addrs.push(*dst);
+                write!(d, "data to {dst} forwarded to {}", self.name(*to))
+            }
         }
     }
 }
 
-/// Source, destination and target addresses of a frame.
-fn addresses(frame: &[u8]) -> Vec<Ipv6Addr> {
-    match parse_frame(frame) {
+/// Source, destination and target addresses of a parsed frame.
+fn addresses(parsed: &Result<Parsed<'_>, crate::DropReason>, v: &mut Vec<Ipv6Addr>) {
+    match parsed {
         Ok(Parsed::Nd(p)) => {
-            let mut v = vec![p.src_addr, p.dst_addr];
+            v.extend([p.src_addr, p.dst_addr]);
             match p.message {
                 NdMessage::NeighborSolicit { target_addr }
                 | NdMessage::NeighborAdvert { target_addr, .. } => {
@@ -422,107 +660,9 @@ fn addresses(frame: &[u8]) -> Vec<Ipv6Addr> {
                 } => v.extend([target_addr, dest_addr]),
                 NdMessage::RouterSolicit | NdMessage::RouterAdvert(_) => {}
             }
-            v
         }
-        Ok(Parsed::Data(d)) => vec![d.src_addr, d.dst_addr],
-        _ => Vec::new(),
-    }
-}
-
-fn drain(
-    engine: &mut Engine,
-    now: Instant,
-    origin: StdDuration,
-    names: &[String],
-    line: &mut Line,
-    summary: &mut ReplaySummary,
-    mut writer: Option<&mut PcapNgFile>,
-) -> Result<(), ReplayError> {
-    let name = |p: PortId| {
-        names
-            .get(p.index())
-            .cloned()
-            .unwrap_or_else(|| format!("port{}", p.0))
-    };
-    while let Some(action) = engine.poll_action() {
-        match action {
-            Action::Transmit { port, frame } => {
-                summary.frames_out += 1;
-                if line.port.is_none() {
-                    line.decisions
-                        .push(format!("sent on {}: {}", name(port), describe(&frame)));
-                    line.addrs.extend(addresses(&frame));
-                }
-                if let Some(w) = writer.as_deref_mut() {
-                    w.write(
-                        u32::from(port.0),
-                        origin + StdDuration::from_micros(now.total_micros()),
-                        &frame,
-                    )?;
-                }
-                summary.emitted.entry(name(port)).or_default().push(frame);
-            }
-            Action::InstallRoute { addr, port } => {
-                line.decisions
-                    .push(format!("route {addr}/128 via {} installed", name(port)));
-                line.addrs.push(addr);
-            }
-            Action::RemoveRoute { addr, port } => {
-                line.decisions
-                    .push(format!("route {addr}/128 via {} removed", name(port)));
-                line.addrs.push(addr);
-            }
-            Action::Event(event) => {
-                line.decisions
-                    .push(explain_event(&event, &name, &mut line.addrs))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn explain_event(
-    event: &Event,
-    name: &dyn Fn(PortId) -> String,
-    addrs: &mut Vec<Ipv6Addr>,
-) -> String {
-    match event {
-        Event::Dropped { reason, .. } => format!("dropped: {reason}"),
-        Event::Relayed {
-            to, message, addr, ..
-        } => {
-            addrs.push(*addr);
-            let to: Vec<_> = to.iter().map(|p| name(*p)).collect();
-            format!("{message} {addr} relayed to {}", to.join(","))
-        }
-        Event::Answered { port, target } => {
-            addrs.push(*target);
-            format!("answered for {target} on {}", name(*port))
-        }
-        Event::Binding {
-            addr,
-            port,
-            mac,
-            state,
-        } => {
-            addrs.push(*addr);
-            format!("binding {addr} on {} ({mac}) {state:?}", name(*port))
-        }
-        Event::Unbound { addr, port } => {
-            addrs.push(*addr);
-            format!("binding {addr} on {} removed", name(*port))
-        }
-        Event::PortProxying { port, enabled } => {
-            format!(
-                "port {} {}",
-                name(*port),
-                if *enabled { "proxying" } else { "not proxying" }
-            )
-        }
-        Event::Forwarded { to, dst, .. } => {
-            addrs.push(*dst);
-            format!("data to {dst} forwarded to {}", name(*to))
-        }
+        Ok(Parsed::Data(d)) => v.extend([d.src_addr, d.dst_addr]),
+        _ => {}
     }
 }
 
@@ -559,6 +699,10 @@ pub fn resolve_macs(
                     _ => break,
                 }
             }
+            // A dump of `ndprelay run --dump` says the MAC of each port outright.
+            for (port, mac) in source.interface_macs() {
+                evidence.declared(port, mac);
+            }
         }
     }
     ports
@@ -571,4 +715,29 @@ pub fn resolve_macs(
                 .unwrap_or((placeholder(i), MacSource::Placeholder)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "NS who-has 2001:db8::1 from fe80::1",
+            "port \"br0\"",
+            "C:\\captures\\up.pcap",
+            "tab\there, newline\n, bell\u{7}",
+            "non-ASCII: grüße",
+            "\u{7f} delete",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s.as_bytes());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
 }

@@ -42,7 +42,8 @@
 //! **Determinism.** Hosts, attackers and engines draw from generators seeded from the
 //! scenario seed (`--seed` overrides it); ties in the event queue are broken by
 //! insertion order; maps iterate in key order. Same scenario and seed, same output,
-//! byte for byte. Ten virtual minutes of `home.ron` take about 10 ms.
+//! byte for byte. Ten virtual minutes of `home.ron` take about 5 ms, process start-up
+//! included (`scripts/bench-sim.sh`, `BENCHMARKS.md`).
 //!
 pub mod diagram;
 pub mod host;

@@ -80,6 +80,8 @@ pub struct Verdict {
     pub outcomes: Vec<Outcome>,
     /// Frames put on all segments.
     pub total_frames: u64,
+    /// Frames put on each segment, in scenario order (what its pcapng holds).
+    pub segment_frames: Vec<(String, u64)>,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
 }
@@ -98,6 +100,11 @@ pub fn evaluate(world: &World<'_>, seed: u64) -> Verdict {
         seed,
         outcomes,
         total_frames: world.total_frames,
+        segment_frames: world
+            .segments
+            .iter()
+            .map(|s| (s.name.clone(), s.frames))
+            .collect(),
         aborted: world.aborted.clone(),
     }
 }

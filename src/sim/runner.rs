@@ -106,6 +106,9 @@ pub struct Exchange {
     pub to: Vec<Endpoint>,
     /// Short label (`NS`, `NA`, ...).
     pub label: String,
+    /// IPv6 source and destination with the label: equal keys from one sender to the
+    /// same receivers are repeats of one exchange (the diagram folds them).
+    pub key: String,
 }
 
 #[derive(Debug)]
@@ -135,6 +138,9 @@ pub struct World<'a> {
     pub segments: Vec<Segment>,
     /// Hosts.
     pub hosts: Vec<Host>,
+    /// Each host's `poll_timeout`, refreshed whenever the runner touched the host (in
+    /// `flush_host`): a router with a thousand neighbours is not rescanned every step.
+    host_deadlines: Vec<Option<Instant>>,
     /// Every address each host ever held (for "sent by host" matching).
     pub host_addrs: Vec<BTreeSet<Ipv6Addr>>,
     /// Relays.
@@ -268,6 +274,7 @@ impl<'a> World<'a> {
             end,
             segments,
             host_addrs: vec![BTreeSet::new(); hosts.len()],
+            host_deadlines: vec![None; hosts.len()],
             hosts,
             relays,
             timeline: Timeline::default(),
@@ -385,8 +392,8 @@ impl<'a> World<'a> {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        for h in &self.hosts {
-            take(h.poll_timeout());
+        for d in &self.host_deadlines {
+            take(*d);
         }
         for r in &self.relays {
             take(r.engine.poll_timeout());
@@ -459,7 +466,7 @@ impl<'a> World<'a> {
             }
         }
         for i in 0..self.hosts.len() {
-            if self.hosts[i].poll_timeout().is_some_and(|t| t <= now) {
+            if self.host_deadlines[i].is_some_and(|t| t <= now) {
                 self.hosts[i].handle_timeout(now);
                 self.flush_host(i);
             }
@@ -547,6 +554,7 @@ impl<'a> World<'a> {
                     from,
                     to: Vec::new(),
                     label: short_label(&info),
+                    key: format!("{:?} > {:?} {}", info.src, info.dst, info.what),
                 });
                 Some(list.len() - 1)
             }
@@ -575,7 +583,9 @@ impl<'a> World<'a> {
         format!("{} > {}: {}", self.endpoint_name(from), to, info.what)
     }
 
+    /// Takes a host's output after the runner touched it; refreshes its deadline.
     fn flush_host(&mut self, i: usize) {
+        self.host_deadlines[i] = self.hosts[i].poll_timeout();
         let frames = std::mem::take(&mut self.hosts[i].tx);
         let notes = std::mem::take(&mut self.hosts[i].notes);
         for n in notes {
@@ -826,6 +836,7 @@ impl<'a> World<'a> {
             ScenarioAction::Leave { host } => {
                 if let Some(h) = self.host_index(host) {
                     self.hosts[h].stop();
+                    self.host_deadlines[h] = None;
                     self.note_host(h, "leaves".to_owned());
                 }
             }

@@ -1,7 +1,9 @@
 //! Userspace forwarding and Redirects.
 
 use super::*;
+use crate::DropReason;
 use crate::engine::DataPlane;
+use crate::engine::data::MAX_HELD;
 use crate::wire::{NdOption, icmp_type};
 
 fn userspace() -> EngineConfig {
@@ -75,10 +77,13 @@ fn oversize_packets_get_a_packet_too_big_and_are_dropped() {
 }
 
 #[test]
-fn unknown_destination_is_resolved_by_the_relay_and_dropped_meanwhile() {
+fn unknown_destination_is_resolved_and_its_packet_held_until_bound() {
     let mut h = Harness::ready(userspace());
-    h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10));
-    assert_eq!(h.count("drop_no_binding"), 1);
+    let first = data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10);
+    h.inject(UP, &first);
+    assert_eq!(h.count("held_data"), 1);
+    assert_eq!(h.count("drop_no_binding"), 0, "held, not dropped");
+    assert_eq!(h.engine.held_count(), 1);
     for p in [D1, D2] {
         let out = h.take(p);
         assert_eq!(out.len(), 1, "relay-originated NS on {p:?}");
@@ -93,10 +98,14 @@ fn unknown_destination_is_resolved_by_the_relay_and_dropped_meanwhile() {
         assert_eq!(ns.dst_addr, solicited_node(addr(10)));
     }
     assert!(h.sent.is_empty(), "not back out the ingress port");
-    // Resolution is paced like relayed NS.
-    h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10));
+    // Resolution is paced like relayed NS; a newer packet replaces the held one
+    // (RFC 4861 §7.2.2), which counts as a drop.
+    let second = data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 20);
+    h.inject(UP, &second);
     assert!(h.sent.is_empty());
-    // The guest answers the relay; the next packet flows.
+    assert_eq!(h.engine.held_count(), 1);
+    assert_eq!(h.count("drop_no_binding"), 1);
+    // The guest answers the relay: the answer is consumed and the held packet flows.
     let f = na(
         gmac(10),
         D1_MAC,
@@ -107,9 +116,112 @@ fn unknown_destination_is_resolved_by_the_relay_and_dropped_meanwhile() {
         Some(gmac(10)),
     );
     h.inject(D1, &f);
-    assert!(h.sent.is_empty(), "an answer to the relay is consumed");
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1, "only the held packet, the NA is consumed");
+    let d = out[0].data();
+    assert_eq!((d.eth_src, d.eth_dst), (D1_MAC, gmac(10)));
+    assert_eq!(
+        &out[0].frame[14..],
+        &second[14..],
+        "the newest, byte for byte"
+    );
+    assert!(h.sent.is_empty());
+    assert_eq!(h.engine.held_count(), 0);
+    assert_eq!(h.count("forwarded_data"), 1);
     h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10));
     assert_eq!(h.take(D1).len(), 1);
+    assert_eq!(h.count("drop_resolution_failed"), 0);
+}
+
+#[test]
+fn held_packets_are_dropped_when_resolution_fails() {
+    let mut h = Harness::ready(userspace());
+    h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10));
+    assert_eq!(h.engine.held_count(), 1);
+    // Nobody answers: retrans_timer 1 s × 3 probes, then the resolution fails.
+    h.advance(Duration::from_millis(2900));
+    assert_eq!(h.engine.held_count(), 1, "still within the resolution");
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.engine.held_count(), 0);
+    assert_eq!(h.count("drop_resolution_failed"), 1);
+    assert!(
+        h.events.iter().any(|e| matches!(
+            e,
+            Event::Dropped {
+                port: UP,
+                reason: DropReason::ResolutionFailed
+            }
+        )),
+        "dropped on its ingress port"
+    );
+    // Within the negative cache a new packet is not held at all.
+    h.clear();
+    h.inject(UP, &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(10), 10));
+    assert_eq!(h.engine.held_count(), 0);
+    assert_eq!(h.count("drop_no_binding"), 1);
+    assert_eq!(h.count("held_data"), 1);
+    // A late answer forwards nothing: the packet is gone.
+    h.inject(
+        D1,
+        &na(
+            gmac(10),
+            D1_MAC,
+            addr(10),
+            port_ll(D1),
+            SOLICITED,
+            addr(10),
+            Some(gmac(10)),
+        ),
+    );
+    assert!(h.take(D1).is_empty());
+}
+
+#[test]
+fn the_hold_is_bounded_and_the_oldest_gives_way() {
+    let mut h = Harness::ready(userspace());
+    let extra = 6u16;
+    for i in 0..MAX_HELD as u16 + extra {
+        h.inject(
+            UP,
+            &data(ROUTER_MAC, UP_MAC, addr(0x500), addr(100 + i), 10),
+        );
+    }
+    assert_eq!(h.engine.held_count(), MAX_HELD);
+    assert_eq!(h.count("held_data"), MAX_HELD as u64 + u64::from(extra));
+    assert_eq!(h.count("drop_no_binding"), u64::from(extra));
+    h.clear();
+    let answer = |i: u16| {
+        na(
+            gmac(7),
+            D1_MAC,
+            addr(100 + i),
+            port_ll(D1),
+            SOLICITED,
+            addr(100 + i),
+            Some(gmac(7)),
+        )
+    };
+    // The oldest were displaced: its answer forwards nothing.
+    h.inject(D1, &answer(0));
+    assert!(h.take(D1).is_empty());
+    // The newest is still held and flows.
+    h.inject(D1, &answer(MAX_HELD as u16 + extra - 1));
+    assert_eq!(h.take(D1).len(), 1);
+    assert_eq!(h.engine.held_count(), MAX_HELD - 1);
+}
+
+#[test]
+fn a_held_packet_follows_a_reload_and_goes_with_its_port() {
+    let mut cfg = userspace();
+    let mut h = Harness::ready(cfg.clone());
+    h.inject(D2, &data(gmac(20), D2_MAC, addr(20), addr(10), 10));
+    assert_eq!(h.engine.held_count(), 1);
+    // D2 removed: the packet it brought has no ingress any more.
+    cfg.ports.truncate(2);
+    h.engine.reload(h.now, cfg).unwrap();
+    h.drain();
+    assert_eq!(h.engine.held_count(), 0);
+    assert_eq!(h.count("drop_port_disabled"), 1);
 }
 
 #[test]
