@@ -1217,7 +1217,9 @@ mod test {
 
     #[test]
     fn every_missing_or_unusable_port_is_named_in_one_message() {
-        let c = config(r#"(uplink: "eth0", downstream: ["br0", "wg0"], prefixes: ["2001:db8:1::/64"])"#);
+        let c = config(
+            r#"(uplink: "eth0", downstream: ["br0", "wg0"], prefixes: ["2001:db8:1::/64"])"#,
+        );
         let links = [
             link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
             link(3, "wg0", 65534, None),
@@ -1225,9 +1227,15 @@ mod test {
         let Err(Error::Interfaces(msg)) = resolve_ports(&c, &links, &[]) else {
             panic!("expected a refusal");
         };
-        assert!(msg.contains(r#"downstream port "br0" does not exist"#), "{msg}");
+        assert!(
+            msg.contains(r#"downstream port "br0" does not exist"#),
+            "{msg}"
+        );
         assert!(msg.contains("ip link show br0"), "{msg}");
-        assert!(msg.contains(r#"downstream port "wg0" is not an Ethernet interface"#), "{msg}");
+        assert!(
+            msg.contains(r#"downstream port "wg0" is not an Ethernet interface"#),
+            "{msg}"
+        );
         assert!(!msg.contains("eth0"), "the good port is not blamed: {msg}");
     }
 
