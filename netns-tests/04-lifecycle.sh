@@ -65,6 +65,15 @@ reach || fail "g1 unreachable right after the restart (its route should have bee
 wait_for 40 "unverified route 2001:db8:1::beef removed after the grace period" \
     sh -c "! ip -n $(ns dom0) -6 route show proto 199 | grep -q 2001:db8:1::beef"
 own_routes dom0 | grep -q "^$G1 dev br0" || fail "g1's route did not survive re-verification"
+log "MTU and MAC changes reach the relay at once"
+nsx dom0 ip link set eth0 mtu 1400
+nsx dom0 ip link set br0 address 02:00:5e:00:53:99
+wait_for 5 "eth0 MTU 1400 in status" sh -c "[ \"\$(ip netns exec $(ns dom0) $NDPRELAY status --control-socket $WORK/ctl.sock | awk '\$1 == \"eth0\" {print \$5}')\" = 1400 ]"
+wait_for 5 "br0's new MAC in status" sh -c "ip netns exec $(ns dom0) $NDPRELAY status --control-socket $WORK/ctl.sock | grep -q '^br0 .*02:00:5e:00:53:99'"
+# Guests learn the new MAC from the relay's NAs; isp still reaches g1.
+wait_for 30 "isp reaches g1 after the MAC change" reach
+nsx dom0 ip link set eth0 mtu 1500
+
 low_cpu 3
 stop_relay
 [ -z "$(own_routes dom0)" ] || fail "routes left after SIGTERM: $(own_routes dom0)"

@@ -27,6 +27,7 @@ SCAN="${SCAN:-20000}"
 G1=2001:db8:1::11
 G2=2001:db8:1::12
 ROWS=()
+STATUS_NOTE=""
 
 dom0_topology
 # Static guest addresses, so every contender sees the same guests from the first second:
@@ -46,6 +47,19 @@ nsx g2 ip -6 -batch "$WORK/g2.batch"
 load() { nsx isp "$LOAD" isp0 2001:db8:1::1 "$@"; }
 field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv[2]])' "$1" "$2"; }
 
+# status_ms : slowest of 10 `ndprelay status` calls 0.5 s apart (process start included)
+status_ms() {
+    local max=0 t0 ms
+    for _ in $(seq 10); do
+        t0="$(date +%s%N)"
+        status >/dev/null
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        [ "$ms" -gt "$max" ] && max="$ms"
+        sleep 0.5
+    done
+    echo "$max"
+}
+
 measure() {
     local name="$1" lat rate scan
     log "$name: latency"
@@ -53,7 +67,15 @@ measure() {
     log "$name: rate"
     rate="$(load rate "$RATE" 5 "${MANY[@]}")"
     log "$name: scan"
+    if [ -n "${STATUS_DURING_SCAN:-}" ]; then
+        status_ms >"$WORK/status_ms" &
+        local sp=$!
+    fi
     scan="$(load scan "$SCAN" 10 2001:db8:1:: "$G1")"
+    if [ -n "${STATUS_DURING_SCAN:-}" ]; then
+        wait "$sp"
+        STATUS_NOTE="ndprelay status during the ${SCAN} NS/s scan: slowest of 10 calls $(cat "$WORK/status_ms") ms (process start included)"
+    fi
     ROWS+=("| $name | $(field "$lat" median_ms) | $(field "$lat" p99_ms) | $(field "$lat" lost)/$LAT_N | $(field "$rate" answered_per_s) of $RATE | $(field "$scan" guest_resolved)/$(field "$scan" guest_probes) | $(field "$scan" guest_median_ms) | $(field "$scan" scan_answered) |")
 }
 
@@ -61,7 +83,7 @@ measure() {
 write_config "$WORK/relay.ron" eth0 br0
 start_relay dom0 "$WORK/relay.ron"
 wait_for 30 "br0 proxying" proxying br0
-measure "ndprelay (relay)"
+STATUS_DURING_SCAN=1 measure "ndprelay (relay)"
 status >target/bench-ns-ndprelay-status.txt
 stop_relay
 
@@ -94,4 +116,6 @@ measure "kernel proxy_ndp"
     echo "| contender | NS->NA median ms | p99 ms | lost | NA/s at $RATE NS/s (2000 targets) | g1 resolved during ${SCAN} NS/s scan | g1 median ms | scan targets answered |"
     echo "|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "${STATUS_NOTE:-}"
 } | tee target/bench-ns.md

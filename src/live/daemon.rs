@@ -1194,3 +1194,67 @@ fn spawn_helpers(
     );
     Ok((threads, handle))
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn link(index: i32, name: &str, hw_type: u16, mac: Option<Mac>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            hw_type,
+            mac,
+            mtu: 1500,
+            flags: 0x41,
+            allmulti: None,
+        }
+    }
+
+    fn config(text: &str) -> Config {
+        Config::from_str_with_path(text, "relay.ron").unwrap()
+    }
+
+    #[test]
+    fn every_missing_or_unusable_port_is_named_in_one_message() {
+        let c = config(
+            r#"(uplink: "eth0", downstream: ["br0", "wg0"], prefixes: ["2001:db8:1::/64"])"#,
+        );
+        let links = [
+            link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
+            link(3, "wg0", 65534, None),
+        ];
+        let Err(Error::Interfaces(msg)) = resolve_ports(&c, &links, &[]) else {
+            panic!("expected a refusal");
+        };
+        assert!(
+            msg.contains(r#"downstream port "br0" does not exist"#),
+            "{msg}"
+        );
+        assert!(msg.contains("ip link show br0"), "{msg}");
+        assert!(
+            msg.contains(r#"downstream port "wg0" is not an Ethernet interface"#),
+            "{msg}"
+        );
+        assert!(!msg.contains("eth0"), "the good port is not blamed: {msg}");
+    }
+
+    #[test]
+    fn ports_take_the_kernels_link_local_or_fall_back_to_eui64() {
+        let c = config(r#"(uplink: "eth0", downstream: ["br0"], prefixes: ["2001:db8:1::/64"])"#);
+        let (m0, m1) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        let links = [link(2, "eth0", 1, Some(m0)), link(3, "br0", 1, Some(m1))];
+        let stable: Ipv6Addr = "fe80::1234".parse().unwrap();
+        let addrs = [Addr {
+            index: 2,
+            addr: stable,
+            prefix_len: 64,
+            flags: 0,
+        }];
+        let ports = resolve_ports(&c, &links, &addrs).unwrap();
+        assert_eq!(ports[0].link_local, stable);
+        assert_eq!(ports[1].link_local, m1.link_local());
+        assert_eq!(ports[1].role, Role::Downstream);
+        assert!(ports.iter().all(|p| p.running));
+    }
+}
