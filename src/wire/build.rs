@@ -250,27 +250,23 @@ pub fn emit_icmpv6_echo(
     data: &[u8],
 ) -> Vec<u8> {
     let data = &data[..data.len().min(MAX_PAYLOAD - 8)];
-    let mut out = Vec::with_capacity(ETH_HEADER_LEN + IPV6_HEADER_LEN + 8 + data.len());
-    push_headers(
-        &mut out,
-        eth_src,
-        eth_dst,
-        src_addr,
-        dst_addr,
-        IPPROTO_ICMPV6,
-        64,
-    );
     let ty = if reply {
         icmp_type::ECHO_REPLY
     } else {
         icmp_type::ECHO_REQUEST
     };
-    out.extend_from_slice(&[ty, 0, 0, 0]);
-    out.extend_from_slice(&ident.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(data);
-    finish_ipv6(&mut out, src_addr, dst_addr);
-    out
+    let mut rest = [0u8; 4];
+    rest[..2].copy_from_slice(&ident.to_be_bytes());
+    rest[2..].copy_from_slice(&seq.to_be_bytes());
+    emit_icmpv6(
+        eth_src,
+        eth_dst,
+        src_addr,
+        dst_addr,
+        [ty, 0, 0, 0],
+        rest,
+        data,
+    )
 }
 
 /// Builds an ICMPv6 Packet Too Big (RFC 4443 §3.2) quoting as much of `offending` (an
@@ -291,7 +287,30 @@ pub fn emit_packet_too_big(
     // RFC 4443 §2.4 (c): the error must not exceed the minimum IPv6 MTU.
     let quote_max = MIN_MTU as usize - IPV6_HEADER_LEN - 8;
     let quoted = &offending[..offending.len().min(quote_max)];
-    let mut out = Vec::with_capacity(ETH_HEADER_LEN + MIN_MTU as usize);
+    let head = [icmp_type::PACKET_TOO_BIG, 0, 0, 0];
+    emit_icmpv6(
+        eth_src,
+        eth_dst,
+        src_addr,
+        dst_addr,
+        head,
+        mtu.to_be_bytes(),
+        quoted,
+    )
+}
+
+/// An ICMPv6 error or informational message (hop limit 64): type, code and a zero
+/// checksum in `head`, the message's second 32-bit word in `rest`, then `body`.
+fn emit_icmpv6(
+    eth_src: Mac,
+    eth_dst: Mac,
+    src_addr: Ipv6Addr,
+    dst_addr: Ipv6Addr,
+    head: [u8; 4],
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ETH_HEADER_LEN + IPV6_HEADER_LEN + 8 + body.len());
     push_headers(
         &mut out,
         eth_src,
@@ -301,9 +320,9 @@ pub fn emit_packet_too_big(
         IPPROTO_ICMPV6,
         64,
     );
-    out.extend_from_slice(&[icmp_type::PACKET_TOO_BIG, 0, 0, 0]);
-    out.extend_from_slice(&mtu.to_be_bytes());
-    out.extend_from_slice(quoted);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&rest);
+    out.extend_from_slice(body);
     finish_ipv6(&mut out, src_addr, dst_addr);
     out
 }
