@@ -11,7 +11,7 @@ use std::net::Ipv6Addr;
 
 use common::*;
 
-use ndprelay::engine::{Action, DataPlane, Engine, EngineConfig, PortConfig, PortId, Role};
+use ndprelay::engine::{Action, Engine, PortId};
 use ndprelay::time::{Duration, Instant};
 use ndprelay::wire::{
     Mac, NaFlags, NdMessage, OptionRepr, Parsed, RaFlags, RouterAdvert, emit_nd, parse_frame,
@@ -37,20 +37,7 @@ impl Relay {
     }
 
     fn fresh() -> Self {
-        let port = |name: &str, role, mac: Mac| PortConfig {
-            name: name.into(),
-            role,
-            mac,
-            link_local: mac.link_local(),
-            mtu: 1500,
-        };
-        let ports = vec![
-            port("uplink", Role::Upstream, UPLINK_MAC),
-            port("br0", Role::Downstream, BR0_MAC),
-            port("br1", Role::Downstream, BR1_MAC),
-        ];
-        let mut config = EngineConfig::new(ports, vec!["2001:db8:1::/64".parse().unwrap()]);
-        config.data_plane = DataPlane::KernelRoutes;
+        let mut config = three_port_config();
         config.seed = 7;
         let now = Instant::ZERO;
         let engine = Engine::new(config, now).expect("valid test config");

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::time::Duration as StdDuration;
 
 use common::*;
-use ndprelay::engine::{DataPlane, EngineConfig, PortConfig, PortId, Role};
+use ndprelay::engine::{EngineConfig, PortId};
 use ndprelay::replay::{Input, ReplayOptions, Source, replay};
-use ndprelay::wire::{Mac, NdMessage, Parsed, parse_frame};
+use ndprelay::wire::{NdMessage, Parsed, parse_frame};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
@@ -24,21 +24,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn config() -> EngineConfig {
-    let port = |name: &str, role, mac: Mac| PortConfig {
-        name: name.into(),
-        role,
-        mac,
-        link_local: mac.link_local(),
-        mtu: 1500,
-    };
-    let ports = vec![
-        port("uplink", Role::Upstream, UPLINK_MAC),
-        port("br0", Role::Downstream, BR0_MAC),
-        port("br1", Role::Downstream, BR1_MAC),
-    ];
-    let mut c = EngineConfig::new(ports, vec!["2001:db8:1::/64".parse().unwrap()]);
-    c.data_plane = DataPlane::KernelRoutes;
-    c
+    three_port_config()
 }
 
 /// Writes a classic pcap with frames at the given offsets (seconds) from a fixed epoch.

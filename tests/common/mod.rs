@@ -5,7 +5,7 @@
 
 use std::net::Ipv6Addr;
 
-use ndprelay::engine::PortId;
+use ndprelay::engine::{DataPlane, EngineConfig, PortConfig, PortId, Role};
 use ndprelay::wire::{
     Mac, NaFlags, NdMessage, OptionRepr, RaFlags, RouterAdvert, emit_ipv6, emit_nd,
     icmpv6_checksum, solicited_node,
@@ -200,6 +200,26 @@ pub fn behind(nd: &[u8], first_next_header: u8, headers: &[u8]) -> Vec<u8> {
         255,
         &payload,
     )
+}
+
+/// The relay every test here runs: `uplink`, `br0`, `br1` with the MACs above, relaying
+/// 2001:db8:1::/64 with kernel routes.
+pub fn three_port_config() -> EngineConfig {
+    let port = |name: &str, role, mac: Mac| PortConfig {
+        name: name.into(),
+        role,
+        mac,
+        link_local: mac.link_local(),
+        mtu: 1500,
+    };
+    let ports = vec![
+        port("uplink", Role::Upstream, UPLINK_MAC),
+        port("br0", Role::Downstream, BR0_MAC),
+        port("br1", Role::Downstream, BR1_MAC),
+    ];
+    let mut config = EngineConfig::new(ports, vec!["2001:db8:1::/64".parse().unwrap()]);
+    config.data_plane = DataPlane::KernelRoutes;
+    config
 }
 
 /// One malformed frame: where it arrives and the counter it must move.
