@@ -153,6 +153,8 @@ impl Config {
 
     /// The engine's config: ports in [`Self::ports`] order with the resolved MAC,
     /// link-local and MTU. `emit_events` is false (replay and the simulator set it);
+    /// `answer_own_link_local` is false: on a real host the kernel answers for the
+    /// ports' own addresses (the simulator, which has no kernel, sets it);
     /// `seed` is the configured one or 0 — the live daemon should put a random seed
     /// when [`Self::seed`] is `None`. Names missing from `resolved` are errors; extra
     /// entries are ignored.
@@ -190,6 +192,7 @@ impl Config {
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
             emit_events: false,
+            answer_own_link_local: false,
             seed: self.seed.unwrap_or(0),
             tunables: self.tunables.clone(),
         })

@@ -153,6 +153,11 @@ pub struct EngineConfig {
     pub disable_on_rogue_ra: bool,
     /// Emit [`super::Event`]s describing each decision (replay, simulator timeline).
     pub emit_events: bool,
+    /// Answer NS for the ports' own link-local addresses. On a real host the kernel owns
+    /// those addresses and answers them itself (a second answer from the relay would be
+    /// a duplicate), so the daemon and replay of its captures set this false; the
+    /// simulator has no kernel and sets it true.
+    pub answer_own_link_local: bool,
     /// Seed of the engine's RNG (jitter).
     pub seed: u64,
     /// Timers and limits.
@@ -178,6 +183,7 @@ impl EngineConfig {
             honour_proxy_bit: true,
             disable_on_rogue_ra: false,
             emit_events: false,
+            answer_own_link_local: true,
             seed: 0,
             tunables: Tunables::default(),
         }

@@ -54,6 +54,8 @@ counters! {
     SentNa => "sent_na",
     /// NAs addressed to the relay itself (answers to its probes), consumed.
     ConsumedNa => "consumed_na",
+    /// An NS for one of the relay's own link-locals, left to the host's kernel.
+    LeftToHost => "left_to_host",
     /// Bindings created.
     BindingsLearned => "bindings_learned",
     /// Bindings confirmed (became REACHABLE).

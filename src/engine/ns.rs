@@ -29,6 +29,11 @@ impl Engine {
                 return self.drop_frame(port, DropReason::NotProxied);
             }
             self.learn_from_solicit(now, port, pkt);
+            if !self.cfg.answer_own_link_local {
+                // The host's own stack answers for its addresses.
+                self.counters.bump(Counter::LeftToHost);
+                return;
+            }
             let flags = NaFlags {
                 router: false,
                 solicited: true,

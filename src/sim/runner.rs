@@ -200,6 +200,8 @@ pub fn engine_config(
         })?;
     ec.data_plane = DataPlane::Userspace;
     ec.emit_events = true;
+    // No kernel in the lab: the relay answers for its own link-locals itself.
+    ec.answer_own_link_local = true;
     ec.seed = seed ^ (index as u64).wrapping_mul(0x1000_0000_01b3);
     Ok(ec)
 }

@@ -673,3 +673,47 @@ fn relay_decisions_are_reported_as_events() {
         addr: addr(10),
     }));
 }
+
+#[test]
+fn ns_for_the_relays_own_link_local_is_answered_only_where_no_kernel_is() {
+    // A guest resolving the relay's link-local on D1 (its router under RaSource::Relay).
+    let ask = |h: &mut Harness| {
+        let target = port_ll(D1);
+        let group = solicited_node(target);
+        h.inject(
+            D1,
+            &ns(
+                gmac(10),
+                Mac::ipv6_multicast(group),
+                addr(10),
+                group,
+                target,
+                Some(gmac(10)),
+            ),
+        );
+    };
+    // The simulator: no kernel, the engine answers as the port's stack would.
+    let mut h = Harness::ready(config());
+    h.clear();
+    ask(&mut h);
+    let answers: Vec<_> = h
+        .take(D1)
+        .into_iter()
+        .filter(|s| s.is_na_for(port_ll(D1)))
+        .collect();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].nd().tlla, Some(D1_MAC));
+    // A real host: the kernel owns the address and answers; the relay stays silent.
+    let mut cfg = config();
+    cfg.answer_own_link_local = false;
+    let mut h = Harness::ready(cfg);
+    h.clear();
+    ask(&mut h);
+    assert!(
+        h.sent.is_empty(),
+        "a second answer next to the kernel's: {:?}",
+        h.sent.len()
+    );
+    assert_eq!(h.count("left_to_host"), 1);
+    assert_eq!(h.count("answered_ns"), 0);
+}
