@@ -111,15 +111,7 @@ fn answered_probe_keeps_the_binding_and_its_route() {
     assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Probe);
     h.clear();
     // The guest answers our probe (to our link-local): consumed, not relayed.
-    let f = na(
-        gmac(10),
-        D1_MAC,
-        addr(10),
-        port_ll(D1),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let f = probe_answer(10, D1);
     h.inject(D1, &f);
     assert!(h.sent.is_empty());
     assert_eq!(h.count("consumed_na"), 1);
@@ -184,15 +176,7 @@ fn host_move_rebinds_only_after_the_old_port_fails_its_probes() {
         .collect();
     assert_eq!(probes.len(), 1, "the new port is probed at once");
     assert_eq!(probes[0].nd().dst_addr, addr(10));
-    let answer = na(
-        gmac(10),
-        D2_MAC,
-        addr(10),
-        port_ll(D2),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let answer = probe_answer(10, D2);
     h.inject(D2, &answer);
     assert_eq!(installs(&h), vec![(addr(10), D2)]);
     assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Reachable);
@@ -264,15 +248,7 @@ fn conflict_is_resolved_for_the_old_port_when_it_answers() {
         Some(gmac(99)),
     );
     h.inject(D2, &f);
-    let answer = na(
-        gmac(10),
-        D1_MAC,
-        addr(10),
-        port_ll(D1),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let answer = probe_answer(10, D1);
     h.inject(D1, &answer);
     h.clear();
     h.advance(Duration::from_secs(10));

@@ -106,15 +106,7 @@ fn unknown_destination_is_resolved_and_its_packet_held_until_bound() {
     assert_eq!(h.engine.held_count(), 1);
     assert_eq!(h.count("drop_no_binding"), 1);
     // The guest answers the relay: the answer is consumed and the held packet flows.
-    let f = na(
-        gmac(10),
-        D1_MAC,
-        addr(10),
-        port_ll(D1),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let f = probe_answer(10, D1);
     h.inject(D1, &f);
     let out = h.take(D1);
     assert_eq!(out.len(), 1, "only the held packet, the NA is consumed");
@@ -161,18 +153,7 @@ fn held_packets_are_dropped_when_resolution_fails() {
     assert_eq!(h.count("drop_no_binding"), 1);
     assert_eq!(h.count("held_data"), 1);
     // A late answer forwards nothing: the packet is gone.
-    h.inject(
-        D1,
-        &na(
-            gmac(10),
-            D1_MAC,
-            addr(10),
-            port_ll(D1),
-            SOLICITED,
-            addr(10),
-            Some(gmac(10)),
-        ),
-    );
+    h.inject(D1, &probe_answer(10, D1));
     assert!(h.take(D1).is_empty());
 }
 

@@ -343,6 +343,20 @@ pub(super) fn na_to_router(mac: Mac, port: PortId, target: Ipv6Addr) -> Vec<u8> 
     )
 }
 
+/// Guest `i`'s solicited answer to the relay's own probe on `port` (to the port's
+/// link-local), as a real host sends it.
+pub(super) fn probe_answer(i: u8, port: PortId) -> Vec<u8> {
+    na(
+        gmac(i),
+        port_mac(port),
+        addr(u16::from(i)),
+        port_ll(port),
+        SOLICITED,
+        addr(u16::from(i)),
+        Some(gmac(i)),
+    )
+}
+
 /// A router RA to ff02::1 from `fe80::1` with SLLA and the given options.
 pub(super) fn ra(flags: RaFlags, lifetime: u16, extra: &[OptionRepr]) -> Vec<u8> {
     let mut opts = vec![OptionRepr::SourceLla(ROUTER_MAC)];

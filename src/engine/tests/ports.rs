@@ -64,15 +64,7 @@ fn link_down_stops_sending_and_suspects_bindings_link_up_reenables_and_reverifie
     assert!(!probes.is_empty());
     assert_eq!(probes[0].nd().dst_addr, addr(10));
     assert!(h.routes.is_empty());
-    let f = na(
-        gmac(10),
-        D1_MAC,
-        addr(10),
-        port_ll(D1),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let f = probe_answer(10, D1);
     h.inject(D1, &f);
     assert_eq!(
         h.routes,
@@ -412,15 +404,7 @@ fn answers_to_own_probes_count_while_a_port_still_announces_itself() {
     assert!(!h.proxying(D1), "two P-bit RAs first");
     let dropped = h.count("drop_port_disabled");
     // The guest answers the relay's re-verification probe before the second RA.
-    let answer = na(
-        gmac(10),
-        D1_MAC,
-        addr(10),
-        port_ll(D1),
-        SOLICITED,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let answer = probe_answer(10, D1);
     h.inject(D1, &answer);
     assert_eq!(
         h.count("drop_port_disabled"),
