@@ -84,17 +84,10 @@ impl Engine {
             return self.relay_unknown(now, port, pkt, target);
         };
         let (bport, bmac, confirmed_at) = (b.port, b.mac, b.confirmed_at);
-        if bport == port {
-            // Both on the uplink: they resolve each other without us.
-            return self.drop_frame(port, DropReason::IngressPort);
+        // Same port: both on the uplink, they resolve each other without us.
+        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
+            return self.drop_frame(port, reason);
         }
-        if !self.forwarding(bport) {
-            return self.drop_frame(port, DropReason::PortDisabled);
-        }
-        if !self.known_ns_bucket.take(now) {
-            return self.drop_frame(port, DropReason::RateLimited);
-        }
-        self.note_solicitor(now, port, pkt, target);
         // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
         // window, and still relay so the binding re-verifies. Never for DAD (handled
         // above) and never from a merely learned (unconfirmed) binding.
@@ -122,18 +115,35 @@ impl Engine {
             return self.relay_unknown(now, port, pkt, target);
         };
         let (bport, bmac) = (b.port, b.mac);
-        if bport == port {
-            // The target is on the asker's own segment and answers by itself.
-            return self.drop_frame(port, DropReason::IngressPort);
+        // Same port: the target is on the asker's own segment and answers by itself.
+        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
+            return self.drop_frame(port, reason);
         }
-        if !self.forwarding(bport) {
-            return self.drop_frame(port, DropReason::PortDisabled);
+        self.relay_ns_to(port, pkt, target, bport, bmac);
+    }
+
+    /// Whether an NS for a target bound on `bound` may be relayed there, from either
+    /// direction: never back to its own port, only to a forwarding port, and under the
+    /// known-target budget; if so, remembers the asker so the NA finds its way back.
+    fn admit_bound_ns(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        bound: PortId,
+    ) -> Result<(), DropReason> {
+        if bound == port {
+            return Err(DropReason::IngressPort);
+        }
+        if !self.forwarding(bound) {
+            return Err(DropReason::PortDisabled);
         }
         if !self.known_ns_bucket.take(now) {
-            return self.drop_frame(port, DropReason::RateLimited);
+            return Err(DropReason::RateLimited);
         }
         self.note_solicitor(now, port, pkt, target);
-        self.relay_ns_to(port, pkt, target, bport, bmac);
+        Ok(())
     }
 
     /// Relays to the one port where the target is bound.
