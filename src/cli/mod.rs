@@ -379,13 +379,6 @@ pub fn check_summary(config: &Config) -> String {
     out
 }
 
-/// The message for a form whose driver is not in this build, naming what it needs.
-pub fn not_built(what: &str, needs: &str) -> String {
-    format!(
-        "ndprelay {what}: not implemented in this build yet; it needs {needs}, which has not been merged yet"
-    )
-}
-
 #[cfg(test)]
 mod test {
     use clap::CommandFactory;
