@@ -7,10 +7,9 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Sender, TrySendError};
 use pcap::{Active, Capture, Direction};
 
-use super::daemon::{DriverCounters, Frame, RX_LOG};
+use super::daemon::{DriverCounters, Inbox, RX_LOG};
 
 fn to_io(e: pcap::Error) -> io::Error {
     io::Error::other(e.to_string())
@@ -32,31 +31,19 @@ pub(super) fn open(device: &str, expr: &str) -> io::Result<Capture<Active>> {
     Ok(cap)
 }
 
-/// Reads until `stop` is set, handing frames to the engine thread.
+/// Reads until `stop` is set, running the engine on each frame on this thread.
 pub(super) fn run(
     mut cap: Capture<Active>,
     name: &str,
-    port: usize,
-    generation: u64,
     stop: &AtomicBool,
-    tx: &Sender<Frame>,
+    inbox: &Inbox,
     counters: &DriverCounters,
 ) {
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
-                let frame = Frame {
-                    port,
-                    generation,
-                    data: p.data.to_vec(),
-                };
-                match tx.try_send(frame) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        counters.rx_queue_full.fetch_add(1, Ordering::Relaxed);
-                        RX_LOG.warn(format_args!("{name}: engine queue full, frame dropped"));
-                    }
-                    Err(TrySendError::Disconnected(_)) => return,
+                if !inbox.deliver(stop, p.data) {
+                    return;
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {}

@@ -231,6 +231,48 @@ impl PacketSocket {
         Ok((n, sll.sll_pkttype))
     }
 
+    /// When the kernel received the last frame this socket read (`SIOCGSTAMPNS`); the
+    /// first call switches receive timestamps on, so it may fail with `ENOENT`.
+    pub fn last_rx_time(&self) -> io::Result<std::time::SystemTime> {
+        const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`.
+        cvt(unsafe {
+            libc::ioctl(
+                self.raw(),
+                SIOCGSTAMPNS as _,
+                &mut ts as *mut libc::timespec,
+            )
+        })?;
+        let since_epoch = std::time::Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        );
+        Ok(std::time::UNIX_EPOCH + since_epoch)
+    }
+
+    /// Frames the kernel dropped because this socket's receive queue was full, since the
+    /// previous call (the kernel resets the count on every read).
+    pub fn kernel_drops(&self) -> io::Result<u32> {
+        // SAFETY: zeroed tpacket_stats is valid.
+        let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `st`/`len` describe a valid tpacket_stats buffer.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.raw(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(st.tp_drops)
+    }
+
     /// Sends one complete Ethernet frame on the bound interface. Frames sent through
     /// this socket are never delivered back to it (`dev_queue_xmit_nit` skips the
     /// sender), so the relay does not capture its own transmissions.
