@@ -31,6 +31,8 @@ pub(crate) struct Binding {
     /// Another port claimed the address; it moves there only if this port fails its
     /// probes (NDP reference §5 #21).
     pub(crate) moving: Option<(PortId, Mac)>,
+    /// When the fast path last relayed an NS for it so the binding re-verifies.
+    pub(crate) reverify_sent: Option<Instant>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -46,6 +48,7 @@ impl Binding {
             probes: 0,
             routed: false,
             moving: None,
+            reverify_sent: None,
             scheduled: None,
         }
     }

@@ -84,22 +84,34 @@ impl Engine {
             return self.relay_unknown(now, port, pkt, target);
         };
         let (bport, bmac, confirmed_at) = (b.port, b.mac, b.confirmed_at);
+        let reverify_sent = b.reverify_sent;
+        // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
+        // window, and still relay so the binding re-verifies; one relayed NS per
+        // RetransTimer is enough for that, so a fast asker is answered from the cache
+        // without a frame to the guest for every NS. Never for DAD (handled above) and
+        // never from a merely learned (unconfirmed) binding.
+        let fast = self.cfg.fast_path.is_some_and(|window| {
+            confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
+        }) && bport != port
+            && self.forwarding(bport);
+        let flags = NaFlags {
+            router: false,
+            solicited: true,
+            override_: false,
+        };
+        let retrans = self.cfg.tunables.retrans_timer;
+        if fast && reverify_sent.is_some_and(|t| now.saturating_since(t) < retrans) {
+            return self.answer_ns(port, pkt, target, target, flags);
+        }
         // Same port: both on the uplink, they resolve each other without us.
         if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
             return self.drop_frame(port, reason);
         }
-        // Opt-in fast path (reference §1.3): answer from a binding confirmed within the
-        // window, and still relay so the binding re-verifies. Never for DAD (handled
-        // above) and never from a merely learned (unconfirmed) binding.
-        if let Some(window) = self.cfg.fast_path
-            && confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
-        {
-            let flags = NaFlags {
-                router: false,
-                solicited: true,
-                override_: false,
-            };
+        if fast {
             self.answer_ns(port, pkt, target, target, flags);
+            if let Some(b) = self.cache.get_mut(&target) {
+                b.reverify_sent = Some(now);
+            }
         }
         self.relay_ns_to(port, pkt, target, bport, bmac);
     }

@@ -498,6 +498,26 @@ fn fast_path_off_by_default_on_answers_recent_bindings_and_still_relays() {
 }
 
 #[test]
+fn fast_path_answers_every_ns_but_relays_one_per_retrans_timer() {
+    let mut cfg = config();
+    cfg.fast_path = Some(Duration::from_secs(5));
+    let mut h = Harness::ready(cfg);
+    h.bind_guest(10, D1);
+    // Ten NS within 900 ms: ten answers, one re-verification NS to the guest.
+    for _ in 0..10 {
+        h.inject(UP, &ns_from_router(addr(10)));
+        h.advance(Duration::from_millis(90));
+    }
+    assert_eq!(h.take(UP).len(), 10, "every NS answered from the binding");
+    assert_eq!(h.take(D1).len(), 1, "one NS relayed so the binding re-verifies");
+    // A RetransTimer after that relay, the next NS re-verifies again.
+    h.advance(Duration::from_millis(200));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(UP).len(), 1);
+    assert_eq!(h.take(D1).len(), 1);
+}
+
+#[test]
 fn one_ns_per_target_per_retrans_timer_then_negative_cache() {
     let mut h = Harness::ready(config());
     h.inject(UP, &ns_from_router(addr(10)));
