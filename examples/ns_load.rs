@@ -12,11 +12,20 @@
 //!
 //! Every NS is multicast to the target's solicited-node group with an SLLA, from SRC,
 //! like a router resolving a neighbour. Prints one JSON object.
+//!
+//! Latency is reported twice: `median_ms`/`p99_ms` end at the moment this program's
+//! receiver thread has the NA (what an asking process sees, its own wake-up included);
+//! `wire_median_ms`/`wire_p99_ms` end at the kernel's receive timestamp of the NA
+//! (`SIOCGSTAMPNS`), which is what the asking host's kernel sees. Both start just
+//! before the NS is handed to the kernel.
+//!
+//! `rate` counts an NS as answered when an NA for its target arrives before the next NS
+//! for that target (at most one answer per NS, however many NAs came).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use ndprelay::live::sys::{PacketSocket, SockFilter, if_nametoindex, poll_readable};
@@ -45,19 +54,34 @@ impl Gen {
     }
 }
 
+/// An NA as the receiver saw it: its target, when the receiver had it, and the
+/// kernel's receive timestamp.
+#[derive(Clone, Copy)]
+struct Arrival {
+    target: Ipv6Addr,
+    at: Instant,
+    wire: Option<SystemTime>,
+}
+
 /// One NS of a latency pass: when it left, when the first NA for its target came back.
 struct Sample {
     sent: Instant,
-    answered: Option<Instant>,
+    sent_wall: SystemTime,
+    answered: Option<Arrival>,
 }
 
 impl Sample {
     fn latency_ms(&self) -> Option<f64> {
-        Some(self.answered?.duration_since(self.sent).as_secs_f64() * 1e3)
+        Some(self.answered?.at.duration_since(self.sent).as_secs_f64() * 1e3)
+    }
+
+    fn wire_latency_ms(&self) -> Option<f64> {
+        let wire = self.answered?.wire?;
+        Some(wire.duration_since(self.sent_wall).ok()?.as_secs_f64() * 1e3)
     }
 }
 
-type Arrivals = Arc<Mutex<Vec<(Ipv6Addr, Instant)>>>;
+type Arrivals = Arc<Mutex<Vec<Arrival>>>;
 
 impl Gen {
     /// `count` NS one at a time, cycling through `targets`, each waiting up to 1 s for
@@ -71,18 +95,23 @@ impl Gen {
         let mut out = Vec::with_capacity(count);
         for &target in targets.iter().cycle().take(count) {
             got.lock().clear();
-            let sent = Instant::now();
-            self.sock.send(&self.ns(target))?;
+            let frame = self.ns(target);
+            let (sent, sent_wall) = (Instant::now(), SystemTime::now());
+            self.sock.send(&frame)?;
             let answered = loop {
-                if let Some(&(_, at)) = got.lock().iter().find(|(t, _)| *t == target) {
-                    break Some(at);
+                if let Some(&a) = got.lock().iter().find(|a| a.target == target) {
+                    break Some(a);
                 }
                 if sent.elapsed() > Duration::from_secs(1) {
                     break None;
                 }
                 std::thread::sleep(Duration::from_micros(100));
             };
-            out.push(Sample { sent, answered });
+            out.push(Sample {
+                sent,
+                sent_wall,
+                answered,
+            });
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(out)
@@ -93,6 +122,8 @@ impl Gen {
 fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arrivals {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = Arc::clone(&got);
+    // Switches receive timestamps on for this socket.
+    let _ = sock.last_rx_time();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
@@ -102,7 +133,13 @@ fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arrivals {
             while let Ok((n, _)) = sock.recv(&mut buf) {
                 if let Ok(Parsed::Nd(p)) = parse_frame(&buf[..n]) {
                     if let NdMessage::NeighborAdvert { target_addr, .. } = p.message {
-                        g.lock().push((target_addr, Instant::now()));
+                        let at = Instant::now();
+                        let wire = sock.last_rx_time().ok();
+                        g.lock().push(Arrival {
+                            target: target_addr,
+                            at,
+                            wire,
+                        });
                     }
                 }
             }
@@ -157,16 +194,18 @@ fn main() -> anyhow::Result<()> {
                 None
             };
             let timed = g.solicit_each(&got, count, &targets)?;
-            let mut lat: Vec<f64> = timed.iter().filter_map(|s| s.latency_ms()).collect();
+            let mut lat: Vec<f64> = timed.iter().filter_map(Sample::latency_ms).collect();
             let lost = count - lat.len();
             lat.sort_by(f64::total_cmp);
+            let mut wire: Vec<f64> = timed.iter().filter_map(Sample::wire_latency_ms).collect();
+            wire.sort_by(f64::total_cmp);
             let warm_fields = warm.map_or_else(String::new, |w| {
                 let warm_lost = w.iter().filter(|s| s.answered.is_none()).count();
                 // The measured pass cycles through the same targets in the same order.
                 let max_age = timed
                     .iter()
                     .zip(w.iter().cycle())
-                    .filter_map(|(t, w)| Some(t.sent.duration_since(w.answered?)))
+                    .filter_map(|(t, w)| Some(t.sent.duration_since(w.answered?.at)))
                     .max()
                     .unwrap_or_default();
                 format!(
@@ -175,9 +214,11 @@ fn main() -> anyhow::Result<()> {
                 )
             });
             format!(
-                r#"{{"mode":"{mode}","sent":{count},"lost":{lost},"median_ms":{:.3},"p99_ms":{:.3}{warm_fields}}}"#,
+                r#"{{"mode":"{mode}","sent":{count},"lost":{lost},"median_ms":{:.3},"p99_ms":{:.3},"wire_median_ms":{:.3},"wire_p99_ms":{:.3}{warm_fields}}}"#,
                 percentile(&lat, 0.5),
-                percentile(&lat, 0.99)
+                percentile(&lat, 0.99),
+                percentile(&wire, 0.5),
+                percentile(&wire, 0.99)
             )
         }
         "rate" => {
@@ -188,21 +229,46 @@ fn main() -> anyhow::Result<()> {
                 .map(|a| a.parse())
                 .collect::<Result<_, _>>()?;
             let frames: Vec<Vec<u8>> = targets.iter().map(|&t| g.ns(t)).collect();
+            // Send times per target, to match each NA to the NS it answers.
+            let mut sends: Vec<Vec<Instant>> = vec![Vec::new(); targets.len()];
             let start = Instant::now();
             let mut sent = 0u64;
             while start.elapsed() < Duration::from_secs(secs) {
                 let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
                 while sent < due {
-                    let _ = g.sock.send(&frames[(sent % frames.len() as u64) as usize]);
+                    let i = (sent % frames.len() as u64) as usize;
+                    sends[i].push(Instant::now());
+                    let _ = g.sock.send(&frames[i]);
                     sent += 1;
                 }
                 std::thread::sleep(Duration::from_micros(500));
             }
             std::thread::sleep(Duration::from_secs(1));
-            let answered = got.lock().len() as u64;
+            let index: std::collections::HashMap<Ipv6Addr, usize> =
+                targets.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+            let mut arrivals: Vec<Vec<Instant>> = vec![Vec::new(); targets.len()];
+            let nas = got.lock().clone();
+            for a in &nas {
+                if let Some(&i) = index.get(&a.target) {
+                    arrivals[i].push(a.at);
+                }
+            }
+            let mut answered = 0u64;
+            for (times, nas) in sends.iter().zip(&arrivals) {
+                for (k, &t) in times.iter().enumerate() {
+                    let next = times
+                        .get(k + 1)
+                        .copied()
+                        .unwrap_or(t + Duration::from_secs(1));
+                    if nas.iter().any(|&at| at >= t && at < next) {
+                        answered += 1;
+                    }
+                }
+            }
             format!(
-                r#"{{"mode":"rate","offered_per_s":{rate},"sent":{sent},"answered":{answered},"answered_per_s":{:.0}}}"#,
-                answered as f64 / secs as f64
+                r#"{{"mode":"rate","offered_per_s":{rate},"sent":{sent},"answered":{answered},"answered_per_s":{:.0},"na_frames":{}}}"#,
+                answered as f64 / secs as f64,
+                nas.len()
             )
         }
         "scan" => {
@@ -247,8 +313,8 @@ fn main() -> anyhow::Result<()> {
             let nas: Vec<Instant> = got
                 .lock()
                 .iter()
-                .filter(|(t, _)| *t == target)
-                .map(|&(_, at)| at)
+                .filter(|a| a.target == target)
+                .map(|a| a.at)
                 .collect();
             let probes = probes.lock().clone();
             // A probe counts as resolved when an NA for the guest arrives before the next probe.
@@ -264,7 +330,7 @@ fn main() -> anyhow::Result<()> {
             }
             let resolved = lat.len();
             lat.sort_by(f64::total_cmp);
-            let others = got.lock().iter().filter(|(t, _)| *t != target).count();
+            let others = got.lock().iter().filter(|a| a.target != target).count();
             format!(
                 r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3}}}"#,
                 probes.len(),

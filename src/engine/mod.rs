@@ -81,7 +81,7 @@ use crate::wire::{
 
 /// How many times the unknown-target NS budget bound targets get: a relayed NS for a
 /// bound target goes to one port only, so it amplifies nothing and may be generous.
-const KNOWN_NS_FACTOR: u32 = 10;
+const KNOWN_NS_FACTOR: u32 = 100;
 
 fn known_ns_bucket(t: &Tunables, now: Instant) -> bucket::TokenBucket {
     bucket::TokenBucket::new(

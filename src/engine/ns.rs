@@ -90,10 +90,11 @@ impl Engine {
         // RetransTimer is enough for that, so a fast asker is answered from the cache
         // without a frame to the guest for every NS. Never for DAD (handled above) and
         // never from a merely learned (unconfirmed) binding.
-        let fast = self.cfg.fast_path.is_some_and(|window| {
-            confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
-        }) && bport != port
-            && self.forwarding(bport);
+        let fast =
+            self.cfg.fast_path.is_some_and(|window| {
+                confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
+            }) && bport != port
+                && self.forwarding(bport);
         let flags = NaFlags {
             router: false,
             solicited: true,

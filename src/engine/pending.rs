@@ -127,8 +127,9 @@ impl PendingTable {
         &mut self.per_port[port.index()]
     }
 
-    /// Creates an entry for `target`. An entry older than `min_age` (it had its chance to
-    /// be answered) or already failed may be evicted to make room; younger ones never.
+    /// Creates an entry for `target`. An entry that was answered, is older than `min_age`
+    /// (it had its chance to be answered) or already failed may be evicted to make room;
+    /// young unanswered ones never.
     /// Returns how many entries were evicted.
     pub(crate) fn insert(
         &mut self,
@@ -169,7 +170,7 @@ impl PendingTable {
     }
 
     fn evictable(p: &Pending, now: Instant, min_age: Duration) -> bool {
-        p.failed || p.created + min_age <= now
+        p.failed || p.answered || p.created + min_age <= now
     }
 
     fn evict(&mut self, now: Instant, min_age: Duration, port: Option<PortId>) -> Option<()> {
@@ -183,11 +184,9 @@ impl PendingTable {
                 self.fifo.remove(i);
                 continue;
             };
-            if port.is_none_or(|q| p.ingress == q) {
-                if !Self::evictable(p, now, min_age) {
-                    // The oldest candidate is too young, so every younger one is too.
-                    return None;
-                }
+            // Oldest first; a young unanswered one is skipped, an answered one behind it
+            // may still go.
+            if port.is_none_or(|q| p.ingress == q) && Self::evictable(p, now, min_age) {
                 self.fifo.remove(i);
                 self.remove(&addr);
                 return Some(());
@@ -310,6 +309,24 @@ mod test {
         assert_eq!(p.insert(t(11), PortId(1), later, later + age, age), Ok(1));
         assert!(p.get(&t(0)).is_none());
         assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn answered_entries_give_way_at_once() {
+        let mut p = PendingTable::new(8, 2);
+        let age = Duration::from_secs(1);
+        let now = Instant::from_secs(10);
+        assert_eq!(p.insert(t(0), PortId(0), now, now + age, age), Ok(0));
+        assert_eq!(p.insert(t(1), PortId(0), now, now + age, age), Ok(0));
+        assert_eq!(
+            p.insert(t(2), PortId(0), now, now + age, age),
+            Err(PendingFull)
+        );
+        // The younger of the two is answered: it goes, the unanswered oldest stays.
+        p.get_mut(&t(1)).unwrap().answered = true;
+        assert_eq!(p.insert(t(2), PortId(0), now, now + age, age), Ok(1));
+        assert!(p.get(&t(0)).is_some());
+        assert!(p.get(&t(1)).is_none());
     }
 
     #[test]

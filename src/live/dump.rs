@@ -1,4 +1,4 @@
-//! `ndprelay run --dump DIR`: every ND frame a port received (when the engine thread takes
+//! `ndprelay run --dump DIR`: every ND frame a port received (when the engine takes
 //! it) and every frame the relay sent, in size-bounded rotating pcapng files with one
 //! interface per port (engine port order, the port's MAC as `if_MACaddr`), so that
 //! `ndprelay replay -c CONFIG --input DIR/ndprelay-NNNNNN.pcapng` replays production 1:1.

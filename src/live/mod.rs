@@ -3,10 +3,12 @@
 //! Threads (DESIGN.md, "live driver"):
 //!
 //! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
-//!    ICMPv6 ND, all-multicast) and sends frames over one bounded channel;
-//! 2. the engine thread (the caller of [`run`]) owns the [`crate::engine::Engine`],
-//!    feeds it frames, link events and timeouts, drains its actions (layer-2 transmit,
-//!    /128 routes over rtnetlink) and publishes a snapshot for `status`;
+//!    ICMPv6 ND, all-multicast) and runs the engine on each frame itself, under the lock
+//!    the daemon state lives in: a hand-over to another thread would add a second
+//!    wake-up to every relayed frame (see `daemon.rs`);
+//! 2. the engine thread (the caller of [`run`]) takes the same lock for the engine's
+//!    timers, link events, signals and reloads, applies /128 routes over rtnetlink with
+//!    the capture threads, and publishes a snapshot for `status`;
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
 //!    MAC, MTU, link-local);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;

@@ -92,10 +92,10 @@ fn ns_for_a_bound_target_is_relayed_every_time_under_its_own_budget() {
         5
     );
     assert_eq!(h.count("drop_rate_limited"), 0);
-    // A flood for the bound target is capped by the known-target budget (10x ns_rate,
-    // 10x ns_burst), not relayed without end.
+    // A flood for the bound target is capped by the known-target budget (a multiple of
+    // ns_rate and ns_burst), not relayed without end.
     h.clear();
-    let burst = u64::from(config().tunables.ns_burst) * 10;
+    let burst = u64::from(config().tunables.ns_burst * crate::engine::KNOWN_NS_FACTOR);
     for _ in 0..burst + 500 {
         h.inject(UP, &ns_from_router(addr(10)));
     }
@@ -509,7 +509,11 @@ fn fast_path_answers_every_ns_but_relays_one_per_retrans_timer() {
         h.advance(Duration::from_millis(90));
     }
     assert_eq!(h.take(UP).len(), 10, "every NS answered from the binding");
-    assert_eq!(h.take(D1).len(), 1, "one NS relayed so the binding re-verifies");
+    assert_eq!(
+        h.take(D1).len(),
+        1,
+        "one NS relayed so the binding re-verifies"
+    );
     // A RetransTimer after that relay, the next NS re-verifies again.
     h.advance(Duration::from_millis(200));
     h.inject(UP, &ns_from_router(addr(10)));

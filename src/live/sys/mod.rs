@@ -107,6 +107,9 @@ pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     }
 }
 
+/// Receive queue of a capture socket, in bytes (the kernel doubles it for overhead).
+const RECEIVE_BUFFER: libc::c_int = 4 << 20;
+
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
 /// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
 #[derive(Debug)]
@@ -180,6 +183,13 @@ impl PacketSocket {
             libc::PACKET_ADD_MEMBERSHIP,
             &mreq,
         )?;
+        // Room for bursts (a router resolving a whole subnet, a flood) while the relay
+        // catches up; kernel memory, used only while frames wait. FORCE needs
+        // CAP_NET_ADMIN to pass net.core.rmem_max; without it the plain size, capped.
+        let rcvbuf: libc::c_int = RECEIVE_BUFFER;
+        if setsockopt(sock.raw(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(sock.raw(), libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        }
         let mut drained = 0;
         let mut buf = [0u8; 2048];
         loop {
