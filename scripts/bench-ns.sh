@@ -35,7 +35,7 @@ export NDPRELAY="$PWD/target/release/ndprelay"
 source netns-tests/lib.sh
 
 LAT_N="${LAT_N:-100}"
-RATES="${RATES:-5000 10000 20000 40000 80000}"
+RATES="${RATES:-10000 20000 30000 40000 60000 80000}"
 SCAN="${SCAN:-20000}"
 G1=2001:db8:1::11
 G2=2001:db8:1::12

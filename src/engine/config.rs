@@ -102,7 +102,7 @@ pub struct Tunables {
     /// Most pending solicitations per port (kept below `max_pending`, RFC 6583 §7).
     pub max_pending_per_port: usize,
     /// Token bucket for relaying NS to unknown targets: tokens per second. NS for bound
-    /// targets have their own budget, ten times this, so a scan never starves them.
+    /// targets have their own budget, a hundred times this, so a scan never starves them.
     pub ns_rate: u32,
     /// Token bucket burst.
     pub ns_burst: u32,
@@ -145,7 +145,8 @@ pub struct EngineConfig {
     /// RA source policy.
     pub ra_source: RaSource,
     /// Opt-in fast path: answer an upstream NS from a binding confirmed within this
-    /// window (still relaying the NS). `None` = never answer from the cache.
+    /// window (still relaying one NS per RetransTimer so the binding re-verifies).
+    /// `None` = never answer from the cache.
     pub fast_path: Option<Duration>,
     /// Honour an incoming P bit (RFC 4389 §4.1.3.3). `false` = cascade mode (opt-in).
     pub honour_proxy_bit: bool,

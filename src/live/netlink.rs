@@ -612,6 +612,12 @@ impl Monitor {
         })
     }
 
+    /// Shrinks the socket's receive buffer so a test can overrun it.
+    #[cfg(test)]
+    pub(crate) fn set_receive_buffer(&self, bytes: i32) -> io::Result<()> {
+        self.sock.set_receive_buffer(bytes)
+    }
+
     /// Waits up to `timeout_ms` for events and returns what arrived (maybe nothing).
     pub fn poll(&mut self, timeout_ms: i32) -> io::Result<Vec<LinkUpdate>> {
         if !sys::poll_readable(self.sock.raw(), timeout_ms)? {

@@ -296,6 +296,51 @@ fn monitor_reports_down_up_delete_and_recreate() {
 
 #[test]
 #[ignore = "needs root and network namespaces"]
+fn monitor_overrun_reports_resync_and_keeps_following() {
+    let ns = Netns::new(&["enobufs"]);
+    ns.run(0, || {
+        let mut mon = Monitor::open().unwrap();
+        // The kernel's minimum: a few messages fit, a burst of link changes does not.
+        mon.set_receive_buffer(1).unwrap();
+        let batch: String = (0..40)
+            .map(|i| format!("link add ov{i} type veth peer name ov{i}p\n"))
+            .collect();
+        let file = std::env::temp_dir().join(format!("ndpr-enobufs-{}", std::process::id()));
+        std::fs::write(&file, batch).unwrap();
+        ip(&["-batch", file.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&file);
+        let mut first = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end && !first.iter().any(|u| matches!(u, LinkUpdate::Resync)) {
+            first.extend(mon.poll(50).unwrap());
+        }
+        assert!(
+            first.iter().any(|u| matches!(u, LinkUpdate::Resync)),
+            "80 new links into a minimal buffer must overrun it (ENOBUFS)"
+        );
+        // Drain what is left, then the monitor still reports new changes.
+        let end = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < end {
+            mon.poll(50).unwrap();
+        }
+        ip(&["link", "set", "ov0", "mtu", "1400"]);
+        let mut after = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        let changed =
+            |u: &LinkUpdate| matches!(u, LinkUpdate::NewLink(l) if l.name == "ov0" && l.mtu == 1400);
+        while Instant::now() < end && !after.iter().any(changed) {
+            after.extend(mon.poll(50).unwrap());
+        }
+        assert!(
+            after.iter().any(changed),
+            "events after the overrun still arrive: {} updates",
+            after.len()
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
 fn guard_table_is_installed_replaced_and_removed() {
     let ns = Netns::new(&["guard"]);
     ns.run(0, || {

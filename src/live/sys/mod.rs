@@ -328,6 +328,12 @@ pub const NETLINK_ROUTE: i32 = libc::NETLINK_ROUTE;
 pub const NETLINK_NETFILTER: i32 = libc::NETLINK_NETFILTER;
 
 impl NetlinkSocket {
+    /// Sets the receive buffer (`SO_RCVBUFFORCE`, else `SO_RCVBUF`), in bytes.
+    pub fn set_receive_buffer(&self, bytes: libc::c_int) -> io::Result<()> {
+        setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes)
+            .or_else(|_| setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes))
+    }
+
     /// Opens and binds a netlink socket of `protocol`, joining the multicast `groups`
     /// (group numbers, not bit masks).
     pub fn open(protocol: i32, groups: &[u32]) -> io::Result<Self> {
