@@ -447,13 +447,21 @@ impl Netlink {
     pub fn transact(&mut self, msg: &[u8], seq: u32) -> io::Result<()> {
         self.sock.send(msg)?;
         loop {
-            if !sys::poll_readable(self.sock.raw(), 5000)? {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "netlink: no answer",
-                ));
-            }
-            let n = self.sock.recv(&mut self.buf)?;
+            // The kernel handles a request inside our send, so the answer is usually
+            // queued already: read first, wait only if it is not.
+            let n = match self.sock.recv_now(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !sys::poll_readable(self.sock.raw(), 5000)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "netlink: no answer",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for m in messages(&self.buf[..n]) {
                 if m.seq != seq || m.ty != NLMSG_ERROR {
                     continue;

@@ -42,7 +42,7 @@ pub(super) fn run(
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
-                if !inbox.deliver(stop, p.data) {
+                if inbox.deliver(stop, [p.data]).is_none() {
                     return;
                 }
             }

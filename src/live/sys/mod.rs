@@ -137,7 +137,8 @@ impl PacketSocket {
         let raw = cvt(unsafe {
             libc::socket(
                 libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                // Blocking, for recv_batch; recv and send pass MSG_DONTWAIT themselves.
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
                 0,
             )
         })?;
@@ -218,6 +219,65 @@ impl PacketSocket {
     /// The raw descriptor, for `poll_readable`.
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame.
+    pub fn set_receive_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let tv = libc::timeval {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+        };
+        setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// Waits (up to the receive timeout, then `WouldBlock`) for one frame and takes
+    /// whatever else is queued, up to the batch's size, in one `recvmmsg`. Returns how
+    /// many frames `batch` now holds.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recvmmsg(batch, libc::MSG_WAITFORONE)
+    }
+
+    /// Takes what is queued, up to the batch's size, without waiting (`WouldBlock` if
+    /// nothing is).
+    pub fn recv_batch_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recvmmsg(batch, libc::MSG_DONTWAIT)
+    }
+
+    fn recvmmsg(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
+        let n = batch.bufs.len();
+        let mut iov: Vec<libc::iovec> = batch
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: zeroed mmsghdr is valid (null pointers, zero lengths).
+        let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { mem::zeroed() }).collect();
+        for (i, h) in hdrs.iter_mut().enumerate() {
+            h.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut iov[i];
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at a live iovec over a buffer of its length and
+        // at a sockaddr_ll of the stated size; all outlive the call.
+        let got = cvt(unsafe {
+            libc::recvmmsg(
+                self.raw(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                flags,
+                std::ptr::null_mut(),
+            )
+        })?;
+        let got = usize::try_from(got).unwrap_or(0);
+        for (i, h) in hdrs.iter().take(got).enumerate() {
+            batch.lens[i] = (h.msg_len as usize).min(batch.bufs[i].len());
+        }
+        batch.len = got;
+        Ok(got)
     }
 
     /// Receives one frame without blocking: (length, `sll_pkttype`). A frame longer
@@ -316,6 +376,37 @@ impl PacketSocket {
     }
 }
 
+/// Frames read together by [`PacketSocket::recv_batch`].
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_ll>,
+    len: usize,
+}
+
+impl RecvBatch {
+    /// Room for `count` frames of up to `size` bytes (longer ones are truncated).
+    pub fn new(count: usize, size: usize) -> Self {
+        Self {
+            bufs: (0..count).map(|_| vec![0; size]).collect(),
+            lens: vec![0; count],
+            // SAFETY: zeroed sockaddr_ll is valid.
+            addrs: vec![unsafe { mem::zeroed() }; count],
+            len: 0,
+        }
+    }
+
+    /// How many frames fit.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// The frames of the last receive with their `sll_pkttype`.
+    pub fn frames(&self) -> impl Iterator<Item = (&[u8], u8)> {
+        (0..self.len).map(|i| (&self.bufs[i][..self.lens[i]], self.addrs[i].sll_pkttype))
+    }
+}
+
 /// An `AF_NETLINK` datagram socket (`NETLINK_ROUTE` or `NETLINK_NETFILTER`).
 #[derive(Debug)]
 pub struct NetlinkSocket {
@@ -407,6 +498,19 @@ impl NetlinkSocket {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for `buf.len()` bytes.
         cvt_size(unsafe { libc::recv(self.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) })
+    }
+
+    /// Receives one datagram if one is queued (`WouldBlock` if not).
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` bytes.
+        cvt_size(unsafe {
+            libc::recv(
+                self.raw(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        })
     }
 }
 
