@@ -332,9 +332,11 @@ fn answer(stream: UnixStream, doc: Option<Value>) -> io::Result<()> {
         ("status", None) => json!({ "error": "starting" }),
         (other, _) => json!({ "error": format!("unknown request {other:?}") }),
     };
-    let mut w = &stream;
-    serde_json::to_writer(&mut w, &reply)?;
-    w.write_all(b"\n")
+    // One write: serde_json writes token by token, and on an unbuffered socket every
+    // token was a send (2000 bindings took ~90 ms).
+    let mut doc = serde_json::to_vec(&reply)?;
+    doc.push(b'\n');
+    (&stream).write_all(&doc)
 }
 
 /// Asks the daemon on `path` for its status document.
