@@ -378,6 +378,10 @@ pub struct Engine {
     known_ns_bucket: TokenBucket,
     rs_bucket: TokenBucket,
     actions: VecDeque<Action>,
+    /// Transmissions of floods, drained after `actions`.
+    floods: VecDeque<Action>,
+    /// Set while a flood is being built, so its frames go to `floods`.
+    flooding: bool,
     now: Instant,
 }
 
@@ -411,6 +415,8 @@ impl Engine {
             known_ns_bucket: known_ns_bucket(t, now),
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
             actions: VecDeque::new(),
+            floods: VecDeque::new(),
+            flooding: false,
             now,
             cfg: config,
         };
@@ -530,8 +536,17 @@ impl Engine {
         }
     }
 
-    /// The next action to perform, or `None` when drained.
+    /// The next action to perform, or `None` when drained. Floods (an NS or NA relayed
+    /// to every port because its target is not bound) come after everything else.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front().or_else(|| self.floods.pop_front())
+    }
+
+    /// Like [`Engine::poll_action`], but leaves the floods queued: a driver handling a
+    /// batch of frames can send the answers and relays for bound targets of the whole
+    /// batch first (RFC 6583 §7: known targets before unknown ones), so a scan's floods
+    /// never delay a known guest's answer.
+    pub fn poll_action_before_floods(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
@@ -733,7 +748,12 @@ impl Engine {
             self.drop_frame(ingress, DropReason::MtuExceeded);
             return false;
         }
-        self.actions.push_back(Action::Transmit {
+        let queue = if self.flooding {
+            &mut self.floods
+        } else {
+            &mut self.actions
+        };
+        queue.push_back(Action::Transmit {
             port: egress,
             frame: out,
         });
@@ -742,6 +762,13 @@ impl Engine {
 
     /// Relays `pkt` to every port in `mask` with LLAs rewritten; returns the ports sent.
     fn relay_to_mask(&mut self, ingress: PortId, pkt: &NdPacket<'_>, mask: u64) -> u64 {
+        self.flooding = true;
+        let sent = self.flood_to_mask(ingress, pkt, mask);
+        self.flooding = false;
+        sent
+    }
+
+    fn flood_to_mask(&mut self, ingress: PortId, pkt: &NdPacket<'_>, mask: u64) -> u64 {
         let mut sent = 0;
         for p in self.port_ids() {
             if mask & (1 << p.0) == 0 {

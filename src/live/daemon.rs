@@ -80,14 +80,15 @@ pub(super) struct Inbox {
 }
 
 impl Inbox {
-    /// Runs the engine on `frames` under one lock and sends what it asks for after
-    /// unlocking; returns the ports sent on, `None` once `stop` is set or the daemon is
-    /// gone.
+    /// Runs the engine on `frames` under one lock and, after unlocking, sends what it
+    /// asks for except the batch's floods (an NS for an unknown target to every port),
+    /// which the caller sends after reading the answers: a scan's floods must not delay
+    /// a known guest (RFC 6583 §7). `None` once `stop` is set or the daemon is gone.
     pub(super) fn deliver<'a>(
         &self,
         stop: &AtomicBool,
         frames: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Option<Vec<SentOn>> {
+    ) -> Option<Delivered> {
         let daemon = self.daemon.upgrade()?;
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -97,10 +98,16 @@ impl Inbox {
                 for frame in frames {
                     d.receive(self.port, self.generation, frame);
                 }
+                let urgent = d.outbox.frames.len();
+                d.drain();
                 d.wake_engine_thread_if_due();
-                let outbox = d.take_outbox();
+                let mut outbox = d.take_outbox();
                 drop(d);
-                return Some(outbox.send(&self.daemon));
+                let floods = outbox.split_off(urgent);
+                return Some(Delivered {
+                    answers: outbox.send(&self.daemon),
+                    floods,
+                });
             }
         }
     }
@@ -113,6 +120,19 @@ struct Outgoing {
     frame: Vec<u8>,
     port: usize,
     generation: u64,
+}
+
+/// What a capture thread has to do after [`Inbox::deliver`]: read the ports it sent
+/// on ([`take_answers`]), then send the batch's floods.
+pub(super) struct Delivered {
+    answers: Vec<SentOn>,
+    floods: Outbox,
+}
+
+impl Delivered {
+    pub(super) fn send_floods(self, inbox: &Inbox) {
+        self.floods.send(&inbox.daemon);
+    }
 }
 
 /// A port a capture thread just sent on, with what its frames need to be delivered.
@@ -131,6 +151,14 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
+    /// The frames from `at` on, taken out.
+    fn split_off(&mut self, at: usize) -> Self {
+        Self {
+            frames: self.frames.split_off(at.min(self.frames.len())),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
     /// Sends everything; returns the ports sent on, once each.
     fn send(self, daemon: &Weak<Mutex<Daemon>>) -> Vec<SentOn> {
         let mut sent: Vec<SentOn> = Vec::new();
@@ -333,12 +361,14 @@ fn capture_loop(
                 down_logged = false;
                 // Frames the host sends are not ours to relay (see bpf.rs); this matters
                 // on kernels without PACKET_IGNORE_OUTGOING only.
-                let Some(sent) = inbox.deliver(stop, relayable(&batch)) else {
+                let Some(mut delivered) = inbox.deliver(stop, relayable(&batch)) else {
                     return;
                 };
-                if !take_answers(sent, &mut batch, stop) {
+                let answers = std::mem::take(&mut delivered.answers);
+                if !take_answers(answers, &mut batch, stop) {
                     return;
                 }
+                delivered.send_floods(inbox);
                 // A full batch means the relay is behind: see whether the kernel dropped some.
                 if n == batch.capacity() {
                     count_kernel_drops(sock, counters);
@@ -387,7 +417,10 @@ fn take_answers(mut sent: Vec<SentOn>, batch: &mut RecvBatch, stop: &AtomicBool)
         for s in sent {
             if matches!(s.sock.recv_batch_now(batch), Ok(n) if n > 0) {
                 match s.inbox.deliver(stop, relayable(batch)) {
-                    Some(more) => next.extend(more),
+                    Some(mut more) => {
+                        next.append(&mut more.answers);
+                        more.send_floods(&s.inbox);
+                    }
                     None => return false,
                 }
             }
@@ -645,7 +678,11 @@ impl Daemon {
     }
 
     fn drain(&mut self) {
-        while let Some(action) = self.engine.poll_action() {
+        self.drain_with(Engine::poll_action);
+    }
+
+    fn drain_with(&mut self, next: fn(&mut Engine) -> Option<Action>) {
+        while let Some(action) = next(&mut self.engine) {
             match action {
                 Action::Transmit { port, frame } => {
                     self.dump_frame(port.index(), self.clock.now(), &frame);
@@ -1105,7 +1142,8 @@ impl Daemon {
         let now = self.clock.now();
         self.dump_frame(port, now, data);
         self.engine.handle_frame(now, Self::port_id(port), data);
-        self.drain();
+        // Floods wait for the end of the batch (see Inbox::deliver).
+        self.drain_with(Engine::poll_action_before_floods);
     }
 
     /// After a frame: if the engine now wants a timer before the engine

@@ -41,11 +41,10 @@ pub(super) fn run(
 ) {
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
-            Ok(p) => {
-                if inbox.deliver(stop, [p.data]).is_none() {
-                    return;
-                }
-            }
+            Ok(p) => match inbox.deliver(stop, [p.data]) {
+                Some(delivered) => delivered.send_floods(inbox),
+                None => return,
+            },
             Err(pcap::Error::TimeoutExpired) => {}
             Err(e) => {
                 counters.rx_errors.fetch_add(1, Ordering::Relaxed);

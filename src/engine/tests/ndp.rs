@@ -522,6 +522,43 @@ fn fast_path_answers_every_ns_but_relays_one_per_retrans_timer() {
 }
 
 #[test]
+fn floods_of_a_batch_wait_behind_relays_for_bound_targets() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    h.clear();
+    // A batch as a driver reads it: a scan NS (unknown target, flooded to D1 and D2)
+    // and then an NS for the bound guest, drained without floods after each frame.
+    let mut order = Vec::new();
+    for target in [addr(99), addr(10)] {
+        h.engine.handle_frame(h.now, UP, &ns_from_router(target));
+        while let Some(a) = h.engine.poll_action_before_floods() {
+            order.push(a);
+        }
+    }
+    while let Some(a) = h.engine.poll_action() {
+        order.push(a);
+    }
+    let sent: Vec<(PortId, Ipv6Addr)> = order
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transmit { port, frame } => match parse_frame(frame) {
+                Ok(Parsed::Nd(p)) => match p.message {
+                    NdMessage::NeighborSolicit { target_addr } => Some((*port, target_addr)),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [(D1, addr(10)), (D1, addr(99)), (D2, addr(99))],
+        "the bound guest's NS first, the scan's flood after"
+    );
+}
+
+#[test]
 fn one_ns_per_target_per_retrans_timer_then_negative_cache() {
     let mut h = Harness::ready(config());
     h.inject(UP, &ns_from_router(addr(10)));
