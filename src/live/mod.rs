@@ -5,7 +5,7 @@
 //! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
 //!    ICMPv6 ND, all-multicast) and runs the engine on each frame itself, under the lock
 //!    the daemon state lives in: a hand-over to another thread would add a second
-//!    wake-up to every relayed frame (see `daemon.rs`);
+//!    wake-up to every relayed frame (see `capture.rs`);
 //! 2. the engine thread (the caller of [`run`]) takes the same lock for the engine's
 //!    timers, link events, signals and reloads, applies /128 routes over rtnetlink with
 //!    the capture threads, and publishes a snapshot for `status`;
@@ -18,6 +18,7 @@
 //! a missing capability or a wrong sysctl stops it with one message naming the fix.
 
 mod bpf;
+mod capture;
 pub mod control;
 mod daemon;
 mod droplog;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pcap::{Active, Capture, Direction};
 
-use super::daemon::{DriverCounters, Inbox, RX_LOG};
+use super::capture::{Inbox, RX_LOG};
+use super::daemon::DriverCounters;
 
 fn to_io(e: pcap::Error) -> io::Error {
     io::Error::other(e.to_string())
