@@ -70,10 +70,15 @@ impl Inbox {
                 let mut outbox = d.take_outbox();
                 drop(d);
                 let floods = outbox.split_off(urgent);
-                return Some(Delivered {
-                    answers: outbox.send(&self.daemon),
-                    floods,
-                });
+                let answers = outbox
+                    .send()
+                    .into_iter()
+                    .map(|(sock, port, generation)| SentOn {
+                        sock,
+                        inbox: Self::new(self.daemon.clone(), port, generation),
+                    })
+                    .collect();
+                return Some(Delivered { answers, floods });
             }
         }
     }
@@ -96,8 +101,8 @@ pub(super) struct Delivered {
 }
 
 impl Delivered {
-    pub(super) fn send_floods(self, inbox: &Inbox) {
-        self.floods.send(&inbox.daemon);
+    pub(super) fn send_floods(self) {
+        self.floods.send();
     }
 }
 
@@ -154,24 +159,18 @@ impl Outbox {
         }
     }
 
-    /// Sends everything; returns the ports sent on, once each.
-    pub(super) fn send(self, daemon: &Weak<Mutex<Daemon>>) -> Vec<SentOn> {
-        let mut sent: Vec<SentOn> = Vec::new();
+    /// Sends everything; returns the ports sent on, once each, as (socket, port index,
+    /// generation).
+    pub(super) fn send(self) -> Vec<(Arc<PacketSocket>, usize, u64)> {
+        let mut sent: Vec<(Arc<PacketSocket>, usize, u64)> = Vec::new();
         for o in self.frames {
             if let Err(e) = o.sock.send(&o.frame) {
                 self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
                 TX_LOG.warn(format_args!("{}: send failed: {e}", o.name));
                 continue;
             }
-            if !sent.iter().any(|s| Arc::ptr_eq(&s.sock, &o.sock)) {
-                sent.push(SentOn {
-                    sock: o.sock,
-                    inbox: Inbox {
-                        daemon: daemon.clone(),
-                        port: o.port,
-                        generation: o.generation,
-                    },
-                });
+            if !sent.iter().any(|(s, ..)| Arc::ptr_eq(s, &o.sock)) {
+                sent.push((o.sock, o.port, o.generation));
             }
         }
         sent
@@ -327,7 +326,7 @@ fn capture_loop(
                 if !take_answers(answers, &mut batch, stop) {
                     return;
                 }
-                delivered.send_floods(inbox);
+                delivered.send_floods();
                 // A full batch means the relay is behind: see whether the kernel dropped some.
                 if n == batch.capacity() {
                     count_kernel_drops(sock, counters);
@@ -378,7 +377,7 @@ fn take_answers(mut sent: Vec<SentOn>, batch: &mut RecvBatch, stop: &AtomicBool)
                 match s.inbox.deliver(stop, relayable(batch)) {
                     Some(mut more) => {
                         next.append(&mut more.answers);
-                        more.send_floods(&s.inbox);
+                        more.send_floods();
                     }
                     None => return false,
                 }

@@ -877,9 +877,8 @@ fn engine_loop(daemon: &Mutex<Daemon>, control: &Receiver<Control>, path: &PathB
         }
         d.housekeeping(start);
         let outbox = d.take_outbox();
-        let this = d.this.clone();
         drop(d);
-        outbox.send(&this);
+        outbox.send();
     }
 }
 
@@ -966,7 +965,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let outbox = d.take_outbox();
     drop(d);
-    outbox.send(&Arc::downgrade(&daemon));
+    outbox.send();
     engine_loop(&daemon, &ctl_rx, &opts.config);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);

@@ -43,7 +43,7 @@ pub(super) fn run(
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => match inbox.deliver(stop, [p.data]) {
-                Some(delivered) => delivered.send_floods(inbox),
+                Some(delivered) => delivered.send_floods(),
                 None => return,
             },
             Err(pcap::Error::TimeoutExpired) => {}
