@@ -380,8 +380,6 @@ pub struct Engine {
     actions: VecDeque<Action>,
     /// Transmissions of floods, drained after `actions`.
     floods: VecDeque<Action>,
-    /// Set while a flood is being built, so its frames go to `floods`.
-    flooding: bool,
     now: Instant,
 }
 
@@ -416,7 +414,6 @@ impl Engine {
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
             actions: VecDeque::new(),
             floods: VecDeque::new(),
-            flooding: false,
             now,
             cfg: config,
         };
@@ -748,12 +745,7 @@ impl Engine {
             self.drop_frame(ingress, DropReason::MtuExceeded);
             return false;
         }
-        let queue = if self.flooding {
-            &mut self.floods
-        } else {
-            &mut self.actions
-        };
-        queue.push_back(Action::Transmit {
+        self.actions.push_back(Action::Transmit {
             port: egress,
             frame: out,
         });
@@ -761,14 +753,9 @@ impl Engine {
     }
 
     /// Relays `pkt` to every port in `mask` with LLAs rewritten; returns the ports sent.
+    /// These are floods: their actions wait in `floods` behind everything else.
     fn relay_to_mask(&mut self, ingress: PortId, pkt: &NdPacket<'_>, mask: u64) -> u64 {
-        self.flooding = true;
-        let sent = self.flood_to_mask(ingress, pkt, mask);
-        self.flooding = false;
-        sent
-    }
-
-    fn flood_to_mask(&mut self, ingress: PortId, pkt: &NdPacket<'_>, mask: u64) -> u64 {
+        let before = self.actions.len();
         let mut sent = 0;
         for p in self.port_ids() {
             if mask & (1 << p.0) == 0 {
@@ -779,6 +766,8 @@ impl Engine {
                 sent |= 1 << p.0;
             }
         }
+        let flood = self.actions.split_off(before);
+        self.floods.extend(flood);
         sent
     }
 
