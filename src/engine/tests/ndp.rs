@@ -539,15 +539,13 @@ fn floods_of_a_batch_wait_behind_relays_for_bound_targets() {
         order.push(a);
     }
     let sent: Vec<(PortId, Ipv6Addr)> = order
-        .iter()
+        .into_iter()
         .filter_map(|a| match a {
-            Action::Transmit { port, frame } => match parse_frame(frame) {
-                Ok(Parsed::Nd(p)) => match p.message {
-                    NdMessage::NeighborSolicit { target_addr } => Some((*port, target_addr)),
-                    _ => None,
-                },
-                _ => None,
-            },
+            Action::Transmit { port, frame } => Some(Sent { port, frame }),
+            _ => None,
+        })
+        .filter_map(|s| match s.nd().message {
+            NdMessage::NeighborSolicit { target_addr } => Some((s.port, target_addr)),
             _ => None,
         })
         .collect();
