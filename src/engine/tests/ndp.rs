@@ -498,6 +498,40 @@ fn fast_path_off_by_default_on_answers_recent_bindings_and_still_relays() {
 }
 
 #[test]
+fn ns_for_a_reachable_target_goes_to_its_mac_and_otherwise_to_the_group() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    let group = solicited_node(addr(10));
+    h.inject(UP, &ns_from_router(addr(10)));
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1);
+    let pkt = out[0].nd();
+    assert_eq!(pkt.eth_dst, gmac(10), "only the confirmed owner gets the frame");
+    assert_eq!(pkt.dst_addr, group, "IPv6 destination kept");
+    assert_eq!(pkt.slla, Some(D1_MAC));
+    assert!(h.take(D2).is_empty());
+    // An NA without O from another MAC leaves the binding STALE: its MAC may be old, so
+    // the next NS goes to the group again.
+    let f = na(
+        gmac(11),
+        Mac::ipv6_multicast(all_nodes()),
+        addr(10),
+        all_nodes(),
+        NO_FLAGS,
+        addr(10),
+        Some(gmac(11)),
+    );
+    h.inject(D1, &f);
+    assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Stale);
+    h.clear();
+    h.advance(Duration::from_secs(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].nd().eth_dst, Mac::ipv6_multicast(group));
+}
+
+#[test]
 fn fast_path_answers_every_ns_but_relays_one_per_retrans_timer() {
     let mut cfg = config();
     cfg.fast_path = Some(Duration::from_secs(5));
