@@ -29,6 +29,8 @@
 #             socket is a path): slowest of 10 calls, process start included
 #   RSS       peak resident set (VmHWM of /proc/PID/status) of the daemon after the scan
 #
+# ONLY_RELAY=1 measures the two ndprelay rows only (quicker, for development).
+#
 # Every packet stays inside the ndpr-bench-* namespaces, which are removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +43,7 @@ export NDPRELAY="$PWD/target/release/ndprelay"
 source netns-tests/lib.sh
 
 LAT_N="${LAT_N:-100}"
-RATES="${RATES:-10000 20000 30000 40000 60000 80000}"
+RATES="${RATES:-10000 20000 30000 40000 60000 80000 100000 120000}"
 SCAN="${SCAN:-20000}"
 G1=2001:db8:1::11
 G2=2001:db8:1::12
@@ -166,20 +168,20 @@ run_ndppd() {
     wait "$pid" 2>/dev/null || true
 }
 if [ -z "${ONLY_RELAY:-}" ]; then
-run_ndppd "ndppd 0.2.5 static" "static"
-run_ndppd "ndppd 0.2.5 iface" "iface br0"
+    run_ndppd "ndppd 0.2.5 static" "static"
+    run_ndppd "ndppd 0.2.5 iface" "iface br0"
 
-# 3. the kernel's proxy_ndp with one entry per guest: as shipped (answers to multicast NS
-# delayed by a random 0-800 ms, proxy_delay) and with proxy_delay 0 (answers at once)
-nsx dom0 sysctl -qw net.ipv6.conf.eth0.proxy_ndp=1
-nsx dom0 ip -6 neigh add proxy "$G1" dev eth0
-nsx dom0 ip -6 neigh add proxy "$G2" dev eth0
-nsx dom0 ip -6 neigh add proxy "$G3" dev eth0
-for a in "${MANY[@]}"; do echo "neigh add proxy $a dev eth0"; done >"$WORK/proxy.batch"
-nsx dom0 ip -6 -batch "$WORK/proxy.batch"
-measure "kernel proxy_ndp"
-nsx dom0 sysctl -qw net.ipv6.neigh.eth0.proxy_delay=0
-measure "kernel proxy_ndp, proxy_delay 0"
+    # 3. the kernel's proxy_ndp with one entry per guest: as shipped (answers to multicast NS
+    # delayed by a random 0-800 ms, proxy_delay) and with proxy_delay 0 (answers at once)
+    nsx dom0 sysctl -qw net.ipv6.conf.eth0.proxy_ndp=1
+    nsx dom0 ip -6 neigh add proxy "$G1" dev eth0
+    nsx dom0 ip -6 neigh add proxy "$G2" dev eth0
+    nsx dom0 ip -6 neigh add proxy "$G3" dev eth0
+    for a in "${MANY[@]}"; do echo "neigh add proxy $a dev eth0"; done >"$WORK/proxy.batch"
+    nsx dom0 ip -6 -batch "$WORK/proxy.batch"
+    measure "kernel proxy_ndp"
+    nsx dom0 sysctl -qw net.ipv6.neigh.eth0.proxy_delay=0
+    measure "kernel proxy_ndp, proxy_delay 0"
 fi
 
 {
