@@ -136,6 +136,7 @@ impl Engine {
         b.confirmed_at = Some(now);
         b.probes = 0;
         b.moving = None;
+        b.unicast_ns_since = None;
         self.counters.bump(Counter::BindingsConfirmed);
         self.set_state(addr, BindingState::Reachable, until);
         self.sync_route(addr);

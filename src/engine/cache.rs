@@ -33,6 +33,9 @@ pub(crate) struct Binding {
     pub(crate) moving: Option<(PortId, Mac)>,
     /// When the fast path last relayed an NS for it so the binding re-verifies.
     pub(crate) reverify_sent: Option<Instant>,
+    /// The first NS relayed to `mac` rather than to the group since the last
+    /// confirmation (see `Engine::ns_to_bound_mac`).
+    pub(crate) unicast_ns_since: Option<Instant>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -49,6 +52,7 @@ impl Binding {
             routed: false,
             moving: None,
             reverify_sent: None,
+            unicast_ns_since: None,
             scheduled: None,
         }
     }

@@ -115,7 +115,7 @@ impl Engine {
                 b.reverify_sent = Some(now);
             }
         }
-        self.relay_ns_to(port, pkt, target, bport, bmac);
+        self.relay_ns_to(now, port, pkt, target, bport, bmac);
     }
 
     fn ns_from_downstream(
@@ -133,7 +133,7 @@ impl Engine {
         if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
             return self.drop_frame(port, reason);
         }
-        self.relay_ns_to(port, pkt, target, bport, bmac);
+        self.relay_ns_to(now, port, pkt, target, bport, bmac);
     }
 
     /// Whether an NS for a target bound on `bound` may be relayed there, from either
@@ -160,28 +160,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Relays to the one port where the target is bound. A multicast NS for a target
-    /// confirmed REACHABLE goes to the target's MAC with its IPv6 destination (the
-    /// solicited-node group) unchanged: only the target listens to that group, and a
-    /// group frame would make a bridge hand it to every guest on the segment, whose
-    /// kernels each walk their multicast list inside our send (about 100 µs per guest
-    /// with 1000 addresses, on the answer's path). Hosts accept it like the Linux
-    /// bridge's `multicast_to_unicast` copies and like a NUD probe (RFC 4861 §7.2.2).
-    /// Bindings not confirmed lately get the group MAC: their MAC may have changed.
+    /// Relays to the one port where the target is bound.
     fn relay_ns_to(
         &mut self,
+        now: Instant,
         ingress: PortId,
         pkt: &NdPacket<'_>,
         target: Ipv6Addr,
         egress: PortId,
         mac: Mac,
     ) {
-        let reachable = self
-            .cache
-            .get(&target)
-            .is_some_and(|b| b.state == BindingState::Reachable);
-        let eth_dst = if pkt.dst_addr.is_multicast() && !reachable {
-            crate::wire::Mac::ipv6_multicast(pkt.dst_addr)
+        let eth_dst = if pkt.dst_addr.is_multicast() && !self.ns_to_bound_mac(now, target) {
+            Mac::ipv6_multicast(pkt.dst_addr)
         } else {
             mac
         };
@@ -189,6 +179,33 @@ impl Engine {
         if self.transmit_rewrite(ingress, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNs);
             self.relayed_event(ingress, 1 << egress.0, "NS", target);
+        }
+    }
+
+    /// Whether a multicast NS for a bound target goes to the target's MAC, its IPv6
+    /// destination (the solicited-node group) unchanged: only the target listens to
+    /// that group, and a group frame makes a bridge hand it to every guest on the
+    /// segment, whose kernels each walk their multicast list inside our send (about
+    /// 100 µs per guest with 1000 addresses, on the answer's path). Hosts accept it
+    /// like the Linux bridge's `multicast_to_unicast` copies and like a NUD probe
+    /// (RFC 4861 §7.2.2). Only for a REACHABLE binding, and not once such an NS has
+    /// gone a RetransTimer without the confirmation that clears `unicast_ns_since`:
+    /// a guest whose MAC changed does not announce it by default, and the group
+    /// reaches it under its new MAC.
+    fn ns_to_bound_mac(&mut self, now: Instant, target: Ipv6Addr) -> bool {
+        let retrans = self.cfg.tunables.retrans_timer;
+        let Some(b) = self.cache.get_mut(&target) else {
+            return false;
+        };
+        if b.state != BindingState::Reachable {
+            return false;
+        }
+        match b.unicast_ns_since {
+            Some(first) => now.saturating_since(first) < retrans,
+            None => {
+                b.unicast_ns_since = Some(now);
+                true
+            }
         }
     }
 

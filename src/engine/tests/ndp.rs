@@ -506,7 +506,11 @@ fn ns_for_a_reachable_target_goes_to_its_mac_and_otherwise_to_the_group() {
     let out = h.take(D1);
     assert_eq!(out.len(), 1);
     let pkt = out[0].nd();
-    assert_eq!(pkt.eth_dst, gmac(10), "only the confirmed owner gets the frame");
+    assert_eq!(
+        pkt.eth_dst,
+        gmac(10),
+        "only the confirmed owner gets the frame"
+    );
     assert_eq!(pkt.dst_addr, group, "IPv6 destination kept");
     assert_eq!(pkt.slla, Some(D1_MAC));
     assert!(h.take(D2).is_empty());
@@ -529,6 +533,31 @@ fn ns_for_a_reachable_target_goes_to_its_mac_and_otherwise_to_the_group() {
     let out = h.take(D1);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].nd().eth_dst, Mac::ipv6_multicast(group));
+}
+
+#[test]
+fn ns_unanswered_at_the_bound_mac_for_a_retrans_timer_goes_to_the_group_again() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    let group = Mac::ipv6_multicast(solicited_node(addr(10)));
+    // The guest changed its MAC without telling anyone: NS to the old MAC go unanswered.
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.advance(Duration::from_millis(500));
+    h.inject(UP, &ns_from_router(addr(10)));
+    let dsts: Vec<Mac> = h.take(D1).iter().map(|s| s.nd().eth_dst).collect();
+    assert_eq!(dsts, [gmac(10), gmac(10)], "within a RetransTimer");
+    h.advance(Duration::from_millis(500));
+    h.inject(UP, &ns_from_router(addr(10)));
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].nd().eth_dst, group, "unanswered for a RetransTimer");
+    // The guest answers the group copy under its new MAC; NS go to that MAC again.
+    h.inject(D1, &na_to_router(gmac(20), D1, addr(10)));
+    let b = h.binding(addr(10)).unwrap();
+    assert_eq!((b.mac, b.state), (gmac(20), BindingState::Reachable));
+    h.clear();
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1)[0].nd().eth_dst, gmac(20));
 }
 
 #[test]
