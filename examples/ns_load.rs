@@ -319,6 +319,7 @@ fn main() -> anyhow::Result<()> {
             let probes = probes.lock().clone();
             // A probe counts as resolved when an NA for the guest arrives before the next probe.
             let mut lat = Vec::new();
+            let mut when = Vec::new();
             for (i, &p) in probes.iter().enumerate() {
                 let next = probes
                     .get(i + 1)
@@ -326,16 +327,25 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or(p + Duration::from_millis(500));
                 if let Some(&at) = nas.iter().find(|&&at| at >= p && at < next) {
                     lat.push(at.duration_since(p).as_secs_f64() * 1e3);
+                    when.push((p.duration_since(start).as_secs_f64(), *lat.last().unwrap()));
                 }
             }
             let resolved = lat.len();
             lat.sort_by(f64::total_cmp);
+            // The three slowest probes, [seconds into the scan, ms]: where the tail comes from.
+            when.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let slowest: Vec<String> = when
+                .iter()
+                .take(3)
+                .map(|(t, ms)| format!("[{t:.2},{ms:.3}]"))
+                .collect();
             let others = got.lock().iter().filter(|a| a.target != target).count();
             format!(
-                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3}}}"#,
+                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3},"guest_slowest":[{}]}}"#,
                 probes.len(),
                 percentile(&lat, 0.5),
-                percentile(&lat, 0.99)
+                percentile(&lat, 0.99),
+                slowest.join(",")
             )
         }
         m => bail!("unknown mode {m}"),
