@@ -4,7 +4,7 @@
 //! direction, 60–70 µs each on a 2 vCPU VM, which doubled NS→NA latency. Frames the
 //! engine sends go out after the lock is released: answers and relays first, then the
 //! sender reads the ports it sent on (the answer often already waits there), then the
-//! batch's floods.
+//! batch's floods, after which it reads the ports those went out on the same way.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,15 +70,12 @@ impl Inbox {
                 let mut outbox = d.take_outbox();
                 drop(d);
                 let floods = outbox.split_off(urgent);
-                let answers = outbox
-                    .send()
-                    .into_iter()
-                    .map(|(sock, port, generation)| SentOn {
-                        sock,
-                        inbox: Self::new(self.daemon.clone(), port, generation),
-                    })
-                    .collect();
-                return Some(Delivered { answers, floods });
+                let answers = sent_on(&self.daemon, outbox.send());
+                return Some(Delivered {
+                    daemon: self.daemon.clone(),
+                    answers,
+                    floods,
+                });
             }
         }
     }
@@ -96,14 +93,31 @@ struct Outgoing {
 /// What a capture thread has to do after [`Inbox::deliver`]: read the ports it sent
 /// on ([`take_answers`]), then send the batch's floods.
 pub(super) struct Delivered {
+    daemon: Weak<Mutex<Daemon>>,
     answers: Vec<SentOn>,
     floods: Outbox,
 }
 
 impl Delivered {
-    pub(super) fn send_floods(self) {
-        self.floods.send();
+    /// Sends the batch's floods; returns the ports they went out on, for
+    /// [`take_answers`]: a guest resolved for the first time has usually answered by
+    /// the time the flood's send returns.
+    pub(super) fn send_floods(self) -> Vec<SentOn> {
+        sent_on(&self.daemon, self.floods.send())
     }
+}
+
+/// The ports [`Outbox::send`] sent on, each with the inbox its frames go to.
+fn sent_on(
+    daemon: &Weak<Mutex<Daemon>>,
+    sent: Vec<(Arc<PacketSocket>, usize, u64)>,
+) -> Vec<SentOn> {
+    sent.into_iter()
+        .map(|(sock, port, generation)| SentOn {
+            sock,
+            inbox: Inbox::new(daemon.clone(), port, generation),
+        })
+        .collect()
 }
 
 /// A port a capture thread just sent on, with what its frames need to be delivered.
@@ -326,7 +340,9 @@ fn capture_loop(
                 if !take_answers(answers, &mut batch, stop) {
                     return;
                 }
-                delivered.send_floods();
+                if !take_answers(delivered.send_floods(), &mut batch, stop) {
+                    return;
+                }
                 // A full batch means the relay is behind: see whether the kernel dropped some.
                 if n == batch.capacity() {
                     count_kernel_drops(sock, counters);
@@ -377,7 +393,7 @@ fn take_answers(mut sent: Vec<SentOn>, batch: &mut RecvBatch, stop: &AtomicBool)
                 match s.inbox.deliver(stop, relayable(batch)) {
                     Some(mut more) => {
                         next.append(&mut more.answers);
-                        more.send_floods();
+                        next.extend(more.send_floods());
                     }
                     None => return false,
                 }

@@ -43,7 +43,9 @@ pub(super) fn run(
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => match inbox.deliver(stop, [p.data]) {
-                Some(delivered) => delivered.send_floods(),
+                // libpcap reads one frame at a time through its own buffer: answers
+                // are read by the port's own thread.
+                Some(delivered) => drop(delivered.send_floods()),
                 None => return,
             },
             Err(pcap::Error::TimeoutExpired) => {}
