@@ -326,8 +326,9 @@ fn main() -> anyhow::Result<()> {
                     .copied()
                     .unwrap_or(p + Duration::from_millis(500));
                 if let Some(&at) = nas.iter().find(|&&at| at >= p && at < next) {
-                    lat.push(at.duration_since(p).as_secs_f64() * 1e3);
-                    when.push((p.duration_since(start).as_secs_f64(), *lat.last().unwrap()));
+                    let ms = at.duration_since(p).as_secs_f64() * 1e3;
+                    lat.push(ms);
+                    when.push((p.duration_since(start).as_secs_f64(), ms));
                 }
             }
             let resolved = lat.len();

@@ -91,7 +91,7 @@ struct Outgoing {
 }
 
 /// What a capture thread has to do after [`Inbox::deliver`]: read the ports it sent
-/// on ([`take_answers`]), then send the batch's floods.
+/// on ([`take_answers`]), then send the batch's floods and read their ports too.
 pub(super) struct Delivered {
     daemon: Weak<Mutex<Daemon>>,
     answers: Vec<SentOn>,
