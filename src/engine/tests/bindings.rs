@@ -139,15 +139,7 @@ fn host_move_rebinds_only_after_the_old_port_fails_its_probes() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
     // The guest shows up on D2 with an unsolicited O=1 NA.
-    let f = na(
-        gmac(10),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        UNSOLICITED_O,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let f = na_to_all_nodes(gmac(10), UNSOLICITED_O, addr(10));
     h.inject(D2, &f);
     assert_eq!(h.count("binding_conflict"), 1);
     assert_eq!(h.binding(addr(10)).unwrap().port, D1, "not moved yet");
@@ -238,15 +230,7 @@ fn dad_from_the_uplink_for_a_guest_address_starts_no_recheck() {
 fn conflict_is_resolved_for_the_old_port_when_it_answers() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
-    let f = na(
-        gmac(99),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        UNSOLICITED_O,
-        addr(10),
-        Some(gmac(99)),
-    );
+    let f = na_to_all_nodes(gmac(99), UNSOLICITED_O, addr(10));
     h.inject(D2, &f);
     let answer = probe_answer(10, D1);
     h.inject(D1, &answer);
@@ -262,15 +246,7 @@ fn conflict_is_resolved_for_the_old_port_when_it_answers() {
 fn the_uplink_cannot_steal_a_guest_binding() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
-    let f = na(
-        UPHOST_MAC,
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        UNSOLICITED_O,
-        addr(10),
-        Some(UPHOST_MAC),
-    );
+    let f = na_to_all_nodes(UPHOST_MAC, UNSOLICITED_O, addr(10));
     h.inject(UP, &f);
     assert_eq!(h.count("drop_uplink_claims_guest"), 1);
     assert!(h.sent.is_empty());
@@ -297,15 +273,7 @@ fn ns_slla_updates_the_mac_and_na_without_override_does_not() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
     // O=0 NA with another MAC: REACHABLE → STALE, MAC kept (RFC 4861 §7.2.5).
-    let f = na(
-        gmac(11),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        NO_FLAGS,
-        addr(10),
-        Some(gmac(11)),
-    );
+    let f = na_to_all_nodes(gmac(11), NO_FLAGS, addr(10));
     h.inject(D1, &f);
     let b = h.binding(addr(10)).unwrap();
     assert_eq!((b.mac, b.state), (gmac(10), BindingState::Stale));

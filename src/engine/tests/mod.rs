@@ -329,6 +329,20 @@ pub(super) fn na(
     )
 }
 
+/// An NA from `mac` for its own `target` to all nodes, with `mac` as TLLA (unsolicited
+/// announcements, or O=0 answers when `flags` say so).
+pub(super) fn na_to_all_nodes(mac: Mac, flags: NaFlags, target: Ipv6Addr) -> Vec<u8> {
+    na(
+        mac,
+        Mac::ipv6_multicast(all_nodes()),
+        target,
+        all_nodes(),
+        flags,
+        target,
+        Some(mac),
+    )
+}
+
 /// A guest's solicited NA to the router (sent to the relay's MAC on `port`, which the
 /// relayed NS carried as SLLA).
 pub(super) fn na_to_router(mac: Mac, port: PortId, target: Ipv6Addr) -> Vec<u8> {

@@ -389,15 +389,7 @@ fn dad_conflict_with_an_upstream_address_makes_the_guests_dad_fail() {
     assert_eq!(h.take(UP).len(), 1);
     h.clear();
     // The upstream owner defends: NA to ff02::1 (S=0, O=1).
-    let f = na(
-        UPHOST_MAC,
-        Mac::ipv6_multicast(all_nodes()),
-        used,
-        all_nodes(),
-        UNSOLICITED_O,
-        used,
-        Some(UPHOST_MAC),
-    );
+    let f = na_to_all_nodes(UPHOST_MAC, UNSOLICITED_O, used);
     h.inject(UP, &f);
     let out = h.take(D1);
     assert_eq!(out.len(), 1, "the defence reaches the guest");
@@ -516,15 +508,7 @@ fn ns_for_a_reachable_target_goes_to_its_mac_and_otherwise_to_the_group() {
     assert!(h.take(D2).is_empty());
     // An NA without O from another MAC leaves the binding STALE: its MAC may be old, so
     // the next NS goes to the group again.
-    let f = na(
-        gmac(11),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        NO_FLAGS,
-        addr(10),
-        Some(gmac(11)),
-    );
+    let f = na_to_all_nodes(gmac(11), NO_FLAGS, addr(10));
     h.inject(D1, &f);
     assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Stale);
     h.clear();
@@ -751,15 +735,7 @@ fn upstream_dad_for_a_guest_address_is_defended_by_the_guest() {
     h.inject(UP, &dad(UPHOST_MAC, addr(10)));
     assert_eq!(h.take(D1).len(), 1);
     h.clear();
-    let f = na(
-        gmac(10),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        UNSOLICITED_O,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let f = na_to_all_nodes(gmac(10), UNSOLICITED_O, addr(10));
     h.inject(D1, &f);
     let up = h.take(UP);
     assert_eq!(up.len(), 1, "the defence reaches the uplink");

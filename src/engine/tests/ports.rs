@@ -413,15 +413,7 @@ fn answers_to_own_probes_count_while_a_port_still_announces_itself() {
     );
     assert_eq!(h.binding(addr(10)).unwrap().state, BindingState::Reachable);
     // Anything else from the port still waits for the P-bit RAs.
-    let other = na(
-        gmac(10),
-        Mac::ipv6_multicast(all_nodes()),
-        addr(10),
-        all_nodes(),
-        UNSOLICITED_O,
-        addr(10),
-        Some(gmac(10)),
-    );
+    let other = na_to_all_nodes(gmac(10), UNSOLICITED_O, addr(10));
     h.inject(D1, &other);
     assert_eq!(h.count("drop_port_disabled"), dropped + 1);
 }
