@@ -1,10 +1,11 @@
-//! Capture threads: one per port, each blocking in `recvmmsg` on its AF_PACKET socket
-//! (or reading through libpcap) and running the engine on what it reads itself, under
-//! the daemon lock. Handing frames to another thread cost a second wake-up per
-//! direction, 60–70 µs each on a 2 vCPU VM, which doubled NS→NA latency. Frames the
-//! engine sends go out after the lock is released: answers and relays first, then the
-//! sender reads the ports it sent on (the answer often already waits there), then the
-//! batch's floods, after which it reads the ports those went out on the same way.
+//! Capture threads: one per port, each waiting on its AF_PACKET socket (or reading
+//! through libpcap) and running the engine on what it reads itself, under the daemon
+//! lock. Handing frames to another thread cost a second wake-up per direction, 60–70 µs
+//! each on a 2 vCPU VM, which doubled NS→NA latency. Frames the engine sends go out
+//! after the lock is released: answers and relays first, then the sender reads the
+//! ports it sent on (the answer often already waits there), then the batch's floods,
+//! after which it reads the ports those went out on the same way. While it does, those
+//! ports' own threads are kept asleep ([`PacketSocket::hold_wakeups`]).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,11 @@ const RECV_BATCH: usize = 32;
 const LOCK_RETRY: StdDuration = StdDuration::from_millis(20);
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
+/// How long a capture thread waits for a frame before it looks at its stop flag again.
+const WAIT_MS: i32 = 250;
+/// Whether a sender reads the ports it sent on: with libpcap the ports' own threads
+/// read through libpcap's buffers, which the AF_PACKET socket does not see.
+const SENDER_READS_ANSWERS: bool = cfg!(not(feature = "libpcap"));
 
 /// How a capture thread reaches the engine: the daemon, locked for each batch of frames
 /// one `recvmmsg` returned, and not across reads (held while waiting for more, it would
@@ -38,6 +44,12 @@ pub(super) struct Inbox {
 }
 
 impl Inbox {
+    /// The port whose frames this inbox takes.
+    #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
+    pub(super) fn port(&self) -> usize {
+        self.port
+    }
+
     pub(super) fn new(daemon: Weak<Mutex<Daemon>>, port: usize, generation: u64) -> Self {
         Self {
             daemon,
@@ -49,10 +61,12 @@ impl Inbox {
     /// Runs the engine on `frames` under one lock and, after unlocking, sends what it
     /// asks for except the batch's floods (an NS for an unknown target to every port),
     /// which the caller sends after reading the answers: a scan's floods must not delay
-    /// a known guest (RFC 6583 §7). `None` once `stop` is set or the daemon is gone.
+    /// a known guest (RFC 6583 §7). `reader` is the port whose capture thread calls
+    /// this. `None` once `stop` is set or the daemon is gone.
     pub(super) fn deliver<'a>(
         &self,
         stop: &AtomicBool,
+        reader: usize,
         frames: impl IntoIterator<Item = &'a [u8]>,
     ) -> Option<Delivered> {
         let daemon = self.daemon.upgrade()?;
@@ -70,9 +84,10 @@ impl Inbox {
                 let mut outbox = d.take_outbox();
                 drop(d);
                 let floods = outbox.split_off(urgent);
-                let answers = sent_on(&self.daemon, outbox.send());
+                let answers = sent_on(&self.daemon, outbox.send_holding(reader));
                 return Some(Delivered {
                     daemon: self.daemon.clone(),
+                    reader,
                     answers,
                     floods,
                 });
@@ -94,6 +109,8 @@ struct Outgoing {
 /// on ([`take_answers`]), then send the batch's floods and read their ports too.
 pub(super) struct Delivered {
     daemon: Weak<Mutex<Daemon>>,
+    /// The port whose capture thread sends.
+    reader: usize,
     answers: Vec<SentOn>,
     floods: Outbox,
 }
@@ -103,27 +120,47 @@ impl Delivered {
     /// [`take_answers`]: a guest resolved for the first time has usually answered by
     /// the time the flood's send returns.
     pub(super) fn send_floods(self) -> Vec<SentOn> {
-        sent_on(&self.daemon, self.floods.send())
+        sent_on(&self.daemon, self.floods.send_holding(self.reader))
     }
 }
 
-/// The ports [`Outbox::send`] sent on, each with the inbox its frames go to.
-fn sent_on(
-    daemon: &Weak<Mutex<Daemon>>,
-    sent: Vec<(Arc<PacketSocket>, usize, u64)>,
-) -> Vec<SentOn> {
+/// The ports [`Outbox::send_holding`] sent on, each with the inbox its frames go to.
+fn sent_on(daemon: &Weak<Mutex<Daemon>>, sent: Vec<SentPort>) -> Vec<SentOn> {
     sent.into_iter()
-        .map(|(sock, port, generation)| SentOn {
-            sock,
-            inbox: Inbox::new(daemon.clone(), port, generation),
+        .map(|p| SentOn {
+            inbox: Inbox::new(daemon.clone(), p.port, p.generation),
+            sock: p.sock,
+            held: p.held,
         })
         .collect()
 }
 
+/// A port [`Outbox::send_holding`] sent on.
+pub(super) struct SentPort {
+    sock: Arc<PacketSocket>,
+    port: usize,
+    generation: u64,
+    /// Its reader's wake-ups are held (see [`SentOn`]).
+    held: bool,
+}
+
 /// A port a capture thread just sent on, with what its frames need to be delivered.
+/// Unless it is the sender's own port, the port's thread is kept from waking for what
+/// arrives until the sender has read it: dropping this lets it wake again.
 pub(super) struct SentOn {
     sock: Arc<PacketSocket>,
     inbox: Inbox,
+    held: bool,
+}
+
+impl Drop for SentOn {
+    fn drop(&mut self) {
+        if self.held {
+            if let Err(e) = self.sock.release_wakeups() {
+                TX_LOG.warn(format_args!("cannot re-arm a capture socket: {e}"));
+            }
+        }
+    }
 }
 
 /// Frames to send once the daemon lock is released: a send runs the receiving side's
@@ -173,21 +210,48 @@ impl Outbox {
         }
     }
 
-    /// Sends everything; returns the ports sent on, once each, as (socket, port index,
-    /// generation).
-    pub(super) fn send(self) -> Vec<(Arc<PacketSocket>, usize, u64)> {
-        let mut sent: Vec<(Arc<PacketSocket>, usize, u64)> = Vec::new();
+    /// Sends everything (threads that do not read the ports afterwards).
+    pub(super) fn send(self) {
         for o in self.frames {
-            if let Err(e) = o.sock.send(&o.frame) {
-                self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-                TX_LOG.warn(format_args!("{}: send failed: {e}", o.name));
-                continue;
+            Self::send_one(&o, &self.counters);
+        }
+    }
+
+    /// Sends like [`Outbox::send`] for the capture thread of port `reader`, which reads
+    /// the ports it sends on afterwards: before the first frame to another port, that
+    /// port's thread stops being woken by frames (the answer is queued inside our send
+    /// and waking it would cost an inter-processor interrupt there, for a frame this
+    /// thread takes anyway). Returns the ports sent on.
+    pub(super) fn send_holding(self, reader: usize) -> Vec<SentPort> {
+        let mut sent: Vec<SentPort> = Vec::new();
+        for o in self.frames {
+            if !sent.iter().any(|p| Arc::ptr_eq(&p.sock, &o.sock)) {
+                let held = SENDER_READS_ANSWERS
+                    && o.port != reader
+                    && match o.sock.hold_wakeups() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            TX_LOG.warn(format_args!("{}: cannot hold its reader: {e}", o.name));
+                            false
+                        }
+                    };
+                sent.push(SentPort {
+                    sock: Arc::clone(&o.sock),
+                    port: o.port,
+                    generation: o.generation,
+                    held,
+                });
             }
-            if !sent.iter().any(|(s, ..)| Arc::ptr_eq(s, &o.sock)) {
-                sent.push((o.sock, o.port, o.generation));
-            }
+            Self::send_one(&o, &self.counters);
         }
         sent
+    }
+
+    fn send_one(o: &Outgoing, counters: &DriverCounters) {
+        if let Err(e) = o.sock.send(&o.frame) {
+            counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+            TX_LOG.warn(format_args!("{}: send failed: {e}", o.name));
+        }
     }
 }
 
@@ -321,26 +385,27 @@ fn capture_loop(
     inbox: &Inbox,
     counters: &DriverCounters,
 ) {
-    // One blocking recvmmsg per wake-up: the timeout is how often `stop` is looked at.
-    if let Err(e) = sock.set_receive_timeout(StdDuration::from_millis(250)) {
-        log::warn!("{name}: cannot set the capture timeout ({e}); stopping may be slow");
-    }
     let mut batch = RecvBatch::new(RECV_BATCH, MAX_FRAME);
     let mut down_logged = false;
     while !stop.load(Ordering::Relaxed) {
-        match sock.recv_batch(&mut batch) {
+        // The wait's timeout is how often `stop` is looked at.
+        match sock
+            .wait_readable(WAIT_MS)
+            .and_then(|_| sock.recv_batch_now(&mut batch))
+        {
+            Ok(0) => {}
             Ok(n) => {
                 down_logged = false;
                 // Frames the host sends are not ours to relay (see bpf.rs); this matters
                 // on kernels without PACKET_IGNORE_OUTGOING only.
-                let Some(mut delivered) = inbox.deliver(stop, relayable(&batch)) else {
+                let Some(mut delivered) = inbox.deliver(stop, inbox.port, relayable(&batch)) else {
                     return;
                 };
                 let answers = std::mem::take(&mut delivered.answers);
-                if !take_answers(answers, &mut batch, stop) {
+                if !take_answers(inbox.port, answers, &mut batch, stop) {
                     return;
                 }
-                if !take_answers(delivered.send_floods(), &mut batch, stop) {
+                if !take_answers(inbox.port, delivered.send_floods(), &mut batch, stop) {
                     return;
                 }
                 // A full batch means the relay is behind: see whether the kernel dropped some.
@@ -348,6 +413,7 @@ fn capture_loop(
                     count_kernel_drops(sock, counters);
                 }
             }
+            // Nothing came, or another thread took it (see `hold_wakeups`).
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 count_kernel_drops(sock, counters);
             }
@@ -384,13 +450,18 @@ fn relayable(batch: &RecvBatch) -> impl Iterator<Item = &[u8]> {
 /// guest's NA) is often queued already, and handling it here saves the wake-up of that
 /// port's own capture thread (60–70 µs on a VM). That thread may take it instead; each
 /// frame is read once either way. `false` once stopping.
-fn take_answers(mut sent: Vec<SentOn>, batch: &mut RecvBatch, stop: &AtomicBool) -> bool {
+fn take_answers(
+    reader: usize,
+    mut sent: Vec<SentOn>,
+    batch: &mut RecvBatch,
+    stop: &AtomicBool,
+) -> bool {
     // Bounded: a relay loop must not keep one thread here.
     for _ in 0..4 {
         let mut next = Vec::new();
         for s in sent {
             if matches!(s.sock.recv_batch_now(batch), Ok(n) if n > 0) {
-                match s.inbox.deliver(stop, relayable(batch)) {
+                match s.inbox.deliver(stop, reader, relayable(batch)) {
                     Some(mut more) => {
                         next.append(&mut more.answers);
                         next.extend(more.send_floods());

@@ -42,7 +42,7 @@ pub(super) fn run(
 ) {
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
-            Ok(p) => match inbox.deliver(stop, [p.data]) {
+            Ok(p) => match inbox.deliver(stop, inbox.port(), [p.data]) {
                 // libpcap reads one frame at a time through its own buffer: answers
                 // are read by the port's own thread.
                 Some(delivered) => drop(delivered.send_floods()),

@@ -180,6 +180,66 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
 
 #[test]
 #[ignore = "needs root and network namespaces"]
+fn held_wakeups_keep_the_reader_asleep_and_lose_no_frame() {
+    let ns = Netns::new(&["hold"]);
+    ns.run(0, || {
+        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+        ip(&["link", "set", "d0", "up"]);
+        ip(&["link", "set", "d0p", "up"]);
+        let reader = PacketSocket::open(sys::if_nametoindex("d0").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let peer = PacketSocket::open(sys::if_nametoindex("d0p").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let mcast = [0x33, 0x33, 0xff, 0, 0, 1];
+        let mut batch = sys::RecvBatch::new(4, 2048);
+        assert!(!reader.wait_readable(0).unwrap(), "nothing queued yet");
+
+        // Held twice (two senders): a frame arriving does not end the reader's wait.
+        reader.hold_wakeups().unwrap();
+        reader.hold_wakeups().unwrap();
+        peer.send(&frame(mcast, 58, &ns_payload(1))).unwrap();
+        assert!(
+            !reader.wait_readable(100).unwrap(),
+            "a held reader was woken"
+        );
+        reader.release_wakeups().unwrap();
+        assert!(
+            !reader.wait_readable(100).unwrap(),
+            "woken while one hold remains"
+        );
+        // The last release wakes it at once for the frame that is still queued.
+        reader.release_wakeups().unwrap();
+        assert!(
+            reader.wait_readable(0).unwrap(),
+            "queued frame not reported"
+        );
+        assert_eq!(reader.recv_batch_now(&mut batch).unwrap(), 1);
+        assert_eq!(batch.frames().next().unwrap().0.last(), Some(&1));
+
+        // While held, the holder reads what arrives itself; afterwards the reader is
+        // woken by new frames as before.
+        reader.hold_wakeups().unwrap();
+        peer.send(&frame(mcast, 58, &ns_payload(2))).unwrap();
+        assert_eq!(reader.recv_batch_now(&mut batch).unwrap(), 1);
+        reader.release_wakeups().unwrap();
+        assert!(
+            !reader.wait_readable(50).unwrap(),
+            "the frame was read once"
+        );
+        peer.send(&frame(mcast, 58, &ns_payload(3))).unwrap();
+        assert!(
+            reader.wait_readable(1000).unwrap(),
+            "released reader not woken"
+        );
+        assert_eq!(reader.recv_batch_now(&mut batch).unwrap(), 1);
+        assert_eq!(batch.frames().next().unwrap().0.last(), Some(&3));
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
 fn allmulti_membership_lives_with_the_socket() {
     let ns = Netns::new(&["am"]);
     ns.run(0, || {

@@ -112,10 +112,18 @@ const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
 /// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
+///
+/// Its reader waits in [`PacketSocket::wait_readable`] on an epoll instance of its own
+/// rather than in a blocking read, so another thread that is about to read the socket
+/// itself can keep the reader asleep meanwhile ([`PacketSocket::hold_wakeups`]).
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,
+    epoll: OwnedFd,
+    /// How many threads hold the reader's wake-ups (see `hold_wakeups`); the lock also
+    /// orders the `epoll_ctl` calls that arm and disarm it.
+    holds: parking_lot::Mutex<u32>,
 }
 
 /// What `PacketSocket::open` managed to set up beyond the essentials.
@@ -137,14 +145,24 @@ impl PacketSocket {
         let raw = cvt(unsafe {
             libc::socket(
                 libc::AF_PACKET,
-                // Blocking, for recv_batch; recv and send pass MSG_DONTWAIT themselves.
+                // Every read and send passes MSG_DONTWAIT; waiting is `wait_readable`'s.
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
                 0,
             )
         })?;
         // SAFETY: `raw` is a freshly created descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sock = Self { fd, ifindex };
+        // SAFETY: plain epoll_create1(2) call; the result is checked before use.
+        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `ep` is a freshly created descriptor nobody else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        let sock = Self {
+            fd,
+            ifindex,
+            epoll,
+            holds: parking_lot::Mutex::new(0),
+        };
+        sock.epoll_ctl(libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32)?;
         let drop_all = [SockFilter {
             code: 0x06, // BPF_RET | BPF_K
             jt: 0,
@@ -221,20 +239,50 @@ impl PacketSocket {
         self.fd.as_raw_fd()
     }
 
-    /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame.
-    pub fn set_receive_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
-        let tv = libc::timeval {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
-        };
-        setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    /// Waits until a frame (or an error) is queued or `timeout_ms` passes; whether one
+    /// is. Meant for one thread, the socket's reader.
+    pub fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
+        // SAFETY: zeroed epoll_event is valid.
+        let mut ev: libc::epoll_event = unsafe { mem::zeroed() };
+        // SAFETY: room for exactly one event, as passed.
+        let ret = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms) };
+        match cvt(ret) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits (up to the receive timeout, then `WouldBlock`) for one frame and takes
-    /// whatever else is queued, up to the batch's size, in one `recvmmsg`. Returns how
-    /// many frames `batch` now holds.
-    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        self.recvmmsg(batch, libc::MSG_WAITFORONE)
+    /// Until the matching [`PacketSocket::release_wakeups`], frames queued on this
+    /// socket do not wake its reader out of `wait_readable`: the calling thread reads
+    /// them itself. Waking a sleeping thread on another CPU costs an inter-processor
+    /// interrupt inside the send that queued the frame (15-20 µs on a VM) even when the
+    /// caller takes the frame first. Holds nest across threads.
+    pub fn hold_wakeups(&self) -> io::Result<()> {
+        let mut holds = self.holds.lock();
+        if *holds == 0 {
+            self.epoll_ctl(libc::EPOLL_CTL_MOD, 0)?;
+        }
+        *holds += 1;
+        Ok(())
+    }
+
+    /// Ends one [`PacketSocket::hold_wakeups`]. When the last hold ends the reader is
+    /// woken at once if frames are still queued, so none waits for the next frame.
+    pub fn release_wakeups(&self) -> io::Result<()> {
+        let mut holds = self.holds.lock();
+        *holds = holds.saturating_sub(1);
+        if *holds == 0 {
+            self.epoll_ctl(libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32)?;
+        }
+        Ok(())
+    }
+
+    fn epoll_ctl(&self, op: libc::c_int, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: 0 };
+        // SAFETY: both descriptors are open and owned by `self`; `ev` is valid.
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, self.raw(), &mut ev) })?;
+        Ok(())
     }
 
     /// Takes what is queued, up to the batch's size, without waiting (`WouldBlock` if
@@ -244,36 +292,25 @@ impl PacketSocket {
     }
 
     fn recvmmsg(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
-        let n = batch.bufs.len();
-        let mut iov: Vec<libc::iovec> = batch
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        // SAFETY: zeroed mmsghdr is valid (null pointers, zero lengths).
-        let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { mem::zeroed() }).collect();
-        for (i, h) in hdrs.iter_mut().enumerate() {
-            h.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_ll).cast();
+        // The kernel shortens msg_namelen to the address it wrote: restore the room.
+        for h in &mut batch.hdrs[..batch.len] {
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut iov[i];
-            h.msg_hdr.msg_iovlen = 1;
         }
+        batch.len = 0;
         // SAFETY: every header points at a live iovec over a buffer of its length and
-        // at a sockaddr_ll of the stated size; all outlive the call.
+        // at a sockaddr_ll of the stated size, all owned by `batch` and never moved
+        // since `RecvBatch::new` (see there).
         let got = cvt(unsafe {
             libc::recvmmsg(
                 self.raw(),
-                hdrs.as_mut_ptr(),
-                n as libc::c_uint,
+                batch.hdrs.as_mut_ptr(),
+                batch.hdrs.len() as libc::c_uint,
                 flags,
                 std::ptr::null_mut(),
             )
         })?;
         let got = usize::try_from(got).unwrap_or(0);
-        for (i, h) in hdrs.iter().take(got).enumerate() {
+        for (i, h) in batch.hdrs.iter().take(got).enumerate() {
             batch.lens[i] = (h.msg_len as usize).min(batch.bufs[i].len());
         }
         batch.len = got;
@@ -376,24 +413,46 @@ impl PacketSocket {
     }
 }
 
-/// Frames read together by [`PacketSocket::recv_batch`].
+/// Frames read together by [`PacketSocket::recv_batch_now`], with the `recvmmsg`
+/// headers set up once: built for every read, they were allocated right after the
+/// thread woke, on the answer's path and with cold caches.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_ll>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
     len: usize,
 }
 
 impl RecvBatch {
     /// Room for `count` frames of up to `size` bytes (longer ones are truncated).
     pub fn new(count: usize, size: usize) -> Self {
-        Self {
+        let mut batch = Self {
             bufs: (0..count).map(|_| vec![0; size]).collect(),
             lens: vec![0; count],
             // SAFETY: zeroed sockaddr_ll is valid.
             addrs: vec![unsafe { mem::zeroed() }; count],
+            iovs: Vec::with_capacity(count),
+            // SAFETY: zeroed mmsghdr is valid (null pointers, zero lengths).
+            hdrs: (0..count).map(|_| unsafe { mem::zeroed() }).collect(),
             len: 0,
+        };
+        // The pointers below stay valid: none of these vectors is resized after this,
+        // and moving `batch` moves the vectors' handles, not their heap buffers.
+        for b in &mut batch.bufs {
+            batch.iovs.push(libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            });
         }
+        for (i, h) in batch.hdrs.iter_mut().enumerate() {
+            h.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut batch.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        batch
     }
 
     /// How many frames fit.
