@@ -28,7 +28,7 @@ const LOCK_RETRY: StdDuration = StdDuration::from_millis(20);
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
 const MAX_FRAME: usize = 9216 + 18;
 /// How long a capture thread waits for a frame before it looks at its stop flag again.
-const WAIT_MS: i32 = 250;
+const WAIT: StdDuration = StdDuration::from_millis(250);
 /// Whether a sender reads the ports it sent on: with libpcap the ports' own threads
 /// read through libpcap's buffers, which the AF_PACKET socket does not see.
 const SENDER_READS_ANSWERS: bool = cfg!(not(feature = "libpcap"));
@@ -385,17 +385,37 @@ fn capture_loop(
     inbox: &Inbox,
     counters: &DriverCounters,
 ) {
+    // The wait's timeout is how often `stop` is looked at.
+    if let Err(e) = sock.set_receive_timeout(WAIT) {
+        log::warn!("{name}: cannot set the capture timeout ({e}); stopping may be slow");
+    }
+    let wait_ms = i32::try_from(WAIT.as_millis()).unwrap_or(i32::MAX);
     let mut batch = RecvBatch::new(RECV_BATCH, MAX_FRAME);
     let mut down_logged = false;
+    // A port's thread waits where other threads' holds work (epoll) when the last thing
+    // that happened to the port was such a hold, and otherwise in one blocking
+    // `recvmmsg`, a system call less per wake-up (4-6 µs on the fast path's answer on a
+    // VM): guests' ports are held for every NS relayed to them, an uplink mostly wakes
+    // its own thread with the router's NS.
+    let mut holds_seen = sock.holds_taken();
+    let mut holdable = false;
     while !stop.load(Ordering::Relaxed) {
-        // The wait's timeout is how often `stop` is looked at.
-        match sock
-            .wait_readable(WAIT_MS)
-            .and_then(|_| sock.recv_batch_now(&mut batch))
-        {
+        let holds = sock.holds_taken();
+        if holds != holds_seen {
+            holds_seen = holds;
+            holdable = true;
+        }
+        let received = if holdable {
+            sock.wait_readable(wait_ms)
+                .and_then(|_| sock.recv_batch_now(&mut batch))
+        } else {
+            sock.recv_batch(&mut batch)
+        };
+        match received {
             Ok(0) => {}
             Ok(n) => {
                 down_logged = false;
+                holdable = false;
                 // Frames the host sends are not ours to relay (see bpf.rs); this matters
                 // on kernels without PACKET_IGNORE_OUTGOING only.
                 let Some(mut delivered) = inbox.deliver(stop, inbox.port, relayable(&batch)) else {

@@ -113,9 +113,10 @@ const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
 /// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
 ///
-/// Its reader waits in [`PacketSocket::wait_readable`] on an epoll instance of its own
-/// rather than in a blocking read, so another thread that is about to read the socket
-/// itself can keep the reader asleep meanwhile ([`PacketSocket::hold_wakeups`]).
+/// Its reader waits either in a blocking read ([`PacketSocket::recv_batch`]) or in
+/// [`PacketSocket::wait_readable`] on an epoll instance of the socket's own: there,
+/// another thread that is about to read the socket itself can keep the reader asleep
+/// meanwhile ([`PacketSocket::hold_wakeups`]).
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
@@ -124,6 +125,8 @@ pub struct PacketSocket {
     /// How many threads hold the reader's wake-ups (see `hold_wakeups`); the lock also
     /// orders the `epoll_ctl` calls that arm and disarm it.
     holds: parking_lot::Mutex<u32>,
+    /// Holds taken so far, for the reader to see whether they happen here.
+    holds_taken: std::sync::atomic::AtomicU64,
 }
 
 /// What `PacketSocket::open` managed to set up beyond the essentials.
@@ -145,7 +148,7 @@ impl PacketSocket {
         let raw = cvt(unsafe {
             libc::socket(
                 libc::AF_PACKET,
-                // Every read and send passes MSG_DONTWAIT; waiting is `wait_readable`'s.
+                // Blocking, for recv_batch; the other reads and sends pass MSG_DONTWAIT.
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
                 0,
             )
@@ -161,6 +164,7 @@ impl PacketSocket {
             ifindex,
             epoll,
             holds: parking_lot::Mutex::new(0),
+            holds_taken: std::sync::atomic::AtomicU64::new(0),
         };
         sock.epoll_ctl(libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32)?;
         let drop_all = [SockFilter {
@@ -259,6 +263,8 @@ impl PacketSocket {
     /// interrupt inside the send that queued the frame (15-20 µs on a VM) even when the
     /// caller takes the frame first. Holds nest across threads.
     pub fn hold_wakeups(&self) -> io::Result<()> {
+        self.holds_taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut holds = self.holds.lock();
         if *holds == 0 {
             self.epoll_ctl(libc::EPOLL_CTL_MOD, 0)?;
@@ -276,6 +282,28 @@ impl PacketSocket {
             self.epoll_ctl(libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32)?;
         }
         Ok(())
+    }
+
+    /// How many holds were taken on this socket so far.
+    pub fn holds_taken(&self) -> u64 {
+        self.holds_taken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame.
+    pub fn set_receive_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let tv = libc::timeval {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+        };
+        setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// Waits (up to the receive timeout, then `WouldBlock`) for one frame and takes
+    /// whatever else is queued, up to the batch's size, in one `recvmmsg`: one system
+    /// call where `wait_readable` and `recv_batch_now` take two, but every frame
+    /// wakes it, held or not. Returns how many frames `batch` now holds.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.recvmmsg(batch, libc::MSG_WAITFORONE)
     }
 
     fn epoll_ctl(&self, op: libc::c_int, events: u32) -> io::Result<()> {
