@@ -32,6 +32,10 @@ const WAIT: StdDuration = StdDuration::from_millis(250);
 /// Whether a sender reads the ports it sent on: with libpcap the ports' own threads
 /// read through libpcap's buffers, which the AF_PACKET socket does not see.
 const SENDER_READS_ANSWERS: bool = cfg!(not(feature = "libpcap"));
+/// Most frames one send may put on a port whose thread it keeps asleep meanwhile. With
+/// more, an answer to the first would wait for the sends of the rest, while the port's
+/// own thread could relay it in parallel (under load it is awake anyway).
+const HOLD_AT_MOST: usize = 4;
 
 /// How a capture thread reaches the engine: the daemon, locked for each batch of frames
 /// one `recvmmsg` returned, and not across reads (held while waiting for more, it would
@@ -84,10 +88,9 @@ impl Inbox {
                 let mut outbox = d.take_outbox();
                 drop(d);
                 let floods = outbox.split_off(urgent);
-                let answers = sent_on(&self.daemon, outbox.send_holding(reader));
+                let answers = sent_on(&self.daemon, outbox.send_holding(Some(reader)));
                 return Some(Delivered {
                     daemon: self.daemon.clone(),
-                    reader,
                     answers,
                     floods,
                 });
@@ -109,8 +112,6 @@ struct Outgoing {
 /// on ([`take_answers`]), then send the batch's floods and read their ports too.
 pub(super) struct Delivered {
     daemon: Weak<Mutex<Daemon>>,
-    /// The port whose capture thread sends.
-    reader: usize,
     answers: Vec<SentOn>,
     floods: Outbox,
 }
@@ -118,9 +119,12 @@ pub(super) struct Delivered {
 impl Delivered {
     /// Sends the batch's floods; returns the ports they went out on, for
     /// [`take_answers`]: a guest resolved for the first time has usually answered by
-    /// the time the flood's send returns.
+    /// the time the flood's send returns. No port's thread is held for floods: a flood
+    /// makes every guest of a segment handle it inside the send (hundreds of µs each
+    /// for guests with many addresses), and a known guest's answer arriving meanwhile
+    /// must not wait for them (RFC 6583 §7).
     pub(super) fn send_floods(self) -> Vec<SentOn> {
-        sent_on(&self.daemon, self.floods.send_holding(self.reader))
+        sent_on(&self.daemon, self.floods.send_holding(None))
     }
 }
 
@@ -217,17 +221,23 @@ impl Outbox {
         }
     }
 
-    /// Sends like [`Outbox::send`] for the capture thread of port `reader`, which reads
-    /// the ports it sends on afterwards: before the first frame to another port, that
-    /// port's thread stops being woken by frames (the answer is queued inside our send
-    /// and waking it would cost an inter-processor interrupt there, for a frame this
-    /// thread takes anyway). Returns the ports sent on.
-    pub(super) fn send_holding(self, reader: usize) -> Vec<SentPort> {
+    /// Sends like [`Outbox::send`] for a capture thread, which reads the ports it sends
+    /// on afterwards. With `reader`, that thread's port: before the first of at most
+    /// [`HOLD_AT_MOST`] frames to another port, that port's thread stops being woken by
+    /// frames (the answer is queued inside our send, and waking it would cost an
+    /// inter-processor interrupt there, for a frame this thread takes anyway). Returns
+    /// the ports sent on.
+    pub(super) fn send_holding(self, reader: Option<usize>) -> Vec<SentPort> {
         let mut sent: Vec<SentPort> = Vec::new();
-        for o in self.frames {
+        for o in &self.frames {
             if !sent.iter().any(|p| Arc::ptr_eq(&p.sock, &o.sock)) {
+                let few = || {
+                    let to_port = self.frames.iter().filter(|f| Arc::ptr_eq(&f.sock, &o.sock));
+                    to_port.count() <= HOLD_AT_MOST
+                };
                 let held = SENDER_READS_ANSWERS
-                    && o.port != reader
+                    && reader.is_some_and(|r| r != o.port)
+                    && few()
                     && match o.sock.hold_wakeups() {
                         Ok(()) => true,
                         Err(e) => {
@@ -242,7 +252,7 @@ impl Outbox {
                     held,
                 });
             }
-            Self::send_one(&o, &self.counters);
+            Self::send_one(o, &self.counters);
         }
         sent
     }
