@@ -5,7 +5,9 @@
 //! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
 //!    ICMPv6 ND, all-multicast) and runs the engine on each frame itself, under the lock
 //!    the daemon state lives in: a hand-over to another thread would add a second
-//!    wake-up to every relayed frame (see `capture.rs`);
+//!    wake-up to every relayed frame. After relaying it reads the answer on the egress
+//!    port itself and keeps that port's thread from being woken meanwhile (see
+//!    `capture.rs`);
 //! 2. the engine thread (the caller of [`run`]) takes the same lock for the engine's
 //!    timers, link events, signals and reloads, applies /128 routes over rtnetlink with
 //!    the capture threads, and publishes a snapshot for `status`;
