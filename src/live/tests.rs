@@ -94,6 +94,13 @@ fn veth_pair(ns: &Netns) {
     ip(&["-n", ns.name(1), "link", "set", "ndpru-b", "up"]);
 }
 
+/// veth `d0` with peer `d0p` in the calling thread's namespace, both up.
+fn local_veth() {
+    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
+    ip(&["link", "set", "d0", "up"]);
+    ip(&["link", "set", "d0p", "up"]);
+}
+
 /// An Ethernet + IPv6 frame with `next` and `payload` (checksums are not the filter's
 /// business).
 fn frame(dst_mac: [u8; 6], next: u8, payload: &[u8]) -> Vec<u8> {
@@ -183,9 +190,7 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
 fn held_wakeups_keep_the_reader_asleep_and_lose_no_frame() {
     let ns = Netns::new(&["hold"]);
     ns.run(0, || {
-        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
-        ip(&["link", "set", "d0", "up"]);
-        ip(&["link", "set", "d0p", "up"]);
+        local_veth();
         let reader = PacketSocket::open(sys::if_nametoindex("d0").unwrap(), &bpf::nd_filter())
             .unwrap()
             .0;
@@ -243,9 +248,7 @@ fn held_wakeups_keep_the_reader_asleep_and_lose_no_frame() {
 fn allmulti_membership_lives_with_the_socket() {
     let ns = Netns::new(&["am"]);
     ns.run(0, || {
-        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
-        ip(&["link", "set", "d0", "up"]);
-        ip(&["link", "set", "d0p", "up"]);
+        local_veth();
         let ifindex = sys::if_nametoindex("d0").unwrap();
         let allmulti = || {
             let mut nl = Netlink::route().unwrap();
@@ -270,9 +273,7 @@ fn allmulti_membership_lives_with_the_socket() {
 fn routes_are_idempotent_and_only_ours_are_removed() {
     let ns = Netns::new(&["rt"]);
     ns.run(0, || {
-        ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
-        ip(&["link", "set", "d0", "up"]);
-        ip(&["link", "set", "d0p", "up"]);
+        local_veth();
         let ifindex = sys::if_nametoindex("d0").unwrap();
         let mut nl = Netlink::route().unwrap();
         let a: Ipv6Addr = "2001:db8::10".parse().unwrap();
