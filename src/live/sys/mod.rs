@@ -441,9 +441,10 @@ impl PacketSocket {
     }
 }
 
-/// Frames read together by [`PacketSocket::recv_batch_now`], with the `recvmmsg`
-/// headers set up once: built for every read, they were allocated right after the
-/// thread woke, on the answer's path and with cold caches.
+/// Frames read together by [`PacketSocket::recv_batch`] or
+/// [`PacketSocket::recv_batch_now`], with the `recvmmsg` headers set up once: built for
+/// every read, they cost two allocations per read, after the wake-up on the answer's
+/// path when the reader waits in epoll.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
