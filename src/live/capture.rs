@@ -88,7 +88,7 @@ impl Inbox {
                 let mut outbox = d.take_outbox();
                 drop(d);
                 let floods = outbox.split_off(urgent);
-                let answers = sent_on(&self.daemon, outbox.send_holding(Some(reader)));
+                let answers = outbox.send_holding(&self.daemon, Some(reader));
                 return Some(Delivered {
                     daemon: self.daemon.clone(),
                     answers,
@@ -124,33 +124,13 @@ impl Delivered {
     /// for guests with many addresses), and a known guest's answer arriving meanwhile
     /// must not wait for them (RFC 6583 §7).
     pub(super) fn send_floods(self) -> Vec<SentOn> {
-        sent_on(&self.daemon, self.floods.send_holding(None))
+        self.floods.send_holding(&self.daemon, None)
     }
 }
 
-/// The ports [`Outbox::send_holding`] sent on, each with the inbox its frames go to.
-fn sent_on(daemon: &Weak<Mutex<Daemon>>, sent: Vec<SentPort>) -> Vec<SentOn> {
-    sent.into_iter()
-        .map(|p| SentOn {
-            inbox: Inbox::new(daemon.clone(), p.port, p.generation),
-            sock: p.sock,
-            held: p.held,
-        })
-        .collect()
-}
-
-/// A port [`Outbox::send_holding`] sent on.
-pub(super) struct SentPort {
-    sock: Arc<PacketSocket>,
-    port: usize,
-    generation: u64,
-    /// Its reader's wake-ups are held (see [`SentOn`]).
-    held: bool,
-}
-
-/// A port a capture thread just sent on, with what its frames need to be delivered.
-/// Unless it is the sender's own port, the port's thread is kept from waking for what
-/// arrives until the sender has read it: dropping this lets it wake again.
+/// A port a capture thread just sent on, with the inbox its frames go to. If `held`,
+/// the port's own thread is kept from waking for what arrives until the sender has
+/// read it: dropping this lets it wake again.
 pub(super) struct SentOn {
     sock: Arc<PacketSocket>,
     inbox: Inbox,
@@ -226,9 +206,13 @@ impl Outbox {
     /// [`HOLD_AT_MOST`] frames to another port, that port's thread stops being woken by
     /// frames (the answer is queued inside our send, and waking it would cost an
     /// inter-processor interrupt there, for a frame this thread takes anyway). Returns
-    /// the ports sent on.
-    pub(super) fn send_holding(self, reader: Option<usize>) -> Vec<SentPort> {
-        let mut sent: Vec<SentPort> = Vec::new();
+    /// the ports sent on, each once; a hold ends when its [`SentOn`] is dropped.
+    pub(super) fn send_holding(
+        self,
+        daemon: &Weak<Mutex<Daemon>>,
+        reader: Option<usize>,
+    ) -> Vec<SentOn> {
+        let mut sent: Vec<SentOn> = Vec::new();
         for o in &self.frames {
             if !sent.iter().any(|p| Arc::ptr_eq(&p.sock, &o.sock)) {
                 let few = || {
@@ -245,10 +229,9 @@ impl Outbox {
                             false
                         }
                     };
-                sent.push(SentPort {
+                sent.push(SentOn {
                     sock: Arc::clone(&o.sock),
-                    port: o.port,
-                    generation: o.generation,
+                    inbox: Inbox::new(daemon.clone(), o.port, o.generation),
                     held,
                 });
             }
@@ -422,7 +405,6 @@ fn capture_loop(
             sock.recv_batch(&mut batch)
         };
         match received {
-            Ok(0) => {}
             Ok(n) => {
                 down_logged = false;
                 holdable = false;
