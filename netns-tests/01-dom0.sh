@@ -33,6 +33,11 @@ for set in CapEff CapPrm CapBnd; do
     [ "$caps" = 0000000000003000 ] || fail "$set is $caps, expected only CAP_NET_ADMIN and CAP_NET_RAW (0000000000003000)"
 done
 
+# libpcap prints this when the kernel refuses its filter and it filters in userspace.
+if grep -q "Kernel filter failed" "$WORK/relay.log"; then
+    fail "the capture filter runs in userspace: $(grep -m1 'Kernel filter failed' "$WORK/relay.log")"
+fi
+
 log "guests autoconfigure from the relayed RA"
 wait_for 30 "g1 global address" has_global g1 eth0
 wait_for 30 "g2 global address" has_global g2 eth0

@@ -32,8 +32,8 @@ MOVED=$SECONDS
 nsx isp ping -6 -c 40 -i 0.5 -W 1 "$G1" >"$WORK/ping.txt" 2>&1 &
 PIDS+=($!)
 wait_for 25 "g1 bound on br1 with route" binding_routed "$G1" br1
-own_routes dom0 | grep -q "^$G1 dev br1" || fail "route not moved to br1: $(own_routes dom0)"
-own_routes dom0 | grep -q "^$G1 dev br0" && fail "stale route on br0 left: $(own_routes dom0)"
+owns_route dom0 "^$G1 dev br1" || fail "route not moved to br1: $(own_routes dom0)"
+owns_route dom0 "^$G1 dev br0" && fail "stale route on br0 left: $(own_routes dom0)"
 wait_for 15 "isp reaches g1 on br1" nsx isp ping -6 -c 1 -W 1 "$G1"
 log "binding, route and reachability followed after $((SECONDS - MOVED))s"
 stop_relay

@@ -54,17 +54,17 @@ log "SIGKILL, an orphan and a stale route of ours, restart"
 kill -KILL "$RELAY_PID"
 wait "$RELAY_PID" 2>/dev/null || true
 RELAY_PID=""
-own_routes dom0 | grep -q "^$G1 dev br0" || fail "expected the killed relay's route to remain"
+owns_route dom0 "^$G1 dev br0" || fail "expected the killed relay's route to remain"
 nsx dom0 ip -6 route add 2001:db8:1::dead/128 dev eth0 proto 199     # orphan: not a downstream port
 nsx dom0 ip -6 route add 2001:db8:1::beef/128 dev br0 proto 199      # nobody there: fails to re-verify
 nsx dom0 ip -6 route add 2001:db8:1::cafe/128 dev br0 proto static   # someone else's: never touched
 rm -f "$WORK/ctl.sock"
 start_relay dom0 "$WORK/relay.ron"
-own_routes dom0 | grep -q "2001:db8:1::dead" && fail "orphan route kept after restart"
+owns_route dom0 "^2001:db8:1::dead " && fail "orphan route kept after restart"
 reach || fail "g1 unreachable right after the restart (its route should have been kept)"
 wait_for 40 "unverified route 2001:db8:1::beef removed after the grace period" \
     sh -c "! ip -n $(ns dom0) -6 route show proto 199 | grep -q 2001:db8:1::beef"
-own_routes dom0 | grep -q "^$G1 dev br0" || fail "g1's route did not survive re-verification"
+owns_route dom0 "^$G1 dev br0" || fail "g1's route did not survive re-verification"
 log "MTU and MAC changes reach the relay at once"
 nsx dom0 ip link set eth0 mtu 1400
 nsx dom0 ip link set br0 address 02:00:5e:00:53:99
@@ -77,5 +77,5 @@ nsx dom0 ip link set eth0 mtu 1500
 low_cpu 3
 stop_relay
 [ -z "$(own_routes dom0)" ] || fail "routes left after SIGTERM: $(own_routes dom0)"
-nsx dom0 ip -6 route show 2001:db8:1::cafe | grep -q cafe || fail "a route the relay does not own was removed"
+grep -q cafe <<<"$(nsx dom0 ip -6 route show 2001:db8:1::cafe)" || fail "a route the relay does not own was removed"
 log "PASS"

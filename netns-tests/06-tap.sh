@@ -39,6 +39,6 @@ G3="$(global_addr g3 eth0)"
 wait_for 15 "isp reaches g3" nsx isp ping -6 -c 1 -W 1 "$G3"
 nsx g3 ping -6 -c 2 -i 0.3 -W 2 2001:db8:1::1 >/dev/null || fail "g3 cannot reach isp"
 wait_for 10 "g3 routed on tap0" binding_routed "$G3" tap0
-own_routes dom0 | grep -q "^$G3 dev tap0" || fail "no route for $G3 via tap0"
+owns_route dom0 "^$G3 dev tap0" || fail "no route for $G3 via tap0"
 stop_relay
 log "PASS"

@@ -90,10 +90,11 @@ wait_for() {
     fail "timed out after ${secs}s waiting for: $what"
 }
 
-# global_addr NS IF : the first non-tentative global address
+# global_addr NS IF : the first non-tentative global address (awk reads all of ip's
+# output: a reader that quits early would fail the pipeline under pipefail)
 global_addr() {
     nsx "$1" ip -6 -o addr show dev "$2" scope global -tentative -dadfailed |
-        awk '{print $4}' | cut -d/ -f1 | head -n1
+        awk 'NR == 1 {split($4, a, "/"); print a[1]}'
 }
 
 has_global() { [ -n "$(global_addr "$1" "$2")" ]; }
@@ -164,6 +165,11 @@ stop_relay() {
 
 # own_routes NS : routes the relay owns (protocol 199)
 own_routes() { nsx "$1" ip -6 route show proto 199; }
+
+# owns_route NS PATTERN : one of the relay's routes matches PATTERN. The listing is read
+# whole before matching: ip writes route by route, so `own_routes | grep -q` under
+# pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
+owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
 # binding_routed ADDR PORT : status lists ADDR on PORT with a route installed
 binding_routed() { [ "$(status | awk -v a="$1" '$1 == a {print $2, $NF}')" = "$2 yes" ]; }
