@@ -56,9 +56,9 @@ nsx g2 ping -6 -c 3 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g2 cannot ping
 log "status lists both bindings on br0 with routes"
 wait_for 10 "g1 binding with route" binding_routed "$G1" br0
 wait_for 10 "g2 binding with route" binding_routed "$G2" br0
-status --json | grep -q "\"address\": \"$G1\"" || fail "--json lacks $G1"
-own_routes dom0 | grep -q "^$G1 dev br0" || fail "no proto-199 route for $G1: $(own_routes dom0)"
-own_routes dom0 | grep -q "^$G2 dev br0" || fail "no proto-199 route for $G2"
+grep -q "\"address\": \"$G1\"" <<<"$(status --json)" || fail "--json lacks $G1"
+owns_route dom0 "^$G1 dev br0" || fail "no proto-199 route for $G1: $(own_routes dom0)"
+owns_route dom0 "^$G2 dev br0" || fail "no proto-199 route for $G2: $(own_routes dom0)"
 
 log "ndisc6 from isp resolves g1 to dom0's uplink MAC"
 DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"

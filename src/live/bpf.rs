@@ -196,13 +196,52 @@ pub fn drop_all() -> Vec<SockFilter> {
     }]
 }
 
-/// [`nd_filter`] in libpcap's language, for the `libpcap` backend. libpcap's `protochain`
-/// walks extension headers but cannot test the ICMPv6 type behind them, so ICMPv6 behind
-/// extension headers passes whatever its type (the engine classifies and drops it).
-/// Direction (incoming only) is set on the handle.
+/// libpcap's test that the byte at `ip6[AT]` names a Hop-by-Hop, Routing, Destination
+/// Options, Mobility, HIP or Shim6 header: (len + 1) * 8 bytes long.
+macro_rules! pcap_len8_header {
+    ($at:literal) => {
+        concat!(
+            "(ip6[",
+            $at,
+            "] == 0 or ip6[",
+            $at,
+            "] == 43 or ip6[",
+            $at,
+            "] == 60 or ip6[",
+            $at,
+            "] == 135 or ip6[",
+            $at,
+            "] == 139 or ip6[",
+            $at,
+            "] == 140)"
+        )
+    };
+}
+
+/// [`nd_filter`] in libpcap's language, for the `libpcap` backend. It walks one extension
+/// header (ND behind it passes, MLD and everything else behind it does not) and passes
+/// deeper chains for the engine to judge, as it passes every fragment of ICMPv6.
+/// libpcap's `protochain` would walk the whole chain, but its loop is a program the kernel
+/// refuses (EINVAL), and libpcap then filters in userspace: every frame of the port would
+/// be copied up. Direction (incoming only) is set on the handle.
 #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
-pub const ND_PCAP_EXPR: &str =
-    "(icmp6 and ip6[40] >= 133 and ip6[40] <= 137) or (ip6 protochain 58 and not icmp6)";
+pub const ND_PCAP_EXPR: &str = concat!(
+    "(ip6[6] == 58 and ip6[40] >= 133 and ip6[40] <= 137)",
+    // Fragment header: the engine drops ND in fragments by reason (RFC 6980).
+    " or (ip6[6] == 44 and ip6[40] == 58)",
+    " or (",
+    pcap_len8_header!(6),
+    " and ip6[40] == 58 and ip6[48 + ip6[41] * 8] >= 133 and ip6[48 + ip6[41] * 8] <= 137)",
+    // AH: (len + 2) * 4 bytes.
+    " or (ip6[6] == 51 and ip6[40] == 58",
+    " and ip6[48 + ip6[41] * 4] >= 133 and ip6[48 + ip6[41] * 4] <= 137)",
+    // Two extension headers or more.
+    " or ((",
+    pcap_len8_header!(6),
+    " or ip6[6] == 51) and (",
+    pcap_len8_header!(40),
+    " or ip6[40] == 44 or ip6[40] == 51))",
+);
 
 /// [`ipv6_filter`] in libpcap's language.
 #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
@@ -283,17 +322,70 @@ mod test {
         }
     }
 
-    #[test]
-    fn every_nd_type_passes_and_neighbours_do_not() {
+    /// Frames from a segment and whether the relay must see them: the kernel program and
+    /// the libpcap expression both give these verdicts.
+    fn samples() -> Vec<(String, Vec<u8>, bool)> {
+        let mut v = Vec::new();
         for t in 133..=137 {
-            assert!(
-                accepts(&frame(58, &icmp(t)), pkttype::MULTICAST),
-                "type {t}"
-            );
-            assert!(accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
+            v.push((format!("ICMPv6 type {t}"), frame(58, &icmp(t)), true));
         }
         for t in [1u8, 2, 128, 129, 130, 131, 132, 138, 143, 255] {
-            assert!(!accepts(&frame(58, &icmp(t)), pkttype::HOST), "type {t}");
+            v.push((format!("ICMPv6 type {t}"), frame(58, &icmp(t)), false));
+        }
+        let mut v4 = frame(58, &icmp(135));
+        v4[12] = 0x08;
+        v4[13] = 0x00;
+        v.push(("IPv4".into(), v4, false));
+        v.push(("TCP".into(), frame(6, &[0; 20]), false));
+        v.push(("UDP".into(), frame(17, &[0; 8]), false));
+        v.push(("No Next Header".into(), frame(59, &[]), false));
+
+        let mut rest = vec![58, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend(icmp(135));
+        v.push((
+            "Destination Options (8 bytes), NS".into(),
+            frame(60, &rest),
+            true,
+        ));
+        let mut rest = vec![43, 1];
+        rest.extend_from_slice(&[0; 14]);
+        rest.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 0]);
+        rest.extend(icmp(134));
+        v.push((
+            "Hop-by-Hop (16 bytes), Routing, RA".into(),
+            frame(0, &rest),
+            true,
+        ));
+        let mut rest = vec![58, 4];
+        rest.extend_from_slice(&[0; 22]);
+        rest.extend(icmp(136));
+        v.push(("AH (len 4: 24 bytes), NA".into(), frame(51, &rest), true));
+        let mut rest = vec![58, 0, 5, 2, 0, 0, 1, 0];
+        rest.extend(icmp(143));
+        v.push(("Hop-by-Hop, MLD report".into(), frame(0, &rest), false));
+
+        let mut rest = vec![58, 0, 0, 0, 0, 0, 0, 1];
+        rest.extend(icmp(135));
+        // RFC 6980: the engine drops ND in fragments by reason, so it must see them.
+        v.push(("fragment of ICMPv6".into(), frame(44, &rest), true));
+        let rest = [17, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        v.push(("fragment of UDP".into(), frame(44, &rest), false));
+
+        let mut rest = Vec::new();
+        for _ in 0..40 {
+            rest.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        rest.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
+        rest.extend(icmp(135));
+        v.push(("41 Destination Options, NS".into(), frame(60, &rest), true));
+        v
+    }
+
+    #[test]
+    fn nd_passes_also_behind_extension_headers_and_the_rest_does_not() {
+        for (what, f, want) in samples() {
+            assert_eq!(accepts(&f, pkttype::HOST), want, "{what}");
+            assert_eq!(accepts(&f, pkttype::MULTICAST), want, "{what}, multicast");
         }
     }
 
@@ -318,59 +410,69 @@ mod test {
     }
 
     #[test]
-    fn non_ipv6_and_non_icmp_are_dropped() {
-        let mut v4 = frame(58, &icmp(135));
-        v4[12] = 0x08;
-        v4[13] = 0x00;
-        assert!(!accepts(&v4, pkttype::HOST));
-        assert!(!accepts(&frame(6, &[0; 20]), pkttype::HOST)); // TCP
-        assert!(!accepts(&frame(17, &[0; 8]), pkttype::HOST)); // UDP
-        assert!(!accepts(&frame(59, &[]), pkttype::HOST)); // No Next Header
-    }
-
-    #[test]
-    fn nd_behind_extension_headers_passes() {
-        // Destination Options (8 bytes) then NS.
-        let mut rest = vec![58, 0, 1, 4, 0, 0, 0, 0];
-        rest.extend(icmp(135));
-        assert!(accepts(&frame(60, &rest), pkttype::HOST));
-        // Hop-by-Hop 16 bytes then Routing 8 bytes then RA.
-        let mut rest = vec![43, 1];
-        rest.extend_from_slice(&[0; 14]);
-        rest.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 0]);
-        rest.extend(icmp(134));
-        assert!(accepts(&frame(0, &rest), pkttype::MULTICAST));
-        // AH (len 4 → 24 bytes) then NA.
-        let mut rest = vec![58, 4];
-        rest.extend_from_slice(&[0; 22]);
-        rest.extend(icmp(136));
-        assert!(accepts(&frame(51, &rest), pkttype::HOST));
-        // Hop-by-Hop then an MLD report (143) is not ND.
-        let mut rest = vec![58, 0, 5, 2, 0, 0, 1, 0];
-        rest.extend(icmp(143));
-        assert!(!accepts(&frame(0, &rest), pkttype::MULTICAST));
-    }
-
-    #[test]
-    fn fragments_of_icmpv6_pass_for_the_engine_to_drop() {
-        let mut rest = vec![58, 0, 0, 0, 0, 0, 0, 1];
-        rest.extend(icmp(135));
-        assert!(accepts(&frame(44, &rest), pkttype::HOST));
-        let rest = [17, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
-        assert!(!accepts(&frame(44, &rest), pkttype::HOST));
-    }
-
-    #[test]
-    fn deep_chains_are_passed_and_truncated_frames_dropped() {
-        let mut rest = Vec::new();
-        for _ in 0..40 {
-            rest.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
-        }
-        rest.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
-        rest.extend(icmp(135));
-        assert!(accepts(&frame(60, &rest), pkttype::HOST));
+    fn truncated_chains_are_dropped() {
         // Chain that runs past the frame end: load out of bounds, dropped.
         let f = frame(60, &[60, 200]);
         assert!(!accepts(&f, pkttype::HOST));
+    }
+
+    /// `expr` as libpcap compiles it for an Ethernet port.
+    #[cfg(feature = "libpcap")]
+    fn compile_for_ethernet(expr: &str) -> pcap::BpfProgram {
+        pcap::Capture::dead(pcap::Linktype::ETHERNET)
+            .expect("libpcap dead handle")
+            .compile(expr, true)
+            .expect("expression compiles")
+    }
+
+    /// The instructions libpcap hands the kernel (its `Display` is "code jt jf k").
+    #[cfg(feature = "libpcap")]
+    fn instructions(program: &pcap::BpfProgram) -> Vec<SockFilter> {
+        program
+            .get_instructions()
+            .iter()
+            .map(|i| {
+                let f: Vec<u32> = i
+                    .to_string()
+                    .split(' ')
+                    .map(|n| n.parse().unwrap())
+                    .collect();
+                let narrow = |n: u32| u8::try_from(n).unwrap();
+                SockFilter {
+                    code: u16::try_from(f[0]).unwrap(),
+                    jt: narrow(f[1]),
+                    jf: narrow(f[2]),
+                    k: f[3],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    #[cfg(feature = "libpcap")]
+    fn the_kernel_takes_the_libpcap_expression() {
+        use std::os::fd::AsRawFd;
+        // Any socket takes a classic filter, and the kernel checks it on attach.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let attach = |expr| {
+            crate::live::sys::attach_filter(
+                sock.as_raw_fd(),
+                &instructions(&compile_for_ethernet(expr)),
+            )
+        };
+        attach(ND_PCAP_EXPR).expect("the kernel accepts ND_PCAP_EXPR");
+        // The expression this one replaced: refused, and libpcap fell back to filtering
+        // in userspace ("Warning: Kernel filter failed: Invalid argument").
+        let refused = attach("(icmp6 and ip6[40] >= 133) or (ip6 protochain 58 and not icmp6)");
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    #[cfg(feature = "libpcap")]
+    fn the_libpcap_expression_gives_the_kernel_programs_verdicts() {
+        let program = compile_for_ethernet(ND_PCAP_EXPR);
+        for (what, f, want) in samples() {
+            assert_eq!(program.filter(&f), want, "{what}");
+        }
     }
 }

@@ -70,7 +70,8 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
     cvt(ret).map(drop)
 }
 
-fn attach_filter(fd: RawFd, program: &[SockFilter]) -> io::Result<()> {
+/// Attaches a classic BPF program to any socket; the kernel checks it here.
+pub fn attach_filter(fd: RawFd, program: &[SockFilter]) -> io::Result<()> {
     let mut insns: Vec<libc::sock_filter> = program
         .iter()
         .map(|i| libc::sock_filter {
