@@ -58,7 +58,8 @@ impl Relay {
                 route @ (Action::InstallRoute { .. } | Action::RemoveRoute { .. }) => {
                     self.routes.push(route)
                 }
-                Action::Event(_) => {}
+                // The in-kernel fast path is off in these configs.
+                Action::KernelAnswer { .. } | Action::KernelForget { .. } | Action::Event(_) => {}
             }
         }
     }

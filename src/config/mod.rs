@@ -53,6 +53,9 @@ pub struct Config {
     pub ra_source: RaSource,
     /// `fast_path` (None): answer from a binding confirmed within this window.
     pub fast_path: Option<Duration>,
+    /// `fast_path_in_kernel` (false): `ndprelay run` answers those NS with an eBPF program
+    /// on the uplink instead of a capture thread (needs `fast_path`, CAP_BPF, Linux 6.6).
+    pub fast_path_in_kernel: bool,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
@@ -189,6 +192,7 @@ impl Config {
             data_plane: self.data_plane(),
             ra_source: self.ra_source,
             fast_path: self.fast_path,
+            fast_path_in_kernel: self.fast_path_in_kernel,
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
             emit_events: false,

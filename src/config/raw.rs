@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
     pub ra_source: RaSourceKey,
     #[serde(default)]
     pub fast_path: Option<String>,
+    #[serde(default)]
+    pub fast_path_in_kernel: bool,
     #[serde(default = "yes")]
     pub honour_proxy_bit: bool,
     #[serde(default)]

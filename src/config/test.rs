@@ -537,6 +537,18 @@ fn fast_path_must_stay_within_reachable_time() {
 }
 
 #[test]
+fn fast_path_in_kernel_needs_the_fast_path() {
+    one_error(
+        &with("    fast_path_in_kernel: true,"),
+        5,
+        26,
+        "fast_path_in_kernel is set but fast_path is not",
+    );
+    let c = parse(&with("    fast_path: \"2s\", fast_path_in_kernel: true,")).unwrap();
+    assert!(c.fast_path_in_kernel);
+}
+
+#[test]
 fn limits_are_range_checked() {
     one_error(
         &with("    limits: (max_probes: 0),"),

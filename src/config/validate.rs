@@ -169,6 +169,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         | "install_routes"
         | "honour_proxy_bit"
         | "disable_on_rogue_ra"
+        | "fast_path_in_kernel"
         | "fix_sysctls" => "true or false",
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
@@ -331,6 +332,13 @@ impl Validator<'_> {
             }
             Some(d)
         });
+        if raw.fast_path_in_kernel && fast_path.is_none() {
+            self.invalid(
+                "fast_path_in_kernel",
+                "fast_path_in_kernel is set but fast_path is not".to_owned(),
+                "set fast_path too, e.g. fast_path: \"2s\", or remove fast_path_in_kernel",
+            );
+        }
         let install_routes = match (raw.forwarding, raw.install_routes) {
             (Forwarding::Kernel, r) => r.unwrap_or(true),
             (mode, Some(_)) => {
@@ -374,6 +382,7 @@ impl Validator<'_> {
                 RaSourceKey::Relay => RaSource::Relay,
             },
             fast_path,
+            fast_path_in_kernel: raw.fast_path_in_kernel,
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
             seed: raw.seed,

@@ -184,8 +184,32 @@ impl Engine {
             self.actions
                 .push_back(Action::RemoveRoute { addr, port: b.port });
         }
+        if b.kernel_answers.is_some() {
+            self.actions
+                .push_back(Action::KernelForget { target: addr });
+        }
         self.counters.bump(Counter::BindingsRemoved);
         self.emit(|| Event::Unbound { addr, port: b.port });
+    }
+
+    /// Stops the kernel answering for the bindings on `port` and for those it answers
+    /// on `port` (link changes, a disabled port); `None`: for all (reload).
+    pub(super) fn forget_kernel_answers(&mut self, port: Option<PortId>) {
+        let told: Vec<Ipv6Addr> = self
+            .cache
+            .iter()
+            .filter(|(_, b)| {
+                b.kernel_answers
+                    .is_some_and(|(on, _)| port.is_none_or(|p| p == on || p == b.port))
+            })
+            .map(|(addr, _)| *addr)
+            .collect();
+        for target in told {
+            if let Some(b) = self.cache.get_mut(&target) {
+                b.kernel_answers = None;
+            }
+            self.actions.push_back(Action::KernelForget { target });
+        }
     }
 
     /// Another port claims a bound address: probe the old port; the address moves only
@@ -267,6 +291,12 @@ impl Engine {
             self.counters.bump(Counter::RoutesRemoved);
             self.actions
                 .push_back(Action::RemoveRoute { addr, port: old });
+        }
+        if let Some(b) = self.cache.get_mut(&addr)
+            && b.kernel_answers.take().is_some()
+        {
+            self.actions
+                .push_back(Action::KernelForget { target: addr });
         }
         if let Some(b) = self.cache.get_mut(&addr) {
             b.port = new_port;

@@ -36,6 +36,9 @@ pub(crate) struct Binding {
     /// The first NS relayed to `mac` rather than to the group since the last
     /// confirmation (see `Engine::ns_to_bound_mac`).
     pub(crate) unicast_ns_since: Option<Instant>,
+    /// The kernel was told to answer NS for it arriving on this port until then
+    /// (`Action::KernelAnswer`).
+    pub(crate) kernel_answers: Option<(PortId, Instant)>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -53,6 +56,7 @@ impl Binding {
             moving: None,
             reverify_sent: None,
             unicast_ns_since: None,
+            kernel_answers: None,
             scheduled: None,
         }
     }

@@ -148,6 +148,9 @@ pub struct EngineConfig {
     /// window (still relaying one NS per RetransTimer so the binding re-verifies).
     /// `None` = never answer from the cache.
     pub fast_path: Option<Duration>,
+    /// With `fast_path`: the driver answers those NS in the kernel
+    /// ([`super::Action::KernelAnswer`]), and the engine leaves them unanswered.
+    pub fast_path_in_kernel: bool,
     /// Honour an incoming P bit (RFC 4389 §4.1.3.3). `false` = cascade mode (opt-in).
     pub honour_proxy_bit: bool,
     /// Disable a downstream port for `proxy_disable_hold` after a rogue RA on it.
@@ -181,6 +184,7 @@ impl EngineConfig {
             data_plane: DataPlane::KernelRoutes,
             ra_source: RaSource::KeepRouter,
             fast_path: None,
+            fast_path_in_kernel: false,
             honour_proxy_bit: true,
             disable_on_rogue_ra: false,
             emit_events: false,

@@ -46,6 +46,8 @@ counters! {
     RelayedRedirect => "relayed_redirect",
     /// NS answered by the engine (static prefix, fast path, own link-local).
     AnsweredNs => "answered_ns",
+    /// NS the kernel answered (in-kernel fast path), left unanswered by the engine.
+    AnsweredByKernel => "answered_by_kernel",
     /// NS the relay originated (probes, resolution for data).
     SentNs => "sent_ns",
     /// RS the relay originated to get an RA for enabling ports.

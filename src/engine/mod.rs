@@ -127,6 +127,24 @@ pub enum Action {
         /// Port the route pointed to.
         port: PortId,
     },
+    /// Have the kernel answer NS for `target` arriving on `port` with `mac` until `until`
+    /// (the in-kernel fast path, [`EngineConfig::fast_path_in_kernel`]); replaces an
+    /// earlier entry for the pair. The engine leaves those NS unanswered meanwhile.
+    KernelAnswer {
+        /// Ingress port of the NS (an upstream port).
+        port: PortId,
+        /// The guest's address.
+        target: Ipv6Addr,
+        /// The port's own MAC, the Target Link-Layer Address of the answer.
+        mac: Mac,
+        /// When the binding's fast-path window ends.
+        until: Instant,
+    },
+    /// Stop the kernel answering for `target`, on every port.
+    KernelForget {
+        /// The guest's address.
+        target: Ipv6Addr,
+    },
     /// A decision worth telling a person (only with `emit_events`).
     Event(Event),
 }
@@ -530,6 +548,14 @@ impl Engine {
         }
         if !self.held.is_empty() {
             self.expire_held(now);
+        }
+    }
+
+    /// The driver could not carry out a [`Action::KernelAnswer`] for `target` (no program
+    /// on the port, the map refused it): the engine answers those NS itself again.
+    pub fn kernel_answer_refused(&mut self, target: Ipv6Addr) {
+        if let Some(b) = self.cache.get_mut(&target) {
+            b.kernel_answers = None;
         }
     }
 

@@ -8,10 +8,11 @@ use std::net::Ipv6Addr;
 
 use super::pending::Solicitor;
 use super::{
-    ALL_NODES, BindingState, Counter, Engine, Event, Instant, NdMessage, OptionRepr, PortId,
-    PrefixMode,
+    ALL_NODES, Action, BindingState, Counter, Engine, Event, Instant, NdMessage, OptionRepr,
+    PortId, PrefixMode,
 };
 use crate::DropReason;
+use crate::time::Duration;
 use crate::wire::{Mac, NaFlags, NdPacket, solicited_node};
 
 impl Engine {
@@ -101,21 +102,89 @@ impl Engine {
             solicited: true,
             override_: false,
         };
+        let kernel_answered = fast && self.kernel_answered(now, port, pkt, target);
+        if fast {
+            self.tell_kernel(port, target, confirmed_at);
+        }
         let retrans = self.cfg.tunables.retrans_timer;
         if fast && reverify_sent.is_some_and(|t| now.saturating_since(t) < retrans) {
-            return self.answer_ns(port, pkt, target, target, flags);
+            return self.answer_unless_kernel_did(kernel_answered, port, pkt, target, flags);
         }
         // Same port: both on the uplink, they resolve each other without us.
         if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
             return self.drop_frame(port, reason);
         }
         if fast {
-            self.answer_ns(port, pkt, target, target, flags);
+            self.answer_unless_kernel_did(kernel_answered, port, pkt, target, flags);
             if let Some(b) = self.cache.get_mut(&target) {
                 b.reverify_sent = Some(now);
             }
         }
         self.relay_ns_to(now, port, pkt, target, bport, bmac);
+    }
+
+    fn answer_unless_kernel_did(
+        &mut self,
+        kernel_answered: bool,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        flags: NaFlags,
+    ) {
+        if kernel_answered {
+            self.counters.bump(Counter::AnsweredByKernel);
+        } else {
+            self.answer_ns(port, pkt, target, target, flags);
+        }
+    }
+
+    /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
+    /// answer for the pair until after now, and the NS has the one shape it answers (32
+    /// bytes with a Source Link-Layer Address option; hop limit, checksum and a
+    /// specified source are checked on both sides). The kernel saw the frame before the
+    /// engine's `now` was taken, so an entry valid now was valid then; a margin covers
+    /// the conversion between the clocks.
+    fn kernel_answered(
+        &self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) -> bool {
+        const MARGIN: Duration = Duration::from_millis(10);
+        self.cfg.fast_path_in_kernel
+            && pkt.icmp.len() == 32
+            && pkt.slla.is_some()
+            && self.cache.get(&target).is_some_and(|b| {
+                b.kernel_answers
+                    .is_some_and(|(p, until)| p == port && now + MARGIN < until)
+            })
+    }
+
+    /// Tells the kernel to answer for `target` on `port` until the binding's window
+    /// ends, unless it was told exactly that already.
+    fn tell_kernel(&mut self, port: PortId, target: Ipv6Addr, confirmed_at: Option<Instant>) {
+        let (Some(window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
+            return;
+        };
+        if !self.cfg.fast_path_in_kernel {
+            return;
+        }
+        let until = confirmed + window;
+        let mac = self.port(port).cfg.mac;
+        let Some(b) = self.cache.get_mut(&target) else {
+            return;
+        };
+        if b.kernel_answers == Some((port, until)) {
+            return;
+        }
+        b.kernel_answers = Some((port, until));
+        self.actions.push_back(Action::KernelAnswer {
+            port,
+            target,
+            mac,
+            until,
+        });
     }
 
     fn ns_from_downstream(

@@ -17,6 +17,9 @@ impl Engine {
     pub fn reload(&mut self, now: Instant, config: EngineConfig) -> Result<(), EngineConfigError> {
         config.validate()?;
         let now = self.advance(now);
+        // Ports, their MACs, the window or the fast path itself may change: the kernel
+        // answers again from the next confirmation on.
+        self.forget_kernel_answers(None);
         let map: Vec<Option<PortId>> = self
             .ports
             .iter()

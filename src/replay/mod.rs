@@ -570,6 +570,26 @@ impl Context<'_> {
                     line.decided();
                     line.addrs.push(addr);
                 }
+                Action::KernelAnswer {
+                    port,
+                    target,
+                    until,
+                    ..
+                } => {
+                    let _ = write!(
+                        d,
+                        "kernel answers NS for {target} on {} until {:.3} s",
+                        self.name(port),
+                        until.total_micros() as f64 / 1e6
+                    );
+                    line.decided();
+                    line.addrs.push(target);
+                }
+                Action::KernelForget { target } => {
+                    let _ = write!(d, "kernel stops answering for {target}");
+                    line.decided();
+                    line.addrs.push(target);
+                }
                 Action::Event(event) => {
                     let _ = self.explain_event(&event, d, &mut line.addrs);
                     line.decided();

@@ -636,6 +636,17 @@ impl<'a> World<'a> {
                     let text = format!("route {addr} via {} removed", self.port_name(r, port));
                     self.relay_line(r, &text, "route");
                 }
+                // The lab has no kernel to answer: a scenario that asks for the
+                // in-kernel fast path shows what the relay would tell it.
+                Action::KernelAnswer { port, target, .. } => {
+                    let text =
+                        format!("kernel answers for {target} on {}", self.port_name(r, port));
+                    self.relay_line(r, &text, "kernel");
+                }
+                Action::KernelForget { target } => {
+                    let text = format!("kernel stops answering for {target}");
+                    self.relay_line(r, &text, "kernel");
+                }
                 Action::Event(e) => self.relay_event(r, e),
             }
         }

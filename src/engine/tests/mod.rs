@@ -5,6 +5,7 @@
 
 mod bindings;
 mod data;
+mod kernel_fast_path;
 mod ndp;
 mod ports;
 mod ra;
@@ -145,6 +146,8 @@ pub(super) struct Harness {
     pub(super) now: Instant,
     pub(super) sent: Vec<Sent>,
     pub(super) routes: Vec<Action>,
+    /// `KernelAnswer` and `KernelForget`.
+    pub(super) kernel: Vec<Action>,
     pub(super) events: Vec<Event>,
 }
 
@@ -157,6 +160,7 @@ impl Harness {
             now: Instant::ZERO,
             sent: Vec::new(),
             routes: Vec::new(),
+            kernel: Vec::new(),
             events: Vec::new(),
         };
         h.drain();
@@ -177,6 +181,7 @@ impl Harness {
     pub(super) fn clear(&mut self) {
         self.sent.clear();
         self.routes.clear();
+        self.kernel.clear();
         self.events.clear();
     }
 
@@ -187,6 +192,9 @@ impl Harness {
                 Action::Event(e) => self.events.push(e),
                 r @ (Action::InstallRoute { .. } | Action::RemoveRoute { .. }) => {
                     self.routes.push(r)
+                }
+                k @ (Action::KernelAnswer { .. } | Action::KernelForget { .. }) => {
+                    self.kernel.push(k)
                 }
             }
         }
