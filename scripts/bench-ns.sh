@@ -13,7 +13,8 @@
 #               and route, ndppd its cache entry;
 #             first resolution: 100 addresses of g1/g2 asked once each (each is new to
 #               the relay and to ndppd: the answer comes from the guest).
-#             For "ndprelay (fast path)" (fast_path: "5s") ns_load's latency-warm: one
+#             For "ndprelay (fast path)" (fast_path: "5s") and "ndprelay (fast path in
+#             kernel)" (the same with fast_path_in_kernel) ns_load's latency-warm: one
 #             unmeasured pass over the same 100 addresses first, so each guest has just
 #             confirmed its binding with its own NA, then the measured pass right after;
 #             the note under the table gives the oldest confirmation at measuring time,
@@ -31,7 +32,7 @@
 #             socket is a path): slowest of 10 calls, process start included
 #   RSS       peak resident set (VmHWM of /proc/PID/status) of the daemon after the scan
 #
-# ONLY_RELAY=1 measures the two ndprelay rows only (quicker, for development).
+# ONLY_RELAY=1 measures the three ndprelay rows only (quicker, for development).
 #
 # Every packet stays inside the ndpr-bench-* namespaces, which are removed on exit.
 set -euo pipefail
@@ -53,6 +54,7 @@ G3=2001:db8:1::13
 ROWS=()
 STATUS_NOTE=""
 FAST_NOTE=""
+KERNEL_NOTE=""
 
 dom0_topology
 # g3: a guest with one address, for the bound-guest latency (g1 and g2 carry 1000 extra
@@ -119,7 +121,8 @@ measure() {
     log "$name: first resolution ($mode)"
     lat="$(load "$mode" "$LAT_N" "${MANY[@]:0:100}")"
     if [ "$mode" = latency-warm ]; then
-        FAST_NOTE="$name: latency measured after one unmeasured pass over the same $LAT_N addresses (warm-up lost $(field "$lat" warm_lost)); oldest guest NA at measuring time $(field "$lat" max_confirm_age_ms) ms (window 5000 ms)"
+        FAST_NOTE="${FAST_NOTE:+$FAST_NOTE
+}$name: latency measured after one unmeasured pass over the same $LAT_N addresses (warm-up lost $(field "$lat" warm_lost)); oldest guest NA at measuring time $(field "$lat" max_confirm_age_ms) ms (window 5000 ms)"
     fi
     log "$name: rate ramp"
     rate="$(sustained)"
@@ -160,6 +163,15 @@ measure "ndprelay (fast path)" "$RELAY_PID" latency-warm
 status >target/bench-ns-ndprelay-fast-status.txt
 stop_relay
 
+# 1c. the fast path answered in the kernel (fast_path_in_kernel: eBPF on eth0's ingress)
+EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay-kernel.ron" eth0 br0
+start_relay dom0 "$WORK/relay-kernel.ron"
+wait_for 30 "br0 proxying" proxying br0
+measure "ndprelay (fast path in kernel)" "$RELAY_PID" latency-warm
+status >target/bench-ns-ndprelay-kernel-status.txt
+KERNEL_NOTE="ndprelay (fast path in kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay-kernel-status.txt)"
+stop_relay
+
 # 2. ndppd static and iface
 run_ndppd() {
     local name="$1" rule="$2"
@@ -198,4 +210,6 @@ fi
     echo "${STATUS_NOTE:-}"
     echo
     echo "${FAST_NOTE:-}"
+    echo
+    echo "${KERNEL_NOTE:-}"
 } | tee target/bench-ns.md

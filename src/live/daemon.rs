@@ -25,6 +25,7 @@ use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
 use super::droplog::DropLog;
 use super::dump::{self, Dump};
 use super::guard::Guard;
+use super::kernel_answer::{KernelAnswers, SetupError};
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
@@ -258,6 +259,8 @@ pub(super) struct Daemon {
     leftover_rounds: usize,
     started: StdInstant,
     guard: Option<Guard>,
+    /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports.
+    kernel_answers: Option<KernelAnswers>,
     /// `--dump DIR`: every frame received and sent, per port.
     dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
@@ -337,8 +340,55 @@ impl Daemon {
                 }
                 Action::InstallRoute { addr, port } => self.install_route(addr, port),
                 Action::RemoveRoute { addr, port } => self.remove_route(addr, port),
+                Action::KernelAnswer {
+                    port,
+                    target,
+                    mac,
+                    until,
+                } => self.kernel_answer(port, target, mac, until),
+                Action::KernelForget { target } => {
+                    if let Some(k) = &mut self.kernel_answers {
+                        k.forget(target);
+                    }
+                }
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
+        }
+    }
+
+    fn kernel_answer(&mut self, port: PortId, target: Ipv6Addr, mac: Mac, until: Instant) {
+        let ifindex = self.ports.get(port.index()).and_then(|p| p.ifindex);
+        let until = self.clock.0 + StdDuration::from(until.saturating_since(Instant::ZERO));
+        let done = match (&mut self.kernel_answers, ifindex) {
+            (Some(k), Some(ifindex)) => k.answer(ifindex, target, mac, until),
+            _ => Err(io::Error::other("the fast path is not set up on the port")),
+        };
+        if let Err(e) = done {
+            TX_LOG.warn(format_args!(
+                "fast_path_in_kernel: cannot hand {target} to the kernel ({e}); answering it here"
+            ));
+            self.engine.kernel_answer_refused(target);
+        }
+    }
+
+    /// Attaches the fast-path program to the upstream ports present now (and detaches it
+    /// from those gone).
+    fn sync_kernel_answers(&mut self) -> Vec<SetupError> {
+        let Some(k) = &mut self.kernel_answers else {
+            return Vec::new();
+        };
+        let upstream: Vec<(&str, i32)> = self
+            .ports
+            .iter()
+            .filter(|p| p.role == Role::Upstream)
+            .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
+            .collect();
+        k.sync(&upstream)
+    }
+
+    fn resync_kernel_answers(&mut self) {
+        for e in self.sync_kernel_answers() {
+            log::error!("{e}");
         }
     }
 
@@ -536,6 +586,7 @@ impl Daemon {
                     self.ports[i].ifindex = Some(l.index);
                     self.open_capture(i);
                     self.refresh_guard();
+                    self.resync_kernel_answers();
                     if mac != self.ports[i].mac {
                         self.ports[i].mac = mac;
                         self.ports[i].link_local = mac.link_local();
@@ -597,6 +648,7 @@ impl Daemon {
             self.link_event(i, LinkEvent::Down);
         }
         self.refresh_guard();
+        self.resync_kernel_answers();
     }
 
     fn on_addr(&mut self, a: &Addr, added: bool) {
@@ -681,8 +733,17 @@ impl Daemon {
             }
         }
         let ec = engine_config(&config, &fresh, self.seed)?;
+        let loaded = match (config.fast_path_in_kernel, &self.kernel_answers) {
+            (true, None) => Some(load_kernel_answers(&config)?),
+            _ => None,
+        };
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
+        if config.fast_path_in_kernel {
+            self.kernel_answers = loaded.or(self.kernel_answers.take());
+        } else {
+            self.kernel_answers = None;
+        }
         let old_ports = std::mem::replace(&mut self.ports, fresh);
         drop(old_ports); // closes captures of removed ports
         let new_filter = filter_for(&config);
@@ -710,6 +771,7 @@ impl Daemon {
             self.open_dump(dir);
         }
         self.refresh_guard();
+        self.resync_kernel_answers();
         self.drain();
         Ok(())
     }
@@ -852,6 +914,8 @@ impl Daemon {
         if let Some(mut g) = self.guard.take() {
             g.remove();
         }
+        // Closing the links detaches the program.
+        self.kernel_answers = None;
         // Dropping the dump flushes and closes its file.
         self.dump = None;
     }
@@ -888,7 +952,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     for w in &config.warnings {
         log::warn!("{w}");
     }
-    privileges::check()?;
+    privileges::check(config.fast_path_in_kernel)?;
     let mut rtnl = Netlink::route().map_err(Error::io("opening rtnetlink"))?;
     let links = rtnl.links().map_err(Error::io("reading links"))?;
     let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
@@ -927,6 +991,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             leftover_rounds: 0,
             started: StdInstant::now(),
             guard: None,
+            kernel_answers: None,
             dump: None,
             next_generation: 0,
             seed,
@@ -955,7 +1020,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    privileges::drop_others();
+    privileges::drop_others(d.config.fast_path_in_kernel);
     d.publish(StdInstant::now());
     log::info!(
         "relaying between {} (uplink) and {}",
@@ -978,6 +1043,13 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     Ok(())
 }
 
+fn load_kernel_answers(config: &Config) -> Result<KernelAnswers, Error> {
+    // One entry per binding at most: the engine tells the kernel about a binding on one
+    // upstream port at a time.
+    let entries = u32::try_from(config.tunables.max_bindings).unwrap_or(u32::MAX);
+    KernelAnswers::load(entries).map_err(Error::KernelFastPath)
+}
+
 /// The privileged part of start-up after the engine exists.
 fn start(d: &mut Daemon) -> Result<(), Error> {
     if d.config.data_plane() == DataPlane::KernelRoutes {
@@ -987,6 +1059,12 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         Guard::install(&d.port_names())
             .map_err(Error::io("installing the kernel ND guard (nf_tables)"))?,
     );
+    if d.config.fast_path_in_kernel {
+        d.kernel_answers = Some(load_kernel_answers(&d.config)?);
+        if let Some(e) = d.sync_kernel_answers().into_iter().next() {
+            return Err(Error::KernelFastPath(e));
+        }
+    }
     for i in 0..d.ports.len() {
         d.open_capture(i);
         if d.ports[i].capture.is_none() && d.ports[i].running {

@@ -26,6 +26,7 @@ mod daemon;
 mod droplog;
 pub mod dump;
 mod guard;
+pub(crate) mod kernel_answer;
 pub mod netlink;
 #[cfg(feature = "libpcap")]
 mod pcap_capture;
@@ -66,6 +67,9 @@ pub enum Error {
     /// A needed capability is missing.
     #[error("{0}")]
     Capability(String),
+    /// `fast_path_in_kernel` could not be set up.
+    #[error(transparent)]
+    KernelFastPath(#[from] kernel_answer::SetupError),
     /// The engine refused the resolved config.
     #[error("the relay refused the configuration: {0}")]
     Engine(#[from] crate::engine::EngineConfigError),

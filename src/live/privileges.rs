@@ -1,7 +1,8 @@
 //! Capabilities: ndprelay needs CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
-//! (routes, all-multicast, sysctls, nf_tables) and nothing else. Started as root it
-//! checks both, finishes its privileged set-up, then drops every other capability from
-//! the effective, permitted, inheritable and bounding sets.
+//! (routes, all-multicast, sysctls, nf_tables), and CAP_BPF only with
+//! `fast_path_in_kernel` (its map is updated while running). Started as root it checks
+//! them, finishes its privileged set-up, then drops every other capability from the
+//! effective, permitted, inheritable and bounding sets.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -9,9 +10,18 @@ use super::Error;
 
 const NEEDED: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
 
-/// Refuses to start without the two capabilities, naming how to grant them.
-pub fn check() -> Result<(), Error> {
-    let missing: Vec<String> = NEEDED
+fn needed(with_bpf: bool) -> Vec<Capability> {
+    let mut caps = NEEDED.to_vec();
+    if with_bpf {
+        caps.push(Capability::CAP_BPF);
+    }
+    caps
+}
+
+/// Refuses to start without the capabilities (`with_bpf`: also CAP_BPF), naming how to
+/// grant them.
+pub fn check(with_bpf: bool) -> Result<(), Error> {
+    let missing: Vec<String> = needed(with_bpf)
         .iter()
         .filter(|&&c| !caps::has_cap(None, CapSet::Effective, c).unwrap_or(false))
         .map(|c| c.to_string())
@@ -19,18 +29,24 @@ pub fn check() -> Result<(), Error> {
     if missing.is_empty() {
         return Ok(());
     }
+    let bpf = if with_bpf {
+        " (CAP_BPF for fast_path_in_kernel: add it to the unit's AmbientCapabilities and \
+         CapabilityBoundingSet and to the setcap list, or remove fast_path_in_kernel)"
+    } else {
+        ""
+    };
     Err(Error::Capability(format!(
         "missing capabilities {}: run ndprelay as root, under the shipped systemd unit \
          (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
-         `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`",
+         `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`{bpf}",
         missing.join(", ")
     )))
 }
 
-/// Drops every capability but the two needed ones. Best effort: failures are logged,
+/// Drops every capability but the needed ones. Best effort: failures are logged,
 /// because running with more privilege than needed is not a reason to stop relaying.
-pub fn drop_others() {
-    let keep: CapsHashSet = NEEDED.into_iter().collect();
+pub fn drop_others(with_bpf: bool) {
+    let keep: CapsHashSet = needed(with_bpf).into_iter().collect();
     for c in caps::all() {
         if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
             // Needs CAP_SETPCAP, which is dropped below, so the bounding set goes first.
@@ -47,6 +63,8 @@ pub fn drop_others() {
     {
         log::warn!("could not drop capabilities: {e}");
     } else {
-        log::debug!("capabilities reduced to CAP_NET_RAW, CAP_NET_ADMIN");
+        let mut names: Vec<String> = keep.iter().map(ToString::to_string).collect();
+        names.sort();
+        log::debug!("capabilities reduced to {}", names.join(", "));
     }
 }

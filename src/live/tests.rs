@@ -431,3 +431,70 @@ fn guard_table_is_installed_replaced_and_removed() {
         assert!(!list().0, "table left behind");
     });
 }
+
+/// ndisc6's answer for `target` asked on `ndpru-b` in ns 1: the Target Link-Layer
+/// Address it printed, or `None` when nobody answered.
+fn ndisc6(ns: &Netns, target: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(1),
+            "ndisc6",
+            "-1",
+            "-r",
+            "1",
+            "-w",
+            "400",
+        ])
+        .args([target, "ndpru-b"])
+        .output()
+        .expect("ndisc6 runs (apt-get install ndisc6)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains("Target link-layer address"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(str::to_lowercase)
+}
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn the_kernel_answers_for_fresh_targets_only() {
+    use super::kernel_answer::KernelAnswers;
+    let ns = Netns::new(&["ka0", "ka1"]);
+    veth_pair(&ns);
+    // A usable source address at once: an NS from :: is DAD, which is never answered.
+    ip(&[
+        "-n",
+        ns.name(1),
+        "addr",
+        "add",
+        "fe80::b/64",
+        "dev",
+        "ndpru-b",
+        "nodad",
+    ]);
+    let (mut answers, ifindex) = ns.run(0, || {
+        let ifindex = sys::if_nametoindex("ndpru-a").expect("ndpru-a");
+        let mut k = KernelAnswers::load(16).expect("program loads");
+        let errors = k.sync(&[("ndpru-a", ifindex)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        (k, ifindex)
+    });
+    let mac = crate::wire::Mac([2, 0, 0x5e, 0, 0x53, 0x42]);
+    let later = Instant::now() + Duration::from_secs(30);
+    answers
+        .answer(ifindex, "2001:db8::5".parse().unwrap(), mac, later)
+        .unwrap();
+    assert_eq!(
+        ndisc6(&ns, "2001:db8::5").as_deref(),
+        Some("02:00:5e:00:53:42")
+    );
+    assert_eq!(ndisc6(&ns, "2001:db8::6"), None, "a target not in the map");
+    answers
+        .answer(ifindex, "2001:db8::6".parse().unwrap(), mac, Instant::now())
+        .unwrap();
+    assert_eq!(ndisc6(&ns, "2001:db8::6"), None, "an expired entry");
+    answers.forget("2001:db8::5".parse().unwrap());
+    assert_eq!(ndisc6(&ns, "2001:db8::5"), None, "a forgotten target");
+}

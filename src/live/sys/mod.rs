@@ -1,5 +1,6 @@
 //! The only unsafe code of the crate: thin, safe wrappers over the Linux socket calls the
-//! live driver needs (AF_PACKET capture and transmit, AF_NETLINK, `poll`, `umask`).
+//! live driver needs (AF_PACKET capture and transmit, AF_NETLINK, `bpf` for the in-kernel
+//! fast path in `ebpf`, `poll`, `umask`).
 //!
 //! Every function here owns its file descriptor through [`OwnedFd`], checks every return
 //! value and hands back `io::Result`; nothing above this module touches `libc` pointers.
@@ -21,6 +22,8 @@ pub struct SockFilter {
     /// Constant.
     pub k: u32,
 }
+
+pub mod ebpf;
 
 /// `sll_pkttype` values (linux/if_packet.h).
 pub mod pkttype {
