@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bad input: a missing interface, a config error, a missing capability and a wrong
-# sysctl each stop the start with one clear message naming the fix, a non-zero exit,
+# Bad input: a missing interface, a config error, a missing capability (also CAP_BPF
+# for fast_path_in_kernel) and a wrong sysctl each stop the start with one clear message naming the fix, a non-zero exit,
 # and nothing left behind (no route, no nf_tables guard, no control socket).
 source "$(dirname "$0")/lib.sh"
 
@@ -37,6 +37,10 @@ expect_refusal "config error" 'bad\.ron:4:' "$NDPRELAY" run -c "$WORK/bad.ron"
 write_config "$WORK/ok.ron" eth0 br0
 expect_refusal "missing capability" 'CAP_NET_(RAW|ADMIN).*setcap' \
     setpriv --inh-caps=-all --bounding-set=-net_raw,-net_admin "$NDPRELAY" run -c "$WORK/ok.ron"
+
+EXTRA='fast_path: "2s", fast_path_in_kernel: true,' write_config "$WORK/kernel.ron" eth0 br0
+expect_refusal "fast_path_in_kernel without CAP_BPF" 'CAP_BPF.*fast_path_in_kernel' \
+    setpriv --inh-caps=-all --bounding-set=-bpf "$NDPRELAY" run -c "$WORK/kernel.ron"
 
 nsx r sysctl -qw net.ipv6.conf.br0.proxy_ndp=1
 expect_refusal "proxy_ndp on a port" 'sysctl -w net\.ipv6\.conf\.br0\.proxy_ndp=0' \

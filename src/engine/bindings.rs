@@ -200,7 +200,7 @@ impl Engine {
             .iter()
             .filter(|(_, b)| {
                 b.kernel_answers
-                    .is_some_and(|(on, _)| port.is_none_or(|p| p == on || p == b.port))
+                    .is_some_and(|k| port.is_none_or(|p| p == k.port || p == b.port))
             })
             .map(|(addr, _)| *addr)
             .collect();

@@ -36,11 +36,21 @@ pub(crate) struct Binding {
     /// The first NS relayed to `mac` rather than to the group since the last
     /// confirmation (see `Engine::ns_to_bound_mac`).
     pub(crate) unicast_ns_since: Option<Instant>,
-    /// The kernel was told to answer NS for it arriving on this port until then
-    /// (`Action::KernelAnswer`).
-    pub(crate) kernel_answers: Option<(PortId, Instant)>,
+    /// What the kernel was told to answer for it (`Action::KernelAnswer`).
+    pub(crate) kernel_answers: Option<KernelEntry>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
+}
+
+/// The kernel answers NS for a binding arriving on `port` until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KernelEntry {
+    pub(crate) port: PortId,
+    /// From when the engine leaves those NS to the kernel. The driver fills the kernel's
+    /// table after the NS that made the engine tell it, so an NS that reached the kernel
+    /// in between went unanswered there; those are processed soon after the telling one.
+    pub(crate) trusted_from: Instant,
+    pub(crate) until: Instant,
 }
 
 impl Binding {

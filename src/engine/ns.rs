@@ -6,6 +6,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::cache::KernelEntry;
 use super::pending::Solicitor;
 use super::{
     ALL_NODES, Action, BindingState, Counter, Engine, Event, Instant, NdMessage, OptionRepr,
@@ -14,6 +15,9 @@ use super::{
 use crate::DropReason;
 use crate::time::Duration;
 use crate::wire::{Mac, NaFlags, NdPacket, solicited_node};
+
+/// How close to its telling and to its end the engine does not count on a kernel entry.
+const KERNEL_MARGIN: Duration = Duration::from_millis(10);
 
 impl Engine {
     pub(super) fn process_ns(
@@ -104,7 +108,7 @@ impl Engine {
         };
         let kernel_answered = fast && self.kernel_answered(now, port, pkt, target);
         if fast {
-            self.tell_kernel(port, target, confirmed_at);
+            self.tell_kernel(now, port, target, confirmed_at);
         }
         let retrans = self.cfg.tunables.retrans_timer;
         if fast && reverify_sent.is_some_and(|t| now.saturating_since(t) < retrans) {
@@ -139,11 +143,13 @@ impl Engine {
     }
 
     /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
-    /// answer for the pair until after now, and the NS has the one shape it answers (32
-    /// bytes with a Source Link-Layer Address option; hop limit, checksum and a
-    /// specified source are checked on both sides). The kernel saw the frame before the
-    /// engine's `now` was taken, so an entry valid now was valid then; a margin covers
-    /// the conversion between the clocks.
+    /// answer for the pair, at least `KERNEL_MARGIN` ago and until later than that from
+    /// now, and the NS has the one shape it answers (32 bytes with a Source Link-Layer
+    /// Address option; hop limit, checksum and a specified source are checked on both
+    /// sides). The kernel saw the frame before the engine's `now` was taken, so an entry
+    /// valid now was valid then; the margins cover the conversion between the clocks
+    /// and the filling of the kernel's table (see `KernelEntry::trusted_from`). Inside
+    /// them both may answer: a duplicate NA, not a lost one.
     fn kernel_answered(
         &self,
         now: Instant,
@@ -151,19 +157,25 @@ impl Engine {
         pkt: &NdPacket<'_>,
         target: Ipv6Addr,
     ) -> bool {
-        const MARGIN: Duration = Duration::from_millis(10);
         self.cfg.fast_path_in_kernel
             && pkt.icmp.len() == 32
             && pkt.slla.is_some()
             && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_answers
-                    .is_some_and(|(p, until)| p == port && now + MARGIN < until)
+                b.kernel_answers.is_some_and(|k| {
+                    k.port == port && k.trusted_from <= now && now + KERNEL_MARGIN < k.until
+                })
             })
     }
 
     /// Tells the kernel to answer for `target` on `port` until the binding's window
     /// ends, unless it was told exactly that already.
-    fn tell_kernel(&mut self, port: PortId, target: Ipv6Addr, confirmed_at: Option<Instant>) {
+    fn tell_kernel(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        target: Ipv6Addr,
+        confirmed_at: Option<Instant>,
+    ) {
         let (Some(window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
             return;
         };
@@ -175,10 +187,17 @@ impl Engine {
         let Some(b) = self.cache.get_mut(&target) else {
             return;
         };
-        if b.kernel_answers == Some((port, until)) {
-            return;
-        }
-        b.kernel_answers = Some((port, until));
+        let trusted_from = match b.kernel_answers {
+            Some(k) if k.port == port && k.until == until => return,
+            // A later end replaces the entry in place: no gap in the kernel's table.
+            Some(k) if k.port == port => k.trusted_from,
+            _ => now + KERNEL_MARGIN,
+        };
+        b.kernel_answers = Some(KernelEntry {
+            port,
+            trusted_from,
+            until,
+        });
         self.actions.push_back(Action::KernelAnswer {
             port,
             target,

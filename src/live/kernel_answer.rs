@@ -42,9 +42,9 @@ pub struct KernelAnswers {
 pub enum SetupError {
     /// The map could not be created.
     #[error(
-        "fast_path_in_kernel: creating the eBPF map: {0} (it needs CAP_BPF: run as root, or \
-         add CAP_BPF to the unit's AmbientCapabilities and CapabilityBoundingSet; or remove \
-         fast_path_in_kernel)"
+        "fast_path_in_kernel: creating the eBPF map: {0} (it needs CAP_BPF and the bpf \
+         system call: run as root, or see packaging/ndprelay.service for the capability and \
+         SystemCallFilter lines to add; or remove fast_path_in_kernel)"
     )]
     Map(io::Error),
     /// The kernel refused the program.
@@ -158,6 +158,7 @@ fn key(ifindex: i32, target: Ipv6Addr) -> [u8; KEY_SIZE as usize] {
 // eBPF opcodes (linux/bpf.h, linux/bpf_common.h).
 const LDX_W: u8 = 0x61;
 const LDX_H: u8 = 0x69;
+const LDX_B: u8 = 0x71;
 const LDX_DW: u8 = 0x79;
 const STX_W: u8 = 0x63;
 const STX_H: u8 = 0x6b;
@@ -334,11 +335,14 @@ fn program(map_fd: i32) -> Vec<EbpfInsn> {
         a.ins(LDX_H, R2, PKT, off, 0);
         a.jump(JNE_K, R2, 0, want, pass);
     }
-    // DAD (unspecified source) is relayed by the engine, never answered.
+    // DAD (unspecified source) is relayed by the engine, never answered; a multicast
+    // source is invalid (RFC 4861 §7.1.1) and the engine drops it.
     a.ins(LDX_DW, R2, PKT, IP6_SRC, 0);
     a.ins(LDX_DW, R3, PKT, IP6_SRC + 8, 0);
     a.ins(OR_X, R2, R3, 0, 0);
     a.jump(JEQ_K, R2, 0, 0, pass);
+    a.ins(LDX_B, R2, PKT, IP6_SRC, 0);
+    a.jump(JEQ_K, R2, 0, 0xff, pass);
     // Key: ifindex, target.
     a.ins(LDX_W, R2, CTX, SKB_IFINDEX, 0);
     a.ins(STX_W, FP, R2, KEY_AT, 0);

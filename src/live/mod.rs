@@ -16,6 +16,9 @@
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
 //! 5. a control thread answers `ndprelay status` on a Unix socket.
 //!
+//! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
+//! confirmed guests before any of these threads wakes (`kernel_answer.rs`).
+//!
 //! Start-up either completes or undoes what it did: a missing interface, a config error,
 //! a missing capability or a wrong sysctl stops it with one message naming the fix.
 
