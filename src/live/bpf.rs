@@ -44,22 +44,42 @@ enum Target {
 
 struct Asm {
     code: Vec<(u16, Target, Target, u32)>,
-    labels: Vec<Option<usize>>,
+    labels: Labels,
+}
+
+/// Forward jump labels, for this module's classic BPF assembler and the eBPF one of
+/// `kernel_answer.rs`.
+#[derive(Default)]
+pub(super) struct Labels(Vec<Option<usize>>);
+
+impl Labels {
+    pub(super) fn new_label(&mut self) -> usize {
+        self.0.push(None);
+        self.0.len() - 1
+    }
+    pub(super) fn bind(&mut self, label: usize, at: usize) {
+        self.0[label] = Some(at);
+    }
+    /// Instructions a jump at `pc` skips to reach `label`. Every label is bound before
+    /// its program is finished (the builders bind each one they create) and lies
+    /// forward of its jumps.
+    pub(super) fn offset(&self, label: usize, pc: usize) -> usize {
+        self.0[label].expect("label bound") - pc - 1
+    }
 }
 
 impl Asm {
     fn new() -> Self {
         Self {
             code: Vec::new(),
-            labels: Vec::new(),
+            labels: Labels::default(),
         }
     }
     fn label(&mut self) -> usize {
-        self.labels.push(None);
-        self.labels.len() - 1
+        self.labels.new_label()
     }
     fn bind(&mut self, l: usize) {
-        self.labels[l] = Some(self.code.len());
+        self.labels.bind(l, self.code.len());
     }
     fn op(&mut self, code: u16, k: u32) {
         self.code.push((code, Target::Next, Target::Next, k));
@@ -72,11 +92,7 @@ impl Asm {
             match t {
                 Target::Next => 0,
                 Target::Label(l) => {
-                    // Every label is bound before `finish` (the builder below binds each
-                    // one it creates) and lies forward of its jumps.
-                    let at = self.labels[l].expect("label bound");
-                    let off = at - pc - 1;
-                    u8::try_from(off).expect("jump within 255 instructions")
+                    u8::try_from(self.labels.offset(l, pc)).expect("jump within 255 instructions")
                 }
             }
         };

@@ -18,6 +18,7 @@ use std::net::Ipv6Addr;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
+use super::bpf::Labels;
 use super::sys::ebpf::{self, EbpfInsn, HashMap, LoadError};
 use crate::wire::Mac;
 
@@ -221,12 +222,12 @@ const OPTION: i16 = ICMP + 24;
 const KEY_AT: i16 = -24;
 const PSEUDO_AT: i16 = -32;
 
-/// A small assembler with forward labels, like `bpf.rs`'s for classic BPF.
+/// A small eBPF assembler with forward labels, like `bpf.rs`'s for classic BPF.
 struct Asm {
     code: Vec<EbpfInsn>,
     /// (instruction index, label) of each jump to patch.
     fixups: Vec<(usize, usize)>,
-    labels: Vec<Option<usize>>,
+    labels: Labels,
 }
 
 impl Asm {
@@ -234,15 +235,14 @@ impl Asm {
         Self {
             code: Vec::new(),
             fixups: Vec::new(),
-            labels: Vec::new(),
+            labels: Labels::default(),
         }
     }
     fn label(&mut self) -> usize {
-        self.labels.push(None);
-        self.labels.len() - 1
+        self.labels.new_label()
     }
     fn bind(&mut self, l: usize) {
-        self.labels[l] = Some(self.code.len());
+        self.labels.bind(l, self.code.len());
     }
     fn ins(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
         self.code.push(EbpfInsn {
@@ -303,9 +303,8 @@ impl Asm {
     }
     fn finish(mut self) -> Vec<EbpfInsn> {
         for (at, l) in self.fixups {
-            // Every label is bound before `finish` and lies forward of its jumps.
-            let to = self.labels[l].expect("label bound");
-            self.code[at].off = i16::try_from(to - at - 1).expect("jump within i16");
+            let off = self.labels.offset(l, at);
+            self.code[at].off = i16::try_from(off).expect("jump within i16");
         }
         self.code
     }
