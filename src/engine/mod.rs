@@ -177,6 +177,13 @@ pub enum Event {
         /// Target answered for.
         target: Ipv6Addr,
     },
+    /// An NS left to the kernel, which answered it (in-kernel fast path).
+    AnsweredByKernel {
+        /// Port the NS came in on and the kernel answered on.
+        port: PortId,
+        /// Target answered for.
+        target: Ipv6Addr,
+    },
     /// A binding was created or changed state.
     Binding {
         /// The address.

@@ -137,6 +137,7 @@ impl Engine {
     ) {
         if kernel_answered {
             self.counters.bump(Counter::AnsweredByKernel);
+            self.emit(|| Event::AnsweredByKernel { port, target });
         } else {
             self.answer_ns(port, pkt, target, target, flags);
         }

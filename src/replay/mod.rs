@@ -631,6 +631,14 @@ impl Context<'_> {
                 addrs.push(*target);
                 write!(d, "answered for {target} on {}", self.name(*port))
             }
+            Event::AnsweredByKernel { port, target } => {
+                addrs.push(*target);
+                write!(
+                    d,
+                    "left to the kernel, which answered for {target} on {}",
+                    self.name(*port)
+                )
+            }
             Event::Binding {
                 addr,
                 port,

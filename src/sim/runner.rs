@@ -691,6 +691,13 @@ impl<'a> World<'a> {
                 format!("answers for {target} on {}", self.port_name(r, port)),
                 format!("answer/{port:?}"),
             ),
+            Event::AnsweredByKernel { port, target } => (
+                format!(
+                    "leaves {target} on {} to the kernel",
+                    self.port_name(r, port)
+                ),
+                format!("kernel-answer/{port:?}"),
+            ),
             Event::Binding {
                 addr,
                 port,

@@ -56,6 +56,10 @@ fn the_first_ns_is_answered_here_and_the_kernel_answers_the_next_ones() {
     h.inject(UP, &ns_from_router(addr(10)));
     assert_eq!(answers_on_up(&mut h), 0, "the kernel answered it");
     assert_eq!(h.count("answered_by_kernel"), 1);
+    assert!(h.events.contains(&Event::AnsweredByKernel {
+        port: UP,
+        target: addr(10)
+    }));
     assert!(h.kernel.is_empty(), "nothing new to tell");
 
     // The guest confirms: the next NS extends what the kernel was told.
