@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # kernel fast path: with fast_path and fast_path_in_kernel, an eBPF program on dom0's
 # uplink answers isp's NS for a freshly confirmed guest (ndisc6 sees dom0's MAC, the
-# relay counts answered_by_kernel), the relay keeps CAP_BPF, and a SIGKILLed relay leaves
-# no program answering behind.
+# relay counts answered_by_kernel), the relay keeps CAP_BPF, SIGHUP turns it off and on,
+# and a SIGKILLed relay leaves no program answering behind.
 source "$(dirname "$0")/lib.sh"
 
 counter() { status | awk -v c="$1" '$1 == c {v = $2} END {print v + 0}'; }
+reloads_logged() { [ "$(grep -c "configuration reloaded" "$WORK/relay.log")" -ge "$1" ]; }
 # resolve ADDR : the MAC isp learns for ADDR, empty when nobody answers
 resolve() {
     local out
@@ -47,6 +48,27 @@ before="$(counter answered_by_kernel)"
 nsx isp ip -6 neigh flush dev isp0
 nsx isp ping -6 -c 2 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 after a neighbour flush"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "isp's NS was not answered by the kernel"
+
+log "SIGHUP without fast_path_in_kernel: the relay answers itself; with it again: the kernel"
+EXTRA='fast_path: "5s",' write_config "$WORK/relay.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "first reload logged" reloads_logged 1
+before="$(counter answered_by_kernel)"
+for i in 1 2 3; do
+    got="$(resolve "$G1")"
+    [ "$got" = "$DOM0_MAC" ] || fail "after the reload ndisc6 resolved $G1 to '$got'"
+    sleep 0.3
+done
+[ "$(counter answered_by_kernel)" -eq "$before" ] || fail "the kernel still answered after the reload"
+EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "second reload logged" reloads_logged 2
+for i in 1 2 3; do
+    got="$(resolve "$G1")"
+    [ "$got" = "$DOM0_MAC" ] || fail "after the second reload ndisc6 resolved $G1 to '$got'"
+    sleep 0.3
+done
+[ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel did not answer again"
 
 log "SIGKILL: the program goes with the relay"
 kill -KILL "$RELAY_PID"

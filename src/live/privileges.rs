@@ -29,16 +29,19 @@ pub fn check(with_bpf: bool) -> Result<(), Error> {
     if missing.is_empty() {
         return Ok(());
     }
-    let bpf = if with_bpf {
-        " (CAP_BPF for fast_path_in_kernel: add it to the unit's AmbientCapabilities and \
-         CapabilityBoundingSet and to the setcap list, or remove fast_path_in_kernel)"
+    let how = if with_bpf {
+        "run ndprelay as root, under the shipped systemd unit with CAP_BPF added to its \
+         AmbientCapabilities and CapabilityBoundingSet and its SystemCallFilter=bpf line \
+         uncommented, or grant them with \
+         `setcap cap_net_raw,cap_net_admin,cap_bpf+ep $(command -v ndprelay)`; or remove \
+         fast_path_in_kernel, which is what needs CAP_BPF"
     } else {
-        ""
+        "run ndprelay as root, under the shipped systemd unit \
+         (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
+         `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`"
     };
     Err(Error::Capability(format!(
-        "missing capabilities {}: run ndprelay as root, under the shipped systemd unit \
-         (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
-         `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`{bpf}",
+        "missing capabilities {}: {how}",
         missing.join(", ")
     )))
 }
