@@ -6,6 +6,15 @@
 source "$(dirname "$0")/lib.sh"
 
 counter() { status | awk -v c="$1" '$1 == c {v = $2} END {print v + 0}'; }
+# resolves_to_dom0 N WHEN : ndisc6 from isp resolves g1 to dom0's MAC N times in a row
+resolves_to_dom0() {
+    local i got
+    for i in $(seq "$1"); do
+        got="$(resolve "$G1")"
+        [ "$got" = "$DOM0_MAC" ] || fail "$2: ndisc6 #$i resolved $G1 to '$got', expected $DOM0_MAC"
+        sleep 0.3
+    done
+}
 reloads_logged() { [ "$(grep -c "configuration reloaded" "$WORK/relay.log")" -ge "$1" ]; }
 # resolve ADDR : the MAC isp learns for ADDR, empty when nobody answers
 resolve() {
@@ -32,11 +41,7 @@ wait_for 10 "g1 binding with route" binding_routed "$G1" br0
 log "ndisc6 from isp: dom0's MAC every time, mostly from the kernel"
 DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 before="$(counter answered_by_kernel)"
-for i in 1 2 3 4 5 6; do
-    got="$(resolve "$G1")"
-    [ "$got" = "$DOM0_MAC" ] || fail "ndisc6 #$i resolved $G1 to '$got', expected $DOM0_MAC"
-    sleep 0.3
-done
+resolves_to_dom0 6 "fast path in the kernel"
 by_kernel=$(($(counter answered_by_kernel) - before))
 log "answered by the kernel: $by_kernel of 6"
 # The first NS after each confirmation is the engine's; the guest re-confirms about
@@ -54,20 +59,12 @@ EXTRA='fast_path: "5s",' write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "first reload logged" reloads_logged 1
 before="$(counter answered_by_kernel)"
-for i in 1 2 3; do
-    got="$(resolve "$G1")"
-    [ "$got" = "$DOM0_MAC" ] || fail "after the reload ndisc6 resolved $G1 to '$got'"
-    sleep 0.3
-done
+resolves_to_dom0 3 "after the reload"
 [ "$(counter answered_by_kernel)" -eq "$before" ] || fail "the kernel still answered after the reload"
 EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "second reload logged" reloads_logged 2
-for i in 1 2 3; do
-    got="$(resolve "$G1")"
-    [ "$got" = "$DOM0_MAC" ] || fail "after the second reload ndisc6 resolved $G1 to '$got'"
-    sleep 0.3
-done
+resolves_to_dom0 3 "after the second reload"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel did not answer again"
 
 log "SIGKILL: the program goes with the relay"
