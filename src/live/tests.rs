@@ -94,8 +94,14 @@ fn veth_pair(ns: &Netns) {
     ip(&["-n", ns.name(1), "link", "set", "ndpru-b", "up"]);
 }
 
-/// veth `d0` with peer `d0p` in the calling thread's namespace, both up.
+/// veth `d0` with peer `d0p` in the calling thread's namespace, both up. The kernel
+/// sends no ND of its own on them (no DAD, no RS): the tests count the ND frames they
+/// send.
 fn local_veth() {
+    for (knob, value) in [("accept_dad", "0"), ("router_solicitations", "0")] {
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/default/{knob}"), value)
+            .expect("sysctl in the test namespace");
+    }
     ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
     ip(&["link", "set", "d0", "up"]);
     ip(&["link", "set", "d0p", "up"]);
