@@ -61,7 +61,9 @@ wait_for 10 "first reload logged" reloads_logged 1
 before="$(counter answered_by_kernel)"
 resolves_to_dom0 3 "after the reload"
 [ "$(counter answered_by_kernel)" -eq "$before" ] || fail "the kernel still answered after the reload"
-EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
+# With a new binding limit, so the program comes with a new map.
+EXTRA='fast_path: "5s", fast_path_in_kernel: true, limits: (max_bindings: 8192),' \
+    write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "second reload logged" reloads_logged 2
 resolves_to_dom0 3 "after the second reload"

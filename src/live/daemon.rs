@@ -733,16 +733,20 @@ impl Daemon {
             }
         }
         let ec = engine_config(&config, &fresh, self.seed)?;
-        let loaded = match (config.fast_path_in_kernel, &self.kernel_answers) {
-            (true, None) => Some(load_kernel_answers(&config)?),
-            _ => None,
+        // A new map when the binding limit changed (the engine forgets every entry on
+        // reload, so nothing is lost with the old one).
+        let loaded = match &self.kernel_answers {
+            _ if !config.fast_path_in_kernel => None,
+            Some(k) if k.capacity() == kernel_map_entries(&config) => None,
+            _ => Some(load_kernel_answers(&config)?),
         };
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
-        if config.fast_path_in_kernel {
-            self.kernel_answers = loaded.or(self.kernel_answers.take());
-        } else {
+        if !config.fast_path_in_kernel {
             self.kernel_answers = None;
+        } else if let Some(k) = loaded {
+            // The old program's links close here; `resync_kernel_answers` below attaches.
+            self.kernel_answers = Some(k);
         }
         let old_ports = std::mem::replace(&mut self.ports, fresh);
         drop(old_ports); // closes captures of removed ports
@@ -1043,11 +1047,16 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// One entry per binding at most: the engine tells the kernel about a binding on one
+/// upstream port at a time.
+fn kernel_map_entries(config: &Config) -> u32 {
+    u32::try_from(config.tunables.max_bindings)
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
 fn load_kernel_answers(config: &Config) -> Result<KernelAnswers, Error> {
-    // One entry per binding at most: the engine tells the kernel about a binding on one
-    // upstream port at a time.
-    let entries = u32::try_from(config.tunables.max_bindings).unwrap_or(u32::MAX);
-    KernelAnswers::load(entries).map_err(Error::KernelFastPath)
+    KernelAnswers::load(kernel_map_entries(config)).map_err(Error::KernelFastPath)
 }
 
 /// The privileged part of start-up after the engine exists.

@@ -36,6 +36,7 @@ pub struct KernelAnswers {
     links: Vec<(i32, OwnedFd)>,
     /// What the map holds, to remove by target or by port.
     entries: HashSet<(i32, Ipv6Addr)>,
+    capacity: u32,
 }
 
 /// Why the fast path could not be set up; each names the way out.
@@ -70,8 +71,8 @@ pub enum SetupError {
 impl KernelAnswers {
     /// Creates a map for `max_entries` (port, guest) pairs and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
-        let map =
-            HashMap::create(KEY_SIZE, VALUE_SIZE, max_entries.max(1)).map_err(SetupError::Map)?;
+        let capacity = max_entries.max(1);
+        let map = HashMap::create(KEY_SIZE, VALUE_SIZE, capacity).map_err(SetupError::Map)?;
         let prog =
             ebpf::load_sched_cls(&program(map.raw()), "ndprelay_ns").map_err(SetupError::Load)?;
         Ok(Self {
@@ -79,7 +80,13 @@ impl KernelAnswers {
             prog,
             links: Vec::new(),
             entries: HashSet::new(),
+            capacity,
         })
+    }
+
+    /// The (port, guest) pairs the map has room for.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// Answers on exactly `ports` (name, ifindex): the upstream ports present now. A
