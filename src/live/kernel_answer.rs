@@ -12,14 +12,14 @@
 //! Address option, hop limit 255, a valid checksum, not DAD); anything else goes on to
 //! the capture thread and the engine as without it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use super::bpf::Labels;
-use super::sys::ebpf::{self, EbpfInsn, HashMap, LoadError};
+use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError};
 use crate::wire::Mac;
 
 /// Key: ingress ifindex (native order), then the target address.
@@ -31,11 +31,11 @@ const VALUE_SIZE: u32 = 16;
 /// The loaded program, its map and one tcx link per port it answers on.
 #[derive(Debug)]
 pub struct KernelAnswers {
-    map: HashMap,
+    map: BpfMap,
     prog: OwnedFd,
     links: Vec<(i32, OwnedFd)>,
-    /// What the map holds, to remove by target or by port.
-    entries: HashSet<(i32, Ipv6Addr)>,
+    /// What the map holds: target → the ifindexes it is answered on.
+    entries: HashMap<Ipv6Addr, Vec<i32>>,
     capacity: u32,
 }
 
@@ -72,14 +72,14 @@ impl KernelAnswers {
     /// Creates a map for `max_entries` (port, guest) pairs and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
         let capacity = max_entries.max(1);
-        let map = HashMap::create(KEY_SIZE, VALUE_SIZE, capacity).map_err(SetupError::Map)?;
+        let map = BpfMap::create(KEY_SIZE, VALUE_SIZE, capacity).map_err(SetupError::Map)?;
         let prog =
             ebpf::load_sched_cls(&program(map.raw()), "ndprelay_ns").map_err(SetupError::Load)?;
         Ok(Self {
             map,
             prog,
             links: Vec::new(),
-            entries: HashSet::new(),
+            entries: HashMap::new(),
             capacity,
         })
     }
@@ -101,7 +101,13 @@ impl KernelAnswers {
             .collect();
         for ifindex in gone {
             self.links.retain(|(i, _)| *i != ifindex);
-            self.remove_where(|(i, _)| *i == ifindex);
+            for (target, on) in &mut self.entries {
+                if let Some(at) = on.iter().position(|i| *i == ifindex) {
+                    on.swap_remove(at);
+                    remove_entry(&self.map, ifindex, *target);
+                }
+            }
+            self.entries.retain(|_, on| !on.is_empty());
         }
         let mut errors = Vec::new();
         for &(name, ifindex) in ports {
@@ -136,23 +142,24 @@ impl KernelAnswers {
         value[..6].copy_from_slice(&mac.0);
         value[8..].copy_from_slice(&expiry.to_ne_bytes());
         self.map.insert(&key(ifindex, target), &value)?;
-        self.entries.insert((ifindex, target));
+        let on = self.entries.entry(target).or_default();
+        if !on.contains(&ifindex) {
+            on.push(ifindex);
+        }
         Ok(())
     }
 
     /// Stops answering for `target` on every port.
     pub fn forget(&mut self, target: Ipv6Addr) {
-        self.remove_where(|(_, t)| *t == target);
-    }
-
-    fn remove_where(&mut self, which: impl Fn(&(i32, Ipv6Addr)) -> bool) {
-        let doomed: Vec<_> = self.entries.iter().filter(|e| which(e)).copied().collect();
-        for (ifindex, target) in doomed {
-            self.entries.remove(&(ifindex, target));
-            if let Err(e) = self.map.remove(&key(ifindex, target)) {
-                log::warn!("fast_path_in_kernel: cannot remove {target} from the map: {e}");
-            }
+        for ifindex in self.entries.remove(&target).unwrap_or_default() {
+            remove_entry(&self.map, ifindex, target);
         }
+    }
+}
+
+fn remove_entry(map: &BpfMap, ifindex: i32, target: Ipv6Addr) {
+    if let Err(e) = map.remove(&key(ifindex, target)) {
+        log::warn!("fast_path_in_kernel: cannot remove {target} from the map: {e}");
     }
 }
 

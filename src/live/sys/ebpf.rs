@@ -102,13 +102,13 @@ fn owned(fd: libc::c_int) -> OwnedFd {
 
 /// A `BPF_MAP_TYPE_HASH` map.
 #[derive(Debug)]
-pub struct HashMap {
+pub struct BpfMap {
     fd: OwnedFd,
     key_size: usize,
     value_size: usize,
 }
 
-impl HashMap {
+impl BpfMap {
     /// Creates a map of at most `max_entries` entries.
     pub fn create(key_size: u32, value_size: u32, max_entries: u32) -> io::Result<Self> {
         let mut attr = MapCreateAttr {
@@ -171,7 +171,7 @@ impl HashMap {
 pub struct LoadError {
     /// The errno.
     pub error: io::Error,
-    /// The verifier's log, when it said something.
+    /// The last lines of the verifier's log, when it said something.
     pub log: String,
 }
 
@@ -198,7 +198,10 @@ pub fn load_sched_cls(insns: &[EbpfInsn], name: &str) -> Result<OwnedFd, LoadErr
         Ok(fd) => Ok(owned(fd)),
         Err(error) => {
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let log = String::from_utf8_lossy(&log[..end]).trim().to_string();
+            let text = String::from_utf8_lossy(&log[..end]);
+            // The verifier's reason is at the end of a log that can run to pages.
+            let lines: Vec<&str> = text.trim().lines().collect();
+            let log = lines[lines.len().saturating_sub(8)..].join(" | ");
             Err(LoadError { error, log })
         }
     }
