@@ -109,6 +109,10 @@ impl Asm {
     }
 }
 
+/// Extension headers (len + 1) * 8 bytes long: Hop-by-Hop, Routing, Destination
+/// Options, Mobility, HIP, Shim6.
+const LEN8_HEADERS: [u8; 6] = [0, 43, 60, 135, 139, 140];
+
 /// Builds the capture filter (see the module documentation).
 pub fn nd_filter() -> Vec<SockFilter> {
     use Target::{Label as L, Next};
@@ -141,9 +145,8 @@ pub fn nd_filter() -> Vec<SockFilter> {
         a.jmp(JGE_K, 133, Next, L(local_drop));
         a.jmp(JGT_K, 137, L(local_drop), L(local_accept));
         a.bind(not_icmp);
-        // Hop-by-Hop, Routing, Destination Options, Mobility, HIP, Shim6: (len+1)*8.
-        for t in [0u32, 43, 60, 135, 139, 140] {
-            a.jmp(JEQ_K, t, L(len8), Next);
+        for t in LEN8_HEADERS {
+            a.jmp(JEQ_K, u32::from(t), L(len8), Next);
         }
         a.jmp(JEQ_K, 44, Next, L(not_len8));
         // Fragment: pass anything whose fragment carries ICMPv6 (RFC 6980: the engine
@@ -212,52 +215,42 @@ pub fn drop_all() -> Vec<SockFilter> {
     }]
 }
 
-/// libpcap's test that the byte at `ip6[AT]` names a Hop-by-Hop, Routing, Destination
-/// Options, Mobility, HIP or Shim6 header: (len + 1) * 8 bytes long.
-macro_rules! pcap_len8_header {
-    ($at:literal) => {
-        concat!(
-            "(ip6[",
-            $at,
-            "] == 0 or ip6[",
-            $at,
-            "] == 43 or ip6[",
-            $at,
-            "] == 60 or ip6[",
-            $at,
-            "] == 135 or ip6[",
-            $at,
-            "] == 139 or ip6[",
-            $at,
-            "] == 140)"
-        )
-    };
-}
-
-/// [`nd_filter`] in libpcap's language, for the `libpcap` backend. It walks one extension
-/// header (ND behind it passes, MLD and everything else behind it does not) and passes
-/// deeper chains for the engine to judge, as it passes every fragment of ICMPv6.
-/// libpcap's `protochain` would walk the whole chain, but its loop is a program the kernel
-/// refuses (EINVAL), and libpcap then filters in userspace: every frame of the port would
-/// be copied up. Direction (incoming only) is set on the handle.
+/// [`nd_filter`] in libpcap's language, for the `libpcap` backend: ND right behind the
+/// fixed header; any fragment of ICMPv6 (the engine drops ND in fragments by reason,
+/// RFC 6980); ND behind one (len + 1) * 8 header or one AH ((len + 2) * 4 bytes), where
+/// MLD and everything else do not pass; and chains of two extension headers or more,
+/// for the engine to judge. libpcap's `protochain` would walk the whole chain, but its
+/// loop is a program the kernel refuses (EINVAL), and libpcap then filters in
+/// userspace: every frame of the port would be copied up. Direction (incoming only) is
+/// set on the handle.
 #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
-pub const ND_PCAP_EXPR: &str = concat!(
-    "(ip6[6] == 58 and ip6[40] >= 133 and ip6[40] <= 137)",
-    // Fragment header: the engine drops ND in fragments by reason (RFC 6980).
-    " or (ip6[6] == 44 and ip6[40] == 58)",
-    " or (",
-    pcap_len8_header!(6),
-    " and ip6[40] == 58 and ip6[48 + ip6[41] * 8] >= 133 and ip6[48 + ip6[41] * 8] <= 137)",
-    // AH: (len + 2) * 4 bytes.
-    " or (ip6[6] == 51 and ip6[40] == 58",
-    " and ip6[48 + ip6[41] * 4] >= 133 and ip6[48 + ip6[41] * 4] <= 137)",
-    // Two extension headers or more.
-    " or ((",
-    pcap_len8_header!(6),
-    " or ip6[6] == 51) and (",
-    pcap_len8_header!(40),
-    " or ip6[40] == 44 or ip6[40] == 51))",
-);
+pub fn nd_pcap_expr() -> String {
+    // `ip6[AT]` names a (len + 1) * 8 header.
+    let len8 = |at: u8| {
+        let tests: Vec<String> = LEN8_HEADERS
+            .iter()
+            .map(|t| format!("ip6[{at}] == {t}"))
+            .collect();
+        format!("({})", tests.join(" or "))
+    };
+    let (len8_first, len8_second) = (len8(6), len8(40));
+    [
+        "(ip6[6] == 58 and ip6[40] >= 133 and ip6[40] <= 137)".to_owned(),
+        "(ip6[6] == 44 and ip6[40] == 58)".to_owned(),
+        format!(
+            "({len8_first} and ip6[40] == 58 \
+             and ip6[48 + ip6[41] * 8] >= 133 and ip6[48 + ip6[41] * 8] <= 137)"
+        ),
+        "(ip6[6] == 51 and ip6[40] == 58 \
+         and ip6[48 + ip6[41] * 4] >= 133 and ip6[48 + ip6[41] * 4] <= 137)"
+            .to_owned(),
+        format!(
+            "(({len8_first} or ip6[6] == 51) \
+             and ({len8_second} or ip6[40] == 44 or ip6[40] == 51))"
+        ),
+    ]
+    .join(" or ")
+}
 
 /// [`ipv6_filter`] in libpcap's language.
 #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
@@ -470,13 +463,13 @@ mod test {
         use std::os::fd::AsRawFd;
         // Any socket takes a classic filter, and the kernel checks it on attach.
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let attach = |expr| {
+        let attach = |expr: &str| {
             crate::live::sys::attach_filter(
                 sock.as_raw_fd(),
                 &instructions(&compile_for_ethernet(expr)),
             )
         };
-        attach(ND_PCAP_EXPR).expect("the kernel accepts ND_PCAP_EXPR");
+        attach(&nd_pcap_expr()).expect("the kernel accepts nd_pcap_expr()");
         // The expression this one replaced: refused, and libpcap fell back to filtering
         // in userspace ("Warning: Kernel filter failed: Invalid argument").
         let refused = attach("(icmp6 and ip6[40] >= 133) or (ip6 protochain 58 and not icmp6)");
@@ -486,7 +479,7 @@ mod test {
     #[test]
     #[cfg(feature = "libpcap")]
     fn the_libpcap_expression_gives_the_kernel_programs_verdicts() {
-        let program = compile_for_ethernet(ND_PCAP_EXPR);
+        let program = compile_for_ethernet(&nd_pcap_expr());
         for (what, f, want) in samples() {
             assert_eq!(program.filter(&f), want, "{what}");
         }

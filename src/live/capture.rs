@@ -255,7 +255,7 @@ pub(super) struct CaptureFilter {
     pub(super) bpf: Vec<SockFilter>,
     /// The same in libpcap's language for the `libpcap` backend.
     #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
-    pub(super) pcap: &'static str,
+    pub(super) pcap: String,
 }
 
 /// Logs the first occurrence of a per-packet problem and then at most one line per
@@ -342,7 +342,7 @@ impl Capture {
         let (sock, thread) = {
             // libpcap reads; this socket holds all-multicast and transmits.
             let (sock, _) = PacketSocket::open(ifindex, &bpf::drop_all())?;
-            let cap = super::pcap_capture::open(name, filter.pcap)?;
+            let cap = super::pcap_capture::open(name, &filter.pcap)?;
             log::debug!("{name}: libpcap capture on ifindex {ifindex}");
             let thread = std::thread::Builder::new()
                 .name(format!("capture-{name}"))

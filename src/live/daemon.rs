@@ -224,11 +224,11 @@ fn filter_for(config: &Config) -> CaptureFilter {
     match config.data_plane() {
         DataPlane::Userspace => CaptureFilter {
             bpf: bpf::ipv6_filter(),
-            pcap: bpf::IPV6_PCAP_EXPR,
+            pcap: bpf::IPV6_PCAP_EXPR.to_owned(),
         },
         DataPlane::KernelRoutes | DataPlane::None => CaptureFilter {
             bpf: bpf::nd_filter(),
-            pcap: bpf::ND_PCAP_EXPR,
+            pcap: bpf::nd_pcap_expr(),
         },
     }
 }
