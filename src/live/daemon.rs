@@ -358,9 +358,9 @@ impl Daemon {
 
     fn kernel_answer(&mut self, port: PortId, target: Ipv6Addr, mac: Mac, until: Instant) {
         let ifindex = self.ports.get(port.index()).and_then(|p| p.ifindex);
-        let until = self.clock.0 + StdDuration::from(until.saturating_since(Instant::ZERO));
+        let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
         let done = match (&mut self.kernel_answers, ifindex) {
-            (Some(k), Some(ifindex)) => k.answer(ifindex, target, mac, until),
+            (Some(k), Some(ifindex)) => k.answer(ifindex, target, mac, valid_for),
             _ => Err(io::Error::other("the fast path is not set up on the port")),
         };
         if let Err(e) = done {

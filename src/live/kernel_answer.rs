@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::OwnedFd;
-use std::time::Instant;
+use std::time::Duration;
 
 use super::bpf::Labels;
 use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError};
@@ -125,19 +125,19 @@ impl KernelAnswers {
         errors
     }
 
-    /// Answers NS for `target` arriving on `ifindex` with `mac` until `until`.
+    /// Answers NS for `target` arriving on `ifindex` with `mac` for `valid_for` from now.
     pub fn answer(
         &mut self,
         ifindex: i32,
         target: Ipv6Addr,
         mac: Mac,
-        until: Instant,
+        valid_for: Duration,
     ) -> io::Result<()> {
         if !self.links.iter().any(|(i, _)| *i == ifindex) {
             return Err(io::Error::other("the program is not attached to the port"));
         }
-        let left = until.saturating_duration_since(Instant::now()).as_nanos();
-        let expiry = ebpf::monotonic_ns().saturating_add(u64::try_from(left).unwrap_or(u64::MAX));
+        let left = u64::try_from(valid_for.as_nanos()).unwrap_or(u64::MAX);
+        let expiry = ebpf::monotonic_ns().saturating_add(left);
         let mut value = [0u8; VALUE_SIZE as usize];
         value[..6].copy_from_slice(&mac.0);
         value[8..].copy_from_slice(&expiry.to_ne_bytes());
@@ -273,14 +273,15 @@ impl Asm {
     fn call(&mut self, helper: i32) {
         self.ins(CALL, 0, 0, 0, helper);
     }
-    /// Ones'-complement sum of `len` bytes at `reg + off` plus the pseudo-header tail on
-    /// the stack, folded to 16 bits, in R0.
-    fn checksum(&mut self, reg: u8, off: i32, len: i32) {
+    /// Ones'-complement sum of the addresses and the ICMPv6 message (contiguous: 64
+    /// bytes from the IPv6 source on) plus the pseudo-header tail on the stack, folded
+    /// to 16 bits, in R0.
+    fn checksum(&mut self) {
         self.ins(MOV_K, R1, 0, 0, 0);
         self.ins(MOV_K, R2, 0, 0, 0);
-        self.ins(MOV_X, R3, reg, 0, 0);
-        self.ins(ADD_K, R3, 0, 0, off);
-        self.ins(MOV_K, R4, 0, 0, len);
+        self.ins(MOV_X, R3, PKT, 0, 0);
+        self.ins(ADD_K, R3, 0, 0, i32::from(IP6_SRC));
+        self.ins(MOV_K, R4, 0, 0, 64);
         self.ins(MOV_K, R5, 0, 0, 0);
         self.call(CSUM_DIFF);
         self.ins(MOV_K, R1, 0, 0, 0);
@@ -375,8 +376,7 @@ fn program(map_fd: i32) -> Vec<EbpfInsn> {
     // The pseudo-header's upper-layer length (32) and next header (58), as on the wire.
     a.store_imm(4, FP, PSEUDO_AT, 0x2000_0000);
     a.store_imm(4, FP, PSEUDO_AT + 4, 0x3a00_0000);
-    // Addresses and ICMPv6 are contiguous: 64 bytes from the IPv6 source on.
-    a.checksum(PKT, i32::from(IP6_SRC), 64);
+    a.checksum();
     a.jump(JNE_K, R0, 0, 0xffff, pass);
     // The NA: to the asker's SLLA from our MAC, from the target, S=1 O=0 R=0, with our
     // MAC as Target Link-Layer Address (what the engine's fast path sends).
@@ -394,7 +394,7 @@ fn program(map_fd: i32) -> Vec<EbpfInsn> {
     a.store_imm(2, PKT, OPTION, 0x0102); // Target Link-Layer Address, length 1
     a.copy(PKT, OPTION + 2, ENTRY, 0, 4);
     a.copy(PKT, OPTION + 6, ENTRY, 4, 2);
-    a.checksum(PKT, i32::from(IP6_SRC), 64);
+    a.checksum();
     a.ins(XOR_K, R0, 0, 0, 0xffff);
     a.ins(STX_H, PKT, R0, ICMP + 2, 0);
     a.ins(LDX_W, R1, CTX, SKB_IFINDEX, 0);

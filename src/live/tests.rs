@@ -488,9 +488,13 @@ fn the_kernel_answers_for_fresh_targets_only() {
         (k, ifindex)
     });
     let mac = crate::wire::Mac([2, 0, 0x5e, 0, 0x53, 0x42]);
-    let later = Instant::now() + Duration::from_secs(30);
     answers
-        .answer(ifindex, "2001:db8::5".parse().unwrap(), mac, later)
+        .answer(
+            ifindex,
+            "2001:db8::5".parse().unwrap(),
+            mac,
+            Duration::from_secs(30),
+        )
         .unwrap();
     assert_eq!(
         ndisc6(&ns, "2001:db8::5").as_deref(),
@@ -498,7 +502,7 @@ fn the_kernel_answers_for_fresh_targets_only() {
     );
     assert_eq!(ndisc6(&ns, "2001:db8::6"), None, "a target not in the map");
     answers
-        .answer(ifindex, "2001:db8::6".parse().unwrap(), mac, Instant::now())
+        .answer(ifindex, "2001:db8::6".parse().unwrap(), mac, Duration::ZERO)
         .unwrap();
     assert_eq!(ndisc6(&ns, "2001:db8::6"), None, "an expired entry");
     answers.forget("2001:db8::5".parse().unwrap());
