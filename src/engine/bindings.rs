@@ -176,6 +176,7 @@ impl Engine {
     }
 
     pub(super) fn remove_binding(&mut self, addr: Ipv6Addr) {
+        self.forget_kernel_answer(addr);
         let Some(b) = self.cache.remove(&addr) else {
             return;
         };
@@ -183,10 +184,6 @@ impl Engine {
             self.counters.bump(Counter::RoutesRemoved);
             self.actions
                 .push_back(Action::RemoveRoute { addr, port: b.port });
-        }
-        if b.kernel_answers.is_some() {
-            self.actions
-                .push_back(Action::KernelForget { target: addr });
         }
         self.counters.bump(Counter::BindingsRemoved);
         self.emit(|| Event::Unbound { addr, port: b.port });
@@ -205,10 +202,17 @@ impl Engine {
             .map(|(addr, _)| *addr)
             .collect();
         for target in told {
-            if let Some(b) = self.cache.get_mut(&target) {
-                b.kernel_answers = None;
-            }
-            self.actions.push_back(Action::KernelForget { target });
+            self.forget_kernel_answer(target);
+        }
+    }
+
+    /// Stops the kernel answering for `addr`, if it was told to.
+    fn forget_kernel_answer(&mut self, addr: Ipv6Addr) {
+        if let Some(b) = self.cache.get_mut(&addr)
+            && b.kernel_answers.take().is_some()
+        {
+            self.actions
+                .push_back(Action::KernelForget { target: addr });
         }
     }
 
@@ -292,12 +296,7 @@ impl Engine {
             self.actions
                 .push_back(Action::RemoveRoute { addr, port: old });
         }
-        if let Some(b) = self.cache.get_mut(&addr)
-            && b.kernel_answers.take().is_some()
-        {
-            self.actions
-                .push_back(Action::KernelForget { target: addr });
-        }
+        self.forget_kernel_answer(addr);
         if let Some(b) = self.cache.get_mut(&addr) {
             b.port = new_port;
             b.mac = new_mac;
