@@ -58,8 +58,12 @@ impl Relay {
                 route @ (Action::InstallRoute { .. } | Action::RemoveRoute { .. }) => {
                     self.routes.push(route)
                 }
-                // The in-kernel fast path is off in these configs.
-                Action::KernelAnswer { .. } | Action::KernelForget { .. } | Action::Event(_) => {}
+                // The in-kernel programs are off in these configs.
+                Action::KernelAnswer { .. }
+                | Action::KernelForget { .. }
+                | Action::KernelRelayNa { .. }
+                | Action::KernelForgetRelays
+                | Action::Event(_) => {}
             }
         }
     }

@@ -56,6 +56,9 @@ pub struct Config {
     /// `fast_path_in_kernel` (false): `ndprelay run` answers those NS with an eBPF program
     /// on the uplink instead of a capture thread (needs `fast_path`, CAP_BPF, Linux 6.6).
     pub fast_path_in_kernel: bool,
+    /// `relay_in_kernel` (false): `ndprelay run` relays a bound guest's solicited NA with
+    /// an eBPF program on its port instead of a capture thread (CAP_BPF, Linux 6.6).
+    pub relay_in_kernel: bool,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
@@ -90,6 +93,12 @@ pub struct ResolvedPort {
 }
 
 impl Config {
+    /// Whether an in-kernel program is asked for (`fast_path_in_kernel`,
+    /// `relay_in_kernel`): the daemon then needs and keeps CAP_BPF.
+    pub fn uses_bpf(&self) -> bool {
+        self.fast_path_in_kernel || self.relay_in_kernel
+    }
+
     /// Reads and validates `path`. A missing file is a [`ConfigError::Read`] naming it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
@@ -193,6 +202,7 @@ impl Config {
             ra_source: self.ra_source,
             fast_path: self.fast_path,
             fast_path_in_kernel: self.fast_path_in_kernel,
+            relay_in_kernel: self.relay_in_kernel,
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
             emit_events: false,

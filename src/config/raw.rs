@@ -27,6 +27,8 @@ pub(crate) struct RawConfig {
     pub fast_path: Option<String>,
     #[serde(default)]
     pub fast_path_in_kernel: bool,
+    #[serde(default)]
+    pub relay_in_kernel: bool,
     #[serde(default = "yes")]
     pub honour_proxy_bit: bool,
     #[serde(default)]

@@ -549,6 +549,16 @@ fn fast_path_in_kernel_needs_the_fast_path() {
 }
 
 #[test]
+fn relay_in_kernel_is_a_flag_on_its_own() {
+    let c = parse(&with("    relay_in_kernel: true,")).unwrap();
+    assert!(c.relay_in_kernel && !c.fast_path_in_kernel && c.fast_path.is_none());
+    assert!(!parse(&with("")).unwrap().relay_in_kernel);
+    let e = errors(&with("    relay_in_kernel: 1,"));
+    assert_eq!((e[0].0, e[0].1), (5, 22), "{e:?}");
+    assert!(e[0].2.contains("true or false"), "{e:?}");
+}
+
+#[test]
 fn limits_are_range_checked() {
     one_error(
         &with("    limits: (max_probes: 0),"),

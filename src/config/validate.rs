@@ -170,6 +170,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         | "honour_proxy_bit"
         | "disable_on_rogue_ra"
         | "fast_path_in_kernel"
+        | "relay_in_kernel"
         | "fix_sysctls" => "true or false",
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
@@ -383,6 +384,7 @@ impl Validator<'_> {
             },
             fast_path,
             fast_path_in_kernel: raw.fast_path_in_kernel,
+            relay_in_kernel: raw.relay_in_kernel,
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
             seed: raw.seed,

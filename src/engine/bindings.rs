@@ -189,33 +189,6 @@ impl Engine {
         self.emit(|| Event::Unbound { addr, port: b.port });
     }
 
-    /// Stops the kernel answering for the bindings on `port` and for those it answers
-    /// on `port` (link changes, a disabled port); `None`: for all (reload).
-    pub(super) fn forget_kernel_answers(&mut self, port: Option<PortId>) {
-        let told: Vec<Ipv6Addr> = self
-            .cache
-            .iter()
-            .filter(|(_, b)| {
-                b.kernel_answers
-                    .is_some_and(|k| port.is_none_or(|p| p == k.port || p == b.port))
-            })
-            .map(|(addr, _)| *addr)
-            .collect();
-        for target in told {
-            self.forget_kernel_answer(target);
-        }
-    }
-
-    /// Stops the kernel answering for `addr`, if it was told to.
-    fn forget_kernel_answer(&mut self, addr: Ipv6Addr) {
-        if let Some(b) = self.cache.get_mut(&addr)
-            && b.kernel_answers.take().is_some()
-        {
-            self.actions
-                .push_back(Action::KernelForget { target: addr });
-        }
-    }
-
     /// Another port claims a bound address: probe the old port; the address moves only
     /// if the old port fails (NDP reference §5 #21; RFC 4389 §3 mobility).
     fn start_conflict(&mut self, now: Instant, addr: Ipv6Addr, port: PortId, mac: Mac) {

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
+use super::kernel::{KernelEntry, KernelRelay};
 use super::timer::DeadlineQueue;
 use super::{BindingState, PortId};
 use crate::time::Instant;
@@ -38,19 +39,10 @@ pub(crate) struct Binding {
     pub(crate) unicast_ns_since: Option<Instant>,
     /// What the kernel was told to answer for it (`Action::KernelAnswer`).
     pub(crate) kernel_answers: Option<KernelEntry>,
+    /// Its NAs the kernel was told to relay, one per solicitor (`Action::KernelRelayNa`).
+    pub(crate) kernel_relays: Vec<KernelRelay>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
-}
-
-/// The kernel answers NS for a binding arriving on `port` until `until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KernelEntry {
-    pub(crate) port: PortId,
-    /// From when the engine leaves those NS to the kernel. The driver fills the kernel's
-    /// table after the NS that made the engine tell it, so an NS that reached the kernel
-    /// in between went unanswered there; those are processed soon after the telling one.
-    pub(crate) trusted_from: Instant,
-    pub(crate) until: Instant,
 }
 
 impl Binding {
@@ -67,6 +59,7 @@ impl Binding {
             reverify_sent: None,
             unicast_ns_since: None,
             kernel_answers: None,
+            kernel_relays: Vec::new(),
             scheduled: None,
         }
     }
@@ -119,6 +112,16 @@ impl BindingCache {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Ipv6Addr, &Binding)> {
         self.map.iter()
+    }
+
+    /// Forgets every NA relaying the kernel was told; whether there was any.
+    pub(crate) fn clear_kernel_relays(&mut self) -> bool {
+        let mut any = false;
+        for b in self.map.values_mut() {
+            any |= !b.kernel_relays.is_empty();
+            b.kernel_relays.clear();
+        }
+        any
     }
 
     /// Addresses bound on `port`, sorted (hash order must never leak into outputs:

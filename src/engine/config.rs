@@ -151,6 +151,9 @@ pub struct EngineConfig {
     /// With `fast_path`: the driver answers those NS in the kernel
     /// ([`super::Action::KernelAnswer`]), and the engine leaves them unanswered.
     pub fast_path_in_kernel: bool,
+    /// The driver relays a bound guest's solicited NA in the kernel
+    /// ([`super::Action::KernelRelayNa`]), and the engine leaves those unsent.
+    pub relay_in_kernel: bool,
     /// Honour an incoming P bit (RFC 4389 §4.1.3.3). `false` = cascade mode (opt-in).
     pub honour_proxy_bit: bool,
     /// Disable a downstream port for `proxy_disable_hold` after a rogue RA on it.
@@ -185,6 +188,7 @@ impl EngineConfig {
             ra_source: RaSource::KeepRouter,
             fast_path: None,
             fast_path_in_kernel: false,
+            relay_in_kernel: false,
             honour_proxy_bit: true,
             disable_on_rogue_ra: false,
             emit_events: false,

@@ -43,6 +43,7 @@ mod bucket;
 mod cache;
 mod counters;
 mod data;
+mod kernel;
 mod na;
 mod ns;
 mod pending;
@@ -145,6 +146,32 @@ pub enum Action {
         /// The guest's address.
         target: Ipv6Addr,
     },
+    /// Have the kernel relay a bound guest's solicited NA ([`EngineConfig::relay_in_kernel`]):
+    /// an NA for `target` arriving on `from`, to our MAC, from `guest_mac` (its Ethernet
+    /// source and Target Link-Layer Address), addressed to `solicitor`, goes out `to` to
+    /// `solicitor_mac` from `mac` with `mac` as TLLA, until `until`. Replaces an earlier
+    /// entry for (`from`, `target`, `solicitor`). The driver must carry it out before
+    /// the actions after it (they include the NS the guest answers).
+    KernelRelayNa {
+        /// Port the guest is bound on.
+        from: PortId,
+        /// The guest's address.
+        target: Ipv6Addr,
+        /// Who asked: the NA's IPv6 destination.
+        solicitor: Ipv6Addr,
+        /// The guest's MAC.
+        guest_mac: Mac,
+        /// Port the solicitor asked on.
+        to: PortId,
+        /// That port's MAC.
+        mac: Mac,
+        /// The solicitor's MAC.
+        solicitor_mac: Mac,
+        /// When the entry ends.
+        until: Instant,
+    },
+    /// Stop the kernel relaying NAs, every entry.
+    KernelForgetRelays,
     /// A decision worth telling a person (only with `emit_events`).
     Event(Event),
 }
@@ -182,6 +209,15 @@ pub enum Event {
         /// Port the NS came in on and the kernel answered on.
         port: PortId,
         /// Target answered for.
+        target: Ipv6Addr,
+    },
+    /// An NA the kernel relayed (`relay_in_kernel`), left untransmitted by the engine.
+    RelayedByKernel {
+        /// Port the NA came in on.
+        from: PortId,
+        /// Port the kernel sent it out of.
+        to: PortId,
+        /// The NA's target.
         target: Ipv6Addr,
     },
     /// A binding was created or changed state.
@@ -563,6 +599,14 @@ impl Engine {
     pub fn kernel_answer_refused(&mut self, target: Ipv6Addr) {
         if let Some(b) = self.cache.get_mut(&target) {
             b.kernel_answers = None;
+        }
+    }
+
+    /// The driver could not carry out a [`Action::KernelRelayNa`] for `target` and
+    /// `solicitor`: the engine relays those NAs itself again.
+    pub fn kernel_relay_refused(&mut self, target: Ipv6Addr, solicitor: Ipv6Addr) {
+        if let Some(b) = self.cache.get_mut(&target) {
+            b.kernel_relays.retain(|r| r.solicitor != solicitor);
         }
     }
 

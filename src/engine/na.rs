@@ -62,6 +62,9 @@ impl Engine {
         if !self.forwarding(egress) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
+        if self.kernel_relayed(now, port, pkt, target, egress, eth_dst) {
+            return self.relayed_by_kernel(port, egress, target);
+        }
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(port, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNa);

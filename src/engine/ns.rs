@@ -6,18 +6,13 @@
 
 use std::net::Ipv6Addr;
 
-use super::cache::KernelEntry;
 use super::pending::Solicitor;
 use super::{
-    ALL_NODES, Action, BindingState, Counter, Engine, Event, Instant, NdMessage, OptionRepr,
-    PortId, PrefixMode,
+    ALL_NODES, BindingState, Counter, Engine, Event, Instant, NdMessage, OptionRepr, PortId,
+    PrefixMode,
 };
 use crate::DropReason;
-use crate::time::Duration;
 use crate::wire::{Mac, NaFlags, NdPacket, solicited_node};
-
-/// How close to its telling and to its end the engine does not count on a kernel entry.
-const KERNEL_MARGIN: Duration = Duration::from_millis(10);
 
 impl Engine {
     pub(super) fn process_ns(
@@ -143,70 +138,6 @@ impl Engine {
         }
     }
 
-    /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
-    /// answer for the pair, at least `KERNEL_MARGIN` ago and until later than that from
-    /// now, and the NS has the one shape it answers (32 bytes with a Source Link-Layer
-    /// Address option; hop limit, checksum and a specified source are checked on both
-    /// sides). The kernel saw the frame before the engine's `now` was taken, so an entry
-    /// valid now was valid then; the margins cover the conversion between the clocks
-    /// and the filling of the kernel's table (see `KernelEntry::trusted_from`). Inside
-    /// them both may answer: a duplicate NA, not a lost one.
-    fn kernel_answered(
-        &self,
-        now: Instant,
-        port: PortId,
-        pkt: &NdPacket<'_>,
-        target: Ipv6Addr,
-    ) -> bool {
-        self.cfg.fast_path_in_kernel
-            && pkt.icmp.len() == 32
-            && pkt.slla.is_some()
-            && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_answers.is_some_and(|k| {
-                    k.port == port && k.trusted_from <= now && now + KERNEL_MARGIN < k.until
-                })
-            })
-    }
-
-    /// Tells the kernel to answer for `target` on `port` until the binding's window
-    /// ends, unless it was told exactly that already.
-    fn tell_kernel(
-        &mut self,
-        now: Instant,
-        port: PortId,
-        target: Ipv6Addr,
-        confirmed_at: Option<Instant>,
-    ) {
-        let (Some(window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
-            return;
-        };
-        if !self.cfg.fast_path_in_kernel {
-            return;
-        }
-        let until = confirmed + window;
-        let mac = self.port(port).cfg.mac;
-        let Some(b) = self.cache.get_mut(&target) else {
-            return;
-        };
-        let trusted_from = match b.kernel_answers {
-            Some(k) if k.port == port && k.until == until => return,
-            // A later end replaces the entry in place: no gap in the kernel's table.
-            Some(k) if k.port == port => k.trusted_from,
-            _ => now + KERNEL_MARGIN,
-        };
-        b.kernel_answers = Some(KernelEntry {
-            port,
-            trusted_from,
-            until,
-        });
-        self.actions.push_back(Action::KernelAnswer {
-            port,
-            target,
-            mac,
-            until,
-        });
-    }
-
     fn ns_from_downstream(
         &mut self,
         now: Instant,
@@ -264,6 +195,7 @@ impl Engine {
         } else {
             mac
         };
+        self.tell_kernel_relay(now, ingress, pkt, target, egress, mac);
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(ingress, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNs);

@@ -39,7 +39,7 @@ impl Engine {
         if !matches!(event, LinkEvent::MtuChanged(_)) {
             // Down, up (perhaps a re-created interface, new index) or a new MAC: what
             // the kernel was told for this port may no longer hold.
-            self.forget_kernel_answers(Some(port));
+            self.forget_kernel_entries(Some(port));
         }
         match (was_live, self.port(port).live()) {
             (true, false) => self.port_dead(now, port),
@@ -122,7 +122,7 @@ impl Engine {
         self.timers.set_port(port, PortTimer::RaPace, None);
         self.timers
             .set_port(port, PortTimer::ProxyHold, Some(until));
-        self.forget_kernel_answers(Some(port));
+        self.forget_kernel_entries(Some(port));
         if was {
             self.counters.bump(Counter::PortsDisabled);
             self.emit(|| Event::PortProxying {

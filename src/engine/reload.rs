@@ -19,7 +19,7 @@ impl Engine {
         let now = self.advance(now);
         // Ports, their MACs, the window or the fast path itself may change: the kernel
         // answers again from the next confirmation on.
-        self.forget_kernel_answers(None);
+        self.forget_kernel_entries(None);
         let map: Vec<Option<PortId>> = self
             .ports
             .iter()

@@ -590,6 +590,28 @@ impl Context<'_> {
                     line.decided();
                     line.addrs.push(target);
                 }
+                Action::KernelRelayNa {
+                    from,
+                    target,
+                    solicitor,
+                    to,
+                    until,
+                    ..
+                } => {
+                    let _ = write!(
+                        d,
+                        "kernel relays NAs for {target} from {} to {solicitor} on {} until {:.3} s",
+                        self.name(from),
+                        self.name(to),
+                        until.total_micros() as f64 / 1e6
+                    );
+                    line.decided();
+                    line.addrs.push(target);
+                }
+                Action::KernelForgetRelays => {
+                    let _ = write!(d, "kernel stops relaying NAs");
+                    line.decided();
+                }
                 Action::Event(event) => {
                     let _ = self.explain_event(&event, d, &mut line.addrs);
                     line.decided();
@@ -637,6 +659,15 @@ impl Context<'_> {
                     d,
                     "left to the kernel, which answered for {target} on {}",
                     self.name(*port)
+                )
+            }
+            Event::RelayedByKernel { from, to, target } => {
+                addrs.push(*target);
+                write!(
+                    d,
+                    "left to the kernel, which relayed the NA for {target} from {} to {}",
+                    self.name(*from),
+                    self.name(*to)
                 )
             }
             Event::Binding {

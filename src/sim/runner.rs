@@ -647,6 +647,23 @@ impl<'a> World<'a> {
                     let text = format!("kernel stops answering for {target}");
                     self.relay_line(r, &text, "kernel");
                 }
+                Action::KernelRelayNa {
+                    from,
+                    target,
+                    solicitor,
+                    to,
+                    ..
+                } => {
+                    let text = format!(
+                        "kernel relays NAs for {target} from {} to {solicitor} on {}",
+                        self.port_name(r, from),
+                        self.port_name(r, to)
+                    );
+                    self.relay_line(r, &text, "kernel");
+                }
+                Action::KernelForgetRelays => {
+                    self.relay_line(r, "kernel stops relaying NAs", "kernel");
+                }
                 Action::Event(e) => self.relay_event(r, e),
             }
         }
@@ -697,6 +714,14 @@ impl<'a> World<'a> {
                     self.port_name(r, port)
                 ),
                 format!("kernel-answer/{port:?}"),
+            ),
+            Event::RelayedByKernel { from, to, target } => (
+                format!(
+                    "leaves the NA for {target} from {} to {} to the kernel",
+                    self.port_name(r, from),
+                    self.port_name(r, to)
+                ),
+                format!("kernel-relay/{from:?}"),
             ),
             Event::Binding {
                 addr,

@@ -6,6 +6,7 @@
 mod bindings;
 mod data;
 mod kernel_fast_path;
+mod kernel_relay;
 mod ndp;
 mod ports;
 mod ra;
@@ -193,9 +194,10 @@ impl Harness {
                 r @ (Action::InstallRoute { .. } | Action::RemoveRoute { .. }) => {
                     self.routes.push(r)
                 }
-                k @ (Action::KernelAnswer { .. } | Action::KernelForget { .. }) => {
-                    self.kernel.push(k)
-                }
+                k @ (Action::KernelAnswer { .. }
+                | Action::KernelForget { .. }
+                | Action::KernelRelayNa { .. }
+                | Action::KernelForgetRelays) => self.kernel.push(k),
             }
         }
     }

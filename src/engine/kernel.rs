@@ -1,0 +1,271 @@
+//! What the engine hands to the driver's in-kernel programs, and when it counts on them:
+//! the fast path's answers (`fast_path_in_kernel`, [`Action::KernelAnswer`]) and the
+//! relaying of a bound guest's solicited NA (`relay_in_kernel`, [`Action::KernelRelayNa`]).
+//!
+//! A driver's packet tap sees every frame before its program does, so the engine still
+//! processes each one; it only leaves the transmission to the kernel when it is sure
+//! the kernel made it. Where it cannot be sure (the first and last `KERNEL_MARGIN` of
+//! an entry) both may send: a duplicate, never a lost frame.
+
+use std::net::Ipv6Addr;
+
+use super::ns::pending_lifetime;
+use super::pending::MAX_SOLICITORS;
+use super::{Action, Counter, Engine, Event, Instant, PortId};
+use crate::time::Duration;
+use crate::wire::{Mac, NdPacket};
+
+/// How close to its telling and to its end the engine does not count on a kernel entry.
+const KERNEL_MARGIN: Duration = Duration::from_millis(10);
+
+/// The kernel answers NS for a binding arriving on `port` until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KernelEntry {
+    pub(crate) port: PortId,
+    /// From when the engine leaves those NS to the kernel. The driver fills the kernel's
+    /// table after the NS that made the engine tell it, so an NS that reached the kernel
+    /// in between went unanswered there; those are processed soon after the telling one.
+    pub(crate) trusted_from: Instant,
+    pub(crate) until: Instant,
+}
+
+/// The kernel relays the binding's NAs to one solicitor: an NA arriving on `from` from
+/// `guest_mac` (Ethernet source and TLLA) to `solicitor` goes out `to` to
+/// `solicitor_mac`, with the TLLA rewritten to `to`'s MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KernelRelay {
+    pub(crate) solicitor: Ipv6Addr,
+    pub(crate) from: PortId,
+    pub(crate) guest_mac: Mac,
+    pub(crate) to: PortId,
+    pub(crate) solicitor_mac: Mac,
+    /// As [`KernelEntry::trusted_from`]: the driver fills the table before it sends the
+    /// NS that made the engine tell it, but an NA answering an earlier NS may have
+    /// passed the program just before.
+    pub(crate) trusted_from: Instant,
+    pub(crate) until: Instant,
+}
+
+impl KernelRelay {
+    fn same_path(&self, other: &Self) -> bool {
+        (
+            self.solicitor,
+            self.from,
+            self.guest_mac,
+            self.to,
+            self.solicitor_mac,
+        ) == (
+            other.solicitor,
+            other.from,
+            other.guest_mac,
+            other.to,
+            other.solicitor_mac,
+        )
+    }
+}
+
+impl Engine {
+    /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
+    /// answer for the pair, at least `KERNEL_MARGIN` ago and until later than that from
+    /// now, and the NS has the one shape it answers (32 bytes with a Source Link-Layer
+    /// Address option; hop limit, checksum and a specified source are checked on both
+    /// sides). The kernel saw the frame before the engine's `now` was taken, so an entry
+    /// valid now was valid then; the margins cover the conversion between the clocks
+    /// and the filling of the kernel's table (see `KernelEntry::trusted_from`). Inside
+    /// them both may answer: a duplicate NA, not a lost one.
+    pub(super) fn kernel_answered(
+        &self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) -> bool {
+        self.cfg.fast_path_in_kernel
+            && pkt.icmp.len() == 32
+            && pkt.slla.is_some()
+            && self.cache.get(&target).is_some_and(|b| {
+                b.kernel_answers.is_some_and(|k| {
+                    k.port == port && k.trusted_from <= now && now + KERNEL_MARGIN < k.until
+                })
+            })
+    }
+
+    /// Tells the kernel to answer for `target` on `port` until the binding's window
+    /// ends, unless it was told exactly that already.
+    pub(super) fn tell_kernel(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        target: Ipv6Addr,
+        confirmed_at: Option<Instant>,
+    ) {
+        let (Some(window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
+            return;
+        };
+        if !self.cfg.fast_path_in_kernel {
+            return;
+        }
+        let until = confirmed + window;
+        let mac = self.port(port).cfg.mac;
+        let Some(b) = self.cache.get_mut(&target) else {
+            return;
+        };
+        let trusted_from = match b.kernel_answers {
+            Some(k) if k.port == port && k.until == until => return,
+            // A later end replaces the entry in place: no gap in the kernel's table.
+            Some(k) if k.port == port => k.trusted_from,
+            _ => now + KERNEL_MARGIN,
+        };
+        b.kernel_answers = Some(KernelEntry {
+            port,
+            trusted_from,
+            until,
+        });
+        self.actions.push_back(Action::KernelAnswer {
+            port,
+            target,
+            mac,
+            until,
+        });
+    }
+
+    /// An NS from `ingress` for `target` is about to be relayed to `egress`, where the
+    /// target is bound to `guest_mac`: with `relay_in_kernel`, tells the kernel to relay
+    /// the guest's answer to this solicitor (before the NS leaves, so the answer finds
+    /// the entry). The entry lives as long as a pending solicitation and is renewed in
+    /// place while the solicitor keeps asking, at most once per half of that.
+    pub(super) fn tell_kernel_relay(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        egress: PortId,
+        guest_mac: Mac,
+    ) {
+        if !self.cfg.relay_in_kernel || pkt.src_addr.is_unspecified() {
+            return;
+        }
+        let t = &self.cfg.tunables;
+        let lifetime = pending_lifetime(t.retrans_timer, t.max_probes);
+        let mac = self.port(ingress).cfg.mac;
+        let Some(b) = self.cache.get_mut(&target) else {
+            return;
+        };
+        let mut want = KernelRelay {
+            solicitor: pkt.src_addr,
+            from: egress,
+            guest_mac,
+            to: ingress,
+            solicitor_mac: pkt.slla.unwrap_or(pkt.eth_src),
+            trusted_from: now + KERNEL_MARGIN,
+            until: now + lifetime,
+        };
+        let slot = b
+            .kernel_relays
+            .iter()
+            .position(|r| r.solicitor == want.solicitor);
+        if let Some(r) = slot.map(|i| b.kernel_relays[i])
+            && r.same_path(&want)
+            && now < r.until
+        {
+            if now + Duration::from_micros(lifetime.total_micros() / 2) < r.until {
+                return;
+            }
+            // Renewed in place: no gap in the kernel's table.
+            want.trusted_from = r.trusted_from;
+        }
+        match slot {
+            Some(i) => b.kernel_relays[i] = want,
+            None if b.kernel_relays.len() < MAX_SOLICITORS => b.kernel_relays.push(want),
+            None => {
+                // The entry ending first makes room; the kernel keeps it until its end,
+                // when the engine sends a copy of what the kernel relays too.
+                let (i, _) = b
+                    .kernel_relays
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, r)| r.until)
+                    .unwrap_or((0, &want));
+                b.kernel_relays[i] = want;
+            }
+        }
+        self.actions.push_back(Action::KernelRelayNa {
+            from: egress,
+            target,
+            solicitor: want.solicitor,
+            guest_mac,
+            to: ingress,
+            mac,
+            solicitor_mac: want.solicitor_mac,
+            until: want.until,
+        });
+    }
+
+    /// Whether the kernel relayed this NA itself: it was told to for this path (the
+    /// port and MAC it came from, the solicitor and where the engine would send it now)
+    /// within the margins, and the NA has the one shape the program relays (32 bytes,
+    /// to the port's own MAC, with a Target Link-Layer Address equal to its Ethernet
+    /// source).
+    pub(super) fn kernel_relayed(
+        &self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+        egress: PortId,
+        eth_dst: Mac,
+    ) -> bool {
+        self.cfg.relay_in_kernel
+            && pkt.icmp.len() == 32
+            && pkt.tlla == Some(pkt.eth_src)
+            && pkt.eth_dst == self.port(port).cfg.mac
+            && self.cache.get(&target).is_some_and(|b| {
+                b.kernel_relays.iter().any(|r| {
+                    r.solicitor == pkt.dst_addr
+                        && (r.from, r.guest_mac, r.to, r.solicitor_mac)
+                            == (port, pkt.eth_src, egress, eth_dst)
+                        && r.trusted_from <= now
+                        && now + KERNEL_MARGIN < r.until
+                })
+            })
+    }
+
+    /// Counts an NA the kernel relayed.
+    pub(super) fn relayed_by_kernel(&mut self, from: PortId, to: PortId, target: Ipv6Addr) {
+        self.counters.bump(Counter::RelayedByKernel);
+        self.emit(|| Event::RelayedByKernel { from, to, target });
+    }
+
+    /// Stops the kernel answering for the bindings on `port` and for those it answers
+    /// on `port` (link changes, a disabled port); `None`: for all (reload). Also stops
+    /// every relaying the kernel was told: those events are rare, and a relay entry
+    /// names two ports and the MACs of both.
+    pub(super) fn forget_kernel_entries(&mut self, port: Option<PortId>) {
+        let told: Vec<Ipv6Addr> = self
+            .cache
+            .iter()
+            .filter(|(_, b)| {
+                b.kernel_answers
+                    .is_some_and(|k| port.is_none_or(|p| p == k.port || p == b.port))
+            })
+            .map(|(addr, _)| *addr)
+            .collect();
+        for target in told {
+            self.forget_kernel_answer(target);
+        }
+        if self.cache.clear_kernel_relays() {
+            self.actions.push_back(Action::KernelForgetRelays);
+        }
+    }
+
+    /// Stops the kernel answering for `addr`, if it was told to.
+    pub(super) fn forget_kernel_answer(&mut self, addr: Ipv6Addr) {
+        if let Some(b) = self.cache.get_mut(&addr)
+            && b.kernel_answers.take().is_some()
+        {
+            self.actions
+                .push_back(Action::KernelForget { target: addr });
+        }
+    }
+}

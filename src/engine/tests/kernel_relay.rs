@@ -1,0 +1,229 @@
+//! The in-kernel NA relay: what the engine tells the kernel and in which order, when it
+//! leaves a guest's NA to it, and when it relays the NA itself again.
+
+use super::*;
+use crate::engine::{BindingState, LinkEvent};
+
+fn relay_config() -> EngineConfig {
+    let mut cfg = config();
+    cfg.relay_in_kernel = true;
+    cfg
+}
+
+/// How long an entry lives: a pending solicitation (RetransTimer × MAX_PROBES).
+const LIFETIME: Duration = Duration::from_secs(3);
+
+/// The `until` of the single `KernelRelayNa` told since the last clear, checking the
+/// path: guest 10 on D1 answering the router on UP.
+fn told(h: &Harness) -> Instant {
+    match h.kernel.as_slice() {
+        [
+            Action::KernelRelayNa {
+                from,
+                target,
+                solicitor,
+                guest_mac,
+                to,
+                mac,
+                solicitor_mac,
+                until,
+            },
+        ] => {
+            assert_eq!(
+                (*from, *target, *solicitor, *guest_mac),
+                (D1, addr(10), router_ll(), gmac(10))
+            );
+            assert_eq!((*to, *mac, *solicitor_mac), (UP, UP_MAC, ROUTER_MAC));
+            *until
+        }
+        other => panic!("expected one KernelRelayNa, got {other:?}"),
+    }
+}
+
+/// Guest 10 answers the router; returns how many NAs the engine sent up.
+fn guest_answers(h: &mut Harness) -> usize {
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    h.take(UP).iter().filter(|s| s.is_na_for(addr(10))).count()
+}
+
+#[test]
+fn the_kernel_is_told_before_the_ns_leaves_and_then_relays_the_answers() {
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    // In action order: the entry first, so the guest's answer finds it.
+    h.engine.handle_frame(h.now, UP, &ns_from_router(addr(10)));
+    let mut order = Vec::new();
+    while let Some(a) = h.engine.poll_action() {
+        match a {
+            Action::KernelRelayNa { .. } => order.push("tell"),
+            Action::Transmit { port: D1, .. } => order.push("ns"),
+            _ => {}
+        }
+    }
+    assert_eq!(order, ["tell", "ns"]);
+    h.clear();
+
+    // Told just now: an NA that passed the program before the entry was there may be
+    // processed after it, so the engine relays too.
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(told(&h), h.now + LIFETIME);
+    h.clear();
+    h.advance(Duration::from_millis(1));
+    assert_eq!(guest_answers(&mut h), 1, "too soon to count on the kernel");
+    assert_eq!(h.count("relayed_by_kernel"), 0);
+
+    h.advance(Duration::from_millis(100));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1, "the NS still goes to the guest");
+    assert!(h.kernel.is_empty(), "nothing new to tell");
+    let relayed = h.count("relayed_na");
+    assert_eq!(guest_answers(&mut h), 0, "the kernel relayed it");
+    assert_eq!(h.count("relayed_by_kernel"), 1);
+    assert_eq!(h.count("relayed_na"), relayed);
+    assert!(h.events.contains(&Event::RelayedByKernel {
+        from: D1,
+        to: UP,
+        target: addr(10)
+    }));
+    let b = h.binding(addr(10)).unwrap();
+    assert_eq!(
+        (b.port, b.mac, b.state),
+        (D1, gmac(10), BindingState::Reachable),
+        "still learned from"
+    );
+}
+
+#[test]
+fn answers_the_program_does_not_relay_go_through_the_engine() {
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.advance(Duration::from_millis(100));
+    h.clear();
+    let to_router = |eth_src, tlla| {
+        na(
+            eth_src,
+            D1_MAC,
+            addr(10),
+            router_ll(),
+            SOLICITED,
+            addr(10),
+            tlla,
+        )
+    };
+    // No TLLA: 24 bytes, which the program passes on.
+    h.inject(D1, &to_router(gmac(10), None));
+    assert_eq!(h.take(UP).len(), 1, "no TLLA");
+    // Another MAC than the bound one the kernel was told.
+    h.inject(D1, &to_router(gmac(11), Some(gmac(11))));
+    assert_eq!(h.take(UP).len(), 1, "another MAC");
+    // A TLLA other than the Ethernet source (the program compares both with the guest's).
+    h.inject(D1, &to_router(gmac(10), Some(gmac(12))));
+    assert_eq!(h.take(UP).len(), 1, "a TLLA other than the source");
+    // To an asker the kernel was not told about (bound upstream, say).
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.clear();
+    let other = na(
+        gmac(10),
+        D1_MAC,
+        addr(10),
+        addr(99),
+        SOLICITED,
+        addr(10),
+        Some(gmac(10)),
+    );
+    h.inject(D1, &other);
+    assert_eq!(h.count("relayed_by_kernel"), 0);
+}
+
+#[test]
+fn the_entry_is_renewed_in_place_and_not_counted_on_at_its_end() {
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    let first = told(&h);
+    h.clear();
+    // Past half its life the next NS renews it; the kernel's entry has no gap, so the
+    // answer right after the renewal is the kernel's.
+    h.advance(Duration::from_millis(1600));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(told(&h), h.now + LIFETIME);
+    assert!(told(&h) > first);
+    h.clear();
+    h.advance(Duration::from_millis(1));
+    assert_eq!(guest_answers(&mut h), 0);
+    assert_eq!(h.count("relayed_by_kernel"), 1);
+
+    // 5 ms before the end: the engine relays (maybe a duplicate, never a loss).
+    let end = h.now + LIFETIME;
+    h.advance(Duration::from_millis(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(h.kernel.is_empty());
+    h.clear();
+    let left = end.saturating_since(h.now).total_micros();
+    h.advance(Duration::from_micros(left - 5_000 - 1_000));
+    assert_eq!(guest_answers(&mut h), 1);
+}
+
+#[test]
+fn link_changes_reload_and_refusals_take_the_relaying_back() {
+    let forgot = |h: &Harness| h.kernel.contains(&Action::KernelForgetRelays);
+    let told_again = |h: &mut Harness| {
+        h.clear();
+        h.advance(Duration::from_millis(100));
+        h.inject(UP, &ns_from_router(addr(10)));
+        let told = h.kernel.len();
+        h.advance(Duration::from_millis(100));
+        h.clear();
+        told
+    };
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.clear();
+    let new_mac = Mac([0x02, 0, 0, 0, 0, 0x99]);
+    h.link(UP, LinkEvent::MacChanged(new_mac));
+    assert!(forgot(&h), "a new uplink MAC");
+    h.clear();
+    h.advance(Duration::from_millis(100));
+    assert_eq!(guest_answers(&mut h), 1, "relayed here until told again");
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert!(matches!(h.kernel.as_slice(), [Action::KernelRelayNa { mac, .. }] if *mac == new_mac));
+
+    assert_eq!(told_again(&mut h), 0);
+    h.link(D1, LinkEvent::Down);
+    assert!(forgot(&h), "the guest's port went down");
+
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.clear();
+    h.engine.reload(h.now, relay_config()).unwrap();
+    h.drain();
+    assert!(forgot(&h), "reload");
+
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.engine.kernel_relay_refused(addr(10), router_ll());
+    h.clear();
+    h.advance(Duration::from_millis(100));
+    assert_eq!(guest_answers(&mut h), 1, "refused: relayed here");
+    assert_eq!(told_again(&mut h), 1);
+    assert_eq!(guest_answers(&mut h), 0, "told again and counted on");
+}
+
+#[test]
+fn without_the_option_the_kernel_is_never_told() {
+    let mut h = Harness::ready(config());
+    h.bind_guest(10, D1);
+    for _ in 0..3 {
+        h.inject(UP, &ns_from_router(addr(10)));
+        h.advance(Duration::from_millis(100));
+        assert_eq!(guest_answers(&mut h), 1);
+    }
+    assert!(h.kernel.is_empty());
+    assert_eq!(h.count("relayed_by_kernel"), 0);
+}
