@@ -24,8 +24,10 @@ use super::capture::{Capture, CaptureFilter, Inbox, Outbox, TX_LOG};
 use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
 use super::droplog::DropLog;
 use super::dump::{self, Dump};
+use super::ebpf_prog::SetupError;
 use super::guard::Guard;
-use super::kernel_answer::{KernelAnswers, SetupError};
+use super::kernel_answer::KernelAnswers;
+use super::kernel_relay::{KernelRelays, RelayPath};
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
@@ -261,6 +263,8 @@ pub(super) struct Daemon {
     guard: Option<Guard>,
     /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports.
     kernel_answers: Option<KernelAnswers>,
+    /// `relay_in_kernel`: the eBPF program relaying guests' NAs on every port.
+    kernel_relays: Option<KernelRelays>,
     /// `--dump DIR`: every frame received and sent, per port.
     dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
@@ -351,6 +355,33 @@ impl Daemon {
                         k.forget(target);
                     }
                 }
+                Action::KernelRelayNa {
+                    from,
+                    target,
+                    solicitor,
+                    guest_mac,
+                    to,
+                    mac,
+                    solicitor_mac,
+                    until,
+                } => {
+                    let ifindex = |p: PortId| self.ports.get(p.index()).and_then(|p| p.ifindex);
+                    let path = ifindex(from).zip(ifindex(to)).map(|(from, to)| RelayPath {
+                        from,
+                        target,
+                        solicitor,
+                        guest_mac,
+                        to,
+                        mac,
+                        solicitor_mac,
+                    });
+                    self.kernel_relay(path, until, target, solicitor);
+                }
+                Action::KernelForgetRelays => {
+                    if let Some(k) = &mut self.kernel_relays {
+                        k.forget_all();
+                    }
+                }
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
         }
@@ -371,23 +402,49 @@ impl Daemon {
         }
     }
 
-    /// Attaches the fast-path program to the upstream ports present now (and detaches it
-    /// from those gone).
-    fn sync_kernel_answers(&mut self) -> Vec<SetupError> {
-        let Some(k) = &mut self.kernel_answers else {
-            return Vec::new();
+    fn kernel_relay(
+        &mut self,
+        path: Option<RelayPath>,
+        until: Instant,
+        target: Ipv6Addr,
+        solicitor: Ipv6Addr,
+    ) {
+        let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
+        let done = match (&mut self.kernel_relays, path) {
+            (Some(k), Some(path)) => k.relay(&path, valid_for),
+            _ => Err(io::Error::other("the relay is not set up on the ports")),
         };
-        let upstream: Vec<(&str, i32)> = self
-            .ports
-            .iter()
-            .filter(|p| p.role == Role::Upstream)
-            .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
-            .collect();
-        k.sync(&upstream)
+        if let Err(e) = done {
+            TX_LOG.warn(format_args!(
+                "relay_in_kernel: cannot hand the NAs for {target} to {solicitor} to the \
+                 kernel ({e}); relaying them here"
+            ));
+            self.engine.kernel_relay_refused(target, solicitor);
+        }
     }
 
-    fn resync_kernel_answers(&mut self) {
-        for e in self.sync_kernel_answers() {
+    /// Attaches the in-kernel programs to the ports present now (and detaches them from
+    /// those gone): the fast path to the upstream ports, the NA relay to all.
+    fn sync_kernel_programs(&mut self) -> Vec<SetupError> {
+        let present = |upstream_only: bool| -> Vec<(&str, i32)> {
+            self.ports
+                .iter()
+                .filter(|p| !upstream_only || p.role == Role::Upstream)
+                .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
+                .collect()
+        };
+        let mut errors = Vec::new();
+        if let Some(k) = &mut self.kernel_answers {
+            errors.extend(k.sync(&present(true)));
+        }
+        if let Some(k) = &mut self.kernel_relays {
+            errors.extend(k.sync(&present(false)));
+        }
+        errors
+    }
+
+    fn resync_kernel_programs(&mut self) {
+        for e in self.sync_kernel_programs() {
             log::error!("{e}");
         }
     }
@@ -586,7 +643,7 @@ impl Daemon {
                     self.ports[i].ifindex = Some(l.index);
                     self.open_capture(i);
                     self.refresh_guard();
-                    self.resync_kernel_answers();
+                    self.resync_kernel_programs();
                     if mac != self.ports[i].mac {
                         self.ports[i].mac = mac;
                         self.ports[i].link_local = mac.link_local();
@@ -648,7 +705,7 @@ impl Daemon {
             self.link_event(i, LinkEvent::Down);
         }
         self.refresh_guard();
-        self.resync_kernel_answers();
+        self.resync_kernel_programs();
     }
 
     fn on_addr(&mut self, a: &Addr, added: bool) {
@@ -735,18 +792,28 @@ impl Daemon {
         let ec = engine_config(&config, &fresh, self.seed)?;
         // A new map when the binding limit changed (the engine forgets every entry on
         // reload, so nothing is lost with the old one).
-        let loaded = match &self.kernel_answers {
+        let answers = match &self.kernel_answers {
             _ if !config.fast_path_in_kernel => None,
             Some(k) if k.capacity() == kernel_map_entries(&config) => None,
             _ => Some(load_kernel_answers(&config)?),
         };
+        let relays = match &self.kernel_relays {
+            _ if !config.relay_in_kernel => None,
+            Some(k) if k.capacity() == kernel_map_entries(&config) => None,
+            _ => Some(load_kernel_relays(&config)?),
+        };
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
+        // The old programs' links close here; `resync_kernel_programs` below attaches.
         if !config.fast_path_in_kernel {
             self.kernel_answers = None;
-        } else if let Some(k) = loaded {
-            // The old program's links close here; `resync_kernel_answers` below attaches.
+        } else if let Some(k) = answers {
             self.kernel_answers = Some(k);
+        }
+        if !config.relay_in_kernel {
+            self.kernel_relays = None;
+        } else if let Some(k) = relays {
+            self.kernel_relays = Some(k);
         }
         let old_ports = std::mem::replace(&mut self.ports, fresh);
         drop(old_ports); // closes captures of removed ports
@@ -775,7 +842,7 @@ impl Daemon {
             self.open_dump(dir);
         }
         self.refresh_guard();
-        self.resync_kernel_answers();
+        self.resync_kernel_programs();
         self.drain();
         Ok(())
     }
@@ -920,6 +987,7 @@ impl Daemon {
         }
         // Closing the links detaches the program.
         self.kernel_answers = None;
+        self.kernel_relays = None;
         // Dropping the dump flushes and closes its file.
         self.dump = None;
     }
@@ -956,7 +1024,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     for w in &config.warnings {
         log::warn!("{w}");
     }
-    privileges::check(config.fast_path_in_kernel)?;
+    privileges::check(config.uses_bpf())?;
     let mut rtnl = Netlink::route().map_err(Error::io("opening rtnetlink"))?;
     let links = rtnl.links().map_err(Error::io("reading links"))?;
     let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
@@ -996,6 +1064,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             started: StdInstant::now(),
             guard: None,
             kernel_answers: None,
+            kernel_relays: None,
             dump: None,
             next_generation: 0,
             seed,
@@ -1024,7 +1093,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    privileges::drop_others(d.config.fast_path_in_kernel);
+    privileges::drop_others(d.config.uses_bpf());
     d.publish(StdInstant::now());
     log::info!(
         "relaying between {} (uplink) and {}",
@@ -1056,7 +1125,11 @@ fn kernel_map_entries(config: &Config) -> u32 {
 }
 
 fn load_kernel_answers(config: &Config) -> Result<KernelAnswers, Error> {
-    KernelAnswers::load(kernel_map_entries(config)).map_err(Error::KernelFastPath)
+    KernelAnswers::load(kernel_map_entries(config)).map_err(Error::KernelProgram)
+}
+
+fn load_kernel_relays(config: &Config) -> Result<KernelRelays, Error> {
+    KernelRelays::load(kernel_map_entries(config)).map_err(Error::KernelProgram)
 }
 
 /// The privileged part of start-up after the engine exists.
@@ -1070,9 +1143,12 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
     );
     if d.config.fast_path_in_kernel {
         d.kernel_answers = Some(load_kernel_answers(&d.config)?);
-        if let Some(e) = d.sync_kernel_answers().into_iter().next() {
-            return Err(Error::KernelFastPath(e));
-        }
+    }
+    if d.config.relay_in_kernel {
+        d.kernel_relays = Some(load_kernel_relays(&d.config)?);
+    }
+    if let Some(e) = d.sync_kernel_programs().into_iter().next() {
+        return Err(Error::KernelProgram(e));
     }
     for i in 0..d.ports.len() {
         d.open_capture(i);

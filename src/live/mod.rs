@@ -28,8 +28,10 @@ pub mod control;
 mod daemon;
 mod droplog;
 pub mod dump;
+mod ebpf_prog;
 mod guard;
 pub(crate) mod kernel_answer;
+pub(crate) mod kernel_relay;
 pub mod netlink;
 #[cfg(feature = "libpcap")]
 mod pcap_capture;
@@ -70,9 +72,9 @@ pub enum Error {
     /// A needed capability is missing.
     #[error("{0}")]
     Capability(String),
-    /// `fast_path_in_kernel` could not be set up.
+    /// `fast_path_in_kernel` or `relay_in_kernel` could not be set up.
     #[error(transparent)]
-    KernelFastPath(#[from] kernel_answer::SetupError),
+    KernelProgram(#[from] ebpf_prog::SetupError),
     /// The engine refused the resolved config.
     #[error("the relay refused the configuration: {0}")]
     Engine(#[from] crate::engine::EngineConfigError),

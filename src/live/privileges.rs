@@ -34,7 +34,7 @@ pub fn check(with_bpf: bool) -> Result<(), Error> {
          AmbientCapabilities and CapabilityBoundingSet and its SystemCallFilter=bpf line \
          uncommented, or grant them with \
          `setcap cap_net_raw,cap_net_admin,cap_bpf+ep $(command -v ndprelay)`; or remove \
-         fast_path_in_kernel, which is what needs CAP_BPF"
+         fast_path_in_kernel and relay_in_kernel, which are what need CAP_BPF"
     } else {
         "run ndprelay as root, under the shipped systemd unit \
          (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \

@@ -98,13 +98,20 @@ fn veth_pair(ns: &Netns) {
 /// sends no ND of its own on them (no DAD, no RS): the tests count the ND frames they
 /// send.
 fn local_veth() {
+    local_veths(&[("d0", "d0p")]);
+}
+
+/// As [`local_veth`], for each (name, peer).
+fn local_veths(pairs: &[(&str, &str)]) {
     for (knob, value) in [("accept_dad", "0"), ("router_solicitations", "0")] {
         std::fs::write(format!("/proc/sys/net/ipv6/conf/default/{knob}"), value)
             .expect("sysctl in the test namespace");
     }
-    ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
-    ip(&["link", "set", "d0", "up"]);
-    ip(&["link", "set", "d0p", "up"]);
+    for (name, peer) in pairs {
+        ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
+        ip(&["link", "set", name, "up"]);
+        ip(&["link", "set", peer, "up"]);
+    }
 }
 
 /// An Ethernet + IPv6 frame with `next` and `payload` (checksums are not the filter's
@@ -507,4 +514,109 @@ fn the_kernel_answers_for_fresh_targets_only() {
     assert_eq!(ndisc6(&ns, "2001:db8::6"), None, "an expired entry");
     answers.forget("2001:db8::5".parse().unwrap());
     assert_eq!(ndisc6(&ns, "2001:db8::5"), None, "a forgotten target");
+}
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn the_kernel_relays_the_bound_guests_answer_as_the_engine_would() {
+    use super::kernel_relay::{KernelRelays, RelayPath};
+    use crate::wire::{Mac, NaFlags, NdMessage, OptionRepr, emit_nd};
+    let ns = Netns::new(&["kr"]);
+    ns.run(0, || {
+        // The guest's port ga (peer gb plays the guest), the solicitor's port sa (peer sb
+        // plays the solicitor).
+        local_veths(&[("ga", "gb"), ("sa", "sb")]);
+        let index = |n: &str| sys::if_nametoindex(n).unwrap();
+        let links = Netlink::route().unwrap().links().unwrap();
+        let mac_of = |n: &str| {
+            links
+                .iter()
+                .find(|l| l.name == n)
+                .and_then(|l| l.mac)
+                .unwrap()
+        };
+        let (ga, sa) = (index("ga"), index("sa"));
+        let mut relays = KernelRelays::load(16).expect("program loads");
+        let errors = relays.sync(&[("ga", ga), ("sa", sa)]);
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let solicitor: Ipv6Addr = "fe80::1".parse().unwrap();
+        let guest_mac = Mac([2, 0, 0x5e, 0, 0x53, 0x10]);
+        let solicitor_mac = mac_of("sb");
+        let path = RelayPath {
+            from: ga,
+            target,
+            solicitor,
+            guest_mac,
+            to: sa,
+            mac: mac_of("sa"),
+            solicitor_mac,
+        };
+        let na = |eth_src: Mac, eth_dst: Mac, dst: Ipv6Addr, tlla: Mac| {
+            let message = NdMessage::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true,
+                },
+                target_addr: target,
+            };
+            emit_nd(
+                eth_src,
+                eth_dst,
+                target,
+                dst,
+                &message,
+                &[OptionRepr::TargetLla(tlla)],
+            )
+        };
+        let guest = PacketSocket::open(index("gb"), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let asker = PacketSocket::open(index("sb"), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let answer = na(guest_mac, mac_of("ga"), solicitor, guest_mac);
+        let relayed_for = |frame: &[u8]| {
+            let _ = collect(&asker, Duration::ZERO);
+            guest.send(frame).unwrap();
+            collect(&asker, Duration::from_millis(300))
+        };
+        assert!(relayed_for(&answer).is_empty(), "no entry yet");
+
+        relays.relay(&path, Duration::from_secs(30)).unwrap();
+        let expected = na(path.mac, solicitor_mac, solicitor, path.mac);
+        assert_eq!(relayed_for(&answer), [expected], "the engine's relayed NA");
+
+        let mut bad_checksum = answer.clone();
+        bad_checksum[14 + 40 + 2] ^= 1;
+        let other = Mac([2, 0, 0x5e, 0, 0x53, 0x99]);
+        for (frame, why) in [
+            (na(other, mac_of("ga"), solicitor, other), "another MAC"),
+            (
+                na(guest_mac, mac_of("ga"), solicitor, other),
+                "another TLLA",
+            ),
+            (na(guest_mac, other, solicitor, guest_mac), "not to our MAC"),
+            (
+                na(
+                    guest_mac,
+                    mac_of("ga"),
+                    "fe80::2".parse().unwrap(),
+                    guest_mac,
+                ),
+                "another solicitor",
+            ),
+            (bad_checksum, "a bad checksum"),
+        ] {
+            assert!(relayed_for(&frame).is_empty(), "relayed with {why}");
+        }
+        relays.relay(&path, Duration::ZERO).unwrap();
+        assert!(relayed_for(&answer).is_empty(), "an expired entry");
+        relays.relay(&path, Duration::from_secs(30)).unwrap();
+        assert_eq!(relayed_for(&answer).len(), 1, "renewed");
+        relays.forget_all();
+        assert!(relayed_for(&answer).is_empty(), "forgotten");
+    });
 }

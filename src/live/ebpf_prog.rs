@@ -1,0 +1,356 @@
+//! What the two in-kernel programs (`kernel_answer.rs`, `kernel_relay.rs`) share: a small
+//! eBPF assembler with the checks and the checksum both run on an ND frame with one
+//! link-layer address option, their tcx ingress links, and their set-up errors.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use super::bpf::Labels;
+use super::sys::ebpf::{self, EbpfInsn, LoadError};
+
+// eBPF opcodes (linux/bpf.h, linux/bpf_common.h).
+pub(super) const LDX_W: u8 = 0x61;
+pub(super) const LDX_H: u8 = 0x69;
+pub(super) const LDX_B: u8 = 0x71;
+pub(super) const LDX_DW: u8 = 0x79;
+pub(super) const STX_W: u8 = 0x63;
+pub(super) const STX_H: u8 = 0x6b;
+pub(super) const STX_DW: u8 = 0x7b;
+pub(super) const ADD_K: u8 = 0x07;
+pub(super) const AND_K: u8 = 0x57;
+pub(super) const OR_X: u8 = 0x4f;
+pub(super) const RSH_K: u8 = 0x77;
+pub(super) const XOR_K: u8 = 0xa7;
+pub(super) const MOV_K: u8 = 0xb7;
+pub(super) const MOV_X: u8 = 0xbf;
+pub(super) const ADD_X: u8 = 0x0f;
+pub(super) const JEQ_K: u8 = 0x15;
+pub(super) const JNE_K: u8 = 0x55;
+pub(super) const JNE_X: u8 = 0x5d;
+pub(super) const JGE_X: u8 = 0x3d;
+pub(super) const JGT_X: u8 = 0x2d;
+pub(super) const CALL: u8 = 0x85;
+pub(super) const EXIT: u8 = 0x95;
+pub(super) const LD_IMM64: u8 = 0x18;
+const PSEUDO_MAP_FD: u8 = 1;
+
+// Helpers.
+const MAP_LOOKUP_ELEM: i32 = 1;
+const KTIME_GET_NS: i32 = 5;
+pub(super) const REDIRECT: i32 = 23;
+const CSUM_DIFF: i32 = 28;
+
+/// `struct __sk_buff` fields.
+pub(super) const SKB_PKT_TYPE: i16 = 4;
+pub(super) const SKB_IFINDEX: i16 = 40;
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
+
+pub(super) const PACKET_HOST: i32 = 0;
+pub(super) const PACKET_OTHERHOST: i32 = 3;
+const TCX_NEXT: i32 = -1;
+
+// Registers.
+pub(super) const R0: u8 = 0;
+pub(super) const R1: u8 = 1;
+pub(super) const R2: u8 = 2;
+pub(super) const R3: u8 = 3;
+const R4: u8 = 4;
+const R5: u8 = 5;
+/// The `__sk_buff`, the frame, its end and the map entry found (callee-saved).
+pub(super) const CTX: u8 = 6;
+pub(super) const PKT: u8 = 7;
+const PKT_END: u8 = 8;
+pub(super) const ENTRY: u8 = 9;
+pub(super) const FP: u8 = 10;
+
+/// Frame offsets of an NS or NA with one link-layer address option: Ethernet, IPv6,
+/// ICMPv6, the target, the option.
+const ND_FRAME_LEN: i32 = 86;
+pub(super) const IP6: i16 = 14;
+pub(super) const IP6_SRC: i16 = IP6 + 8;
+pub(super) const IP6_DST: i16 = IP6 + 24;
+pub(super) const ICMP: i16 = IP6 + 40;
+pub(super) const TARGET: i16 = ICMP + 8;
+pub(super) const OPTION: i16 = ICMP + 24;
+
+/// Stack slot of the checksum's pseudo-header tail; each program's map key lies below.
+const PSEUDO_AT: i16 = -8;
+
+/// A small eBPF assembler with forward labels, like `bpf.rs`'s for classic BPF.
+pub(super) struct Asm {
+    code: Vec<EbpfInsn>,
+    /// (instruction index, label) of each jump to patch.
+    fixups: Vec<(usize, usize)>,
+    labels: Labels,
+    /// Where every failed check goes: on to the next program and the stack.
+    pass: usize,
+}
+
+impl Asm {
+    /// Starts a program on an ND frame with one link-layer option: `CTX` holds the
+    /// `__sk_buff`, `PKT` the frame once [`Self::nd_frame`] checked its length.
+    pub(super) fn new() -> Self {
+        let mut labels = Labels::default();
+        let pass = labels.new_label();
+        let mut a = Self {
+            code: Vec::new(),
+            fixups: Vec::new(),
+            labels,
+            pass,
+        };
+        a.ins(MOV_X, CTX, R1, 0, 0);
+        a
+    }
+    pub(super) fn ins(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
+        self.code.push(EbpfInsn {
+            code,
+            regs: src << 4 | dst,
+            off,
+            imm,
+        });
+    }
+    /// A jump to the pass-on exit.
+    pub(super) fn pass_if(&mut self, code: u8, dst: u8, src: u8, imm: i32) {
+        self.fixups.push((self.code.len(), self.pass));
+        self.ins(code, dst, src, 0, imm);
+    }
+    pub(super) fn call(&mut self, helper: i32) {
+        self.ins(CALL, 0, 0, 0, helper);
+    }
+    /// Loads the frame and passes unless it is an IPv6 ND message of `icmp_type`, code 0,
+    /// hop limit 255, 32 bytes long with one option of `option_type` and length 1.
+    pub(super) fn nd_frame(&mut self, icmp_type: i32, option_type: i32) {
+        self.ins(LDX_W, PKT, CTX, SKB_DATA, 0);
+        self.ins(LDX_W, PKT_END, CTX, SKB_DATA_END, 0);
+        self.ins(MOV_X, R2, PKT, 0, 0);
+        self.ins(ADD_K, R2, 0, 0, ND_FRAME_LEN);
+        self.pass_if(JGT_X, R2, PKT_END, 0);
+        // Little-endian loads of the wire bytes: EtherType 86dd; payload length 32; Next
+        // Header 58 and hop limit 255; the type and code 0; the option's type, length 1.
+        for (off, want) in [
+            (12, 0xdd86),
+            (IP6 + 4, 0x2000),
+            (IP6 + 6, 0xff3a),
+            (ICMP, icmp_type),
+            (OPTION, 0x0100 | option_type),
+        ] {
+            self.ins(LDX_H, R2, PKT, off, 0);
+            self.pass_if(JNE_K, R2, 0, want);
+        }
+        self.ins(LDX_B, R2, PKT, IP6, 0);
+        self.ins(AND_K, R2, 0, 0, 0xf0);
+        self.pass_if(JNE_K, R2, 0, 0x60);
+    }
+    /// Looks up the `key_len`-byte key at `key_at` on the stack in `map_fd` and passes
+    /// unless there is an entry whose native `u64` at `expiry_at` is later than
+    /// `bpf_ktime_get_ns()`; the entry is in `ENTRY`.
+    pub(super) fn live_entry(&mut self, map_fd: i32, key_at: i16, expiry_at: i16) {
+        self.ins(LD_IMM64, R1, PSEUDO_MAP_FD, 0, map_fd);
+        self.ins(0, 0, 0, 0, 0);
+        self.ins(MOV_X, R2, FP, 0, 0);
+        self.ins(ADD_K, R2, 0, 0, i32::from(key_at));
+        self.call(MAP_LOOKUP_ELEM);
+        self.pass_if(JEQ_K, R0, 0, 0);
+        self.ins(MOV_X, ENTRY, R0, 0, 0);
+        self.call(KTIME_GET_NS);
+        self.ins(LDX_DW, R1, ENTRY, expiry_at, 0);
+        self.pass_if(JGE_X, R0, R1, 0);
+    }
+    /// Ones'-complement sum of the addresses and the ICMPv6 message (contiguous: 64
+    /// bytes from the IPv6 source on) plus the pseudo-header's length (32) and next
+    /// header (58), folded to 16 bits, in R0.
+    fn checksum(&mut self) {
+        self.store_imm(4, FP, PSEUDO_AT, 0x2000_0000);
+        self.store_imm(4, FP, PSEUDO_AT + 4, 0x3a00_0000);
+        self.ins(MOV_K, R1, 0, 0, 0);
+        self.ins(MOV_K, R2, 0, 0, 0);
+        self.ins(MOV_X, R3, PKT, 0, 0);
+        self.ins(ADD_K, R3, 0, 0, i32::from(IP6_SRC));
+        self.ins(MOV_K, R4, 0, 0, 64);
+        self.ins(MOV_K, R5, 0, 0, 0);
+        self.call(CSUM_DIFF);
+        self.ins(MOV_K, R1, 0, 0, 0);
+        self.ins(MOV_K, R2, 0, 0, 0);
+        self.ins(MOV_X, R3, FP, 0, 0);
+        self.ins(ADD_K, R3, 0, 0, i32::from(PSEUDO_AT));
+        self.ins(MOV_K, R4, 0, 0, 8);
+        self.ins(MOV_X, R5, R0, 0, 0);
+        self.call(CSUM_DIFF);
+        for _ in 0..3 {
+            self.ins(MOV_X, R1, R0, 0, 0);
+            self.ins(RSH_K, R1, 0, 0, 16);
+            self.ins(AND_K, R0, 0, 0, 0xffff);
+            self.ins(ADD_X, R0, R1, 0, 0);
+        }
+    }
+    /// Passes unless the ICMPv6 checksum is valid.
+    pub(super) fn valid_checksum(&mut self) {
+        self.checksum();
+        self.pass_if(JNE_K, R0, 0, 0xffff);
+    }
+    /// Writes the checksum of the rewritten message.
+    pub(super) fn write_checksum(&mut self) {
+        self.store_imm(2, PKT, ICMP + 2, 0);
+        self.checksum();
+        self.ins(XOR_K, R0, 0, 0, 0xffff);
+        self.ins(STX_H, PKT, R0, ICMP + 2, 0);
+    }
+    /// Copies `len` (8, 4 or 2) bytes from `src + so` to `dst + doff`.
+    pub(super) fn copy(&mut self, dst: u8, doff: i16, src: u8, so: i16, len: usize) {
+        let (ld, st) = match len {
+            8 => (LDX_DW, STX_DW),
+            4 => (LDX_W, STX_W),
+            _ => (LDX_H, STX_H),
+        };
+        self.ins(ld, R2, src, so, 0);
+        self.ins(st, dst, R2, doff, 0);
+    }
+    /// Copies a MAC (4 + 2 bytes).
+    pub(super) fn copy_mac(&mut self, dst: u8, doff: i16, src: u8, so: i16) {
+        self.copy(dst, doff, src, so, 4);
+        self.copy(dst, doff + 4, src, so + 4, 2);
+    }
+    /// Passes unless the MACs at `a + ao` and `b + bo` are equal.
+    pub(super) fn same_mac(&mut self, a: u8, ao: i16, b: u8, bo: i16) {
+        for (off, ld) in [(0, LDX_W), (4, LDX_H)] {
+            self.ins(ld, R2, a, ao + off, 0);
+            self.ins(ld, R3, b, bo + off, 0);
+            self.pass_if(JNE_X, R2, R3, 0);
+        }
+    }
+    pub(super) fn store_imm(&mut self, size: usize, dst: u8, off: i16, imm: i32) {
+        self.ins(MOV_K, R2, 0, 0, imm);
+        let st = match size {
+            4 => STX_W,
+            _ => STX_H,
+        };
+        self.ins(st, dst, R2, off, 0);
+    }
+    /// Redirects the frame out of the interface whose index is in R1 and ends the
+    /// program; then binds the pass-on exit and returns the program.
+    pub(super) fn redirect_and_finish(mut self) -> Vec<EbpfInsn> {
+        self.ins(MOV_K, R2, 0, 0, 0);
+        self.call(REDIRECT);
+        self.ins(EXIT, 0, 0, 0, 0);
+        self.labels.bind(self.pass, self.code.len());
+        self.ins(MOV_K, R0, 0, 0, TCX_NEXT);
+        self.ins(EXIT, 0, 0, 0, 0);
+        for (at, l) in self.fixups {
+            let off = self.labels.offset(l, at);
+            self.code[at].off = i16::try_from(off).expect("jump within i16");
+        }
+        self.code
+    }
+}
+
+/// The `bpf_ktime_get_ns()` value `valid_for` from now.
+pub(super) fn expiry_ns(valid_for: Duration) -> u64 {
+    let left = u64::try_from(valid_for.as_nanos()).unwrap_or(u64::MAX);
+    ebpf::monotonic_ns().saturating_add(left)
+}
+
+/// Why an in-kernel program could not be set up; each names the way out. `key` is the
+/// config key that asked for it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The map could not be created.
+    #[error(
+        "{key}: creating the eBPF map: {error} (it needs CAP_BPF and the bpf system call: \
+         run as root, or see packaging/ndprelay.service for the capability and \
+         SystemCallFilter lines to add; or remove {key})"
+    )]
+    Map {
+        /// The config key.
+        key: &'static str,
+        /// The errno.
+        error: io::Error,
+    },
+    /// The kernel refused the program.
+    #[error(
+        "{key}: loading the eBPF program: {error} (it needs CAP_BPF and CAP_NET_ADMIN; or \
+         remove {key})"
+    )]
+    Load {
+        /// The config key.
+        key: &'static str,
+        /// What the verifier said.
+        error: LoadError,
+    },
+    /// The program could not be attached.
+    #[error(
+        "{key}: attaching to {name} (tcx ingress): {error} (tcx needs Linux 6.6 or later; \
+         or remove {key})"
+    )]
+    Attach {
+        /// The config key.
+        key: &'static str,
+        /// The port.
+        name: String,
+        /// The errno.
+        error: io::Error,
+    },
+}
+
+/// A loaded program and its tcx ingress link on each port it runs on.
+#[derive(Debug)]
+pub(super) struct TcxLinks {
+    key: &'static str,
+    prog: OwnedFd,
+    links: Vec<(i32, OwnedFd)>,
+}
+
+impl TcxLinks {
+    /// Loads `insns` as a `sched_cls` program called `name`, for config key `key`.
+    pub(super) fn load(
+        key: &'static str,
+        insns: &[EbpfInsn],
+        name: &str,
+    ) -> Result<Self, SetupError> {
+        let prog =
+            ebpf::load_sched_cls(insns, name).map_err(|error| SetupError::Load { key, error })?;
+        Ok(Self {
+            key,
+            prog,
+            links: Vec::new(),
+        })
+    }
+
+    /// The map error for this program's key.
+    pub(super) fn map_error(key: &'static str) -> impl FnOnce(io::Error) -> SetupError {
+        move |error| SetupError::Map { key, error }
+    }
+
+    /// Runs on exactly `ports` (name, ifindex): a port re-created under a new index gets
+    /// a new link. Returns the indexes it no longer runs on, and what failed.
+    pub(super) fn sync(&mut self, ports: &[(&str, i32)]) -> (Vec<i32>, Vec<SetupError>) {
+        let gone: Vec<i32> = self
+            .links
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| !ports.iter().any(|(_, p)| p == i))
+            .collect();
+        self.links.retain(|(i, _)| !gone.contains(i));
+        let mut errors = Vec::new();
+        for &(name, ifindex) in ports {
+            if self.attached(ifindex) {
+                continue;
+            }
+            match ebpf::attach_tcx_ingress(&self.prog, ifindex) {
+                Ok(link) => self.links.push((ifindex, link)),
+                Err(error) => errors.push(SetupError::Attach {
+                    key: self.key,
+                    name: name.to_owned(),
+                    error,
+                }),
+            }
+        }
+        (gone, errors)
+    }
+
+    /// Whether the program runs on `ifindex`.
+    pub(super) fn attached(&self, ifindex: i32) -> bool {
+        self.links.iter().any(|(i, _)| *i == ifindex)
+    }
+}
