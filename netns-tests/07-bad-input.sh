@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bad input: a missing interface, a config error, a missing capability (also CAP_BPF
-# for fast_path_in_kernel) and a wrong sysctl each stop the start with one clear message naming the fix, a non-zero exit,
+# for fast_path_in_kernel and relay_in_kernel) and a wrong sysctl each stop the start
+# with one clear message naming the fix, a non-zero exit,
 # and nothing left behind (no route, no nf_tables guard, no control socket).
 source "$(dirname "$0")/lib.sh"
 
@@ -41,6 +42,9 @@ expect_refusal "missing capability" 'CAP_NET_(RAW|ADMIN).*setcap' \
 EXTRA='fast_path: "2s", fast_path_in_kernel: true,' write_config "$WORK/kernel.ron" eth0 br0
 expect_refusal "fast_path_in_kernel without CAP_BPF" 'CAP_BPF.*fast_path_in_kernel' \
     setpriv --inh-caps=-all --bounding-set=-bpf "$NDPRELAY" run -c "$WORK/kernel.ron"
+EXTRA='relay_in_kernel: true,' write_config "$WORK/kernel-relay.ron" eth0 br0
+expect_refusal "relay_in_kernel without CAP_BPF" 'CAP_BPF.*relay_in_kernel' \
+    setpriv --inh-caps=-all --bounding-set=-bpf "$NDPRELAY" run -c "$WORK/kernel-relay.ron"
 
 nsx r sysctl -qw net.ipv6.conf.br0.proxy_ndp=1
 expect_refusal "proxy_ndp on a port" 'sysctl -w net\.ipv6\.conf\.br0\.proxy_ndp=0' \

@@ -5,24 +5,6 @@
 # and a SIGKILLed relay leaves no program answering behind.
 source "$(dirname "$0")/lib.sh"
 
-counter() { status | awk -v c="$1" '$1 == c {v = $2} END {print v + 0}'; }
-# resolves_to_dom0 N WHEN : ndisc6 from isp resolves g1 to dom0's MAC N times in a row
-resolves_to_dom0() {
-    local i got
-    for i in $(seq "$1"); do
-        got="$(resolve "$G1")"
-        [ "$got" = "$DOM0_MAC" ] || fail "$2: ndisc6 #$i resolved $G1 to '$got', expected $DOM0_MAC"
-        sleep 0.3
-    done
-}
-reloads_logged() { [ "$(grep -c "configuration reloaded" "$WORK/relay.log")" -ge "$1" ]; }
-# resolve ADDR : the MAC isp learns for ADDR, empty when nobody answers
-resolve() {
-    local out
-    out="$(nsx isp ndisc6 -1 -r 1 -w 1000 "$1" isp0 2>/dev/null || true)"
-    awk '/Target link-layer address/ {print tolower($NF)}' <<<"$out"
-}
-
 dom0_topology
 EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
 start_relay dom0 "$WORK/relay.ron"

@@ -171,6 +171,26 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
 owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
+# counter NAME : the relay's counter NAME from `ndprelay status`
+counter() { status | awk -v c="$1" '$1 == c {v = $2} END {print v + 0}'; }
+# resolve ADDR : the MAC isp learns for ADDR with ndisc6, empty when nobody answers
+resolve() {
+    local out
+    out="$(nsx isp ndisc6 -1 -r 1 -w 1000 "$1" isp0 2>/dev/null || true)"
+    awk '/Target link-layer address/ {print tolower($NF)}' <<<"$out"
+}
+# resolves_to_dom0 N WHEN : ndisc6 from isp resolves $G1 to $DOM0_MAC N times in a row
+resolves_to_dom0() {
+    local i got
+    for i in $(seq "$1"); do
+        got="$(resolve "$G1")"
+        [ "$got" = "$DOM0_MAC" ] || fail "$2: ndisc6 #$i resolved $G1 to '$got', expected $DOM0_MAC"
+        sleep 0.3
+    done
+}
+# reloads_logged N : the relay logged at least N reloads
+reloads_logged() { [ "$(grep -c "configuration reloaded" "$WORK/relay.log")" -ge "$1" ]; }
+
 # binding_routed ADDR PORT : status lists ADDR on PORT with a route installed
 binding_routed() { [ "$(status | awk -v a="$1" '$1 == a {print $2, $NF}')" = "$2 yes" ]; }
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# kernel NA relay: with relay_in_kernel (relay mode, no fast path), an eBPF program on
+# dom0's br0 relays g1's answers to isp's NS (ndisc6 sees dom0's MAC, the relay counts
+# relayed_by_kernel), each NS gets one NA at isp (the relay does not send the kernel's
+# again; at most the first after a new entry twice), and SIGHUP turns it off and on.
+source "$(dirname "$0")/lib.sh"
+
+# nd_count PCAP TYPE FIELD : NS (135) or NA (136) with target $G1 between isp's
+# link-local and g1 in PCAP
+nd_count() {
+    local dir
+    if [ "$2" = 135 ]; then dir=src; else dir=dst; fi
+    tshark -r "$1" -Y "icmpv6.type == $2 && icmpv6.nd.$3.target_address == $G1 && ipv6.$dir == fe80::/10" \
+        2>/dev/null | wc -l
+}
+
+dom0_topology
+EXTRA='relay_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
+start_relay dom0 "$WORK/relay.ron"
+
+log "CAP_BPF kept with CAP_NET_RAW and CAP_NET_ADMIN"
+caps="$(awk '$1 == "CapEff:" {print $2}' "/proc/$RELAY_PID/status")"
+[ "$caps" = 0000008000003000 ] || fail "CapEff is $caps, expected 0000008000003000"
+
+log "g1 configures and is reachable"
+wait_for 30 "g1 global address" has_global g1 eth0
+G1="$(global_addr g1 eth0)"
+nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 ($G1)"
+wait_for 10 "g1 binding with route" binding_routed "$G1" br0
+
+log "ndisc6 from isp: g1's answers with dom0's MAC, relayed by dom0's kernel, once each"
+DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
+ip netns exec "$(ns isp)" tcpdump -i isp0 -nn -U -w "$WORK/ndisc6.pcap" icmp6 2>/dev/null &
+capture=$!
+PIDS+=("$capture")
+wait_for 10 "tcpdump capturing" test -s "$WORK/ndisc6.pcap"
+before="$(counter relayed_by_kernel)"
+resolves_to_dom0 6 "relayed in the kernel"
+by_kernel=$(($(counter relayed_by_kernel) - before))
+sleep 0.5
+kill -INT "$capture"
+wait "$capture" 2>/dev/null || true
+solicited="$(nd_count "$WORK/ndisc6.pcap" 135 ns)"
+answered="$(nd_count "$WORK/ndisc6.pcap" 136 na)"
+log "NS from isp's link-local: $solicited, NAs back: $answered, relayed by the kernel: $by_kernel"
+[ "$solicited" -ge 6 ] || fail "only $solicited NS for $G1 captured at isp"
+# Each NS answered once; the first answer after the relay tells the kernel may come
+# twice (the relay cannot know whether it passed the program before the entry).
+[ "$answered" -ge "$solicited" ] || fail "$answered NAs for $solicited NS: answers lost"
+[ "$answered" -le $((solicited + 1)) ] || fail "$answered NAs for $solicited NS: the relay sent the kernel's again"
+[ "$by_kernel" -ge 4 ] || fail "only $by_kernel of 6 NAs relayed by the kernel"
+
+log "isp's own kernel resolves g1 again and reaches it"
+nsx isp ip -6 neigh flush dev isp0
+nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 after a neighbour flush"
+nsx g1 ping -6 -c 2 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g1 cannot ping isp"
+
+log "SIGHUP without relay_in_kernel: the relay sends them; with it again: the kernel"
+write_config "$WORK/relay.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "first reload logged" reloads_logged 1
+before="$(counter relayed_by_kernel)"
+resolves_to_dom0 3 "after the reload"
+[ "$(counter relayed_by_kernel)" -eq "$before" ] || fail "the kernel still relayed after the reload"
+EXTRA='relay_in_kernel: true, limits: (max_bindings: 8192),' write_config "$WORK/relay.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "second reload logged" reloads_logged 2
+resolves_to_dom0 4 "after the second reload"
+[ "$(counter relayed_by_kernel)" -gt "$before" ] || fail "the kernel did not relay again"
+log "PASS"
