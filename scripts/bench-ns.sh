@@ -32,7 +32,10 @@
 #             socket is a path): slowest of 10 calls, process start included
 #   RSS       peak resident set (VmHWM of /proc/PID/status) of the daemon after the scan
 #
-# ONLY_RELAY=1 measures the three ndprelay rows only (quicker, for development).
+# "ndprelay (relay, NA in kernel)" is relay mode with relay_in_kernel: the guest still
+# answers every NS itself; an eBPF program on br0 relays its NA to isp.
+#
+# ONLY_RELAY=1 measures the four ndprelay rows only (quicker, for development).
 #
 # Every packet stays inside the ndpr-bench-* namespaces, which are removed on exit.
 set -euo pipefail
@@ -155,6 +158,15 @@ STATUS_DURING_SCAN=1 measure "ndprelay (relay)" "$RELAY_PID"
 status >target/bench-ns-ndprelay-status.txt
 stop_relay
 
+# 1a. relay mode with the guest's NA relayed in the kernel (relay_in_kernel: eBPF on br0)
+EXTRA='relay_in_kernel: true,' write_config "$WORK/relay-na-kernel.ron" eth0 br0
+start_relay dom0 "$WORK/relay-na-kernel.ron"
+wait_for 30 "br0 proxying" proxying br0
+measure "ndprelay (relay, NA in kernel)" "$RELAY_PID"
+status >target/bench-ns-ndprelay-relay-kernel-status.txt
+RELAY_KERNEL_NOTE="ndprelay (relay, NA in kernel): $(awk '$1 == "relayed_by_kernel" {k = $2} $1 == "relayed_na" {e = $2} END {printf "%d NAs relayed by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay-relay-kernel-status.txt)"
+stop_relay
+
 # 1b. the same relay with the opt-in fast path (answers from bindings confirmed within 5 s)
 EXTRA='fast_path: "5s",' write_config "$WORK/relay-fast.ron" eth0 br0
 start_relay dom0 "$WORK/relay-fast.ron"
@@ -212,4 +224,6 @@ fi
     echo "${FAST_NOTE:-}"
     echo
     echo "${KERNEL_NOTE:-}"
+    echo
+    echo "${RELAY_KERNEL_NOTE:-}"
 } | tee target/bench-ns.md

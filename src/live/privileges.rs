@@ -1,6 +1,6 @@
 //! Capabilities: ndprelay needs CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
 //! (routes, all-multicast, sysctls, nf_tables), and CAP_BPF only with
-//! `fast_path_in_kernel` (its map is updated while running). Started as root it checks
+//! `fast_path_in_kernel` or `relay_in_kernel` (their maps are updated while running). Started as root it checks
 //! them, finishes its privileged set-up, then drops every other capability from the
 //! effective, permitted, inheritable and bounding sets.
 
