@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# kernel NA relay: with relay_in_kernel (relay mode, no fast path), an eBPF program on
-# dom0's br0 relays g1's answers to isp's NS (ndisc6 sees dom0's MAC, the relay counts
-# relayed_by_kernel), each NS gets one NA at isp (the relay does not send the kernel's
-# again; at most the first after a new entry twice), and SIGHUP turns it off and on.
+# kernel relay: with relay_in_kernel (relay mode, no fast path), an eBPF program on
+# dom0's ports relays isp's NS to g1 and g1's answers back to isp (ndisc6 sees dom0's
+# MAC, the relay counts relayed_ns_by_kernel and relayed_na_by_kernel), each NS gets one
+# NA at isp (the relay does not send the kernel's again; at most the first after a new
+# entry twice), and SIGHUP turns it off and on.
 source "$(dirname "$0")/lib.sh"
 
 # nd_count PCAP TYPE FIELD : NS (135) or NA (136) with target $G1 between isp's
@@ -28,27 +29,30 @@ G1="$(global_addr g1 eth0)"
 nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 ($G1)"
 wait_for 10 "g1 binding with route" binding_routed "$G1" br0
 
-log "ndisc6 from isp: g1's answers with dom0's MAC, relayed by dom0's kernel, once each"
+log "ndisc6 from isp: g1's answers with dom0's MAC, NS and NA relayed by dom0's kernel, once each"
 DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 ip netns exec "$(ns isp)" tcpdump -i isp0 -nn -U -w "$WORK/ndisc6.pcap" icmp6 2>/dev/null &
 capture=$!
 PIDS+=("$capture")
 wait_for 10 "tcpdump capturing" test -s "$WORK/ndisc6.pcap"
-before="$(counter relayed_by_kernel)"
+before="$(counter relayed_na_by_kernel)"
+before_ns="$(counter relayed_ns_by_kernel)"
 resolves_to_dom0 6 "relayed in the kernel"
-by_kernel=$(($(counter relayed_by_kernel) - before))
+by_kernel=$(($(counter relayed_na_by_kernel) - before))
+ns_by_kernel=$(($(counter relayed_ns_by_kernel) - before_ns))
 sleep 0.5
 kill -INT "$capture"
 wait "$capture" 2>/dev/null || true
 solicited="$(nd_count "$WORK/ndisc6.pcap" 135 ns)"
 answered="$(nd_count "$WORK/ndisc6.pcap" 136 na)"
-log "NS from isp's link-local: $solicited, NAs back: $answered, relayed by the kernel: $by_kernel"
+log "NS from isp's link-local: $solicited, NAs back: $answered; relayed by the kernel: $ns_by_kernel NS, $by_kernel NAs"
 [ "$solicited" -ge 6 ] || fail "only $solicited NS for $G1 captured at isp"
 # Each NS answered once; the first answer after the relay tells the kernel may come
 # twice (the relay cannot know whether it passed the program before the entry).
 [ "$answered" -ge "$solicited" ] || fail "$answered NAs for $solicited NS: answers lost"
 [ "$answered" -le $((solicited + 1)) ] || fail "$answered NAs for $solicited NS: the relay sent the kernel's again"
 [ "$by_kernel" -ge 4 ] || fail "only $by_kernel of 6 NAs relayed by the kernel"
+[ "$ns_by_kernel" -ge 4 ] || fail "only $ns_by_kernel of 6 NS relayed by the kernel"
 
 log "isp's own kernel resolves g1 again and reaches it"
 nsx isp ip -6 neigh flush dev isp0
@@ -59,12 +63,15 @@ log "SIGHUP without relay_in_kernel: the relay sends them; with it again: the ke
 write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "first reload logged" reloads_logged 1
-before="$(counter relayed_by_kernel)"
+before="$(counter relayed_na_by_kernel)"
+before_ns="$(counter relayed_ns_by_kernel)"
 resolves_to_dom0 3 "after the reload"
-[ "$(counter relayed_by_kernel)" -eq "$before" ] || fail "the kernel still relayed after the reload"
+[ "$(counter relayed_na_by_kernel)" -eq "$before" ] || fail "the kernel still relayed NAs after the reload"
+[ "$(counter relayed_ns_by_kernel)" -eq "$before_ns" ] || fail "the kernel still relayed NS after the reload"
 EXTRA='relay_in_kernel: true, limits: (max_bindings: 8192),' write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "second reload logged" reloads_logged 2
 resolves_to_dom0 4 "after the second reload"
-[ "$(counter relayed_by_kernel)" -gt "$before" ] || fail "the kernel did not relay again"
+[ "$(counter relayed_na_by_kernel)" -gt "$before" ] || fail "the kernel did not relay NAs again"
+[ "$(counter relayed_ns_by_kernel)" -gt "$before_ns" ] || fail "the kernel did not relay NS again"
 log "PASS"

@@ -32,8 +32,9 @@
 #             socket is a path): slowest of 10 calls, process start included
 #   RSS       peak resident set (VmHWM of /proc/PID/status) of the daemon after the scan
 #
-# "ndprelay (relay, NA in kernel)" is relay mode with relay_in_kernel: the guest still
-# answers every NS itself; an eBPF program on br0 relays its NA to isp.
+# "ndprelay (relay in kernel)" is relay mode with relay_in_kernel: the guest still
+# answers every NS itself; an eBPF program on the ports relays the NS to it and its NA
+# back to isp.
 #
 # ONLY_RELAY=1 measures the four ndprelay rows only (quicker, for development).
 #
@@ -158,13 +159,13 @@ STATUS_DURING_SCAN=1 measure "ndprelay (relay)" "$RELAY_PID"
 status >target/bench-ns-ndprelay-status.txt
 stop_relay
 
-# 1a. relay mode with the guest's NA relayed in the kernel (relay_in_kernel: eBPF on br0)
+# 1a. relay mode relayed in the kernel (relay_in_kernel: eBPF on eth0 and br0)
 EXTRA='relay_in_kernel: true,' write_config "$WORK/relay-na-kernel.ron" eth0 br0
 start_relay dom0 "$WORK/relay-na-kernel.ron"
 wait_for 30 "br0 proxying" proxying br0
-measure "ndprelay (relay, NA in kernel)" "$RELAY_PID"
+measure "ndprelay (relay in kernel)" "$RELAY_PID"
 status >target/bench-ns-ndprelay-relay-kernel-status.txt
-RELAY_KERNEL_NOTE="ndprelay (relay, NA in kernel): $(awk '$1 == "relayed_by_kernel" {k = $2} $1 == "relayed_na" {e = $2} END {printf "%d NAs relayed by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay-relay-kernel-status.txt)"
+RELAY_KERNEL_NOTE="ndprelay (relay in kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay-relay-kernel-status.txt)"
 stop_relay
 
 # 1b. the same relay with the opt-in fast path (answers from bindings confirmed within 5 s)

@@ -61,6 +61,7 @@ impl Relay {
                 // The in-kernel programs are off in these configs.
                 Action::KernelAnswer { .. }
                 | Action::KernelForget { .. }
+                | Action::KernelRelayNs { .. }
                 | Action::KernelRelayNa { .. }
                 | Action::KernelForgetRelays
                 | Action::Event(_) => {}

@@ -56,8 +56,9 @@ pub struct Config {
     /// `fast_path_in_kernel` (false): `ndprelay run` answers those NS with an eBPF program
     /// on the uplink instead of a capture thread (needs `fast_path`, CAP_BPF, Linux 6.6).
     pub fast_path_in_kernel: bool,
-    /// `relay_in_kernel` (false): `ndprelay run` relays a bound guest's solicited NA with
-    /// an eBPF program on its port instead of a capture thread (CAP_BPF, Linux 6.6).
+    /// `relay_in_kernel` (false): `ndprelay run` relays NS for bound guests and their
+    /// solicited NAs with an eBPF program on the ports instead of a capture thread
+    /// (CAP_BPF, Linux 6.6).
     pub relay_in_kernel: bool,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,

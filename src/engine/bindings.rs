@@ -176,7 +176,7 @@ impl Engine {
     }
 
     pub(super) fn remove_binding(&mut self, addr: Ipv6Addr) {
-        self.forget_kernel_answer(addr);
+        self.forget_kernel_target(addr);
         let Some(b) = self.cache.remove(&addr) else {
             return;
         };
@@ -269,7 +269,7 @@ impl Engine {
             self.actions
                 .push_back(Action::RemoveRoute { addr, port: old });
         }
-        self.forget_kernel_answer(addr);
+        self.forget_kernel_target(addr);
         if let Some(b) = self.cache.get_mut(&addr) {
             b.port = new_port;
             b.mac = new_mac;

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
-use super::kernel::{KernelEntry, KernelRelay};
+use super::kernel::{KernelEntry, KernelNsRelay, KernelRelay};
 use super::timer::DeadlineQueue;
 use super::{BindingState, PortId};
 use crate::time::Instant;
@@ -39,6 +39,8 @@ pub(crate) struct Binding {
     pub(crate) unicast_ns_since: Option<Instant>,
     /// What the kernel was told to answer for it (`Action::KernelAnswer`).
     pub(crate) kernel_answers: Option<KernelEntry>,
+    /// The NS for it the kernel was told to relay (`Action::KernelRelayNs`).
+    pub(crate) kernel_ns: Option<KernelNsRelay>,
     /// Its NAs the kernel was told to relay, one per solicitor (`Action::KernelRelayNa`).
     pub(crate) kernel_relays: Vec<KernelRelay>,
     /// Deadline currently queued for this entry.
@@ -59,6 +61,7 @@ impl Binding {
             reverify_sent: None,
             unicast_ns_since: None,
             kernel_answers: None,
+            kernel_ns: None,
             kernel_relays: Vec::new(),
             scheduled: None,
         }

@@ -151,8 +151,9 @@ pub struct EngineConfig {
     /// With `fast_path`: the driver answers those NS in the kernel
     /// ([`super::Action::KernelAnswer`]), and the engine leaves them unanswered.
     pub fast_path_in_kernel: bool,
-    /// The driver relays a bound guest's solicited NA in the kernel
-    /// ([`super::Action::KernelRelayNa`]), and the engine leaves those unsent.
+    /// The driver relays NS to a bound guest (relay mode) and the guest's solicited NA in
+    /// the kernel ([`super::Action::KernelRelayNs`], [`super::Action::KernelRelayNa`]),
+    /// and the engine leaves those unsent.
     pub relay_in_kernel: bool,
     /// Honour an incoming P bit (RFC 4389 §4.1.3.3). `false` = cascade mode (opt-in).
     pub honour_proxy_bit: bool,

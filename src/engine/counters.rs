@@ -48,9 +48,12 @@ counters! {
     AnsweredNs => "answered_ns",
     /// NS the kernel answered (in-kernel fast path), left unanswered by the engine.
     AnsweredByKernel => "answered_by_kernel",
+    /// NS for bound targets the kernel relayed (`relay_in_kernel`), left untransmitted by
+    /// the engine.
+    RelayedNsByKernel => "relayed_ns_by_kernel",
     /// Solicited NAs the kernel relayed (`relay_in_kernel`), left untransmitted by the
     /// engine.
-    RelayedByKernel => "relayed_by_kernel",
+    RelayedNaByKernel => "relayed_na_by_kernel",
     /// NS the relay originated (probes, resolution for data).
     SentNs => "sent_ns",
     /// RS the relay originated to get an RA for enabling ports.

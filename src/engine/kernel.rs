@@ -1,6 +1,7 @@
 //! What the engine hands to the driver's in-kernel programs, and when it counts on them:
-//! the fast path's answers (`fast_path_in_kernel`, [`Action::KernelAnswer`]) and the
-//! relaying of a bound guest's solicited NA (`relay_in_kernel`, [`Action::KernelRelayNa`]).
+//! the fast path's answers (`fast_path_in_kernel`, [`Action::KernelAnswer`]) and, with
+//! `relay_in_kernel`, the relaying of NS to a bound guest ([`Action::KernelRelayNs`])
+//! and of its solicited NA back to the solicitor ([`Action::KernelRelayNa`]).
 //!
 //! A driver's packet tap sees every frame before its program does, so the engine still
 //! processes each one; it only leaves the transmission to the kernel when it is sure
@@ -11,7 +12,7 @@ use std::net::Ipv6Addr;
 
 use super::ns::pending_lifetime;
 use super::pending::MAX_SOLICITORS;
-use super::{Action, Counter, Engine, Event, Instant, PortId};
+use super::{Action, BindingState, Counter, Engine, Event, Instant, PortId};
 use crate::time::Duration;
 use crate::wire::{Mac, NdPacket};
 
@@ -25,6 +26,18 @@ pub(crate) struct KernelEntry {
     /// From when the engine leaves those NS to the kernel. The driver fills the kernel's
     /// table after the NS that made the engine tell it, so an NS that reached the kernel
     /// in between went unanswered there; those are processed soon after the telling one.
+    pub(crate) trusted_from: Instant,
+    pub(crate) until: Instant,
+}
+
+/// The kernel relays NS for the binding arriving on `from` to `guest_mac` on `to` (the
+/// binding's port and MAC when told) until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KernelNsRelay {
+    pub(crate) from: PortId,
+    pub(crate) to: PortId,
+    pub(crate) guest_mac: Mac,
+    /// As [`KernelEntry::trusted_from`].
     pub(crate) trusted_from: Instant,
     pub(crate) until: Instant,
 }
@@ -125,6 +138,92 @@ impl Engine {
             port,
             target,
             mac,
+            until,
+        });
+    }
+
+    /// Whether the kernel relayed this NS to the bound guest itself: it was told to for
+    /// this ingress and the binding's present port and MAC, within the margins, and the
+    /// NS has the one shape the program relays (32 bytes with an SLLA, to a group or to
+    /// the port's own MAC; a specified unicast source, hop limit and checksum are
+    /// checked on both sides).
+    pub(super) fn kernel_relayed_ns(
+        &self,
+        now: Instant,
+        port: PortId,
+        pkt: &NdPacket<'_>,
+        target: Ipv6Addr,
+    ) -> bool {
+        self.cfg.relay_in_kernel
+            && pkt.icmp.len() == 32
+            && pkt.slla.is_some()
+            && (pkt.eth_dst.is_multicast() || pkt.eth_dst == self.port(port).cfg.mac)
+            && self.cache.get(&target).is_some_and(|b| {
+                b.kernel_ns.is_some_and(|k| {
+                    (k.from, k.to, k.guest_mac) == (port, b.port, b.mac)
+                        && k.trusted_from <= now
+                        && now + KERNEL_MARGIN < k.until
+                })
+            })
+    }
+
+    /// An NS from `ingress` for `target` was just sent (or left to the kernel) to the
+    /// guest's own MAC on `egress`: in relay mode with `relay_in_kernel`, tells the kernel
+    /// to send the next ones the same way for as long as the engine would — while the
+    /// binding stays REACHABLE and within a RetransTimer of the first such NS since the
+    /// last confirmation (see `Engine::ns_to_bound_mac`); renewed in place when less
+    /// than half a RetransTimer is left. Not with the fast path, which answers those NS
+    /// and passes only one per RetransTimer on.
+    pub(super) fn tell_kernel_ns(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        target: Ipv6Addr,
+        egress: PortId,
+    ) {
+        if !self.cfg.relay_in_kernel || self.cfg.fast_path.is_some() {
+            return;
+        }
+        let retrans = self.cfg.tunables.retrans_timer;
+        let mac = self.port(egress).cfg.mac;
+        let Some(b) = self.cache.get_mut(&target) else {
+            return;
+        };
+        let Some(first) = b.unicast_ns_since else {
+            return;
+        };
+        if b.state != BindingState::Reachable || b.port != egress {
+            return;
+        }
+        let until = (first + retrans).min(b.expires_at);
+        if until <= now + KERNEL_MARGIN + KERNEL_MARGIN {
+            return;
+        }
+        let mut want = KernelNsRelay {
+            from: ingress,
+            to: egress,
+            guest_mac: b.mac,
+            trusted_from: now + KERNEL_MARGIN,
+            until,
+        };
+        if let Some(k) = b.kernel_ns
+            && (k.from, k.to, k.guest_mac) == (want.from, want.to, want.guest_mac)
+            && now < k.until
+        {
+            let half = Duration::from_micros(retrans.total_micros() / 2);
+            if until <= k.until || now + half < k.until {
+                return;
+            }
+            // Renewed in place: no gap in the kernel's table.
+            want.trusted_from = k.trusted_from;
+        }
+        b.kernel_ns = Some(want);
+        self.actions.push_back(Action::KernelRelayNs {
+            from: ingress,
+            target,
+            to: egress,
+            mac,
+            guest_mac: want.guest_mac,
             until,
         });
     }
@@ -231,38 +330,54 @@ impl Engine {
             })
     }
 
-    /// Counts an NA the kernel relayed.
-    pub(super) fn relayed_by_kernel(&mut self, from: PortId, to: PortId, target: Ipv6Addr) {
-        self.counters.bump(Counter::RelayedByKernel);
-        self.emit(|| Event::RelayedByKernel { from, to, target });
+    /// Counts an NS or NA the kernel relayed.
+    pub(super) fn relayed_by_kernel(
+        &mut self,
+        from: PortId,
+        to: PortId,
+        message: &'static str,
+        target: Ipv6Addr,
+    ) {
+        self.counters.bump(if message == "NS" {
+            Counter::RelayedNsByKernel
+        } else {
+            Counter::RelayedNaByKernel
+        });
+        self.emit(|| Event::RelayedByKernel {
+            from,
+            to,
+            message,
+            target,
+        });
     }
 
-    /// Stops the kernel answering for the bindings on `port` and for those it answers
-    /// on `port` (link changes, a disabled port); `None`: for all (reload). Also stops
-    /// every relaying the kernel was told: those events are rare, and a relay entry
-    /// names two ports and the MACs of both.
+    /// Stops the kernel answering and relaying NS for the bindings on `port` and for
+    /// those it does so on `port` (link changes, a disabled port); `None`: for all
+    /// (reload). Also stops every NA relaying the kernel was told: those events are
+    /// rare, and an NA entry names two ports and the MACs of both.
     pub(super) fn forget_kernel_entries(&mut self, port: Option<PortId>) {
         let told: Vec<Ipv6Addr> = self
             .cache
             .iter()
             .filter(|(_, b)| {
-                b.kernel_answers
-                    .is_some_and(|k| port.is_none_or(|p| p == k.port || p == b.port))
+                let on = |p: PortId, q: PortId| port.is_none_or(|x| x == p || x == q);
+                b.kernel_answers.is_some_and(|k| on(k.port, b.port))
+                    || b.kernel_ns.is_some_and(|k| on(k.from, k.to))
             })
             .map(|(addr, _)| *addr)
             .collect();
         for target in told {
-            self.forget_kernel_answer(target);
+            self.forget_kernel_target(target);
         }
         if self.cache.clear_kernel_relays() {
             self.actions.push_back(Action::KernelForgetRelays);
         }
     }
 
-    /// Stops the kernel answering for `addr`, if it was told to.
-    pub(super) fn forget_kernel_answer(&mut self, addr: Ipv6Addr) {
+    /// Stops the kernel answering and relaying NS for `addr`, if it was told to.
+    pub(super) fn forget_kernel_target(&mut self, addr: Ipv6Addr) {
         if let Some(b) = self.cache.get_mut(&addr)
-            && b.kernel_answers.take().is_some()
+            && (b.kernel_answers.take().is_some() | b.kernel_ns.take().is_some())
         {
             self.actions
                 .push_back(Action::KernelForget { target: addr });

@@ -141,7 +141,24 @@ pub enum Action {
         /// When the binding's fast-path window ends.
         until: Instant,
     },
-    /// Stop the kernel answering for `target`, on every port.
+    /// Have the kernel relay NS for `target` arriving on `from` to the guest bound on `to`
+    /// ([`EngineConfig::relay_in_kernel`], relay mode): to `guest_mac` from `mac` with
+    /// `mac` as SLLA, until `until`. Replaces an earlier entry for (`from`, `target`).
+    KernelRelayNs {
+        /// Ingress port of the NS.
+        from: PortId,
+        /// The guest's address.
+        target: Ipv6Addr,
+        /// Port the guest is bound on.
+        to: PortId,
+        /// That port's MAC.
+        mac: Mac,
+        /// The guest's MAC.
+        guest_mac: Mac,
+        /// When the entry ends.
+        until: Instant,
+    },
+    /// Stop the kernel answering and relaying NS for `target`, on every port.
     KernelForget {
         /// The guest's address.
         target: Ipv6Addr,
@@ -170,7 +187,7 @@ pub enum Action {
         /// When the entry ends.
         until: Instant,
     },
-    /// Stop the kernel relaying NAs, every entry.
+    /// Stop the kernel relaying NAs, every entry (NS entries go with `KernelForget`).
     KernelForgetRelays,
     /// A decision worth telling a person (only with `emit_events`).
     Event(Event),
@@ -211,13 +228,16 @@ pub enum Event {
         /// Target answered for.
         target: Ipv6Addr,
     },
-    /// An NA the kernel relayed (`relay_in_kernel`), left untransmitted by the engine.
+    /// An NS or NA the kernel relayed (`relay_in_kernel`), left untransmitted by the
+    /// engine.
     RelayedByKernel {
-        /// Port the NA came in on.
+        /// Port it came in on.
         from: PortId,
         /// Port the kernel sent it out of.
         to: PortId,
-        /// The NA's target.
+        /// `NS` or `NA`.
+        message: &'static str,
+        /// Its target.
         target: Ipv6Addr,
     },
     /// A binding was created or changed state.
@@ -599,6 +619,14 @@ impl Engine {
     pub fn kernel_answer_refused(&mut self, target: Ipv6Addr) {
         if let Some(b) = self.cache.get_mut(&target) {
             b.kernel_answers = None;
+        }
+    }
+
+    /// The driver could not carry out a [`Action::KernelRelayNs`] for `target`: the engine
+    /// relays those NS itself again.
+    pub fn kernel_relay_ns_refused(&mut self, target: Ipv6Addr) {
+        if let Some(b) = self.cache.get_mut(&target) {
+            b.kernel_ns = None;
         }
     }
 

@@ -63,7 +63,7 @@ impl Engine {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         if self.kernel_relayed(now, port, pkt, target, egress, eth_dst) {
-            return self.relayed_by_kernel(port, egress, target);
+            return self.relayed_by_kernel(port, egress, "NA", target);
         }
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(port, egress, pkt, &rw) {

@@ -102,6 +102,7 @@ impl Engine {
             override_: false,
         };
         let kernel_answered = fast && self.kernel_answered(now, port, pkt, target);
+        let kernel_relayed = self.kernel_relayed_ns(now, port, pkt, target);
         if fast {
             self.tell_kernel(now, port, target, confirmed_at);
         }
@@ -110,7 +111,7 @@ impl Engine {
             return self.answer_unless_kernel_did(kernel_answered, port, pkt, target, flags);
         }
         // Same port: both on the uplink, they resolve each other without us.
-        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
+        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport, kernel_relayed) {
             return self.drop_frame(port, reason);
         }
         if fast {
@@ -119,7 +120,7 @@ impl Engine {
                 b.reverify_sent = Some(now);
             }
         }
-        self.relay_ns_to(now, port, pkt, target, bport, bmac);
+        self.relay_ns_to(now, port, pkt, target, bport, bmac, kernel_relayed);
     }
 
     fn answer_unless_kernel_did(
@@ -149,16 +150,18 @@ impl Engine {
             return self.relay_unknown(now, port, pkt, target);
         };
         let (bport, bmac) = (b.port, b.mac);
+        let kernel_relayed = self.kernel_relayed_ns(now, port, pkt, target);
         // Same port: the target is on the asker's own segment and answers by itself.
-        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport) {
+        if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport, kernel_relayed) {
             return self.drop_frame(port, reason);
         }
-        self.relay_ns_to(now, port, pkt, target, bport, bmac);
+        self.relay_ns_to(now, port, pkt, target, bport, bmac, kernel_relayed);
     }
 
     /// Whether an NS for a target bound on `bound` may be relayed there, from either
     /// direction: never back to its own port, only to a forwarding port, and under the
-    /// known-target budget; if so, remembers the asker so the NA finds its way back.
+    /// known-target budget (which an NS the kernel relayed already did not wait for);
+    /// if so, remembers the asker so the NA finds its way back.
     fn admit_bound_ns(
         &mut self,
         now: Instant,
@@ -166,6 +169,7 @@ impl Engine {
         pkt: &NdPacket<'_>,
         target: Ipv6Addr,
         bound: PortId,
+        kernel_relayed: bool,
     ) -> Result<(), DropReason> {
         if bound == port {
             return Err(DropReason::IngressPort);
@@ -173,14 +177,16 @@ impl Engine {
         if !self.forwarding(bound) {
             return Err(DropReason::PortDisabled);
         }
-        if !self.known_ns_bucket.take(now) {
+        if !kernel_relayed && !self.known_ns_bucket.take(now) {
             return Err(DropReason::RateLimited);
         }
         self.note_solicitor(now, port, pkt, target);
         Ok(())
     }
 
-    /// Relays to the one port where the target is bound.
+    /// Relays to the one port where the target is bound, unless the kernel did
+    /// (`kernel_relayed`); either way tells the kernel what it may relay next.
+    #[allow(clippy::too_many_arguments)]
     fn relay_ns_to(
         &mut self,
         now: Instant,
@@ -189,6 +195,7 @@ impl Engine {
         target: Ipv6Addr,
         egress: PortId,
         mac: Mac,
+        kernel_relayed: bool,
     ) {
         let eth_dst = if pkt.dst_addr.is_multicast() && !self.ns_to_bound_mac(now, target) {
             Mac::ipv6_multicast(pkt.dst_addr)
@@ -196,6 +203,12 @@ impl Engine {
             mac
         };
         self.tell_kernel_relay(now, ingress, pkt, target, egress, mac);
+        if eth_dst == mac {
+            self.tell_kernel_ns(now, ingress, target, egress);
+        }
+        if kernel_relayed {
+            return self.relayed_by_kernel(ingress, egress, "NS", target);
+        }
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(ingress, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNs);

@@ -27,7 +27,7 @@ use super::dump::{self, Dump};
 use super::ebpf_prog::SetupError;
 use super::guard::Guard;
 use super::kernel_answer::KernelAnswers;
-use super::kernel_relay::{KernelRelays, RelayPath};
+use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, ResolvedPort};
@@ -354,6 +354,27 @@ impl Daemon {
                     if let Some(k) = &mut self.kernel_answers {
                         k.forget(target);
                     }
+                    if let Some(k) = &mut self.kernel_relays {
+                        k.forget_ns(target);
+                    }
+                }
+                Action::KernelRelayNs {
+                    from,
+                    target,
+                    to,
+                    mac,
+                    guest_mac,
+                    until,
+                } => {
+                    let path = self.ifindex(from).zip(self.ifindex(to));
+                    let path = path.map(|(from, to)| NsPath {
+                        from,
+                        target,
+                        to,
+                        mac,
+                        guest_mac,
+                    });
+                    self.kernel_relay_ns(path, until, target);
                 }
                 Action::KernelRelayNa {
                     from,
@@ -365,8 +386,8 @@ impl Daemon {
                     solicitor_mac,
                     until,
                 } => {
-                    let ifindex = |p: PortId| self.ports.get(p.index()).and_then(|p| p.ifindex);
-                    let path = ifindex(from).zip(ifindex(to)).map(|(from, to)| RelayPath {
+                    let path = self.ifindex(from).zip(self.ifindex(to));
+                    let path = path.map(|(from, to)| NaPath {
                         from,
                         target,
                         solicitor,
@@ -375,11 +396,11 @@ impl Daemon {
                         mac,
                         solicitor_mac,
                     });
-                    self.kernel_relay(path, until, target, solicitor);
+                    self.kernel_relay_na(path, until, target, solicitor);
                 }
                 Action::KernelForgetRelays => {
                     if let Some(k) = &mut self.kernel_relays {
-                        k.forget_all();
+                        k.forget_all_na();
                     }
                 }
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
@@ -402,16 +423,35 @@ impl Daemon {
         }
     }
 
-    fn kernel_relay(
+    fn ifindex(&self, port: PortId) -> Option<i32> {
+        self.ports.get(port.index()).and_then(|p| p.ifindex)
+    }
+
+    fn kernel_relay_ns(&mut self, path: Option<NsPath>, until: Instant, target: Ipv6Addr) {
+        let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
+        let done = match (&mut self.kernel_relays, path) {
+            (Some(k), Some(path)) => k.relay_ns(&path, valid_for),
+            _ => Err(io::Error::other("the relay is not set up on the ports")),
+        };
+        if let Err(e) = done {
+            TX_LOG.warn(format_args!(
+                "relay_in_kernel: cannot hand the NS for {target} to the kernel ({e}); \
+                 relaying them here"
+            ));
+            self.engine.kernel_relay_ns_refused(target);
+        }
+    }
+
+    fn kernel_relay_na(
         &mut self,
-        path: Option<RelayPath>,
+        path: Option<NaPath>,
         until: Instant,
         target: Ipv6Addr,
         solicitor: Ipv6Addr,
     ) {
         let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
         let done = match (&mut self.kernel_relays, path) {
-            (Some(k), Some(path)) => k.relay(&path, valid_for),
+            (Some(k), Some(path)) => k.relay_na(&path, valid_for),
             _ => Err(io::Error::other("the relay is not set up on the ports")),
         };
         if let Err(e) = done {

@@ -113,8 +113,18 @@ impl Asm {
     }
     /// A jump to the pass-on exit.
     pub(super) fn pass_if(&mut self, code: u8, dst: u8, src: u8, imm: i32) {
-        self.fixups.push((self.code.len(), self.pass));
+        self.jump(code, dst, src, imm, self.pass);
+    }
+    /// A jump to `label`.
+    pub(super) fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, label: usize) {
+        self.fixups.push((self.code.len(), label));
         self.ins(code, dst, src, 0, imm);
+    }
+    pub(super) fn label(&mut self) -> usize {
+        self.labels.new_label()
+    }
+    pub(super) fn bind(&mut self, label: usize) {
+        self.labels.bind(label, self.code.len());
     }
     pub(super) fn call(&mut self, helper: i32) {
         self.ins(CALL, 0, 0, 0, helper);
@@ -122,26 +132,51 @@ impl Asm {
     /// Loads the frame and passes unless it is an IPv6 ND message of `icmp_type`, code 0,
     /// hop limit 255, 32 bytes long with one option of `option_type` and length 1.
     pub(super) fn nd_frame(&mut self, icmp_type: i32, option_type: i32) {
+        self.nd_header();
+        self.ins(LDX_H, R2, PKT, ICMP, 0);
+        self.pass_if(JNE_K, R2, 0, icmp_type);
+        self.nd_option(option_type);
+    }
+    /// Loads the frame and passes unless it is an IPv6 packet with 32 bytes of ICMPv6
+    /// payload (Next Header 58) and hop limit 255.
+    pub(super) fn nd_header(&mut self) {
         self.ins(LDX_W, PKT, CTX, SKB_DATA, 0);
         self.ins(LDX_W, PKT_END, CTX, SKB_DATA_END, 0);
         self.ins(MOV_X, R2, PKT, 0, 0);
         self.ins(ADD_K, R2, 0, 0, ND_FRAME_LEN);
         self.pass_if(JGT_X, R2, PKT_END, 0);
         // Little-endian loads of the wire bytes: EtherType 86dd; payload length 32; Next
-        // Header 58 and hop limit 255; the type and code 0; the option's type, length 1.
-        for (off, want) in [
-            (12, 0xdd86),
-            (IP6 + 4, 0x2000),
-            (IP6 + 6, 0xff3a),
-            (ICMP, icmp_type),
-            (OPTION, 0x0100 | option_type),
-        ] {
+        // Header 58 and hop limit 255.
+        for (off, want) in [(12, 0xdd86), (IP6 + 4, 0x2000), (IP6 + 6, 0xff3a)] {
             self.ins(LDX_H, R2, PKT, off, 0);
             self.pass_if(JNE_K, R2, 0, want);
         }
         self.ins(LDX_B, R2, PKT, IP6, 0);
         self.ins(AND_K, R2, 0, 0, 0xf0);
         self.pass_if(JNE_K, R2, 0, 0x60);
+    }
+    /// Passes unless the message's one option is of `option_type`, length 1.
+    pub(super) fn nd_option(&mut self, option_type: i32) {
+        self.ins(LDX_H, R2, PKT, OPTION, 0);
+        self.pass_if(JNE_K, R2, 0, 0x0100 | option_type);
+    }
+    /// Passes on the unspecified source (DAD, which the engine relays) and on a
+    /// multicast one (invalid, RFC 4861 §7.1.1; the engine drops it).
+    pub(super) fn specified_unicast_source(&mut self) {
+        self.ins(LDX_DW, R2, PKT, IP6_SRC, 0);
+        self.ins(LDX_DW, R3, PKT, IP6_SRC + 8, 0);
+        self.ins(OR_X, R2, R3, 0, 0);
+        self.pass_if(JEQ_K, R2, 0, 0);
+        self.ins(LDX_B, R2, PKT, IP6_SRC, 0);
+        self.pass_if(JEQ_K, R2, 0, 0xff);
+    }
+    /// Stores the key (ingress ifindex, the target) at `key_at` on the stack.
+    pub(super) fn ifindex_target_key(&mut self, key_at: i16) {
+        self.ins(LDX_W, R2, CTX, SKB_IFINDEX, 0);
+        self.ins(STX_W, FP, R2, key_at, 0);
+        for i in 0..4 {
+            self.copy(FP, key_at + 4 + 4 * i, PKT, TARGET + 4 * i, 4);
+        }
     }
     /// Looks up the `key_len`-byte key at `key_at` on the stack in `map_fd` and passes
     /// unless there is an entry whose native `u64` at `expiry_at` is later than
@@ -229,11 +264,14 @@ impl Asm {
         self.ins(st, dst, R2, off, 0);
     }
     /// Redirects the frame out of the interface whose index is in R1 and ends the
-    /// program; then binds the pass-on exit and returns the program.
-    pub(super) fn redirect_and_finish(mut self) -> Vec<EbpfInsn> {
+    /// program.
+    pub(super) fn redirect(&mut self) {
         self.ins(MOV_K, R2, 0, 0, 0);
         self.call(REDIRECT);
         self.ins(EXIT, 0, 0, 0, 0);
+    }
+    /// Binds the pass-on exit and returns the program.
+    pub(super) fn finish(mut self) -> Vec<EbpfInsn> {
         self.labels.bind(self.pass, self.code.len());
         self.ins(MOV_K, R0, 0, 0, TCX_NEXT);
         self.ins(EXIT, 0, 0, 0, 0);

@@ -129,20 +129,8 @@ fn program(map_fd: i32) -> Vec<EbpfInsn> {
     a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
     a.pass_if(JEQ_K, R0, 0, PACKET_OTHERHOST);
     a.nd_frame(135, 1);
-    // DAD (unspecified source) is relayed by the engine, never answered; a multicast
-    // source is invalid (RFC 4861 §7.1.1) and the engine drops it.
-    a.ins(LDX_DW, R2, PKT, IP6_SRC, 0);
-    a.ins(LDX_DW, R3, PKT, IP6_SRC + 8, 0);
-    a.ins(OR_X, R2, R3, 0, 0);
-    a.pass_if(JEQ_K, R2, 0, 0);
-    a.ins(LDX_B, R2, PKT, IP6_SRC, 0);
-    a.pass_if(JEQ_K, R2, 0, 0xff);
-    // Key: ifindex, target.
-    a.ins(LDX_W, R2, CTX, SKB_IFINDEX, 0);
-    a.ins(STX_W, FP, R2, KEY_AT, 0);
-    for i in 0..4 {
-        a.copy(FP, KEY_AT + 4 + 4 * i, PKT, TARGET + 4 * i, 4);
-    }
+    a.specified_unicast_source();
+    a.ifindex_target_key(KEY_AT);
     a.live_entry(map_fd, KEY_AT, EXPIRY_AT);
     a.valid_checksum();
     // The NA: to the asker's SLLA from our MAC, from the target, S=1 O=0 R=0, with our
@@ -160,5 +148,6 @@ fn program(map_fd: i32) -> Vec<EbpfInsn> {
     a.copy_mac(PKT, OPTION + 2, ENTRY, 0);
     a.write_checksum();
     a.ins(LDX_W, R1, CTX, SKB_IFINDEX, 0);
-    a.redirect_and_finish()
+    a.redirect();
+    a.finish()
 }

@@ -1,15 +1,20 @@
-//! The in-kernel NA relay (opt-in, `relay_in_kernel`): an eBPF program on each port's tcx
-//! ingress hook that relays a bound guest's solicited Neighbor Advertisement to the
-//! solicitor the engine passed the NS on for, rewritten as the engine would (Ethernet
-//! addresses, Target Link-Layer Address, checksum), without waking a thread. The engine
-//! says which (port, target, solicitor) and where to (`Action::KernelRelayNa`) before it
-//! sends the NS; the daemon keeps those in a hash map the program reads.
+//! The in-kernel relay (opt-in, `relay_in_kernel`): an eBPF program on each port's tcx
+//! ingress hook that relays, without waking a thread,
+//! - an NS for a bound guest to the guest's MAC on its port (relay mode), and
+//! - the guest's solicited NA back to the solicitor the relay passed the NS on for,
 //!
-//! `AF_PACKET` taps run before tc ingress, so the capture thread still sees every NA: the
-//! engine learns from it and counts it (`relayed_by_kernel`); it only leaves the sending
-//! to the kernel. The program relays only the common shape (a 32-byte NA to our MAC with
-//! one TLLA option equal to its Ethernet source, the guest's bound MAC, hop limit 255,
-//! a valid checksum); anything else goes on to the capture thread and the engine.
+//! each rewritten as the engine would (Ethernet addresses, SLLA/TLLA, checksum). The
+//! engine says which and until when (`Action::KernelRelayNs`, `Action::KernelRelayNa`,
+//! told before it sends the frame that is answered); the daemon keeps them in two hash
+//! maps the program reads.
+//!
+//! `AF_PACKET` taps run before tc ingress, so the capture threads still see every frame:
+//! the engine learns from it and counts it (`relayed_ns_by_kernel`,
+//! `relayed_na_by_kernel`); it only leaves the sending to the kernel. The program relays
+//! only the common shapes (32 bytes with one link-layer option, hop limit 255, a valid
+//! checksum; an NS with a specified unicast source, not to another host's MAC; an NA to
+//! our MAC from the guest's bound MAC, also as its TLLA); anything else goes on to the
+//! capture thread and the engine.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,23 +26,51 @@ use super::sys::ebpf::{BpfMap, EbpfInsn};
 use crate::wire::Mac;
 
 const KEY: &str = "relay_in_kernel";
-/// Key: ingress ifindex (native order), the target, the solicitor (the NA's destination).
-const KEY_SIZE: usize = 36;
-/// Value: our MAC on the egress port, the solicitor's MAC, the guest's MAC (each padded
-/// to 8 bytes), the egress ifindex (native order, padded to 8), the expiry in
-/// `CLOCK_MONOTONIC` nanoseconds (native order).
-const VALUE_SIZE: usize = 40;
-const OUR_MAC_AT: i16 = 0;
-const SOLICITOR_MAC_AT: i16 = 8;
-const GUEST_MAC_AT: i16 = 16;
-const EGRESS_AT: i16 = 24;
-const EXPIRY_AT: i16 = 32;
-/// Stack slot of the map key.
-const KEY_AT: i16 = -48;
+
+/// NS key: ingress ifindex (native order), the target.
+const NS_KEY_SIZE: usize = 20;
+/// NS value: our MAC on the egress port, the guest's MAC (each padded to 8 bytes), the
+/// egress ifindex (native order, padded to 8), the expiry in `CLOCK_MONOTONIC`
+/// nanoseconds (native order).
+const NS_VALUE_SIZE: usize = 32;
+const NS_OUR_MAC_AT: i16 = 0;
+const NS_GUEST_MAC_AT: i16 = 8;
+const NS_EGRESS_AT: i16 = 16;
+const NS_EXPIRY_AT: i16 = 24;
+
+/// NA key: ingress ifindex, the target, the solicitor (the NA's destination).
+const NA_KEY_SIZE: usize = 36;
+/// NA value: our MAC on the egress port, the solicitor's MAC, the guest's MAC, the egress
+/// ifindex, the expiry (laid out as the NS value).
+const NA_VALUE_SIZE: usize = 40;
+const NA_OUR_MAC_AT: i16 = 0;
+const NA_SOLICITOR_MAC_AT: i16 = 8;
+const NA_GUEST_MAC_AT: i16 = 16;
+const NA_EGRESS_AT: i16 = 24;
+const NA_EXPIRY_AT: i16 = 32;
+
+/// Stack slots of the map keys.
+const NS_KEY_AT: i16 = -32;
+const NA_KEY_AT: i16 = -48;
+
+/// NS for `target` arriving on `from` go to `guest_mac` on `to`, from `mac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsPath {
+    /// The NS's ingress.
+    pub from: i32,
+    /// The guest's address.
+    pub target: Ipv6Addr,
+    /// Where the guest is: the NS's egress.
+    pub to: i32,
+    /// Our MAC there.
+    pub mac: Mac,
+    /// The guest's MAC.
+    pub guest_mac: Mac,
+}
 
 /// One NA path, with interface indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayPath {
+pub struct NaPath {
     /// Where the guest is: the NA's ingress.
     pub from: i32,
     /// The NA's target.
@@ -54,58 +87,130 @@ pub struct RelayPath {
     pub solicitor_mac: Mac,
 }
 
-impl RelayPath {
-    fn key(&self) -> [u8; KEY_SIZE] {
-        let mut k = [0u8; KEY_SIZE];
-        k[..4].copy_from_slice(&self.from.to_ne_bytes());
-        k[4..20].copy_from_slice(&self.target.octets());
-        k[20..].copy_from_slice(&self.solicitor.octets());
+fn put_mac(v: &mut [u8], at: i16, mac: Mac) {
+    let at = at as usize;
+    v[at..at + 6].copy_from_slice(&mac.0);
+}
+
+fn put(v: &mut [u8], at: i16, bytes: &[u8]) {
+    let at = at as usize;
+    v[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+impl NsPath {
+    fn key(&self) -> [u8; NS_KEY_SIZE] {
+        let mut k = [0u8; NS_KEY_SIZE];
+        put(&mut k, 0, &self.from.to_ne_bytes());
+        put(&mut k, 4, &self.target.octets());
         k
     }
 
-    fn value(&self, expiry: u64) -> [u8; VALUE_SIZE] {
-        let mut v = [0u8; VALUE_SIZE];
-        for (at, mac) in [
-            (OUR_MAC_AT, self.mac),
-            (SOLICITOR_MAC_AT, self.solicitor_mac),
-            (GUEST_MAC_AT, self.guest_mac),
-        ] {
-            let at = at as usize;
-            v[at..at + 6].copy_from_slice(&mac.0);
-        }
-        let at = EGRESS_AT as usize;
-        v[at..at + 4].copy_from_slice(&self.to.to_ne_bytes());
-        v[EXPIRY_AT as usize..].copy_from_slice(&expiry.to_ne_bytes());
+    fn value(&self, expiry: u64) -> [u8; NS_VALUE_SIZE] {
+        let mut v = [0u8; NS_VALUE_SIZE];
+        put_mac(&mut v, NS_OUR_MAC_AT, self.mac);
+        put_mac(&mut v, NS_GUEST_MAC_AT, self.guest_mac);
+        put(&mut v, NS_EGRESS_AT, &self.to.to_ne_bytes());
+        put(&mut v, NS_EXPIRY_AT, &expiry.to_ne_bytes());
         v
     }
 }
 
-/// The loaded program, its map and one tcx link per port.
+impl NaPath {
+    fn key(&self) -> [u8; NA_KEY_SIZE] {
+        let mut k = [0u8; NA_KEY_SIZE];
+        put(&mut k, 0, &self.from.to_ne_bytes());
+        put(&mut k, 4, &self.target.octets());
+        put(&mut k, 20, &self.solicitor.octets());
+        k
+    }
+
+    fn value(&self, expiry: u64) -> [u8; NA_VALUE_SIZE] {
+        let mut v = [0u8; NA_VALUE_SIZE];
+        put_mac(&mut v, NA_OUR_MAC_AT, self.mac);
+        put_mac(&mut v, NA_SOLICITOR_MAC_AT, self.solicitor_mac);
+        put_mac(&mut v, NA_GUEST_MAC_AT, self.guest_mac);
+        put(&mut v, NA_EGRESS_AT, &self.to.to_ne_bytes());
+        put(&mut v, NA_EXPIRY_AT, &expiry.to_ne_bytes());
+        v
+    }
+}
+
+/// A map and what it holds (key → expiry), so expired entries can make room and
+/// entries can be found by port or target.
+#[derive(Debug)]
+struct Tracked<const K: usize> {
+    map: BpfMap,
+    entries: HashMap<[u8; K], u64>,
+    capacity: usize,
+}
+
+impl<const K: usize> Tracked<K> {
+    fn create(value_size: usize, capacity: u32) -> Result<Self, SetupError> {
+        let map = BpfMap::create(K as u32, value_size as u32, capacity)
+            .map_err(TcxLinks::map_error(KEY))?;
+        Ok(Self {
+            map,
+            entries: HashMap::new(),
+            capacity: capacity as usize,
+        })
+    }
+
+    /// Inserts or replaces; a full map first drops its expired entries.
+    fn insert(&mut self, key: [u8; K], value: &[u8], expiry: u64) -> io::Result<()> {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            let now = expiry_ns(Duration::ZERO);
+            self.remove_where(|_, expiry| expiry <= now);
+            if self.entries.len() >= self.capacity {
+                return Err(io::Error::other("the map is full"));
+            }
+        }
+        self.map.insert(&key, value)?;
+        self.entries.insert(key, expiry);
+        Ok(())
+    }
+
+    fn remove_where(&mut self, mut gone: impl FnMut(&[u8; K], u64) -> bool) {
+        let map = &self.map;
+        self.entries.retain(|k, expiry| {
+            let remove = gone(k, *expiry);
+            if remove && let Err(e) = map.remove(k) {
+                log::warn!("{KEY}: cannot remove an entry from the map: {e}");
+            }
+            !remove
+        });
+    }
+}
+
+/// The key's ingress ifindex.
+fn ingress(key: &[u8]) -> i32 {
+    i32::from_ne_bytes([key[0], key[1], key[2], key[3]])
+}
+
+/// The loaded program, its two maps and one tcx link per port.
 #[derive(Debug)]
 pub struct KernelRelays {
-    map: BpfMap,
+    ns: Tracked<NS_KEY_SIZE>,
+    na: Tracked<NA_KEY_SIZE>,
     links: TcxLinks,
-    /// What the map holds: key → expiry, so expired entries can make room.
-    entries: HashMap<[u8; KEY_SIZE], u64>,
     capacity: u32,
 }
 
 impl KernelRelays {
-    /// Creates a map for `max_entries` paths and loads the program.
+    /// Creates two maps for `max_entries` paths each and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
         let capacity = max_entries.max(1);
-        let map = BpfMap::create(KEY_SIZE as u32, VALUE_SIZE as u32, capacity)
-            .map_err(TcxLinks::map_error(KEY))?;
-        let links = TcxLinks::load(KEY, &program(map.raw()), "ndprelay_na")?;
+        let ns = Tracked::create(NS_VALUE_SIZE, capacity)?;
+        let na = Tracked::create(NA_VALUE_SIZE, capacity)?;
+        let links = TcxLinks::load(KEY, &program(ns.map.raw(), na.map.raw()), "ndprelay_rel")?;
         Ok(Self {
-            map,
+            ns,
+            na,
             links,
-            entries: HashMap::new(),
             capacity,
         })
     }
 
-    /// The paths the map has room for.
+    /// The paths each map has room for.
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
@@ -114,89 +219,96 @@ impl KernelRelays {
     pub fn sync(&mut self, ports: &[(&str, i32)]) -> Vec<SetupError> {
         let (gone, errors) = self.links.sync(ports);
         if !gone.is_empty() {
-            let map = &self.map;
-            self.entries.retain(|k, _| {
-                let from = i32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
-                let keep = !gone.contains(&from);
-                if !keep {
-                    remove_entry(map, k);
-                }
-                keep
-            });
+            self.ns.remove_where(|k, _| gone.contains(&ingress(k)));
+            self.na.remove_where(|k, _| gone.contains(&ingress(k)));
         }
         errors
     }
 
-    /// Relays NAs along `path` for `valid_for` from now. A full map first drops its
-    /// expired entries.
-    pub fn relay(&mut self, path: &RelayPath, valid_for: Duration) -> io::Result<()> {
-        if !self.links.attached(path.from) {
-            return Err(io::Error::other("the program is not attached to the port"));
+    fn check_attached(&self, ifindex: i32) -> io::Result<()> {
+        if self.links.attached(ifindex) {
+            Ok(())
+        } else {
+            Err(io::Error::other("the program is not attached to the port"))
         }
-        let key = path.key();
-        let full = self.entries.len() >= self.capacity as usize;
-        if full && !self.entries.contains_key(&key) {
-            let now = expiry_ns(Duration::ZERO);
-            let map = &self.map;
-            self.entries.retain(|k, expiry| {
-                let live = *expiry > now;
-                if !live {
-                    remove_entry(map, k);
-                }
-                live
-            });
-            if self.entries.len() >= self.capacity as usize {
-                return Err(io::Error::other("the map is full"));
-            }
-        }
+    }
+
+    /// Relays NS along `path` for `valid_for` from now.
+    pub fn relay_ns(&mut self, path: &NsPath, valid_for: Duration) -> io::Result<()> {
+        self.check_attached(path.from)?;
         let expiry = expiry_ns(valid_for);
-        self.map.insert(&key, &path.value(expiry))?;
-        self.entries.insert(key, expiry);
-        Ok(())
+        self.ns.insert(path.key(), &path.value(expiry), expiry)
     }
 
-    /// Stops every relaying.
-    pub fn forget_all(&mut self) {
-        for k in std::mem::take(&mut self.entries).keys() {
-            remove_entry(&self.map, k);
-        }
+    /// Relays NAs along `path` for `valid_for` from now.
+    pub fn relay_na(&mut self, path: &NaPath, valid_for: Duration) -> io::Result<()> {
+        self.check_attached(path.from)?;
+        let expiry = expiry_ns(valid_for);
+        self.na.insert(path.key(), &path.value(expiry), expiry)
+    }
+
+    /// Stops relaying NS for `target`, from every port.
+    pub fn forget_ns(&mut self, target: Ipv6Addr) {
+        let octets = target.octets();
+        self.ns.remove_where(|k, _| k[4..] == octets);
+    }
+
+    /// Stops every NA relaying.
+    pub fn forget_all_na(&mut self) {
+        self.na.remove_where(|_, _| true);
     }
 }
 
-fn remove_entry(map: &BpfMap, key: &[u8; KEY_SIZE]) {
-    if let Err(e) = map.remove(key) {
-        log::warn!("{KEY}: cannot remove an entry from the map: {e}");
-    }
-}
-
-/// The program; `map_fd` is the map of [`KernelRelays`].
-fn program(map_fd: i32) -> Vec<EbpfInsn> {
+/// The program; `ns_map` and `na_map` are the maps of [`KernelRelays`].
+fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
     let mut a = Asm::new();
-    // To our MAC: a solicited answer to the NS we relayed (whose SLLA was ours).
+    let na = a.label();
+    a.nd_header();
+    a.ins(LDX_H, R2, PKT, ICMP, 0);
+    a.jump(JEQ_K, R2, 0, 136, na);
+    a.pass_if(JNE_K, R2, 0, 135);
+
+    // NS: to a group or to us, with an SLLA, from a specified unicast source.
+    a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
+    a.pass_if(JEQ_K, R0, 0, PACKET_OTHERHOST);
+    a.nd_option(1);
+    a.specified_unicast_source();
+    a.ifindex_target_key(NS_KEY_AT);
+    a.live_entry(ns_map, NS_KEY_AT, NS_EXPIRY_AT);
+    a.valid_checksum();
+    // To the guest's MAC from ours, with our MAC as SLLA; the IPv6 header as the asker
+    // sent it (what the engine's relay sends to a REACHABLE guest).
+    a.copy_mac(PKT, 0, ENTRY, NS_GUEST_MAC_AT);
+    a.copy_mac(PKT, 6, ENTRY, NS_OUR_MAC_AT);
+    a.copy_mac(PKT, OPTION + 2, ENTRY, NS_OUR_MAC_AT);
+    a.write_checksum();
+    a.ins(LDX_W, R1, ENTRY, NS_EGRESS_AT, 0);
+    a.redirect();
+
+    // NA: to our MAC (a solicited answer to the NS we relayed, whose SLLA was ours), to
+    // a unicast destination (announcements and DAD defences go everywhere: the engine's).
+    a.bind(na);
     a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
     a.pass_if(JNE_K, R0, 0, PACKET_HOST);
-    a.nd_frame(136, 2);
-    // Multicast destinations (announcements, DAD defences) go everywhere: the engine's.
+    a.nd_option(2);
     a.ins(LDX_B, R2, PKT, IP6_DST, 0);
     a.pass_if(JEQ_K, R2, 0, 0xff);
-    // Key: ifindex, target, destination.
-    a.ins(LDX_W, R2, CTX, SKB_IFINDEX, 0);
-    a.ins(STX_W, FP, R2, KEY_AT, 0);
+    a.ifindex_target_key(NA_KEY_AT);
     for i in 0..4 {
-        a.copy(FP, KEY_AT + 4 + 4 * i, PKT, TARGET + 4 * i, 4);
-        a.copy(FP, KEY_AT + 20 + 4 * i, PKT, IP6_DST + 4 * i, 4);
+        a.copy(FP, NA_KEY_AT + 20 + 4 * i, PKT, IP6_DST + 4 * i, 4);
     }
-    a.live_entry(map_fd, KEY_AT, EXPIRY_AT);
+    a.live_entry(na_map, NA_KEY_AT, NA_EXPIRY_AT);
     // From the bound guest only: its Ethernet source and its TLLA.
-    a.same_mac(PKT, 6, ENTRY, GUEST_MAC_AT);
-    a.same_mac(PKT, OPTION + 2, ENTRY, GUEST_MAC_AT);
+    a.same_mac(PKT, 6, ENTRY, NA_GUEST_MAC_AT);
+    a.same_mac(PKT, OPTION + 2, ENTRY, NA_GUEST_MAC_AT);
     a.valid_checksum();
     // To the solicitor from our MAC, with our MAC as TLLA; R/S/O and the IPv6 header as
     // the guest sent them (what the engine's relay sends).
-    a.copy_mac(PKT, 0, ENTRY, SOLICITOR_MAC_AT);
-    a.copy_mac(PKT, 6, ENTRY, OUR_MAC_AT);
-    a.copy_mac(PKT, OPTION + 2, ENTRY, OUR_MAC_AT);
+    a.copy_mac(PKT, 0, ENTRY, NA_SOLICITOR_MAC_AT);
+    a.copy_mac(PKT, 6, ENTRY, NA_OUR_MAC_AT);
+    a.copy_mac(PKT, OPTION + 2, ENTRY, NA_OUR_MAC_AT);
     a.write_checksum();
-    a.ins(LDX_W, R1, ENTRY, EGRESS_AT, 0);
-    a.redirect_and_finish()
+    a.ins(LDX_W, R1, ENTRY, NA_EGRESS_AT, 0);
+    a.redirect();
+    a.finish()
 }

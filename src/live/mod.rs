@@ -18,8 +18,8 @@
 //!
 //! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
 //! confirmed guests before any of these threads wakes (`kernel_answer.rs`); with
-//! `relay_in_kernel`, one on every port relays a bound guest's NA to the solicitor the
-//! engine passed the NS on for (`kernel_relay.rs`).
+//! `relay_in_kernel`, one on every port relays NS to bound guests and their NAs back to
+//! the solicitor the engine passed the NS on for (`kernel_relay.rs`).
 //!
 //! Start-up either completes or undoes what it did: a missing interface, a config error,
 //! a missing capability or a wrong sysctl stops it with one message naming the fix.

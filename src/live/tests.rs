@@ -518,9 +518,9 @@ fn the_kernel_answers_for_fresh_targets_only() {
 
 #[test]
 #[ignore = "needs root (CAP_BPF, namespaces)"]
-fn the_kernel_relays_the_bound_guests_answer_as_the_engine_would() {
-    use super::kernel_relay::{KernelRelays, RelayPath};
-    use crate::wire::{Mac, NaFlags, NdMessage, OptionRepr, emit_nd};
+fn the_kernel_relays_ns_and_the_bound_guests_answer_as_the_engine_would() {
+    use super::kernel_relay::{KernelRelays, NaPath, NsPath};
+    use crate::wire::{Mac, NaFlags, NdMessage, OptionRepr, emit_nd, solicited_node};
     let ns = Netns::new(&["kr"]);
     ns.run(0, || {
         // The guest's port ga (peer gb plays the guest), the solicitor's port sa (peer sb
@@ -539,12 +539,88 @@ fn the_kernel_relays_the_bound_guests_answer_as_the_engine_would() {
         let mut relays = KernelRelays::load(16).expect("program loads");
         let errors = relays.sync(&[("ga", ga), ("sa", sa)]);
         assert!(errors.is_empty(), "{errors:?}");
+        let guest = PacketSocket::open(index("gb"), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let asker = PacketSocket::open(index("sb"), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        // What `to` receives when `from` sends `frame`.
+        let relayed = |from: &PacketSocket, to: &PacketSocket, frame: &[u8]| {
+            let _ = collect(to, Duration::ZERO);
+            from.send(frame).unwrap();
+            collect(to, Duration::from_millis(300))
+        };
 
         let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
         let solicitor: Ipv6Addr = "fe80::1".parse().unwrap();
-        let guest_mac = Mac([2, 0, 0x5e, 0, 0x53, 0x10]);
-        let solicitor_mac = mac_of("sb");
-        let path = RelayPath {
+        let (guest_mac, solicitor_mac) = (mac_of("gb"), mac_of("sb"));
+        let other = Mac([2, 0, 0x5e, 0, 0x53, 0x99]);
+
+        // NS from the solicitor to the guest's solicited-node group.
+        let group = solicited_node(target);
+        let ns = |eth_src: Mac, eth_dst: Mac, src: Ipv6Addr, slla: Mac| {
+            let message = NdMessage::NeighborSolicit {
+                target_addr: target,
+            };
+            emit_nd(
+                eth_src,
+                eth_dst,
+                src,
+                group,
+                &message,
+                &[OptionRepr::SourceLla(slla)],
+            )
+        };
+        let ns_path = NsPath {
+            from: sa,
+            target,
+            to: ga,
+            mac: mac_of("ga"),
+            guest_mac,
+        };
+        let ask = ns(
+            solicitor_mac,
+            Mac::ipv6_multicast(group),
+            solicitor,
+            solicitor_mac,
+        );
+        assert!(relayed(&asker, &guest, &ask).is_empty(), "no NS entry yet");
+        relays.relay_ns(&ns_path, Duration::from_secs(30)).unwrap();
+        let expected = ns(ns_path.mac, guest_mac, solicitor, ns_path.mac);
+        assert_eq!(
+            relayed(&asker, &guest, &ask),
+            [expected],
+            "the engine's relayed NS"
+        );
+        for (frame, why) in [
+            (
+                ns(solicitor_mac, other, solicitor, solicitor_mac),
+                "to another host's MAC",
+            ),
+            (
+                ns(
+                    solicitor_mac,
+                    Mac::ipv6_multicast(group),
+                    Ipv6Addr::UNSPECIFIED,
+                    solicitor_mac,
+                ),
+                "from :: (DAD)",
+            ),
+        ] {
+            assert!(
+                relayed(&asker, &guest, &frame).is_empty(),
+                "NS relayed {why}"
+            );
+        }
+        relays.forget_ns(target);
+        assert!(
+            relayed(&asker, &guest, &ask).is_empty(),
+            "forgotten NS entry"
+        );
+
+        // The guest's NA back to the solicitor.
+        let na_path = NaPath {
             from: ga,
             target,
             solicitor,
@@ -571,27 +647,21 @@ fn the_kernel_relays_the_bound_guests_answer_as_the_engine_would() {
                 &[OptionRepr::TargetLla(tlla)],
             )
         };
-        let guest = PacketSocket::open(index("gb"), &bpf::nd_filter())
-            .unwrap()
-            .0;
-        let asker = PacketSocket::open(index("sb"), &bpf::nd_filter())
-            .unwrap()
-            .0;
         let answer = na(guest_mac, mac_of("ga"), solicitor, guest_mac);
-        let relayed_for = |frame: &[u8]| {
-            let _ = collect(&asker, Duration::ZERO);
-            guest.send(frame).unwrap();
-            collect(&asker, Duration::from_millis(300))
-        };
-        assert!(relayed_for(&answer).is_empty(), "no entry yet");
-
-        relays.relay(&path, Duration::from_secs(30)).unwrap();
-        let expected = na(path.mac, solicitor_mac, solicitor, path.mac);
-        assert_eq!(relayed_for(&answer), [expected], "the engine's relayed NA");
+        assert!(
+            relayed(&guest, &asker, &answer).is_empty(),
+            "no NA entry yet"
+        );
+        relays.relay_na(&na_path, Duration::from_secs(30)).unwrap();
+        let expected = na(na_path.mac, solicitor_mac, solicitor, na_path.mac);
+        assert_eq!(
+            relayed(&guest, &asker, &answer),
+            [expected],
+            "the engine's relayed NA"
+        );
 
         let mut bad_checksum = answer.clone();
         bad_checksum[14 + 40 + 2] ^= 1;
-        let other = Mac([2, 0, 0x5e, 0, 0x53, 0x99]);
         for (frame, why) in [
             (na(other, mac_of("ga"), solicitor, other), "another MAC"),
             (
@@ -610,13 +680,22 @@ fn the_kernel_relays_the_bound_guests_answer_as_the_engine_would() {
             ),
             (bad_checksum, "a bad checksum"),
         ] {
-            assert!(relayed_for(&frame).is_empty(), "relayed with {why}");
+            assert!(
+                relayed(&guest, &asker, &frame).is_empty(),
+                "NA relayed with {why}"
+            );
         }
-        relays.relay(&path, Duration::ZERO).unwrap();
-        assert!(relayed_for(&answer).is_empty(), "an expired entry");
-        relays.relay(&path, Duration::from_secs(30)).unwrap();
-        assert_eq!(relayed_for(&answer).len(), 1, "renewed");
-        relays.forget_all();
-        assert!(relayed_for(&answer).is_empty(), "forgotten");
+        relays.relay_na(&na_path, Duration::ZERO).unwrap();
+        assert!(
+            relayed(&guest, &asker, &answer).is_empty(),
+            "an expired NA entry"
+        );
+        relays.relay_na(&na_path, Duration::from_secs(30)).unwrap();
+        assert_eq!(relayed(&guest, &asker, &answer).len(), 1, "renewed");
+        relays.forget_all_na();
+        assert!(
+            relayed(&guest, &asker, &answer).is_empty(),
+            "forgotten NA entries"
+        );
     });
 }

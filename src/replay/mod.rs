@@ -590,6 +590,23 @@ impl Context<'_> {
                     line.decided();
                     line.addrs.push(target);
                 }
+                Action::KernelRelayNs {
+                    from,
+                    target,
+                    to,
+                    until,
+                    ..
+                } => {
+                    let _ = write!(
+                        d,
+                        "kernel relays NS for {target} from {} to {} until {:.3} s",
+                        self.name(from),
+                        self.name(to),
+                        until.total_micros() as f64 / 1e6
+                    );
+                    line.decided();
+                    line.addrs.push(target);
+                }
                 Action::KernelRelayNa {
                     from,
                     target,
@@ -661,11 +678,16 @@ impl Context<'_> {
                     self.name(*port)
                 )
             }
-            Event::RelayedByKernel { from, to, target } => {
+            Event::RelayedByKernel {
+                from,
+                to,
+                message,
+                target,
+            } => {
                 addrs.push(*target);
                 write!(
                     d,
-                    "left to the kernel, which relayed the NA for {target} from {} to {}",
+                    "left to the kernel, which relayed the {message} for {target} from {} to {}",
                     self.name(*from),
                     self.name(*to)
                 )

@@ -647,6 +647,16 @@ impl<'a> World<'a> {
                     let text = format!("kernel stops answering for {target}");
                     self.relay_line(r, &text, "kernel");
                 }
+                Action::KernelRelayNs {
+                    from, target, to, ..
+                } => {
+                    let text = format!(
+                        "kernel relays NS for {target} from {} to {}",
+                        self.port_name(r, from),
+                        self.port_name(r, to)
+                    );
+                    self.relay_line(r, &text, "kernel");
+                }
                 Action::KernelRelayNa {
                     from,
                     target,
@@ -715,9 +725,14 @@ impl<'a> World<'a> {
                 ),
                 format!("kernel-answer/{port:?}"),
             ),
-            Event::RelayedByKernel { from, to, target } => (
+            Event::RelayedByKernel {
+                from,
+                to,
+                message,
+                target,
+            } => (
                 format!(
-                    "leaves the NA for {target} from {} to {} to the kernel",
+                    "leaves the {message} for {target} from {} to {} to the kernel",
                     self.port_name(r, from),
                     self.port_name(r, to)
                 ),

@@ -16,7 +16,12 @@ const LIFETIME: Duration = Duration::from_secs(3);
 /// The `until` of the single `KernelRelayNa` told since the last clear, checking the
 /// path: guest 10 on D1 answering the router on UP.
 fn told(h: &Harness) -> Instant {
-    match h.kernel.as_slice() {
+    let na: Vec<_> = h
+        .kernel
+        .iter()
+        .filter(|a| matches!(a, Action::KernelRelayNa { .. }))
+        .collect();
+    match na.as_slice() {
         [
             Action::KernelRelayNa {
                 from,
@@ -72,19 +77,21 @@ fn the_kernel_is_told_before_the_ns_leaves_and_then_relays_the_answers() {
     h.clear();
     h.advance(Duration::from_millis(1));
     assert_eq!(guest_answers(&mut h), 1, "too soon to count on the kernel");
-    assert_eq!(h.count("relayed_by_kernel"), 0);
+    assert_eq!(h.count("relayed_na_by_kernel"), 0);
 
     h.advance(Duration::from_millis(100));
     h.inject(UP, &ns_from_router(addr(10)));
-    assert_eq!(h.take(D1).len(), 1, "the NS still goes to the guest");
+    assert_eq!(h.take(D1).len(), 0, "the kernel relayed the NS");
+    assert_eq!(h.count("relayed_ns_by_kernel"), 1);
     assert!(h.kernel.is_empty(), "nothing new to tell");
     let relayed = h.count("relayed_na");
     assert_eq!(guest_answers(&mut h), 0, "the kernel relayed it");
-    assert_eq!(h.count("relayed_by_kernel"), 1);
+    assert_eq!(h.count("relayed_na_by_kernel"), 1);
     assert_eq!(h.count("relayed_na"), relayed);
     assert!(h.events.contains(&Event::RelayedByKernel {
         from: D1,
         to: UP,
+        message: "NA",
         target: addr(10)
     }));
     let b = h.binding(addr(10)).unwrap();
@@ -135,7 +142,7 @@ fn answers_the_program_does_not_relay_go_through_the_engine() {
         Some(gmac(10)),
     );
     h.inject(D1, &other);
-    assert_eq!(h.count("relayed_by_kernel"), 0);
+    assert_eq!(h.count("relayed_na_by_kernel"), 0);
 }
 
 #[test]
@@ -154,13 +161,18 @@ fn the_entry_is_renewed_in_place_and_not_counted_on_at_its_end() {
     h.clear();
     h.advance(Duration::from_millis(1));
     assert_eq!(guest_answers(&mut h), 0);
-    assert_eq!(h.count("relayed_by_kernel"), 1);
+    assert_eq!(h.count("relayed_na_by_kernel"), 1);
 
     // 5 ms before the end: the engine relays (maybe a duplicate, never a loss).
     let end = h.now + LIFETIME;
     h.advance(Duration::from_millis(1));
     h.inject(UP, &ns_from_router(addr(10)));
-    assert!(h.kernel.is_empty());
+    assert!(
+        !h.kernel
+            .iter()
+            .any(|a| matches!(a, Action::KernelRelayNa { .. })),
+        "not renewed yet"
+    );
     h.clear();
     let left = end.saturating_since(h.now).total_micros();
     h.advance(Duration::from_micros(left - 5_000 - 1_000));
@@ -190,7 +202,11 @@ fn link_changes_reload_and_refusals_take_the_relaying_back() {
     h.advance(Duration::from_millis(100));
     assert_eq!(guest_answers(&mut h), 1, "relayed here until told again");
     h.inject(UP, &ns_from_router(addr(10)));
-    assert!(matches!(h.kernel.as_slice(), [Action::KernelRelayNa { mac, .. }] if *mac == new_mac));
+    assert!(
+        h.kernel
+            .iter()
+            .any(|a| matches!(a, Action::KernelRelayNa { mac, .. } if *mac == new_mac))
+    );
 
     assert_eq!(told_again(&mut h), 0);
     h.link(D1, LinkEvent::Down);
@@ -225,5 +241,159 @@ fn without_the_option_the_kernel_is_never_told() {
         assert_eq!(guest_answers(&mut h), 1);
     }
     assert!(h.kernel.is_empty());
-    assert_eq!(h.count("relayed_by_kernel"), 0);
+    assert_eq!(h.count("relayed_na_by_kernel"), 0);
+}
+
+/// The `KernelRelayNs` entries told since the last clear, as (from, to, mac, guest MAC,
+/// until) for guest 10.
+fn told_ns(h: &Harness) -> Vec<(PortId, PortId, Mac, Mac, Instant)> {
+    h.kernel
+        .iter()
+        .filter_map(|a| match a {
+            Action::KernelRelayNs {
+                from,
+                target,
+                to,
+                mac,
+                guest_mac,
+                until,
+            } if *target == addr(10) => Some((*from, *to, *mac, *guest_mac, *until)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The router asks for guest 10; returns how many NS the engine sent to D1.
+fn router_asks(h: &mut Harness) -> usize {
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.take(D1).len()
+}
+
+#[test]
+fn ns_for_a_reachable_guest_is_left_to_the_kernel_once_told() {
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    // The NS entry is told with the NA entry, before the NS goes to the guest's MAC.
+    h.engine.handle_frame(h.now, UP, &ns_from_router(addr(10)));
+    let mut order = Vec::new();
+    while let Some(a) = h.engine.poll_action() {
+        match a {
+            Action::KernelRelayNs { .. } => order.push("ns entry"),
+            Action::KernelRelayNa { .. } => order.push("na entry"),
+            Action::Transmit { port: D1, frame } => {
+                assert_eq!(&frame[..6], &gmac(10).0, "to the guest's own MAC");
+                order.push("ns");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(order, ["na entry", "ns entry", "ns"]);
+
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    assert_eq!(router_asks(&mut h), 1, "not told yet: the engine relays");
+    let until = h.now + Duration::from_secs(1);
+    assert_eq!(
+        told_ns(&h),
+        [(UP, D1, D1_MAC, gmac(10), until)],
+        "until a RetransTimer after the first NS to the guest's MAC"
+    );
+    h.clear();
+    h.advance(Duration::from_millis(1));
+    assert_eq!(router_asks(&mut h), 1, "too soon to count on the kernel");
+    assert_eq!(guest_answers(&mut h), 1);
+    h.advance(Duration::from_millis(100));
+    assert_eq!(router_asks(&mut h), 0, "the kernel relayed it");
+    assert_eq!(h.count("relayed_ns_by_kernel"), 1);
+    assert!(h.events.contains(&Event::RelayedByKernel {
+        from: UP,
+        to: D1,
+        message: "NS",
+        target: addr(10)
+    }));
+    assert!(told_ns(&h).is_empty(), "more than half a RetransTimer left");
+    assert_eq!(
+        guest_answers(&mut h),
+        0,
+        "and the kernel relayed the answer"
+    );
+    // Past half of it, the next NS (still the kernel's) renews the entry in place.
+    h.advance(Duration::from_millis(500));
+    assert_eq!(router_asks(&mut h), 0);
+    assert_eq!(told_ns(&h).len(), 1);
+    assert!(told_ns(&h)[0].4 > until);
+    h.clear();
+    h.advance(Duration::from_millis(1));
+    assert_eq!(router_asks(&mut h), 0, "no gap after a renewal");
+    assert_eq!(h.count("relayed_ns_by_kernel"), 3);
+}
+
+#[test]
+fn a_silent_guest_gets_the_group_again_from_the_engine() {
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    router_asks(&mut h);
+    let until = told_ns(&h)[0].4;
+    h.clear();
+    // The guest does not answer (a new MAC it has not announced): neither the engine's
+    // unicast window nor the kernel's entry is renewed.
+    h.advance(Duration::from_millis(600));
+    assert_eq!(router_asks(&mut h), 0);
+    assert!(
+        told_ns(&h).is_empty(),
+        "no confirmation: the window is not extended"
+    );
+    let left = until.saturating_since(h.now);
+    h.advance(left + Duration::from_millis(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    let sent = h.take(D1);
+    assert_eq!(sent.len(), 1, "the engine relays");
+    let group = Mac::ipv6_multicast(solicited_node(addr(10)));
+    assert_eq!(&sent[0].frame[..6], &group.0, "to the group");
+    assert!(told_ns(&h).is_empty());
+}
+
+#[test]
+fn removal_link_changes_and_refusals_take_the_ns_back() {
+    let forgot = |h: &Harness| {
+        h.kernel
+            .contains(&Action::KernelForget { target: addr(10) })
+    };
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    router_asks(&mut h);
+    h.clear();
+    h.link(D1, LinkEvent::Down);
+    assert!(forgot(&h), "the guest's port went down");
+
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    router_asks(&mut h);
+    h.clear();
+    h.advance(Duration::from_secs(120));
+    assert!(h.binding(addr(10)).is_none());
+    assert!(forgot(&h), "binding removed");
+
+    let mut h = Harness::ready(relay_config());
+    h.bind_guest(10, D1);
+    router_asks(&mut h);
+    h.engine.kernel_relay_ns_refused(addr(10));
+    h.clear();
+    h.advance(Duration::from_millis(100));
+    assert_eq!(router_asks(&mut h), 1, "refused: relayed here");
+    assert_eq!(told_ns(&h).len(), 1, "and told again");
+}
+
+#[test]
+fn with_the_fast_path_only_the_answers_are_relayed_in_the_kernel() {
+    let mut cfg = relay_config();
+    cfg.fast_path = Some(Duration::from_secs(5));
+    let mut h = Harness::ready(cfg);
+    h.bind_guest(10, D1);
+    router_asks(&mut h);
+    assert!(
+        told_ns(&h).is_empty(),
+        "re-verification is paced by the engine"
+    );
+    assert_eq!(h.kernel.len(), 1, "the NA entry: {:?}", h.kernel);
 }

@@ -196,6 +196,7 @@ impl Harness {
                 }
                 k @ (Action::KernelAnswer { .. }
                 | Action::KernelForget { .. }
+                | Action::KernelRelayNs { .. }
                 | Action::KernelRelayNa { .. }
                 | Action::KernelForgetRelays) => self.kernel.push(k),
             }
