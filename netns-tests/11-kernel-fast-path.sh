@@ -5,23 +5,9 @@
 # and a SIGKILLed relay leaves no program answering behind.
 source "$(dirname "$0")/lib.sh"
 
-dom0_topology
-EXTRA='fast_path: "5s", fast_path_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
-start_relay dom0 "$WORK/relay.ron"
-
-log "CAP_BPF kept with CAP_NET_RAW and CAP_NET_ADMIN"
-caps="$(awk '$1 == "CapEff:" {print $2}' "/proc/$RELAY_PID/status")"
-# bits 12 (CAP_NET_ADMIN), 13 (CAP_NET_RAW), 39 (CAP_BPF)
-[ "$caps" = 0000008000003000 ] || fail "CapEff is $caps, expected 0000008000003000"
-
-log "g1 configures and is reachable"
-wait_for 30 "g1 global address" has_global g1 eth0
-G1="$(global_addr g1 eth0)"
-nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 ($G1)"
-wait_for 10 "g1 binding with route" binding_routed "$G1" br0
+start_bpf_relay 'fast_path: "5s", fast_path_in_kernel: true,'
 
 log "ndisc6 from isp: dom0's MAC every time, mostly from the kernel"
-DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 before="$(counter answered_by_kernel)"
 resolves_to_dom0 6 "fast path in the kernel"
 by_kernel=$(($(counter answered_by_kernel) - before))

@@ -15,22 +15,9 @@ nd_count() {
         2>/dev/null | wc -l
 }
 
-dom0_topology
-EXTRA='relay_in_kernel: true,' write_config "$WORK/relay.ron" eth0 br0
-start_relay dom0 "$WORK/relay.ron"
-
-log "CAP_BPF kept with CAP_NET_RAW and CAP_NET_ADMIN"
-caps="$(awk '$1 == "CapEff:" {print $2}' "/proc/$RELAY_PID/status")"
-[ "$caps" = 0000008000003000 ] || fail "CapEff is $caps, expected 0000008000003000"
-
-log "g1 configures and is reachable"
-wait_for 30 "g1 global address" has_global g1 eth0
-G1="$(global_addr g1 eth0)"
-nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 ($G1)"
-wait_for 10 "g1 binding with route" binding_routed "$G1" br0
+start_bpf_relay 'relay_in_kernel: true,'
 
 log "ndisc6 from isp: g1's answers with dom0's MAC, NS and NA relayed by dom0's kernel, once each"
-DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 ip netns exec "$(ns isp)" tcpdump -i isp0 -nn -U -w "$WORK/ndisc6.pcap" icmp6 2>/dev/null &
 capture=$!
 PIDS+=("$capture")

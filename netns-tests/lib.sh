@@ -171,6 +171,28 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
 owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
+# start_bpf_relay EXTRA : the dom0 topology with the relay started with config EXTRA
+# (which asks for an in-kernel program), checks it kept CAP_BPF, waits until g1 is
+# configured, reachable from isp and bound with a route; sets G1 and DOM0_MAC
+start_bpf_relay() {
+    dom0_topology
+    EXTRA="$1" write_config "$WORK/relay.ron" eth0 br0
+    start_relay dom0 "$WORK/relay.ron"
+
+    log "CAP_BPF kept with CAP_NET_RAW and CAP_NET_ADMIN"
+    local caps
+    caps="$(awk '$1 == "CapEff:" {print $2}' "/proc/$RELAY_PID/status")"
+    # bits 12 (CAP_NET_ADMIN), 13 (CAP_NET_RAW), 39 (CAP_BPF)
+    [ "$caps" = 0000008000003000 ] || fail "CapEff is $caps, expected 0000008000003000"
+
+    log "g1 configures and is reachable"
+    wait_for 30 "g1 global address" has_global g1 eth0
+    G1="$(global_addr g1 eth0)"
+    nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 ($G1)"
+    wait_for 10 "g1 binding with route" binding_routed "$G1" br0
+    DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
+}
+
 # counter NAME : the relay's counter NAME from `ndprelay status`
 counter() { status | awk -v c="$1" '$1 == c {v = $2} END {print v + 0}'; }
 # resolve ADDR : the MAC isp learns for ADDR with ndisc6, empty when nobody answers

@@ -349,7 +349,18 @@ impl Daemon {
                     target,
                     mac,
                     until,
-                } => self.kernel_answer(port, target, mac, until),
+                } => {
+                    let ifindex = self.ifindex(port);
+                    self.kernel_entry(
+                        until,
+                        |d, valid_for| match (&mut d.kernel_answers, ifindex) {
+                            (Some(k), Some(ifindex)) => k.answer(ifindex, target, mac, valid_for),
+                            _ => Err(io::Error::other("the fast path is not set up on the port")),
+                        },
+                        || format!("fast_path_in_kernel: cannot hand {target} to the kernel; answering it here"),
+                        |e| e.kernel_answer_refused(target),
+                    );
+                }
                 Action::KernelForget { target } => {
                     if let Some(k) = &mut self.kernel_answers {
                         k.forget(target);
@@ -374,7 +385,15 @@ impl Daemon {
                         mac,
                         guest_mac,
                     });
-                    self.kernel_relay_ns(path, until, target);
+                    self.kernel_entry(
+                        until,
+                        |d, valid_for| match (&mut d.kernel_relays, path) {
+                            (Some(k), Some(path)) => k.relay_ns(&path, valid_for),
+                            _ => Err(io::Error::other("the relay is not set up on the ports")),
+                        },
+                        || format!("relay_in_kernel: cannot hand the NS for {target} to the kernel; relaying them here"),
+                        |e| e.kernel_relay_ns_refused(target),
+                    );
                 }
                 Action::KernelRelayNa {
                     from,
@@ -396,7 +415,15 @@ impl Daemon {
                         mac,
                         solicitor_mac,
                     });
-                    self.kernel_relay_na(path, until, target, solicitor);
+                    self.kernel_entry(
+                        until,
+                        |d, valid_for| match (&mut d.kernel_relays, path) {
+                            (Some(k), Some(path)) => k.relay_na(&path, valid_for),
+                            _ => Err(io::Error::other("the relay is not set up on the ports")),
+                        },
+                        || format!("relay_in_kernel: cannot hand the NAs for {target} to {solicitor} to the kernel; relaying them here"),
+                        |e| e.kernel_relay_refused(target, solicitor),
+                    );
                 }
                 Action::KernelForgetRelays => {
                     if let Some(k) = &mut self.kernel_relays {
@@ -408,58 +435,24 @@ impl Daemon {
         }
     }
 
-    fn kernel_answer(&mut self, port: PortId, target: Ipv6Addr, mac: Mac, until: Instant) {
-        let ifindex = self.ports.get(port.index()).and_then(|p| p.ifindex);
-        let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
-        let done = match (&mut self.kernel_answers, ifindex) {
-            (Some(k), Some(ifindex)) => k.answer(ifindex, target, mac, valid_for),
-            _ => Err(io::Error::other("the fast path is not set up on the port")),
-        };
-        if let Err(e) = done {
-            TX_LOG.warn(format_args!(
-                "fast_path_in_kernel: cannot hand {target} to the kernel ({e}); answering it here"
-            ));
-            self.engine.kernel_answer_refused(target);
-        }
-    }
-
     fn ifindex(&self, port: PortId) -> Option<i32> {
         self.ports.get(port.index()).and_then(|p| p.ifindex)
     }
 
-    fn kernel_relay_ns(&mut self, path: Option<NsPath>, until: Instant, target: Ipv6Addr) {
-        let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
-        let done = match (&mut self.kernel_relays, path) {
-            (Some(k), Some(path)) => k.relay_ns(&path, valid_for),
-            _ => Err(io::Error::other("the relay is not set up on the ports")),
-        };
-        if let Err(e) = done {
-            TX_LOG.warn(format_args!(
-                "relay_in_kernel: cannot hand the NS for {target} to the kernel ({e}); \
-                 relaying them here"
-            ));
-            self.engine.kernel_relay_ns_refused(target);
-        }
-    }
-
-    fn kernel_relay_na(
+    /// Writes an entry the engine told the kernel, valid until `until`, with `write`
+    /// (given how long from now that is); when that fails, logs `what` and hands the work
+    /// back to the engine with `refused`.
+    fn kernel_entry(
         &mut self,
-        path: Option<NaPath>,
         until: Instant,
-        target: Ipv6Addr,
-        solicitor: Ipv6Addr,
+        write: impl FnOnce(&mut Self, StdDuration) -> io::Result<()>,
+        what: impl FnOnce() -> String,
+        refused: impl FnOnce(&mut Engine),
     ) {
         let valid_for = StdDuration::from(until.saturating_since(self.clock.now()));
-        let done = match (&mut self.kernel_relays, path) {
-            (Some(k), Some(path)) => k.relay_na(&path, valid_for),
-            _ => Err(io::Error::other("the relay is not set up on the ports")),
-        };
-        if let Err(e) = done {
-            TX_LOG.warn(format_args!(
-                "relay_in_kernel: cannot hand the NAs for {target} to {solicitor} to the \
-                 kernel ({e}); relaying them here"
-            ));
-            self.engine.kernel_relay_refused(target, solicitor);
+        if let Err(e) = write(self, valid_for) {
+            TX_LOG.warn(format_args!("{} ({e})", what()));
+            refused(&mut self.engine);
         }
     }
 
