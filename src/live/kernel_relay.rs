@@ -142,6 +142,9 @@ struct Tracked<const K: usize> {
     map: BpfMap,
     entries: HashMap<[u8; K], u64>,
     capacity: usize,
+    /// No entry expires before this: a full map is not searched for expired entries
+    /// again before then.
+    earliest: u64,
 }
 
 impl<const K: usize> Tracked<K> {
@@ -152,6 +155,7 @@ impl<const K: usize> Tracked<K> {
             map,
             entries: HashMap::new(),
             capacity: capacity as usize,
+            earliest: 0,
         })
     }
 
@@ -159,13 +163,17 @@ impl<const K: usize> Tracked<K> {
     fn insert(&mut self, key: [u8; K], value: &[u8], expiry: u64) -> io::Result<()> {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
             let now = expiry_ns(Duration::ZERO);
-            self.remove_where(|_, expiry| expiry <= now);
+            if now >= self.earliest {
+                self.remove_where(|_, expiry| expiry <= now);
+                self.earliest = self.entries.values().copied().min().unwrap_or(0);
+            }
             if self.entries.len() >= self.capacity {
                 return Err(io::Error::other("the map is full"));
             }
         }
         self.map.insert(&key, value)?;
         self.entries.insert(key, expiry);
+        self.earliest = self.earliest.min(expiry);
         Ok(())
     }
 

@@ -699,3 +699,40 @@ fn the_kernel_relays_ns_and_the_bound_guests_answer_as_the_engine_would() {
         );
     });
 }
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn a_full_relay_map_makes_room_only_from_expired_entries() {
+    use super::kernel_relay::{KernelRelays, NaPath};
+    use crate::wire::Mac;
+    let ns = Netns::new(&["krf"]);
+    ns.run(0, || {
+        local_veth();
+        let d0 = sys::if_nametoindex("d0").unwrap();
+        let mut relays = KernelRelays::load(1).expect("program loads");
+        assert!(relays.sync(&[("d0", d0)]).is_empty());
+        let path = |last: u8| NaPath {
+            from: d0,
+            target: "2001:db8::10".parse().unwrap(),
+            solicitor: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(last)),
+            guest_mac: Mac([2, 0, 0, 0, 0, 1]),
+            to: d0,
+            mac: Mac([2, 0, 0, 0, 0, 2]),
+            solicitor_mac: Mac([2, 0, 0, 0, 0, 3]),
+        };
+        let long = Duration::from_secs(30);
+        relays.relay_na(&path(1), long).unwrap();
+        relays
+            .relay_na(&path(1), long)
+            .expect("replacing needs no room");
+        assert!(
+            relays.relay_na(&path(2), long).is_err(),
+            "full of live entries"
+        );
+        relays.relay_na(&path(1), Duration::ZERO).unwrap();
+        relays
+            .relay_na(&path(2), long)
+            .expect("the expired entry made room");
+        assert!(relays.relay_na(&path(3), long).is_err());
+    });
+}
