@@ -74,9 +74,7 @@ fn the_first_ns_is_answered_here_and_the_kernel_answers_the_next_ones() {
 
 #[test]
 fn shapes_the_kernel_does_not_answer_are_answered_here() {
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     h.clear();
     // A unicast NUD probe without SLLA: 24 bytes, which the program passes on.
     h.advance(Duration::from_millis(100));
@@ -90,9 +88,7 @@ fn shapes_the_kernel_does_not_answer_are_answered_here() {
 
 #[test]
 fn near_and_past_the_window_the_engine_answers_or_relays_as_without_the_kernel() {
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     let until = told(&h, addr(10));
     h.clear();
     // 5 ms before the end the kernel may or may not have answered: the engine does.
@@ -115,9 +111,7 @@ fn link_changes_removal_and_reload_take_the_answering_back() {
             .iter()
             .any(|a| matches!(a, Action::KernelForget { target } if *target == addr(10)))
     };
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     h.clear();
     let new_mac = Mac([0x02, 0, 0, 0, 0, 0x99]);
     h.link(UP, LinkEvent::MacChanged(new_mac));
@@ -132,17 +126,13 @@ fn link_changes_removal_and_reload_take_the_answering_back() {
     h.link(D1, LinkEvent::Down);
     assert!(forgot(&h), "the guest's port went down");
 
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     h.clear();
     h.engine.reload(h.now, kernel_config()).unwrap();
     h.drain();
     assert!(forgot(&h), "reload");
 
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     h.clear();
     // The guest stops answering: its binding dies after the probes, and the kernel must
     // not answer for it any longer.
@@ -153,9 +143,7 @@ fn link_changes_removal_and_reload_take_the_answering_back() {
 
 #[test]
 fn a_refused_entry_leaves_the_answering_to_the_engine() {
-    let mut h = Harness::ready(kernel_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(kernel_config());
     h.engine.kernel_answer_refused(addr(10));
     h.clear();
     h.advance(Duration::from_millis(100));

@@ -56,9 +56,7 @@ fn guest_answers(h: &mut Harness) -> usize {
 fn the_kernel_is_told_and_then_relays_the_answers() {
     // Told just now: an NA that passed the program before the entry was there may be
     // processed after it, so the engine relays too.
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     assert_eq!(told(&h), h.now + LIFETIME);
     h.clear();
     h.advance(Duration::from_millis(1));
@@ -90,9 +88,7 @@ fn the_kernel_is_told_and_then_relays_the_answers() {
 
 #[test]
 fn answers_the_program_does_not_relay_go_through_the_engine() {
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     h.advance(Duration::from_millis(100));
     h.clear();
     let to_router = |eth_src, tlla| {
@@ -133,9 +129,7 @@ fn answers_the_program_does_not_relay_go_through_the_engine() {
 
 #[test]
 fn the_entry_is_renewed_in_place_and_not_counted_on_at_its_end() {
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     let first = told(&h);
     h.clear();
     // Past half its life the next NS renews it; the kernel's entry has no gap, so the
@@ -177,9 +171,7 @@ fn link_changes_reload_and_refusals_take_the_relaying_back() {
         h.clear();
         told
     };
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     h.clear();
     let new_mac = Mac([0x02, 0, 0, 0, 0, 0x99]);
     h.link(UP, LinkEvent::MacChanged(new_mac));
@@ -198,17 +190,13 @@ fn link_changes_reload_and_refusals_take_the_relaying_back() {
     h.link(D1, LinkEvent::Down);
     assert!(forgot(&h), "the guest's port went down");
 
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     h.clear();
     h.engine.reload(h.now, relay_config()).unwrap();
     h.drain();
     assert!(forgot(&h), "reload");
 
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    h.inject(UP, &ns_from_router(addr(10)));
+    let mut h = Harness::guest_asked_for(relay_config());
     h.engine.kernel_relay_refused(addr(10), router_ll());
     h.clear();
     h.advance(Duration::from_millis(100));
@@ -316,9 +304,7 @@ fn ns_for_a_reachable_guest_is_left_to_the_kernel_once_told() {
 
 #[test]
 fn a_silent_guest_gets_the_group_again_from_the_engine() {
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    router_asks(&mut h);
+    let mut h = Harness::guest_asked_for(relay_config());
     let until = told_ns(&h)[0].4;
     h.clear();
     // The guest does not answer (a new MAC it has not announced): neither the engine's
@@ -345,24 +331,18 @@ fn removal_link_changes_and_refusals_take_the_ns_back() {
         h.kernel
             .contains(&Action::KernelForget { target: addr(10) })
     };
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    router_asks(&mut h);
+    let mut h = Harness::guest_asked_for(relay_config());
     h.clear();
     h.link(D1, LinkEvent::Down);
     assert!(forgot(&h), "the guest's port went down");
 
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    router_asks(&mut h);
+    let mut h = Harness::guest_asked_for(relay_config());
     h.clear();
     h.advance(Duration::from_secs(120));
     assert!(h.binding(addr(10)).is_none());
     assert!(forgot(&h), "binding removed");
 
-    let mut h = Harness::ready(relay_config());
-    h.bind_guest(10, D1);
-    router_asks(&mut h);
+    let mut h = Harness::guest_asked_for(relay_config());
     h.engine.kernel_relay_ns_refused(addr(10));
     h.clear();
     h.advance(Duration::from_millis(100));

@@ -256,6 +256,15 @@ impl Harness {
     /// Binds guest `i` (address `addr(i)`, MAC `gmac(i)`) on `port` the way it happens
     /// live: the router solicits it, the relay relays, the guest answers; then one
     /// second passes.
+    /// A relay with `cfg`, guest 10 bound on D1 and the router's NS for it just
+    /// processed (an in-kernel path, when configured, has been told).
+    pub(super) fn guest_asked_for(cfg: EngineConfig) -> Self {
+        let mut h = Self::ready(cfg);
+        h.bind_guest(10, D1);
+        h.inject(UP, &ns_from_router(addr(10)));
+        h
+    }
+
     pub(super) fn bind_guest(&mut self, i: u8, port: PortId) {
         let a = addr(u16::from(i));
         self.inject(UP, &ns_from_router(a));
