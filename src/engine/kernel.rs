@@ -125,8 +125,9 @@ impl Engine {
         };
         let trusted_from = match b.kernel_answers {
             Some(k) if k.port == port && k.until == until => return,
-            // A later end replaces the entry in place: no gap in the kernel's table.
-            Some(k) if k.port == port => k.trusted_from,
+            // A later end replaces a live entry in place: no gap in the kernel's table.
+            // After its end NS passed the program unanswered, as before a first telling.
+            Some(k) if k.port == port && now < k.until => k.trusted_from,
             _ => now + KERNEL_MARGIN,
         };
         b.kernel_answers = Some(KernelEntry {

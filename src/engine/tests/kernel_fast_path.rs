@@ -165,3 +165,25 @@ fn without_the_option_the_kernel_is_never_told() {
     assert!(h.kernel.is_empty());
     assert_eq!(answers_on_up(&mut h), 3);
 }
+
+#[test]
+fn an_entry_told_again_after_it_ended_is_not_counted_on_at_once() {
+    let mut h = Harness::guest_asked_for(kernel_config());
+    let first = told(&h, addr(10));
+    h.clear();
+    // The window ends (the kernel's entry with it); later the guest confirms again and
+    // the next NS tells the kernel anew. NS that reached the kernel between its old
+    // entry's end and the new one went unanswered there, so the new entry gets its
+    // margin like a first one.
+    h.advance(first.saturating_since(h.now) + Duration::from_secs(1));
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    h.clear();
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(answers_on_up(&mut h), 1);
+    assert!(told(&h, addr(10)) > first);
+    h.clear();
+    h.advance(Duration::from_millis(1));
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(answers_on_up(&mut h), 1, "too soon after the new telling");
+    assert_eq!(h.count("answered_by_kernel"), 0);
+}
