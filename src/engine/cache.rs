@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 
-use super::kernel::{KernelEntry, KernelNsRelay, KernelRelay};
+use super::kernel::{KernelEntry, NaRelayPath, NsRelayPath};
 use super::timer::DeadlineQueue;
 use super::{BindingState, PortId};
 use crate::time::Instant;
@@ -38,11 +38,11 @@ pub(crate) struct Binding {
     /// confirmation (see `Engine::ns_to_bound_mac`).
     pub(crate) unicast_ns_since: Option<Instant>,
     /// What the kernel was told to answer for it (`Action::KernelAnswer`).
-    pub(crate) kernel_answers: Option<KernelEntry>,
+    pub(crate) kernel_answers: Option<KernelEntry<PortId>>,
     /// The NS for it the kernel was told to relay (`Action::KernelRelayNs`).
-    pub(crate) kernel_ns: Option<KernelNsRelay>,
+    pub(crate) kernel_ns: Option<KernelEntry<NsRelayPath>>,
     /// Its NAs the kernel was told to relay, one per solicitor (`Action::KernelRelayNa`).
-    pub(crate) kernel_relays: Vec<KernelRelay>,
+    pub(crate) kernel_relays: Vec<KernelEntry<NaRelayPath>>,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }

@@ -19,73 +19,81 @@ use crate::wire::{Mac, NdPacket};
 /// How close to its telling and to its end the engine does not count on a kernel entry.
 const KERNEL_MARGIN: Duration = Duration::from_millis(10);
 
-/// The kernel answers NS for a binding arriving on `port` until `until`.
+/// When the engine counts on an entry it told the kernel: from `trusted_from` until
+/// `KERNEL_MARGIN` before `until`, when the kernel stops using it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KernelEntry {
-    pub(crate) port: PortId,
-    /// From when the engine leaves those NS to the kernel. The driver fills the kernel's
-    /// table after the NS that made the engine tell it, so an NS that reached the kernel
-    /// in between went unanswered there; those are processed soon after the telling one.
-    pub(crate) trusted_from: Instant,
-    pub(crate) until: Instant,
+pub(crate) struct KernelWindow {
+    /// The driver fills the kernel's table right after processing the frame that made
+    /// the engine tell it; a frame that reached the program just before may be
+    /// processed by the engine just after.
+    trusted_from: Instant,
+    until: Instant,
+}
+
+impl KernelWindow {
+    /// The window of an entry to tell the kernel at `now`, to hold until `until`, or
+    /// `None` when `earlier` (the same path's entry, if any) still holds and needs no
+    /// renewal yet: one is due when it would end later and `earlier` has at most `ahead`
+    /// left. A renewal replaces the entry in place, so while `earlier` holds the
+    /// kernel's table has no gap and the trust carries over; after its end frames
+    /// passed the program untouched, and the new entry gets its margin like a first one.
+    fn tell(earlier: Option<Self>, now: Instant, until: Instant, ahead: Duration) -> Option<Self> {
+        match earlier {
+            Some(e) if now < e.until => {
+                (until > e.until && e.until <= now + ahead).then_some(Self {
+                    trusted_from: e.trusted_from,
+                    until,
+                })
+            }
+            _ => Some(Self {
+                trusted_from: now + KERNEL_MARGIN,
+                until,
+            }),
+        }
+    }
+
+    /// Whether the engine counts on the entry at `now`. The kernel saw the frame before
+    /// the engine's `now` was taken, so an entry valid now was valid then; the margins
+    /// cover the filling of the table and the conversion between the clocks.
+    fn counts_at(self, now: Instant) -> bool {
+        self.trusted_from <= now && now + KERNEL_MARGIN < self.until
+    }
+}
+
+/// Something the kernel was told to do for a binding (`path`), and when the engine
+/// counts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KernelEntry<P> {
+    pub(crate) path: P,
+    pub(crate) window: KernelWindow,
 }
 
 /// The kernel relays NS for the binding arriving on `from` to `guest_mac` on `to` (the
-/// binding's port and MAC when told) until `until`.
+/// binding's port and MAC when told).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KernelNsRelay {
+pub(crate) struct NsRelayPath {
     pub(crate) from: PortId,
     pub(crate) to: PortId,
     pub(crate) guest_mac: Mac,
-    /// As [`KernelEntry::trusted_from`].
-    pub(crate) trusted_from: Instant,
-    pub(crate) until: Instant,
 }
 
 /// The kernel relays the binding's NAs to one solicitor: an NA arriving on `from` from
 /// `guest_mac` (Ethernet source and TLLA) to `solicitor` goes out `to` to
 /// `solicitor_mac`, with the TLLA rewritten to `to`'s MAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KernelRelay {
+pub(crate) struct NaRelayPath {
     pub(crate) solicitor: Ipv6Addr,
     pub(crate) from: PortId,
     pub(crate) guest_mac: Mac,
     pub(crate) to: PortId,
     pub(crate) solicitor_mac: Mac,
-    /// As [`KernelEntry::trusted_from`]: the driver fills the table before it sends the
-    /// NS that made the engine tell it, but an NA answering an earlier NS may have
-    /// passed the program just before.
-    pub(crate) trusted_from: Instant,
-    pub(crate) until: Instant,
-}
-
-impl KernelRelay {
-    fn same_path(&self, other: &Self) -> bool {
-        (
-            self.solicitor,
-            self.from,
-            self.guest_mac,
-            self.to,
-            self.solicitor_mac,
-        ) == (
-            other.solicitor,
-            other.from,
-            other.guest_mac,
-            other.to,
-            other.solicitor_mac,
-        )
-    }
 }
 
 impl Engine {
     /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
-    /// answer for the pair, at least `KERNEL_MARGIN` ago and until later than that from
-    /// now, and the NS has the one shape it answers (32 bytes with a Source Link-Layer
-    /// Address option; hop limit, checksum and a specified source are checked on both
-    /// sides). The kernel saw the frame before the engine's `now` was taken, so an entry
-    /// valid now was valid then; the margins cover the conversion between the clocks
-    /// and the filling of the kernel's table (see `KernelEntry::trusted_from`). Inside
-    /// them both may answer: a duplicate NA, not a lost one.
+    /// answer for the pair, the engine counts on the entry now, and the NS has the one
+    /// shape it answers (32 bytes with a Source Link-Layer Address option; hop limit,
+    /// checksum and a specified source are checked on both sides).
     pub(super) fn kernel_answered(
         &self,
         now: Instant,
@@ -97,9 +105,8 @@ impl Engine {
             && pkt.icmp.len() == 32
             && pkt.slla.is_some()
             && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_answers.is_some_and(|k| {
-                    k.port == port && k.trusted_from <= now && now + KERNEL_MARGIN < k.until
-                })
+                b.kernel_answers
+                    .is_some_and(|k| k.path == port && k.window.counts_at(now))
             })
     }
 
@@ -112,29 +119,27 @@ impl Engine {
         target: Ipv6Addr,
         confirmed_at: Option<Instant>,
     ) {
-        let (Some(window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
+        let (Some(fast_window), Some(confirmed)) = (self.cfg.fast_path, confirmed_at) else {
             return;
         };
         if !self.cfg.fast_path_in_kernel {
             return;
         }
-        let until = confirmed + window;
+        let until = confirmed + fast_window;
         let mac = self.port(port).cfg.mac;
         let Some(b) = self.cache.get_mut(&target) else {
             return;
         };
-        let trusted_from = match b.kernel_answers {
-            Some(k) if k.port == port && k.until == until => return,
-            // A later end replaces a live entry in place: no gap in the kernel's table.
-            // After its end NS passed the program unanswered, as before a first telling.
-            Some(k) if k.port == port && now < k.until => k.trusted_from,
-            _ => now + KERNEL_MARGIN,
+        // Told again whenever a later confirmation moves the end (an entry never has
+        // more than the window left, so any later end is due).
+        let earlier = b
+            .kernel_answers
+            .filter(|k| k.path == port)
+            .map(|k| k.window);
+        let Some(window) = KernelWindow::tell(earlier, now, until, fast_window) else {
+            return;
         };
-        b.kernel_answers = Some(KernelEntry {
-            port,
-            trusted_from,
-            until,
-        });
+        b.kernel_answers = Some(KernelEntry { path: port, window });
         self.actions.push_back(Action::KernelAnswer {
             port,
             target,
@@ -160,11 +165,13 @@ impl Engine {
             && pkt.slla.is_some()
             && (pkt.eth_dst.is_multicast() || pkt.eth_dst == self.port(port).cfg.mac)
             && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_ns.is_some_and(|k| {
-                    (k.from, k.to, k.guest_mac) == (port, b.port, b.mac)
-                        && k.trusted_from <= now
-                        && now + KERNEL_MARGIN < k.until
-                })
+                let path = NsRelayPath {
+                    from: port,
+                    to: b.port,
+                    guest_mac: b.mac,
+                };
+                b.kernel_ns
+                    .is_some_and(|k| k.path == path && k.window.counts_at(now))
             })
     }
 
@@ -200,31 +207,23 @@ impl Engine {
         if until <= now + KERNEL_MARGIN + KERNEL_MARGIN {
             return;
         }
-        let mut want = KernelNsRelay {
+        let path = NsRelayPath {
             from: ingress,
             to: egress,
             guest_mac: b.mac,
-            trusted_from: now + KERNEL_MARGIN,
-            until,
         };
-        if let Some(k) = b.kernel_ns
-            && (k.from, k.to, k.guest_mac) == (want.from, want.to, want.guest_mac)
-            && now < k.until
-        {
-            let half = Duration::from_micros(retrans.total_micros() / 2);
-            if until <= k.until || now + half < k.until {
-                return;
-            }
-            // Renewed in place: no gap in the kernel's table.
-            want.trusted_from = k.trusted_from;
-        }
-        b.kernel_ns = Some(want);
+        let earlier = b.kernel_ns.filter(|k| k.path == path).map(|k| k.window);
+        let half = Duration::from_micros(retrans.total_micros() / 2);
+        let Some(window) = KernelWindow::tell(earlier, now, until, half) else {
+            return;
+        };
+        b.kernel_ns = Some(KernelEntry { path, window });
         self.actions.push_back(Action::KernelRelayNs {
             from: ingress,
             target,
             to: egress,
             mac,
-            guest_mac: want.guest_mac,
+            guest_mac: path.guest_mac,
             until,
         });
     }
@@ -252,32 +251,29 @@ impl Engine {
         let Some(b) = self.cache.get_mut(&target) else {
             return;
         };
-        let mut want = KernelRelay {
+        let path = NaRelayPath {
             solicitor: pkt.src_addr,
             from: egress,
             guest_mac,
             to: ingress,
             solicitor_mac: pkt.slla.unwrap_or(pkt.eth_src),
-            trusted_from: now + KERNEL_MARGIN,
-            until: now + lifetime,
         };
         let slot = b
             .kernel_relays
             .iter()
-            .position(|r| r.solicitor == want.solicitor);
-        if let Some(r) = slot.map(|i| b.kernel_relays[i])
-            && r.same_path(&want)
-            && now < r.until
-        {
-            if now + Duration::from_micros(lifetime.total_micros() / 2) < r.until {
-                return;
-            }
-            // Renewed in place: no gap in the kernel's table.
-            want.trusted_from = r.trusted_from;
-        }
+            .position(|r| r.path.solicitor == path.solicitor);
+        let earlier = slot
+            .map(|i| b.kernel_relays[i])
+            .filter(|r| r.path == path)
+            .map(|r| r.window);
+        let half = Duration::from_micros(lifetime.total_micros() / 2);
+        let Some(window) = KernelWindow::tell(earlier, now, now + lifetime, half) else {
+            return;
+        };
+        let entry = KernelEntry { path, window };
         match slot {
-            Some(i) => b.kernel_relays[i] = want,
-            None if b.kernel_relays.len() < MAX_SOLICITORS => b.kernel_relays.push(want),
+            Some(i) => b.kernel_relays[i] = entry,
+            None if b.kernel_relays.len() < MAX_SOLICITORS => b.kernel_relays.push(entry),
             None => {
                 // The entry ending first makes room; the kernel keeps it until its end,
                 // when the engine sends a copy of what the kernel relays too.
@@ -285,20 +281,20 @@ impl Engine {
                     .kernel_relays
                     .iter()
                     .enumerate()
-                    .min_by_key(|(_, r)| r.until)
-                    .unwrap_or((0, &want));
-                b.kernel_relays[i] = want;
+                    .min_by_key(|(_, r)| r.window.until)
+                    .unwrap_or((0, &entry));
+                b.kernel_relays[i] = entry;
             }
         }
         self.actions.push_back(Action::KernelRelayNa {
             from: egress,
             target,
-            solicitor: want.solicitor,
+            solicitor: path.solicitor,
             guest_mac,
             to: ingress,
             mac,
-            solicitor_mac: want.solicitor_mac,
-            until: want.until,
+            solicitor_mac: path.solicitor_mac,
+            until: window.until,
         });
     }
 
@@ -321,13 +317,16 @@ impl Engine {
             && pkt.tlla == Some(pkt.eth_src)
             && pkt.eth_dst == self.port(port).cfg.mac
             && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_relays.iter().any(|r| {
-                    r.solicitor == pkt.dst_addr
-                        && (r.from, r.guest_mac, r.to, r.solicitor_mac)
-                            == (port, pkt.eth_src, egress, eth_dst)
-                        && r.trusted_from <= now
-                        && now + KERNEL_MARGIN < r.until
-                })
+                let path = NaRelayPath {
+                    solicitor: pkt.dst_addr,
+                    from: port,
+                    guest_mac: pkt.eth_src,
+                    to: egress,
+                    solicitor_mac: eth_dst,
+                };
+                b.kernel_relays
+                    .iter()
+                    .any(|r| r.path == path && r.window.counts_at(now))
             })
     }
 
@@ -362,8 +361,8 @@ impl Engine {
             .iter()
             .filter(|(_, b)| {
                 let on = |p: PortId, q: PortId| port.is_none_or(|x| x == p || x == q);
-                b.kernel_answers.is_some_and(|k| on(k.port, b.port))
-                    || b.kernel_ns.is_some_and(|k| on(k.from, k.to))
+                b.kernel_answers.is_some_and(|k| on(k.path, b.port))
+                    || b.kernel_ns.is_some_and(|k| on(k.path.from, k.path.to))
             })
             .map(|(addr, _)| *addr)
             .collect();

@@ -634,7 +634,7 @@ impl Engine {
     /// `solicitor`: the engine relays those NAs itself again.
     pub fn kernel_relay_refused(&mut self, target: Ipv6Addr, solicitor: Ipv6Addr) {
         if let Some(b) = self.cache.get_mut(&target) {
-            b.kernel_relays.retain(|r| r.solicitor != solicitor);
+            b.kernel_relays.retain(|r| r.path.solicitor != solicitor);
         }
     }
 
