@@ -1,13 +1,16 @@
 //! What the two in-kernel programs (`kernel_answer.rs`, `kernel_relay.rs`) share: a small
 //! eBPF assembler with the checks and the checksum both run on an ND frame with one
-//! link-layer address option, their tcx ingress links, and their set-up errors.
+//! link-layer address option, their maps (keyed by ingress port and target) with what
+//! the daemon put in them, their tcx ingress links, and their set-up errors.
 
+use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::net::Ipv6Addr;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::bpf::Labels;
-use super::sys::ebpf::{self, EbpfInsn, LoadError};
+use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError};
 
 // eBPF opcodes (linux/bpf.h, linux/bpf_common.h).
 pub(super) const LDX_W: u8 = 0x61;
@@ -283,6 +286,157 @@ impl Asm {
     }
 }
 
+/// A map key's first 20 bytes: the ingress ifindex (native order), the target.
+pub(super) fn ifindex_target_key(ifindex: i32, target: Ipv6Addr) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..4].copy_from_slice(&ifindex.to_ne_bytes());
+    k[4..].copy_from_slice(&target.octets());
+    k
+}
+
+/// A hash map the programs read, whose `K`-byte keys start with
+/// [`ifindex_target_key`], and what the daemon put in it (by target, each key with its
+/// expiry): entries are found by port or target, and expired ones make room in a full
+/// map.
+#[derive(Debug)]
+pub(super) struct TargetMap<const K: usize> {
+    /// The config key that asked for the map, for log lines.
+    config_key: &'static str,
+    map: BpfMap,
+    entries: HashMap<Ipv6Addr, Vec<([u8; K], u64)>>,
+    len: usize,
+    capacity: u32,
+    /// No entry expires before this: a full map is not searched for expired entries
+    /// again before then.
+    earliest: u64,
+}
+
+impl<const K: usize> TargetMap<K> {
+    pub(super) fn create(
+        config_key: &'static str,
+        value_size: usize,
+        capacity: u32,
+    ) -> Result<Self, SetupError> {
+        let capacity = capacity.max(1);
+        let map = BpfMap::create(K as u32, value_size as u32, capacity).map_err(|error| {
+            SetupError::Map {
+                key: config_key,
+                error,
+            }
+        })?;
+        Ok(Self {
+            config_key,
+            map,
+            entries: HashMap::new(),
+            len: 0,
+            capacity,
+            earliest: 0,
+        })
+    }
+
+    pub(super) fn raw(&self) -> RawFd {
+        self.map.raw()
+    }
+
+    /// The entries the map has room for.
+    pub(super) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Inserts or replaces; a full map first drops its expired entries.
+    pub(super) fn insert(&mut self, key: [u8; K], value: &[u8], expiry: u64) -> io::Result<()> {
+        let target = key_target(&key);
+        let known = self
+            .entries
+            .get(&target)
+            .is_some_and(|on| on.iter().any(|(k, _)| *k == key));
+        if !known && self.len >= self.capacity as usize {
+            let now = expiry_ns(Duration::ZERO);
+            if now >= self.earliest {
+                self.remove_where(|_, expiry| expiry <= now);
+                self.earliest = self
+                    .entries
+                    .values()
+                    .flatten()
+                    .map(|(_, e)| *e)
+                    .min()
+                    .unwrap_or(0);
+            }
+            if self.len >= self.capacity as usize {
+                return Err(io::Error::other("the map is full"));
+            }
+        }
+        self.map.insert(&key, value)?;
+        let on = self.entries.entry(target).or_default();
+        match on.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = expiry,
+            None => {
+                on.push((key, expiry));
+                self.len += 1;
+            }
+        }
+        self.earliest = self.earliest.min(expiry);
+        Ok(())
+    }
+
+    /// Removes every entry for `target`.
+    pub(super) fn remove_target(&mut self, target: Ipv6Addr) {
+        for (k, _) in self.entries.remove(&target).unwrap_or_default() {
+            self.remove_entry(&k);
+            self.len -= 1;
+        }
+    }
+
+    /// Removes every entry from an ingress in `ifindexes`.
+    pub(super) fn remove_ingress(&mut self, ifindexes: &[i32]) {
+        if !ifindexes.is_empty() {
+            self.remove_where(|k, _| ifindexes.contains(&key_ingress(k)));
+        }
+    }
+
+    /// Removes every entry.
+    pub(super) fn clear(&mut self) {
+        self.remove_where(|_, _| true);
+    }
+
+    fn remove_where(&mut self, mut gone: impl FnMut(&[u8; K], u64) -> bool) {
+        let mut removed = Vec::new();
+        for on in self.entries.values_mut() {
+            on.retain(|(k, expiry)| {
+                let remove = gone(k, *expiry);
+                if remove {
+                    removed.push(*k);
+                }
+                !remove
+            });
+        }
+        self.entries.retain(|_, on| !on.is_empty());
+        for k in &removed {
+            self.remove_entry(k);
+        }
+        self.len -= removed.len();
+    }
+
+    fn remove_entry(&self, key: &[u8; K]) {
+        if let Err(e) = self.map.remove(key) {
+            log::warn!(
+                "{}: cannot remove an entry from the map: {e}",
+                self.config_key
+            );
+        }
+    }
+}
+
+fn key_ingress(key: &[u8]) -> i32 {
+    i32::from_ne_bytes([key[0], key[1], key[2], key[3]])
+}
+
+fn key_target(key: &[u8]) -> Ipv6Addr {
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&key[4..20]);
+    Ipv6Addr::from(t)
+}
+
 /// The `bpf_ktime_get_ns()` value `valid_for` from now.
 pub(super) fn expiry_ns(valid_for: Duration) -> u64 {
     let left = u64::try_from(valid_for.as_nanos()).unwrap_or(u64::MAX);
@@ -353,11 +507,6 @@ impl TcxLinks {
             prog,
             links: Vec::new(),
         })
-    }
-
-    /// The map error for this program's key.
-    pub(super) fn map_error(key: &'static str) -> impl FnOnce(io::Error) -> SetupError {
-        move |error| SetupError::Map { key, error }
     }
 
     /// Runs on exactly `ports` (name, ifindex): a port re-created under a new index gets

@@ -12,50 +12,39 @@
 //! Address option, hop limit 255, a valid checksum, not DAD); anything else goes on to
 //! the capture thread and the engine as without it.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use super::ebpf_prog::*;
-use super::sys::ebpf::{BpfMap, EbpfInsn};
+use super::sys::ebpf::EbpfInsn;
 use crate::wire::Mac;
 
 const KEY: &str = "fast_path_in_kernel";
 /// Key: ingress ifindex (native order), then the target address.
-const KEY_SIZE: u32 = 20;
+const KEY_SIZE: usize = 20;
 /// Value: the MAC to answer with, two bytes of padding, the expiry in `CLOCK_MONOTONIC`
 /// nanoseconds (native order).
-const VALUE_SIZE: u32 = 16;
+const VALUE_SIZE: usize = 16;
 
 /// The loaded program, its map and one tcx link per port it answers on.
 #[derive(Debug)]
 pub struct KernelAnswers {
-    map: BpfMap,
+    map: TargetMap<KEY_SIZE>,
     links: TcxLinks,
-    /// What the map holds: target → the ifindexes it is answered on.
-    entries: HashMap<Ipv6Addr, Vec<i32>>,
-    capacity: u32,
 }
 
 impl KernelAnswers {
     /// Creates a map for `max_entries` (port, guest) pairs and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
-        let capacity = max_entries.max(1);
-        let map =
-            BpfMap::create(KEY_SIZE, VALUE_SIZE, capacity).map_err(TcxLinks::map_error(KEY))?;
+        let map = TargetMap::create(KEY, VALUE_SIZE, max_entries)?;
         let links = TcxLinks::load(KEY, &program(map.raw()), "ndprelay_ns")?;
-        Ok(Self {
-            map,
-            links,
-            entries: HashMap::new(),
-            capacity,
-        })
+        Ok(Self { map, links })
     }
 
     /// The (port, guest) pairs the map has room for.
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.map.capacity()
     }
 
     /// Answers on exactly `ports` (name, ifindex): the upstream ports present now. A
@@ -63,15 +52,7 @@ impl KernelAnswers {
     /// no longer listed go.
     pub fn sync(&mut self, ports: &[(&str, i32)]) -> Vec<SetupError> {
         let (gone, errors) = self.links.sync(ports);
-        for ifindex in gone {
-            for (target, on) in &mut self.entries {
-                if let Some(at) = on.iter().position(|i| *i == ifindex) {
-                    on.swap_remove(at);
-                    remove_entry(&self.map, ifindex, *target);
-                }
-            }
-            self.entries.retain(|_, on| !on.is_empty());
-        }
+        self.map.remove_ingress(&gone);
         errors
     }
 
@@ -86,36 +67,18 @@ impl KernelAnswers {
         if !self.links.attached(ifindex) {
             return Err(io::Error::other("the program is not attached to the port"));
         }
-        let mut value = [0u8; VALUE_SIZE as usize];
+        let expiry = expiry_ns(valid_for);
+        let mut value = [0u8; VALUE_SIZE];
         value[..6].copy_from_slice(&mac.0);
-        value[8..].copy_from_slice(&expiry_ns(valid_for).to_ne_bytes());
-        self.map.insert(&key(ifindex, target), &value)?;
-        let on = self.entries.entry(target).or_default();
-        if !on.contains(&ifindex) {
-            on.push(ifindex);
-        }
-        Ok(())
+        value[8..].copy_from_slice(&expiry.to_ne_bytes());
+        self.map
+            .insert(ifindex_target_key(ifindex, target), &value, expiry)
     }
 
     /// Stops answering for `target` on every port.
     pub fn forget(&mut self, target: Ipv6Addr) {
-        for ifindex in self.entries.remove(&target).unwrap_or_default() {
-            remove_entry(&self.map, ifindex, target);
-        }
+        self.map.remove_target(target);
     }
-}
-
-fn remove_entry(map: &BpfMap, ifindex: i32, target: Ipv6Addr) {
-    if let Err(e) = map.remove(&key(ifindex, target)) {
-        log::warn!("fast_path_in_kernel: cannot remove {target} from the map: {e}");
-    }
-}
-
-fn key(ifindex: i32, target: Ipv6Addr) -> [u8; KEY_SIZE as usize] {
-    let mut k = [0u8; KEY_SIZE as usize];
-    k[..4].copy_from_slice(&ifindex.to_ne_bytes());
-    k[4..].copy_from_slice(&target.octets());
-    k
 }
 
 /// Stack slot of the map key.

@@ -16,13 +16,12 @@
 //! our MAC from the guest's bound MAC, also as its TLLA); anything else goes on to the
 //! capture thread and the engine.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use super::ebpf_prog::*;
-use super::sys::ebpf::{BpfMap, EbpfInsn};
+use super::sys::ebpf::EbpfInsn;
 use crate::wire::Mac;
 
 const KEY: &str = "relay_in_kernel";
@@ -99,10 +98,7 @@ fn put(v: &mut [u8], at: i16, bytes: &[u8]) {
 
 impl NsPath {
     fn key(&self) -> [u8; NS_KEY_SIZE] {
-        let mut k = [0u8; NS_KEY_SIZE];
-        put(&mut k, 0, &self.from.to_ne_bytes());
-        put(&mut k, 4, &self.target.octets());
-        k
+        ifindex_target_key(self.from, self.target)
     }
 
     fn value(&self, expiry: u64) -> [u8; NS_VALUE_SIZE] {
@@ -118,8 +114,7 @@ impl NsPath {
 impl NaPath {
     fn key(&self) -> [u8; NA_KEY_SIZE] {
         let mut k = [0u8; NA_KEY_SIZE];
-        put(&mut k, 0, &self.from.to_ne_bytes());
-        put(&mut k, 4, &self.target.octets());
+        put(&mut k, 0, &ifindex_target_key(self.from, self.target));
         put(&mut k, 20, &self.solicitor.octets());
         k
     }
@@ -135,101 +130,33 @@ impl NaPath {
     }
 }
 
-/// A map and what it holds (key → expiry), so expired entries can make room and
-/// entries can be found by port or target.
-#[derive(Debug)]
-struct Tracked<const K: usize> {
-    map: BpfMap,
-    entries: HashMap<[u8; K], u64>,
-    capacity: usize,
-    /// No entry expires before this: a full map is not searched for expired entries
-    /// again before then.
-    earliest: u64,
-}
-
-impl<const K: usize> Tracked<K> {
-    fn create(value_size: usize, capacity: u32) -> Result<Self, SetupError> {
-        let map = BpfMap::create(K as u32, value_size as u32, capacity)
-            .map_err(TcxLinks::map_error(KEY))?;
-        Ok(Self {
-            map,
-            entries: HashMap::new(),
-            capacity: capacity as usize,
-            earliest: 0,
-        })
-    }
-
-    /// Inserts or replaces; a full map first drops its expired entries.
-    fn insert(&mut self, key: [u8; K], value: &[u8], expiry: u64) -> io::Result<()> {
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            let now = expiry_ns(Duration::ZERO);
-            if now >= self.earliest {
-                self.remove_where(|_, expiry| expiry <= now);
-                self.earliest = self.entries.values().copied().min().unwrap_or(0);
-            }
-            if self.entries.len() >= self.capacity {
-                return Err(io::Error::other("the map is full"));
-            }
-        }
-        self.map.insert(&key, value)?;
-        self.entries.insert(key, expiry);
-        self.earliest = self.earliest.min(expiry);
-        Ok(())
-    }
-
-    fn remove_where(&mut self, mut gone: impl FnMut(&[u8; K], u64) -> bool) {
-        let map = &self.map;
-        self.entries.retain(|k, expiry| {
-            let remove = gone(k, *expiry);
-            if remove && let Err(e) = map.remove(k) {
-                log::warn!("{KEY}: cannot remove an entry from the map: {e}");
-            }
-            !remove
-        });
-    }
-}
-
-/// The key's ingress ifindex.
-fn ingress(key: &[u8]) -> i32 {
-    i32::from_ne_bytes([key[0], key[1], key[2], key[3]])
-}
-
 /// The loaded program, its two maps and one tcx link per port.
 #[derive(Debug)]
 pub struct KernelRelays {
-    ns: Tracked<NS_KEY_SIZE>,
-    na: Tracked<NA_KEY_SIZE>,
+    ns: TargetMap<NS_KEY_SIZE>,
+    na: TargetMap<NA_KEY_SIZE>,
     links: TcxLinks,
-    capacity: u32,
 }
 
 impl KernelRelays {
     /// Creates two maps for `max_entries` paths each and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
-        let capacity = max_entries.max(1);
-        let ns = Tracked::create(NS_VALUE_SIZE, capacity)?;
-        let na = Tracked::create(NA_VALUE_SIZE, capacity)?;
-        let links = TcxLinks::load(KEY, &program(ns.map.raw(), na.map.raw()), "ndprelay_rel")?;
-        Ok(Self {
-            ns,
-            na,
-            links,
-            capacity,
-        })
+        let ns = TargetMap::create(KEY, NS_VALUE_SIZE, max_entries)?;
+        let na = TargetMap::create(KEY, NA_VALUE_SIZE, max_entries)?;
+        let links = TcxLinks::load(KEY, &program(ns.raw(), na.raw()), "ndprelay_rel")?;
+        Ok(Self { ns, na, links })
     }
 
     /// The paths each map has room for.
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.ns.capacity()
     }
 
     /// Runs on exactly `ports` (name, ifindex); entries from indexes no longer listed go.
     pub fn sync(&mut self, ports: &[(&str, i32)]) -> Vec<SetupError> {
         let (gone, errors) = self.links.sync(ports);
-        if !gone.is_empty() {
-            self.ns.remove_where(|k, _| gone.contains(&ingress(k)));
-            self.na.remove_where(|k, _| gone.contains(&ingress(k)));
-        }
+        self.ns.remove_ingress(&gone);
+        self.na.remove_ingress(&gone);
         errors
     }
 
@@ -257,13 +184,12 @@ impl KernelRelays {
 
     /// Stops relaying NS for `target`, from every port.
     pub fn forget_ns(&mut self, target: Ipv6Addr) {
-        let octets = target.octets();
-        self.ns.remove_where(|k, _| k[4..] == octets);
+        self.ns.remove_target(target);
     }
 
     /// Stops every NA relaying.
     pub fn forget_all_na(&mut self) {
-        self.na.remove_where(|_, _| true);
+        self.na.clear();
     }
 }
 
