@@ -266,6 +266,18 @@ impl Asm {
         };
         self.ins(st, dst, R2, off, 0);
     }
+    /// Rewrites the frame as the engine's relay does (Ethernet destination from the
+    /// entry's `dst_mac_at`, Ethernet source and the one link-layer option from its
+    /// `our_mac_at`, a new checksum; the IPv6 header and the message as they came) and
+    /// redirects it out of the interface whose index is at the entry's `egress_at`.
+    pub(super) fn relay_rewrite(&mut self, dst_mac_at: i16, our_mac_at: i16, egress_at: i16) {
+        self.copy_mac(PKT, 0, ENTRY, dst_mac_at);
+        self.copy_mac(PKT, 6, ENTRY, our_mac_at);
+        self.copy_mac(PKT, OPTION + 2, ENTRY, our_mac_at);
+        self.write_checksum();
+        self.ins(LDX_W, R1, ENTRY, egress_at, 0);
+        self.redirect();
+    }
     /// Redirects the frame out of the interface whose index is in R1 and ends the
     /// program.
     pub(super) fn redirect(&mut self) {

@@ -210,14 +210,9 @@ fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
     a.ifindex_target_key(NS_KEY_AT);
     a.live_entry(ns_map, NS_KEY_AT, NS_EXPIRY_AT);
     a.valid_checksum();
-    // To the guest's MAC from ours, with our MAC as SLLA; the IPv6 header as the asker
-    // sent it (what the engine's relay sends to a REACHABLE guest).
-    a.copy_mac(PKT, 0, ENTRY, NS_GUEST_MAC_AT);
-    a.copy_mac(PKT, 6, ENTRY, NS_OUR_MAC_AT);
-    a.copy_mac(PKT, OPTION + 2, ENTRY, NS_OUR_MAC_AT);
-    a.write_checksum();
-    a.ins(LDX_W, R1, ENTRY, NS_EGRESS_AT, 0);
-    a.redirect();
+    // To the guest's MAC from ours, with our MAC as SLLA (what the engine's relay sends
+    // to a REACHABLE guest).
+    a.relay_rewrite(NS_GUEST_MAC_AT, NS_OUR_MAC_AT, NS_EGRESS_AT);
 
     // NA: to our MAC (a solicited answer to the NS we relayed, whose SLLA was ours), to
     // a unicast destination (announcements and DAD defences go everywhere: the engine's).
@@ -236,13 +231,7 @@ fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
     a.same_mac(PKT, 6, ENTRY, NA_GUEST_MAC_AT);
     a.same_mac(PKT, OPTION + 2, ENTRY, NA_GUEST_MAC_AT);
     a.valid_checksum();
-    // To the solicitor from our MAC, with our MAC as TLLA; R/S/O and the IPv6 header as
-    // the guest sent them (what the engine's relay sends).
-    a.copy_mac(PKT, 0, ENTRY, NA_SOLICITOR_MAC_AT);
-    a.copy_mac(PKT, 6, ENTRY, NA_OUR_MAC_AT);
-    a.copy_mac(PKT, OPTION + 2, ENTRY, NA_OUR_MAC_AT);
-    a.write_checksum();
-    a.ins(LDX_W, R1, ENTRY, NA_EGRESS_AT, 0);
-    a.redirect();
+    // To the solicitor from our MAC, with our MAC as TLLA; R/S/O as the guest set them.
+    a.relay_rewrite(NA_SOLICITOR_MAC_AT, NA_OUR_MAC_AT, NA_EGRESS_AT);
     a.finish()
 }
