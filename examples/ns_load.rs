@@ -6,8 +6,9 @@
 //! ns_load IFACE SRC latency-warm COUNT TARGET...  the same after one unmeasured pass
 //!                                                 over the targets (fast-path bench)
 //! ns_load IFACE SRC rate RATE SECS TARGET...      NS round-robin over known targets
-//! ns_load IFACE SRC scan RATE SECS PREFIX TARGET  random targets in PREFIX/64 at RATE,
-//!                                                 TARGET probed every 500 ms meanwhile
+//! ns_load IFACE SRC scan RATE SECS PREFIX KNOWN... random targets in PREFIX/64 at RATE,
+//!                                                 meanwhile one KNOWN guest probed every
+//!                                                 10 ms, round-robin
 //! ```
 //!
 //! Every NS is multicast to the target's solicited-node group with an SLLA, from SRC,
@@ -19,8 +20,9 @@
 //! (`SIOCGSTAMPNS`), which is what the asking host's kernel sees. Both start just
 //! before the NS is handed to the kernel.
 //!
-//! `rate` counts an NS as answered when an NA for its target arrives before the next NS
-//! for that target (at most one answer per NS, however many NAs came).
+//! `rate` and the probes of `scan` count an NS as answered when an NA for its target
+//! arrives before the next NS for that target (at most one answer per NS, however many
+//! NAs came).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -146,6 +148,69 @@ fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arrivals {
         }
     });
     got
+}
+
+/// How often the scan probes a known guest: 100 probes a second, so that a 10 s scan
+/// has 1000 of them, enough to tell 99.9 % answered from less.
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+/// One probe of the scan: which known guest, and when it left.
+struct Probe {
+    target: Ipv6Addr,
+    sent: Instant,
+    sent_wall: SystemTime,
+}
+
+/// Probes the known guests round-robin every [`PROBE_EVERY`], on a fixed schedule from
+/// `start`, until stopped.
+fn probe_known(
+    sock: &PacketSocket,
+    frames: &[(Ipv6Addr, Vec<u8>)],
+    start: Instant,
+    stop: &AtomicBool,
+) -> Vec<Probe> {
+    let mut probes = Vec::new();
+    for (i, (target, frame)) in frames.iter().cycle().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due = start + PROBE_EVERY * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let (sent, sent_wall) = (Instant::now(), SystemTime::now());
+        let _ = sock.send(frame);
+        probes.push(Probe {
+            target: *target,
+            sent,
+            sent_wall,
+        });
+    }
+    probes
+}
+
+/// Each probe with the first NA for its target that arrived before the next probe for
+/// that target (`known` targets, probed round-robin; the last probe of a target gets as
+/// long as the others).
+fn answer_probes(probes: &[Probe], nas: &[Arrival], known: usize) -> Vec<Sample> {
+    let round = PROBE_EVERY * known as u32;
+    probes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let until = probes
+                .get(i + known)
+                .map_or(p.sent + round, |next| next.sent);
+            Sample {
+                sent: p.sent,
+                sent_wall: p.sent_wall,
+                answered: nas
+                    .iter()
+                    .find(|a| a.target == p.target && a.at >= p.sent && a.at < until)
+                    .copied(),
+            }
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -275,23 +340,21 @@ fn main() -> anyhow::Result<()> {
             let rate: u64 = args[4].parse()?;
             let secs: u64 = args[5].parse()?;
             let prefix: Ipv6Addr = args[6].parse()?;
-            let target: Ipv6Addr = args[7].parse()?;
+            let known: Vec<Ipv6Addr> = args[7..]
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()?;
+            if known.is_empty() {
+                bail!("scan: no known guest to probe");
+            }
             let start = Instant::now();
-            let probes: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
-            let (p2, stop2, s2) = (
-                Arc::clone(&probes),
-                Arc::new(AtomicBool::new(false)),
-                Arc::clone(&g.sock),
-            );
-            let probe_frame = g.ns(target);
-            let st = Arc::clone(&stop2);
-            let prober = std::thread::spawn(move || {
-                while !st.load(Ordering::Relaxed) {
-                    p2.lock().push(Instant::now());
-                    let _ = s2.send(&probe_frame);
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            });
+            let stop_probes = Arc::new(AtomicBool::new(false));
+            let prober = {
+                let (stop, sock) = (Arc::clone(&stop_probes), Arc::clone(&g.sock));
+                let frames: Vec<(Ipv6Addr, Vec<u8>)> =
+                    known.iter().map(|&t| (t, g.ns(t))).collect();
+                std::thread::spawn(move || probe_known(&sock, &frames, start, &stop))
+            };
             let mut sent = 0u64;
             let mut x = 0x9e37_79b9_7f4a_7c15u64;
             let base = u128::from(prefix) & !((1u128 << 64) - 1);
@@ -307,45 +370,41 @@ fn main() -> anyhow::Result<()> {
                 }
                 std::thread::sleep(Duration::from_micros(500));
             }
-            stop2.store(true, Ordering::Relaxed);
-            let _ = prober.join();
+            stop_probes.store(true, Ordering::Relaxed);
+            let probes = prober.join().expect("prober panicked");
             std::thread::sleep(Duration::from_secs(1));
-            let nas: Vec<Instant> = got
-                .lock()
-                .iter()
-                .filter(|a| a.target == target)
-                .map(|a| a.at)
-                .collect();
-            let probes = probes.lock().clone();
-            // A probe counts as resolved when an NA for the guest arrives before the next probe.
-            let mut lat = Vec::new();
-            let mut when = Vec::new();
-            for (i, &p) in probes.iter().enumerate() {
-                let next = probes
-                    .get(i + 1)
-                    .copied()
-                    .unwrap_or(p + Duration::from_millis(500));
-                if let Some(&at) = nas.iter().find(|&&at| at >= p && at < next) {
-                    let ms = at.duration_since(p).as_secs_f64() * 1e3;
-                    lat.push(ms);
-                    when.push((p.duration_since(start).as_secs_f64(), ms));
-                }
-            }
+            let nas = got.lock().clone();
+            let samples = answer_probes(&probes, &nas, known.len());
+            let mut lat: Vec<f64> = samples.iter().filter_map(Sample::latency_ms).collect();
             let resolved = lat.len();
             lat.sort_by(f64::total_cmp);
-            // The three slowest probes, [seconds into the scan, ms]: where the tail comes from.
-            when.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let slowest: Vec<String> = when
+            let mut wire: Vec<(f64, f64)> = samples
                 .iter()
+                .filter_map(|s| {
+                    Some((
+                        s.sent.duration_since(start).as_secs_f64(),
+                        s.wire_latency_ms()?,
+                    ))
+                })
+                .collect();
+            wire.sort_by(|a, b| a.1.total_cmp(&b.1));
+            // The three slowest probes at the wire, [seconds into the scan, ms]: where the
+            // tail comes from.
+            let slowest: Vec<String> = wire
+                .iter()
+                .rev()
                 .take(3)
                 .map(|(t, ms)| format!("[{t:.2},{ms:.3}]"))
                 .collect();
-            let others = got.lock().iter().filter(|a| a.target != target).count();
+            let wire: Vec<f64> = wire.into_iter().map(|(_, ms)| ms).collect();
+            let others = nas.iter().filter(|a| !known.contains(&a.target)).count();
             format!(
-                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3},"guest_slowest":[{}]}}"#,
-                probes.len(),
+                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3},"guest_wire_median_ms":{:.3},"guest_wire_p99_ms":{:.3},"guest_slowest":[{}]}}"#,
+                samples.len(),
                 percentile(&lat, 0.5),
                 percentile(&lat, 0.99),
+                percentile(&wire, 0.5),
+                percentile(&wire, 0.99),
                 slowest.join(",")
             )
         }
