@@ -3,6 +3,9 @@
 //! Target (issue 2): at least 1 million NS/s through the engine on one core. Each
 //! iteration advances virtual time by 1 ms, so per-target pacing (one relayed NS per
 //! RetransTimer) is part of what is measured, as it would be live.
+//!
+//! Also the cost of [`Engine::snapshot`] with 2000 bindings (what `ndprelay status`
+//! reads): the live daemon takes it under the lock its capture threads need.
 
 use std::hint::black_box;
 use std::net::Ipv6Addr;
@@ -167,5 +170,52 @@ fn upstream_ns_bound_target(c: &mut Criterion) {
     println!("engine/upstream_ns_bound_target: {relayed} frames sent for {asked} NS");
 }
 
-criterion_group!(benches, upstream_ns_bound_target);
+/// `Engine::snapshot` with 2000 confirmed bindings, as in `scripts/bench-ns.sh`.
+fn snapshot_2000_bindings(c: &mut Criterion) {
+    let (mut engine, now, _) = bound_relay();
+    let router_ll: Ipv6Addr = "fe80::1".parse().expect("literal");
+    for i in 0..2000u16 {
+        let target = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 1, 0, i);
+        let ns = emit_nd(
+            ROUTER,
+            Mac::ipv6_multicast(solicited_node(target)),
+            router_ll,
+            solicited_node(target),
+            &NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(ROUTER)],
+        );
+        engine.handle_frame(now, PortId(0), &ns);
+        drain(&mut engine);
+        let na = emit_nd(
+            GUEST,
+            BR0_MAC,
+            target,
+            router_ll,
+            &NdMessage::NeighborAdvert {
+                flags: NaFlags {
+                    router: false,
+                    solicited: true,
+                    override_: true,
+                },
+                target_addr: target,
+            },
+            &[OptionRepr::TargetLla(GUEST)],
+        );
+        engine.handle_frame(now, PortId(1), &na);
+        drain(&mut engine);
+    }
+    assert!(
+        engine.snapshot(now).bindings.len() > 2000,
+        "the bindings were not learned"
+    );
+    let mut group = c.benchmark_group("engine");
+    group.bench_function("snapshot_2000_bindings", |b| {
+        b.iter(|| black_box(engine.snapshot(now)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, upstream_ns_bound_target, snapshot_2000_bindings);
 criterion_main!(benches);

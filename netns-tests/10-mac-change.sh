@@ -19,7 +19,7 @@ DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 
 # resolve : what ndisc6 from isp gets for $G (four tries, 1 s apart)
 resolve() { nsx isp ndisc6 -1 -r 4 -w 1000 "$G" isp0 | awk '/Target link-layer address/ {print tolower($NF)}'; }
-# bound_mac : the MAC `ndprelay status` lists for $G (status is refreshed every 250 ms)
+# bound_mac : the MAC `ndprelay status` lists for $G
 bound_mac() { status | awk -v a="$G" '$1 == a {print tolower($3)}'; }
 bound_to() { [ "$(bound_mac)" = "$1" ]; }
 

@@ -670,6 +670,12 @@ impl Engine {
         self.counters.by_name(name)
     }
 
+    /// Every counter by name, drops first: what [`Engine::snapshot`] carries, without
+    /// the bindings.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        self.counters.list()
+    }
+
     /// Ports, bindings and counters, for `status`.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let ports = self

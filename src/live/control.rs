@@ -1,8 +1,9 @@
 //! The control socket: a Unix stream socket (mode 0600) on which the daemon answers
 //! `status` with one JSON document, and the client side that renders it as text.
 //!
-//! The daemon's engine thread publishes a [`Published`] snapshot; the control thread
-//! only reads it, so a status request never waits for the engine.
+//! The control thread asks the daemon's engine thread for a [`Published`] snapshot when
+//! a request comes (not every interval: taking one holds the lock the capture threads
+//! need) and turns it into JSON itself, outside that lock.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
@@ -10,11 +11,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::sys;
@@ -29,7 +28,7 @@ pub struct DriverPort {
     pub mtu: u32,
 }
 
-/// What the engine thread publishes for the control thread.
+/// What the engine thread hands the control thread for a status request.
 #[derive(Debug, Clone)]
 pub struct Published {
     /// The engine's snapshot.
@@ -293,8 +292,9 @@ impl ControlSocket {
         })
     }
 
-    /// Serves requests until `stop` is set, answering from `published`.
-    pub fn serve(&self, published: &Mutex<Option<Published>>, stop: &AtomicBool) {
+    /// Serves requests until `stop` is set; `ask` fetches a snapshot (`None`: the engine
+    /// thread did not answer in time).
+    pub fn serve(&self, ask: impl Fn() -> Option<Published>, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(self.listener.as_raw_fd(), 250) {
                 Ok(true) => {}
@@ -308,8 +308,7 @@ impl ControlSocket {
             let Ok((stream, _)) = self.listener.accept() else {
                 continue;
             };
-            let doc = published.lock().as_ref().map(to_json);
-            if let Err(e) = answer(stream, doc) {
+            if let Err(e) = answer(stream, || ask().map(|p| to_json(&p))) {
                 log::debug!("control client: {e}");
             }
         }
@@ -322,15 +321,16 @@ impl Drop for ControlSocket {
     }
 }
 
-fn answer(stream: UnixStream, doc: Option<Value>) -> io::Result<()> {
+fn answer(stream: UnixStream, status: impl FnOnce() -> Option<Value>) -> io::Result<()> {
     stream.set_read_timeout(Some(StdDuration::from_secs(1)))?;
     stream.set_write_timeout(Some(StdDuration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new((&stream).take(256)).read_line(&mut line)?;
-    let reply = match (line.trim(), doc) {
-        ("status", Some(doc)) => doc,
-        ("status", None) => json!({ "error": "starting" }),
-        (other, _) => json!({ "error": format!("unknown request {other:?}") }),
+    let reply = match line.trim() {
+        "status" => status().unwrap_or_else(|| {
+            json!({ "error": "the daemon's engine thread did not answer in time (busy reloading or stopping); try again" })
+        }),
+        other => json!({ "error": format!("unknown request {other:?}") }),
     };
     // One write: serde_json writes token by token, and on an unbuffered socket every
     // token was a send (2000 bindings took ~90 ms).
@@ -364,9 +364,6 @@ pub fn request_status(path: &Path) -> Result<Value, ControlError> {
     }
     Ok(doc)
 }
-
-/// Shared between the engine thread (writer) and the control thread (reader).
-pub type SharedStatus = Arc<Mutex<Option<Published>>>;
 
 /// Parses an address from a status document row (tests, tools).
 pub fn binding_addresses(doc: &Value) -> Vec<Ipv6Addr> {
@@ -490,10 +487,9 @@ mod test {
             ControlSocket::bind(&path),
             Err(ControlError::InUse(_))
         ));
-        let published = Mutex::new(Some(sample()));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| sock.serve(&published, &stop));
+            s.spawn(|| sock.serve(|| Some(sample()), &stop));
             let doc = request_status(&path).unwrap();
             assert_eq!(doc["bindings"][0]["address"], "2001:db8::10");
             stop.store(true, Ordering::Relaxed);
@@ -504,6 +500,42 @@ mod test {
             request_status(&path),
             Err(ControlError::Connect { .. })
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn each_request_gets_a_snapshot_taken_for_it_or_says_the_engine_did_not_answer() {
+        let dir = std::env::temp_dir().join(format!("ndpr-ctl-ask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        let asked = std::sync::atomic::AtomicU64::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                sock.serve(
+                    || {
+                        // The third request finds the engine thread not answering.
+                        let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
+                        (n < 3).then(|| Published {
+                            uptime_secs: n,
+                            ..sample()
+                        })
+                    },
+                    &stop,
+                )
+            });
+            let answers = [(); 3].map(|()| request_status(&path));
+            // Stopped before asserting, so a failed assertion cannot leave it serving.
+            stop.store(true, Ordering::Relaxed);
+            let [first, second, busy] = answers;
+            assert_eq!(first.unwrap()["uptime_secs"], 1);
+            assert_eq!(second.unwrap()["uptime_secs"], 2);
+            assert!(
+                matches!(&busy, Err(ControlError::BadAnswer { detail, .. }) if detail.contains("did not answer")),
+                "{busy:?}"
+            );
+        });
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

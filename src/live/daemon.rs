@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use super::capture::{Capture, CaptureFilter, Inbox, Outbox, TX_LOG};
-use super::control::{ControlSocket, DriverPort, Published, SharedStatus};
+use super::control::{ControlSocket, DriverPort, Published};
 use super::droplog::DropLog;
 use super::dump::{self, Dump};
 use super::ebpf_prog::SetupError;
@@ -39,8 +39,11 @@ use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_
 /// A restart finds its own routes by it; routes with any other protocol are never touched.
 pub const ROUTE_PROTOCOL: u8 = 199;
 
-/// How often the status snapshot is refreshed.
-const PUBLISH_EVERY: StdDuration = StdDuration::from_millis(250);
+/// How often the engine thread looks at the drop counters (the rate-limited log), the
+/// leftover routes and the dump's rotation when no engine timer wakes it sooner.
+const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_millis(250);
+/// How long a status request waits for the engine thread (a reload may be under way).
+const STATUS_WAIT: StdDuration = StdDuration::from_secs(3);
 /// Routes from an earlier run stay this long to be re-verified before removal.
 const ROUTE_GRACE: StdDuration = StdDuration::from_secs(30);
 /// When the re-verification probes for those routes go out (after start). The first
@@ -68,6 +71,10 @@ enum Control {
     Signal(i32),
     /// A frame brought the engine's next timer forward.
     Wake,
+    /// `ndprelay status` asks for a snapshot, taken when asked rather than every
+    /// interval: a snapshot of a full binding table holds the lock for a millisecond or
+    /// more, which would hold up the capture threads each time.
+    Status(Sender<Published>),
 }
 
 /// Counters the driver keeps next to the engine's.
@@ -251,7 +258,6 @@ pub(super) struct Daemon {
     /// Frames to send when the lock is released.
     outbox: Outbox,
     counters: Arc<DriverCounters>,
-    published: SharedStatus,
     /// Routes we installed: address → ifindex.
     routes: HashMap<Ipv6Addr, i32>,
     /// Routes of an earlier run, kept until re-verified or the grace period ends.
@@ -269,7 +275,7 @@ pub(super) struct Daemon {
     dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
     seed: u64,
-    last_publish: StdInstant,
+    last_drop_check: StdInstant,
     drop_log: DropLog,
     stop: bool,
 }
@@ -896,31 +902,35 @@ impl Daemon {
         }
     }
 
-    fn publish(&mut self, start: StdInstant) {
-        let now = self.clock.now();
-        let snapshot = self.engine.snapshot(now);
-        let ports = self
-            .ports
-            .iter()
-            .map(|p| DriverPort {
-                ifindex: p.ifindex,
-                mtu: p.mtu,
-            })
-            .collect();
-        let (first, summary) = self.drop_log.observe(&snapshot.counters, StdInstant::now());
+    /// What `ndprelay status` shows, as of now.
+    fn published(&self) -> Published {
+        Published {
+            snapshot: self.engine.snapshot(self.clock.now()),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| DriverPort {
+                    ifindex: p.ifindex,
+                    mtu: p.mtu,
+                })
+                .collect(),
+            counters: self.counters.list(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Logs the first drop for each reason and, rate-limited, how many followed.
+    fn log_drops(&mut self) {
+        let (first, summary) = self
+            .drop_log
+            .observe(&self.engine.counters(), StdInstant::now());
         for line in first {
             log::warn!("{line}");
         }
         if let Some(line) = summary {
             log::info!("{line}");
         }
-        *self.published.lock() = Some(Published {
-            snapshot,
-            ports,
-            counters: self.counters.list(),
-            uptime_secs: start.elapsed().as_secs(),
-        });
-        self.last_publish = StdInstant::now();
+        self.last_drop_check = StdInstant::now();
     }
 
     fn handle_control(&mut self, c: Control, path: &PathBuf) {
@@ -940,6 +950,9 @@ impl Daemon {
                 self.stop = true;
             }
             Control::Wake => {}
+            Control::Status(reply) => {
+                let _ = reply.send(self.published());
+            }
         }
     }
 
@@ -976,16 +989,16 @@ impl Daemon {
         let wait = self
             .engine
             .poll_timeout()
-            .map_or(PUBLISH_EVERY, |t| {
+            .map_or(HOUSEKEEPING_EVERY, |t| {
                 StdDuration::from_micros(t.saturating_since(now).total_micros())
             })
-            .min(PUBLISH_EVERY);
+            .min(HOUSEKEEPING_EVERY);
         self.engine_thread_wakes = Some(now + Duration::from(wait));
         wait
     }
 
-    /// The engine thread's turn: due timers, leftover routes, dump rotation, snapshot.
-    fn housekeeping(&mut self, start: StdInstant) {
+    /// The engine thread's turn: due timers, leftover routes, dump rotation, drop log.
+    fn housekeeping(&mut self) {
         self.engine_thread_wakes = None;
         let now = self.clock.now();
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
@@ -997,8 +1010,8 @@ impl Daemon {
         if let Some((_, d)) = &mut self.dump {
             d.tick();
         }
-        if self.last_publish.elapsed() >= PUBLISH_EVERY {
-            self.publish(start);
+        if self.last_drop_check.elapsed() >= HOUSEKEEPING_EVERY {
+            self.log_drops();
         }
     }
 
@@ -1028,7 +1041,6 @@ impl Daemon {
 
 /// The engine thread: control messages and timers; frames arrive on the capture threads.
 fn engine_loop(daemon: &Mutex<Daemon>, control: &Receiver<Control>, path: &PathBuf) {
-    let start = StdInstant::now();
     loop {
         let wait = {
             let mut d = daemon.lock();
@@ -1044,7 +1056,7 @@ fn engine_loop(daemon: &Mutex<Daemon>, control: &Receiver<Control>, path: &PathB
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => d.stop = true,
         }
-        d.housekeeping(start);
+        d.housekeeping();
         let outbox = d.take_outbox();
         drop(d);
         outbox.send();
@@ -1089,7 +1101,6 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             engine_thread_wakes: None,
             outbox: Outbox::default(),
             counters: Arc::new(DriverCounters::default()),
-            published: Arc::new(Mutex::new(None)),
             routes: HashMap::new(),
             leftover: HashMap::new(),
             leftover_deadline: StdInstant::now() + ROUTE_GRACE,
@@ -1101,7 +1112,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             dump: None,
             next_generation: 0,
             seed,
-            last_publish: StdInstant::now(),
+            last_drop_check: StdInstant::now(),
             drop_log: DropLog::new(StdDuration::from_secs(60)),
             stop: false,
         })
@@ -1117,7 +1128,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let threads = spawn_helpers(monitor, &ctl_tx, control_socket, &d.published, &stop)
+    let threads = spawn_helpers(monitor, &ctl_tx, control_socket, &stop)
         .map_err(Error::io("starting threads"));
     let (threads, signal_handle) = match threads {
         Ok(t) => t,
@@ -1127,7 +1138,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         }
     };
     privileges::drop_others(d.config.uses_bpf());
-    d.publish(StdInstant::now());
+    d.log_drops();
     log::info!(
         "relaying between {} (uplink) and {}",
         d.config.uplink,
@@ -1203,7 +1214,6 @@ fn spawn_helpers(
     mut monitor: Monitor,
     ctl_tx: &Sender<Control>,
     control_socket: ControlSocket,
-    published: &SharedStatus,
     stop: &Arc<AtomicBool>,
 ) -> io::Result<(Vec<JoinHandle<()>>, signal_hook::iterator::Handle)> {
     let mut threads = Vec::new();
@@ -1248,12 +1258,19 @@ fn spawn_helpers(
                 }
             })?,
     );
-    let (pb, st) = (Arc::clone(published), Arc::clone(stop));
+    let (tx, st) = (ctl_tx.clone(), Arc::clone(stop));
     threads.push(
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
-                control_socket.serve(&pb, &st);
+                control_socket.serve(
+                    || {
+                        let (reply_tx, reply) = crossbeam_channel::bounded(1);
+                        tx.send(Control::Status(reply_tx)).ok()?;
+                        reply.recv_timeout(STATUS_WAIT).ok()
+                    },
+                    &st,
+                );
             })?,
     );
     Ok((threads, handle))
