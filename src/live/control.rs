@@ -12,12 +12,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use serde_json::{Value, json};
 
 use super::sys;
 use crate::engine::{BindingState, Role, Snapshot};
+
+/// How long a status document is served again before the engine thread is asked for a
+/// new snapshot.
+const STATUS_REUSE: StdDuration = StdDuration::from_millis(100);
 
 /// Driver facts `status` shows next to the engine's snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -293,8 +297,11 @@ impl ControlSocket {
     }
 
     /// Serves requests until `stop` is set; `ask` fetches a snapshot (`None`: the engine
-    /// thread did not answer in time).
-    pub fn serve(&self, ask: impl Fn() -> Option<Published>, stop: &AtomicBool) {
+    /// thread did not answer in time). A document younger than [`STATUS_REUSE`] is
+    /// served again instead: however often clients ask, the engine's lock is taken for a
+    /// snapshot at most that often.
+    pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
+        let mut last: Option<(StdInstant, Value)> = None;
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(self.listener.as_raw_fd(), 250) {
                 Ok(true) => {}
@@ -308,7 +315,17 @@ impl ControlSocket {
             let Ok((stream, _)) = self.listener.accept() else {
                 continue;
             };
-            if let Err(e) = answer(stream, || ask().map(|p| to_json(&p))) {
+            let status = || {
+                if let Some((at, doc)) = &last {
+                    if at.elapsed() < STATUS_REUSE {
+                        return Some(doc.clone());
+                    }
+                }
+                let doc = to_json(&ask()?);
+                last = Some((StdInstant::now(), doc.clone()));
+                Some(doc)
+            };
+            if let Err(e) = answer(stream, status) {
                 log::debug!("control client: {e}");
             }
         }
@@ -504,7 +521,7 @@ mod test {
     }
 
     #[test]
-    fn each_request_gets_a_snapshot_taken_for_it_or_says_the_engine_did_not_answer() {
+    fn a_request_gets_a_new_snapshot_unless_one_was_taken_just_before() {
         let dir = std::env::temp_dir().join(format!("ndpr-ctl-ask-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctl.sock");
@@ -515,9 +532,9 @@ mod test {
             s.spawn(|| {
                 sock.serve(
                     || {
-                        // The third request finds the engine thread not answering.
+                        // The third snapshot finds the engine thread not answering.
                         let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
-                        (n < 3).then(|| Published {
+                        (n != 3).then(|| Published {
                             uptime_secs: n,
                             ..sample()
                         })
@@ -525,16 +542,29 @@ mod test {
                     &stop,
                 )
             });
-            let answers = [(); 3].map(|()| request_status(&path));
+            let later = || {
+                std::thread::sleep(STATUS_REUSE + StdDuration::from_millis(50));
+                request_status(&path)
+            };
+            let answers = [
+                request_status(&path),
+                request_status(&path),
+                later(),
+                later(),
+                later(),
+            ];
             // Stopped before asserting, so a failed assertion cannot leave it serving.
             stop.store(true, Ordering::Relaxed);
-            let [first, second, busy] = answers;
-            assert_eq!(first.unwrap()["uptime_secs"], 1);
-            assert_eq!(second.unwrap()["uptime_secs"], 2);
+            let [first, again, second, busy, after_busy] = answers;
+            let uptime = |a: Result<Value, ControlError>| a.unwrap()["uptime_secs"].clone();
+            assert_eq!(uptime(first), 1);
+            assert_eq!(uptime(again), 1, "asked again at once: the same snapshot");
+            assert_eq!(uptime(second), 2);
             assert!(
                 matches!(&busy, Err(ControlError::BadAnswer { detail, .. }) if detail.contains("did not answer")),
                 "{busy:?}"
             );
+            assert_eq!(uptime(after_busy), 4, "asked again after the failure");
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

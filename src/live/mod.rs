@@ -10,11 +10,12 @@
 //!    `capture.rs`);
 //! 2. the engine thread (the caller of [`run`]) takes the same lock for the engine's
 //!    timers, link events, signals and reloads, applies /128 routes over rtnetlink with
-//!    the capture threads, and publishes a snapshot for `status`;
+//!    the capture threads, and takes the engine's snapshot when `status` asks for one;
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
 //!    MAC, MTU, link-local);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
-//! 5. a control thread answers `ndprelay status` on a Unix socket.
+//! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the engine
+//!    thread for the snapshot and renders the JSON itself, outside the lock).
 //!
 //! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
 //! confirmed guests before any of these threads wakes (`kernel_answer.rs`); with
