@@ -397,9 +397,10 @@ fn main() -> anyhow::Result<()> {
                 .map(|(t, ms)| format!("[{t:.2},{ms:.3}]"))
                 .collect();
             let wire: Vec<f64> = wire.into_iter().map(|(_, ms)| ms).collect();
+            let over_1ms = wire.iter().filter(|&&ms| ms > 1.0).count();
             let others = nas.iter().filter(|a| !known.contains(&a.target)).count();
             format!(
-                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3},"guest_wire_median_ms":{:.3},"guest_wire_p99_ms":{:.3},"guest_slowest":[{}]}}"#,
+                r#"{{"mode":"scan","scan_per_s":{rate},"scan_sent":{sent},"scan_answered":{others},"guest_probes":{},"guest_resolved":{resolved},"guest_median_ms":{:.3},"guest_p99_ms":{:.3},"guest_wire_median_ms":{:.3},"guest_wire_p99_ms":{:.3},"guest_wire_over_1ms":{over_1ms},"guest_slowest":[{}]}}"#,
                 samples.len(),
                 percentile(&lat, 0.5),
                 percentile(&lat, 0.99),
