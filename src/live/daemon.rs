@@ -72,8 +72,9 @@ enum Control {
     /// A frame brought the engine's next timer forward.
     Wake,
     /// `ndprelay status` asks for a snapshot, taken when asked rather than every
-    /// interval: a snapshot of a full binding table holds the lock for a millisecond or
-    /// more, which would hold up the capture threads each time.
+    /// interval: it holds the lock the capture threads need for about 100 µs per 2000
+    /// bindings (criterion bench `engine/snapshot_2000_bindings`), longer with a large
+    /// table, and a known guest's NS arriving meanwhile waits that long.
     Status(Sender<Published>),
 }
 
