@@ -297,7 +297,7 @@ impl ControlSocket {
     }
 
     /// Serves requests until `stop` is set; `ask` fetches a snapshot (`None`: the engine
-    /// thread did not answer in time). A document younger than [`STATUS_REUSE`] is
+    /// thread did not answer in time). A document younger than `STATUS_REUSE` is
     /// served again instead: however often clients ask, the engine's lock is taken for a
     /// snapshot at most that often.
     pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
