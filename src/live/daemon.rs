@@ -903,10 +903,11 @@ impl Daemon {
         }
     }
 
-    /// What `ndprelay status` shows, as of now.
+    /// What `ndprelay status` shows, as of now, bindings not yet sorted (the control
+    /// thread sorts them, outside the lock).
     fn published(&self) -> Published {
         Published {
-            snapshot: self.engine.snapshot(self.clock.now()),
+            snapshot: self.engine.snapshot_unsorted(self.clock.now()),
             ports: self
                 .ports
                 .iter()
@@ -1268,7 +1269,9 @@ fn spawn_helpers(
                     || {
                         let (reply_tx, reply) = crossbeam_channel::bounded(1);
                         tx.send(Control::Status(reply_tx)).ok()?;
-                        reply.recv_timeout(STATUS_WAIT).ok()
+                        let mut published: Published = reply.recv_timeout(STATUS_WAIT).ok()?;
+                        published.snapshot.sort_bindings();
+                        Some(published)
                     },
                     &st,
                 );

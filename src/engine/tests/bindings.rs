@@ -432,3 +432,21 @@ fn a_clock_jump_spreads_reverification_instead_of_a_probe_storm() {
     assert_eq!(h.count("sent_ns"), 40 * 3);
     assert_eq!(h.count("routes_removed"), 40);
 }
+
+#[test]
+fn the_snapshot_lists_bindings_by_address_and_the_unsorted_one_the_same_bindings() {
+    let mut h = Harness::ready(config());
+    // Bound out of address order, on both downstream ports.
+    for (i, port) in [(30, D1), (12, D2), (21, D1), (11, D2)] {
+        h.bind_guest(i, port);
+    }
+    let sorted = h.engine.snapshot(h.now);
+    let addrs: Vec<Ipv6Addr> = sorted.bindings.iter().map(|b| b.addr).collect();
+    // The router is bound too, on the uplink, from its NS.
+    let mut expected = [11, 12, 21, 30].map(addr).to_vec();
+    expected.push(router_ll());
+    assert_eq!(addrs, expected);
+    let mut unsorted = h.engine.snapshot_unsorted(h.now);
+    unsorted.sort_bindings();
+    assert_eq!(unsorted, sorted);
+}
