@@ -301,7 +301,9 @@ impl ControlSocket {
     /// served again instead: however often clients ask, the engine's lock is taken for a
     /// snapshot at most that often.
     pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
-        let mut last: Option<(StdInstant, Value)> = None;
+        // The snapshot, not its JSON: a JSON tree of 2000 bindings is ten times larger
+        // (peak RSS +2 MB when it was kept).
+        let mut last: Option<(StdInstant, Published)> = None;
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(self.listener.as_raw_fd(), 250) {
                 Ok(true) => {}
@@ -316,14 +318,13 @@ impl ControlSocket {
                 continue;
             };
             let status = || {
-                if let Some((at, doc)) = &last {
-                    if at.elapsed() < STATUS_REUSE {
-                        return Some(doc.clone());
-                    }
+                let fresh = last
+                    .as_ref()
+                    .is_some_and(|(at, _)| at.elapsed() < STATUS_REUSE);
+                if !fresh {
+                    last = Some((StdInstant::now(), ask()?));
                 }
-                let doc = to_json(&ask()?);
-                last = Some((StdInstant::now(), doc.clone()));
-                Some(doc)
+                last.as_ref().map(|(_, p)| to_json(p))
             };
             if let Err(e) = answer(stream, status) {
                 log::debug!("control client: {e}");
