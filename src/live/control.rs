@@ -301,8 +301,8 @@ impl ControlSocket {
     /// served again instead: however often clients ask, the engine's lock is taken for a
     /// snapshot at most that often.
     pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
-        // The snapshot, not its JSON: a JSON tree of 2000 bindings is ten times larger
-        // (peak RSS +2 MB when it was kept).
+        // The snapshot, not its JSON: a JSON tree of 2000 bindings is several times
+        // larger (the daemon's peak RSS was 2 MB higher when it was kept).
         let mut last: Option<(StdInstant, Published)> = None;
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(self.listener.as_raw_fd(), 250) {
