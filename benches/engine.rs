@@ -72,23 +72,31 @@ fn bound_relay() -> (Engine, Instant, Vec<u8>) {
         engine.handle_timeout(now);
         drain(&mut engine);
     }
-    let ns = emit_nd(
+    bind(&mut engine, now, target);
+    (engine, now, router_ns(target))
+}
+
+/// The router's NS for `target`, multicast with its SLLA.
+fn router_ns(target: Ipv6Addr) -> Vec<u8> {
+    emit_nd(
         ROUTER,
         Mac::ipv6_multicast(solicited_node(target)),
-        router_ll,
+        "fe80::1".parse().expect("literal"),
         solicited_node(target),
         &NdMessage::NeighborSolicit {
             target_addr: target,
         },
         &[OptionRepr::SourceLla(ROUTER)],
-    );
-    engine.handle_frame(now, PortId(0), &ns);
-    drain(&mut engine);
-    let na = emit_nd(
+    )
+}
+
+/// The guest's solicited NA for `target`, to the router through the relay.
+fn guest_na(target: Ipv6Addr) -> Vec<u8> {
+    emit_nd(
         GUEST,
         BR0_MAC,
         target,
-        router_ll,
+        "fe80::1".parse().expect("literal"),
         &NdMessage::NeighborAdvert {
             flags: NaFlags {
                 router: false,
@@ -98,10 +106,15 @@ fn bound_relay() -> (Engine, Instant, Vec<u8>) {
             target_addr: target,
         },
         &[OptionRepr::TargetLla(GUEST)],
-    );
-    engine.handle_frame(now, PortId(1), &na);
-    drain(&mut engine);
-    (engine, now, ns)
+    )
+}
+
+/// Binds `target` on br0 as it happens live: the router asks, the guest answers.
+fn bind(engine: &mut Engine, now: Instant, target: Ipv6Addr) {
+    engine.handle_frame(now, PortId(0), &router_ns(target));
+    drain(engine);
+    engine.handle_frame(now, PortId(1), &guest_na(target));
+    drain(engine);
 }
 
 /// NS from 1024 different uplink hosts for the bound guest, one per millisecond of
@@ -127,21 +140,7 @@ fn upstream_ns_bound_target(c: &mut Criterion) {
             )
         })
         .collect();
-    let refresh = emit_nd(
-        GUEST,
-        BR0_MAC,
-        target,
-        "fe80::1".parse().expect("literal"),
-        &NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            },
-            target_addr: target,
-        },
-        &[OptionRepr::TargetLla(GUEST)],
-    );
+    let refresh = guest_na(target);
     let mut i = 0usize;
     let (mut asked, mut relayed) = (0u64, 0u64);
     let mut group = c.benchmark_group("engine");
@@ -173,38 +172,12 @@ fn upstream_ns_bound_target(c: &mut Criterion) {
 /// `Engine::snapshot` with 2000 confirmed bindings, as in `scripts/bench-ns.sh`.
 fn snapshot_2000_bindings(c: &mut Criterion) {
     let (mut engine, now, _) = bound_relay();
-    let router_ll: Ipv6Addr = "fe80::1".parse().expect("literal");
     for i in 0..2000u16 {
-        let target = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 1, 0, i);
-        let ns = emit_nd(
-            ROUTER,
-            Mac::ipv6_multicast(solicited_node(target)),
-            router_ll,
-            solicited_node(target),
-            &NdMessage::NeighborSolicit {
-                target_addr: target,
-            },
-            &[OptionRepr::SourceLla(ROUTER)],
+        bind(
+            &mut engine,
+            now,
+            Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 1, 0, i),
         );
-        engine.handle_frame(now, PortId(0), &ns);
-        drain(&mut engine);
-        let na = emit_nd(
-            GUEST,
-            BR0_MAC,
-            target,
-            router_ll,
-            &NdMessage::NeighborAdvert {
-                flags: NaFlags {
-                    router: false,
-                    solicited: true,
-                    override_: true,
-                },
-                target_addr: target,
-            },
-            &[OptionRepr::TargetLla(GUEST)],
-        );
-        engine.handle_frame(now, PortId(1), &na);
-        drain(&mut engine);
     }
     assert!(
         engine.snapshot(now).bindings.len() > 2000,

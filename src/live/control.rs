@@ -493,12 +493,18 @@ mod test {
         assert!(!t.contains("drop_hop_limit"), "{t}");
     }
 
-    #[test]
-    fn socket_round_trip_with_mode_0600() {
-        let dir = std::env::temp_dir().join(format!("ndpr-ctl-{}", std::process::id()));
+    /// A control socket bound in a new temporary directory `name`-PID: (dir, path, socket).
+    fn socket_in_temp_dir(name: &str) -> (PathBuf, PathBuf, ControlSocket) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctl.sock");
         let sock = ControlSocket::bind(&path).unwrap();
+        (dir, path, sock)
+    }
+
+    #[test]
+    fn socket_round_trip_with_mode_0600() {
+        let (dir, path, sock) = socket_in_temp_dir("ndpr-ctl");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(matches!(
@@ -523,10 +529,7 @@ mod test {
 
     #[test]
     fn a_request_gets_a_new_snapshot_unless_one_was_taken_just_before() {
-        let dir = std::env::temp_dir().join(format!("ndpr-ctl-ask-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ctl.sock");
-        let sock = ControlSocket::bind(&path).unwrap();
+        let (dir, path, sock) = socket_in_temp_dir("ndpr-ctl-ask");
         let asked = std::sync::atomic::AtomicU64::new(0);
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
