@@ -60,6 +60,16 @@ impl KernelWindow {
     }
 }
 
+/// The only ICMPv6 length the in-kernel programs take: a 24-byte NS or NA with one
+/// 8-byte link-layer address option.
+const KERNEL_ND_LEN: usize = 32;
+
+/// Whether an NS has the one shape both in-kernel programs handle (the answer and the
+/// relay): [`KERNEL_ND_LEN`] bytes, the option being a Source Link-Layer Address.
+fn ns_shape_for_kernel(pkt: &NdPacket<'_>) -> bool {
+    pkt.icmp.len() == KERNEL_ND_LEN && pkt.slla.is_some()
+}
+
 /// Something the kernel was told to do for a binding (`path`), and when the engine
 /// counts on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +112,7 @@ impl Engine {
         target: Ipv6Addr,
     ) -> bool {
         self.cfg.fast_path_in_kernel
-            && pkt.icmp.len() == 32
-            && pkt.slla.is_some()
+            && ns_shape_for_kernel(pkt)
             && self.cache.get(&target).is_some_and(|b| {
                 b.kernel_answers
                     .is_some_and(|k| k.path == port && k.window.counts_at(now))
@@ -161,8 +170,7 @@ impl Engine {
         target: Ipv6Addr,
     ) -> bool {
         self.cfg.relay_in_kernel
-            && pkt.icmp.len() == 32
-            && pkt.slla.is_some()
+            && ns_shape_for_kernel(pkt)
             && (pkt.eth_dst.is_multicast() || pkt.eth_dst == self.port(port).cfg.mac)
             && self.cache.get(&target).is_some_and(|b| {
                 let path = NsRelayPath {
@@ -313,7 +321,7 @@ impl Engine {
         eth_dst: Mac,
     ) -> bool {
         self.cfg.relay_in_kernel
-            && pkt.icmp.len() == 32
+            && pkt.icmp.len() == KERNEL_ND_LEN
             && pkt.tlla == Some(pkt.eth_src)
             && pkt.eth_dst == self.port(port).cfg.mac
             && self.cache.get(&target).is_some_and(|b| {
