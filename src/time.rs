@@ -42,6 +42,11 @@ impl Instant {
         self.micros
     }
 
+    /// Seconds since zero as a float, for display.
+    pub fn as_secs_f64(self) -> f64 {
+        self.micros as f64 / 1e6
+    }
+
     /// Time elapsed since `earlier`, or zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Self) -> Duration {
         Duration::from_micros(self.micros.saturating_sub(earlier.micros))

@@ -580,7 +580,7 @@ impl Context<'_> {
                         d,
                         "kernel answers NS for {target} on {} until {:.3} s",
                         self.name(port),
-                        until.total_micros() as f64 / 1e6
+                        until.as_secs_f64()
                     );
                     line.decided();
                     line.addrs.push(target);
@@ -602,7 +602,7 @@ impl Context<'_> {
                         "kernel relays NS for {target} from {} to {} until {:.3} s",
                         self.name(from),
                         self.name(to),
-                        until.total_micros() as f64 / 1e6
+                        until.as_secs_f64()
                     );
                     line.decided();
                     line.addrs.push(target);
@@ -620,7 +620,7 @@ impl Context<'_> {
                         "kernel relays NAs for {target} from {} to {solicitor} on {} until {:.3} s",
                         self.name(from),
                         self.name(to),
-                        until.total_micros() as f64 / 1e6
+                        until.as_secs_f64()
                     );
                     line.decided();
                     line.addrs.push(target);
