@@ -1,249 +1,87 @@
 //! Capture threads: one per port, each waiting on its AF_PACKET socket (or reading
-//! through libpcap) and running the engine on what it reads itself, under the daemon
-//! lock. Handing frames to another thread cost a second wake-up per direction, 60–70 µs
-//! each on a 2 vCPU VM, which doubled NS→NA latency. Frames the engine sends go out
-//! after the lock is released: answers and relays first, then the sender reads the
-//! ports it sent on (the answer often already waits there), then the batch's floods,
-//! after which it reads the ports those went out on the same way. While it does, those
-//! ports' own threads are kept asleep ([`PacketSocket::hold_wakeups`]).
+//! through libpcap) and handing what it reads, one batch per read, to the engine thread
+//! over a bounded channel ([`Inbox`]). When the channel is full the thread waits and
+//! the socket's receive queue takes the rest; what the kernel then drops is counted
+//! (`live_rx_kernel_drops`). The engine thread also reads a port itself right after it
+//! sent there (see `engine_thread.rs`); meanwhile the port's own thread is kept asleep
+//! ([`PacketSocket::hold_wakeups`]), and each frame is read once either way.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
+use crossbeam_channel::{SendTimeoutError, Sender};
 use parking_lot::Mutex;
 
 #[cfg(feature = "libpcap")]
 use super::bpf;
-use super::daemon::{Daemon, DriverCounters};
+use super::daemon::DriverCounters;
 use super::sys::{PacketSocket, RecvBatch, SockFilter, pkttype};
 
-/// Frames a capture thread reads in one `recvmmsg` and hands to the engine under one
-/// lock: one frame when idle (no added latency), fewer lock hand-overs under load.
-const RECV_BATCH: usize = 32;
-/// How long a capture thread waits for the lock before it looks at its stop flag again.
-const LOCK_RETRY: StdDuration = StdDuration::from_millis(20);
+/// Frames a capture thread reads in one `recvmmsg` and hands over as one message: one
+/// frame when idle (no added latency), fewer hand-overs under load.
+pub(super) const RECV_BATCH: usize = 32;
+/// How long a capture thread waits for room on the engine thread's channel before it
+/// looks at its stop flag again.
+const SEND_RETRY: StdDuration = StdDuration::from_millis(20);
 /// Largest frame read from a capture socket (jumbo frames are not ND we relay).
-const MAX_FRAME: usize = 9216 + 18;
+pub(super) const MAX_FRAME: usize = 9216 + 18;
 /// How long a capture thread waits for a frame before it looks at its stop flag again.
 const WAIT: StdDuration = StdDuration::from_millis(250);
-/// Whether a sender reads the ports it sent on: with libpcap the ports' own threads
-/// read through libpcap's buffers, which the AF_PACKET socket does not see.
-const SENDER_READS_ANSWERS: bool = cfg!(not(feature = "libpcap"));
-/// Most frames one send may put on a port whose thread it keeps asleep meanwhile. With
-/// more, an answer to the first would wait for the sends of the rest, while the port's
-/// own thread could relay it in parallel (under load it is awake anyway).
-const HOLD_AT_MOST: usize = 4;
 
-/// How a capture thread reaches the engine: the daemon, locked for each batch of frames
-/// one `recvmmsg` returned, and not across reads (held while waiting for more, it would
-/// keep the port that gets the relayed frame's answer waiting). Weak, because the
-/// daemon owns the capture threads.
+/// The frames one read returned on a port, as the engine thread gets them.
+pub(super) struct Frames {
+    pub(super) port: usize,
+    /// Which capture socket of the port read them: frames of a socket closed since
+    /// (port deleted, moved by a reload) are not relayed.
+    pub(super) generation: u64,
+    pub(super) frames: Vec<Vec<u8>>,
+}
+
+/// How a capture thread reaches the engine thread: the sending end of its bounded
+/// frame channel, with the port and socket generation the frames come from.
 pub(super) struct Inbox {
-    daemon: Weak<Mutex<Daemon>>,
+    tx: Sender<Frames>,
     port: usize,
     generation: u64,
 }
 
 impl Inbox {
-    /// The port whose frames this inbox takes.
-    #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
-    pub(super) fn port(&self) -> usize {
-        self.port
-    }
-
-    pub(super) fn new(daemon: Weak<Mutex<Daemon>>, port: usize, generation: u64) -> Self {
+    pub(super) fn new(tx: Sender<Frames>, port: usize, generation: u64) -> Self {
         Self {
-            daemon,
+            tx,
             port,
             generation,
         }
     }
 
-    /// Runs the engine on `frames` under one lock and, after unlocking, sends what it
-    /// asks for except the batch's floods (an NS for an unknown target to every port),
-    /// which the caller sends after reading the answers: a scan's floods must not delay
-    /// a known guest (RFC 6583 §7). `reader` is the port whose capture thread calls
-    /// this. `None` once `stop` is set or the daemon is gone.
+    /// Copies `frames` onto the engine thread's channel, waiting while it is full.
+    /// `false` once `stop` is set or the engine thread is gone.
     pub(super) fn deliver<'a>(
         &self,
         stop: &AtomicBool,
-        reader: usize,
         frames: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Option<Delivered> {
-        let daemon = self.daemon.upgrade()?;
+    ) -> bool {
+        let frames: Vec<Vec<u8>> = frames.into_iter().map(<[u8]>::to_vec).collect();
+        if frames.is_empty() {
+            return true;
+        }
+        let mut message = Frames {
+            port: self.port,
+            generation: self.generation,
+            frames,
+        };
         loop {
             if stop.load(Ordering::Relaxed) {
-                return None;
+                return false;
             }
-            if let Some(mut d) = daemon.try_lock_for(LOCK_RETRY) {
-                for frame in frames {
-                    d.receive(self.port, self.generation, frame);
-                }
-                let urgent = d.queued_frames();
-                d.drain();
-                d.wake_engine_thread_if_due();
-                let mut outbox = d.take_outbox();
-                drop(d);
-                let floods = outbox.split_off(urgent);
-                let answers = outbox.send_holding(&self.daemon, Some(reader));
-                return Some(Delivered {
-                    daemon: self.daemon.clone(),
-                    answers,
-                    floods,
-                });
+            match self.tx.send_timeout(message, SEND_RETRY) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Timeout(m)) => message = m,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
             }
-        }
-    }
-}
-
-/// A frame the engine asked to send.
-struct Outgoing {
-    sock: Arc<PacketSocket>,
-    name: Arc<str>,
-    frame: Vec<u8>,
-    port: usize,
-    generation: u64,
-}
-
-/// What a capture thread has to do after [`Inbox::deliver`]: read the ports it sent
-/// on ([`take_answers`]), then send the batch's floods and read their ports too.
-pub(super) struct Delivered {
-    daemon: Weak<Mutex<Daemon>>,
-    answers: Vec<SentOn>,
-    floods: Outbox,
-}
-
-impl Delivered {
-    /// Sends the batch's floods; returns the ports they went out on, for
-    /// [`take_answers`]: a guest resolved for the first time has usually answered by
-    /// the time the flood's send returns. No port's thread is held for floods: a flood
-    /// makes every guest of a segment handle it inside the send (hundreds of µs each
-    /// for guests with many addresses), and a known guest's answer arriving meanwhile
-    /// must not wait for them (RFC 6583 §7).
-    pub(super) fn send_floods(self) -> Vec<SentOn> {
-        self.floods.send_holding(&self.daemon, None)
-    }
-}
-
-/// A port a capture thread just sent on, with the inbox its frames go to. If `held`,
-/// the port's own thread is kept from waking for what arrives until the sender has
-/// read it: dropping this lets it wake again.
-pub(super) struct SentOn {
-    sock: Arc<PacketSocket>,
-    inbox: Inbox,
-    held: bool,
-}
-
-impl Drop for SentOn {
-    fn drop(&mut self) {
-        if self.held {
-            if let Err(e) = self.sock.release_wakeups() {
-                TX_LOG.warn(format_args!("cannot re-arm a capture socket: {e}"));
-            }
-        }
-    }
-}
-
-/// Frames to send once the daemon lock is released: a send runs the receiving side's
-/// kernel path inline (on a veth, a guest's whole NS handling and its answer), and the
-/// capture thread that reads that answer must not find the lock still taken.
-#[derive(Default)]
-pub(super) struct Outbox {
-    frames: Vec<Outgoing>,
-    counters: Arc<DriverCounters>,
-}
-
-impl Outbox {
-    pub(super) fn push(
-        &mut self,
-        sock: Arc<PacketSocket>,
-        name: Arc<str>,
-        frame: Vec<u8>,
-        port: usize,
-        generation: u64,
-    ) {
-        self.frames.push(Outgoing {
-            sock,
-            name,
-            frame,
-            port,
-            generation,
-        });
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Everything queued, leaving this one empty.
-    pub(super) fn take(&mut self, counters: &Arc<DriverCounters>) -> Self {
-        Self {
-            frames: std::mem::take(&mut self.frames),
-            counters: Arc::clone(counters),
-        }
-    }
-
-    /// The frames from `at` on, taken out.
-    fn split_off(&mut self, at: usize) -> Self {
-        Self {
-            frames: self.frames.split_off(at.min(self.frames.len())),
-            counters: Arc::clone(&self.counters),
-        }
-    }
-
-    /// Sends everything (threads that do not read the ports afterwards).
-    pub(super) fn send(self) {
-        for o in self.frames {
-            Self::send_one(&o, &self.counters);
-        }
-    }
-
-    /// Sends like [`Outbox::send`] for a capture thread, which reads the ports it sends
-    /// on afterwards. With `reader`, that thread's port: before the first of at most
-    /// [`HOLD_AT_MOST`] frames to another port, that port's thread stops being woken by
-    /// frames (the answer is queued inside our send, and waking it would cost an
-    /// inter-processor interrupt there, for a frame this thread takes anyway). Returns
-    /// the ports sent on, each once; a hold ends when its [`SentOn`] is dropped.
-    pub(super) fn send_holding(
-        self,
-        daemon: &Weak<Mutex<Daemon>>,
-        reader: Option<usize>,
-    ) -> Vec<SentOn> {
-        let mut sent: Vec<SentOn> = Vec::new();
-        for o in &self.frames {
-            if !sent.iter().any(|p| Arc::ptr_eq(&p.sock, &o.sock)) {
-                let few = || {
-                    let to_port = self.frames.iter().filter(|f| Arc::ptr_eq(&f.sock, &o.sock));
-                    to_port.count() <= HOLD_AT_MOST
-                };
-                let held = SENDER_READS_ANSWERS
-                    && reader.is_some_and(|r| r != o.port)
-                    && few()
-                    && match o.sock.hold_wakeups() {
-                        Ok(()) => true,
-                        Err(e) => {
-                            TX_LOG.warn(format_args!("{}: cannot hold its reader: {e}", o.name));
-                            false
-                        }
-                    };
-                sent.push(SentOn {
-                    sock: Arc::clone(&o.sock),
-                    inbox: Inbox::new(daemon.clone(), o.port, o.generation),
-                    held,
-                });
-            }
-            Self::send_one(o, &self.counters);
-        }
-        sent
-    }
-
-    fn send_one(o: &Outgoing, counters: &DriverCounters) {
-        if let Err(e) = o.sock.send(&o.frame) {
-            counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-            TX_LOG.warn(format_args!("{}: send failed: {e}", o.name));
         }
     }
 }
@@ -408,16 +246,7 @@ fn capture_loop(
             Ok(n) => {
                 down_logged = false;
                 holdable = false;
-                // Frames the host sends are not ours to relay (see bpf.rs); this matters
-                // on kernels without PACKET_IGNORE_OUTGOING only.
-                let Some(mut delivered) = inbox.deliver(stop, inbox.port, relayable(&batch)) else {
-                    return;
-                };
-                let answers = std::mem::take(&mut delivered.answers);
-                if !take_answers(inbox.port, answers, &mut batch, stop) {
-                    return;
-                }
-                if !take_answers(inbox.port, delivered.send_floods(), &mut batch, stop) {
+                if !inbox.deliver(stop, relayable(&batch)) {
                     return;
                 }
                 // A full batch means the relay is behind: see whether the kernel dropped some.
@@ -450,44 +279,11 @@ fn capture_loop(
 
 /// The frames of a batch that are ours to relay: frames the host sends are not (see
 /// bpf.rs; this matters on kernels without PACKET_IGNORE_OUTGOING only).
-fn relayable(batch: &RecvBatch) -> impl Iterator<Item = &[u8]> {
+pub(super) fn relayable(batch: &RecvBatch) -> impl Iterator<Item = &[u8]> {
     batch
         .frames()
         .filter(|&(_, pt)| pt != pkttype::OUTGOING && pt != pkttype::OTHERHOST)
         .map(|(f, _)| f)
-}
-
-/// After sending, reads the ports sent on without waiting: a frame relayed onto a veth
-/// or bridge is handled by the receiving kernel inside our send, so its answer (a
-/// guest's NA) is often queued already, and handling it here saves the wake-up of that
-/// port's own capture thread (60–70 µs on a VM). That thread may take it instead; each
-/// frame is read once either way. `false` once stopping.
-fn take_answers(
-    reader: usize,
-    mut sent: Vec<SentOn>,
-    batch: &mut RecvBatch,
-    stop: &AtomicBool,
-) -> bool {
-    // Bounded: a relay loop must not keep one thread here.
-    for _ in 0..4 {
-        let mut next = Vec::new();
-        for s in sent {
-            if matches!(s.sock.recv_batch_now(batch), Ok(n) if n > 0) {
-                match s.inbox.deliver(stop, reader, relayable(batch)) {
-                    Some(mut more) => {
-                        next.append(&mut more.answers);
-                        next.extend(more.send_floods());
-                    }
-                    None => return false,
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        sent = next;
-    }
-    true
 }
 
 /// Adds what the kernel dropped for a full receive queue since the last look.

@@ -2,28 +2,28 @@
 //! engine, the route table the relay installed, the kernel guard, and the start/stop
 //! sequences.
 //!
-//! The daemon lives behind one lock that the capture threads take too (see
-//! `capture.rs`). The engine thread takes it for timers, link events, signals, reloads
-//! and the status snapshot, and is woken when a frame brings the next timer forward.
+//! The daemon belongs to the engine thread (see `engine_thread.rs`); other threads
+//! reach it over channels: frames from the capture threads, link events, signals and
+//! status requests as [`Control`] messages.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use crossbeam_channel::Sender;
 
-use super::capture::{Capture, CaptureFilter, Inbox, Outbox, TX_LOG};
+use super::capture::{Capture, CaptureFilter, Frames, Inbox, TX_LOG};
 use super::control::{ControlSocket, DriverPort, Published};
 use super::droplog::DropLog;
 use super::dump::{self, Dump};
+use super::engine_thread::{self, FRAME_QUEUE, Outbox};
 use super::ebpf_prog::SetupError;
 use super::guard::Guard;
 use super::kernel_answer::KernelAnswers;
@@ -64,17 +64,15 @@ impl Clock {
     }
 }
 
-/// Work for the engine thread, on an unbounded channel so it is never stuck behind a
-/// flood.
-enum Control {
+/// Work for the engine thread besides frames, on an unbounded channel so it is never
+/// stuck behind a flood.
+pub(super) enum Control {
     Link(LinkUpdate),
     Signal(i32),
-    /// A frame brought the engine's next timer forward.
-    Wake,
     /// `ndprelay status` asks for a snapshot, taken when asked rather than every
-    /// interval: it holds the lock the capture threads need for about 100 µs per 2000
-    /// bindings (criterion bench `engine/snapshot_2000_bindings`), longer with a large
-    /// table, and a known guest's NS arriving meanwhile waits that long.
+    /// interval: it keeps the engine thread about 100 µs per 2000 bindings (criterion
+    /// bench `engine/snapshot_2000_bindings`), longer with a large table, and a known
+    /// guest's NS arriving meanwhile waits that long.
     Status(Sender<Published>),
 }
 
@@ -250,13 +248,9 @@ pub(super) struct Daemon {
     ports: Vec<Port>,
     rtnl: Netlink,
     filter: CaptureFilter,
-    /// The lock this daemon lives in, for the capture threads it starts.
-    this: Weak<Mutex<Daemon>>,
-    /// To the engine thread (link events and signals come the same way).
-    control_tx: Sender<Control>,
-    /// When the engine thread wakes next for the engine's timers, if it is waiting.
-    engine_thread_wakes: Option<Instant>,
-    /// Frames to send when the lock is released.
+    /// The engine thread's frame channel, for the capture threads this daemon starts.
+    frames_tx: Sender<Frames>,
+    /// Frames the engine asked to send, sent by the engine thread after each step.
     outbox: Outbox,
     counters: Arc<DriverCounters>,
     /// Routes we installed: address → ifindex.
@@ -299,7 +293,7 @@ impl Daemon {
             &port.name,
             ifindex,
             &self.filter,
-            Inbox::new(self.this.clone(), i, generation),
+            Inbox::new(self.frames_tx.clone(), i, generation),
             Arc::clone(&self.counters),
         ) {
             Ok(c) => {
@@ -489,7 +483,7 @@ impl Daemon {
         }
     }
 
-    /// Queues a frame for [`Outbox::send`] once the lock is released.
+    /// Queues a frame for the engine thread to send after this step.
     fn transmit(&mut self, port: PortId, frame: Vec<u8>) {
         let Some(p) = self.ports.get(port.index()) else {
             return;
@@ -502,7 +496,7 @@ impl Daemon {
             .push(sock, name, frame, port.index(), p.generation);
     }
 
-    /// What the engine asked to send since the last call, to send after unlocking.
+    /// What the engine asked to send since the last call.
     pub(super) fn take_outbox(&mut self) -> Outbox {
         self.outbox.take(&self.counters)
     }
@@ -799,7 +793,7 @@ impl Daemon {
         }
     }
 
-    fn reload(&mut self, path: &PathBuf) {
+    fn reload(&mut self, path: &Path) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
         match self.try_reload(path) {
             Ok(()) => log::info!("configuration reloaded from {}", path.display()),
@@ -808,7 +802,7 @@ impl Daemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     }
 
-    fn try_reload(&mut self, path: &PathBuf) -> Result<(), Error> {
+    fn try_reload(&mut self, path: &Path) -> Result<(), Error> {
         let config = Config::load(path)?;
         for w in &config.warnings {
             log::warn!("{w}");
@@ -935,7 +929,7 @@ impl Daemon {
         self.last_drop_check = StdInstant::now();
     }
 
-    fn handle_control(&mut self, c: Control, path: &PathBuf) {
+    pub(super) fn handle_control(&mut self, c: Control, path: &Path) {
         match c {
             Control::Link(LinkUpdate::NewLink(l)) => self.on_new_link(&l),
             Control::Link(LinkUpdate::DelLink(l)) => {
@@ -951,7 +945,6 @@ impl Daemon {
                 log::info!("signal {s}: stopping");
                 self.stop = true;
             }
-            Control::Wake => {}
             Control::Status(reply) => {
                 let _ = reply.send(self.published());
             }
@@ -968,40 +961,32 @@ impl Daemon {
         let now = self.clock.now();
         self.dump_frame(port, now, data);
         self.engine.handle_frame(now, Self::port_id(port), data);
-        // Floods wait for the end of the batch (see Inbox::deliver).
+        // Floods wait for the end of the batch (see engine_thread.rs).
         self.drain_with(Engine::poll_action_before_floods);
     }
 
-    /// After a frame: if the engine now wants a timer before the engine
-    /// thread planned to wake, wake it.
-    pub(super) fn wake_engine_thread_if_due(&mut self) {
-        let (Some(planned), Some(due)) = (self.engine_thread_wakes, self.engine.poll_timeout())
-        else {
-            return;
-        };
-        if due < planned {
-            self.engine_thread_wakes = Some(due);
-            let _ = self.control_tx.send(Control::Wake);
-        }
-    }
-
-    /// How long the engine thread may wait for control messages before timers are due.
-    fn plan_wait(&mut self) -> StdDuration {
+    /// How long the engine thread may wait for frames and control messages before
+    /// timers are due.
+    pub(super) fn plan_wait(&self) -> StdDuration {
         let now = self.clock.now();
-        let wait = self
-            .engine
+        self.engine
             .poll_timeout()
             .map_or(HOUSEKEEPING_EVERY, |t| {
                 StdDuration::from_micros(t.saturating_since(now).total_micros())
             })
-            .min(HOUSEKEEPING_EVERY);
-        self.engine_thread_wakes = Some(now + Duration::from(wait));
-        wait
+            .min(HOUSEKEEPING_EVERY)
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.stop
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.stop = true;
     }
 
     /// The engine thread's turn: due timers, leftover routes, dump rotation, drop log.
-    fn housekeeping(&mut self) {
-        self.engine_thread_wakes = None;
+    pub(super) fn housekeeping(&mut self) {
         let now = self.clock.now();
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
@@ -1041,30 +1026,6 @@ impl Daemon {
     }
 }
 
-/// The engine thread: control messages and timers; frames arrive on the capture threads.
-fn engine_loop(daemon: &Mutex<Daemon>, control: &Receiver<Control>, path: &PathBuf) {
-    loop {
-        let wait = {
-            let mut d = daemon.lock();
-            if d.stop {
-                return;
-            }
-            d.plan_wait()
-        };
-        let message = control.recv_timeout(wait);
-        let mut d = daemon.lock();
-        match message {
-            Ok(c) => d.handle_control(c, path),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => d.stop = true,
-        }
-        d.housekeeping();
-        let outbox = d.take_outbox();
-        drop(d);
-        outbox.send();
-    }
-}
-
 /// The whole life of the daemon: start, loop, clean stop.
 pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let config = Config::load(&opts.config)?;
@@ -1087,20 +1048,18 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let control_socket = ControlSocket::bind(&socket_path)?;
 
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    let (frames_tx, frames_rx) = crossbeam_channel::bounded(FRAME_QUEUE);
     // The monitor is subscribed before the captures open so no link change is missed.
     let monitor = Monitor::open().map_err(Error::io("subscribing to link events"))?;
     let filter = filter_for(&config);
-    let daemon = Arc::new_cyclic(|this| {
-        Mutex::new(Daemon {
+    let mut d = Daemon {
             config,
             clock,
             engine,
             ports,
             rtnl,
             filter,
-            this: this.clone(),
-            control_tx: ctl_tx.clone(),
-            engine_thread_wakes: None,
+            frames_tx,
             outbox: Outbox::default(),
             counters: Arc::new(DriverCounters::default()),
             routes: HashMap::new(),
@@ -1117,9 +1076,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             last_drop_check: StdInstant::now(),
             drop_log: DropLog::new(StdDuration::from_secs(60)),
             stop: false,
-        })
-    });
-    let mut d = daemon.lock();
+    };
     // Before start-up sends anything (its first RS), so the dump replays from the start.
     if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
         d.open_dump(dir);
@@ -1147,14 +1104,11 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         d.config.downstream.join(", ")
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let outbox = d.take_outbox();
-    drop(d);
-    outbox.send();
-    engine_loop(&daemon, &ctl_rx, &opts.config);
+    engine_thread::run(&mut d, &frames_rx, &ctl_rx, &opts.config);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);
     signal_handle.close();
-    daemon.lock().cleanup();
+    d.cleanup();
     for t in threads {
         let _ = t.join();
     }

@@ -32,6 +32,7 @@ mod daemon;
 mod droplog;
 pub mod dump;
 mod ebpf_prog;
+mod engine_thread;
 mod guard;
 pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;

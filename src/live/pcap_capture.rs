@@ -32,7 +32,7 @@ pub(super) fn open(device: &str, expr: &str) -> io::Result<Capture<Active>> {
     Ok(cap)
 }
 
-/// Reads until `stop` is set, running the engine on each frame on this thread.
+/// Reads until `stop` is set, handing each frame to the engine thread.
 pub(super) fn run(
     mut cap: Capture<Active>,
     name: &str,
@@ -42,12 +42,11 @@ pub(super) fn run(
 ) {
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
-            Ok(p) => match inbox.deliver(stop, inbox.port(), [p.data]) {
-                // libpcap reads one frame at a time through its own buffer: answers
-                // are read by the port's own thread.
-                Some(delivered) => drop(delivered.send_floods()),
-                None => return,
-            },
+            Ok(p) => {
+                if !inbox.deliver(stop, [p.data]) {
+                    return;
+                }
+            }
             Err(pcap::Error::TimeoutExpired) => {}
             Err(e) => {
                 counters.rx_errors.fetch_add(1, Ordering::Relaxed);
