@@ -1,6 +1,5 @@
-//! What handing a frame to a sleeping thread over a bounded crossbeam channel costs: the
-//! design the live driver did not take (capture threads run the engine themselves, see
-//! `src/live/capture.rs`). A sender puts a timestamp on the channel every 20 ms (the
+//! What handing a frame to a sleeping thread over a bounded crossbeam channel costs: what
+//! the live driver's capture threads do with every read (`src/live/capture.rs`). A sender puts a timestamp on the channel every 20 ms (the
 //! bench's bound-guest pace, so the receiver is asleep each time, as an idle engine
 //! thread would be); the receiver notes how long after the send it had it.
 //!
@@ -8,9 +7,8 @@
 //! cargo run --release --example handover_latency [COUNT]   (default 500)
 //! ```
 //!
-//! Prints one JSON object: median, p90, p99 and max in µs. The relay's NS→NA path
-//! would pay this twice (NS from the uplink's capture thread to the engine thread, the
-//! guest's NA from the bridge's capture thread to it).
+//! Prints one JSON object: median, p90, p99 and max in µs. The relay's NS→NA path pays
+//! it once: the guest's NA is read by the engine thread itself (`engine_thread.rs`).
 
 use std::time::{Duration, Instant};
 

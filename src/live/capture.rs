@@ -300,3 +300,66 @@ fn count_kernel_drops(sock: &PacketSocket, counters: &DriverCounters) {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_batch_reaches_the_engine_thread_with_its_port_and_socket_generation() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let inbox = Inbox::new(tx, 3, 7);
+        let stop = AtomicBool::new(false);
+        assert!(inbox.deliver(&stop, [&b"one"[..], &b"two"[..]]));
+        let got = rx.try_recv().unwrap();
+        assert_eq!((got.port, got.generation), (3, 7));
+        assert_eq!(got.frames, vec![b"one".to_vec(), b"two".to_vec()]);
+        // A read whose frames were all the host's own sends is not handed over.
+        assert!(inbox.deliver(&stop, std::iter::empty()));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_channel_makes_the_capture_thread_wait_and_lose_nothing() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let capture = std::thread::spawn(move || {
+            let inbox = Inbox::new(tx, 0, 1);
+            (0u8..5).all(|i| inbox.deliver(&st, [&[i][..]]))
+        });
+        // Read slower than the sender sends: it has to wait for room each time.
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            std::thread::sleep(StdDuration::from_millis(30));
+            got.push(rx.recv_timeout(StdDuration::from_secs(2)).unwrap().frames);
+        }
+        assert!(capture.join().unwrap());
+        let expected: Vec<Vec<Vec<u8>>> = (0u8..5).map(|i| vec![vec![i]]).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_capture_thread_waiting_for_room_stops_when_told_and_when_the_engine_thread_is_gone() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let inbox = Inbox::new(tx.clone(), 0, 1);
+        assert!(inbox.deliver(&stop, [&b"fills it"[..]]));
+        let st = Arc::clone(&stop);
+        let waiting = std::thread::spawn(move || {
+            let started = StdInstant::now();
+            let delivered = inbox.deliver(&st, [&b"no room"[..]]);
+            (delivered, started.elapsed())
+        });
+        std::thread::sleep(StdDuration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        let (delivered, waited) = waiting.join().unwrap();
+        assert!(!delivered);
+        assert!(waited < StdDuration::from_millis(100) + SEND_RETRY * 5, "{waited:?}");
+        assert_eq!(rx.len(), 1);
+
+        drop(rx);
+        let inbox = Inbox::new(tx, 0, 1);
+        assert!(!inbox.deliver(&AtomicBool::new(false), [&b"nobody reads"[..]]));
+    }
+}

@@ -2,8 +2,8 @@
 //! `status` with one JSON document, and the client side that renders it as text.
 //!
 //! The control thread asks the daemon's engine thread for a [`Published`] snapshot when
-//! a request comes (not every interval: taking one holds the lock the capture threads
-//! need) and turns it into JSON itself, outside that lock.
+//! a request comes (not every interval: taking one keeps the engine thread from the
+//! frames waiting for it) and turns it into JSON itself.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
@@ -298,7 +298,7 @@ impl ControlSocket {
 
     /// Serves requests until `stop` is set; `ask` fetches a snapshot (`None`: the engine
     /// thread did not answer in time). A document younger than `STATUS_REUSE` is
-    /// served again instead: however often clients ask, the engine's lock is taken for a
+    /// served again instead: however often clients ask, the engine thread takes a
     /// snapshot at most that often.
     pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
         // The snapshot, not its JSON: a JSON tree of 2000 bindings is several times

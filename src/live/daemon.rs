@@ -898,7 +898,7 @@ impl Daemon {
     }
 
     /// What `ndprelay status` shows, as of now, bindings not yet sorted (the control
-    /// thread sorts them, outside the lock).
+    /// thread sorts them, so the engine thread is back at its frames sooner).
     fn published(&self) -> Published {
         Published {
             snapshot: self.engine.snapshot_unsorted(self.clock.now()),

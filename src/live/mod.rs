@@ -3,19 +3,17 @@
 //! Threads (DESIGN.md, "live driver"):
 //!
 //! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
-//!    ICMPv6 ND, all-multicast) and runs the engine on each frame itself, under the lock
-//!    the daemon state lives in: a hand-over to another thread would add a second
-//!    wake-up to every relayed frame. After relaying it reads the answer on the egress
-//!    port itself and keeps that port's thread from being woken meanwhile (see
-//!    `capture.rs`);
-//! 2. the engine thread (the caller of [`run`]) takes the same lock for the engine's
-//!    timers, link events, signals and reloads, applies /128 routes over rtnetlink with
-//!    the capture threads, and takes the engine's snapshot when `status` asks for one;
+//!    ICMPv6 ND, all-multicast) and hands each read's frames to the engine thread over a
+//!    bounded crossbeam channel (`capture.rs`);
+//! 2. the engine thread (the caller of [`run`]) owns the daemon and the engine: it takes
+//!    those frames, the engine's timers, link events, signals, reloads and status
+//!    requests, transmits at layer 2, applies /128 routes over rtnetlink, and reads the
+//!    answer to what it relayed on the egress port itself (`engine_thread.rs`);
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
 //!    MAC, MTU, link-local);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
 //! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the engine
-//!    thread for the snapshot and renders the JSON itself, outside the lock).
+//!    thread for the snapshot and renders the JSON itself).
 //!
 //! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
 //! confirmed guests before any of these threads wakes (`kernel_answer.rs`); with
