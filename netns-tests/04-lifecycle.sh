@@ -2,7 +2,8 @@
 # lifecycle: br0 down/up, br0 deleted and re-created (new ifindex), relay killed with
 # SIGKILL and restarted. Each time reachability returns; the relay never spins (CPU
 # stays low, also while its port is gone); routes it owned do not outlive it: a restart
-# keeps those that re-verify and removes orphans, SIGTERM removes the rest.
+# keeps those that re-verify and removes orphans, SIGTERM removes the rest. The default
+# in-kernel relay follows the re-created br0 after CAP_BPF was dropped.
 source "$(dirname "$0")/lib.sh"
 
 dom0_topology
@@ -14,6 +15,12 @@ G1="$(global_addr g1 eth0)"
 reach() { nsx isp ping -6 -c 1 -W 1 "$G1" >/dev/null; }
 wait_for 15 "isp reaches g1" reach
 wait_for 10 "g1 routed on br0" binding_routed "$G1" br0
+
+log "by default bound guests' NS and NA are relayed in the kernel, CAP_BPF dropped after start"
+grep -q "relay_in_kernel: NS and NA for bound guests relayed in the kernel" "$WORK/relay.log" ||
+    fail "the relay did not say it relays in the kernel: $(grep relay_in_kernel "$WORK/relay.log")"
+has_caps "$CAPS_NET"
+DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 
 # cpu_ms PID : user+system CPU time in milliseconds
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
@@ -49,6 +56,12 @@ NEW_IDX="$(nsx dom0 cat /sys/class/net/br0/ifindex)"
 [ "$OLD_IDX" != "$NEW_IDX" ] || fail "br0 kept its ifindex; the test needs a new one"
 wait_for 30 "isp reaches g1 through the new br0" reach
 wait_for 20 "g1 routed on the new br0" binding_routed "$G1" br0
+log "the in-kernel relay is on the new br0 (attached without CAP_BPF)"
+# A new port answers for its guests once it is proxying (two P-bit RAs, RFC 4389 §6).
+wait_for 30 "the new br0 proxying" proxying br0
+before="$(counter relayed_na_by_kernel)"
+resolves_to_dom0 4 "through the new br0"
+[ "$(counter relayed_na_by_kernel)" -gt "$before" ] || fail "the kernel relayed no NA on the new br0"
 
 log "SIGKILL, an orphan and a stale route of ours, restart"
 kill -KILL "$RELAY_PID"

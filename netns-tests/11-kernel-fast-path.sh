@@ -5,7 +5,8 @@
 # and a SIGKILLed relay leaves no program answering behind.
 source "$(dirname "$0")/lib.sh"
 
-start_bpf_relay 'fast_path: "5s", fast_path_in_kernel: true,'
+# CAP_BPF kept: a reload may load the program anew.
+start_bpf_relay 'fast_path: "5s", fast_path_in_kernel: true,' "$CAPS_NET_BPF"
 
 log "ndisc6 from isp: dom0's MAC every time, mostly from the kernel"
 before="$(counter answered_by_kernel)"

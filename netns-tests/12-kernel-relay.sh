@@ -3,7 +3,9 @@
 # dom0's ports relays isp's NS to g1 and g1's answers back to isp (ndisc6 sees dom0's
 # MAC, the relay counts relayed_ns_by_kernel and relayed_na_by_kernel), each NS gets one
 # NA at isp (the relay does not send the kernel's again; at most the first after a new
-# entry twice), and SIGHUP turns it off and on.
+# entry twice), and SIGHUP turns it off and on (the program stays loaded: CAP_BPF is
+# gone after start); without CAP_BPF at start the default config relays them in
+# userspace.
 source "$(dirname "$0")/lib.sh"
 
 # nd_count PCAP TYPE FIELD : NS (135) or NA (136) with target $G1 between isp's
@@ -15,7 +17,8 @@ nd_count() {
         2>/dev/null | wc -l
 }
 
-start_bpf_relay 'relay_in_kernel: true,'
+# CAP_BPF dropped after start: the loaded program's maps and links work without it.
+start_bpf_relay 'relay_in_kernel: true,' "$CAPS_NET"
 
 log "ndisc6 from isp: g1's answers with dom0's MAC, NS and NA relayed by dom0's kernel, once each"
 ip netns exec "$(ns isp)" tcpdump -i isp0 -nn -U -w "$WORK/ndisc6.pcap" icmp6 2>/dev/null &
@@ -46,8 +49,8 @@ nsx isp ip -6 neigh flush dev isp0
 nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 after a neighbour flush"
 nsx g1 ping -6 -c 2 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g1 cannot ping isp"
 
-log "SIGHUP without relay_in_kernel: the relay sends them; with it again: the kernel"
-write_config "$WORK/relay.ron" eth0 br0
+log "SIGHUP with relay_in_kernel: false: the relay sends them; true again: the kernel"
+EXTRA='relay_in_kernel: false,' write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "first reload logged" reloads_logged 1
 before="$(counter relayed_na_by_kernel)"
@@ -61,4 +64,19 @@ wait_for 10 "second reload logged" reloads_logged 2
 resolves_to_dom0 4 "after the second reload"
 [ "$(counter relayed_na_by_kernel)" -gt "$before" ] || fail "the kernel did not relay NAs again"
 [ "$(counter relayed_ns_by_kernel)" -gt "$before_ns" ] || fail "the kernel did not relay NS again"
+
+log "without CAP_BPF at start the default config relays them itself and says why"
+stop_relay
+write_config "$WORK/default.ron" eth0 br0
+ip netns exec "$(ns dom0)" env RUST_LOG=info setpriv --inh-caps=-all --bounding-set=-bpf \
+    "$NDPRELAY" run -c "$WORK/default.ron" >>"$WORK/relay.log" 2>&1 &
+RELAY_PID=$!
+wait_for 10 "relay control socket" status_ok
+grep -q "relayed by the engine thread, not in the kernel: CAP_BPF is missing at start" "$WORK/relay.log" ||
+    fail "no log line on the fallback: $(grep relay_in_kernel "$WORK/relay.log" | tail -n 2)"
+has_caps "$CAPS_NET"
+wait_for 30 "br0 proxying" proxying br0
+resolves_to_dom0 3 "relayed in userspace"
+[ "$(counter relayed_na_by_kernel)" -eq 0 ] || fail "the kernel relayed NAs without the program"
+[ "$(counter relayed_na)" -gt 0 ] || fail "the relay relayed no NA itself"
 log "PASS"

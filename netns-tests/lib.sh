@@ -171,19 +171,31 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
 owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
-# start_bpf_relay EXTRA : the dom0 topology with the relay started with config EXTRA
-# (which asks for an in-kernel program), checks it kept CAP_BPF, waits until g1 is
-# configured, reachable from isp and bound with a route; sets G1 and DOM0_MAC
+# Capability masks in /proc/PID/status: bits 12 (CAP_NET_ADMIN), 13 (CAP_NET_RAW) and
+# 39 (CAP_BPF)
+CAPS_NET=0000000000003000
+CAPS_NET_BPF=0000008000003000
+
+# has_caps MASK : the relay's effective, permitted and bounding sets are MASK
+has_caps() {
+    local set got
+    for set in CapEff CapPrm CapBnd; do
+        got="$(awk -v s="$set:" '$1 == s {print $2}' "/proc/$RELAY_PID/status")"
+        [ "$got" = "$1" ] || fail "$set is $got, expected $1"
+    done
+}
+
+# start_bpf_relay EXTRA CAPS : the dom0 topology with the relay started with config EXTRA
+# (which asks for an in-kernel program), checks its capabilities after start are CAPS,
+# waits until g1 is configured, reachable from isp and bound with a route; sets G1 and
+# DOM0_MAC
 start_bpf_relay() {
     dom0_topology
     EXTRA="$1" write_config "$WORK/relay.ron" eth0 br0
     start_relay dom0 "$WORK/relay.ron"
 
-    log "CAP_BPF kept with CAP_NET_RAW and CAP_NET_ADMIN"
-    local caps
-    caps="$(awk '$1 == "CapEff:" {print $2}' "/proc/$RELAY_PID/status")"
-    # bits 12 (CAP_NET_ADMIN), 13 (CAP_NET_RAW), 39 (CAP_BPF)
-    [ "$caps" = 0000008000003000 ] || fail "CapEff is $caps, expected 0000008000003000"
+    log "capabilities after start: $2"
+    has_caps "$2"
 
     log "g1 configures and is reachable"
     wait_for 30 "g1 global address" has_global g1 eth0

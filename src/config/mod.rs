@@ -56,10 +56,10 @@ pub struct Config {
     /// `fast_path_in_kernel` (false): `ndprelay run` answers those NS with an eBPF program
     /// on the uplink instead of a capture thread (needs `fast_path`, CAP_BPF, Linux 6.6).
     pub fast_path_in_kernel: bool,
-    /// `relay_in_kernel` (false): `ndprelay run` relays NS for bound guests and their
-    /// solicited NAs with an eBPF program on the ports instead of a capture thread
-    /// (CAP_BPF, Linux 6.6).
-    pub relay_in_kernel: bool,
+    /// `relay_in_kernel` (not set: [`RelayInKernel::WhenPossible`]): whether `ndprelay
+    /// run` relays NS for bound guests and their solicited NAs with an eBPF program on
+    /// the ports instead of the engine thread.
+    pub relay_in_kernel: RelayInKernel,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
@@ -80,6 +80,21 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// `relay_in_kernel`: who relays NS for bound guests and the guests' solicited NAs in
+/// `ndprelay run` (the lab and replay have no kernel: the engine does, unless `Always`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayInKernel {
+    /// Not set: an eBPF program when the daemon can set one up at start (CAP_BPF at
+    /// start, Linux 6.6, no frame dump), otherwise the engine thread; the log says
+    /// which and why.
+    #[default]
+    WhenPossible,
+    /// `true`: the eBPF program, or the start fails.
+    Always,
+    /// `false`: the engine thread.
+    Never,
+}
+
 /// What a driver learned about one configured interface (netlink live, scenario in the lab).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedPort {
@@ -94,10 +109,10 @@ pub struct ResolvedPort {
 }
 
 impl Config {
-    /// Whether an in-kernel program is asked for (`fast_path_in_kernel`,
-    /// `relay_in_kernel`): the daemon then needs and keeps CAP_BPF.
-    pub fn uses_bpf(&self) -> bool {
-        self.fast_path_in_kernel || self.relay_in_kernel
+    /// Whether an in-kernel program is required (`fast_path_in_kernel`,
+    /// `relay_in_kernel: true`): the daemon then needs CAP_BPF to start.
+    pub fn needs_bpf(&self) -> bool {
+        self.fast_path_in_kernel || self.relay_in_kernel == RelayInKernel::Always
     }
 
     /// Reads and validates `path`. A missing file is a [`ConfigError::Read`] naming it.
@@ -203,7 +218,7 @@ impl Config {
             ra_source: self.ra_source,
             fast_path: self.fast_path,
             fast_path_in_kernel: self.fast_path_in_kernel,
-            relay_in_kernel: self.relay_in_kernel,
+            relay_in_kernel: self.relay_in_kernel == RelayInKernel::Always,
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
             emit_events: false,

@@ -27,8 +27,9 @@ pub(crate) struct RawConfig {
     pub fast_path: Option<String>,
     #[serde(default)]
     pub fast_path_in_kernel: bool,
+    /// `Option`: not set means "when the daemon can" (see [`super::RelayInKernel`]).
     #[serde(default)]
-    pub relay_in_kernel: bool,
+    pub relay_in_kernel: Option<bool>,
     #[serde(default = "yes")]
     pub honour_proxy_bit: bool,
     #[serde(default)]

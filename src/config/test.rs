@@ -549,13 +549,20 @@ fn fast_path_in_kernel_needs_the_fast_path() {
 }
 
 #[test]
-fn relay_in_kernel_is_a_flag_on_its_own() {
+fn relay_in_kernel_is_a_flag_on_its_own_and_when_possible_unless_set() {
     let c = parse(&with("    relay_in_kernel: true,")).unwrap();
-    assert!(c.relay_in_kernel && !c.fast_path_in_kernel && c.fast_path.is_none());
-    assert!(!parse(&with("")).unwrap().relay_in_kernel);
+    assert_eq!(c.relay_in_kernel, RelayInKernel::Always);
+    assert!(!c.fast_path_in_kernel && c.fast_path.is_none());
+    assert!(c.needs_bpf());
+    let c = parse(&with("    relay_in_kernel: false,")).unwrap();
+    assert_eq!(c.relay_in_kernel, RelayInKernel::Never);
+    let c = parse(&with("")).unwrap();
+    assert_eq!(c.relay_in_kernel, RelayInKernel::WhenPossible);
+    // Not set, it is no reason to refuse a start without CAP_BPF.
+    assert!(!c.needs_bpf());
     let e = errors(&with("    relay_in_kernel: 1,"));
     assert_eq!((e[0].0, e[0].1), (5, 22), "{e:?}");
-    assert!(e[0].2.contains("true or false"), "{e:?}");
+    assert!(e[0].2.contains("true, false, or None"), "{e:?}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::duration::{DURATION_HINT, parse_duration};
 use super::error::{ConfigError, ConfigWarning, Location};
 use super::locate::{Pos, SourceMap, skip_whitespace};
 use super::raw::{Forwarding, RaSourceKey, RawConfig};
-use super::{Config, DEFAULT_CONTROL_SOCKET};
+use super::{Config, DEFAULT_CONTROL_SOCKET, RelayInKernel};
 use crate::engine::{PrefixMode, PrefixRule, RaSource, Tunables};
 use crate::time::Duration;
 
@@ -170,8 +170,8 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         | "honour_proxy_bit"
         | "disable_on_rogue_ra"
         | "fast_path_in_kernel"
-        | "relay_in_kernel"
         | "fix_sysctls" => "true or false",
+        "relay_in_kernel" => "true, false, or None (in the kernel when possible)",
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
         "log" => "one of Off, Error, Warn, Info, Debug, Trace (no quotes)",
@@ -384,7 +384,11 @@ impl Validator<'_> {
             },
             fast_path,
             fast_path_in_kernel: raw.fast_path_in_kernel,
-            relay_in_kernel: raw.relay_in_kernel,
+            relay_in_kernel: match raw.relay_in_kernel {
+                None => RelayInKernel::WhenPossible,
+                Some(true) => RelayInKernel::Always,
+                Some(false) => RelayInKernel::Never,
+            },
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
             seed: raw.seed,

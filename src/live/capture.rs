@@ -7,8 +7,8 @@
 //! ([`PacketSocket::hold_wakeups`]), and each frame is read once either way.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -355,7 +355,10 @@ mod test {
         stop.store(true, Ordering::Relaxed);
         let (delivered, waited) = waiting.join().unwrap();
         assert!(!delivered);
-        assert!(waited < StdDuration::from_millis(100) + SEND_RETRY * 5, "{waited:?}");
+        assert!(
+            waited < StdDuration::from_millis(100) + SEND_RETRY * 5,
+            "{waited:?}"
+        );
         assert_eq!(rx.len(), 1);
 
         drop(rx);

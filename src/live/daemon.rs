@@ -12,8 +12,8 @@ use std::hash::BuildHasher;
 use std::io;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -23,14 +23,14 @@ use super::capture::{Capture, CaptureFilter, Frames, Inbox, TX_LOG};
 use super::control::{ControlSocket, DriverPort, Published};
 use super::droplog::DropLog;
 use super::dump::{self, Dump};
-use super::engine_thread::{self, FRAME_QUEUE, Outbox};
 use super::ebpf_prog::SetupError;
+use super::engine_thread::{self, FRAME_QUEUE, Outbox};
 use super::guard::Guard;
 use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
-use crate::config::{Config, ResolvedPort};
+use crate::config::{Config, RelayInKernel, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
@@ -189,11 +189,19 @@ fn resolved(ports: &[Port]) -> Vec<ResolvedPort> {
         .collect()
 }
 
-fn engine_config(config: &Config, ports: &[Port], seed: u64) -> Result<EngineConfig, Error> {
+/// The engine's config for `config` on `ports`; `relaying_in_kernel`: whether the
+/// in-kernel relay is in use (the config says whether it is wanted).
+fn engine_config(
+    config: &Config,
+    ports: &[Port],
+    seed: u64,
+    relaying_in_kernel: bool,
+) -> Result<EngineConfig, Error> {
     let mut ec = config.engine_config(&resolved(ports))?;
     if config.seed.is_none() {
         ec.seed = seed;
     }
+    ec.relay_in_kernel = relaying_in_kernel;
     // Each decision is logged at debug level (`RUST_LOG=ndprelay=debug`), so only then
     // does the engine spend time describing them.
     ec.emit_events = log::log_enabled!(target: "ndprelay::decision", log::Level::Debug);
@@ -264,8 +272,12 @@ pub(super) struct Daemon {
     guard: Option<Guard>,
     /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports.
     kernel_answers: Option<KernelAnswers>,
-    /// `relay_in_kernel`: the eBPF program relaying guests' NAs on every port.
+    /// `relay_in_kernel`: the eBPF program relaying NS to bound guests and their NAs
+    /// back. Loaded at start if at all (CAP_BPF is dropped after), and kept loaded when
+    /// a reload turns it off, so that another can turn it on again.
     kernel_relays: Option<KernelRelays>,
+    /// Whether `kernel_relays` is in use: attached to the ports, known to the engine.
+    relaying_in_kernel: bool,
     /// `--dump DIR`: every frame received and sent, per port.
     dump: Option<(PathBuf, Dump)>,
     next_generation: u64,
@@ -472,7 +484,13 @@ impl Daemon {
             errors.extend(k.sync(&present(true)));
         }
         if let Some(k) = &mut self.kernel_relays {
-            errors.extend(k.sync(&present(false)));
+            // Off: detached from every port, which also empties its maps.
+            let ports = if self.relaying_in_kernel {
+                present(false)
+            } else {
+                Vec::new()
+            };
+            errors.extend(k.sync(&ports));
         }
         errors
     }
@@ -758,7 +776,12 @@ impl Daemon {
 
     /// Pushes the current port facts into the engine as a reload (link-local changes).
     fn reload_engine(&mut self) {
-        match engine_config(&self.config, &self.ports, self.seed) {
+        match engine_config(
+            &self.config,
+            &self.ports,
+            self.seed,
+            self.relaying_in_kernel,
+        ) {
             Ok(ec) => {
                 let now = self.clock.now();
                 if let Err(e) = self.engine.reload(now, ec) {
@@ -823,7 +846,13 @@ impl Daemon {
                 p.running = old.running;
             }
         }
-        let ec = engine_config(&config, &fresh, self.seed)?;
+        let relaying_in_kernel = match config.relay_in_kernel {
+            RelayInKernel::Never => false,
+            RelayInKernel::WhenPossible => self.kernel_relays.is_some(),
+            RelayInKernel::Always if self.kernel_relays.is_some() => true,
+            RelayInKernel::Always => return Err(Error::KernelRelayNotLoaded),
+        };
+        let ec = engine_config(&config, &fresh, self.seed, relaying_in_kernel)?;
         // A new map when the binding limit changed (the engine forgets every entry on
         // reload, so nothing is lost with the old one).
         let answers = match &self.kernel_answers {
@@ -831,11 +860,14 @@ impl Daemon {
             Some(k) if k.capacity() == kernel_map_entries(&config) => None,
             _ => Some(load_kernel_answers(&config)?),
         };
-        let relays = match &self.kernel_relays {
-            _ if !config.relay_in_kernel => None,
-            Some(k) if k.capacity() == kernel_map_entries(&config) => None,
-            _ => Some(load_kernel_relays(&config)?),
-        };
+        if let Some(k) = &self.kernel_relays {
+            if relaying_in_kernel && k.capacity() != kernel_map_entries(&config) {
+                log::info!(
+                    "relay_in_kernel: the kernel's maps keep room for {} paths until the next start",
+                    k.capacity()
+                );
+            }
+        }
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
         // The old programs' links close here; `resync_kernel_programs` below attaches.
@@ -844,11 +876,17 @@ impl Daemon {
         } else if let Some(k) = answers {
             self.kernel_answers = Some(k);
         }
-        if !config.relay_in_kernel {
-            self.kernel_relays = None;
-        } else if let Some(k) = relays {
-            self.kernel_relays = Some(k);
+        if relaying_in_kernel != self.relaying_in_kernel {
+            log::info!(
+                "relay_in_kernel: NS and NA for bound guests now relayed {}",
+                if relaying_in_kernel {
+                    "in the kernel"
+                } else {
+                    "by the engine thread"
+                }
+            );
         }
+        self.relaying_in_kernel = relaying_in_kernel;
         let old_ports = std::mem::replace(&mut self.ports, fresh);
         drop(old_ports); // closes captures of removed ports
         let new_filter = filter_for(&config);
@@ -1032,7 +1070,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     for w in &config.warnings {
         log::warn!("{w}");
     }
-    privileges::check(config.uses_bpf())?;
+    privileges::check(config.needs_bpf())?;
     let mut rtnl = Netlink::route().map_err(Error::io("opening rtnetlink"))?;
     let links = rtnl.links().map_err(Error::io("reading links"))?;
     let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
@@ -1040,7 +1078,11 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     ensure_sysctls(&config)?;
     let seed = RandomState::new().hash_one(std::process::id());
     let clock = Clock(StdInstant::now());
-    let engine = Engine::new(engine_config(&config, &ports, seed)?, clock.now())?;
+    let dump_dir = opts.dump_dir.clone().or_else(|| config.dump_dir.clone());
+    let kernel_relays = kernel_relays_at_start(&config, &ports, dump_dir.is_some())?;
+    let relaying_in_kernel = kernel_relays.is_some();
+    let ec = engine_config(&config, &ports, seed, relaying_in_kernel)?;
+    let engine = Engine::new(ec, clock.now())?;
     let socket_path = opts
         .control_socket
         .clone()
@@ -1053,32 +1095,33 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let monitor = Monitor::open().map_err(Error::io("subscribing to link events"))?;
     let filter = filter_for(&config);
     let mut d = Daemon {
-            config,
-            clock,
-            engine,
-            ports,
-            rtnl,
-            filter,
-            frames_tx,
-            outbox: Outbox::default(),
-            counters: Arc::new(DriverCounters::default()),
-            routes: HashMap::new(),
-            leftover: HashMap::new(),
-            leftover_deadline: StdInstant::now() + ROUTE_GRACE,
-            leftover_rounds: 0,
-            started: StdInstant::now(),
-            guard: None,
-            kernel_answers: None,
-            kernel_relays: None,
-            dump: None,
-            next_generation: 0,
-            seed,
-            last_drop_check: StdInstant::now(),
-            drop_log: DropLog::new(StdDuration::from_secs(60)),
-            stop: false,
+        config,
+        clock,
+        engine,
+        ports,
+        rtnl,
+        filter,
+        frames_tx,
+        outbox: Outbox::default(),
+        counters: Arc::new(DriverCounters::default()),
+        routes: HashMap::new(),
+        leftover: HashMap::new(),
+        leftover_deadline: StdInstant::now() + ROUTE_GRACE,
+        leftover_rounds: 0,
+        started: StdInstant::now(),
+        guard: None,
+        kernel_answers: None,
+        kernel_relays,
+        relaying_in_kernel,
+        dump: None,
+        next_generation: 0,
+        seed,
+        last_drop_check: StdInstant::now(),
+        drop_log: DropLog::new(StdDuration::from_secs(60)),
+        stop: false,
     };
     // Before start-up sends anything (its first RS), so the dump replays from the start.
-    if let Some(dir) = opts.dump_dir.clone().or_else(|| d.config.dump_dir.clone()) {
+    if let Some(dir) = dump_dir {
         d.open_dump(dir);
     }
     if let Err(e) = start(&mut d) {
@@ -1096,7 +1139,9 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    privileges::drop_others(d.config.uses_bpf());
+    // The in-kernel relay's maps and links work without CAP_BPF once loaded (Linux
+    // checks it when a map or program is created); the fast path's reloads load anew.
+    privileges::drop_others(d.config.fast_path_in_kernel);
     d.log_drops();
     log::info!(
         "relaying between {} (uplink) and {}",
@@ -1128,8 +1173,46 @@ fn load_kernel_answers(config: &Config) -> Result<KernelAnswers, Error> {
     KernelAnswers::load(kernel_map_entries(config)).map_err(Error::KernelProgram)
 }
 
-fn load_kernel_relays(config: &Config) -> Result<KernelRelays, Error> {
-    KernelRelays::load(kernel_map_entries(config)).map_err(Error::KernelProgram)
+/// The in-kernel relay as `relay_in_kernel` asks, loaded and attached to `ports`: `None`
+/// when it is off, or when it was not asked for explicitly and cannot be set up here
+/// (logged with the reason). Loading needs CAP_BPF, which is dropped after start.
+fn kernel_relays_at_start(
+    config: &Config,
+    ports: &[Port],
+    dumping: bool,
+) -> Result<Option<KernelRelays>, Error> {
+    let load = || -> Result<KernelRelays, SetupError> {
+        let mut k = KernelRelays::load(kernel_map_entries(config))?;
+        let present: Vec<(&str, i32)> = ports
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
+            .collect();
+        match k.sync(&present).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(k),
+        }
+    };
+    let why_not = match config.relay_in_kernel {
+        RelayInKernel::Never => return Ok(None),
+        RelayInKernel::Always => return Ok(Some(load()?)),
+        RelayInKernel::WhenPossible if dumping => {
+            "frames are being dumped (--dump, dump_dir) and the kernel's relays would be missing from the files".to_owned()
+        }
+        RelayInKernel::WhenPossible if !privileges::has_bpf() => {
+            "CAP_BPF is missing at start (run as root, or add CAP_BPF as packaging/ndprelay.service shows; it is dropped once the program is loaded)".to_owned()
+        }
+        RelayInKernel::WhenPossible => match load() {
+            Ok(k) => {
+                log::info!("relay_in_kernel: NS and NA for bound guests relayed in the kernel");
+                return Ok(Some(k));
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    log::info!(
+        "relay_in_kernel: NS and NA for bound guests relayed by the engine thread, not in the kernel: {why_not}; `relay_in_kernel: false` in the config says this is intended"
+    );
+    Ok(None)
 }
 
 /// The privileged part of start-up after the engine exists.
@@ -1143,9 +1226,6 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
     );
     if d.config.fast_path_in_kernel {
         d.kernel_answers = Some(load_kernel_answers(&d.config)?);
-    }
-    if d.config.relay_in_kernel {
-        d.kernel_relays = Some(load_kernel_relays(&d.config)?);
     }
     if let Some(e) = d.sync_kernel_programs().into_iter().next() {
         return Err(Error::KernelProgram(e));

@@ -17,7 +17,8 @@
 //!
 //! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
 //! confirmed guests before any of these threads wakes (`kernel_answer.rs`); with
-//! `relay_in_kernel`, one on every port relays NS to bound guests and their NAs back to
+//! `relay_in_kernel` (by default, when CAP_BPF is there at start), one on every port
+//! relays NS to bound guests and their NAs back to
 //! the solicitor the engine passed the NS on for (`kernel_relay.rs`).
 //!
 //! Start-up either completes or undoes what it did: a missing interface, a config error,
@@ -77,6 +78,12 @@ pub enum Error {
     /// `fast_path_in_kernel` or `relay_in_kernel` could not be set up.
     #[error(transparent)]
     KernelProgram(#[from] ebpf_prog::SetupError),
+    /// A reload asks for `relay_in_kernel: true` but the program was not loaded at start.
+    #[error(
+        "relay_in_kernel: true needs the in-kernel relay, which is loaded at start only (CAP_BPF \
+         is dropped after it): restart ndprelay (systemctl restart ndprelay) to turn it on"
+    )]
+    KernelRelayNotLoaded,
     /// The engine refused the resolved config.
     #[error("the relay refused the configuration: {0}")]
     Engine(#[from] crate::engine::EngineConfigError),

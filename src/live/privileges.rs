@@ -1,8 +1,11 @@
-//! Capabilities: ndprelay needs CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
-//! (routes, all-multicast, sysctls, nf_tables), and CAP_BPF only with
-//! `fast_path_in_kernel` or `relay_in_kernel` (their maps are updated while running). Started as root it checks
-//! them, finishes its privileged set-up, then drops every other capability from the
-//! effective, permitted, inheritable and bounding sets.
+//! Capabilities: ndprelay runs with CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
+//! (routes, all-multicast, sysctls, nf_tables). CAP_BPF, when present at start, loads the
+//! in-kernel relay (`relay_in_kernel`: required when `true`, used when not set) and is
+//! then dropped: Linux checks it when a map or program is created, not when the daemon
+//! later fills the maps or attaches the program to a re-created port. Only
+//! `fast_path_in_kernel` keeps it, because a reload may load that program anew. Started
+//! as root it checks them, finishes its privileged set-up, then drops every other
+//! capability from the effective, permitted, inheritable and bounding sets.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -18,8 +21,8 @@ fn needed(with_bpf: bool) -> Vec<Capability> {
     caps
 }
 
-/// Refuses to start without the capabilities (`with_bpf`: also CAP_BPF), naming how to
-/// grant them.
+/// Refuses to start without the capabilities (`with_bpf`: also CAP_BPF, for an
+/// in-kernel program the config requires), naming how to grant them.
 pub fn check(with_bpf: bool) -> Result<(), Error> {
     let missing: Vec<String> = needed(with_bpf)
         .iter()
@@ -30,11 +33,10 @@ pub fn check(with_bpf: bool) -> Result<(), Error> {
         return Ok(());
     }
     let how = if with_bpf {
-        "run ndprelay as root, under the shipped systemd unit with CAP_BPF added to its \
-         AmbientCapabilities and CapabilityBoundingSet and its SystemCallFilter=bpf line \
-         uncommented, or grant them with \
+        "run ndprelay as root, under the shipped systemd unit (which grants CAP_BPF), \
+         or grant them with \
          `setcap cap_net_raw,cap_net_admin,cap_bpf+ep $(command -v ndprelay)`; or remove \
-         fast_path_in_kernel and relay_in_kernel, which are what need CAP_BPF"
+         fast_path_in_kernel and relay_in_kernel: true, which are what need CAP_BPF"
     } else {
         "run ndprelay as root, under the shipped systemd unit \
          (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
@@ -44,6 +46,11 @@ pub fn check(with_bpf: bool) -> Result<(), Error> {
         "missing capabilities {}: {how}",
         missing.join(", ")
     )))
+}
+
+/// Whether CAP_BPF is in the effective set, to load an in-kernel program.
+pub fn has_bpf() -> bool {
+    caps::has_cap(None, CapSet::Effective, Capability::CAP_BPF).unwrap_or(false)
 }
 
 /// Drops every capability but the needed ones. Best effort: failures are logged,
