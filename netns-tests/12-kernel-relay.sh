@@ -5,7 +5,7 @@
 # NA at isp (the relay does not send the kernel's again; at most the first after a new
 # entry twice), and SIGHUP turns it off and on (the program stays loaded: CAP_BPF is
 # gone after start); without CAP_BPF at start the default config relays them in
-# userspace.
+# userspace, and a reload cannot ask for the program then.
 source "$(dirname "$0")/lib.sh"
 
 # nd_count PCAP TYPE FIELD : NS (135) or NA (136) with target $G1 between isp's
@@ -79,4 +79,11 @@ wait_for 30 "br0 proxying" proxying br0
 resolves_to_dom0 3 "relayed in userspace"
 [ "$(counter relayed_na_by_kernel)" -eq 0 ] || fail "the kernel relayed NAs without the program"
 [ "$(counter relayed_na)" -gt 0 ] || fail "the relay relayed no NA itself"
+
+log "SIGHUP asking for relay_in_kernel: true without the program loaded: refused, says restart"
+EXTRA='relay_in_kernel: true,' write_config "$WORK/default.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "the refusal logged" grep -q "reload refused.*relay_in_kernel: true needs its eBPF program.*restart ndprelay" "$WORK/relay.log"
+resolves_to_dom0 2 "after the refused reload"
+[ "$(counter relayed_na_by_kernel)" -eq 0 ] || fail "the kernel relayed NAs after the refused reload"
 log "PASS"

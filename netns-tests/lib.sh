@@ -171,10 +171,8 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
 owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
-# Capability masks in /proc/PID/status: bits 12 (CAP_NET_ADMIN), 13 (CAP_NET_RAW) and
-# 39 (CAP_BPF)
+# Capability mask in /proc/PID/status: bits 12 (CAP_NET_ADMIN) and 13 (CAP_NET_RAW)
 CAPS_NET=0000000000003000
-CAPS_NET_BPF=0000008000003000
 
 # has_caps MASK : the relay's effective, permitted and bounding sets are MASK
 has_caps() {

@@ -270,7 +270,9 @@ pub(super) struct Daemon {
     leftover_rounds: usize,
     started: StdInstant,
     guard: Option<Guard>,
-    /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports.
+    /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports. Loaded
+    /// at start if at all (CAP_BPF is dropped after), and kept loaded when a reload
+    /// turns it off, so that another can turn it on again.
     kernel_answers: Option<KernelAnswers>,
     /// `relay_in_kernel`: the eBPF program relaying NS to bound guests and their NAs
     /// back. Loaded at start if at all (CAP_BPF is dropped after), and kept loaded when
@@ -480,11 +482,16 @@ impl Daemon {
                 .collect()
         };
         let mut errors = Vec::new();
+        // Off: detached from every port, which also empties its maps.
         if let Some(k) = &mut self.kernel_answers {
-            errors.extend(k.sync(&present(true)));
+            let ports = if self.config.fast_path_in_kernel {
+                present(true)
+            } else {
+                Vec::new()
+            };
+            errors.extend(k.sync(&ports));
         }
         if let Some(k) = &mut self.kernel_relays {
-            // Off: detached from every port, which also empties its maps.
             let ports = if self.relaying_in_kernel {
                 present(false)
             } else {
@@ -834,48 +841,37 @@ impl Daemon {
         let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
         let mut fresh = resolve_ports(&config, &links, &addrs)?;
         ensure_sysctls(&config)?;
-        // Ports that stay keep their capture and state; new ones get a capture below.
-        for p in &mut fresh {
-            if let Some(old) = self
-                .ports
-                .iter_mut()
-                .find(|o| o.name == p.name && o.ifindex == p.ifindex)
-            {
-                p.capture = old.capture.take();
-                p.generation = old.generation;
-                p.running = old.running;
-            }
-        }
         let relaying_in_kernel = match config.relay_in_kernel {
             RelayInKernel::Never => false,
             RelayInKernel::WhenPossible => self.kernel_relays.is_some(),
             RelayInKernel::Always if self.kernel_relays.is_some() => true,
-            RelayInKernel::Always => return Err(Error::KernelRelayNotLoaded),
+            RelayInKernel::Always => return Err(Error::KernelProgramNotLoaded("relay_in_kernel")),
         };
+        if config.fast_path_in_kernel && self.kernel_answers.is_none() {
+            return Err(Error::KernelProgramNotLoaded("fast_path_in_kernel"));
+        }
         let ec = engine_config(&config, &fresh, self.seed, relaying_in_kernel)?;
-        // A new map when the binding limit changed (the engine forgets every entry on
-        // reload, so nothing is lost with the old one).
-        let answers = match &self.kernel_answers {
-            _ if !config.fast_path_in_kernel => None,
-            Some(k) if k.capacity() == kernel_map_entries(&config) => None,
-            _ => Some(load_kernel_answers(&config)?),
-        };
-        if let Some(k) = &self.kernel_relays {
-            if relaying_in_kernel && k.capacity() != kernel_map_entries(&config) {
+        let capacities = [
+            (
+                "fast_path_in_kernel",
+                config.fast_path_in_kernel,
+                self.kernel_answers.as_ref().map(KernelAnswers::capacity),
+            ),
+            (
+                "relay_in_kernel",
+                relaying_in_kernel,
+                self.kernel_relays.as_ref().map(KernelRelays::capacity),
+            ),
+        ];
+        for (key, on, capacity) in capacities {
+            if let Some(c) = capacity.filter(|&c| on && c != kernel_map_entries(&config)) {
                 log::info!(
-                    "relay_in_kernel: the kernel's maps keep room for {} paths until the next start",
-                    k.capacity()
+                    "{key}: the kernel's maps keep room for {c} entries until the next start"
                 );
             }
         }
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
-        // The old programs' links close here; `resync_kernel_programs` below attaches.
-        if !config.fast_path_in_kernel {
-            self.kernel_answers = None;
-        } else if let Some(k) = answers {
-            self.kernel_answers = Some(k);
-        }
         if relaying_in_kernel != self.relaying_in_kernel {
             log::info!(
                 "relay_in_kernel: NS and NA for bound guests now relayed {}",
@@ -887,6 +883,19 @@ impl Daemon {
             );
         }
         self.relaying_in_kernel = relaying_in_kernel;
+        // Ports that stay keep their capture and state; new ones get a capture below.
+        // Only now: a refused reload must leave every capture where it was.
+        for p in &mut fresh {
+            if let Some(old) = self
+                .ports
+                .iter_mut()
+                .find(|o| o.name == p.name && o.ifindex == p.ifindex)
+            {
+                p.capture = old.capture.take();
+                p.generation = old.generation;
+                p.running = old.running;
+            }
+        }
         let old_ports = std::mem::replace(&mut self.ports, fresh);
         drop(old_ports); // closes captures of removed ports
         let new_filter = filter_for(&config);
@@ -1139,9 +1148,9 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    // The in-kernel relay's maps and links work without CAP_BPF once loaded (Linux
-    // checks it when a map or program is created); the fast path's reloads load anew.
-    privileges::drop_others(d.config.fast_path_in_kernel);
+    // The in-kernel programs' maps and links work without CAP_BPF once they are loaded:
+    // Linux checks it when a map or program is created.
+    privileges::drop_others();
     d.log_drops();
     log::info!(
         "relaying between {} (uplink) and {}",

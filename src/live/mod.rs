@@ -78,12 +78,13 @@ pub enum Error {
     /// `fast_path_in_kernel` or `relay_in_kernel` could not be set up.
     #[error(transparent)]
     KernelProgram(#[from] ebpf_prog::SetupError),
-    /// A reload asks for `relay_in_kernel: true` but the program was not loaded at start.
+    /// A reload asks for an in-kernel program (this config key) that was not loaded at
+    /// start.
     #[error(
-        "relay_in_kernel: true needs the in-kernel relay, which is loaded at start only (CAP_BPF \
-         is dropped after it): restart ndprelay (systemctl restart ndprelay) to turn it on"
+        "{0}: true needs its eBPF program, which is loaded at start only (CAP_BPF is \
+         dropped after it): restart ndprelay (systemctl restart ndprelay) to turn it on"
     )]
-    KernelRelayNotLoaded,
+    KernelProgramNotLoaded(&'static str),
     /// The engine refused the resolved config.
     #[error("the relay refused the configuration: {0}")]
     Engine(#[from] crate::engine::EngineConfigError),

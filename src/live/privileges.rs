@@ -2,10 +2,10 @@
 //! (routes, all-multicast, sysctls, nf_tables). CAP_BPF, when present at start, loads the
 //! in-kernel relay (`relay_in_kernel`: required when `true`, used when not set) and is
 //! then dropped: Linux checks it when a map or program is created, not when the daemon
-//! later fills the maps or attaches the program to a re-created port. Only
-//! `fast_path_in_kernel` keeps it, because a reload may load that program anew. Started
-//! as root it checks them, finishes its privileged set-up, then drops every other
-//! capability from the effective, permitted, inheritable and bounding sets.
+//! later fills the maps or attaches the program to a re-created port; the same goes for
+//! `fast_path_in_kernel`'s program. Started as root it checks them, finishes its
+//! privileged set-up, then drops every other capability from the effective, permitted,
+//! inheritable and bounding sets.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -53,10 +53,11 @@ pub fn has_bpf() -> bool {
     caps::has_cap(None, CapSet::Effective, Capability::CAP_BPF).unwrap_or(false)
 }
 
-/// Drops every capability but the needed ones. Best effort: failures are logged,
-/// because running with more privilege than needed is not a reason to stop relaying.
-pub fn drop_others(with_bpf: bool) {
-    let keep: CapsHashSet = needed(with_bpf).into_iter().collect();
+/// Drops every capability but CAP_NET_RAW and CAP_NET_ADMIN. Best effort: failures are
+/// logged, because running with more privilege than needed is not a reason to stop
+/// relaying.
+pub fn drop_others() {
+    let keep: CapsHashSet = NEEDED.into_iter().collect();
     for c in caps::all() {
         if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
             // Needs CAP_SETPCAP, which is dropped below, so the bounding set goes first.
