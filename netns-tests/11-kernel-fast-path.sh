@@ -24,20 +24,28 @@ nsx isp ip -6 neigh flush dev isp0
 nsx isp ping -6 -c 2 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 after a neighbour flush"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "isp's NS was not answered by the kernel"
 
-log "SIGHUP without fast_path_in_kernel: the relay answers itself; with it again: the kernel"
-EXTRA='fast_path: "5s",' write_config "$WORK/relay.ron" eth0 br0
+log "SIGHUP with fast_path_in_kernel: false: the relay answers itself; true again: the kernel"
+EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "first reload logged" reloads_logged 1
 before="$(counter answered_by_kernel)"
 resolves_to_dom0 3 "after the reload"
 [ "$(counter answered_by_kernel)" -eq "$before" ] || fail "the kernel still answered after the reload"
-# With a new binding limit, so the program comes with a new map.
+# With a new binding limit: the loaded program keeps its map (CAP_BPF is gone).
 EXTRA='fast_path: "5s", fast_path_in_kernel: true, limits: (max_bindings: 8192),' \
     write_config "$WORK/relay.ron" eth0 br0
 kill -HUP "$RELAY_PID"
 wait_for 10 "second reload logged" reloads_logged 2
 resolves_to_dom0 3 "after the second reload"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel did not answer again"
+
+log "SIGHUP with fast_path_in_kernel not set: the loaded program keeps answering"
+EXTRA='fast_path: "5s",' write_config "$WORK/relay.ron" eth0 br0
+kill -HUP "$RELAY_PID"
+wait_for 10 "third reload logged" reloads_logged 3
+before="$(counter answered_by_kernel)"
+resolves_to_dom0 3 "after the third reload"
+[ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel stopped answering with the default"
 
 log "SIGKILL: the program goes with the relay"
 kill -KILL "$RELAY_PID"

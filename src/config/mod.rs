@@ -53,13 +53,14 @@ pub struct Config {
     pub ra_source: RaSource,
     /// `fast_path` (None): answer from a binding confirmed within this window.
     pub fast_path: Option<Duration>,
-    /// `fast_path_in_kernel` (false): `ndprelay run` answers those NS with an eBPF program
-    /// on the uplink instead of a capture thread (needs `fast_path`, CAP_BPF, Linux 6.6).
-    pub fast_path_in_kernel: bool,
-    /// `relay_in_kernel` (not set: [`RelayInKernel::WhenPossible`]): whether `ndprelay
+    /// `fast_path_in_kernel` (not set: [`InKernel::WhenPossible`]): whether `ndprelay
+    /// run` answers those NS with an eBPF program on the uplink instead of the engine
+    /// thread (only with `fast_path`).
+    pub fast_path_in_kernel: InKernel,
+    /// `relay_in_kernel` (not set: [`InKernel::WhenPossible`]): whether `ndprelay
     /// run` relays NS for bound guests and their solicited NAs with an eBPF program on
     /// the ports instead of the engine thread.
-    pub relay_in_kernel: RelayInKernel,
+    pub relay_in_kernel: InKernel,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
@@ -80,10 +81,11 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
 }
 
-/// `relay_in_kernel`: who relays NS for bound guests and the guests' solicited NAs in
-/// `ndprelay run` (the lab and replay have no kernel: the engine does, unless `Always`).
+/// `relay_in_kernel`, `fast_path_in_kernel`: whether `ndprelay run` leaves that work to
+/// an eBPF program (the lab and replay have no kernel: the engine does it, unless
+/// `Always`, whose in-kernel handling they model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RelayInKernel {
+pub enum InKernel {
     /// Not set: an eBPF program when the daemon can set one up at start (CAP_BPF at
     /// start, Linux 6.6, no frame dump), otherwise the engine thread; the log says
     /// which and why.
@@ -112,7 +114,7 @@ impl Config {
     /// Whether an in-kernel program is required (`fast_path_in_kernel`,
     /// `relay_in_kernel: true`): the daemon then needs CAP_BPF to start.
     pub fn needs_bpf(&self) -> bool {
-        self.fast_path_in_kernel || self.relay_in_kernel == RelayInKernel::Always
+        self.fast_path_in_kernel == InKernel::Always || self.relay_in_kernel == InKernel::Always
     }
 
     /// Reads and validates `path`. A missing file is a [`ConfigError::Read`] naming it.
@@ -217,8 +219,8 @@ impl Config {
             data_plane: self.data_plane(),
             ra_source: self.ra_source,
             fast_path: self.fast_path,
-            fast_path_in_kernel: self.fast_path_in_kernel,
-            relay_in_kernel: self.relay_in_kernel == RelayInKernel::Always,
+            fast_path_in_kernel: self.fast_path_in_kernel == InKernel::Always,
+            relay_in_kernel: self.relay_in_kernel == InKernel::Always,
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
             emit_events: false,

@@ -25,9 +25,10 @@ pub(crate) struct RawConfig {
     pub ra_source: RaSourceKey,
     #[serde(default)]
     pub fast_path: Option<String>,
+    /// `Option`: not set means "when the daemon can" (see [`super::InKernel`]).
     #[serde(default)]
-    pub fast_path_in_kernel: bool,
-    /// `Option`: not set means "when the daemon can" (see [`super::RelayInKernel`]).
+    pub fast_path_in_kernel: Option<bool>,
+    /// `Option`: not set means "when the daemon can" (see [`super::InKernel`]).
     #[serde(default)]
     pub relay_in_kernel: Option<bool>,
     #[serde(default = "yes")]

@@ -545,19 +545,27 @@ fn fast_path_in_kernel_needs_the_fast_path() {
         "fast_path_in_kernel is set but fast_path is not",
     );
     let c = parse(&with("    fast_path: \"2s\", fast_path_in_kernel: true,")).unwrap();
-    assert!(c.fast_path_in_kernel);
+    assert_eq!(c.fast_path_in_kernel, InKernel::Always);
+    assert!(c.needs_bpf());
+    // Not set, it is no reason to refuse a start without CAP_BPF or without fast_path.
+    let c = parse(&with("    fast_path: \"2s\",")).unwrap();
+    assert_eq!(c.fast_path_in_kernel, InKernel::WhenPossible);
+    assert!(!c.needs_bpf());
+    let c = parse(&with("    fast_path_in_kernel: false,")).unwrap();
+    assert_eq!(c.fast_path_in_kernel, InKernel::Never);
 }
 
 #[test]
 fn relay_in_kernel_is_a_flag_on_its_own_and_when_possible_unless_set() {
     let c = parse(&with("    relay_in_kernel: true,")).unwrap();
-    assert_eq!(c.relay_in_kernel, RelayInKernel::Always);
-    assert!(!c.fast_path_in_kernel && c.fast_path.is_none());
+    assert_eq!(c.relay_in_kernel, InKernel::Always);
+    assert_eq!(c.fast_path_in_kernel, InKernel::WhenPossible);
+    assert!(c.fast_path.is_none());
     assert!(c.needs_bpf());
     let c = parse(&with("    relay_in_kernel: false,")).unwrap();
-    assert_eq!(c.relay_in_kernel, RelayInKernel::Never);
+    assert_eq!(c.relay_in_kernel, InKernel::Never);
     let c = parse(&with("")).unwrap();
-    assert_eq!(c.relay_in_kernel, RelayInKernel::WhenPossible);
+    assert_eq!(c.relay_in_kernel, InKernel::WhenPossible);
     // Not set, it is no reason to refuse a start without CAP_BPF.
     assert!(!c.needs_bpf());
     let e = errors(&with("    relay_in_kernel: 1,"));

@@ -12,7 +12,7 @@ use super::duration::{DURATION_HINT, parse_duration};
 use super::error::{ConfigError, ConfigWarning, Location};
 use super::locate::{Pos, SourceMap, skip_whitespace};
 use super::raw::{Forwarding, RaSourceKey, RawConfig};
-use super::{Config, DEFAULT_CONTROL_SOCKET, RelayInKernel};
+use super::{Config, DEFAULT_CONTROL_SOCKET, InKernel};
 use crate::engine::{PrefixMode, PrefixRule, RaSource, Tunables};
 use crate::time::Duration;
 
@@ -169,9 +169,10 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         | "install_routes"
         | "honour_proxy_bit"
         | "disable_on_rogue_ra"
-        | "fast_path_in_kernel"
         | "fix_sysctls" => "true or false",
-        "relay_in_kernel" => "true, false, or None (in the kernel when possible)",
+        "fast_path_in_kernel" | "relay_in_kernel" => {
+            "true, false, or None (in the kernel when possible)"
+        }
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
         "log" => "one of Off, Error, Warn, Info, Debug, Trace (no quotes)",
@@ -333,7 +334,7 @@ impl Validator<'_> {
             }
             Some(d)
         });
-        if raw.fast_path_in_kernel && fast_path.is_none() {
+        if raw.fast_path_in_kernel == Some(true) && fast_path.is_none() {
             self.invalid(
                 "fast_path_in_kernel",
                 "fast_path_in_kernel is set but fast_path is not".to_owned(),
@@ -383,12 +384,8 @@ impl Validator<'_> {
                 RaSourceKey::Relay => RaSource::Relay,
             },
             fast_path,
-            fast_path_in_kernel: raw.fast_path_in_kernel,
-            relay_in_kernel: match raw.relay_in_kernel {
-                None => RelayInKernel::WhenPossible,
-                Some(true) => RelayInKernel::Always,
-                Some(false) => RelayInKernel::Never,
-            },
+            fast_path_in_kernel: in_kernel(raw.fast_path_in_kernel),
+            relay_in_kernel: in_kernel(raw.relay_in_kernel),
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
             seed: raw.seed,
@@ -702,6 +699,15 @@ impl Validator<'_> {
             return None;
         }
         Some(n)
+    }
+}
+
+/// `relay_in_kernel`, `fast_path_in_kernel`: not set, `true`, `false`.
+fn in_kernel(raw: Option<bool>) -> InKernel {
+    match raw {
+        None => InKernel::WhenPossible,
+        Some(true) => InKernel::Always,
+        Some(false) => InKernel::Never,
     }
 }
 

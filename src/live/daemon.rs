@@ -30,7 +30,7 @@ use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
-use crate::config::{Config, RelayInKernel, ResolvedPort};
+use crate::config::{Config, InKernel, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
@@ -189,18 +189,21 @@ fn resolved(ports: &[Port]) -> Vec<ResolvedPort> {
         .collect()
 }
 
-/// The engine's config for `config` on `ports`; `relaying_in_kernel`: whether the
-/// in-kernel relay is in use (the config says whether it is wanted).
+/// The engine's config for `config` on `ports`; `answering_in_kernel`,
+/// `relaying_in_kernel`: whether those in-kernel programs are in use (the config says
+/// whether they are wanted).
 fn engine_config(
     config: &Config,
     ports: &[Port],
     seed: u64,
+    answering_in_kernel: bool,
     relaying_in_kernel: bool,
 ) -> Result<EngineConfig, Error> {
     let mut ec = config.engine_config(&resolved(ports))?;
     if config.seed.is_none() {
         ec.seed = seed;
     }
+    ec.fast_path_in_kernel = answering_in_kernel;
     ec.relay_in_kernel = relaying_in_kernel;
     // Each decision is logged at debug level (`RUST_LOG=ndprelay=debug`), so only then
     // does the engine spend time describing them.
@@ -274,6 +277,9 @@ pub(super) struct Daemon {
     /// at start if at all (CAP_BPF is dropped after), and kept loaded when a reload
     /// turns it off, so that another can turn it on again.
     kernel_answers: Option<KernelAnswers>,
+    /// Whether `kernel_answers` is in use: attached to the upstream ports, known to the
+    /// engine.
+    answering_in_kernel: bool,
     /// `relay_in_kernel`: the eBPF program relaying NS to bound guests and their NAs
     /// back. Loaded at start if at all (CAP_BPF is dropped after), and kept loaded when
     /// a reload turns it off, so that another can turn it on again.
@@ -474,29 +480,14 @@ impl Daemon {
     /// Attaches the in-kernel programs to the ports present now (and detaches them from
     /// those gone): the fast path to the upstream ports, the NA relay to all.
     fn sync_kernel_programs(&mut self) -> Vec<SetupError> {
-        let present = |upstream_only: bool| -> Vec<(&str, i32)> {
-            self.ports
-                .iter()
-                .filter(|p| !upstream_only || p.role == Role::Upstream)
-                .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
-                .collect()
-        };
         let mut errors = Vec::new();
         // Off: detached from every port, which also empties its maps.
         if let Some(k) = &mut self.kernel_answers {
-            let ports = if self.config.fast_path_in_kernel {
-                present(true)
-            } else {
-                Vec::new()
-            };
+            let ports = present_ports(&self.ports, self.answering_in_kernel, true);
             errors.extend(k.sync(&ports));
         }
         if let Some(k) = &mut self.kernel_relays {
-            let ports = if self.relaying_in_kernel {
-                present(false)
-            } else {
-                Vec::new()
-            };
+            let ports = present_ports(&self.ports, self.relaying_in_kernel, false);
             errors.extend(k.sync(&ports));
         }
         errors
@@ -787,6 +778,7 @@ impl Daemon {
             &self.config,
             &self.ports,
             self.seed,
+            self.answering_in_kernel,
             self.relaying_in_kernel,
         ) {
             Ok(ec) => {
@@ -841,47 +833,56 @@ impl Daemon {
         let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
         let mut fresh = resolve_ports(&config, &links, &addrs)?;
         ensure_sysctls(&config)?;
-        let relaying_in_kernel = match config.relay_in_kernel {
-            RelayInKernel::Never => false,
-            RelayInKernel::WhenPossible => self.kernel_relays.is_some(),
-            RelayInKernel::Always if self.kernel_relays.is_some() => true,
-            RelayInKernel::Always => return Err(Error::KernelProgramNotLoaded("relay_in_kernel")),
-        };
-        if config.fast_path_in_kernel && self.kernel_answers.is_none() {
-            return Err(Error::KernelProgramNotLoaded("fast_path_in_kernel"));
-        }
-        let ec = engine_config(&config, &fresh, self.seed, relaying_in_kernel)?;
-        let capacities = [
+        let programs = [
             (
-                "fast_path_in_kernel",
-                config.fast_path_in_kernel,
+                FAST_PATH_IN_KERNEL,
+                answers_wanted(&config),
                 self.kernel_answers.as_ref().map(KernelAnswers::capacity),
+                self.answering_in_kernel,
             ),
             (
-                "relay_in_kernel",
-                relaying_in_kernel,
+                RELAY_IN_KERNEL,
+                config.relay_in_kernel,
                 self.kernel_relays.as_ref().map(KernelRelays::capacity),
+                self.relaying_in_kernel,
             ),
         ];
-        for (key, on, capacity) in capacities {
-            if let Some(c) = capacity.filter(|&c| on && c != kernel_map_entries(&config)) {
-                log::info!(
-                    "{key}: the kernel's maps keep room for {c} entries until the next start"
-                );
-            }
+        let mut in_use = [false; 2];
+        for (used, (key, wanted, loaded, _)) in in_use.iter_mut().zip(programs) {
+            *used = match wanted {
+                InKernel::Never => false,
+                InKernel::WhenPossible => loaded.is_some(),
+                InKernel::Always if loaded.is_some() => true,
+                InKernel::Always => return Err(Error::KernelProgramNotLoaded(key.0)),
+            };
         }
+        let [answering_in_kernel, relaying_in_kernel] = in_use;
+        let ec = engine_config(
+            &config,
+            &fresh,
+            self.seed,
+            answering_in_kernel,
+            relaying_in_kernel,
+        )?;
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
-        if relaying_in_kernel != self.relaying_in_kernel {
-            log::info!(
-                "relay_in_kernel: NS and NA for bound guests now relayed {}",
-                if relaying_in_kernel {
+        for ((key, _, loaded, was), now_used) in programs.into_iter().zip(in_use) {
+            if now_used != was {
+                let by = if now_used {
                     "in the kernel"
                 } else {
                     "by the engine thread"
-                }
-            );
+                };
+                log::info!("{}: {} now {by}", key.0, key.1);
+            }
+            if let Some(c) = loaded.filter(|&c| now_used && c != kernel_map_entries(&config)) {
+                log::info!(
+                    "{}: the kernel's maps keep room for {c} entries until the next start",
+                    key.0
+                );
+            }
         }
+        self.answering_in_kernel = answering_in_kernel;
         self.relaying_in_kernel = relaying_in_kernel;
         // Ports that stay keep their capture and state; new ones get a capture below.
         // Only now: a refused reload must leave every capture where it was.
@@ -1088,9 +1089,35 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let seed = RandomState::new().hash_one(std::process::id());
     let clock = Clock(StdInstant::now());
     let dump_dir = opts.dump_dir.clone().or_else(|| config.dump_dir.clone());
-    let kernel_relays = kernel_relays_at_start(&config, &ports, dump_dir.is_some())?;
+    let entries = kernel_map_entries(&config);
+    let dumping = dump_dir.is_some();
+    let kernel_answers = kernel_program_at_start(
+        FAST_PATH_IN_KERNEL,
+        answers_wanted(&config),
+        dumping,
+        || {
+            load_and_attach(
+                || KernelAnswers::load(entries),
+                |k| k.sync(&present_ports(&ports, true, true)),
+            )
+        },
+    )?;
+    let kernel_relays =
+        kernel_program_at_start(RELAY_IN_KERNEL, config.relay_in_kernel, dumping, || {
+            load_and_attach(
+                || KernelRelays::load(entries),
+                |k| k.sync(&present_ports(&ports, true, false)),
+            )
+        })?;
+    let answering_in_kernel = kernel_answers.is_some();
     let relaying_in_kernel = kernel_relays.is_some();
-    let ec = engine_config(&config, &ports, seed, relaying_in_kernel)?;
+    let ec = engine_config(
+        &config,
+        &ports,
+        seed,
+        answering_in_kernel,
+        relaying_in_kernel,
+    )?;
     let engine = Engine::new(ec, clock.now())?;
     let socket_path = opts
         .control_socket
@@ -1119,7 +1146,8 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         leftover_rounds: 0,
         started: StdInstant::now(),
         guard: None,
-        kernel_answers: None,
+        kernel_answers,
+        answering_in_kernel,
         kernel_relays,
         relaying_in_kernel,
         dump: None,
@@ -1178,50 +1206,75 @@ fn kernel_map_entries(config: &Config) -> u32 {
         .max(1)
 }
 
-fn load_kernel_answers(config: &Config) -> Result<KernelAnswers, Error> {
-    KernelAnswers::load(kernel_map_entries(config)).map_err(Error::KernelProgram)
+/// The config key of an in-kernel program and what it takes over, for the log.
+type ProgramKey = (&'static str, &'static str);
+const FAST_PATH_IN_KERNEL: ProgramKey = ("fast_path_in_kernel", "fast-path answers sent");
+const RELAY_IN_KERNEL: ProgramKey = ("relay_in_kernel", "NS and NA for bound guests relayed");
+
+/// `fast_path_in_kernel` as it applies: without `fast_path` there is nothing to answer.
+fn answers_wanted(config: &Config) -> InKernel {
+    if config.fast_path.is_some() {
+        config.fast_path_in_kernel
+    } else {
+        InKernel::Never
+    }
 }
 
-/// The in-kernel relay as `relay_in_kernel` asks, loaded and attached to `ports`: `None`
-/// when it is off, or when it was not asked for explicitly and cannot be set up here
-/// (logged with the reason). Loading needs CAP_BPF, which is dropped after start.
-fn kernel_relays_at_start(
-    config: &Config,
-    ports: &[Port],
+/// The ports a program runs on: with `on`, those present (with `upstream_only`, the
+/// upstream ones), otherwise none.
+fn present_ports(ports: &[Port], on: bool, upstream_only: bool) -> Vec<(&str, i32)> {
+    ports
+        .iter()
+        .filter(|p| on && (!upstream_only || p.role == Role::Upstream))
+        .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
+        .collect()
+}
+
+/// An in-kernel program as its config key asks (`wanted`), loaded and attached by
+/// `load`: `None` when it is off, or when it was not asked for explicitly and cannot be
+/// set up here (logged with the reason). Loading needs CAP_BPF, dropped after start.
+fn kernel_program_at_start<K>(
+    key: ProgramKey,
+    wanted: InKernel,
     dumping: bool,
-) -> Result<Option<KernelRelays>, Error> {
-    let load = || -> Result<KernelRelays, SetupError> {
-        let mut k = KernelRelays::load(kernel_map_entries(config))?;
-        let present: Vec<(&str, i32)> = ports
-            .iter()
-            .filter_map(|p| Some((p.name.as_str(), p.ifindex?)))
-            .collect();
-        match k.sync(&present).into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(k),
-        }
-    };
-    let why_not = match config.relay_in_kernel {
-        RelayInKernel::Never => return Ok(None),
-        RelayInKernel::Always => return Ok(Some(load()?)),
-        RelayInKernel::WhenPossible if dumping => {
-            "frames are being dumped (--dump, dump_dir) and the kernel's relays would be missing from the files".to_owned()
-        }
-        RelayInKernel::WhenPossible if !privileges::has_bpf() => {
-            "CAP_BPF is missing at start (run as root, or add CAP_BPF as packaging/ndprelay.service shows; it is dropped once the program is loaded)".to_owned()
-        }
-        RelayInKernel::WhenPossible => match load() {
+    load: impl FnOnce() -> Result<K, SetupError>,
+) -> Result<Option<K>, Error> {
+    let (name, what) = key;
+    let why_not = match wanted {
+        InKernel::Never => return Ok(None),
+        InKernel::Always => return Ok(Some(load()?)),
+        InKernel::WhenPossible if dumping => "frames are being dumped (--dump, dump_dir) and \
+            what the kernel sends would be missing from the files"
+            .to_owned(),
+        InKernel::WhenPossible if !privileges::has_bpf() => "CAP_BPF is missing at start (run \
+            as root, or add CAP_BPF as packaging/ndprelay.service shows; it is dropped once \
+            the program is loaded)"
+            .to_owned(),
+        InKernel::WhenPossible => match load() {
             Ok(k) => {
-                log::info!("relay_in_kernel: NS and NA for bound guests relayed in the kernel");
+                log::info!("{name}: {what} in the kernel");
                 return Ok(Some(k));
             }
             Err(e) => e.to_string(),
         },
     };
     log::info!(
-        "relay_in_kernel: NS and NA for bound guests relayed by the engine thread, not in the kernel: {why_not}; `relay_in_kernel: false` in the config says this is intended"
+        "{name}: {what} by the engine thread, not in the kernel: {why_not}; \
+         `{name}: false` in the config says this is intended"
     );
     Ok(None)
+}
+
+/// Loads a program with `load` and attaches it with `sync` to `ports`.
+fn load_and_attach<K>(
+    load: impl FnOnce() -> Result<K, SetupError>,
+    sync: impl FnOnce(&mut K) -> Vec<SetupError>,
+) -> Result<K, SetupError> {
+    let mut k = load()?;
+    match sync(&mut k).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(k),
+    }
 }
 
 /// The privileged part of start-up after the engine exists.
@@ -1233,9 +1286,6 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         Guard::install(&d.port_names())
             .map_err(Error::io("installing the kernel ND guard (nf_tables)"))?,
     );
-    if d.config.fast_path_in_kernel {
-        d.kernel_answers = Some(load_kernel_answers(&d.config)?);
-    }
     if let Some(e) = d.sync_kernel_programs().into_iter().next() {
         return Err(Error::KernelProgram(e));
     }

@@ -15,11 +15,11 @@
 //! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the engine
 //!    thread for the snapshot and renders the JSON itself).
 //!
-//! With `fast_path_in_kernel`, an eBPF program on the uplink answers NS for freshly
-//! confirmed guests before any of these threads wakes (`kernel_answer.rs`); with
-//! `relay_in_kernel` (by default, when CAP_BPF is there at start), one on every port
-//! relays NS to bound guests and their NAs back to
-//! the solicitor the engine passed the NS on for (`kernel_relay.rs`).
+//! With `fast_path_in_kernel` (by default with `fast_path`, when CAP_BPF is there at
+//! start), an eBPF program on the uplink answers NS for freshly confirmed guests before
+//! any of these threads wakes (`kernel_answer.rs`); with `relay_in_kernel` (by default,
+//! when CAP_BPF is there at start), one on every port relays NS to bound guests and
+//! their NAs back to the solicitor the engine passed the NS on for (`kernel_relay.rs`).
 //!
 //! Start-up either completes or undoes what it did: a missing interface, a config error,
 //! a missing capability or a wrong sysctl stops it with one message naming the fix.

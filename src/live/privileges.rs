@@ -1,9 +1,9 @@
 //! Capabilities: ndprelay runs with CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
 //! (routes, all-multicast, sysctls, nf_tables). CAP_BPF, when present at start, loads the
-//! in-kernel relay (`relay_in_kernel`: required when `true`, used when not set) and is
-//! then dropped: Linux checks it when a map or program is created, not when the daemon
-//! later fills the maps or attaches the program to a re-created port; the same goes for
-//! `fast_path_in_kernel`'s program. Started as root it checks them, finishes its
+//! in-kernel programs (`relay_in_kernel`, `fast_path_in_kernel`: required when `true`,
+//! used when not set) and is then dropped: Linux checks it when a map or program is
+//! created, not when the daemon later fills the maps or attaches a program to a
+//! re-created port. Started as root it checks them, finishes its
 //! privileged set-up, then drops every other capability from the effective, permitted,
 //! inheritable and bounding sets.
 
