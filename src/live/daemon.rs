@@ -847,12 +847,13 @@ impl Daemon {
                 self.relaying_in_kernel,
             ),
         ];
+        // A program is loaded at start or never (its capacity says which).
         let mut in_use = [false; 2];
-        for (used, (key, wanted, loaded, _)) in in_use.iter_mut().zip(programs) {
+        for (used, (key, wanted, capacity, _)) in in_use.iter_mut().zip(programs) {
             *used = match wanted {
                 InKernel::Never => false,
-                InKernel::WhenPossible => loaded.is_some(),
-                InKernel::Always if loaded.is_some() => true,
+                InKernel::WhenPossible => capacity.is_some(),
+                InKernel::Always if capacity.is_some() => true,
                 InKernel::Always => return Err(Error::KernelProgramNotLoaded(key.0)),
             };
         }
@@ -866,7 +867,7 @@ impl Daemon {
         )?;
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
-        for ((key, _, loaded, was), now_used) in programs.into_iter().zip(in_use) {
+        for ((key, _, capacity, was), now_used) in programs.into_iter().zip(in_use) {
             if now_used != was {
                 let by = if now_used {
                     "in the kernel"
@@ -875,7 +876,7 @@ impl Daemon {
                 };
                 log::info!("{}: {} now {by}", key.0, key.1);
             }
-            if let Some(c) = loaded.filter(|&c| now_used && c != kernel_map_entries(&config)) {
+            if let Some(c) = capacity.filter(|&c| now_used && c != kernel_map_entries(&config)) {
                 log::info!(
                     "{}: the kernel's maps keep room for {c} entries until the next start",
                     key.0

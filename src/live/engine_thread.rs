@@ -5,9 +5,11 @@
 //! After sending it reads the ports it sent on itself, without waiting: a frame relayed
 //! onto a veth or bridge is handled by the receiving kernel inside our send, so a
 //! guest's answer is usually queued by the time the send returns. Taking it here saves
-//! waking that port's capture thread and the hand-over back over the channel, two
-//! wake-ups of 25 µs or more each on a VM (`examples/handover_latency.rs`); the port's
-//! thread is kept asleep meanwhile ([`PacketSocket::hold_wakeups`]). Answers and relays
+//! waking that port's capture thread and the hand-over back over the channel; the
+//! port's thread is kept asleep meanwhile ([`PacketSocket::hold_wakeups`]). What is left
+//! is one hand-over per relayed NS, the engine thread's wake-up: on the 2 vCPU test VM
+//! it moved the userspace relay's median from 0.18 to 0.27 ms (BENCHMARKS.md, session
+//! 8), which is why the in-kernel programs are used by default where they can be. Answers and relays
 //! go out first; a batch's floods (an NS for an unknown target to every port) only after
 //! its answers were read, so a scan does not delay a known guest (RFC 6583 §7).
 
