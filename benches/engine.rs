@@ -5,7 +5,7 @@
 //! RetransTimer) is part of what is measured, as it would be live.
 //!
 //! Also the cost of [`Engine::snapshot`] with 2000 bindings (what `ndprelay status`
-//! reads): the live daemon takes it under the lock its capture threads need.
+//! reads): the live daemon's engine thread takes it while frames wait for it.
 
 use std::hint::black_box;
 use std::net::Ipv6Addr;

@@ -25,24 +25,17 @@ nsx isp ping -6 -c 2 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 af
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "isp's NS was not answered by the kernel"
 
 log "SIGHUP with fast_path_in_kernel: false: the relay answers itself; true again: the kernel"
-EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay.ron" eth0 br0
-kill -HUP "$RELAY_PID"
-wait_for 10 "first reload logged" reloads_logged 1
+reload_with 'fast_path: "5s", fast_path_in_kernel: false,' 1
 before="$(counter answered_by_kernel)"
 resolves_to_dom0 3 "after the reload"
 [ "$(counter answered_by_kernel)" -eq "$before" ] || fail "the kernel still answered after the reload"
 # With a new binding limit: the loaded program keeps its map (CAP_BPF is gone).
-EXTRA='fast_path: "5s", fast_path_in_kernel: true, limits: (max_bindings: 8192),' \
-    write_config "$WORK/relay.ron" eth0 br0
-kill -HUP "$RELAY_PID"
-wait_for 10 "second reload logged" reloads_logged 2
+reload_with 'fast_path: "5s", fast_path_in_kernel: true, limits: (max_bindings: 8192),' 2
 resolves_to_dom0 3 "after the second reload"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel did not answer again"
 
 log "SIGHUP with fast_path_in_kernel not set: the loaded program keeps answering"
-EXTRA='fast_path: "5s",' write_config "$WORK/relay.ron" eth0 br0
-kill -HUP "$RELAY_PID"
-wait_for 10 "third reload logged" reloads_logged 3
+reload_with 'fast_path: "5s",' 3
 before="$(counter answered_by_kernel)"
 resolves_to_dom0 3 "after the third reload"
 [ "$(counter answered_by_kernel)" -gt "$before" ] || fail "the kernel stopped answering with the default"

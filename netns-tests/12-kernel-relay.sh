@@ -50,17 +50,13 @@ nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 af
 nsx g1 ping -6 -c 2 -i 0.3 -W 3 2001:db8:1::1 >/dev/null || fail "g1 cannot ping isp"
 
 log "SIGHUP with relay_in_kernel: false: the relay sends them; true again: the kernel"
-EXTRA='relay_in_kernel: false,' write_config "$WORK/relay.ron" eth0 br0
-kill -HUP "$RELAY_PID"
-wait_for 10 "first reload logged" reloads_logged 1
+reload_with 'relay_in_kernel: false,' 1
 before="$(counter relayed_na_by_kernel)"
 before_ns="$(counter relayed_ns_by_kernel)"
 resolves_to_dom0 3 "after the reload"
 [ "$(counter relayed_na_by_kernel)" -eq "$before" ] || fail "the kernel still relayed NAs after the reload"
 [ "$(counter relayed_ns_by_kernel)" -eq "$before_ns" ] || fail "the kernel still relayed NS after the reload"
-EXTRA='relay_in_kernel: true, limits: (max_bindings: 8192),' write_config "$WORK/relay.ron" eth0 br0
-kill -HUP "$RELAY_PID"
-wait_for 10 "second reload logged" reloads_logged 2
+reload_with 'relay_in_kernel: true, limits: (max_bindings: 8192),' 2
 resolves_to_dom0 4 "after the second reload"
 [ "$(counter relayed_na_by_kernel)" -gt "$before" ] || fail "the kernel did not relay NAs again"
 [ "$(counter relayed_ns_by_kernel)" -gt "$before_ns" ] || fail "the kernel did not relay NS again"

@@ -223,6 +223,14 @@ resolves_to_dom0() {
 # reloads_logged N : the relay logged at least N reloads
 reloads_logged() { [ "$(grep -c "configuration reloaded" "$WORK/relay.log")" -ge "$1" ]; }
 
+# reload_with EXTRA N : rewrites the dom0 relay's config with EXTRA, sends SIGHUP and
+# waits for the Nth reload of the run to be logged
+reload_with() {
+    EXTRA="$1" write_config "$WORK/relay.ron" eth0 br0
+    kill -HUP "$RELAY_PID"
+    wait_for 10 "reload $2 logged" reloads_logged "$2"
+}
+
 # binding_routed ADDR PORT : status lists ADDR on PORT with a route installed
 binding_routed() { [ "$(status | awk -v a="$1" '$1 == a {print $2, $NF}')" = "$2 yes" ]; }
 
