@@ -1436,4 +1436,32 @@ mod test {
         assert_eq!(ports[1].role, Role::Downstream);
         assert!(ports.iter().all(|p| p.running));
     }
+
+    #[test]
+    fn a_program_runs_on_the_present_ports_of_its_role_and_on_none_when_off() {
+        let c = config(
+            r#"(uplink: "eth0", downstream: ["br0", "vif1"], prefixes: ["2001:db8:1::/64"])"#,
+        );
+        let mac = Some(Mac([2, 0, 0, 0, 0, 1]));
+        let links = [
+            link(2, "eth0", 1, mac),
+            link(3, "br0", 1, mac),
+            link(4, "vif1", 1, mac),
+        ];
+        let mut ports = resolve_ports(&c, &links, &[]).unwrap();
+        assert_eq!(present_ports(&ports, true, true), [("eth0", 2)]);
+        assert_eq!(
+            present_ports(&ports, true, false),
+            [("eth0", 2), ("br0", 3), ("vif1", 4)]
+        );
+        // Turned off by a reload: detached everywhere, which also empties its maps.
+        assert!(present_ports(&ports, false, false).is_empty());
+        assert!(present_ports(&ports, false, true).is_empty());
+        // A deleted port has no ifindex until it comes back.
+        ports[1].ifindex = None;
+        assert_eq!(
+            present_ports(&ports, true, false),
+            [("eth0", 2), ("vif1", 4)]
+        );
+    }
 }
