@@ -8,10 +8,12 @@
 //! waking that port's capture thread and the hand-over back over the channel; the
 //! port's thread is kept asleep meanwhile ([`PacketSocket::hold_wakeups`]). What is left
 //! is one hand-over per relayed NS, the engine thread's wake-up: on the 2 vCPU test VM
-//! it moved the userspace relay's median from 0.18 to 0.27 ms (BENCHMARKS.md, session
-//! 8), which is why the in-kernel programs are used by default where they can be. Answers and relays
-//! go out first; a batch's floods (an NS for an unknown target to every port) only after
-//! its answers were read, so a scan does not delay a known guest (RFC 6583 §7).
+//! it moved the userspace relay's median from 0.18 to 0.28 ms (BENCHMARKS.md, session
+//! 8), which is why the in-kernel programs are used by default where they can be.
+//!
+//! Answers and relays go out first; a batch's floods (an NS for an unknown target to
+//! every port) only after its answers were read, so a scan does not delay a known guest
+//! (RFC 6583 §7).
 
 use std::path::Path;
 use std::sync::Arc;
