@@ -187,7 +187,7 @@ fn snapshot_2000_bindings(c: &mut Criterion) {
     group.bench_function("snapshot_2000_bindings", |b| {
         b.iter(|| black_box(engine.snapshot(now)));
     });
-    // What the live daemon takes under its lock; it sorts after releasing it.
+    // What the live daemon's engine thread takes; the control thread sorts it.
     group.bench_function("snapshot_unsorted_2000_bindings", |b| {
         b.iter(|| black_box(engine.snapshot_unsorted(now)));
     });

@@ -693,8 +693,8 @@ impl Engine {
     }
 
     /// [`Engine::snapshot`] with the bindings in table order: the sort is three
-    /// quarters of its cost, and a driver that takes the snapshot under a lock others
-    /// wait for can sort after releasing it.
+    /// quarters of its cost, and a driver whose engine thread has frames waiting can
+    /// leave it to another thread.
     pub fn snapshot_unsorted(&self, now: Instant) -> Snapshot {
         let ports = self
             .ports

@@ -833,31 +833,16 @@ impl Daemon {
         let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
         let mut fresh = resolve_ports(&config, &links, &addrs)?;
         ensure_sysctls(&config)?;
-        let programs = [
-            (
-                FAST_PATH_IN_KERNEL,
-                answers_wanted(&config),
-                self.kernel_answers.as_ref().map(KernelAnswers::capacity),
-                self.answering_in_kernel,
-            ),
-            (
-                RELAY_IN_KERNEL,
-                config.relay_in_kernel,
-                self.kernel_relays.as_ref().map(KernelRelays::capacity),
-                self.relaying_in_kernel,
-            ),
-        ];
-        // A program is loaded at start or never (its capacity says which).
-        let mut in_use = [false; 2];
-        for (used, (key, wanted, capacity, _)) in in_use.iter_mut().zip(programs) {
-            *used = match wanted {
-                InKernel::Never => false,
-                InKernel::WhenPossible => capacity.is_some(),
-                InKernel::Always if capacity.is_some() => true,
-                InKernel::Always => return Err(Error::KernelProgramNotLoaded(key.0)),
-            };
-        }
-        let [answering_in_kernel, relaying_in_kernel] = in_use;
+        let answering_in_kernel = program_in_use(
+            FAST_PATH_IN_KERNEL,
+            answers_wanted(&config),
+            self.kernel_answers.is_some(),
+        )?;
+        let relaying_in_kernel = program_in_use(
+            RELAY_IN_KERNEL,
+            config.relay_in_kernel,
+            self.kernel_relays.is_some(),
+        )?;
         let ec = engine_config(
             &config,
             &fresh,
@@ -867,22 +852,19 @@ impl Daemon {
         )?;
         let now = self.clock.now();
         self.engine.reload(now, ec)?;
-        for ((key, _, capacity, was), now_used) in programs.into_iter().zip(in_use) {
-            if now_used != was {
-                let by = if now_used {
-                    "in the kernel"
-                } else {
-                    "by the engine thread"
-                };
-                log::info!("{}: {} now {by}", key.0, key.1);
-            }
-            if let Some(c) = capacity.filter(|&c| now_used && c != kernel_map_entries(&config)) {
-                log::info!(
-                    "{}: the kernel's maps keep room for {c} entries until the next start",
-                    key.0
-                );
-            }
-        }
+        let entries = kernel_map_entries(&config);
+        log_program_use(
+            FAST_PATH_IN_KERNEL,
+            (self.answering_in_kernel, answering_in_kernel),
+            self.kernel_answers.as_ref().map(KernelAnswers::capacity),
+            entries,
+        );
+        log_program_use(
+            RELAY_IN_KERNEL,
+            (self.relaying_in_kernel, relaying_in_kernel),
+            self.kernel_relays.as_ref().map(KernelRelays::capacity),
+            entries,
+        );
         self.answering_in_kernel = answering_in_kernel;
         self.relaying_in_kernel = relaying_in_kernel;
         // Ports that stay keep their capture and state; new ones get a capture below.
@@ -1207,10 +1189,22 @@ fn kernel_map_entries(config: &Config) -> u32 {
         .max(1)
 }
 
-/// The config key of an in-kernel program and what it takes over, for the log.
-type ProgramKey = (&'static str, &'static str);
-const FAST_PATH_IN_KERNEL: ProgramKey = ("fast_path_in_kernel", "fast-path answers sent");
-const RELAY_IN_KERNEL: ProgramKey = ("relay_in_kernel", "NS and NA for bound guests relayed");
+/// An in-kernel program as the config and the log name it.
+#[derive(Debug, Clone, Copy)]
+struct ProgramKey {
+    /// Its config key.
+    name: &'static str,
+    /// What it takes over from the engine thread.
+    what: &'static str,
+}
+const FAST_PATH_IN_KERNEL: ProgramKey = ProgramKey {
+    name: "fast_path_in_kernel",
+    what: "fast-path answers sent",
+};
+const RELAY_IN_KERNEL: ProgramKey = ProgramKey {
+    name: "relay_in_kernel",
+    what: "NS and NA for bound guests relayed",
+};
 
 /// `fast_path_in_kernel` as it applies: without `fast_path` there is nothing to answer.
 fn answers_wanted(config: &Config) -> InKernel {
@@ -1240,7 +1234,7 @@ fn kernel_program_at_start<K>(
     dumping: bool,
     load: impl FnOnce() -> Result<K, SetupError>,
 ) -> Result<Option<K>, Error> {
-    let (name, what) = key;
+    let ProgramKey { name, what } = key;
     let why_not = match wanted {
         InKernel::Never => return Ok(None),
         InKernel::Always => return Ok(Some(load()?)),
@@ -1264,6 +1258,34 @@ fn kernel_program_at_start<K>(
          `{name}: false` in the config says this is intended"
     );
     Ok(None)
+}
+
+/// Whether a reload's config puts a program to use: as `wanted`, if it was `loaded` at
+/// start (the only time it can be).
+fn program_in_use(key: ProgramKey, wanted: InKernel, loaded: bool) -> Result<bool, Error> {
+    match wanted {
+        InKernel::Never => Ok(false),
+        InKernel::WhenPossible => Ok(loaded),
+        InKernel::Always if loaded => Ok(true),
+        InKernel::Always => Err(Error::KernelProgramNotLoaded(key.name)),
+    }
+}
+
+/// Logs a reload's change of a program's use (`was`, `now`), and that its maps keep the
+/// `capacity` they were loaded with when the config now asks for `entries`.
+fn log_program_use(key: ProgramKey, (was, now): (bool, bool), capacity: Option<u32>, entries: u32) {
+    let ProgramKey { name, what } = key;
+    if was != now {
+        let by = if now {
+            "in the kernel"
+        } else {
+            "by the engine thread"
+        };
+        log::info!("{name}: {what} now {by}");
+    }
+    if let Some(c) = capacity.filter(|&c| now && c != entries) {
+        log::info!("{name}: the kernel's maps keep room for {c} entries until the next start");
+    }
 }
 
 /// Loads a program with `load` and attaches it with `sync` to `ports`.
