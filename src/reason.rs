@@ -90,6 +90,9 @@ drop_reasons! {
     RedirectFromDownstream => "redirect_from_downstream",
     /// A Redirect from a source that is not a router seen on the uplink.
     RedirectUnknownRouter => "redirect_unknown_router",
+    /// From a sender quarantined on this port: it sent an RA with the P bit, so it is
+    /// another proxy (or poses as one), and relaying its frames could close a loop.
+    Quarantined => "quarantined",
     /// Target not covered by any configured prefix rule.
     NotProxied => "not_proxied",
     /// The ingress or egress port is down or has proxying disabled (RFC 4389 §4.1.3.3).

@@ -80,6 +80,10 @@ pub(crate) struct RawLimits {
     #[serde(default)]
     pub max_bindings: Option<u64>,
     #[serde(default)]
+    pub max_bindings_per_port: Option<u64>,
+    #[serde(default)]
+    pub max_bindings_per_mac: Option<u64>,
+    #[serde(default)]
     pub max_pending: Option<u64>,
     #[serde(default)]
     pub max_pending_per_port: Option<u64>,
@@ -87,6 +91,10 @@ pub(crate) struct RawLimits {
     pub ns_rate: Option<u64>,
     #[serde(default)]
     pub ns_burst: Option<u64>,
+    #[serde(default)]
+    pub ns_rate_per_port: Option<u64>,
+    #[serde(default)]
+    pub ns_burst_per_port: Option<u64>,
     #[serde(default)]
     pub rs_rate: Option<u64>,
 }

@@ -649,6 +649,11 @@ impl Validator<'_> {
         let usize_max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
         for (key, value, slot) in [
             ("max_bindings", l.max_bindings, &mut t.max_bindings),
+            (
+                "max_bindings_per_mac",
+                l.max_bindings_per_mac,
+                &mut t.max_bindings_per_mac,
+            ),
             ("max_pending", l.max_pending, &mut t.max_pending),
             (
                 "max_pending_per_port",
@@ -663,11 +668,42 @@ impl Validator<'_> {
         for (key, value, slot) in [
             ("ns_rate", l.ns_rate, &mut t.ns_rate),
             ("ns_burst", l.ns_burst, &mut t.ns_burst),
+            (
+                "ns_rate_per_port",
+                l.ns_rate_per_port,
+                &mut t.ns_rate_per_port,
+            ),
+            (
+                "ns_burst_per_port",
+                l.ns_burst_per_port,
+                &mut t.ns_burst_per_port,
+            ),
             ("rs_rate", l.rs_rate, &mut t.rs_rate),
         ] {
             if let Some(n) = self.count(&format!("limits.{key}"), value, u64::from(u32::MAX)) {
                 *slot = u32::try_from(n).unwrap_or(u32::MAX);
             }
+        }
+        if let Some(n) = self.count(
+            "limits.max_bindings_per_port",
+            l.max_bindings_per_port,
+            usize_max,
+        ) {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n >= t.max_bindings {
+                self.invalid(
+                    "limits.max_bindings_per_port",
+                    format!(
+                        "max_bindings_per_port ({n}) must be below max_bindings ({})",
+                        t.max_bindings
+                    ),
+                    "no single port may hold the whole binding table (a guest could fill it); remove the key for three quarters of max_bindings",
+                );
+            } else {
+                t.max_bindings_per_port = n;
+            }
+        } else {
+            t.max_bindings_per_port = t.max_bindings - t.max_bindings / 4;
         }
         if t.max_pending_per_port > t.max_pending {
             let path = if l.max_pending_per_port.is_some() {

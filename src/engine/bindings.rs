@@ -11,7 +11,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::cache::TableFull;
+use super::cache::Refused;
 use super::{
     Action, Binding, BindingState, Counter, DataPlane, Engine, Event, Instant, NdMessage,
     OptionRepr, PortId,
@@ -47,11 +47,15 @@ impl Engine {
                 b.confirmed_at = Some(now);
             }
             match self.cache.insert(addr, b) {
-                Err(TableFull) => self.counters.bump(Counter::LearnTableFull),
+                Err(Refused::TableFull) => self.counters.bump(Counter::LearnTableFull),
+                Err(Refused::Quota) => self.counters.bump(Counter::LearnQuota),
                 Ok(evicted) => {
-                    if let Some(old) = evicted {
+                    if let Some((old, old_port)) = evicted {
                         self.counters.bump(Counter::BindingsEvicted);
-                        self.emit(|| Event::Unbound { addr: old, port });
+                        self.emit(|| Event::Unbound {
+                            addr: old,
+                            port: old_port,
+                        });
                     }
                     self.counters.bump(Counter::BindingsLearned);
                     if !self.held.is_empty() {
@@ -105,8 +109,8 @@ impl Engine {
     }
 
     fn set_mac_stale(&mut self, now: Instant, addr: Ipv6Addr, mac: Mac) {
-        if let Some(b) = self.cache.get_mut(&addr) {
-            b.mac = mac;
+        if let Some(port) = self.cache.get(&addr).map(|b| b.port) {
+            self.cache.relocate(addr, port, mac);
         }
         let stale = now + self.cfg.tunables.stale_lifetime;
         self.set_state(addr, BindingState::Stale, stale);
@@ -270,9 +274,8 @@ impl Engine {
                 .push_back(Action::RemoveRoute { addr, port: old });
         }
         self.forget_kernel_target(addr);
+        self.cache.relocate(addr, new_port, new_mac);
         if let Some(b) = self.cache.get_mut(&addr) {
-            b.port = new_port;
-            b.mac = new_mac;
             b.moving = None;
             b.confirmed_at = None;
             b.probes = 0;

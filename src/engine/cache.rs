@@ -2,8 +2,11 @@
 //! RFC 4389's per-port neighbour caches, keyed by address because an address lives
 //! behind exactly one port at a time (RFC 4389 §3: hosts move, they are not duplicated).
 //!
-//! The table is bounded: when full, the oldest never-confirmed, unrouted entry makes room;
-//! confirmed entries are never evicted for unconfirmed ones (RFC 6583 §7).
+//! The table is bounded, and so is each port's and each MAC's share of it (RFC 6583 §7,
+//! DESIGN.md "Trust": a guest may fill its own share, never the table). A new entry over
+//! a share makes room by evicting the oldest never-confirmed, unrouted entry of the same
+//! MAC, then of the same port, and a full table evicts from its fullest port; confirmed
+//! entries are never evicted, so a new entry that finds no room is refused.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
@@ -72,9 +75,22 @@ impl Binding {
     }
 }
 
-/// Why an insert failed.
+/// Why an insert was refused: every entry that could make room is confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TableFull;
+pub(crate) enum Refused {
+    /// The whole table.
+    TableFull,
+    /// The new entry's port or MAC holds its whole share.
+    Quota,
+}
+
+/// How big the table and each share of it may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max: usize,
+    pub(crate) per_port: usize,
+    pub(crate) per_mac: usize,
+}
 
 /// The bounded binding table with its expiry queue.
 #[derive(Debug, Clone)]
@@ -84,21 +100,55 @@ pub(crate) struct BindingCache {
     /// Insertion order, for evicting the oldest unconfirmed entry (lazy: entries that
     /// were removed or confirmed since are skipped).
     fifo: VecDeque<Ipv6Addr>,
-    max: usize,
+    /// Entries per port and per MAC, kept exact by every change of a binding's port or
+    /// MAC (which is why those go through [`BindingCache::relocate`]).
+    per_port: HashMap<PortId, usize>,
+    per_mac: HashMap<Mac, usize>,
+    limits: Limits,
 }
 
 impl BindingCache {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Self {
             map: HashMap::new(),
             queue: DeadlineQueue::default(),
             fifo: VecDeque::new(),
-            max: max.max(1),
+            per_port: HashMap::new(),
+            per_mac: HashMap::new(),
+            limits: clamp(limits),
         }
     }
 
-    pub(crate) fn set_max(&mut self, max: usize) {
-        self.max = max.max(1);
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = clamp(limits);
+    }
+
+    fn count(&mut self, port: PortId, mac: Mac, add: bool) {
+        for n in [
+            self.per_port.entry(port).or_default(),
+            self.per_mac.entry(mac).or_default(),
+        ] {
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        }
+        if !add {
+            self.per_port.retain(|_, n| *n > 0);
+            self.per_mac.retain(|_, n| *n > 0);
+        }
+    }
+
+    /// Moves a binding to another port and/or MAC, keeping the shares' counts exact.
+    pub(crate) fn relocate(&mut self, addr: Ipv6Addr, port: PortId, mac: Mac) {
+        let Some(b) = self.map.get_mut(&addr) else {
+            return;
+        };
+        let (old_port, old_mac) = (b.port, b.mac);
+        b.port = port;
+        b.mac = mac;
+        // It may have left the FIFO when it was confirmed, and a move unconfirms it
+        // (entries that are not evictable are skipped there).
+        self.fifo.push_back(addr);
+        self.count(old_port, old_mac, false);
+        self.count(port, mac, true);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -148,39 +198,72 @@ impl BindingCache {
     }
 
     /// Inserts a new binding (the address must not be bound). Returns the evicted
-    /// address, if one had to make room.
+    /// address and its port, if one had to make room.
     pub(crate) fn insert(
         &mut self,
         addr: Ipv6Addr,
         mut b: Binding,
-    ) -> Result<Option<Ipv6Addr>, TableFull> {
-        let mut evicted = None;
-        if self.map.len() >= self.max {
-            evicted = Some(self.evict_one().ok_or(TableFull)?);
-        }
+    ) -> Result<Option<(Ipv6Addr, PortId)>, Refused> {
+        let (port, mac) = (b.port, b.mac);
+        let mac_share = self.per_mac.get(&mac).copied().unwrap_or(0);
+        let port_share = self.per_port.get(&port).copied().unwrap_or(0);
+        let evicted = if mac_share >= self.limits.per_mac {
+            Some(self.evict_oldest(|e| e.mac == mac).ok_or(Refused::Quota)?)
+        } else if port_share >= self.limits.per_port {
+            Some(
+                self.evict_oldest(|e| e.port == port)
+                    .ok_or(Refused::Quota)?,
+            )
+        } else if self.map.len() >= self.limits.max {
+            // The fullest port gives way, so one port's churn never pushes out another's.
+            let fullest = self
+                .per_port
+                .iter()
+                .max_by_key(|(p, n)| (**n, std::cmp::Reverse(**p)))
+                .map(|(p, _)| *p);
+            let from_fullest = fullest.and_then(|f| self.evict_oldest(|e| e.port == f));
+            Some(
+                from_fullest
+                    .or_else(|| self.evict_oldest(|_| true))
+                    .ok_or(Refused::TableFull)?,
+            )
+        } else {
+            None
+        };
         let at = b.expires_at;
         b.scheduled = Some(at);
         self.queue.push(at, addr);
         self.map.insert(addr, b);
         self.fifo.push_back(addr);
+        self.count(port, mac, true);
         self.compact();
         Ok(evicted)
     }
 
-    fn evict_one(&mut self) -> Option<Ipv6Addr> {
-        while let Some(addr) = self.fifo.pop_front() {
-            if self.map.get(&addr).is_some_and(Binding::evictable) {
-                self.map.remove(&addr);
-                return Some(addr);
+    /// Evicts the oldest evictable entry that `which` selects. Entries that can no longer
+    /// be evicted leave the FIFO as they are met at its front; a scan costs at most the
+    /// FIFO's length, which `compact` keeps proportional to the table.
+    fn evict_oldest(&mut self, which: impl Fn(&Binding) -> bool) -> Option<(Ipv6Addr, PortId)> {
+        while let Some(front) = self.fifo.front() {
+            if self.map.get(front).is_some_and(Binding::evictable) {
+                break;
             }
+            self.fifo.pop_front();
         }
-        None
+        let i = self
+            .fifo
+            .iter()
+            .position(|a| self.map.get(a).is_some_and(|b| b.evictable() && which(b)))?;
+        let addr = self.fifo.remove(i)?;
+        let b = self.remove(&addr)?;
+        Some((addr, b.port))
     }
 
     pub(crate) fn remove(&mut self, addr: &Ipv6Addr) -> Option<Binding> {
-        let b = self.map.remove(addr);
+        let b = self.map.remove(addr)?;
+        self.count(b.port, b.mac, false);
         self.compact();
-        b
+        Some(b)
     }
 
     /// Sets the entry's deadline, queueing it only if earlier than the queued one.
@@ -227,6 +310,10 @@ impl BindingCache {
             }
             b.moving = b.moving.and_then(|(p, mac)| map(p).map(|np| (np, mac)));
         }
+        self.per_port.clear();
+        for b in self.map.values() {
+            *self.per_port.entry(b.port).or_default() += 1;
+        }
     }
 
     /// Keeps the side queues proportional to the table.
@@ -245,6 +332,18 @@ impl BindingCache {
     }
 }
 
+/// A share is at least one entry and, for a port, below the whole table when the table
+/// has room for more than one entry: no single port may hold it all.
+fn clamp(l: Limits) -> Limits {
+    let max = l.max.max(1);
+    let port_cap = if max > 1 { max - 1 } else { 1 };
+    Limits {
+        max,
+        per_port: l.per_port.clamp(1, port_cap),
+        per_mac: l.per_mac.max(1),
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -254,37 +353,113 @@ mod test {
         Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)
     }
 
+    fn limits(max: usize, per_port: usize, per_mac: usize) -> Limits {
+        Limits {
+            max,
+            per_port,
+            per_mac,
+        }
+    }
+
+    /// An unconfirmed binding on `port` whose MAC is the port's own guest (one per port).
     fn stale(port: u16, at: Instant) -> Binding {
+        mac_stale(port, port as u8, at)
+    }
+
+    fn mac_stale(port: u16, mac: u8, at: Instant) -> Binding {
         Binding::new(
             PortId(port),
-            Mac([2, 0, 0, 0, 0, 1]),
+            Mac([2, 0, 0, 0, 0, mac]),
             BindingState::Stale,
             at,
         )
     }
 
     #[test]
+    fn a_mac_over_its_share_evicts_its_own_oldest_entry_and_never_another_macs() {
+        let t = Instant::from_secs(100);
+        let mut c = BindingCache::new(limits(100, 99, 2));
+        c.insert(addr(1), mac_stale(1, 9, t)).unwrap();
+        c.insert(addr(2), mac_stale(1, 7, t)).unwrap();
+        c.insert(addr(3), mac_stale(1, 7, t)).unwrap();
+        assert_eq!(
+            c.insert(addr(4), mac_stale(1, 7, t)),
+            Ok(Some((addr(2), PortId(1))))
+        );
+        // Its entries confirmed, the MAC gets no more; the other MAC is untouched.
+        for a in [3, 4] {
+            c.get_mut(&addr(a)).unwrap().confirmed_at = Some(t);
+        }
+        assert_eq!(c.insert(addr(5), mac_stale(1, 7, t)), Err(Refused::Quota));
+        assert!(c.get(&addr(1)).is_some());
+        assert_eq!(c.insert(addr(6), mac_stale(1, 8, t)), Ok(None));
+    }
+
+    #[test]
+    fn no_port_holds_the_whole_table_and_a_full_table_evicts_from_the_fullest_port() {
+        let t = Instant::from_secs(100);
+        // Per-port share asked as large as the table: clamped below it.
+        let mut c = BindingCache::new(limits(4, 4, 100));
+        for (i, mac) in [(1, 1), (2, 2), (3, 3)] {
+            c.insert(addr(i), mac_stale(1, mac, t)).unwrap();
+        }
+        // Port 1 is at its share (3 of 4): its own oldest goes, not the uplink's.
+        c.insert(addr(10), mac_stale(0, 50, t)).unwrap();
+        assert_eq!(
+            c.insert(addr(4), mac_stale(1, 4, t)),
+            Ok(Some((addr(1), PortId(1))))
+        );
+        assert!(c.get(&addr(10)).is_some());
+        // Full table, a newcomer on port 2: the fullest port (1) gives way.
+        assert_eq!(
+            c.insert(addr(20), mac_stale(2, 60, t)),
+            Ok(Some((addr(2), PortId(1))))
+        );
+        assert!(c.get(&addr(10)).is_some());
+    }
+
+    #[test]
+    fn relocation_moves_the_share_and_makes_a_confirmed_entry_evictable_again() {
+        let t = Instant::from_secs(100);
+        let mut c = BindingCache::new(limits(10, 10, 1));
+        c.insert(addr(1), mac_stale(1, 1, t)).unwrap();
+        c.get_mut(&addr(1)).unwrap().confirmed_at = Some(t);
+        assert_eq!(c.insert(addr(2), mac_stale(1, 1, t)), Err(Refused::Quota));
+        // Moved to another MAC (and unconfirmed by the move): MAC 1's share is free.
+        c.relocate(addr(1), PortId(2), Mac([2, 0, 0, 0, 0, 5]));
+        c.get_mut(&addr(1)).unwrap().confirmed_at = None;
+        assert_eq!(c.insert(addr(2), mac_stale(1, 1, t)), Ok(None));
+        assert_eq!(
+            c.insert(addr(3), mac_stale(2, 5, t)),
+            Ok(Some((addr(1), PortId(2))))
+        );
+    }
+
+    #[test]
     fn full_table_evicts_oldest_unconfirmed_never_confirmed() {
         let t = Instant::from_secs(100);
-        let mut c = BindingCache::new(3);
+        let mut c = BindingCache::new(limits(3, 3, 3));
         c.insert(addr(1), stale(1, t)).unwrap();
         c.insert(addr(2), stale(1, t)).unwrap();
-        c.insert(addr(3), stale(1, t)).unwrap();
+        c.insert(addr(3), stale(2, t)).unwrap();
         // Confirm 1: it must survive.
         c.get_mut(&addr(1)).unwrap().confirmed_at = Some(Instant::ZERO);
-        assert_eq!(c.insert(addr(4), stale(1, t)), Ok(Some(addr(2))));
+        assert_eq!(
+            c.insert(addr(4), stale(2, t)),
+            Ok(Some((addr(2), PortId(1))))
+        );
         assert_eq!(c.len(), 3);
         assert!(c.get(&addr(1)).is_some());
         // Confirm (route) everything: no room left.
         c.get_mut(&addr(3)).unwrap().routed = true;
         c.get_mut(&addr(4)).unwrap().confirmed_at = Some(Instant::ZERO);
-        assert_eq!(c.insert(addr(5), stale(1, t)), Err(TableFull));
+        assert_eq!(c.insert(addr(5), stale(3, t)), Err(Refused::TableFull));
         assert_eq!(c.len(), 3);
     }
 
     #[test]
     fn expiry_follows_latest_deadline() {
-        let mut c = BindingCache::new(10);
+        let mut c = BindingCache::new(limits(10, 10, 10));
         c.insert(addr(1), stale(1, Instant::from_secs(5))).unwrap();
         c.insert(addr(2), stale(1, Instant::from_secs(3))).unwrap();
         // Push 2 later, 1 earlier.
@@ -304,7 +479,7 @@ mod test {
 
     #[test]
     fn side_queues_stay_bounded_under_churn() {
-        let mut c = BindingCache::new(16);
+        let mut c = BindingCache::new(limits(16, 16, 16));
         let mut now = Instant::ZERO;
         for i in 0..10_000u16 {
             now += Duration::from_millis(1);

@@ -97,15 +97,29 @@ pub struct Tunables {
     pub proxy_disable_hold: Duration,
     /// Most bindings in the table.
     pub max_bindings: usize,
+    /// Most bindings one port may hold (the config's default: three quarters of
+    /// `max_bindings`). Kept below `max_bindings`, so no single port holds the whole
+    /// table (DESIGN.md "Trust").
+    pub max_bindings_per_port: usize,
+    /// Most bindings one MAC may hold on its port: a guest with many addresses fills its
+    /// own share, never the table.
+    pub max_bindings_per_mac: usize,
     /// Most pending relayed solicitations.
     pub max_pending: usize,
     /// Most pending solicitations per port (kept below `max_pending`, RFC 6583 §7).
     pub max_pending_per_port: usize,
-    /// Token bucket for relaying NS to unknown targets: tokens per second. NS for bound
-    /// targets have their own budget, a hundred times this, so a scan never starves them.
+    /// Token bucket for the floods the uplink's frames cause (NS for unknown targets,
+    /// DAD NS, multicast NA): tokens per second. NS for bound targets have their own
+    /// budget, a hundred times this, so a scan never starves them.
     pub ns_rate: u32,
     /// Token bucket burst.
     pub ns_burst: u32,
+    /// Each downstream port's own bucket for what its frames make the relay flood or send
+    /// to the uplink (NS for unknown targets and for uplink addresses, DAD NS, multicast
+    /// NA): per second. One port's flood never spends another port's or the uplink's.
+    pub ns_rate_per_port: u32,
+    /// Burst of `ns_rate_per_port`.
+    pub ns_burst_per_port: u32,
     /// Token bucket for relaying RS upstream: per second.
     pub rs_rate: u32,
 }
@@ -122,11 +136,26 @@ impl Default for Tunables {
             ra_min_interval: Duration::from_secs(3),
             proxy_disable_hold: Duration::from_secs(3600),
             max_bindings: 4096,
+            max_bindings_per_port: 3072,
+            max_bindings_per_mac: 64,
             max_pending: 1024,
             max_pending_per_port: 512,
             ns_rate: 1000,
             ns_burst: 200,
+            ns_rate_per_port: 100,
+            ns_burst_per_port: 200,
             rs_rate: 1,
+        }
+    }
+}
+
+impl Tunables {
+    /// The binding table's size and shares.
+    pub(crate) fn binding_limits(&self) -> super::cache::Limits {
+        super::cache::Limits {
+            max: self.max_bindings,
+            per_port: self.max_bindings_per_port,
+            per_mac: self.max_bindings_per_mac,
         }
     }
 }
@@ -244,6 +273,8 @@ impl EngineConfig {
         let t = &self.tunables;
         let zero = [
             ("max_bindings", t.max_bindings == 0),
+            ("max_bindings_per_mac", t.max_bindings_per_mac == 0),
+            ("max_bindings_per_port", t.max_bindings_per_port == 0),
             ("max_pending", t.max_pending == 0),
             ("max_pending_per_port", t.max_pending_per_port == 0),
             ("max_probes", t.max_probes == 0),

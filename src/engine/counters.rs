@@ -62,6 +62,9 @@ counters! {
     SentNa => "sent_na",
     /// NAs addressed to the relay itself (answers to its probes), consumed.
     ConsumedNa => "consumed_na",
+    /// NAs for a target with no binding that the relay did not solicit on their port:
+    /// nothing learned from them (RFC 4861 §7.2.5).
+    UnsolicitedNaIgnored => "unsolicited_na_ignored",
     /// An NS for one of the relay's own link-locals, left to the host's kernel.
     LeftToHost => "left_to_host",
     /// Bindings created.
@@ -76,6 +79,9 @@ counters! {
     BindingsMoved => "bindings_moved",
     /// Learning refused because the binding table is full of confirmed entries.
     LearnTableFull => "learn_table_full",
+    /// A new binding refused: its MAC or port holds its whole share of the table, all
+    /// of it confirmed (the sender can only hurt itself).
+    LearnQuota => "learn_quota",
     /// Unconfirmed bindings evicted to make room.
     BindingsEvicted => "bindings_evicted",
     /// Pending solicitations evicted to make room.
@@ -100,6 +106,11 @@ counters! {
     IgnoredRs => "ignored_rs",
     /// Upstream RAs with the P bit relayed anyway (cascade mode, `honour_proxy_bit` off).
     RaPBitIgnored => "ra_p_bit_ignored",
+    /// Senders quarantined on a port after an RA with the P bit (or held there again by
+    /// a new one): their frames are dropped there for `proxy_disable_hold`.
+    QuarantinedSenders => "quarantined_senders",
+    /// Packet Too Big messages not sent because their budget was spent (RFC 4443 §2.4(f)).
+    PtbRateLimited => "ptb_rate_limited",
     /// Times a port's proxying was disabled by the RFC 4389 loop rules.
     PortsDisabled => "ports_disabled",
     /// Link down events (and MTU below 1280).

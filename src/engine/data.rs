@@ -154,7 +154,12 @@ impl Engine {
         }
         let mtu = self.port(egress).cfg.mtu as usize;
         if d.packet.len() > mtu {
-            // RFC 4389 §4.1.1: the only ICMP error a bridge-like proxy sends.
+            // RFC 4389 §4.1.1: the only ICMP error a bridge-like proxy sends, rate-limited
+            // (RFC 4443 §2.4(f)) so oversize frames never turn us into a generator.
+            if !self.ptb_bucket.take(now) {
+                self.counters.bump(Counter::PtbRateLimited);
+                return self.drop_frame(port, DropReason::MtuExceeded);
+            }
             let (src, own) = (self.port(port).cfg.link_local, self.port(port).cfg.mac);
             let frame = emit_packet_too_big(own, d.eth_src, src, mtu as u32, d.packet);
             self.actions

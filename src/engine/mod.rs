@@ -265,6 +265,16 @@ pub enum Event {
         /// Whether it now proxies.
         enabled: bool,
     },
+    /// A sender sent an RA with the P bit on a port: its frames are dropped there until
+    /// `until` (each such RA renews it).
+    Quarantined {
+        /// The port.
+        port: PortId,
+        /// The sender's MAC.
+        mac: Mac,
+        /// When the quarantine ends unless renewed.
+        until: Instant,
+    },
     /// A unicast data frame was forwarded (userspace data plane).
     Forwarded {
         /// Ingress.
@@ -338,6 +348,8 @@ pub struct PortInfo {
     pub proxying: bool,
     /// Proxying disabled until this time (RFC 4389 loop rules), if so.
     pub disabled_until: Option<Instant>,
+    /// Senders quarantined on the port (they sent an RA with the P bit) and until when.
+    pub quarantined: Vec<(Mac, Instant)>,
 }
 
 /// Everything `status` shows, copied out of the engine.
@@ -389,6 +401,10 @@ pub enum EngineConfigError {
 const MIN_MTU: u32 = 1280;
 /// Most routers remembered on the uplink (latest RA per router, bounded).
 const MAX_ROUTERS: usize = 16;
+/// Most senders quarantined per port; a new one replaces the one that ends first.
+const MAX_QUARANTINED: usize = 16;
+/// Packet Too Big messages per second, and their burst (RFC 4443 §2.4(f)).
+const PTB_RATE: u32 = 10;
 /// `ff02::1`, all nodes.
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// `ff02::2`, all routers.
@@ -408,18 +424,49 @@ struct PortState {
     ra_next: Instant,
     /// An RA waits for `ra_next` (latest wins).
     ra_pending: bool,
+    /// Senders that sent an RA with the P bit here, and until when their frames are
+    /// dropped (bounded by `MAX_QUARANTINED`; expired entries are ignored, then reused).
+    quarantine: Vec<(Mac, Instant)>,
+    /// This port's budget for the floods its frames cause (`Tunables::ns_rate_per_port`,
+    /// the uplink's `Tunables::ns_rate`).
+    flood_bucket: TokenBucket,
 }
 
 impl PortState {
-    fn new(cfg: PortConfig) -> Self {
+    fn new(cfg: PortConfig, t: &Tunables, now: Instant) -> Self {
         Self {
+            flood_bucket: flood_bucket(&cfg, t, now),
             cfg,
             carrier: true,
             disabled_until: None,
             ras_sent: 0,
             ra_next: Instant::ZERO,
             ra_pending: false,
+            quarantine: Vec::new(),
         }
+    }
+
+    fn release(&mut self, mac: Mac) {
+        self.quarantine.retain(|(m, _)| *m != mac);
+    }
+
+    fn quarantined(&self, mac: Mac, now: Instant) -> bool {
+        self.quarantine
+            .iter()
+            .any(|&(m, until)| m == mac && until > now)
+    }
+
+    /// Quarantines `mac` until `until`; returns whether it was not quarantined before.
+    fn quarantine(&mut self, mac: Mac, now: Instant, until: Instant) -> bool {
+        let fresh = !self.quarantined(mac, now);
+        if let Some(e) = self.quarantine.iter_mut().find(|(m, _)| *m == mac) {
+            e.1 = until;
+        } else if self.quarantine.len() < MAX_QUARANTINED {
+            self.quarantine.push((mac, until));
+        } else if let Some(e) = self.quarantine.iter_mut().min_by_key(|(_, u)| *u) {
+            *e = (mac, until);
+        }
+        fresh
     }
 
     /// Carrier up and an MTU IPv6 can use (the fault table: below 1280 = down).
@@ -434,6 +481,15 @@ impl PortState {
 
     fn is_upstream(&self) -> bool {
         self.cfg.role == Role::Upstream
+    }
+}
+
+/// The flood budget of a port with this config: the uplink's is the global `ns_rate`,
+/// each downstream port has its own.
+fn flood_bucket(cfg: &PortConfig, t: &Tunables, now: Instant) -> TokenBucket {
+    match cfg.role {
+        Role::Upstream => TokenBucket::new(t.ns_rate, t.ns_burst, now),
+        Role::Downstream => TokenBucket::new(t.ns_rate_per_port, t.ns_burst_per_port, now),
     }
 }
 
@@ -462,11 +518,11 @@ pub struct Engine {
     timers: TimerTable,
     rng: Rng,
     counters: Counters,
-    ns_bucket: TokenBucket,
     /// NS for bound targets: served before unknown ones and never starved by a scan
     /// (RFC 6583 §7), yet bounded, at `KNOWN_NS_FACTOR` times the unknown-target budget.
     known_ns_bucket: TokenBucket,
     rs_bucket: TokenBucket,
+    ptb_bucket: TokenBucket,
     actions: VecDeque<Action>,
     /// Transmissions of floods, drained after `actions`.
     floods: VecDeque<Action>,
@@ -488,10 +544,14 @@ impl Engine {
             // validate() checked there is exactly one upstream port.
             .expect("validated: one upstream port");
         let mut engine = Self {
-            ports: config.ports.iter().cloned().map(PortState::new).collect(),
+            ports: config
+                .ports
+                .iter()
+                .map(|p| PortState::new(p.clone(), t, now))
+                .collect(),
             // validate() bounds the port count to MAX_PORTS (64), which fits in u16.
             upstream: PortId(upstream as u16),
-            cache: BindingCache::new(t.max_bindings),
+            cache: BindingCache::new(t.binding_limits()),
             pending: PendingTable::new(t.max_pending, t.max_pending_per_port),
             held: data::HeldData::default(),
             routers: HashMap::new(),
@@ -499,9 +559,9 @@ impl Engine {
             timers: TimerTable::new(config.ports.len()),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
-            ns_bucket: TokenBucket::new(t.ns_rate, t.ns_burst, now),
             known_ns_bucket: known_ns_bucket(t, now),
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
+            ptb_bucket: TokenBucket::new(PTB_RATE, PTB_RATE, now),
             actions: VecDeque::new(),
             floods: VecDeque::new(),
             now,
@@ -542,6 +602,9 @@ impl Engine {
                 if self.is_our_mac(d.eth_src) {
                     return self.drop_frame(port, DropReason::LoopSuspect);
                 }
+                if self.port(port).quarantined(d.eth_src, now) {
+                    return self.drop_frame(port, DropReason::Quarantined);
+                }
                 self.process_data(now, port, &d);
             }
             Parsed::Nd(pkt) => {
@@ -555,6 +618,11 @@ impl Engine {
                     || self.our_link_local(pkt.src_addr).is_some()
                 {
                     return self.drop_frame(port, DropReason::LoopSuspect);
+                }
+                let is_ra = matches!(pkt.message, NdMessage::RouterAdvert(_));
+                if !is_ra && self.port(port).quarantined(pkt.eth_src, now) {
+                    // RAs go on to `process_ra`, where a new P-bit RA renews the hold.
+                    return self.drop_frame(port, DropReason::Quarantined);
                 }
                 match pkt.message {
                     // RAs drive the loop rules even on ports that do not proxy.
@@ -707,6 +775,12 @@ impl Engine {
                 up: p.live(),
                 proxying: self.forwarding(PortId(i as u16)),
                 disabled_until: p.disabled_until,
+                quarantined: p
+                    .quarantine
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .copied()
+                    .collect(),
             })
             .collect();
         let bindings: Vec<BindingInfo> = self
@@ -771,6 +845,11 @@ impl Engine {
             return false;
         };
         p.usable() && (p.is_upstream() || !self.cfg.ra_relay || p.ras_sent >= 2)
+    }
+
+    /// Takes a token from `port`'s flood budget (see `PortState::flood_bucket`).
+    fn flood_token(&mut self, now: Instant, port: PortId) -> bool {
+        self.port_mut(port).flood_bucket.take(now)
     }
 
     fn is_our_mac(&self, mac: Mac) -> bool {

@@ -2,11 +2,16 @@
 //! cache as if the NA were for the relay, then relay it with the TLLA rewritten; R/S/O
 //! stay as the owner set them.
 //!
+//! As for a host (RFC 4861 §7.2.5: no entry, discard), an NA creates a binding only if
+//! the relay solicited its target on the NA's port, and its S flag confirms a binding
+//! only then or in answer to the relay's own probe: a guest cannot make bindings or
+//! routes by announcing addresses (DESIGN.md "Trust").
+//!
 //! Heads up: read RFC 4861 §7.2.5 and RFC 4389 §4.1.3.2 first.
 
 use std::net::Ipv6Addr;
 
-use super::{Counter, Engine, Instant, PortId};
+use super::{BindingState, Counter, Engine, Instant, PortId};
 use crate::DropReason;
 use crate::wire::{Mac, NaFlags, NdPacket};
 
@@ -23,7 +28,8 @@ impl Engine {
         if self.our_link_local(pkt.dst_addr).is_some() {
             // An answer to the relay's own probe or resolution: learn, do not relay.
             self.counters.bump(Counter::ConsumedNa);
-            return self.learn_from_na(now, port, target, mac, flags);
+            self.learn_from_na(now, port, target, mac, flags);
+            return;
         }
         if self.proxied(target).is_none() {
             return self.drop_frame(port, DropReason::NotProxied);
@@ -38,14 +44,18 @@ impl Engine {
             // stays, the NA goes nowhere.
             return self.drop_frame(port, DropReason::UplinkClaimsGuest);
         }
-        self.learn_from_na(now, port, target, mac, flags);
+        let known = self.learn_from_na(now, port, target, mac, flags);
 
         if pkt.dst_addr.is_multicast() {
             // Unsolicited announcements and DAD defences (to ff02::1) go everywhere else,
-            // so a guest whose address is used upstream sees its DAD fail.
+            // so a guest whose address is used upstream sees its DAD fail; under the
+            // ingress port's flood budget, like every flood.
             let mask = self.other_forwarding(port);
             if mask == 0 {
                 return self.drop_frame(port, DropReason::PortDisabled);
+            }
+            if !self.flood_token(now, port) {
+                return self.drop_frame(port, DropReason::RateLimited);
             }
             let sent = self.relay_to_mask(port, pkt, mask);
             self.counters
@@ -53,7 +63,12 @@ impl Engine {
             self.relayed_event(port, sent, "NA", target);
             return;
         }
-        let Some((egress, eth_dst)) = self.na_destination(target, pkt.dst_addr) else {
+        // A unicast NA that nobody asked for and that updates nothing goes nowhere: it
+        // would only carry a guest's flood to its destination.
+        let destination = known
+            .then(|| self.na_destination(target, pkt.dst_addr))
+            .flatten();
+        let Some((egress, eth_dst)) = destination else {
             return self.drop_frame(port, DropReason::Unsolicited);
         };
         if egress == port {
@@ -81,6 +96,9 @@ impl Engine {
         self.cache.get(&dst).map(|b| (b.port, b.mac))
     }
 
+    /// Learns what the NA may teach; returns whether the target is bound or was asked
+    /// for on `port`, i.e. whether the NA is more than an unsolicited announcement of
+    /// an unknown address.
     fn learn_from_na(
         &mut self,
         now: Instant,
@@ -88,12 +106,35 @@ impl Engine {
         target: Ipv6Addr,
         mac: Mac,
         flags: NaFlags,
-    ) {
-        if let Some(p) = self.pending.get_mut(&target) {
+    ) -> bool {
+        let asked = self.solicited_on(port, target);
+        if asked && let Some(p) = self.pending.get_mut(&target) {
             // Answered: no negative cache for it, whoever answered.
             p.answered = true;
             p.failed = false;
         }
+        let bound = self.cache.get(&target).is_some();
+        if !bound && !asked {
+            self.counters.bump(Counter::UnsolicitedNaIgnored);
+            return false;
+        }
+        let flags = NaFlags {
+            solicited: flags.solicited && asked,
+            ..flags
+        };
         self.learn(now, port, target, mac, Some(flags));
+        true
+    }
+
+    /// Whether the relay asked for `target` on `port`: an NS for it went there (relayed
+    /// or resolved, still pending), or the relay is probing its binding there.
+    fn solicited_on(&self, port: PortId, target: Ipv6Addr) -> bool {
+        let binding = self.cache.get(&target);
+        if binding.is_some_and(|b| b.port == port && b.state == BindingState::Probe) {
+            return true;
+        }
+        self.pending.get(&target).is_some_and(|p| {
+            p.relayed_mask & (1 << port.0) != 0 || binding.is_some_and(|b| b.port == port)
+        })
     }
 }

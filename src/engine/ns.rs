@@ -177,7 +177,17 @@ impl Engine {
         if !self.forwarding(bound) {
             return Err(DropReason::PortDisabled);
         }
-        if !kernel_relayed && !self.known_ns_bucket.take(now) {
+        // A guest asking for an uplink address (the router, another customer) spends its
+        // port's budget: one NS relayed per NS, but at the provider's router, which must
+        // never see a guest's flood come from us (issue 14).
+        let toward_uplink = bound == self.upstream;
+        if !kernel_relayed
+            && !(if toward_uplink {
+                self.flood_token(now, port)
+            } else {
+                self.known_ns_bucket.take(now)
+            })
+        {
             return Err(DropReason::RateLimited);
         }
         self.note_solicitor(now, port, pkt, target);
@@ -329,7 +339,7 @@ impl Engine {
             }
             mask
         } else {
-            if !self.ns_bucket.take(now) {
+            if !self.flood_token(now, port) {
                 return Err(DropReason::RateLimited);
             }
             match self
@@ -373,7 +383,7 @@ impl Engine {
         if mask == 0 {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
-        if !self.ns_bucket.take(now) {
+        if !self.flood_token(now, port) {
             return self.drop_frame(port, DropReason::RateLimited);
         }
         let sent = self.relay_to_mask(port, pkt, mask);

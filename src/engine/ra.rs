@@ -3,7 +3,9 @@
 //! downstream port, each copy built from the original with P set, SLLA = that port's
 //! MAC, MTU clamped to the port's MTU, paced to one multicast RA per port per
 //! `ra_min_interval` (latest wins). RAs with P set and RAs on downstream ports are the
-//! loop signals: never relayed, counted, and they disable proxying per config.
+//! loop signals: never relayed and counted. A P-bit RA quarantines its sender on the
+//! port instead of disabling the port (THREAT-MODEL.md: RFC 4389 §4.1.3.3 would let one
+//! guest switch proxying off for all); a rogue RA disables the port only by opt-in.
 //!
 //! Heads up: read RFC 4389 §4.1.3.3 and §6, and RFC 4861 §6.2.6 first.
 
@@ -53,23 +55,35 @@ impl Engine {
         }
         if !self.port(port).is_upstream() {
             // Reference §1.3 and §5 #25: a downstream RA is never relayed. RFC 4389
-            // §4.1.3.3 disables the port for an hour; that is the §9 DoS lever, so it is
-            // opt-in (`disable_on_rogue_ra`), except that a P-bit RA there is another
-            // proxy, which the P-bit rule covers when honoured.
+            // §4.1.3.3 disables the port for an hour; that is the §9 DoS lever (one guest
+            // would cut every other guest off), so it is opt-in (`disable_on_rogue_ra`).
             self.drop_frame(port, DropReason::RogueRa);
-            if self.cfg.disable_on_rogue_ra || (ra.flags.proxy() && self.cfg.honour_proxy_bit) {
+            if ra.flags.proxy() && self.cfg.honour_proxy_bit {
+                self.quarantine_sender(now, port, pkt.eth_src);
+            }
+            if self.cfg.disable_on_rogue_ra {
                 self.disable_port(now, port);
             }
             return;
         }
         if ra.flags.proxy() {
             if self.cfg.honour_proxy_bit {
-                // Another proxy on the uplink: stop proxying there (RFC 4389 §4.1.3.3).
+                // Another proxy on the uplink: never relayed, and neither is anything it
+                // sends. A router whose RAs we relay is never taken for one, so a P-bit
+                // RA forged with its MAC cannot cut the uplink off.
                 self.drop_frame(port, DropReason::RaPBit);
-                return self.disable_port(now, port);
+                if !self.routers.values().any(|r| r.mac == pkt.eth_src) {
+                    self.quarantine_sender(now, port, pkt.eth_src);
+                }
+                return;
             }
             // Cascade mode (opt-in): relay it like any RA.
             self.counters.bump(Counter::RaPBitIgnored);
+        } else {
+            // Proxies set P in every RA they send (RFC 4389 §4.1.3.3): a P-clear RA comes
+            // from a router, whose frames must flow even if its MAC was forged in a P-bit
+            // RA before we heard from it.
+            self.port_mut(port).release(pkt.eth_src);
         }
         if !self.port(port).usable() {
             return self.drop_frame(port, DropReason::PortDisabled);
@@ -90,6 +104,17 @@ impl Engine {
             if !self.port(p).is_upstream() {
                 self.offer_ra(now, p);
             }
+        }
+    }
+
+    /// Drops `mac`'s frames on `port` for `proxy_disable_hold` (each P-bit RA renews it):
+    /// whatever another proxy relays onto the port would come back through us, so the
+    /// loop is cut at its sender and the port keeps proxying for everyone else.
+    fn quarantine_sender(&mut self, now: Instant, port: PortId, mac: Mac) {
+        let until = now + self.cfg.tunables.proxy_disable_hold;
+        if self.port_mut(port).quarantine(mac, now, until) {
+            self.counters.bump(Counter::QuarantinedSenders);
+            self.emit(|| Event::Quarantined { port, mac, until });
         }
     }
 

@@ -73,12 +73,15 @@ impl Engine {
                     let was_live = s.live();
                     let old_mac = s.cfg.mac;
                     s.cfg = pc.clone();
+                    if flood_rates(&config.tunables) != flood_rates(&self.cfg.tunables) {
+                        s.flood_bucket = super::flood_bucket(pc, &config.tunables, now);
+                    }
                     changed.push((id, was_live, old_mac != pc.mac));
                     s
                 }
                 None => {
                     fresh.push(id);
-                    PortState::new(pc.clone())
+                    PortState::new(pc.clone(), &config.tunables, now)
                 }
             };
             self.ports.push(state);
@@ -99,11 +102,10 @@ impl Engine {
         }
 
         let t = &config.tunables;
-        self.cache.set_max(t.max_bindings);
+        self.cache.set_limits(t.binding_limits());
         self.pending
             .set_limits(t.max_pending, t.max_pending_per_port);
         if t.ns_rate != self.cfg.tunables.ns_rate || t.ns_burst != self.cfg.tunables.ns_burst {
-            self.ns_bucket = TokenBucket::new(t.ns_rate, t.ns_burst, now);
             self.known_ns_bucket = super::known_ns_bucket(t, now);
         }
         if t.rs_rate != self.cfg.tunables.rs_rate {
@@ -135,4 +137,15 @@ impl Engine {
         self.counters.bump(Counter::Reloads);
         Ok(())
     }
+}
+
+/// The rates behind the ports' flood budgets: a reload that changes none of them keeps
+/// the buckets' levels.
+fn flood_rates(t: &super::Tunables) -> [u32; 4] {
+    [
+        t.ns_rate,
+        t.ns_burst,
+        t.ns_rate_per_port,
+        t.ns_burst_per_port,
+    ]
 }

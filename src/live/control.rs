@@ -72,6 +72,16 @@ pub fn to_json(p: &Published) -> Value {
                 None if port.proxying => json!({ "state": "proxying" }),
                 None => json!({ "state": "enabling" }),
             };
+            let quarantined: Vec<Value> = port
+                .quarantined
+                .iter()
+                .map(|(mac, until)| {
+                    json!({
+                        "mac": mac.to_string(),
+                        "remaining_secs": until.saturating_since(s.now).total_micros() / 1_000_000,
+                    })
+                })
+                .collect();
             json!({
                 "name": port.name,
                 "role": match port.role { Role::Upstream => "upstream", Role::Downstream => "downstream" },
@@ -81,6 +91,7 @@ pub fn to_json(p: &Published) -> Value {
                 "mtu": d.mtu,
                 "proxying": port.proxying,
                 "loop_prevention": loop_prevention,
+                "quarantined": quarantined,
             })
         })
         .collect();
@@ -170,11 +181,21 @@ pub fn render_text(doc: &Value) -> String {
     ];
     for p in ports {
         let lp = &p["loop_prevention"];
-        let lp = match lp["state"].as_str() {
+        let mut lp = match lp["state"].as_str() {
             Some("disabled") => format!("disabled, {} left", secs(&lp["remaining_secs"])),
             Some(s) => s.to_owned(),
             None => "-".into(),
         };
+        // Senders of P-bit RAs, whose frames the port ignores (THREAT-MODEL.md).
+        let macs: Vec<String> = p["quarantined"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|q| text(q, "mac"))
+            .collect();
+        if !macs.is_empty() {
+            lp.push_str(&format!(", ignoring {}", macs.join(" ")));
+        }
         rows.push(vec![
             text(p, "name"),
             text(p, "role"),
@@ -415,6 +436,7 @@ mod test {
                         up: true,
                         proxying: true,
                         disabled_until: None,
+                        quarantined: vec![],
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -423,6 +445,10 @@ mod test {
                         up: true,
                         proxying: false,
                         disabled_until: Some(now + Duration::from_secs(125)),
+                        quarantined: vec![(
+                            Mac([2, 0, 0, 0, 0, 0x66]),
+                            now + Duration::from_secs(60),
+                        )],
                     },
                 ],
                 bindings: vec![BindingInfo {
@@ -457,6 +483,15 @@ mod test {
         assert_eq!(doc["ports"][1]["loop_prevention"]["state"], "disabled");
         assert_eq!(doc["ports"][1]["loop_prevention"]["remaining_secs"], 125);
         assert_eq!(doc["ports"][0]["loop_prevention"]["state"], "proxying");
+        assert_eq!(
+            doc["ports"][1]["quarantined"][0]["mac"],
+            "02:00:00:00:00:66"
+        );
+        assert_eq!(doc["ports"][1]["quarantined"][0]["remaining_secs"], 60);
+        assert_eq!(
+            doc["ports"][0]["quarantined"].as_array().map(Vec::len),
+            Some(0)
+        );
         assert_eq!(doc["bindings"][0]["port"], "br0");
         assert_eq!(doc["bindings"][0]["age_secs"], 7);
         assert_eq!(doc["bindings"][0]["route"], true);
@@ -475,7 +510,10 @@ mod test {
             t.starts_with("ndprelay: up 1h02m, 2 ports, 1 bindings"),
             "{t}"
         );
-        assert!(t.contains("disabled, 2m05s left"), "{t}");
+        assert!(
+            t.contains("disabled, 2m05s left, ignoring 02:00:00:00:00:66"),
+            "{t}"
+        );
         let row = t.lines().find(|l| l.starts_with("2001:db8::10")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(

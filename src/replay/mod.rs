@@ -717,6 +717,11 @@ impl Context<'_> {
                 self.name(*port),
                 if *enabled { "proxying" } else { "not proxying" }
             ),
+            Event::Quarantined { port, mac, .. } => {
+                d.extend_from_slice(b"sender ");
+                text::push_mac(d, *mac);
+                write!(d, " quarantined on {} (P-bit RA)", self.name(*port))
+            }
             Event::Forwarded { to, dst, .. } => {
                 addrs.push(*dst);
                 write!(d, "data to {dst} forwarded to {}", self.name(*to))

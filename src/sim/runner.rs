@@ -776,6 +776,10 @@ impl<'a> World<'a> {
                 ),
                 format!("proxying/{port:?}"),
             ),
+            Event::Quarantined { port, mac, .. } => (
+                format!("quarantines {mac} on {}", self.port_name(r, port)),
+                format!("quarantine/{port:?}"),
+            ),
             Event::Forwarded { from, to, dst } => (
                 format!(
                     "forwards to {dst} {} -> {}",

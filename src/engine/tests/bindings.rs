@@ -310,6 +310,7 @@ fn nothing_is_learned_from_the_unspecified_address_or_a_group_mac() {
 fn table_is_bounded_and_confirmed_entries_are_never_evicted_for_unconfirmed_ones() {
     let mut cfg = config();
     cfg.tunables.max_bindings = 8;
+    cfg.tunables.max_bindings_per_port = 7;
     let mut h = Harness::ready(cfg);
     for i in 1..=4u8 {
         h.bind_guest(i, D1);
@@ -335,10 +336,12 @@ fn table_is_bounded_and_confirmed_entries_are_never_evicted_for_unconfirmed_ones
         );
     }
     assert!(h.count("bindings_evicted") >= 90);
-    // Fill the table with confirmed guests: then learning is refused, counted.
-    for i in 5..=8u8 {
+    // Fill the table with confirmed guests (D1 up to its share, one more on D2): then
+    // learning is refused, counted.
+    for i in 5..=7u8 {
         h.bind_guest(i, D1);
     }
+    h.bind_guest(8, D2);
     let before = h.count("learn_table_full");
     let group = solicited_node(router_global());
     h.inject(

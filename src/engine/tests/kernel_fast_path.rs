@@ -176,6 +176,7 @@ fn an_entry_told_again_after_it_ended_is_not_counted_on_at_once() {
     // entry's end and the new one went unanswered there, so the new entry gets its
     // margin like a first one.
     h.advance(first.saturating_since(h.now) + Duration::from_secs(1));
+    h.inject(UP, &ns_from_router(addr(10)));
     h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
     h.clear();
     h.inject(UP, &ns_from_router(addr(10)));

@@ -5,6 +5,7 @@
 
 mod bindings;
 mod data;
+mod hostile;
 mod kernel_fast_path;
 mod kernel_relay;
 mod ndp;

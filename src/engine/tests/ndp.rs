@@ -398,8 +398,9 @@ fn dad_conflict_with_an_upstream_address_makes_the_guests_dad_fail() {
     assert_eq!(pkt.tlla, Some(D1_MAC), "TLLA rewritten");
     assert_eq!(pkt.dst_addr, all_nodes());
     assert_eq!(h.take(D2).len(), 1);
-    // The owner is now known upstream: a later guest NS for it goes up only.
-    assert_eq!(h.binding(used).map(|b| b.port), Some(UP));
+    // Nobody asked for it, so nothing is learned from it (RFC 4861 §7.2.5).
+    assert_eq!(h.binding(used), None);
+    assert_eq!(h.count("unsolicited_na_ignored"), 1);
 }
 
 #[test]

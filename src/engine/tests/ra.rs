@@ -226,29 +226,85 @@ fn rs_goes_upstream_only_with_slla_rewritten_and_rate_limited() {
     assert_eq!(h.count("relayed_rs"), 2);
 }
 
+/// An RA from `mac` (its link-local as source, `mac` as SLLA).
+fn ra_from(mac: Mac, flags: RaFlags) -> Vec<u8> {
+    emit_nd(
+        mac,
+        Mac::ipv6_multicast(all_nodes()),
+        mac.link_local(),
+        all_nodes(),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags,
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(mac)],
+    )
+}
+
+/// An NS for `target` from `mac`'s link-local to the target's group.
+fn ns_from(mac: Mac, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    ns(
+        mac,
+        Mac::ipv6_multicast(group),
+        mac.link_local(),
+        group,
+        target,
+        Some(mac),
+    )
+}
+
 #[test]
-fn p_bit_ra_on_the_uplink_is_not_relayed_and_stops_proxying_for_the_hold() {
+fn p_bit_ra_on_the_uplink_quarantines_its_sender_not_the_uplink() {
     let mut cfg = config();
     cfg.tunables = Tunables {
         proxy_disable_hold: Duration::from_secs(60),
         ..Tunables::default()
     };
     let mut h = Harness::ready(cfg);
-    h.inject(UP, &ra(RaFlags(RaFlags::PROXY), 1800, &[]));
+    h.inject(UP, &ra_from(UPHOST_MAC, RaFlags(RaFlags::PROXY)));
     assert!(h.sent.is_empty(), "a P-bit RA is never relayed");
     assert_eq!(h.count("drop_ra_p_bit"), 1);
-    assert!(!h.proxying(UP));
+    assert_eq!(h.count("quarantined_senders"), 1);
+    assert!(
+        h.proxying(UP) && h.proxying(D1),
+        "nobody else loses the relay"
+    );
+    // The router's NS still reach the guests; the other proxy's frames do not.
     h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1).len(), 1);
+    h.clear();
+    h.inject(UP, &ns_from(UPHOST_MAC, addr(11)));
     assert!(h.sent.is_empty());
-    assert_eq!(h.count("drop_port_disabled"), 1);
-    // Guests cannot reach the uplink either.
-    h.inject(D1, &dad(gmac(10), addr(10)));
-    assert!(h.take(UP).is_empty());
-    h.clear();
+    assert_eq!(h.count("drop_quarantined"), 1);
+    // A P-bit RA forged with the router's MAC quarantines nobody.
+    h.inject(UP, &ra_from(ROUTER_MAC, RaFlags(RaFlags::PROXY)));
+    assert_eq!(h.count("drop_ra_p_bit"), 2);
+    assert_eq!(h.count("quarantined_senders"), 1);
+    h.inject(UP, &ns_from_router(addr(12)));
+    assert_eq!(h.take(D1).len(), 1);
+    // The hold ends a minute after the last P-bit RA.
     h.advance(Duration::from_secs(61));
-    assert!(h.proxying(UP), "hold over");
     h.clear();
-    h.inject(UP, &ns_from_router(addr(11)));
+    h.inject(UP, &ns_from(UPHOST_MAC, addr(13)));
+    assert_eq!(h.take(D1).len(), 1, "hold over");
+}
+
+#[test]
+fn a_p_clear_ra_releases_a_router_quarantined_before_it_was_heard() {
+    let mut h = Harness::new(config());
+    // Someone posing as a proxy with the router's MAC before the router's first RA.
+    h.inject(UP, &ra(RaFlags(RaFlags::PROXY), 1800, &[]));
+    assert_eq!(h.count("quarantined_senders"), 1);
+    // The router's own RA: relayed, and the router is heard from then on.
+    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.advance(Duration::from_secs(10));
+    assert!(h.proxying(D1));
+    h.clear();
+    h.inject(UP, &ns_from_router(addr(10)));
     assert_eq!(h.take(D1).len(), 1);
 }
 
@@ -307,24 +363,65 @@ fn rogue_ra_on_a_downstream_port_is_dropped_and_optionally_disables_it() {
 }
 
 #[test]
-fn a_p_bit_ra_on_a_downstream_port_disables_it_when_the_p_bit_is_honoured() {
-    let mut h = Harness::ready(config());
-    let f = emit_nd(
-        gmac(66),
-        Mac::ipv6_multicast(all_nodes()),
-        gmac(66).link_local(),
-        all_nodes(),
-        &NdMessage::RouterAdvert(RouterAdvert {
-            cur_hop_limit: 64,
-            flags: RaFlags(RaFlags::PROXY),
-            router_lifetime: 1800,
-            reachable_time: 0,
-            retrans_timer: 0,
-        }),
-        &[],
-    );
-    h.inject(D2, &f);
+fn a_guests_p_bit_ras_quarantine_that_guest_and_nobody_else() {
+    let mut cfg = config();
+    cfg.tunables = Tunables {
+        proxy_disable_hold: Duration::from_secs(60),
+        ..Tunables::default()
+    };
+    let mut h = Harness::ready(cfg);
+    h.bind_guest(10, D2);
+    // Issue 14 item 1: three P-bit RAs from one guest used to switch D2 off for an hour.
+    for _ in 0..3 {
+        h.inject(D2, &ra_from(gmac(66), RaFlags(RaFlags::PROXY)));
+        h.advance(Duration::from_secs(1));
+    }
     assert!(h.sent.is_empty());
-    assert_eq!(h.count("drop_rogue_ra"), 1);
-    assert!(!h.proxying(D2), "another proxy there: loop rule");
+    assert_eq!(h.count("drop_rogue_ra"), 3);
+    assert_eq!(
+        h.count("quarantined_senders"),
+        1,
+        "renewed, not counted again"
+    );
+    assert!(h.proxying(D2), "the other guests keep their relay");
+    let snap = h.engine.snapshot(h.now);
+    assert_eq!(snap.ports[D2.index()].quarantined.len(), 1);
+    assert_eq!(snap.ports[D2.index()].quarantined[0].0, gmac(66));
+    // The other guest is still reachable; the quarantined one is not heard.
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D2).len(), 1);
+    h.clear();
+    h.inject(D2, &ns_from(gmac(66), router_global()));
+    assert!(h.sent.is_empty());
+    assert_eq!(h.count("drop_quarantined"), 1);
+    // A minute after its last P-bit RA it is heard again.
+    h.advance(Duration::from_secs(60));
+    h.clear();
+    h.inject(D2, &ns_from(gmac(66), addr(20)));
+    assert!(!h.take(UP).is_empty());
+    assert!(
+        h.engine.snapshot(h.now).ports[D2.index()]
+            .quarantined
+            .is_empty()
+    );
+}
+
+#[test]
+fn quarantine_is_bounded_per_port() {
+    let mut h = Harness::ready(config());
+    for i in 0..40u8 {
+        h.inject(D1, &ra_from(gmac(100 + i), RaFlags(RaFlags::PROXY)));
+        h.advance(Duration::from_millis(10));
+    }
+    assert_eq!(h.count("quarantined_senders"), 40);
+    let snap = h.engine.snapshot(h.now);
+    assert_eq!(snap.ports[D1.index()].quarantined.len(), 16);
+    // The newest senders are the ones held.
+    assert!(
+        snap.ports[D1.index()]
+            .quarantined
+            .iter()
+            .any(|(m, _)| *m == gmac(139))
+    );
+    assert!(h.proxying(D1));
 }
