@@ -197,7 +197,9 @@ impl Engine {
         target: Ipv6Addr,
         egress: PortId,
     ) {
-        if !self.cfg.relay_in_kernel || self.cfg.fast_path.is_some() {
+        // NS toward the uplink stay with the engine, under the asking port's budget: a
+        // guest's flood must never reach the provider's router at line rate.
+        if !self.cfg.relay_in_kernel || self.cfg.fast_path.is_some() || egress == self.upstream {
             return;
         }
         let retrans = self.cfg.tunables.retrans_timer;

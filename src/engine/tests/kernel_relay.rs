@@ -363,3 +363,48 @@ fn with_the_fast_path_only_the_answers_are_relayed_in_the_kernel() {
     );
     assert_eq!(h.kernel.len(), 1, "the NA entry: {:?}", h.kernel);
 }
+
+#[test]
+fn ns_toward_the_uplink_are_never_left_to_the_kernel() {
+    let mut h = Harness::ready(relay_config());
+    // The router's global address, bound REACHABLE on the uplink.
+    let group = solicited_node(router_global());
+    let ask = |i: u16| {
+        ns(
+            gmac(20),
+            Mac::ipv6_multicast(group),
+            addr(0x20 + i),
+            group,
+            router_global(),
+            Some(gmac(20)),
+        )
+    };
+    h.inject(D1, &ask(0));
+    let answer = na(
+        ROUTER_MAC,
+        UP_MAC,
+        router_global(),
+        addr(0x20),
+        SOLICITED,
+        router_global(),
+        Some(ROUTER_MAC),
+    );
+    h.inject(UP, &answer);
+    assert_eq!(
+        h.binding(router_global()).map(|b| (b.port, b.state)),
+        Some((UP, BindingState::Reachable))
+    );
+    h.clear();
+    for i in 1..=300 {
+        h.inject(D1, &ask(i));
+    }
+    assert!(
+        !h.kernel
+            .iter()
+            .any(|a| matches!(a, Action::KernelRelayNs { .. })),
+        "{:?}",
+        h.kernel
+    );
+    // So the port's budget holds them: its burst of 200, less the first NS's token.
+    assert_eq!(h.take(UP).len(), 199);
+}
