@@ -427,6 +427,48 @@ impl Engine {
         self.emit(|| Event::Answered { port, target });
     }
 
+    /// Asks for `target` on `port` from the port's link-local, as a resolution would, so
+    /// that its answer counts as solicited there (RFC 4861 §7.2.5) and binds it. For the
+    /// driver's re-verification of an earlier run's routes after a restart (reference §5:
+    /// "rebuild from ... probes"); the answer asks for the route again.
+    pub fn solicit(&mut self, now: Instant, port: PortId, target: Ipv6Addr) {
+        let now = self.advance(now);
+        if port.index() >= self.ports.len()
+            || !self.port(port).usable()
+            || self.proxied(target).is_none()
+        {
+            return;
+        }
+        if self.pending.get(&target).is_none() {
+            let t = &self.cfg.tunables;
+            let (retrans, lifetime) = (
+                t.retrans_timer,
+                pending_lifetime(t.retrans_timer, t.max_probes),
+            );
+            if self
+                .pending
+                .insert(target, port, now, now + lifetime, retrans)
+                .is_err()
+            {
+                return self.counters.drop(DropReason::TableFull);
+            }
+        }
+        let (src, mac) = (self.port(port).cfg.link_local, self.port(port).cfg.mac);
+        let group = solicited_node(target);
+        self.originate(
+            port,
+            Mac::ipv6_multicast(group),
+            src,
+            group,
+            NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(mac)],
+        );
+        self.counters.bump(Counter::SentNs);
+        self.mark_relayed(now, target, 1 << port.0);
+    }
+
     /// A relay-originated NS to resolve `target` (RFC 4389 §4.2: from the egress port's
     /// link-local, hop limit 255; unresolved, it may leave on every port).
     pub(super) fn resolve(&mut self, now: Instant, ingress: PortId, target: Ipv6Addr) {

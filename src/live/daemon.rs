@@ -33,7 +33,7 @@ use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
-use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, is_link_local, solicited_node};
+use crate::wire::{Mac, is_link_local};
 
 /// `rtm_protocol` of the /128 routes ndprelay installs (`ip -6 route show proto 199`).
 /// A restart finds its own routes by it; routes with any other protocol are never touched.
@@ -621,30 +621,22 @@ impl Daemon {
             return;
         }
         self.leftover_rounds += 1;
-        for (&addr, &ifindex) in &self.leftover {
-            let Some(p) = self.ports.iter().find(|p| p.ifindex == Some(ifindex)) else {
-                continue;
-            };
-            let Some(c) = &p.capture else {
-                continue;
-            };
-            let dst = solicited_node(addr);
-            let frame = emit_nd(
-                p.mac,
-                Mac::ipv6_multicast(dst),
-                p.link_local,
-                dst,
-                &NdMessage::NeighborSolicit { target_addr: addr },
-                &[OptionRepr::SourceLla(p.mac)],
-            );
-            if let Err(e) = c.sock.send(&frame) {
-                self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
-                TX_LOG.warn(format_args!(
-                    "{}: re-verification probe failed: {e}",
-                    p.name
-                ));
-            }
+        let now = self.clock.now();
+        let mut asks: Vec<(PortId, Ipv6Addr)> = self
+            .leftover
+            .iter()
+            .filter_map(|(&addr, &ifindex)| {
+                let i = self.ports.iter().position(|p| p.ifindex == Some(ifindex))?;
+                Some((PortId(i as u16), addr))
+            })
+            .collect();
+        asks.sort_unstable();
+        // Through the engine, so the answers count as solicited (it learns nothing from
+        // NAs it did not ask for) and the probes show in `--dump` like every other frame.
+        for (port, addr) in asks {
+            self.engine.solicit(now, port, addr);
         }
+        self.drain();
     }
 
     fn expire_leftovers(&mut self) {

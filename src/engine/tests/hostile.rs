@@ -246,3 +246,24 @@ fn packet_too_big_is_rate_limited() {
     h.inject(D1, &data(gmac(3), D1_MAC, addr(3), addr(2), 1400));
     assert_eq!(h.take(D1).len(), 1, "refilled");
 }
+
+#[test]
+fn a_drivers_solicitation_makes_the_answer_count_and_only_on_its_port() {
+    let mut h = Harness::ready(config());
+    // After a restart the driver asks for the guests behind its earlier routes.
+    h.engine.solicit(h.now, D1, addr(7));
+    h.drain();
+    let asked = h.take(D1);
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].is_ns_for(addr(7)));
+    assert_eq!(asked[0].nd().src_addr, port_ll(D1));
+    // The same NA on another port is not an answer; on D1 it binds and routes.
+    h.inject(D2, &forged_probe_answer(gmac(7), D2, addr(7)));
+    assert_eq!(h.binding(addr(7)), None);
+    h.inject(D1, &forged_probe_answer(gmac(7), D1, addr(7)));
+    let b = h.binding(addr(7)).unwrap();
+    assert_eq!(
+        (b.port, b.state, b.routed),
+        (D1, BindingState::Reachable, true)
+    );
+}
