@@ -7,7 +7,8 @@ NDP-REFERENCE.md §4/§5) goes through two implementations:
   differential.py pcap DIR
       Writes the corpus for `ndprelay replay`: DIR/down.pcap holds NS, NA and RS (as a
       guest sends them), DIR/up.pcap RA and Redirect (as the uplink router sends them),
-      one frame per hour of capture time so no engine state carries from one to the next;
+      one frame per hour of capture time so no engine state carries from one to the next
+      (up.pcap starts with a valid RA that enables the downstream port);
       DIR/index.txt maps `file:frame-number` to the frame's label.
   differential.py kernel --host-ns NS --iface IF
       Run inside the sender namespace: sends every frame on IF (a veth whose peer, in
@@ -246,6 +247,9 @@ def corpus():
         ns("ns_mcast_src", "NS from multicast source ff02::5", src="ff02::5", icmp=ns_icmp()),
         ns("ns_loopback_src", "NS from ::1", src="::1"),
         ns("ns_v4mapped_src", "NS from ::ffff:192.0.2.1", src="::ffff:192.0.2.1"),
+        ns("ns_loopback_dst", "unicast NS to ::1", dst="::1", eth_dst=HOST_MAC),
+        ns("ns_to_all_nodes", "NS to ff02::1 (all nodes, link scope)", dst=ALL_NODES, eth_dst=ALL_NODES_MAC),
+        ns("ns_to_if_local_all_nodes", "NS to ff01::1 (all nodes, interface-local scope)", dst="ff01::1", eth_dst=ALL_NODES_MAC),
         ns("ns_ip_version_4", "IPv6 header with version 4", version=4),
         ns("ns_eth_src_mcast", "NS from a multicast Ethernet source", eth_src="33:33:00:00:00:09"),
         # NA for NA_TARGET, which the kernel holds STALE with OLD_MAC.
@@ -264,6 +268,7 @@ def corpus():
         na("na_two_diff_tlla", "NA with two different TLLAs", icmp=na_icmp(opts=bytes(tlla()) + bytes(tlla(OTHER_MAC)))),
         na("na_tlla_mcast_mac", "NA whose TLLA is a multicast MAC", icmp=na_icmp(opts=bytes(tlla(MCAST_MAC)))),
         na("na_unknown_opt", "NA with unknown option type 200", icmp=na_icmp(opts=bytes(tlla()) + raw_opt(200, 1))),
+        na("na_eth_src_mcast_no_tlla", "NA without TLLA (S=1 O=1) from a multicast Ethernet source", icmp=na_icmp(opts=b""), eth_src="33:33:00:00:00:09"),
         na("na_atomic_frag", "NA in an atomic fragment", ext=[NH_FRAG]),
         na("na_behind_dstopt", "NA behind a Destination Options header", ext=[NH_DSTOPT]),
         na("na_trailer", "valid NA plus 10 bytes after the IPv6 payload", trailer=b"\xee" * 10),
@@ -325,7 +330,13 @@ def cmd_pcap(outdir):
         "down": PcapWriter(os.path.join(outdir, "down.pcap"), linktype=1, sync=True),
         "up": PcapWriter(os.path.join(outdir, "up.pcap"), linktype=1, sync=True),
     }
-    counts = {"down": 0, "up": 0}
+    # Not in the corpus: an RA from the uplink router ten minutes before the first frame,
+    # so the relay has announced itself downstream (two P-bit RAs, RFC 4389 §6) and the
+    # engine column shows what it does with a valid frame rather than port_disabled.
+    warmup = Raw(ra("warmup", "", icmp=ra_icmp())[2])
+    warmup.time = 1_000_000 - 600
+    writers["up"].write(warmup)
+    counts = {"down": 0, "up": 1}
     with open(os.path.join(outdir, "index.txt"), "w") as index:
         for i, (label, kind, data, _desc) in enumerate(corpus()):
             side = "up" if kind in ("RA", "Redirect") else "down"

@@ -38,6 +38,11 @@ drop_reasons! {
     ExtHdrNd => "ext_hdr_nd",
     /// Source address is multicast (never valid).
     McastSource => "mcast_source",
+    /// Source or destination is the loopback address `::1` (RFC 4291 §2.5.3).
+    LoopbackAddr => "loopback_addr",
+    /// Multicast destination of reserved (0) or interface-local (1) scope (RFC 4291 §2.7
+    /// and its erratum 3480): never valid from another node.
+    McastDstScope => "mcast_dst_scope",
     // --- wire: ICMPv6 / RFC 4861 validity ---
     /// IPv6 Hop Limit is not 255 (RFC 4861 §6.1, §7.1, §8.1).
     HopLimit => "hop_limit",

@@ -215,7 +215,8 @@ impl<'a> NdPacket<'a> {
 /// the frame length, decides where the packet ends; trailing bytes are ignored.
 ///
 /// Order of checks: Ethernet/IPv6 framing (`truncated`, `bad_ip_version`), multicast
-/// source, the extension-header walk (`frag_nd`, `ext_hdr_nd`), then the RFC 4861 rules
+/// source, loopback source or destination, multicast destination scope, the
+/// extension-header walk (`frag_nd`, `ext_hdr_nd`), then the RFC 4861 rules
 /// of the message: hop limit, minimum length, code, checksum, fixed fields, options.
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Truncated)?;
@@ -236,6 +237,17 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
     let hop_limit = ip.hop_limit();
     if src_addr.is_multicast() {
         return Err(DropReason::McastSource);
+    }
+    // RFC 4291 §2.5.3: `::1` never leaves its node, and a packet received with it is
+    // dropped; relaying one would carry it onto other links.
+    if src_addr.is_loopback() || dst_addr.is_loopback() {
+        return Err(DropReason::LoopbackAddr);
+    }
+    // RFC 4291 §2.7: scope 0 is reserved and silently dropped; erratum 3480: interface-
+    // local multicast (scope 1) received from another node is discarded. The kernel's
+    // ipv6_rcv drops both, so a relayed copy would reach no host (13-differential.sh).
+    if dst_addr.is_multicast() && dst_addr.octets()[1] & 0x0f <= 1 {
+        return Err(DropReason::McastDstScope);
     }
     match classify(packet, ip.next_header().0)? {
         Upper::Data => Ok(Parsed::Data(Ipv6Data {
@@ -730,6 +742,58 @@ mod test {
             let mut frame = NS_FRAME.to_vec();
             frame[12..14].copy_from_slice(&ethertype);
             assert!(matches!(parse_frame(&frame), Ok(Parsed::NotIpv6)));
+        }
+    }
+
+    /// `frame` with new IPv6 addresses and, for ICMPv6 right after the fixed header, the
+    /// checksum recomputed: only the addresses make it differ from a valid frame.
+    fn readdressed(frame: &[u8], src: &str, dst: &str) -> Vec<u8> {
+        let mut f = frame.to_vec();
+        f[22..38].copy_from_slice(&ip(src).octets());
+        f[38..54].copy_from_slice(&ip(dst).octets());
+        let sum = crate::wire::icmpv6_checksum(ip(src), ip(dst), &f[54..]);
+        f[56..58].copy_from_slice(&sum.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn loopback_source_or_destination() {
+        // RFC 4291 §2.5.3: a packet received with ::1 as source or destination is
+        // dropped; the kernel's ipv6_rcv does (netns-tests/13-differential.sh,
+        // ns_loopback_src and ns_loopback_dst). ND and data alike.
+        let ns = readdressed(&NS_FRAME, "2001:db8::1", "2001:db8::2");
+        assert!(matches!(parse_frame(&ns), Ok(Parsed::Nd(_))));
+        for frame in [&ns[..], &ECHO_FRAME[..]] {
+            for (src, dst) in [("::1", "2001:db8::2"), ("2001:db8::1", "::1")] {
+                let broken = readdressed(frame, src, dst);
+                assert_eq!(
+                    parse_frame(&broken).err(),
+                    Some(DropReason::LoopbackAddr),
+                    "{src} -> {dst}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn multicast_destination_of_scope_0_or_1() {
+        // RFC 4291 §2.7 (scope 0 reserved: silently dropped) and its erratum 3480
+        // (interface-local scope never comes from another node); the kernel's ipv6_rcv
+        // drops both (13-differential.sh, ns_to_if_local_all_nodes). Link scope and
+        // wider stay valid.
+        for dst in ["ff02::1", "ff05::1", "ff0e::1", "ff12::1"] {
+            let ns = readdressed(&NS_FRAME, "2001:db8::1", dst);
+            assert!(matches!(parse_frame(&ns), Ok(Parsed::Nd(_))), "{dst}");
+        }
+        for dst in ["ff00::1", "ff01::1", "ff01::1:ff00:2", "ff11::1", "ff30::1"] {
+            for frame in [&NS_FRAME[..], &ECHO_FRAME[..]] {
+                let broken = readdressed(frame, "2001:db8::1", dst);
+                assert_eq!(
+                    parse_frame(&broken).err(),
+                    Some(DropReason::McastDstScope),
+                    "{dst}"
+                );
+            }
         }
     }
 
