@@ -561,19 +561,24 @@ def joined(kernel_path, replay_path, index_path):
 
 
 def load_expected(path):
-    exp = {}
+    """label -> (kernel, wire); a row whose verdicts disagree must carry an explanation
+    tag (`# D<n> ...`) naming its section of docs/differential-nd.md."""
+    exp, untagged = {}, []
     with open(path) as f:
         for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                label, kernel, wire = line.split()
-                exp[label] = (kernel, wire)
-    return exp
+            body, _, note = line.partition("#")
+            if not body.strip():
+                continue
+            label, kernel, wire = body.split()
+            exp[label] = (kernel, wire)
+            if (kernel == "accept") != (wire == "accept") and not note.strip().startswith("D"):
+                untagged.append(label)
+    return exp, untagged
 
 
 def cmd_compare(kernel_path, replay_path, index_path, expected_path, table=None):
     rows, missing = joined(kernel_path, replay_path, index_path)
-    expected = load_expected(expected_path)
+    expected, untagged = load_expected(expected_path)
     lines = [
         "| frame | kind | kernel | kernel evidence | ndprelay wire | ndprelay engine | agree |",
         "|---|---|---|---|---|---|---|",
@@ -589,6 +594,8 @@ def cmd_compare(kernel_path, replay_path, index_path, expected_path, table=None)
             bad.append(f"{r['label']}: expected kernel={want[0] if want else '?'} ndprelay={want[1] if want else '?'}, got kernel={got[0]} ndprelay={got[1]} ({r['evidence']})")
     for label in missing:
         bad.append(f"{label}: no verdict from one side")
+    for label in untagged:
+        bad.append(f"{label}: a disagreement in {os.path.basename(expected_path)} without its explanation tag (# D<n>)")
     for label in expected:
         if label not in {r["label"] for r in rows}:
             bad.append(f"{label}: in the expected list but not in the corpus")

@@ -19,7 +19,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # Debian packages the tests use; installed only when something is missing.
 # radvd, ndisc6 (ndisc6/rdisc6), iputils-ping, tcpdump, nftables and util-linux (setpriv)
 # are the real Linux peers and probes of the netns tests; ndppd is for scripts/bench-ns.sh.
-APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd)
+APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd python3-scapy)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
