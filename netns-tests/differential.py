@@ -469,11 +469,11 @@ class Kernel:
             elif kind == "RA":
                 now = self.ra_routes()
                 if now != before:
-                    return "accept", "routes: " + now.replace("\n", " | ")
+                    return "accept", "routes: " + now.replace("\n", "; ")
             elif kind == "Redirect":
                 now = self.route_get(redirect_dest(data))
                 if now != before:
-                    return "accept", "route get: " + now.replace("\n", " | ")
+                    return "accept", "route get: " + now.replace("\n", "; ")
             if left <= 0:
                 return "ignore", KERNEL_NOTHING[kind]
 
