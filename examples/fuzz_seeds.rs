@@ -1,8 +1,10 @@
-//! Writes valid ND frames (all five messages, with and without options, behind extension
-//! headers) into a directory, as the seed corpus of the `frame` fuzz target, so the fuzzer
-//! starts from frames that pass the checksum instead of searching for them.
+//! Writes the seed corpora of the fuzz targets: valid ND frames (all five messages, with
+//! and without options) for `frame`, and short exchanges on the engine target's three-port
+//! relay (RA, DAD, NS and NA, data, timers, link events) for `engine`, so the fuzzers start
+//! from inputs that reach the relay logic instead of searching for them.
 //!
-//! `cargo run --example fuzz_seeds -- fuzz/corpus/frame` (scripts/test.sh does this).
+//! `cargo run --example fuzz_seeds [-- DIR]` writes `DIR/frame/*` and `DIR/engine/*`
+//! (default `fuzz/seeds`, which is committed; scripts/fuzz.sh reads it).
 
 use std::net::Ipv6Addr;
 
@@ -12,9 +14,10 @@ use ndprelay::wire::{
 };
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args()
+    let root = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "fuzz/corpus/frame".into());
+        .unwrap_or_else(|| "fuzz/seeds".into());
+    let dir = format!("{root}/frame");
     std::fs::create_dir_all(&dir)?;
     let router = Mac([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
     let guest = Mac([0x52, 0x54, 0x00, 0x00, 0x00, 0x10]);
@@ -145,5 +148,149 @@ fn main() -> std::io::Result<()> {
         std::fs::write(format!("{dir}/{name}"), frame)?;
     }
     println!("wrote {} seed frames to {dir}", seeds.len());
+    let frame = |name: &str| {
+        let (_, bytes) = seeds.iter().find(|(n, _)| *n == name).expect("named above");
+        bytes.clone()
+    };
+    engine_seeds(&format!("{root}/engine"), &frame)
+}
+
+/// The engine target's ports (fuzz/fuzz_targets/engine.rs): uplink, br0, br1.
+const UPLINK: u8 = 0;
+const BR0: u8 = 1;
+const BR1: u8 = 2;
+
+fn port_mac(port: u8) -> Mac {
+    Mac([0x02, 0, 0, 0, 0, port + 1])
+}
+
+/// The engine input format, as decoded by `fuzz/src/lib.rs` (which this example cannot
+/// depend on: the fuzz crate is a workspace of its own).
+struct EngineInput(Vec<u8>);
+
+impl EngineInput {
+    fn new(config: u8) -> Self {
+        Self(vec![config])
+    }
+    fn frame(mut self, port: u8, advance_ms: u16, frame: &[u8]) -> Self {
+        let len = u16::try_from(frame.len()).expect("seed frames are short");
+        self.0.push(port << 2);
+        self.0.extend_from_slice(&advance_ms.to_be_bytes());
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(frame);
+        self
+    }
+    fn timeout(mut self, advance_ms: u32) -> Self {
+        self.0.push(1);
+        self.0.extend_from_slice(&advance_ms.to_be_bytes());
+        self
+    }
+    fn link(mut self, port: u8, up: bool) -> Self {
+        self.0.push(2 | port << 2 | if up { 0x10 } else { 0 });
+        self
+    }
+    fn mac_change(mut self, port: u8, last: u8) -> Self {
+        self.0.extend_from_slice(&[3 | port << 2, last]);
+        self
+    }
+}
+
+fn engine_seeds(dir: &str, frame: &dyn Fn(&str) -> Vec<u8>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let router = Mac([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
+    let guest = Mac([0x52, 0x54, 0x00, 0x00, 0x00, 0x10]);
+    let router_ll: Ipv6Addr = "fe80::1".parse().expect("literal");
+    let guest_ip: Ipv6Addr = "2001:db8:1::10".parse().expect("literal");
+    let br0_ll = port_mac(BR0).link_local();
+    // The guest's answer to the NS the relay sends on br0 (from br0's link-local).
+    let na_to_relay = emit_nd(
+        guest,
+        port_mac(BR0),
+        guest_ip,
+        br0_ll,
+        &NdMessage::NeighborAdvert {
+            flags: NaFlags {
+                router: false,
+                solicited: true,
+                override_: true,
+            },
+            target_addr: guest_ip,
+        },
+        &[OptionRepr::TargetLla(guest)],
+    );
+    // The router resolving the guest, sent to the uplink's MAC as a unicast probe.
+    let ns_unicast = emit_nd(
+        router,
+        port_mac(UPLINK),
+        router_ll,
+        guest_ip,
+        &NdMessage::NeighborSolicit {
+            target_addr: guest_ip,
+        },
+        &[OptionRepr::SourceLla(router)],
+    );
+    let ping = emit_icmpv6_echo(
+        router,
+        port_mac(UPLINK),
+        "2001:db8:1::1".parse().expect("literal"),
+        guest_ip,
+        false,
+        7,
+        1,
+        b"ping",
+    );
+    // The RA enables the downstream ports, then the router resolves the guest.
+    let resolve = |config: u8| {
+        EngineInput::new(config)
+            .frame(UPLINK, 0, &frame("ra"))
+            .timeout(4_000)
+            .frame(BR0, 100, &frame("ns-dad"))
+            .frame(UPLINK, 1_000, &frame("ns"))
+            .frame(BR0, 5, &na_to_relay)
+    };
+    let seeds: Vec<(&str, EngineInput)> = vec![
+        (
+            "userspace",
+            resolve(0)
+                .frame(UPLINK, 10, &ping)
+                .timeout(30_000)
+                .frame(UPLINK, 0, &ns_unicast),
+        ),
+        (
+            "kernel-routes",
+            resolve(1)
+                .timeout(45_000)
+                .link(BR0, false)
+                .timeout(1_000)
+                .link(BR0, true),
+        ),
+        (
+            "fast-path",
+            resolve(8)
+                .frame(UPLINK, 200, &ns_unicast)
+                .frame(UPLINK, 1_200, &frame("ns")),
+        ),
+        (
+            "ra-relay-rs",
+            EngineInput::new(4)
+                .frame(UPLINK, 0, &frame("ra"))
+                .frame(BR1, 3_500, &frame("rs"))
+                .frame(BR0, 10, &frame("redirect"))
+                .mac_change(BR1, 0x33)
+                .frame(UPLINK, 3_000, &frame("ra")),
+        ),
+        (
+            "static",
+            EngineInput::new(0x13)
+                .frame(UPLINK, 0, &frame("ra"))
+                .timeout(4_000)
+                .frame(UPLINK, 0, &frame("ns"))
+                .frame(UPLINK, 10, &frame("echo")),
+        ),
+    ];
+    for (name, input) in &seeds {
+        std::fs::write(format!("{dir}/{name}"), &input.0)?;
+    }
+    println!("wrote {} engine seeds to {dir}", seeds.len());
     Ok(())
 }

@@ -1,68 +1,121 @@
-//! Fuzzes the engine with arbitrary sequences of frames, timer ticks and link events on a
-//! three-port relay. Nothing may panic, time only moves forward, and the binding table
-//! stays within its configured bound.
+//! Fuzzes the engine with sequences of frames, timer ticks, link events and MAC changes on
+//! a three-port relay whose options come from the input's first byte (input format in
+//! `fuzz/src/lib.rs`). Nothing may panic, time only moves forward, every due timer is
+//! handled by `handle_timeout`, every frame sent is one the parser accepts on a real
+//! port, routes stay inside the prefix, and the binding table and the routes stay within
+//! the configured bound.
 #![no_main]
 
-use arbitrary::Arbitrary;
+use std::collections::HashSet;
+
+use ipnet::Ipv6Net;
 use libfuzzer_sys::fuzz_target;
 use ndprelay::engine::{
-    DataPlane, Engine, EngineConfig, LinkEvent, PortConfig, PortId, Role,
+    Action, DataPlane, Engine, EngineConfig, LinkEvent, PortConfig, PortId, PrefixMode, RaSource,
+    Role,
 };
 use ndprelay::time::{Duration, Instant};
-use ndprelay::wire::Mac;
+use ndprelay::wire::{Mac, parse_frame};
+use ndprelay_fuzz::{Op, decode, with_fixed_checksum};
 
-#[derive(Arbitrary, Debug)]
-enum Op {
-    Frame { port: u8, advance_ms: u16, bytes: Vec<u8> },
-    Timeout { advance_ms: u16 },
-    Link { port: u8, up: bool },
-    MacChange { port: u8, last: u8 },
-}
+const PORTS: u8 = 3;
 
 fn port(name: &str, role: Role, last: u8) -> PortConfig {
     let mac = Mac([0x02, 0, 0, 0, 0, last]);
     PortConfig { name: name.into(), role, mac, link_local: mac.link_local(), mtu: 1500 }
 }
 
-fuzz_target!(|ops: Vec<Op>| {
+/// The relay the input's first byte describes: each bit turns one option away from the
+/// defaults, so the fuzzer explores every data plane and RA policy.
+fn config(bits: u8, prefix: Ipv6Net) -> EngineConfig {
     let ports = vec![
         port("uplink", Role::Upstream, 1),
         port("br0", Role::Downstream, 2),
         port("br1", Role::Downstream, 3),
     ];
-    let prefix = "2001:db8:1::/64".parse().expect("literal prefix");
     let mut config = EngineConfig::new(ports, vec![prefix]);
-    config.data_plane = DataPlane::Userspace;
+    config.data_plane = match bits & 3 {
+        0 => DataPlane::Userspace,
+        1 => DataPlane::KernelRoutes,
+        _ => DataPlane::None,
+    };
+    if bits & 4 != 0 {
+        config.ra_source = RaSource::Relay;
+    }
+    if bits & 8 != 0 {
+        config.fast_path = Some(Duration::from_secs(10));
+        config.fast_path_in_kernel = bits & 0x10 != 0;
+    }
+    config.relay_in_kernel = bits & 0x20 != 0;
+    config.honour_proxy_bit = bits & 0x40 == 0;
+    config.disable_on_rogue_ra = bits & 0x80 != 0;
+    if bits & 0x13 == 0x13 {
+        // A combination no other bit needs: static mode, where the relay answers alone.
+        config.prefixes[0].mode = PrefixMode::Static;
+    }
     config.emit_events = true;
     config.tunables.max_bindings = 64;
     config.tunables.max_pending = 32;
     config.tunables.max_pending_per_port = 16;
+    config
+}
+
+fuzz_target!(|data: &[u8]| {
+    let prefix: Ipv6Net = "2001:db8:1::/64".parse().expect("literal prefix");
+    let (bits, ops) = decode(data);
+    let config = config(bits, prefix);
     let max_bindings = config.tunables.max_bindings;
     let mut now = Instant::ZERO;
-    let mut engine = Engine::new(config, now).expect("valid fuzz config");
+    // A combination the config check refuses is not a finding.
+    let Ok(mut engine) = Engine::new(config, now) else {
+        return;
+    };
+    let mut routes = HashSet::new();
     for op in ops {
         match op {
-            Op::Frame { port, advance_ms, bytes } => {
+            Op::Frame { port, advance_ms, fix_checksum, bytes } => {
                 now += Duration::from_millis(advance_ms.into());
-                engine.handle_frame(now, PortId(u16::from(port % 3)), &bytes);
+                let port = PortId(u16::from(port % PORTS));
+                match with_fixed_checksum(bytes).filter(|_| fix_checksum) {
+                    Some(fixed) => engine.handle_frame(now, port, &fixed),
+                    None => engine.handle_frame(now, port, bytes),
+                }
             }
             Op::Timeout { advance_ms } => {
                 now += Duration::from_millis(advance_ms.into());
                 engine.handle_timeout(now);
+                // "Runs every timer due at or before `now`": one left due would make a
+                // driver spin.
+                if let Some(deadline) = engine.poll_timeout() {
+                    assert!(deadline > now, "timer due at {deadline:?} left after handle_timeout({now:?})");
+                }
             }
             Op::Link { port, up } => {
                 let event = if up { LinkEvent::Up } else { LinkEvent::Down };
-                engine.handle_link_event(now, PortId(u16::from(port % 3)), event);
+                engine.handle_link_event(now, PortId(u16::from(port % PORTS)), event);
             }
             Op::MacChange { port, last } => {
                 let mac = Mac([0x02, 0, 0, 0, 1, last]);
-                engine.handle_link_event(now, PortId(u16::from(port % 3)), LinkEvent::MacChanged(mac));
+                engine.handle_link_event(now, PortId(u16::from(port % PORTS)), LinkEvent::MacChanged(mac));
             }
         }
-        while engine.poll_action().is_some() {}
-        if let Some(deadline) = engine.poll_timeout() {
-            assert!(deadline >= Instant::ZERO);
+        while let Some(action) = engine.poll_action() {
+            match action {
+                Action::Transmit { port, frame } => {
+                    assert!(port.index() < usize::from(PORTS), "transmit on {port:?}");
+                    assert!(parse_frame(&frame).is_ok(), "the relay sent a frame it rejects: {frame:02x?}");
+                }
+                Action::InstallRoute { addr, .. } => {
+                    assert!(prefix.contains(&addr), "route for {addr} outside {prefix}");
+                    routes.insert(addr);
+                    assert!(routes.len() <= max_bindings, "{} routes", routes.len());
+                }
+                Action::RemoveRoute { addr, .. } => {
+                    routes.remove(&addr);
+                }
+                _ => {}
+            }
         }
-        assert!(engine.snapshot(now).bindings.len() <= max_bindings);
     }
+    assert!(engine.snapshot_unsorted(now).bindings.len() <= max_bindings);
 });
