@@ -78,23 +78,26 @@ for t in "${targets[@]}"; do
     "$bin" -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 -timeout=10 \
         -rss_limit_mb=2048 "${limit[@]}" "fuzz/corpus/$t" "fuzz/seeds/$t" >"$log" 2>&1 \
         || status=$?
-    grep -E '^#[0-9]+ +(INITED|pulse|DONE)' "$log" | tail -n 3 || true
-    done_line="$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1 || true)"
+    grep -E '^#[0-9]+[[:space:]]+(INITED|pulse|DONE)' "$log" | tail -n 3 || true
+    done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
     secs="$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
-    corp="$(find "fuzz/corpus/$t" -type f | wc -l)"
+    corp="$(sed -n 's/.* corp: \([0-9]*\)\/\([0-9a-zA-Z]*\).*/\1 inputs, \2/p' <<<"$done_line")"
     if [ "$status" -ne 0 ] || [ -z "$done_line" ]; then
         # libFuzzer prints the panic, the stack and where it wrote the input.
-        grep -E -A25 'panicked|==[0-9]+== ERROR|ERROR: libFuzzer' "$log" | head -n 60 >&2 || tail -n 40 "$log" >&2
-        grep -E 'Test unit written to|artifact_prefix' "$log" >&2 || true
+        if ! grep -E -m1 -A4 'panicked at' "$log" >&2; then
+            tail -n 30 "$log" >&2
+        fi
+        grep -E -m1 'ERROR: libFuzzer' "$log" >&2 || true
+        grep -E -m1 'Test unit written to' "$log" >&2 || true
         echo "fuzz $t: FAILED (exit $status) after ${execs:-?} executions; input saved in fuzz/artifacts/$t/, log $log" >&2
         failed+=("$t")
         continue
     fi
-    echo "fuzz $t: ${execs} executions in ${secs} s (${rate} exec/s), coverage ${cov} edges, ${ft} features, corpus ${corp} files, no crash"
+    echo "fuzz $t: ${execs} executions in ${secs} s (${rate} exec/s), coverage ${cov} edges, ${ft} features, corpus ${corp}, no crash"
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: ${#failed[@]} of ${#targets[@]} targets crashed: ${failed[*]}" >&2
