@@ -22,7 +22,13 @@ const PORTS: u8 = 3;
 
 fn port(name: &str, role: Role, last: u8) -> PortConfig {
     let mac = Mac([0x02, 0, 0, 0, 0, last]);
-    PortConfig { name: name.into(), role, mac, link_local: mac.link_local(), mtu: 1500 }
+    PortConfig {
+        name: name.into(),
+        role,
+        mac,
+        link_local: mac.link_local(),
+        mtu: 1500,
+    }
 }
 
 /// The relay the input's first byte describes: each bit turns one option away from the
@@ -73,7 +79,12 @@ fuzz_target!(|data: &[u8]| {
     let mut routes = HashSet::new();
     for op in ops {
         match op {
-            Op::Frame { port, advance_ms, fix_checksum, bytes } => {
+            Op::Frame {
+                port,
+                advance_ms,
+                fix_checksum,
+                bytes,
+            } => {
                 now += Duration::from_millis(advance_ms.into());
                 let port = PortId(u16::from(port % PORTS));
                 match with_fixed_checksum(bytes).filter(|_| fix_checksum) {
@@ -87,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
                 // "Runs every timer due at or before `now`": one left due would make a
                 // driver spin.
                 if let Some(deadline) = engine.poll_timeout() {
-                    assert!(deadline > now, "timer due at {deadline:?} left after handle_timeout({now:?})");
+                    assert!(
+                        deadline > now,
+                        "timer due at {deadline:?} left after handle_timeout({now:?})"
+                    );
                 }
             }
             Op::Link { port, up } => {
@@ -96,14 +110,21 @@ fuzz_target!(|data: &[u8]| {
             }
             Op::MacChange { port, last } => {
                 let mac = Mac([0x02, 0, 0, 0, 1, last]);
-                engine.handle_link_event(now, PortId(u16::from(port % PORTS)), LinkEvent::MacChanged(mac));
+                engine.handle_link_event(
+                    now,
+                    PortId(u16::from(port % PORTS)),
+                    LinkEvent::MacChanged(mac),
+                );
             }
         }
         while let Some(action) = engine.poll_action() {
             match action {
                 Action::Transmit { port, frame } => {
                     assert!(port.index() < usize::from(PORTS), "transmit on {port:?}");
-                    assert!(parse_frame(&frame).is_ok(), "the relay sent a frame it rejects: {frame:02x?}");
+                    assert!(
+                        parse_frame(&frame).is_ok(),
+                        "the relay sent a frame it rejects: {frame:02x?}"
+                    );
                 }
                 Action::InstallRoute { addr, .. } => {
                     assert!(prefix.contains(&addr), "route for {addr} outside {prefix}");

@@ -18,7 +18,9 @@
 
 use std::net::Ipv6Addr;
 
-use ndprelay::wire::{ETH_HEADER_LEN, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPV6_HEADER_LEN, icmpv6_checksum};
+use ndprelay::wire::{
+    ETH_HEADER_LEN, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPV6_HEADER_LEN, icmpv6_checksum,
+};
 
 /// One step of the engine target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +81,9 @@ impl<'a> Ops<'a> {
     /// The next `n` (at most 4) bytes as a big-endian number, missing bytes as zeros.
     fn be(&mut self, n: usize) -> u32 {
         let bytes = self.take(n);
-        (0..n).fold(0, |acc, i| (acc << 8) | u32::from(bytes.get(i).copied().unwrap_or(0)))
+        (0..n).fold(0, |acc, i| {
+            (acc << 8) | u32::from(bytes.get(i).copied().unwrap_or(0))
+        })
     }
 }
 
@@ -151,7 +155,7 @@ mod tests {
         let input = [
             0x5a, // config
             0x84, 0, 10, 0, 2, 0xaa, 0xbb, // raw frame on port 1, +10 ms, 2 bytes
-            0x01, 0, 0, 1, 0, // timeout +256 ms
+            0x01, 0, 0, 1, 0,    // timeout +256 ms
             0x1a, // link up on port 2
             0x03, 7, // MAC change on port 0
             0x00, 0, 1, 0, 9, 0xcc, // frame cut short: 9 bytes announced, 1 there
@@ -162,11 +166,21 @@ mod tests {
         assert_eq!(
             ops,
             [
-                Op::Frame { port: 1, advance_ms: 10, fix_checksum: false, bytes: &[0xaa, 0xbb] },
+                Op::Frame {
+                    port: 1,
+                    advance_ms: 10,
+                    fix_checksum: false,
+                    bytes: &[0xaa, 0xbb]
+                },
                 Op::Timeout { advance_ms: 256 },
                 Op::Link { port: 2, up: true },
                 Op::MacChange { port: 0, last: 7 },
-                Op::Frame { port: 0, advance_ms: 1, fix_checksum: true, bytes: &[0xcc] },
+                Op::Frame {
+                    port: 0,
+                    advance_ms: 1,
+                    fix_checksum: true,
+                    bytes: &[0xcc]
+                },
             ]
         );
     }
@@ -181,13 +195,18 @@ mod tests {
             Mac::ipv6_multicast("ff02::1:ff00:10".parse().expect("literal")),
             mac.link_local(),
             "ff02::1:ff00:10".parse().expect("literal"),
-            &NdMessage::NeighborSolicit { target_addr: target },
+            &NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
             &[],
         );
         frame[ETH_HEADER_LEN + IPV6_HEADER_LEN + 8] ^= 0x40; // a target address bit
         assert!(parse_frame(&frame).is_err(), "checksum no longer matches");
         let fixed = with_fixed_checksum(&frame).expect("ICMPv6 frame");
         assert!(matches!(parse_frame(&fixed), Ok(Parsed::Nd(_))));
-        assert_eq!(with_fixed_checksum(&frame[..ETH_HEADER_LEN + IPV6_HEADER_LEN + 3]), None);
+        assert_eq!(
+            with_fixed_checksum(&frame[..ETH_HEADER_LEN + IPV6_HEADER_LEN + 3]),
+            None
+        );
     }
 }
