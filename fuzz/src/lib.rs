@@ -9,7 +9,7 @@
 //! | op & 3 | op                    | body                                 |
 //! |--------|-----------------------|--------------------------------------|
 //! | 0      | frame on port P       | advance ms: u16, length: u16, bytes  |
-//! | 1      | timeout               | advance ms: u32                      |
+//! | 1      | timeout, on time (bit 2) or late | advance ms: u32           |
 //! | 2      | link up (bit 4) / down| none                                 |
 //! | 3      | MAC change            | last MAC byte: u8                    |
 //!
@@ -40,6 +40,9 @@ pub enum Op<'a> {
     Timeout {
         /// Clock advance.
         advance_ms: u32,
+        /// Fire each deadline on the way at its own time, as a punctual driver does;
+        /// otherwise once at the end, as a driver that woke up late.
+        on_time: bool,
     },
     /// A link up or down event on `port`.
     Link {
@@ -108,6 +111,7 @@ impl<'a> Iterator for Ops<'a> {
             }
             1 => Op::Timeout {
                 advance_ms: self.be(4),
+                on_time: op & 4 != 0,
             },
             2 => Op::Link {
                 port,
@@ -172,7 +176,14 @@ mod tests {
                     fix_checksum: false,
                     bytes: &[0xaa, 0xbb]
                 },
-                Op::Timeout { advance_ms: 256 },
+                Op::Timeout {
+                    advance_ms: 256,
+                    on_time: false
+                },
+                Op::Timeout {
+                    advance_ms: 9,
+                    on_time: true
+                },
                 Op::Link { port: 2, up: true },
                 Op::MacChange { port: 0, last: 7 },
                 Op::Frame {
