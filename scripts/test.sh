@@ -5,7 +5,7 @@
 #   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios fuzz netns
 #
 # Under CI=true nothing is skipped: a step whose prerequisites are missing fails.
-# The fuzz step runs each fuzz target 25 s on the stable toolchain (scripts/fuzz.sh, which
+# The fuzz step runs each fuzz target 20 s on the stable toolchain (scripts/fuzz.sh, which
 # also does the long runs) and fails on any crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,10 +90,10 @@ step_fuzz() {
     log "fuzz: coverage-guided fuzzing of the frame parser and the engine (stable, libFuzzer)"
     # Nothing to install: scripts/fuzz.sh builds libFuzzer from libfuzzer-sys's sources
     # with the system C++ compiler and instruments with rustc's stable sancov pass. Each
-    # target runs 25 s from the committed seeds plus what earlier runs found; any crash,
+    # target runs 20 s from the committed seeds plus what earlier runs found; any crash,
     # hang or out-of-memory input fails the step (saved in fuzz/artifacts/TARGET/).
     command -v c++ >/dev/null 2>&1 || die "fuzz needs a C++ compiler for libFuzzer (run: apt-get install -y g++)"
-    scripts/fuzz.sh --time 25
+    scripts/fuzz.sh --time 20
 }
 
 step_netns() {
