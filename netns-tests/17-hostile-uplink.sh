@@ -56,6 +56,80 @@ nsx u1 ip -6 addr add 2001:db8:1::bad/128 dev eth0 nodad
 nsx u1 ip -6 route add default via "$ISP_LL" dev eth0
 log "measure: before any attack: RSS $(rss_kb "$RELAY_PID") kB, CPU $(cpu_ms "$RELAY_PID") ms since start"
 
+# --------------------------------------------------------------------- RA flood
+log "atk6-flood_router26 on the uplink for 5 s"
+mark sw su1
+nsx u1 timeout 5 atk6-flood_router26 eth0 >/dev/null 2>&1 || true
+holds "atk6-flood_router26 on the uplink" 100
+boot_guest lg1 br0
+
+# ---------------------------------------- NS toward the prefix (ND exhaustion of dom0)
+# The relay's NS on br0 (source br0's MAC), seen from g1: bounded by the global NS budget
+# (limits ns_rate 1000/s, ns_burst 200).
+ns_downstream() {
+    local what="$1" out window bound
+    kill -INT "$DUMP"
+    wait "$DUMP" 2>/dev/null || true
+    out="$(ns_out "$WORK/br0-$2.pcap" "$BR0_MAC")"
+    window="$(awk -v t="$MARK_T" -v n="$(date +%s.%N)" 'BEGIN {printf "%.1f", n - t}')"
+    bound="$(awk -v w="$window" 'BEGIN {print int(200 + 1000 * w)}')"
+    log "measure: $what: the relay sent $out NS on br0 in ${window} s (bound 200 + 1000/s = $bound); drop_rate_limited +$(since drop_rate_limited), relayed_ns +$(since relayed_ns)"
+    [ "$out" -le "$bound" ] || fail "$what: the relay sent $out NS on br0 in ${window} s, more than $bound"
+}
+log "atk6-ndpexhaust26 -p toward 2001:db8:1::/64 from the uplink for 5 s"
+ip netns exec "$(ns g1)" tcpdump -n -i eth0 -U -w "$WORK/br0-exhaust.pcap" "ether src $BR0_MAC and icmp6" 2>/dev/null &
+DUMP=$!
+PIDS+=($DUMP)
+sleep 1
+mark sw su1
+nsx u1 timeout 5 atk6-ndpexhaust26 -p eth0 2001:db8:1:: >/dev/null 2>&1 || true
+ns_downstream "atk6-ndpexhaust26" exhaust
+holds "atk6-ndpexhaust26 from the uplink" 1000
+log "atk6-flood_solicitate6 (NS for random targets) on the uplink for 5 s"
+ip netns exec "$(ns g1)" tcpdump -n -i eth0 -U -w "$WORK/br0-solicit.pcap" "ether src $BR0_MAC and icmp6" 2>/dev/null &
+DUMP=$!
+PIDS+=($DUMP)
+sleep 1
+mark sw su1
+nsx u1 timeout 5 atk6-flood_solicitate6 eth0 >/dev/null 2>&1 || true
+ns_downstream "atk6-flood_solicitate6" solicit
+holds "atk6-flood_solicitate6 from the uplink" 1000
+
+# ------------------------------------------------------- NAs claiming a guest's address
+log "NAs from the uplink claiming g1's address $G1 (multicast O, then unicast S+O to dom0)"
+mark sw su1
+scapy u1 na eth0 02:ba:d0:00:01:04 33:33:00:00:00:01 ff02::1 "$G1" O
+expect_since drop_uplink_claims_guest 1 "a multicast NA claiming g1's address"
+binding_routed "$G1" br0 || fail "g1's binding left br0 after a multicast NA on the uplink claimed it"
+# Sent to dom0 itself, S=1: no probe of the relay's asked for it, so it may count as
+# claiming a guest, as unsolicited or as consumed, but it changes nothing.
+refused0=$(($(since drop_uplink_claims_guest) + $(since drop_unsolicited) + $(since consumed_na)))
+scapy u1 na eth0 02:ba:d0:00:01:04 "$DOM0_MAC" "$DOM0_LL" "$G1" SO
+expect_since_sum() {
+    local end=$((SECONDS + 5)) n
+    while :; do
+        n=$(($(since drop_uplink_claims_guest) + $(since drop_unsolicited) + $(since consumed_na) - refused0))
+        [ "$n" -ge 1 ] || [ "$SECONDS" -ge "$end" ] && break
+        sleep 0.3
+    done
+    [ "$n" -ge 1 ] || fail "a unicast NA claiming g1's address was not counted (drop_uplink_claims_guest, drop_unsolicited, consumed_na)"
+}
+expect_since_sum
+log "a unicast NA claiming g1: drop_uplink_claims_guest +$(since drop_uplink_claims_guest), drop_unsolicited +$(since drop_unsolicited), consumed_na +$(since consumed_na) in all"
+binding_routed "$G1" br0 || fail "g1's binding left br0 after a unicast NA on the uplink claimed it"
+[ "$(jstatus | jq -r --arg a "$G1" '.bindings[] | select(.address == $a) | .mac')" = "$(nsx g1 cat /sys/class/net/eth0/address)" ] ||
+    fail "g1's binding no longer has g1's MAC after NAs on the uplink claimed it"
+# isp's own kernel took the multicast NA (O=1) and points g1 at the attacker: `reach`
+# flushes isp's cache, so what is checked is the relay answering for g1 again.
+holds "NAs claiming a guest's address" 2
+log "atk6-flood_advertise6 on the uplink for 5 s"
+mark sw su1
+nsx u1 timeout 5 atk6-flood_advertise6 eth0 >/dev/null 2>&1 || true
+holds "atk6-flood_advertise6 on the uplink" 1000
+boot_guest lg2 br0
+
+# Item 1 goes last: on a relay that stops on a P-bit RA from the uplink (before issue
+# 14's fix), nothing after it could show anything.
 # ---------------------------------------------------------------- item 1: P-bit RAs
 log "item 1: three P-bit RAs from an uplink neighbour that is not a router (scapy)"
 U1=02:ba:d0:00:01:01
@@ -96,64 +170,9 @@ expect_since drop_ext_hdr_nd 1 "ra6 -H (RA behind a Hop-by-Hop header)"
 nsx u1 timeout 5 ra6 -i eth0 -q -S "$U3" -s fe80::bad:1 -d ff02::1 -e -t 0 -M 1280 >/dev/null 2>&1 || true
 wait_for 5 "$U3 quarantined on eth0" quarantined eth0 "$U3"
 holds "ra6 -q (fragmented, hop-by-hop, lifetime 0)" 3
-boot_guest lg1 br0
-
-# --------------------------------------------------------------------- RA flood
-log "atk6-flood_router26 on the uplink for 5 s"
-mark sw su1
-nsx u1 timeout 5 atk6-flood_router26 eth0 >/dev/null 2>&1 || true
-holds "atk6-flood_router26 on the uplink" 100
-boot_guest lg2 br0
-
-# ---------------------------------------- NS toward the prefix (ND exhaustion of dom0)
-# The relay's NS on br0 (source br0's MAC), seen from g1: bounded by the global NS budget
-# (limits ns_rate 1000/s, ns_burst 200).
-ns_downstream() {
-    local what="$1" out window bound
-    kill -INT "$DUMP"
-    wait "$DUMP" 2>/dev/null || true
-    out="$(ns_out "$WORK/br0-$2.pcap" "$BR0_MAC")"
-    window="$(awk -v t="$MARK_T" -v n="$(date +%s.%N)" 'BEGIN {printf "%.1f", n - t}')"
-    bound="$(awk -v w="$window" 'BEGIN {print int(200 + 1000 * w)}')"
-    log "measure: $what: the relay sent $out NS on br0 in ${window} s (bound 200 + 1000/s = $bound); drop_rate_limited +$(since drop_rate_limited), relayed_ns +$(since relayed_ns)"
-    [ "$out" -le "$bound" ] || fail "$what: the relay sent $out NS on br0 in ${window} s, more than $bound"
-}
-log "atk6-ndpexhaust26 -p toward 2001:db8:1::/64 from the uplink for 5 s"
-ip netns exec "$(ns g1)" tcpdump -n -i eth0 -U -w "$WORK/br0-exhaust.pcap" "ether src $BR0_MAC and icmp6" 2>/dev/null &
-DUMP=$!
-PIDS+=($DUMP)
-sleep 1
-mark sw su1
-nsx u1 timeout 5 atk6-ndpexhaust26 -p eth0 2001:db8:1:: >/dev/null 2>&1 || true
-ns_downstream "atk6-ndpexhaust26" exhaust
-holds "atk6-ndpexhaust26 from the uplink" 1000
-log "atk6-flood_solicitate6 (NS for random targets) on the uplink for 5 s"
-ip netns exec "$(ns g1)" tcpdump -n -i eth0 -U -w "$WORK/br0-solicit.pcap" "ether src $BR0_MAC and icmp6" 2>/dev/null &
-DUMP=$!
-PIDS+=($DUMP)
-sleep 1
-mark sw su1
-nsx u1 timeout 5 atk6-flood_solicitate6 eth0 >/dev/null 2>&1 || true
-ns_downstream "atk6-flood_solicitate6" solicit
-holds "atk6-flood_solicitate6 from the uplink" 1000
-
-# ------------------------------------------------------- NAs claiming a guest's address
-log "NAs from the uplink claiming g1's address $G1 (unicast S+O to dom0, multicast O)"
-mark sw su1
-scapy u1 na eth0 02:ba:d0:00:01:04 "$DOM0_MAC" "$DOM0_LL" "$G1" SO
-scapy u1 na eth0 02:ba:d0:00:01:04 33:33:00:00:00:01 ff02::1 "$G1" O
-expect_since drop_uplink_claims_guest 2 "NAs claiming g1's address"
-binding_routed "$G1" br0 || fail "g1's binding left br0 after NAs on the uplink claimed it"
-# isp's own kernel took the multicast NA (O=1) and points g1 at the attacker: `reach`
-# flushes isp's cache, so what is checked is the relay answering for g1 again.
-holds "NAs claiming a guest's address" 2
-log "atk6-flood_advertise6 on the uplink for 5 s"
-mark sw su1
-nsx u1 timeout 5 atk6-flood_advertise6 eth0 >/dev/null 2>&1 || true
-holds "atk6-flood_advertise6 on the uplink" 1000
 boot_guest lg3 br0
 
 log "measure: whole run: $ATTACK_FRAMES attack frames; relay RSS $(rss_kb "$RELAY_PID") kB, CPU $(cpu_ms "$RELAY_PID") ms since start"
 log "counters: $(jstatus | jq -c '.counters | with_entries(select(.value > 0))')"
 stop_relay
-log "PASS"
+pass

@@ -104,4 +104,4 @@ else
 fi
 log "frame mix on the guest segment (ICMPv6 types): $(tcpdump -n -r "$WORK/down.pcap" icmp6 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i == "ICMP6,") print $(i + 1), $(i + 2)}' | sort | uniq -c | tr -s ' \n' ' ')"
 log "frame mix on the uplink segment (ICMPv6 types): $(tcpdump -n -r "$WORK/up.pcap" icmp6 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i == "ICMP6,") print $(i + 1), $(i + 2)}' | sort | uniq -c | tr -s ' \n' ' ')"
-log "PASS"
+pass

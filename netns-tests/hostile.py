@@ -71,9 +71,9 @@ ETH_DST, ETH_SRC, IP6_SRC, IP6_DST, ICMP, ND_TARGET = 0, 6, 22, 38, 54, 62
 def patched(template, fields):
     """TEMPLATE with FIELDS ({offset: bytes}) written in and the ICMPv6 checksum redone.
 
-    scapy builds about a hundred frames a second on this shared machine, too slow for
-    20000 frames; so scapy builds one exact frame and the flood reuses it with other
-    addresses (the first frame of every flood is compared with scapy's own build).
+    scapy builds about a hundred frames a second on this shared machine (2000 took 22 s
+    under load), too slow for 20000 frames; so scapy builds one exact frame and the flood
+    reuses it with other addresses (floods compare frames with scapy's own build).
     """
     f = bytearray(template)
     for off, value in fields.items():
@@ -160,6 +160,7 @@ def na_flood(ifname, dst_mac, dst, prefix, count, rate):
     template = na_frame(mac, dst_mac, dst, targets[0])
     frames = [patched(template, {IP6_SRC: v6(t), ND_TARGET: v6(t)}) for t in targets]
     assert frames[0] == template, "patched NA differs from scapy's"
+    assert frames[-1] == na_frame(mac, dst_mac, dst, targets[-1]), "patched NA differs"
     took = send_paced(sock(ifname), frames, rate)
     print(f"sent {count} NAs in {took:.2f} s", flush=True)
 
@@ -192,6 +193,7 @@ def ns_flood(ifname, prefix, count, rate):
         frames.append(patched(template, fields))
     assert frames[0] == template, "patched NS differs from scapy's"
     assert frames[-1] == ns_frame(mac, *pairs[-1]), "patched NS differs from scapy's"
+    print(f"built {count} NS", flush=True)
     took = send_paced(sock(ifname), frames, rate)
     print(f"sent {count} NS in {took:.2f} s", flush=True)
 

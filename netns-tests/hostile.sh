@@ -19,12 +19,14 @@ ATTACK_FRAMES=0
 
 # Bounds, from the threat model's budgets: the tables are bounded (4096 bindings, 1024
 # pending, 64 per MAC, the quarantine list) at well under a kilobyte an entry, so 32 MB
-# leaves room for the binary, the thread stacks and the channel buffers; a frame costs
-# the engine microseconds (BENCHMARKS.md), so 1 ms of CPU per received frame on average
-# (1 core-second per 1000 frames) is only broken by a relay that spins or rescans its
-# tables per frame.
+# leaves room for the binary, the thread stacks and the channel buffers (6.3 MB measured
+# before any attack). A received frame cost the relay 9-10 us of CPU under the 5 s
+# floods (94374 NAs from atk6-flood_advertise6: 890 ms); 100 us a frame, plus 5% of a
+# core for the relay's own timers, radvd's RAs and the test's status queries, is broken
+# only by a relay that spins or rescans its tables per frame.
 RSS_MAX_KB=$((32 * 1024))
-CPU_US_PER_FRAME=1000
+CPU_US_PER_FRAME=100
+CPU_MS_PER_SEC=50
 
 scapy() {
     local n="$1"
@@ -61,6 +63,14 @@ addr_of() { global_addr "$1" eth0; }
 reach() {
     nsx isp ip -6 neigh flush dev isp0 2>/dev/null || true
     nsx isp ping -6 -c 1 -W 1 "$1" >/dev/null 2>&1
+}
+
+# lladdr_of NS IF ADDR : the link-layer address ndisc6 in NS gets for ADDR (3 tries,
+# 1 s each), empty when nobody answers
+lladdr_of() {
+    local out
+    out="$(nsx "$1" ndisc6 -1 -r 3 -w 1000 "$3" "$2" 2>/dev/null || true)"
+    awk '/Target link-layer address/ {print tolower($NF)}' <<<"$out"
 }
 
 # boot_guest NAME PORT : a guest that boots now configures itself and is reachable from
@@ -150,8 +160,10 @@ holds() {
     [ "$frames" -ge "$min" ] || fail "$what: only $frames frames reached dom0, expected at least $min (did the tool run?)"
     kill -0 "$RELAY_PID" 2>/dev/null || fail "$what: the relay died"
     [ "$rss" -le "$RSS_MAX_KB" ] || fail "$what: relay RSS $rss kB > $RSS_MAX_KB kB"
-    [ $((cpu * 1000)) -le $(((frames > 1000 ? frames : 1000) * CPU_US_PER_FRAME)) ] ||
-        fail "$what: relay CPU $cpu ms for $frames frames (bound ${CPU_US_PER_FRAME} us a frame, 1 s at least)"
+    local bound
+    bound="$(awk -v f="$frames" -v s="$secs" -v u="$CPU_US_PER_FRAME" -v m="$CPU_MS_PER_SEC" 'BEGIN {print int(f * u / 1000 + s * m)}')"
+    [ "$cpu" -le "$bound" ] ||
+        fail "$what: relay CPU $cpu ms for $frames frames in $secs s, over ${CPU_US_PER_FRAME} us a frame + $CPU_MS_PER_SEC ms a second ($bound ms)"
     all_proxying "$what"
     for g in "${GUESTS[@]}"; do
         n="${g%%:*}" p="${g#*:}"
@@ -194,4 +206,24 @@ plug() {
 # segment_frames SWITCH : frames entering SWITCH's segment so far (sum over its ports)
 segment_frames() {
     nsx "$1" sh -c 'cat /sys/class/net/*/brport/../statistics/rx_packets' | awk '{s += $1} END {print s + 0}'
+}
+
+# HOSTILE_KEEP_GOING=1: a failed check is printed and counted and the test goes on, so one
+# run shows every check a build fails (how the failures before issue 14's fixes were
+# recorded); the test still fails at the end. Never set in scripts/test.sh.
+FAILS=0
+if [ "${HOSTILE_KEEP_GOING:-0}" = 1 ]; then
+    fail() {
+        printf '[%s] FAIL (going on): %s\n' "$TEST" "$*" >&2
+        FAILS=$((FAILS + 1))
+    }
+fi
+
+# pass : the end of a test
+pass() {
+    [ "$FAILS" -eq 0 ] || {
+        printf '[%s] FAIL: %s checks failed\n' "$TEST" "$FAILS" >&2
+        exit 1
+    }
+    log "PASS"
 }
