@@ -8,7 +8,8 @@
 # bounded, the status counts what was refused; after each group a guest that boots then
 # is reachable. A P-bit RA from a guest quarantines that guest's MAC on its port
 # instead of disabling the port; the NS dom0 sends on the uplink stay within the
-# per-port budget (200 + 100/s) and g5's own NS still get through.
+# per-port budget (200 + 100/s) and g5's own NS still get through. Order: items 2 and 5,
+# the RA flood, then item 1 (see there). HOSTILE_KEEP_GOING=1 lists every failed check.
 #
 #   isp (radvd) --- eth0 [dom0: ndprelay] br0 --- g1, g2, a1 (attacker), late guests
 #                                         br1 --- g5

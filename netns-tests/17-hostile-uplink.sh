@@ -7,7 +7,8 @@
 # every port keeps proxying, nothing of the attacker's is bound or routed, RSS and CPU
 # stay bounded, the status counts what was refused; after each group a guest that boots
 # then is reachable. A P-bit RA from a non-router neighbour quarantines that MAC on the
-# uplink instead of stopping the relay; the router's MAC is never quarantined.
+# uplink instead of stopping the relay; the router's MAC is never quarantined. The P-bit
+# attacks go last (see there). HOSTILE_KEEP_GOING=1 lists every failed check.
 #
 #   isp (radvd) --\
 #   u1 (attacker) -- sw -- eth0 [dom0: ndprelay] br0 --- g1, g2, late guests
