@@ -3,8 +3,9 @@
 # the same uplink segment (isp with radvd) and the same guest segment (g1, SLAAC). Each
 # sees the other's relayed P-bit RAs on the guest segment and quarantines the other's
 # MAC there (instead of disabling the port), so nothing either relays comes back to it
-# through the other: the frames on both segments stay bounded (the second 15 s window
-# carries no more than the first, plus slack), both relays keep running. g1's
+# through the other: while isp and g1 ping each other and isp resolves g1 again every
+# 3 s, the frames on both segments stay bounded (the second 15 s window carries no more
+# than the first, plus slack) and both relays keep running and proxying. g1's
 # reachability from isp is measured and reported, not asserted.
 #
 #   isp (radvd) --- up ---- eth0 [r1] down0 --- down --- g1
@@ -50,12 +51,40 @@ quarantines() {
         '[.ports[] | select(.name == "down0") | .quarantined // [] | .[] | .mac] | index($m) != null' >/dev/null
 }
 
-log "both relays run; counting frames on both segments in two 15 s windows"
-sleep 5
+log "g1's reachability through two relays (reported)"
+for _ in $(seq 200); do has_global g1 eth0 && break; sleep 0.2; done
+G1="$(addr_of g1)"
+if [ -n "$G1" ]; then
+    ok=0
+    for _ in 1 2 3 4 5; do
+        if reach "$G1"; then ok=$((ok + 1)); fi
+        sleep 0.5
+    done
+    log "measure: g1 has $G1; isp reached it $ok of 5 times (neighbour cache flushed each time); g1 -> isp: $(nsx g1 ping -6 -c 3 -i 0.3 -W 2 2001:db8:1::1 2>&1 | awk '/packets transmitted/')"
+    log "measure: r1 bindings: $(status --json | jq -c '[.bindings[] | {address, state, route}]'), r2 bindings: $(r2_status --json | jq -c '[.bindings[] | {address, state, route}]')"
+else
+    log "measure: g1 has no global address after 40 s (no relayed RA reached it)"
+fi
+
+log "counting frames on both segments in two 15 s windows, with traffic through the relays"
 ip netns exec "$(ns down)" tcpdump -n -i sg1 -U -w "$WORK/down.pcap" 2>/dev/null &
 PIDS+=($!)
 ip netns exec "$(ns up)" tcpdump -n -i sisp -U -w "$WORK/up.pcap" 2>/dev/null &
 PIDS+=($!)
+# Pings both ways, and isp's neighbour cache flushed every 3 s so that isp resolves g1
+# through the relays again and again: each relay relays isp's NS onto the guest segment,
+# where the other one must not relay it back.
+if [ -n "$G1" ]; then
+    ip netns exec "$(ns isp)" ping -6 -i 0.5 -W 1 "$G1" >/dev/null 2>&1 &
+    PIDS+=($!)
+    ip netns exec "$(ns g1)" ping -6 -i 0.5 -W 1 2001:db8:1::1 >/dev/null 2>&1 &
+    PIDS+=($!)
+    (while :; do
+        nsx isp ip -6 neigh flush dev isp0 2>/dev/null || true
+        sleep 3
+    done) &
+    PIDS+=($!)
+fi
 W=()
 for w in 1 2; do
     u0="$(segment_frames up)" d0="$(segment_frames down)"
@@ -67,8 +96,9 @@ for w in 1 2; do
 done
 kill -0 "$R1_PID" 2>/dev/null || fail "r1 died"
 kill -0 "$R2_PID" 2>/dev/null || fail "r2 died: $(tail -n 20 "$WORK/relay2.log")"
-# A loop grows from one window to the next; without one, each window carries radvd's
-# RAs (4-5 per 15 s), their relayed copies (2 relays), g1's ND and the relays' probes.
+# A loop grows from one window to the next; without one, a window carries radvd's RAs
+# (4-5 per 15 s) and their relayed copies (2 relays), 30 pings each way with replies,
+# isp's 5 resolutions of g1 (each NS relayed by both relays) and the relays' own ND.
 for i in 0 1; do
     seg=$([ "$i" = 0 ] && echo uplink || echo guest)
     first=${W[$i]} second=${W[$((i + 2))]}
@@ -87,21 +117,6 @@ for n in 1 2; do
     bad="$(relay_json $n | jq -r '.ports[] | select(.proxying != true) | .name')"
     [ -z "$bad" ] || fail "r$n stopped proxying on: $bad"
 done
-
-log "g1's reachability through two relays (reported)"
-for _ in $(seq 50); do has_global g1 eth0 && break; sleep 0.2; done
-if has_global g1 eth0; then
-    G1="$(addr_of g1)"
-    ok=0
-    for _ in 1 2 3 4 5; do
-        if reach "$G1"; then ok=$((ok + 1)); fi
-        sleep 0.5
-    done
-    log "measure: g1 has $G1; isp reached it $ok of 5 times (neighbour cache flushed each time); g1 -> isp: $(nsx g1 ping -6 -c 3 -i 0.3 -W 2 2001:db8:1::1 2>&1 | awk '/packets transmitted/')"
-    log "measure: r1 bindings: $(status --json | jq -c '[.bindings[] | {address, state, route}]'), r2 bindings: $(r2_status --json | jq -c '[.bindings[] | {address, state, route}]')"
-else
-    log "measure: g1 has no global address after 40 s (no relayed RA reached it)"
-fi
 log "frame mix on the guest segment (ICMPv6 types): $(tcpdump -n -r "$WORK/down.pcap" icmp6 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i == "ICMP6,") print $(i + 1), $(i + 2)}' | sort | uniq -c | tr -s ' \n' ' ')"
 log "frame mix on the uplink segment (ICMPv6 types): $(tcpdump -n -r "$WORK/up.pcap" icmp6 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i == "ICMP6,") print $(i + 1), $(i + 2)}' | sort | uniq -c | tr -s ' \n' ' ')"
 pass
