@@ -22,7 +22,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # radvd, ndisc6 (ndisc6/rdisc6), iputils-ping, tcpdump, nftables and util-linux (setpriv)
 # are the real Linux peers and probes of the netns tests; ndppd is for scripts/bench-ns.sh.
 # thc-ipv6 (atk6-*), ipv6toolkit (ns6, na6, ra6), python3-scapy (exact frames, run with
-# /usr/bin/python3; 13 uses it too) and jq (status --json) are the attackers and checks of tests 16-18.
+# /usr/bin/python3; 13 uses it too) and jq (status --json) are the attackers and checks
+# of tests 16-18.
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
     thc-ipv6 ipv6toolkit python3-scapy jq)
 
