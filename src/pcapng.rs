@@ -43,11 +43,42 @@ impl PcapNgFile {
     /// Creates `path` with one interface per `(name, mac)`, in order: interface `i` is
     /// port `i`.
     pub fn create(path: &Path, interfaces: &[(String, Option<Mac>)]) -> Result<Self, PcapNgError> {
+        let file = File::create(path).map_err(|e| PcapNgError {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::with_file(path, file, interfaces)
+    }
+
+    /// Creates `path` as a new file only, for the daemon's dumps, which may run as root
+    /// in a directory others can write: a symlink there is not followed, an existing
+    /// file is neither truncated nor appended to (`ErrorKind::AlreadyExists`), and the
+    /// file is mode 0600 whatever the umask, since it holds every guest's addresses.
+    pub fn create_new(
+        path: &Path,
+        interfaces: &[(String, Option<Mac>)],
+    ) -> Result<Self, std::io::Error> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(path)?;
+        // The umask may take bits away from 0600 (0277 leaves 0400): make it exact.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Self::with_file(path, file, interfaces).map_err(|e| std::io::Error::other(e.message))
+    }
+
+    fn with_file(
+        path: &Path,
+        file: File,
+        interfaces: &[(String, Option<Mac>)],
+    ) -> Result<Self, PcapNgError> {
         let err = |message: String| PcapNgError {
             path: path.to_owned(),
             message,
         };
-        let file = File::create(path).map_err(|e| err(e.to_string()))?;
         let mut writer = PcapNgWriter::new(BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
         for (name, mac) in interfaces {
             let mut options = vec![
@@ -122,14 +153,19 @@ impl PcapNgFile {
 }
 
 /// Size-bounded, rotating pcapng dumps (`ndprelay run --dump DIR`): files
-/// `ndprelay-NNNNNN.pcapng`, each at most `max_file_bytes` of packets, the oldest removed
-/// once there are more than `max_files`. Every file repeats the interface descriptions,
-/// so any one of them replays on its own.
+/// `ndprelay-<start>-<pid>-NNNNNN.pcapng` (`<start>` the run's start in seconds since the
+/// epoch), each at most `max_file_bytes` of packets, the oldest of this run removed once
+/// there are more than `max_files`. Files are only ever created new (see
+/// [`PcapNgFile::create_new`]): a name that exists already, from an earlier run or
+/// anyone else, is skipped for the next number, so no run overwrites another's files.
+/// Every file repeats the interface descriptions, so any one of them replays on its own.
 pub struct RotatingDump {
     dir: PathBuf,
     interfaces: Vec<(String, Option<Mac>)>,
     max_file_bytes: u64,
     max_files: usize,
+    /// `<start>-<pid>`, the part of the file names that tells runs apart.
+    run: String,
     sequence: u64,
     current: Option<PcapNgFile>,
     written: std::collections::VecDeque<PathBuf>,
@@ -147,11 +183,16 @@ impl RotatingDump {
             path: dir.to_owned(),
             message: e.to_string(),
         })?;
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         Ok(Self {
             dir: dir.to_owned(),
             interfaces,
             max_file_bytes: max_file_bytes.max(1),
             max_files: max_files.max(1),
+            run: format!("{start}-{}", std::process::id()),
             sequence: 0,
             current: None,
             written: std::collections::VecDeque::new(),
@@ -173,11 +214,8 @@ impl RotatingDump {
             self.rotate()?;
         }
         if self.current.is_none() {
-            let path = self
-                .dir
-                .join(format!("ndprelay-{:06}.pcapng", self.sequence));
-            self.sequence += 1;
-            self.current = Some(PcapNgFile::create(&path, &self.interfaces)?);
+            let (path, file) = self.create_next()?;
+            self.current = Some(file);
             self.written.push_back(path);
             while self.written.len() > self.max_files {
                 if let Some(old) = self.written.pop_front() {
@@ -191,6 +229,36 @@ impl RotatingDump {
             .as_mut()
             .expect("opened just above when missing");
         file.write(interface, timestamp, frame)
+    }
+
+    /// Creates the next file of this run under a name nobody holds yet.
+    fn create_next(&mut self) -> Result<(PathBuf, PcapNgFile), PcapNgError> {
+        /// Names taken by others skipped before giving up (each is one failed open).
+        const TRIES: u32 = 1000;
+        let mut last = None;
+        for _ in 0..TRIES {
+            let path = self
+                .dir
+                .join(format!("ndprelay-{}-{:06}.pcapng", self.run, self.sequence));
+            self.sequence += 1;
+            match PcapNgFile::create_new(&path, &self.interfaces) {
+                Ok(file) => return Ok((path, file)),
+                // Taken (a file, or a symlink someone planted): never reuse it.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(path),
+                Err(e) => {
+                    return Err(PcapNgError {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Err(PcapNgError {
+            path: last.unwrap_or_else(|| self.dir.clone()),
+            message: format!(
+                "the last {TRIES} file names all exist already; move the old dumps away"
+            ),
+        })
     }
 
     /// Closes the current file; the next write opens a new one.
@@ -276,8 +344,10 @@ mod test {
         }
         let seq = |p: &PathBuf| -> u64 {
             let name = p.file_name().unwrap().to_str().unwrap();
-            name.trim_start_matches("ndprelay-")
-                .trim_end_matches(".pcapng")
+            name.trim_end_matches(".pcapng")
+                .rsplit('-')
+                .next()
+                .unwrap()
                 .parse()
                 .unwrap()
         };
@@ -314,5 +384,101 @@ mod test {
             timestamp_from_units(StdDuration::from_nanos(1024), Some(0x80 | 10)),
             StdDuration::from_secs(1)
         );
+    }
+
+    fn fresh_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ndprelay-dump-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn first_name(dump: &RotatingDump) -> PathBuf {
+        dump.dir
+            .join(format!("ndprelay-{}-000000.pcapng", dump.run))
+    }
+
+    fn one_port() -> Vec<(String, Option<Mac>)> {
+        vec![("eth0".to_owned(), None)]
+    }
+
+    #[test]
+    fn a_symlink_at_the_dump_name_is_not_followed() {
+        let dir = fresh_dir("symlink");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let mut dump = RotatingDump::new(&dir, one_port(), 1 << 20, 4).unwrap();
+        let planted = first_name(&dump);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        dump.write(0, StdDuration::ZERO, &[0xaa; 60]).unwrap();
+        dump.rotate().unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let written: Vec<_> = dump.files().map(Path::to_owned).collect();
+        assert_eq!(written.len(), 1);
+        assert_ne!(written[0], planted, "the taken name is skipped");
+        assert!(std::fs::metadata(&written[0]).unwrap().len() > 60);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_file_at_the_dump_name_is_not_truncated() {
+        let dir = fresh_dir("existing");
+        let mut dump = RotatingDump::new(&dir, one_port(), 1 << 20, 4).unwrap();
+        let taken = first_name(&dump);
+        std::fs::write(&taken, b"someone else's").unwrap();
+        dump.write(0, StdDuration::ZERO, &[0xaa; 60]).unwrap();
+        dump.rotate().unwrap();
+        assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dump_files_are_mode_0600_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = fresh_dir("mode");
+        for mask in [0o000, 0o022, 0o277] {
+            let mut dump = RotatingDump::new(&dir, one_port(), 1 << 20, 4).unwrap();
+            // Process-wide: restored at once, and no other test here depends on it.
+            let old = crate::live::sys::umask(mask);
+            let r = dump.write(0, StdDuration::ZERO, &[0xaa; 60]);
+            crate::live::sys::umask(old);
+            r.unwrap();
+            dump.rotate().unwrap();
+            let f = dump.files().next().unwrap().to_owned();
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "umask {mask:o}: {}", f.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_runs_in_one_dir_write_distinct_files() {
+        let dir = fresh_dir("runs");
+        let mut contents = Vec::new();
+        for run in 0..2u8 {
+            let mut dump = RotatingDump::new(&dir, one_port(), 1 << 20, 4).unwrap();
+            dump.write(0, StdDuration::ZERO, &[run; 60]).unwrap();
+            dump.rotate().unwrap();
+            contents.push(std::fs::read(dump.files().next().unwrap()).unwrap());
+        }
+        let mut on_disk: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(on_disk.len(), 2, "the second run kept the first's file");
+        on_disk.sort();
+        contents.sort();
+        assert_eq!(
+            on_disk, contents,
+            "each file still holds its own run's frame"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,7 +1,9 @@
 //! `ndprelay run --dump DIR`: every ND frame a port received (when the engine takes
 //! it) and every frame the relay sent, in size-bounded rotating pcapng files with one
 //! interface per port (engine port order, the port's MAC as `if_MACaddr`), so that
-//! `ndprelay replay -c CONFIG --input DIR/ndprelay-NNNNNN.pcapng` replays production 1:1.
+//! `ndprelay replay -c CONFIG --input DIR/ndprelay-<start>-<pid>-NNNNNN.pcapng` replays
+//! production 1:1. Files are created new only (no symlink followed, nothing truncated,
+//! mode 0600), under names that differ from run to run: see [`RotatingDump`].
 //!
 //! Timestamps are the engine's own time mapped onto the wall clock at start, so a frame
 //! and what the relay sent in answer carry the times the engine saw, and replay's timers
