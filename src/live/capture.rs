@@ -173,7 +173,11 @@ impl Capture {
             let s = Arc::clone(&sock);
             let thread = std::thread::Builder::new()
                 .name(format!("capture-{name}"))
-                .spawn(move || capture_loop(&n, &s, &st, &inbox, &counters))?;
+                .spawn(move || {
+                    // The socket is open: reading it needs no capability.
+                    super::privileges::drop_all_on_this_thread();
+                    capture_loop(&n, &s, &st, &inbox, &counters);
+                })?;
             (sock, thread)
         };
         #[cfg(feature = "libpcap")]
@@ -185,6 +189,7 @@ impl Capture {
             let thread = std::thread::Builder::new()
                 .name(format!("capture-{name}"))
                 .spawn(move || {
+                    super::privileges::drop_all_on_this_thread();
                     super::pcap_capture::run(cap, &n, &st, &inbox, &counters);
                 })?;
             (Arc::new(sock), thread)

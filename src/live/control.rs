@@ -41,6 +41,8 @@ pub struct Published {
     pub ports: Vec<DriverPort>,
     /// Driver counters (queue overflows, send errors, route errors...).
     pub counters: Vec<(String, u64)>,
+    /// Bound addresses whose /128 route someone else installed (left alone).
+    pub route_conflicts: Vec<Ipv6Addr>,
     /// Seconds since start.
     pub uptime_secs: u64,
 }
@@ -99,13 +101,15 @@ pub fn to_json(p: &Published) -> Value {
         .bindings
         .iter()
         .map(|b| {
+            let conflict = p.route_conflicts.contains(&b.addr);
             json!({
                 "address": b.addr.to_string(),
                 "port": s.ports.get(b.port.index()).map_or("?", |p| p.name.as_str()),
                 "mac": b.mac.to_string(),
                 "state": state_name(b.state),
                 "age_secs": b.confirmed_at.map(|t| s.now.saturating_since(t).total_micros() / 1_000_000),
-                "route": b.routed,
+                "route": b.routed && !conflict,
+                "route_conflict": conflict,
             })
         })
         .collect();
@@ -222,7 +226,9 @@ pub fn render_text(doc: &Value) -> String {
                 text(b, "mac"),
                 text(b, "state"),
                 secs(&b["age_secs"]),
-                if b["route"].as_bool() == Some(true) {
+                if b["route_conflict"].as_bool() == Some(true) {
+                    "conflict"
+                } else if b["route"].as_bool() == Some(true) {
                     "yes"
                 } else {
                     "no"
@@ -472,8 +478,22 @@ mod test {
                 },
             ],
             counters: vec![("tx_errors".into(), 0)],
+            route_conflicts: Vec::new(),
             uptime_secs: 3725,
         }
+    }
+
+    #[test]
+    fn a_route_conflict_shows_per_binding_in_json_and_text() {
+        let mut p = sample();
+        p.route_conflicts = vec!["2001:db8::10".parse().unwrap()];
+        let doc = to_json(&p);
+        assert_eq!(doc["bindings"][0]["route_conflict"], true);
+        assert_eq!(doc["bindings"][0]["route"], false, "the route is not ours");
+        let t = render_text(&doc);
+        let row = t.lines().find(|l| l.starts_with("2001:db8::10")).unwrap();
+        assert!(row.ends_with(" conflict"), "{row}");
+        assert_eq!(to_json(&sample())["bindings"][0]["route_conflict"], false);
     }
 
     #[test]

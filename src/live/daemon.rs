@@ -6,8 +6,8 @@
 //! reach it over channels: frames from the capture threads, link events, signals and
 //! status requests as [`Control`] messages.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::Ipv6Addr;
@@ -28,7 +28,7 @@ use super::engine_thread::{self, FRAME_QUEUE, Outbox};
 use super::guard::Guard;
 use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
-use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
+use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
 use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
@@ -83,6 +83,7 @@ pub(super) struct DriverCounters {
     pub(super) rx_errors: AtomicU64,
     pub(super) tx_errors: AtomicU64,
     route_errors: AtomicU64,
+    route_conflicts: AtomicU64,
     routes_reconciled_kept: AtomicU64,
     routes_reconciled_removed: AtomicU64,
     link_events: AtomicU64,
@@ -97,6 +98,7 @@ impl DriverCounters {
             l("live_rx_errors", &self.rx_errors),
             l("live_tx_errors", &self.tx_errors),
             l("live_route_errors", &self.route_errors),
+            l("live_route_conflicts", &self.route_conflicts),
             l("live_routes_reconciled_kept", &self.routes_reconciled_kept),
             l(
                 "live_routes_reconciled_removed",
@@ -266,6 +268,8 @@ pub(super) struct Daemon {
     counters: Arc<DriverCounters>,
     /// Routes we installed: address → ifindex.
     routes: HashMap<Ipv6Addr, i32>,
+    /// Bound addresses whose /128 someone else installed: left alone, shown in `status`.
+    route_conflicts: HashSet<Ipv6Addr>,
     /// Routes of an earlier run, kept until re-verified or the grace period ends.
     leftover: HashMap<Ipv6Addr, i32>,
     leftover_deadline: StdInstant,
@@ -529,8 +533,33 @@ impl Daemon {
         let Some(ifindex) = p.ifindex else {
             return;
         };
-        match self.rtnl.replace_route(addr, ifindex, ROUTE_PROTOCOL) {
-            Ok(()) => {
+        match self.rtnl.install_host_route(addr, ifindex, ROUTE_PROTOCOL) {
+            Ok(Install::Foreign(r)) => {
+                // Said once per conflict: the engine may ask again for the same binding.
+                if self.route_conflicts.insert(addr) {
+                    self.counters
+                        .route_conflicts
+                        .fetch_add(1, Ordering::Relaxed);
+                    let what = r.map_or_else(
+                        || "a route".to_owned(),
+                        |r| {
+                            format!(
+                                "a route (ifindex {}, proto {}, table {})",
+                                r.oif, r.protocol, r.table
+                            )
+                        },
+                    );
+                    log::warn!(
+                        "route {addr}/128 dev {} not installed: {what} for {addr} that ndprelay \
+                         did not create exists and is left alone; remove it (`ip -6 route del \
+                         {addr}/128`) if the guest behind {} should be reached through the relay",
+                        p.name,
+                        p.name
+                    );
+                }
+            }
+            Ok(Install::Done) => {
+                self.route_conflicts.remove(&addr);
                 log::info!("route {addr}/128 dev {} installed", p.name);
                 if let Some(old) = self.leftover.remove(&addr) {
                     if old != ifindex {
@@ -551,10 +580,13 @@ impl Daemon {
     }
 
     fn remove_route(&mut self, addr: Ipv6Addr, port: PortId) {
-        let ifindex = self
-            .routes
-            .remove(&addr)
-            .or_else(|| self.ports.get(port.index()).and_then(|p| p.ifindex));
+        let ours = self.routes.remove(&addr);
+        if self.route_conflicts.remove(&addr) && ours.is_none() {
+            log::info!("route {addr}/128 left in place: ndprelay did not create it");
+            return;
+        }
+        // Deleting names our protocol, so the kernel never removes someone else's.
+        let ifindex = ours.or_else(|| self.ports.get(port.index()).and_then(|p| p.ifindex));
         let Some(ifindex) = ifindex else {
             return;
         };
@@ -934,6 +966,7 @@ impl Daemon {
                 })
                 .collect(),
             counters: self.counters.list(),
+            route_conflicts: self.route_conflicts.iter().copied().collect(),
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }
@@ -1104,6 +1137,10 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let (frames_tx, frames_rx) = crossbeam_channel::bounded(FRAME_QUEUE);
     // The monitor is subscribed before the captures open so no link change is missed.
     let monitor = Monitor::open().map_err(Error::io("subscribing to link events"))?;
+    // Before the first thread starts (capabilities are per thread, and a thread starts
+    // with its creator's), after the last step that needs more: loading the in-kernel
+    // programs, whose maps and links work without CAP_BPF once they exist.
+    privileges::drop_others();
     let filter = filter_for(&config);
     let mut d = Daemon {
         config,
@@ -1116,6 +1153,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         outbox: Outbox::default(),
         counters: Arc::new(DriverCounters::default()),
         routes: HashMap::new(),
+        route_conflicts: HashSet::new(),
         leftover: HashMap::new(),
         leftover_deadline: StdInstant::now() + ROUTE_GRACE,
         leftover_rounds: 0,
@@ -1151,9 +1189,6 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
             return Err(e);
         }
     };
-    // The in-kernel programs' maps and links work without CAP_BPF once they are loaded:
-    // Linux checks it when a map or program is created.
-    privileges::drop_others();
     d.log_drops();
     log::info!(
         "relaying between {} (uplink) and {}",
@@ -1332,6 +1367,7 @@ fn spawn_helpers(
         std::thread::Builder::new()
             .name("netlink".into())
             .spawn(move || {
+                privileges::drop_all_on_this_thread();
                 while !st.load(Ordering::Relaxed) {
                     match monitor.poll(250) {
                         Ok(updates) => {
@@ -1361,6 +1397,7 @@ fn spawn_helpers(
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
+                privileges::drop_all_on_this_thread();
                 for s in signals.forever() {
                     if tx.send(Control::Signal(s)).is_err() {
                         break;
@@ -1373,6 +1410,7 @@ fn spawn_helpers(
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
+                privileges::drop_all_on_this_thread();
                 control_socket.serve(
                     || {
                         let (reply_tx, reply) = crossbeam_channel::bounded(1);

@@ -48,6 +48,8 @@ pub mod consts {
     pub const RTA_OIF: u16 = 4;
     pub const RTA_TABLE: u16 = 15;
     pub const RT_TABLE_MAIN: u8 = 254;
+    /// `rtm_flags` of a lookup: answer with the FIB entry that matched.
+    pub const RTM_F_FIB_MATCH: u32 = 0x2000;
     pub const RTN_UNICAST: u8 = 1;
     pub const IFF_UP: u32 = 0x1;
     pub const IFF_RUNNING: u32 = 0x40;
@@ -397,6 +399,30 @@ pub fn build_route_replace(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8)
     b.buf
 }
 
+/// Builds the `RTM_NEWROUTE` that installs `addr/128 dev ifindex proto P` only if no
+/// route for `addr/128` with the same metric exists (`EEXIST` then): someone else's is
+/// never replaced.
+pub fn build_route_create(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> Vec<u8> {
+    let mut b = MsgBuilder::new();
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    host_route_msg(&mut b, RTM_NEWROUTE, flags, seq, addr, ifindex, protocol);
+    b.buf
+}
+
+/// Builds the `RTM_GETROUTE` lookup of `addr` that the kernel answers with the route
+/// entry that matched (`ip -6 route get fibmatch ADDR`), whatever its table or protocol.
+pub fn build_route_lookup(seq: u32, addr: Ipv6Addr) -> Vec<u8> {
+    let mut hdr = [0u8; 12];
+    hdr[0] = AF_INET6;
+    hdr[1] = 128;
+    hdr[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
+    let mut b = MsgBuilder::new();
+    b.begin(RTM_GETROUTE, NLM_F_REQUEST, seq, &hdr)
+        .attr(RTA_DST, &addr.octets())
+        .end();
+    b.buf
+}
+
 /// Builds the `RTM_DELROUTE` for a route of ours: the kernel matches the protocol, so
 /// a route someone else installed for the same address is never removed.
 pub fn build_route_delete(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> Vec<u8> {
@@ -411,6 +437,16 @@ pub fn build_route_delete(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) 
         protocol,
     );
     b.buf
+}
+
+/// What [`Netlink::install_host_route`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// The relay's route is in place.
+    Done,
+    /// Someone else's route for the address is there (as the lookup saw it, `None`
+    /// when only the exclusive create found it) and was left alone.
+    Foreign(Option<Route>),
 }
 
 /// A request/response rtnetlink (or nfnetlink) socket.
@@ -571,6 +607,91 @@ impl Netlink {
         self.transact(&msg, seq)
     }
 
+    /// Installs `addr/128 dev ifindex proto protocol` only where no route for
+    /// `addr/128` exists; `EEXIST` (`ErrorKind::AlreadyExists`) when one does.
+    pub fn create_route(&mut self, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> io::Result<()> {
+        let seq = self.next_seq();
+        let msg = build_route_create(seq, addr, ifindex, protocol);
+        self.transact(&msg, seq)
+    }
+
+    /// The host route (`/128`) the kernel would use for `addr`, whoever installed it and
+    /// in whichever table; `None` when `addr` is reached through a shorter prefix or not
+    /// at all.
+    pub fn host_route(&mut self, addr: Ipv6Addr) -> io::Result<Option<Route>> {
+        let seq = self.next_seq();
+        let msg = build_route_lookup(seq, addr);
+        self.sock.send(&msg)?;
+        loop {
+            let n = match self.sock.recv_now(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !sys::poll_readable(self.sock.raw(), 5000)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "netlink: no answer to a route lookup",
+                        ));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for m in messages(&self.buf[..n]) {
+                if m.seq != seq {
+                    continue;
+                }
+                match m.ty {
+                    RTM_NEWROUTE => {
+                        return Ok(
+                            Route::parse(m.payload).filter(|r| r.dst_len == 128 && r.dst == addr)
+                        );
+                    }
+                    NLMSG_ERROR => {
+                        let err = m
+                            .payload
+                            .get(..4)
+                            .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
+                        return match -err {
+                            // No route at all: certainly none of anyone's for `addr`.
+                            libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ESRCH => Ok(None),
+                            0 => Ok(None),
+                            e => Err(io::Error::from_raw_os_error(e)),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Installs the relay's `addr/128 dev ifindex proto protocol` without ever touching
+    /// anyone else's route for `addr`: a host route of ours (this run's, or an earlier
+    /// run's found at start) is replaced, one of another protocol is left alone and
+    /// returned, and where there is none the route is created exclusively, so one added
+    /// meanwhile is not overwritten either.
+    pub fn install_host_route(
+        &mut self,
+        addr: Ipv6Addr,
+        ifindex: i32,
+        protocol: u8,
+    ) -> io::Result<Install> {
+        // A failed lookup is not fatal: the exclusive create below is safe on its own.
+        match self.host_route(addr).unwrap_or(None) {
+            Some(r) if r.protocol != protocol => return Ok(Install::Foreign(Some(r))),
+            Some(_) => {
+                return self
+                    .replace_route(addr, ifindex, protocol)
+                    .map(|()| Install::Done);
+            }
+            None => {}
+        }
+        match self.create_route(addr, ifindex, protocol) {
+            Ok(()) => Ok(Install::Done),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Install::Foreign(None)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes our route; an already-missing route or interface counts as done.
     pub fn delete_route(&mut self, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> io::Result<()> {
         let seq = self.next_seq();
@@ -690,6 +811,25 @@ mod test {
             u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
             m.len()
         );
+    }
+
+    #[test]
+    fn route_create_never_replaces_and_lookup_asks_for_the_matching_entry() {
+        let addr: Ipv6Addr = "2001:db8::7".parse().unwrap();
+        let m = build_route_create(3, addr, 5, 199);
+        let msg = messages(&m).next().unwrap();
+        assert_eq!(msg.ty, RTM_NEWROUTE);
+        assert_eq!(
+            msg.flags,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+        );
+        assert_eq!(Route::parse(msg.payload).unwrap().protocol, 199);
+        let m = build_route_lookup(4, addr);
+        let msg = messages(&m).next().unwrap();
+        assert_eq!((msg.ty, msg.flags), (RTM_GETROUTE, NLM_F_REQUEST));
+        let flags = u32::from_ne_bytes(msg.payload[8..12].try_into().unwrap());
+        assert_eq!(flags, RTM_F_FIB_MATCH);
+        assert_eq!(Route::parse(msg.payload).unwrap().dst, addr);
     }
 
     #[test]

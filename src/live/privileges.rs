@@ -3,9 +3,16 @@
 //! in-kernel programs (`relay_in_kernel`, `fast_path_in_kernel`: required when `true`,
 //! used when not set) and is then dropped: Linux checks it when a map or program is
 //! created, not when the daemon later fills the maps or attaches a program to a
-//! re-created port. Started as root it checks them, finishes its
-//! privileged set-up, then drops every other capability from the effective, permitted,
-//! inheritable and bounding sets.
+//! re-created port. Started as root it checks them, loads the programs, then drops
+//! every other capability from the effective, permitted, inheritable and bounding sets
+//! before it starts any thread.
+//!
+//! Linux keeps capabilities per thread: `capset` and `PR_CAPBSET_DROP` change the
+//! calling thread only, and a new thread starts with its creator's. So the drop runs on
+//! the main thread before the first capture, netlink, signal or control thread exists,
+//! and each of those threads, which only read sockets opened for them, then drops
+//! everything for itself ([`drop_all_on_this_thread`]). Only the engine thread keeps
+//! CAP_NET_RAW and CAP_NET_ADMIN, for what a reload or a link change opens and installs.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -53,9 +60,10 @@ pub fn has_bpf() -> bool {
     caps::has_cap(None, CapSet::Effective, Capability::CAP_BPF).unwrap_or(false)
 }
 
-/// Drops every capability but CAP_NET_RAW and CAP_NET_ADMIN. Best effort: failures are
-/// logged, because running with more privilege than needed is not a reason to stop
-/// relaying.
+/// Drops every capability but CAP_NET_RAW and CAP_NET_ADMIN, on the calling thread and
+/// so on every thread it starts afterwards (call it before starting any). Best effort:
+/// failures are logged, because running with more privilege than needed is not a reason
+/// to stop relaying.
 pub fn drop_others() {
     let keep: CapsHashSet = NEEDED.into_iter().collect();
     for c in caps::all() {
@@ -77,5 +85,67 @@ pub fn drop_others() {
         let mut names: Vec<String> = keep.iter().map(ToString::to_string).collect();
         names.sort();
         log::debug!("capabilities reduced to {}", names.join(", "));
+    }
+}
+
+/// Drops every capability of the calling thread (effective, permitted, inheritable;
+/// the bounding set is already reduced by [`drop_others`] on the thread that started
+/// it). For threads that only read or write sockets opened for them.
+pub fn drop_all_on_this_thread() {
+    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        if let Err(e) = caps::clear(None, set) {
+            log::warn!("could not drop the {set:?} capabilities of this thread: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn status_line(tid: &str, key: &str) -> String {
+        let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn tid() -> String {
+        std::fs::read_link("/proc/thread-self")
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn drop_all_empties_the_calling_thread_only() {
+        let (main_eff, main) = (status_line(&tid(), "CapEff:"), tid());
+        let (eff, prm, inh) = std::thread::spawn(|| {
+            drop_all_on_this_thread();
+            let t = tid();
+            (
+                status_line(&t, "CapEff:"),
+                status_line(&t, "CapPrm:"),
+                status_line(&t, "CapInh:"),
+            )
+        })
+        .join()
+        .unwrap();
+        let zero = "0000000000000000";
+        assert_eq!(
+            (eff.as_str(), prm.as_str(), inh.as_str()),
+            (zero, zero, zero)
+        );
+        assert_eq!(
+            status_line(&main, "CapEff:"),
+            main_eff,
+            "other threads keep theirs"
+        );
     }
 }
