@@ -174,13 +174,37 @@ owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 # Capability mask in /proc/PID/status: bits 12 (CAP_NET_ADMIN) and 13 (CAP_NET_RAW)
 CAPS_NET=0000000000003000
 
-# has_caps MASK : the relay's effective, permitted and bounding sets are MASK
+# has_caps MASK : the relay's effective, permitted and bounding sets are MASK, and no
+# other thread of it holds more (every_task_caps)
 has_caps() {
     local set got
     for set in CapEff CapPrm CapBnd; do
         got="$(awk -v s="$set:" '$1 == s {print $2}' "/proc/$RELAY_PID/status")"
         [ "$got" = "$1" ] || fail "$set is $got, expected $1"
     done
+    every_task_caps "$1"
+}
+
+# every_task_caps MASK : on every thread of the relay (Linux keeps capabilities per
+# thread) the bounding set is MASK and the effective and permitted sets hold nothing
+# outside it; sets TASKS to "comm:CapEff" per thread
+every_task_caps() {
+    local t set got comm
+    TASKS=""
+    for t in /proc/"$RELAY_PID"/task/*; do
+        comm="$(cat "$t/comm" 2>/dev/null)" || continue # the thread just ended
+        for set in CapEff CapPrm CapBnd; do
+            got="$(awk -v s="$set:" '$1 == s {print $2}' "$t/status" 2>/dev/null)" || continue 2
+            [ -n "$got" ] || continue 2
+            if [ "$set" = CapBnd ]; then
+                [ "$got" = "$1" ] || fail "thread $comm: $set is $got, expected $1"
+            else
+                (((0x$got & ~0x$1) == 0)) || fail "thread $comm: $set is $got, more than $1"
+            fi
+            [ "$set" = CapEff ] && TASKS="$TASKS $comm:$got"
+        done
+    done
+    [ -n "$TASKS" ] || fail "no thread of the relay found"
 }
 
 # start_bpf_relay EXTRA CAPS : the dom0 topology with the relay started with config EXTRA

@@ -28,6 +28,7 @@ use super::engine_thread::{self, FRAME_QUEUE, Outbox};
 use super::guard::Guard;
 use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
+use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
@@ -214,20 +215,46 @@ fn engine_config(
 }
 
 /// Checks (and with `fix_sysctls`, fixes) the sysctls; refuses with the commands.
-fn ensure_sysctls(config: &Config) -> Result<(), Error> {
+/// `links`, `addrs` and `rtnl` tell which interfaces the host configures from RAs.
+fn ensure_sysctls(
+    config: &Config,
+    rtnl: &mut Netlink,
+    links: &[Link],
+    addrs: &[Addr],
+) -> Result<(), Error> {
     let downstream: Vec<&str> = config.downstream.iter().map(String::as_str).collect();
-    let reqs = sysctl::requirements(
-        &config.uplink,
-        &downstream,
-        config.data_plane() == DataPlane::KernelRoutes,
-    );
-    let problems = sysctl::check(&reqs, sysctl::read_proc);
+    let forwarding = config.data_plane() == DataPlane::KernelRoutes;
+    let mut reqs = sysctl::requirements(&config.uplink, &downstream, forwarding);
+    if forwarding && !sysctl::forwarding_on(sysctl::read_proc) {
+        let ra_routes = rtnl
+            .routes_with_protocol(RTPROT_RA)
+            .map_err(Error::io("listing routes learned from RAs"))?;
+        let uses: Vec<sysctl::RaUse<'_>> = links
+            .iter()
+            .filter(|l| l.name != "lo")
+            .map(|l| sysctl::RaUse {
+                iface: &l.name,
+                ra_routes: ra_routes.iter().filter(|r| r.oif == l.index).count(),
+                dynamic_addrs: addrs
+                    .iter()
+                    .filter(|a| a.index == l.index && a.flags & IFA_F_PERMANENT == 0)
+                    .count(),
+            })
+            .collect();
+        for r in sysctl::ra_dependents(&uses) {
+            if !reqs.iter().any(|q| q.key == r.key) {
+                reqs.push(r);
+            }
+        }
+    }
+    let mut problems = sysctl::check(&reqs, sysctl::read_proc);
     if problems.is_empty() {
         return Ok(());
     }
     if !config.fix_sysctls {
         return Err(Error::Sysctl(sysctl::refusal(&problems)));
     }
+    sysctl::fix_order(&mut problems);
     for p in &problems {
         sysctl::write_proc(&p.req.key, p.req.fix).map_err(|e| {
             Error::Sysctl(format!(
@@ -236,7 +263,14 @@ fn ensure_sysctls(config: &Config) -> Result<(), Error> {
                 p.command()
             ))
         })?;
-        log::info!("set {}={} ({})", p.req.key, p.req.fix, p.req.why);
+        // A change to the host's own settings: an operator should see every one.
+        log::warn!(
+            "fix_sysctls: set {}={} (was {}): {}",
+            p.req.key,
+            p.req.fix,
+            p.current,
+            p.req.why
+        );
     }
     Ok(())
 }
@@ -856,7 +890,7 @@ impl Daemon {
         let links = self.rtnl.links().map_err(Error::io("reading links"))?;
         let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
         let mut fresh = resolve_ports(&config, &links, &addrs)?;
-        ensure_sysctls(&config)?;
+        ensure_sysctls(&config, &mut self.rtnl, &links, &addrs)?;
         let answering_in_kernel = program_in_use(
             FAST_PATH_IN_KERNEL,
             answers_wanted(&config),
@@ -1093,7 +1127,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let links = rtnl.links().map_err(Error::io("reading links"))?;
     let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
     let ports = resolve_ports(&config, &links, &addrs)?;
-    ensure_sysctls(&config)?;
+    ensure_sysctls(&config, &mut rtnl, &links, &addrs)?;
     let seed = RandomState::new().hash_one(std::process::id());
     let clock = Clock(StdInstant::now());
     let dump_dir = opts.dump_dir.clone().or_else(|| config.dump_dir.clone());

@@ -44,6 +44,10 @@ pub mod consts {
     pub const IFA_FLAGS: u16 = 8;
     pub const IFA_F_DADFAILED: u32 = 0x08;
     pub const IFA_F_TENTATIVE: u32 = 0x40;
+    /// Without it an address has a lifetime (`dynamic`: SLAAC, privacy, DHCPv6).
+    pub const IFA_F_PERMANENT: u32 = 0x80;
+    /// `rtm_protocol` of routes the kernel learned from Router Advertisements.
+    pub const RTPROT_RA: u8 = 9;
     pub const RTA_DST: u16 = 1;
     pub const RTA_OIF: u16 = 4;
     pub const RTA_TABLE: u16 = 15;

@@ -6,6 +6,10 @@
 //!   from its proxy table as well, and two answerers confuse every cache;
 //! - `net.ipv6.conf.<uplink>.accept_ra` not 1 when forwarding: a router ignores RAs
 //!   with `accept_ra=1`, so the host would silently lose its default route; 2 keeps it.
+//! - the same for every other interface the host configures from RAs now (a route
+//!   learned from an RA, `proto ra`, or an autoconfigured address on it), when
+//!   `all.forwarding` is about to go from 0 to 1: a SLAAC management NIC would keep its
+//!   default route only until the route's lifetime ran out ([`ra_dependents`]).
 
 use std::fmt;
 use std::io;
@@ -115,6 +119,50 @@ pub fn requirements(
     out
 }
 
+/// What the host learned on one interface from Router Advertisements, found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaUse<'a> {
+    /// The interface.
+    pub iface: &'a str,
+    /// Routes on it learned from RAs (`proto ra`: the default route, on-link prefixes).
+    pub ra_routes: usize,
+    /// Addresses on it with a lifetime (SLAAC, privacy, DHCPv6: `dynamic` in `ip addr`).
+    pub dynamic_addrs: usize,
+}
+
+/// For `all.forwarding` about to go from 0 to 1: each interface whose host relies on
+/// RAs now needs `accept_ra` 0 (it does not) or 2 (go on accepting them while
+/// forwarding), since with forwarding on `accept_ra=1` means ignoring them.
+pub fn ra_dependents(uses: &[RaUse<'_>]) -> Vec<Requirement> {
+    uses.iter()
+        .filter(|u| u.ra_routes > 0 || u.dynamic_addrs > 0)
+        .map(|u| Requirement {
+            key: Key::conf(u.iface, "accept_ra"),
+            accept: vec![0, 2],
+            fix: 2,
+            why: "the host configures this interface from RAs (a route or address learned \
+                  from one); once forwarding is on, accept_ra=1 ignores them and it loses \
+                  its default route when the route's lifetime ends",
+        })
+        .collect()
+}
+
+/// `all.forwarding` itself, whose fix must come after every `accept_ra` one.
+fn is_forwarding(key: &Key) -> bool {
+    *key == Key::conf("all", "forwarding")
+}
+
+/// The order fixes are applied in: `all.forwarding` last, so no interface that relies on
+/// RAs spends a moment with forwarding on and `accept_ra=1`.
+pub fn fix_order(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| is_forwarding(&p.req.key));
+}
+
+/// Whether `all.forwarding` is 1 now (so nothing about to flip it).
+pub fn forwarding_on(mut read: impl FnMut(&Key) -> io::Result<String>) -> bool {
+    read(&Key::conf("all", "forwarding")).is_ok_and(|v| v.trim() == "1")
+}
+
 /// Reads each requirement through `read` and returns the ones not met.
 pub fn check(
     reqs: &[Requirement],
@@ -222,6 +270,68 @@ mod test {
             "{msg}"
         );
         assert!(msg.contains("fix_sysctls"), "{msg}");
+    }
+
+    #[test]
+    fn interfaces_living_on_ras_get_accept_ra_2_before_forwarding_goes_on() {
+        let uses = [
+            RaUse {
+                iface: "mgmt0",
+                ra_routes: 1,
+                dynamic_addrs: 0,
+            },
+            RaUse {
+                iface: "mgmt1",
+                ra_routes: 0,
+                dynamic_addrs: 2,
+            },
+            RaUse {
+                iface: "static0",
+                ra_routes: 0,
+                dynamic_addrs: 0,
+            },
+            RaUse {
+                iface: "off0",
+                ra_routes: 1,
+                dynamic_addrs: 1,
+            },
+        ];
+        let mut reqs = requirements("eth0", &["br0"], true);
+        reqs.extend(ra_dependents(&uses));
+        let mut p = check(
+            &reqs,
+            reader(&[
+                ("net.ipv6.conf.all.forwarding", "0"),
+                ("net.ipv6.conf.eth0.accept_ra", "2"),
+                ("net.ipv6.conf.eth0.proxy_ndp", "0"),
+                ("net.ipv6.conf.br0.proxy_ndp", "0"),
+                ("net.ipv6.conf.mgmt0.accept_ra", "1"),
+                ("net.ipv6.conf.mgmt1.accept_ra", "1"),
+                ("net.ipv6.conf.off0.accept_ra", "0"),
+            ]),
+        );
+        fix_order(&mut p);
+        let cmds: Vec<String> = p.iter().map(Problem::command).collect();
+        assert_eq!(
+            cmds,
+            vec![
+                "sysctl -w net.ipv6.conf.mgmt0.accept_ra=2",
+                "sysctl -w net.ipv6.conf.mgmt1.accept_ra=2",
+                "sysctl -w net.ipv6.conf.all.forwarding=1",
+            ]
+        );
+        assert!(
+            p[0].to_string()
+                .contains("configures this interface from RAs")
+        );
+        assert!(!forwarding_on(reader(&[(
+            "net.ipv6.conf.all.forwarding",
+            "0\n"
+        )])));
+        assert!(forwarding_on(reader(&[(
+            "net.ipv6.conf.all.forwarding",
+            "1\n"
+        )])));
     }
 
     #[test]
