@@ -41,6 +41,9 @@ for in_kernel in false true; do
     wait_for 30 "g1 global address" has_global g1 eth0
     G1="$(global_addr g1 eth0)"
     wait_for 30 "br0 proxying" proxying br0
+    # After the previous run's clean stop isp still has g1 at dom0's MAC, and dom0 no
+    # route for it: isp's next NS (multicast once flushed) makes the relay bind it again.
+    nsx isp ip -6 neigh flush dev isp0
     wait_for 30 "isp reaches g1" nsx isp ping -6 -c 1 -W 1 "$G1"
 
     log "SIGHUP reload after the drop (relay_in_kernel: $in_kernel)"
@@ -83,11 +86,6 @@ b = [b for b in d["bindings"] if b["address"] == sys.argv[1]]
 assert b and b[0]["route_conflict"] is True and b[0]["route"] is False, b
 assert d["counters"]["live_route_conflicts"] == 1, d["counters"]["live_route_conflicts"]
 ' "$ADMIN" || fail "status --json does not show the conflict"
-g1_routed() {
-    nsx isp ping -6 -c 1 -W 1 "$G1" >/dev/null 2>&1 || true
-    binding_routed "$G1" br0 && owns_route dom0 "$G1"
-}
-wait_for 15 "g1 routed as usual next to the conflict" g1_routed
 sleep 2 # the engine may ask again: the log still says it once
 [ "$(grep -c "route $ADMIN/128 dev br0 not installed" "$WORK/relay.log")" = 1 ] ||
     fail "conflict not logged exactly once: $(grep -c "$ADMIN/128" "$WORK/relay.log")"
