@@ -51,7 +51,7 @@ for in_kernel in false true; do
     reload_with "relay_in_kernel: $in_kernel, fast_path: \"5s\", fast_path_in_kernel: false," $((n + 1))
     grep -q "reload refused" "$WORK/relay.log" && fail "reload refused after the drop"
     nsx dom0 ip link set br0 down
-    nsx dom0 ip link set br0 up # a re-opened capture starts a thread after the drop
+    nsx dom0 ip link set br0 up
     wait_for 30 "br0 proxying after the reload" proxying br0
     wait_for 30 "isp reaches g1 after the reload" nsx isp ping -6 -c 1 -W 1 "$G1"
     has_caps "$CAPS_NET"
