@@ -32,6 +32,7 @@ for set in CapEff CapPrm CapBnd; do
     # bits 12 (CAP_NET_ADMIN) and 13 (CAP_NET_RAW)
     [ "$caps" = 0000000000003000 ] || fail "$set is $caps, expected only CAP_NET_ADMIN and CAP_NET_RAW (0000000000003000)"
 done
+every_task_caps "$CAPS_NET" # and no other thread holds more (capabilities are per thread)
 
 # libpcap prints this when the kernel refuses its filter and it filters in userspace.
 if grep -q "Kernel filter failed" "$WORK/relay.log"; then
