@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::bpf;
 use super::guard::Guard;
-use super::netlink::{LinkUpdate, Monitor, Netlink};
+use super::netlink::{Install, LinkUpdate, Monitor, Netlink};
 use super::sys::{self, PacketSocket};
 use crate::live::ROUTE_PROTOCOL;
 
@@ -319,6 +319,79 @@ fn routes_are_idempotent_and_only_ours_are_removed() {
         nl.delete_route(a, ifindex, ROUTE_PROTOCOL).unwrap();
         nl.delete_route(a, ifindex, ROUTE_PROTOCOL).unwrap(); // already gone: fine
         assert!(nl.routes_with_protocol(ROUTE_PROTOCOL).unwrap().is_empty());
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn a_foreign_host_route_is_never_replaced_and_ours_moves() {
+    let ns = Netns::new(&["rf"]);
+    ns.run(0, || {
+        local_veths(&[("d0", "d0p"), ("d1", "d1p")]);
+        let (d0, d1) = (
+            sys::if_nametoindex("d0").unwrap(),
+            sys::if_nametoindex("d1").unwrap(),
+        );
+        let mut nl = Netlink::route().unwrap();
+        let show = |a: &str| {
+            let out = Command::new("ip")
+                .args(["-6", "route", "show", a])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        // An administrator's route: looked up, left alone, reported with its protocol.
+        ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8::11/128",
+            "dev",
+            "d0",
+            "proto",
+            "static",
+        ]);
+        let b: Ipv6Addr = "2001:db8::11".parse().unwrap();
+        match nl.install_host_route(b, d1, ROUTE_PROTOCOL).unwrap() {
+            Install::Foreign(Some(r)) => assert_eq!((r.protocol, r.oif), (4, d0)),
+            other => panic!("expected a foreign route, got {other:?}"),
+        }
+        assert!(
+            show("2001:db8::11").contains("dev d0 proto static"),
+            "{}",
+            show("2001:db8::11")
+        );
+        // The same with a different metric (the lookup finds it, not the create).
+        ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8::12/128",
+            "dev",
+            "d0",
+            "metric",
+            "5",
+        ]);
+        let c: Ipv6Addr = "2001:db8::12".parse().unwrap();
+        assert!(matches!(
+            nl.install_host_route(c, d1, ROUTE_PROTOCOL).unwrap(),
+            Install::Foreign(Some(_))
+        ));
+        assert!(nl.routes_with_protocol(ROUTE_PROTOCOL).unwrap().is_empty());
+        // Ours: created, then moved to another port by replacing it (a guest moving, or
+        // an earlier run's route).
+        let a: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        assert_eq!(
+            nl.install_host_route(a, d0, ROUTE_PROTOCOL).unwrap(),
+            Install::Done
+        );
+        assert_eq!(
+            nl.install_host_route(a, d1, ROUTE_PROTOCOL).unwrap(),
+            Install::Done
+        );
+        let ours = nl.routes_with_protocol(ROUTE_PROTOCOL).unwrap();
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        assert_eq!((ours[0].dst, ours[0].oif), (a, d1));
     });
 }
 
