@@ -487,34 +487,33 @@ impl Netlink {
     pub fn transact(&mut self, msg: &[u8], seq: u32) -> io::Result<()> {
         self.sock.send(msg)?;
         loop {
-            // The kernel handles a request inside our send, so the answer is usually
-            // queued already: read first, wait only if it is not.
-            let n = match self.sock.recv_now(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !sys::poll_readable(self.sock.raw(), 5000)? {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "netlink: no answer",
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+            let n = self.recv_answer("netlink: no answer")?;
             for m in messages(&self.buf[..n]) {
                 if m.seq != seq || m.ty != NLMSG_ERROR {
                     continue;
                 }
-                let err = m
-                    .payload
-                    .get(..4)
-                    .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
+                let err = error_code(m.payload);
                 return if err == 0 {
                     Ok(())
                 } else {
                     Err(io::Error::from_raw_os_error(-err))
                 };
+            }
+        }
+    }
+
+    /// Reads the next batch of answers into `buf`. The kernel handles a request inside
+    /// our send, so the answer is usually queued already: read first, wait (5 s) only if
+    /// it is not.
+    fn recv_answer(&mut self, timeout_msg: &'static str) -> io::Result<usize> {
+        loop {
+            match self.sock.recv_now(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !sys::poll_readable(self.sock.raw(), 5000)? {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, timeout_msg));
+                    }
+                }
+                other => return other,
             }
         }
     }
@@ -543,10 +542,7 @@ impl Netlink {
                 match m.ty {
                     NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {
-                        let err = m
-                            .payload
-                            .get(..4)
-                            .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
+                        let err = error_code(m.payload);
                         if err != 0 {
                             return Err(io::Error::from_raw_os_error(-err));
                         }
@@ -627,19 +623,7 @@ impl Netlink {
         let msg = build_route_lookup(seq, addr);
         self.sock.send(&msg)?;
         loop {
-            let n = match self.sock.recv_now(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !sys::poll_readable(self.sock.raw(), 5000)? {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "netlink: no answer to a route lookup",
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+            let n = self.recv_answer("netlink: no answer to a route lookup")?;
             for m in messages(&self.buf[..n]) {
                 if m.seq != seq {
                     continue;
@@ -651,11 +635,7 @@ impl Netlink {
                         );
                     }
                     NLMSG_ERROR => {
-                        let err = m
-                            .payload
-                            .get(..4)
-                            .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
-                        return match -err {
+                        return match -error_code(m.payload) {
                             // No route at all: certainly none of anyone's for `addr`.
                             libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ESRCH => Ok(None),
                             0 => Ok(None),
@@ -889,4 +869,11 @@ mod test {
         let v: Vec<_> = attrs(inner).map(|(t, d)| (t, ne_u32(d).unwrap())).collect();
         assert_eq!(v, vec![(1, 7), (2, 8)]);
     }
+}
+
+/// The (negative) errno of an `NLMSG_ERROR` payload; 0 is an ACK.
+fn error_code(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()))
 }
