@@ -669,17 +669,16 @@ impl Engine {
     /// Runs every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
-        while let Some(t) = self.timers.take_due_global(now) {
-            match t {
-                GlobalTimer::Solicit => self.solicit_timer(now),
-            }
-        }
+        self.global_timers(now);
         while let Some((port, t)) = self.timers.take_due_port(now) {
             match t {
                 PortTimer::RaPace => self.ra_pace_timer(now, port),
                 PortTimer::ProxyHold => self.proxy_hold_timer(now, port),
             }
         }
+        // A port whose hold ended asks for an RA at once (the Solicit timer, due now):
+        // run it in this call, so every timer due at `now` has run when it returns.
+        self.global_timers(now);
         while let Some(addr) = self.cache.pop_expired(now) {
             self.binding_timer(now, addr);
         }
@@ -688,6 +687,14 @@ impl Engine {
         }
         if !self.held.is_empty() {
             self.expire_held(now);
+        }
+    }
+
+    fn global_timers(&mut self, now: Instant) {
+        while let Some(t) = self.timers.take_due_global(now) {
+            match t {
+                GlobalTimer::Solicit => self.solicit_timer(now),
+            }
         }
     }
 

@@ -425,3 +425,23 @@ fn quarantine_is_bounded_per_port() {
     );
     assert!(h.proxying(D1));
 }
+
+#[test]
+fn a_hold_that_ends_asks_for_an_ra_in_the_same_timeout_call() {
+    // Found by the engine fuzz target: the port's hold ended after the global timers had
+    // run, so the RS it asks for stayed due after `handle_timeout` returned.
+    let mut cfg = config();
+    cfg.disable_on_rogue_ra = true;
+    let mut h = Harness::new(cfg);
+    h.link(D1, super::super::LinkEvent::Down);
+    h.inject(D2, &ra_from(gmac(66), RaFlags(0)));
+    assert!(!h.proxying(D2));
+    // No port waits for an RA now, so the RS timer stops.
+    h.advance(Duration::from_secs(10));
+    let later = h.now + Duration::from_secs(3601);
+    h.engine.handle_timeout(later);
+    assert!(
+        h.engine.poll_timeout().is_some_and(|t| t > later),
+        "nothing left due"
+    );
+}
