@@ -32,6 +32,9 @@ drop_reasons! {
     Truncated => "truncated",
     /// IPv6 version field is not 6.
     BadIpVersion => "bad_ip_version",
+    /// The frame carries an 802.1Q/802.1ad VLAN tag: no port serves a VLAN (a VLAN is
+    /// relayed by making its VLAN sub-interface the port), so tagged ND is never relayed.
+    VlanTagged => "vlan_tagged",
     /// ND inside a packet with a Fragment header (RFC 6980 §5).
     FragNd => "frag_nd",
     /// ND behind extension headers, or an unknown Next Header in the chain (RFC 7113).

@@ -547,3 +547,18 @@ fn h31_fragmented_nd() {
 fn h32_nd_behind_extension_headers() {
     assert_case("h32");
 }
+
+#[test]
+fn vlan_tagged_nd_is_dropped_not_learned_nor_relayed() {
+    assert_case("vlan");
+    // Also where the untagged twin binds: a tagged NA answering a relayed NS.
+    let mut relay = Relay::ready();
+    relay.inject(UPLINK, &ns_from_router(guest()));
+    relay.sent.clear();
+    relay.inject(BR0, &vlan_tagged(&na_from_guest(true), 0x8100, 7));
+    assert_eq!(relay.drops("vlan_tagged"), 1);
+    assert!(relay.sent.is_empty(), "{:?}", relay.sent);
+    assert!(relay.engine.snapshot(relay.now).bindings.is_empty());
+    relay.inject(BR0, &na_from_guest(true));
+    assert_eq!(relay.engine.snapshot(relay.now).bindings.len(), 1, "untagged twin");
+}

@@ -2,10 +2,16 @@
 //!
 //! It runs on an `ETH_P_ALL` packet socket, so offsets count from the Ethernet header.
 //! It keeps IPv6 frames carrying ICMPv6 Neighbor Discovery (types 133–137), also when
-//! the ICMPv6 header sits behind extension headers or a Fragment header, so that the
+//! the ICMPv6 header sits behind extension headers or in a first fragment, so that the
 //! engine sees them and drops them by reason (`ext_hdr_nd`, `frag_nd`) instead of the
-//! kernel hiding them. The header chain is walked by unrolling: cBPF has no backward
-//! jumps. A chain deeper than [`MAX_EXT_HEADERS`] is passed on for the engine to judge.
+//! kernel hiding them; so is a first fragment whose chain ends before its ICMPv6 header
+//! (the rest is in later fragments: `frag_nd`, NDP reference #31). A non-first fragment
+//! is not kept: without reassembly nothing tells whether it is ND, and ND is never
+//! reassembled (RFC 6980 §5), so the engine could only ignore it. The header chain is
+//! walked by unrolling: cBPF has no backward jumps. A chain deeper than
+//! [`MAX_EXT_HEADERS`] is passed on for the engine to judge.
+//! VLAN-tagged frames pass (their tag is in metadata, see `sys::RecvBatch`) and are
+//! dropped by the engine (`vlan_tagged`), which counts them.
 //! Frames the host sends (`PACKET_OUTGOING`) and frames for other hosts
 //! (`PACKET_OTHERHOST`, seen when a port is promiscuous) are dropped here: the relay
 //! relays what arrives on a segment, not what the host itself says on it.
@@ -20,19 +26,30 @@ const LD_W_ABS: u16 = 0x20;
 const LD_H_ABS: u16 = 0x28;
 const LD_B_ABS: u16 = 0x30;
 const LD_B_IND: u16 = 0x50;
+const LD_H_IND: u16 = 0x48;
+const LD_W_LEN: u16 = 0x80;
+const LD_IMM: u16 = 0x00;
 const LDX_IMM: u16 = 0x01;
 const ST: u16 = 0x02;
 const LD_MEM: u16 = 0x60;
 const ALU_ADD_K: u16 = 0x04;
+const ALU_SUB_K: u16 = 0x14;
+const ALU_AND_K: u16 = 0x54;
 const ALU_ADD_X: u16 = 0x0c;
 const ALU_LSH_K: u16 = 0x64;
 const TAX: u16 = 0x07;
+const TXA: u16 = 0x87;
 const JEQ_K: u16 = 0x15;
 const JGT_K: u16 = 0x25;
 const JGE_K: u16 = 0x35;
+const JGT_X: u16 = 0x2d;
 const RET_K: u16 = 0x06;
 
 const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
+/// Scratch memory of the filter: the next header while a length is checked, and
+/// whether a Fragment header was passed.
+const NEXT_HEADER: u32 = 0;
+const FIRST_FRAGMENT: u32 = 1;
 const ACCEPT: u32 = 0x0004_0000;
 
 /// A jump target while assembling.
@@ -87,6 +104,17 @@ impl Asm {
     fn jmp(&mut self, code: u16, k: u32, jt: Target, jf: Target) {
         self.code.push((code, jt, jf, k));
     }
+    /// Goes to `have` if the frame holds `bytes` bytes from offset X on, else to
+    /// `missing`; A is lost. A load past the frame's end would end the program with a
+    /// drop instead.
+    fn need(&mut self, bytes: u32, have: Target, missing: Target) {
+        self.op(LD_W_LEN, 0);
+        if bytes > 1 {
+            // len - (bytes - 1) > X; frames reaching here are longer than 54 bytes.
+            self.op(ALU_SUB_K, bytes - 1);
+        }
+        self.jmp(JGT_X, 0, have, missing);
+    }
     fn finish(self) -> Vec<SockFilter> {
         let resolve = |pc: usize, t: Target| -> u8 {
             match t {
@@ -126,6 +154,9 @@ pub fn nd_filter() -> Vec<SockFilter> {
     a.jmp(JEQ_K, 3, L(drop), Next); // PACKET_OTHERHOST
     a.op(LD_H_ABS, 12);
     a.jmp(JEQ_K, 0x86dd, Next, L(drop));
+    // M[FIRST_FRAGMENT]: whether the chain so far had a (first) Fragment header.
+    a.op(LD_IMM, 0);
+    a.op(ST, FIRST_FRAGMENT);
     a.op(LD_B_ABS, 14 + 6); // Next Header of the fixed header
     a.op(LDX_IMM, 14 + 40); // X = offset of the header it names
     a.jmp(JEQ_K, 0xffff_ffff, L(walk), L(walk)); // unconditional
@@ -134,47 +165,77 @@ pub fn nd_filter() -> Vec<SockFilter> {
     a.bind(walk);
     for _ in 0..MAX_EXT_HEADERS {
         // A = next header type, X = its offset.
+        let have = a.label();
         let not_icmp = a.label();
-        let not_len8 = a.label();
+        let fragment = a.label();
+        let first = a.label();
         let len8 = a.label();
+        let ah = a.label();
+        let missing = a.label();
         let next = a.label();
         let local_drop = a.label();
         let local_accept = a.label();
+        a.op(ST, NEXT_HEADER);
+        a.need(1, L(have), L(missing));
+        a.bind(have);
+        a.op(LD_MEM, NEXT_HEADER);
         a.jmp(JEQ_K, 58, Next, L(not_icmp));
         a.op(LD_B_IND, 0); // ICMPv6 type
         a.jmp(JGE_K, 133, Next, L(local_drop));
         a.jmp(JGT_K, 137, L(local_drop), L(local_accept));
         a.bind(not_icmp);
+        a.jmp(JEQ_K, 44, L(fragment), Next);
         for t in LEN8_HEADERS {
             a.jmp(JEQ_K, u32::from(t), L(len8), Next);
         }
-        a.jmp(JEQ_K, 44, Next, L(not_len8));
-        // Fragment: pass anything whose fragment carries ICMPv6 (RFC 6980: the engine
-        // drops ND in fragments by reason); other fragments are not ND.
-        a.op(LD_B_IND, 0);
-        a.jmp(JEQ_K, 58, L(local_accept), L(local_drop));
-        a.bind(not_len8);
         // AH: (len+2)*4. Anything else (TCP, UDP, No Next Header, ...) is not ND.
-        a.jmp(JEQ_K, 51, Next, L(local_drop));
+        a.jmp(JEQ_K, 51, L(ah), L(local_drop));
+        a.bind(fragment);
+        a.need(8, Next, L(missing));
+        // A non-first fragment (offset not 0) has no upper-layer header to classify,
+        // and ND in fragments is never reassembled (RFC 6980 §5): not captured. A first
+        // fragment is walked on, so that ND in it reaches the engine (`frag_nd`).
+        a.op(LD_H_IND, 2);
+        a.op(ALU_AND_K, 0xfff8);
+        a.jmp(JEQ_K, 0, L(first), L(local_drop));
+        a.bind(first);
+        a.op(LD_IMM, 1);
+        a.op(ST, FIRST_FRAGMENT);
         a.op(LD_B_IND, 0);
-        a.op(ST, 0);
+        a.op(ST, NEXT_HEADER);
+        a.op(TXA, 0);
+        a.op(ALU_ADD_K, 8);
+        a.op(TAX, 0);
+        a.op(LD_MEM, NEXT_HEADER);
+        a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next)); // unconditional
+        a.bind(ah);
+        a.need(2, Next, L(missing));
+        a.op(LD_B_IND, 0);
+        a.op(ST, NEXT_HEADER);
         a.op(LD_B_IND, 1);
         a.op(ALU_ADD_K, 2);
         a.op(ALU_LSH_K, 2);
         a.op(ALU_ADD_X, 0);
         a.op(TAX, 0);
-        a.op(LD_MEM, 0);
-        a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next)); // unconditional
+        a.op(LD_MEM, NEXT_HEADER);
+        a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next));
         a.bind(len8);
+        a.need(2, Next, L(missing));
         a.op(LD_B_IND, 0);
-        a.op(ST, 0);
+        a.op(ST, NEXT_HEADER);
         a.op(LD_B_IND, 1);
         a.op(ALU_ADD_K, 1);
         a.op(ALU_LSH_K, 3);
         a.op(ALU_ADD_X, 0);
         a.op(TAX, 0);
-        a.op(LD_MEM, 0);
+        a.op(LD_MEM, NEXT_HEADER);
         a.jmp(JEQ_K, 0xffff_ffff, L(next), L(next));
+        // The chain runs past the frame. In a first fragment the rest is in later
+        // fragments (an RA whose first fragment lacks its ICMPv6 header): the engine
+        // drops it as `frag_nd`. Otherwise it is a broken packet, not ND.
+        a.bind(missing);
+        a.op(LD_MEM, FIRST_FRAGMENT);
+        a.jmp(JEQ_K, 1, L(local_accept), L(local_drop));
         a.bind(local_drop);
         a.op(RET_K, 0);
         a.bind(local_accept);
@@ -216,8 +277,10 @@ pub fn drop_all() -> Vec<SockFilter> {
 }
 
 /// [`nd_filter`] in libpcap's language, for the `libpcap` backend: ND right behind the
-/// fixed header; any fragment of ICMPv6 (the engine drops ND in fragments by reason,
-/// RFC 6980); ND behind one (len + 1) * 8 header or one AH ((len + 2) * 4 bytes), where
+/// fixed header; a first fragment holding ND, ending before its ICMPv6 header, or
+/// followed by more headers (the engine drops ND in fragments by reason, RFC 6980),
+/// never a non-first one right behind the fixed header; ND behind one (len + 1) * 8
+/// header or one AH ((len + 2) * 4 bytes), where
 /// MLD and everything else do not pass; and chains of two extension headers or more,
 /// for the engine to judge. libpcap's `protochain` would walk the whole chain, but its
 /// loop is a program the kernel refuses (EINVAL), and libpcap then filters in
@@ -236,7 +299,13 @@ pub fn nd_pcap_expr() -> String {
     let (len8_first, len8_second) = (len8(6), len8(40));
     [
         "(ip6[6] == 58 and ip6[40] >= 133 and ip6[40] <= 137)".to_owned(),
-        "(ip6[6] == 44 and ip6[40] == 58)".to_owned(),
+        // A first fragment (offset 0): ND in it, its ICMPv6 header cut off, or more
+        // headers after it; non-first fragments do not pass.
+        format!(
+            "(ip6[6] == 44 and (ip6[42:2] & 0xfff8) == 0 \
+             and ((ip6[40] == 58 and (len <= 62 or (ip6[48] >= 133 and ip6[48] <= 137))) \
+             or {len8_second} or ip6[40] == 51 or ip6[40] == 44))"
+        ),
         format!(
             "({len8_first} and ip6[40] == 58 \
              and ip6[48 + ip6[41] * 8] >= 133 and ip6[48 + ip6[41] * 8] <= 137)"
@@ -261,7 +330,7 @@ pub const IPV6_PCAP_EXPR: &str = "ip6";
 /// `None` on an out-of-bounds load (the kernel drops such frames too).
 #[cfg(test)]
 pub(crate) fn run(program: &[SockFilter], frame: &[u8], pkttype: u8) -> Option<u32> {
-    let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
+    let (mut a, mut x, mut mem) = (0u32, 0u32, [None::<u32>; 16]);
     let mut pc = 0usize;
     let byte = |off: u32| frame.get(off as usize).copied().map(u32::from);
     loop {
@@ -272,17 +341,29 @@ pub(crate) fn run(program: &[SockFilter], frame: &[u8], pkttype: u8) -> Option<u
             LD_H_ABS => a = byte(i.k)? << 8 | byte(i.k + 1)?,
             LD_B_ABS => a = byte(i.k)?,
             LD_B_IND => a = byte(x.wrapping_add(i.k))?,
+            LD_H_IND => {
+                let at = x.wrapping_add(i.k);
+                a = byte(at)? << 8 | byte(at.wrapping_add(1))?;
+            }
+            LD_W_LEN => a = u32::try_from(frame.len()).ok()?,
+            LD_IMM => a = i.k,
             LDX_IMM => x = i.k,
-            ST => mem[i.k as usize] = a,
-            LD_MEM => a = mem[i.k as usize],
+            // The kernel refuses a program that reads scratch memory before writing
+            // it (`check_load_and_stores`): so does this interpreter.
+            ST => mem[i.k as usize] = Some(a),
+            LD_MEM => a = mem[i.k as usize]?,
             ALU_ADD_K => a = a.wrapping_add(i.k),
+            ALU_SUB_K => a = a.wrapping_sub(i.k),
+            ALU_AND_K => a &= i.k,
             ALU_ADD_X => a = a.wrapping_add(x),
             ALU_LSH_K => a <<= i.k,
             TAX => x = a,
-            JEQ_K | JGT_K | JGE_K => {
+            TXA => a = x,
+            JEQ_K | JGT_K | JGE_K | JGT_X => {
                 let c = match i.code {
                     JEQ_K => a == i.k,
                     JGT_K => a > i.k,
+                    JGT_X => a > x,
                     _ => a >= i.k,
                 };
                 pc += usize::from(if c { i.jt } else { i.jf });
@@ -373,12 +454,48 @@ mod test {
         rest.extend(icmp(143));
         v.push(("Hop-by-Hop, MLD report".into(), frame(0, &rest), false));
 
-        let mut rest = vec![58, 0, 0, 0, 0, 0, 0, 1];
+        let mut rest = vec![58, 0, 0, 1, 0, 0, 0, 1];
         rest.extend(icmp(135));
         // RFC 6980: the engine drops ND in fragments by reason, so it must see them.
-        v.push(("fragment of ICMPv6".into(), frame(44, &rest), true));
-        let rest = [17, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
-        v.push(("fragment of UDP".into(), frame(44, &rest), false));
+        v.push(("first fragment of an NS".into(), frame(44, &rest), true));
+        let mut rest = vec![58, 0, 0, 0, 0, 0, 0, 1];
+        rest.extend(icmp(134));
+        v.push(("atomic fragment of an RA".into(), frame(44, &rest), true));
+        let mut rest = vec![60, 0, 0, 1, 0, 0, 0, 1, 58, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend(icmp(136));
+        v.push((
+            "first fragment, Destination Options, NA".into(),
+            frame(44, &rest),
+            true,
+        ));
+        // NDP reference #31: the ICMPv6 header is in the second fragment.
+        let rest = [60, 0, 0, 1, 0, 0, 0, 1, 58, 0, 1, 4, 0, 0, 0, 0];
+        v.push((
+            "first fragment ending before its ICMPv6 header".into(),
+            frame(44, &rest),
+            true,
+        ));
+        let rest = [58, 0, 0, 1, 0, 0, 0, 1];
+        v.push((
+            "first fragment ending after its Fragment header".into(),
+            frame(44, &rest),
+            true,
+        ));
+        let mut rest = vec![58, 0, 0, 1, 0, 0, 0, 1];
+        rest.extend(icmp(128));
+        v.push(("first fragment of an echo".into(), frame(44, &rest), false));
+        // Offset 8 (bytes), more fragments: its payload looks like an NS, which it is not.
+        let mut rest = vec![58, 0, 0, 0x41, 0, 0, 0, 1];
+        rest.extend(icmp(135));
+        v.push(("non-first fragment of ICMPv6".into(), frame(44, &rest), false));
+        let mut rest = vec![58, 0, 0xff, 0xf8, 0, 0, 0, 1];
+        rest.extend(icmp(134));
+        v.push(("last fragment of ICMPv6".into(), frame(44, &rest), false));
+        let rest = [17, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
+        v.push(("first fragment of UDP".into(), frame(44, &rest), false));
+        // Without a Fragment header, a chain cut short is a broken packet, not ND.
+        let rest = [60, 0, 1, 4, 0, 0, 0, 0];
+        v.push(("Destination Options, then nothing".into(), frame(60, &rest), false));
 
         let mut rest = Vec::new();
         for _ in 0..40 {

@@ -1,8 +1,11 @@
 //! Capture threads: one per port, each waiting on its AF_PACKET socket (or reading
 //! through libpcap) and handing what it reads, one batch per read, to the engine thread
-//! over a bounded channel ([`Inbox`]). When the channel is full the thread waits and
-//! the socket's receive queue takes the rest; what the kernel then drops is counted
-//! (`live_rx_kernel_drops`). The engine thread also reads a port itself right after it
+//! over a bounded channel ([`Inbox`]). Each port may have at most [`PORT_SHARE`] batches
+//! on the channel at a time, and the channel has room for every port's share: a port's
+//! flood waits for its own batches to be handled, never for room taken by another
+//! port, so another port's batch is handled after at most [`PORT_SHARE`] batches of
+//! each other port. A waiting thread leaves the rest in its socket's receive queue;
+//! what the kernel then drops is counted (`live_rx_kernel_drops`). The engine thread also reads a port itself right after it
 //! sent there (see `engine_thread.rs`); meanwhile the port's own thread is kept asleep
 //! ([`PacketSocket::hold_wakeups`]), and each frame is read once either way.
 
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use parking_lot::Mutex;
 
 #[cfg(feature = "libpcap")]
@@ -31,6 +34,11 @@ pub(super) const MAX_FRAME: usize = 9216 + 18;
 /// How long a capture thread waits for a frame before it looks at its stop flag again.
 const WAIT: StdDuration = StdDuration::from_millis(250);
 
+/// Batches of one port that may wait on the engine thread's channel at once: enough to
+/// keep the engine thread busy while the capture thread reads the next batch, few
+/// enough that another port's batch waits for at most this many of each port.
+pub(super) const PORT_SHARE: usize = 4;
+
 /// The frames one read returned on a port, as the engine thread gets them.
 pub(super) struct Frames {
     pub(super) port: usize,
@@ -38,14 +46,30 @@ pub(super) struct Frames {
     /// (port deleted, moved by a reload) are not relayed.
     pub(super) generation: u64,
     pub(super) frames: Vec<Vec<u8>>,
+    /// The port's share this batch takes, given back when it is dropped: when the
+    /// engine thread is done with it.
+    _share: Share,
+}
+
+/// One of a port's [`PORT_SHARE`] places on the channel (a token taken from the port's
+/// bounded token channel, which works as a semaphore).
+struct Share(Receiver<()>);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let _ = self.0.try_recv();
+    }
 }
 
 /// How a capture thread reaches the engine thread: the sending end of its bounded
-/// frame channel, with the port and socket generation the frames come from.
+/// frame channel, with the port and socket generation the frames come from, and the
+/// port's share of that channel.
 pub(super) struct Inbox {
     tx: Sender<Frames>,
     port: usize,
     generation: u64,
+    /// Holds one token per batch of this port on the channel.
+    shares: (Sender<()>, Receiver<()>),
 }
 
 impl Inbox {
@@ -54,11 +78,13 @@ impl Inbox {
             tx,
             port,
             generation,
+            shares: crossbeam_channel::bounded(PORT_SHARE),
         }
     }
 
-    /// Copies `frames` onto the engine thread's channel, waiting while it is full.
-    /// `false` once `stop` is set or the engine thread is gone.
+    /// Copies `frames` onto the engine thread's channel, waiting while the port has
+    /// [`PORT_SHARE`] batches there (or the channel is full). `false` once `stop` is
+    /// set or the engine thread is gone.
     pub(super) fn deliver<'a>(
         &self,
         stop: &AtomicBool,
@@ -68,10 +94,22 @@ impl Inbox {
         if frames.is_empty() {
             return true;
         }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            match self.shares.0.send_timeout((), SEND_RETRY) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(())) => {}
+                // Unreachable: this Inbox holds the receiving end too.
+                Err(SendTimeoutError::Disconnected(())) => return false,
+            }
+        }
         let mut message = Frames {
             port: self.port,
             generation: self.generation,
             frames,
+            _share: Share(self.shares.1.clone()),
         };
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -342,6 +380,44 @@ mod test {
         assert!(capture.join().unwrap());
         let expected: Vec<Vec<Vec<u8>>> = (0u8..5).map(|i| vec![vec![i]]).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_flooding_port_cannot_keep_another_ports_batch_waiting_beyond_its_share() {
+        let (tx, rx) = crossbeam_channel::bounded(super::super::engine_thread::FRAME_QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, flood_tx) = (Arc::clone(&stop), tx.clone());
+        let flood = std::thread::spawn(move || {
+            let inbox = Inbox::new(flood_tx, 0, 1);
+            while inbox.deliver(&st, [&b"flood"[..]]) {}
+        });
+        // Until the flood waits: the channel holds all it may.
+        let start = StdInstant::now();
+        while rx.len() < PORT_SHARE && start.elapsed() < StdDuration::from_secs(5) {
+            std::thread::sleep(StdDuration::from_millis(5));
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+        assert_eq!(rx.len(), PORT_SHARE, "the flood holds exactly its share");
+        // Another port's batch goes on at once, behind at most the flood's share, and
+        // the engine thread handles it within that many batches while the flood goes on
+        // refilling its share as each of its batches is handled.
+        let quiet = Inbox::new(tx, 1, 1);
+        let at = StdInstant::now();
+        assert!(quiet.deliver(&AtomicBool::new(false), [&b"quiet"[..]]));
+        assert!(at.elapsed() < SEND_RETRY, "the quiet port waited for room");
+        for round in 0..10 * PORT_SHARE {
+            let batch = rx.recv_timeout(StdDuration::from_secs(2)).unwrap();
+            if batch.port == 1 {
+                assert!(round <= PORT_SHARE, "handled after {round} flood batches");
+                stop.store(true, Ordering::Relaxed);
+                drop(rx);
+                flood.join().unwrap();
+                return;
+            }
+            // Handled: its share goes back to the flood, which sends another.
+            drop(batch);
+        }
+        panic!("the quiet port's batch was never handled");
     }
 
     #[test]

@@ -46,6 +46,8 @@ const CSUM_DIFF: i32 = 28;
 
 /// `struct __sk_buff` fields.
 pub(super) const SKB_PKT_TYPE: i16 = 4;
+/// Non-zero when the frame came with a VLAN tag, which the kernel keeps in metadata.
+const SKB_VLAN_PRESENT: i16 = 20;
 pub(super) const SKB_IFINDEX: i16 = 40;
 const SKB_DATA: i16 = 76;
 const SKB_DATA_END: i16 = 80;
@@ -140,9 +142,14 @@ impl Asm {
         self.pass_if(JNE_K, R2, 0, icmp_type);
         self.nd_option(option_type);
     }
-    /// Loads the frame and passes unless it is an IPv6 packet with 32 bytes of ICMPv6
-    /// payload (Next Header 58) and hop limit 255.
+    /// Loads the frame and passes unless it is an untagged IPv6 packet with 32 bytes of
+    /// ICMPv6 payload (Next Header 58) and hop limit 255.
     pub(super) fn nd_header(&mut self) {
+        // A tagged frame's tag is in metadata and its data looks untagged: it belongs
+        // to a VLAN no port serves, and goes on to the capture, which drops it by reason
+        // (`drop_vlan_tagged`).
+        self.ins(LDX_W, R2, CTX, SKB_VLAN_PRESENT, 0);
+        self.pass_if(JNE_K, R2, 0, 0);
         self.ins(LDX_W, PKT, CTX, SKB_DATA, 0);
         self.ins(LDX_W, PKT_END, CTX, SKB_DATA_END, 0);
         self.ins(MOV_X, R2, PKT, 0, 0);

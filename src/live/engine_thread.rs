@@ -21,13 +21,15 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Receiver;
 
-use super::capture::{Frames, MAX_FRAME, RECV_BATCH, TX_LOG, relayable};
+use super::capture::{Frames, MAX_FRAME, PORT_SHARE, RECV_BATCH, TX_LOG, relayable};
 use super::daemon::{Control, Daemon, DriverCounters};
 use super::sys::{PacketSocket, RecvBatch};
 
 /// Frame batches the capture threads may queue for the engine thread, up to
-/// [`RECV_BATCH`] frames each; beyond that they wait and their sockets queue.
-pub(super) const FRAME_QUEUE: usize = 64;
+/// [`RECV_BATCH`] frames each: every port's share ([`PORT_SHARE`]), so that a port
+/// waits only for its own batches (see `capture.rs`); beyond that they wait and their
+/// sockets queue.
+pub(super) const FRAME_QUEUE: usize = PORT_SHARE * crate::engine::MAX_PORTS;
 /// Whether the engine thread reads the ports it sent on: with libpcap the ports' own
 /// threads read through libpcap's buffers, which the AF_PACKET socket does not see.
 const READS_ANSWERS: bool = cfg!(not(feature = "libpcap"));

@@ -2,14 +2,16 @@
 //! AF_PACKET backend, read through the `pcap` crate. libpcap installs its filter the
 //! race-free way itself; all-multicast membership and transmission stay on an AF_PACKET
 //! socket with a drop-all filter (libpcap only offers all-multicast through promiscuous
-//! mode, which would also bring other hosts' unicast).
+//! mode, which would also bring other hosts' unicast). What libpcap reports dropped
+//! (its buffer full, or the interface's own missed and FIFO errors) is added to
+//! `live_rx_kernel_drops`, as the AF_PACKET backend adds its socket's drops.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pcap::{Active, Capture, Direction};
 
-use super::capture::{Inbox, RX_LOG};
+use super::capture::{Inbox, RECV_BATCH, RX_LOG};
 use super::daemon::DriverCounters;
 
 fn to_io(e: pcap::Error) -> io::Error {
@@ -32,7 +34,51 @@ pub(super) fn open(device: &str, expr: &str) -> io::Result<Capture<Active>> {
     Ok(cap)
 }
 
-/// Reads until `stop` is set, handing each frame to the engine thread.
+/// libpcap's drop totals as last read.
+#[derive(Debug, Default)]
+pub(super) struct DropsSeen {
+    dropped: u32,
+    if_dropped: u32,
+}
+
+impl DropsSeen {
+    /// Frames dropped since the last call, from libpcap's totals since the capture
+    /// opened (`ps_drop`: its buffer was full; `ps_ifdrop`: the interface's missed and
+    /// FIFO errors meanwhile). They are 32-bit and wrap.
+    pub(super) fn since(&mut self, stat: &pcap::Stat) -> u64 {
+        let new = u64::from(stat.dropped.wrapping_sub(self.dropped))
+            + u64::from(stat.if_dropped.wrapping_sub(self.if_dropped));
+        self.dropped = stat.dropped;
+        self.if_dropped = stat.if_dropped;
+        new
+    }
+}
+
+/// Adds what libpcap dropped since the last look to `live_rx_kernel_drops`.
+fn count_drops(
+    cap: &mut Capture<Active>,
+    name: &str,
+    seen: &mut DropsSeen,
+    counters: &DriverCounters,
+) {
+    match cap.stats() {
+        Ok(stat) => {
+            let n = seen.since(&stat);
+            if n > 0 {
+                counters.rx_kernel_drops.fetch_add(n, Ordering::Relaxed);
+                RX_LOG.warn(format_args!(
+                    "{name}: {n} frames dropped before libpcap handed them over: the relay \
+                     did not keep up (counter live_rx_kernel_drops)"
+                ));
+            }
+        }
+        Err(e) => RX_LOG.warn(format_args!("{name}: cannot read libpcap's statistics: {e}")),
+    }
+}
+
+/// Reads until `stop` is set, handing each frame to the engine thread, and counts what
+/// libpcap dropped: when no frame came for a while and after every [`RECV_BATCH`]
+/// frames (as the AF_PACKET backend looks after a full batch).
 pub(super) fn run(
     mut cap: Capture<Active>,
     name: &str,
@@ -40,14 +86,24 @@ pub(super) fn run(
     inbox: &Inbox,
     counters: &DriverCounters,
 ) {
+    let mut seen = DropsSeen::default();
+    let mut since_look = 0;
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
                 if !inbox.deliver(stop, [p.data]) {
                     return;
                 }
+                since_look += 1;
+                if since_look >= RECV_BATCH {
+                    since_look = 0;
+                    count_drops(&mut cap, name, &mut seen, counters);
+                }
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => {
+                since_look = 0;
+                count_drops(&mut cap, name, &mut seen, counters);
+            }
             Err(e) => {
                 counters.rx_errors.fetch_add(1, Ordering::Relaxed);
                 RX_LOG.warn(format_args!("{name}: libpcap read failed: {e}"));
@@ -55,5 +111,25 @@ pub(super) fn run(
                 std::thread::sleep(std::time::Duration::from_millis(250));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn drops_are_counted_once_each_also_across_the_wrap() {
+        let stat = |dropped, if_dropped| pcap::Stat {
+            received: 0,
+            dropped,
+            if_dropped,
+        };
+        let mut seen = DropsSeen::default();
+        assert_eq!(seen.since(&stat(0, 0)), 0);
+        assert_eq!(seen.since(&stat(5, 2)), 7);
+        assert_eq!(seen.since(&stat(5, 2)), 0, "nothing new");
+        assert_eq!(seen.since(&stat(u32::MAX, 2)), u64::from(u32::MAX - 5));
+        assert_eq!(seen.since(&stat(3, 2)), 4, "wrapped");
     }
 }

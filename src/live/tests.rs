@@ -198,6 +198,69 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
     assert_eq!(got.iter().filter(|f| f[20] == 17).count(), 0, "UDP leaked");
 }
 
+/// The MAC of interface `name` in the calling thread's namespace.
+fn link_mac(name: &str) -> crate::wire::Mac {
+    let links = Netlink::route().unwrap().links().unwrap();
+    links
+        .iter()
+        .find(|l| l.name == name)
+        .and_then(|l| l.mac)
+        .unwrap()
+}
+
+/// `frame` with a VLAN tag (`tpid`, `tci`) after its MAC addresses, as on the wire.
+fn vlan_tagged(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn a_vlan_tag_the_kernel_took_out_is_put_back_and_the_frame_dropped_by_reason() {
+    let ns = Netns::new(&["vlan"]);
+    ns.run(0, || {
+        local_veth();
+        let reader = PacketSocket::open(sys::if_nametoindex("d0").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let peer = PacketSocket::open(sys::if_nametoindex("d0p").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let mut batch = sys::RecvBatch::new(8, 2048);
+        let plain = frame([0x33, 0x33, 0xff, 0, 0, 1], 58, &ns_payload(1));
+        let sent = [
+            plain.clone(),
+            vlan_tagged(&plain, 0x8100, 100),
+            // Priority-tagged (VLAN 0, priority 0): a tag all the same.
+            vlan_tagged(&plain, 0x8100, 0),
+            vlan_tagged(&plain, 0x88a8, 0x2007),
+            plain.clone(),
+        ];
+        for f in &sent {
+            peer.send(f).unwrap();
+        }
+        let mut got = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while got.len() < sent.len() && Instant::now() < end {
+            if reader.wait_readable(50).unwrap() {
+                reader.recv_batch_now(&mut batch).unwrap();
+                got.extend(batch.frames().map(|(f, _)| f.to_vec()));
+            }
+        }
+        // The kernel hands the tagged frames over without their tag (in metadata): the
+        // filter takes them as plain NS, and the tag is back in front of the EtherType.
+        assert_eq!(got, sent, "frames as they were on the wire");
+        let tagged: Vec<bool> = got
+            .iter()
+            .map(|f| crate::wire::parse_frame(f).err() == Some(crate::DropReason::VlanTagged))
+            .collect();
+        assert_eq!(tagged, [false, true, true, true, false]);
+    });
+}
+
 #[test]
 #[ignore = "needs root and network namespaces"]
 fn held_wakeups_keep_the_reader_asleep_and_lose_no_frame() {
@@ -775,6 +838,133 @@ fn the_kernel_relays_ns_and_the_bound_guests_answer_as_the_engine_would() {
 
 #[test]
 #[ignore = "needs root (CAP_BPF, namespaces)"]
+fn vlan_tagged_nd_passes_both_programs_untouched() {
+    use super::kernel_answer::KernelAnswers;
+    use super::kernel_relay::{KernelRelays, NsPath};
+    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    let ns = Netns::new(&["kv"]);
+    ns.run(0, || {
+        // The solicitor's port sa (peer sb), the guest's port ga (peer gb).
+        local_veths(&[("ga", "gb"), ("sa", "sb")]);
+        let index = |n: &str| sys::if_nametoindex(n).unwrap();
+        let (ga, sa) = (index("ga"), index("sa"));
+        let open = |n: &str| PacketSocket::open(index(n), &bpf::nd_filter()).unwrap().0;
+        let (guest, asker) = (open("gb"), open("sb"));
+        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        // sb's own MAC: the fast path answers to the SLLA, which sb must accept.
+        let solicitor_mac = link_mac("sb");
+        let group = solicited_node(target);
+        let ask = emit_nd(
+            solicitor_mac,
+            Mac::ipv6_multicast(group),
+            "fe80::1".parse().unwrap(),
+            group,
+            &NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(solicitor_mac)],
+        );
+        let tagged = vlan_tagged(&ask, 0x8100, 100);
+        // What `to` receives when the solicitor sends `frame`.
+        let relayed = |to: &PacketSocket, frame: &[u8]| {
+            let _ = collect(to, Duration::ZERO);
+            asker.send(frame).unwrap();
+            collect(to, Duration::from_millis(300))
+        };
+
+        let mut relays = KernelRelays::load(16).expect("program loads");
+        assert!(relays.sync(&[("ga", ga), ("sa", sa)]).is_empty());
+        let path = NsPath {
+            from: sa,
+            target,
+            to: ga,
+            mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
+            // gb's own MAC, or its socket would not take the relayed NS (other host).
+            guest_mac: link_mac("gb"),
+        };
+        relays.relay_ns(&path, Duration::from_secs(30)).unwrap();
+        assert!(relayed(&guest, &tagged).is_empty(), "tagged NS relayed");
+        assert_eq!(relayed(&guest, &ask).len(), 1, "the untagged twin");
+        drop(relays);
+
+        let mut answers = KernelAnswers::load(16).expect("program loads");
+        assert!(answers.sync(&[("sa", sa)]).is_empty());
+        answers
+            .answer(sa, target, path.mac, Duration::from_secs(30))
+            .unwrap();
+        assert!(relayed(&asker, &tagged).is_empty(), "tagged NS answered");
+        assert_eq!(relayed(&asker, &ask).len(), 1, "the untagged twin");
+    });
+}
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
+    use super::kernel_relay::{KernelRelays, NsPath};
+    use super::sys::ebpf::{self, EbpfInsn};
+    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    let ns = Netns::new(&["kh"]);
+    ns.run(0, || {
+        local_veths(&[("ga", "gb"), ("sa", "sb")]);
+        let index = |n: &str| sys::if_nametoindex(n).unwrap();
+        let (ga, sa) = (index("ga"), index("sa"));
+        let open = |n: &str| PacketSocket::open(index(n), &bpf::nd_filter()).unwrap().0;
+        let (guest, asker) = (open("gb"), open("sb"));
+        // Another tcx program on the solicitor's port, there first: it drops every frame
+        // (r0 = TCX_DROP; exit).
+        let drop_all = [
+            EbpfInsn {
+                code: 0xb7,
+                regs: 0,
+                off: 0,
+                imm: 2,
+            },
+            EbpfInsn {
+                code: 0x95,
+                regs: 0,
+                off: 0,
+                imm: 0,
+            },
+        ];
+        let other = ebpf::load_sched_cls(&drop_all, "other").expect("program loads");
+        let _other_link = ebpf::attach_tcx_ingress(&other, sa).expect("attaches");
+
+        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let solicitor_mac = Mac([2, 0, 0x5e, 0, 0x53, 1]);
+        let group = solicited_node(target);
+        let ask = emit_nd(
+            solicitor_mac,
+            Mac::ipv6_multicast(group),
+            "fe80::1".parse().unwrap(),
+            group,
+            &NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(solicitor_mac)],
+        );
+        let mut relays = KernelRelays::load(16).expect("program loads");
+        assert!(relays.sync(&[("ga", ga), ("sa", sa)]).is_empty());
+        let path = NsPath {
+            from: sa,
+            target,
+            to: ga,
+            mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
+            // gb's own MAC, or its socket would not take the relayed NS (other host).
+            guest_mac: link_mac("gb"),
+        };
+        relays.relay_ns(&path, Duration::from_secs(30)).unwrap();
+        let _ = collect(&guest, Duration::ZERO);
+        asker.send(&ask).unwrap();
+        assert_eq!(
+            collect(&guest, Duration::from_millis(300)).len(),
+            1,
+            "the NS was relayed: our program ran first"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
 fn a_full_relay_map_makes_room_only_from_expired_entries() {
     use super::kernel_relay::{KernelRelays, NaPath};
     use crate::wire::Mac;
@@ -807,5 +997,52 @@ fn a_full_relay_map_makes_room_only_from_expired_entries() {
             .relay_na(&path(2), long)
             .expect("the expired entry made room");
         assert!(relays.relay_na(&path(3), long).is_err());
+    });
+}
+
+#[test]
+#[cfg(feature = "libpcap")]
+#[ignore = "needs root and network namespaces"]
+fn the_libpcap_backend_counts_what_libpcap_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::capture::Inbox;
+    use super::daemon::DriverCounters;
+    let ns = Netns::new(&["pcapdrop"]);
+    ns.run(0, || {
+        local_veth();
+        let cap = super::pcap_capture::open("d0", &bpf::nd_pcap_expr()).unwrap();
+        let peer = PacketSocket::open(sys::if_nametoindex("d0p").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        // The engine thread's channel, full at once: the capture thread waits while
+        // libpcap's buffer (2 MB) overflows.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(DriverCounters::default());
+        let (st, c) = (Arc::clone(&stop), Arc::clone(&counters));
+        let reader = std::thread::spawn(move || {
+            super::pcap_capture::run(cap, "d0", &st, &Inbox::new(tx, 0, 1), &c);
+        });
+        let sent = 40_000;
+        let solicit = frame([0x33, 0x33, 0xff, 0, 0, 1], 58, &ns_payload(1));
+        for _ in 0..sent {
+            while peer.send(&solicit).is_err() {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        // Take everything now, then wait for the reader's next idle look.
+        let mut delivered = 0;
+        while let Ok(b) = rx.recv_timeout(Duration::from_millis(1000)) {
+            delivered += b.frames.len();
+        }
+        std::thread::sleep(Duration::from_millis(600));
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        reader.join().unwrap();
+        let dropped = counters.rx_kernel_drops.load(Ordering::Relaxed);
+        assert!(dropped > 0, "nothing counted ({delivered} delivered)");
+        assert_eq!(delivered as u64 + dropped, sent, "each frame delivered or counted");
     });
 }

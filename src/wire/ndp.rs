@@ -47,7 +47,7 @@ pub(super) mod field {
 /// What a frame turned out to be.
 #[derive(Debug, Clone)]
 pub enum Parsed<'a> {
-    /// Not an untagged IPv6 frame (IPv4, ARP, VLAN-tagged, ...): not ND, not an error.
+    /// Not an IPv6 frame (IPv4, ARP, ...): not ND, not an error.
     NotIpv6,
     /// An IPv6 packet that is not Neighbor Discovery (data, echo, other ICMPv6).
     Data(Ipv6Data<'a>),
@@ -220,6 +220,10 @@ impl<'a> NdPacket<'a> {
 /// of the message: hop limit, minimum length, code, checksum, fixed fields, options.
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Truncated)?;
+    if VLAN_TPIDS.contains(&eth.ether_type()) {
+        // Whatever it carries belongs to a VLAN no port serves (see `VLAN_TPIDS`).
+        return Err(DropReason::VlanTagged);
+    }
     if eth.ether_type() != EtherType::IPV6 {
         return Ok(Parsed::NotIpv6);
     }
@@ -271,6 +275,14 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed<'_>, DropReason> {
         }
     }
 }
+
+/// Tag Protocol Identifiers of a VLAN tag: 802.1Q, 802.1ad and the pre-standard QinQ
+/// 0x9100. Such a frame comes from a VLAN, and no port is configured for one: a VLAN is
+/// served by making its VLAN sub-interface (`eth0.100`) the port, whose frames arrive
+/// untagged. The kernel moves the outer tag into packet metadata before AF_PACKET sees
+/// the frame; the capture puts it back (`live/sys`), libpcap does the same and so do
+/// captures replayed from files, so every tagged frame is dropped here, by one reason.
+const VLAN_TPIDS: [EtherType; 3] = [EtherType(0x8100), EtherType(0x88a8), EtherType(0x9100)];
 
 /// IPv6 extension headers using the RFC 6564 layout `(len + 1) * 8` octets.
 const EXT_UNIFORM: [u8; 6] = [0, 43, 60, 135, 139, 140];
@@ -738,7 +750,7 @@ mod test {
 
     #[test]
     fn not_ipv6_ethertypes() {
-        for ethertype in [[0x08, 0x00], [0x08, 0x06], [0x81, 0x00], [0x88, 0xa8]] {
+        for ethertype in [[0x08, 0x00], [0x08, 0x06], [0x88, 0xcc]] {
             let mut frame = NS_FRAME.to_vec();
             frame[12..14].copy_from_slice(&ethertype);
             assert!(matches!(parse_frame(&frame), Ok(Parsed::NotIpv6)));
@@ -753,6 +765,17 @@ mod test {
         f[38..54].copy_from_slice(&ip(dst).octets());
         let sum = crate::wire::icmpv6_checksum(ip(src), ip(dst), &f[54..]);
         f[56..58].copy_from_slice(&sum.to_be_bytes());
+        f
+    }
+
+    /// `frame` with a VLAN tag (`tpid`, VLAN 100) inserted after the MAC addresses, as
+    /// libpcap and the AF_PACKET capture hand over a frame whose tag the kernel had
+    /// moved into metadata.
+    fn tagged(frame: &[u8], tpid: u16) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&100u16.to_be_bytes());
+        f.extend_from_slice(&frame[12..]);
         f
     }
 
@@ -794,6 +817,25 @@ mod test {
                     "{dst}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn vlan_tagged_frames_are_dropped_whatever_they_carry() {
+        assert!(matches!(parse_frame(&NS_FRAME), Ok(Parsed::Nd(_))));
+        for tpid in [0x8100, 0x88a8, 0x9100] {
+            for inner in [&NS_FRAME[..], &ECHO_FRAME[..]] {
+                let f = tagged(inner, tpid);
+                assert_eq!(parse_frame(&f).err(), Some(DropReason::VlanTagged), "{tpid:#x}");
+            }
+            // QinQ: a second tag inside.
+            let f = tagged(&tagged(&NS_FRAME, 0x8100), tpid);
+            assert_eq!(parse_frame(&f).err(), Some(DropReason::VlanTagged));
+            // A tag and nothing after it is still a tagged frame.
+            assert_eq!(
+                parse_frame(&tagged(&NS_FRAME, tpid)[..18]).err(),
+                Some(DropReason::VlanTagged)
+            );
         }
     }
 

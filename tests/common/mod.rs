@@ -522,5 +522,29 @@ pub fn malformed_corpus() -> Vec<Malformed> {
         behind(&nd, 60, &[253, 0, 1, 4, 0, 0, 0, 0]),
         "ext_hdr_nd",
     ));
+    // Issue 14 item 4: ND from a VLAN (tag put back into the frame, as libpcap and the
+    // AF_PACKET capture hand it over). No port serves a VLAN.
+    v.push(case("vlan", BR0, vlan_tagged(&nd, 0x8100, 7), "vlan_tagged"));
+    v.push(case(
+        "vlan",
+        UPLINK,
+        vlan_tagged(&uplink_ra(&[]), 0x88a8, 100),
+        "vlan_tagged",
+    ));
+    v.push(case(
+        "vlan",
+        UPLINK,
+        vlan_tagged(&ns_from_router(guest()), 0x8100, 0),
+        "vlan_tagged",
+    ));
     v
+}
+
+/// `frame` with an 802.1Q/802.1ad tag (`tpid`, VLAN `vid`) after its MAC addresses.
+pub fn vlan_tagged(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
 }

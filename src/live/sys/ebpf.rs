@@ -18,6 +18,8 @@ const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 /// `enum bpf_attach_type` (Linux 6.6+).
 const BPF_TCX_INGRESS: u32 = 46;
+/// `BPF_F_BEFORE`: with no relative program or link, first in the tcx chain.
+const BPF_F_BEFORE: u32 = 1 << 3;
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,13 +209,16 @@ pub fn load_sched_cls(insns: &[EbpfInsn], name: &str) -> Result<OwnedFd, LoadErr
     }
 }
 
-/// Attaches `prog` to `ifindex`'s tcx ingress hook; the link lives as long as the
-/// returned descriptor.
+/// Attaches `prog` first in `ifindex`'s tcx ingress chain; the link lives as long as
+/// the returned descriptor. First, because a program before it could take (redirect,
+/// drop) a frame the engine counts on it to have handled; one attached later with
+/// `BPF_F_BEFORE` still goes ahead of it.
 pub fn attach_tcx_ingress(prog: &OwnedFd, ifindex: i32) -> io::Result<OwnedFd> {
     let mut attr = LinkCreateAttr {
         prog_fd: prog.as_raw_fd() as u32,
         target_ifindex: ifindex as u32,
         attach_type: BPF_TCX_INGRESS,
+        flags: BPF_F_BEFORE,
         ..Default::default()
     };
     bpf(BPF_LINK_CREATE, &mut attr).map(owned)

@@ -178,6 +178,14 @@ impl PacketSocket {
             k: 0,
         }];
         attach_filter(sock.raw(), &drop_all)?;
+        // The kernel moves a frame's VLAN tag into metadata before the socket sees it
+        // (`skb_vlan_untag`); the auxiliary data tells, and `RecvBatch` puts it back.
+        setsockopt(
+            sock.raw(),
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &1 as &libc::c_int,
+        )?;
         let ignores_outgoing = setsockopt(
             sock.raw(),
             libc::SOL_PACKET,
@@ -324,14 +332,16 @@ impl PacketSocket {
     }
 
     fn recvmmsg(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
-        // The kernel shortens msg_namelen to the address it wrote: restore the room.
+        // The kernel shortens msg_namelen and msg_controllen to what it wrote: restore
+        // the room.
         for h in &mut batch.hdrs[..batch.len] {
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
         }
         batch.len = 0;
-        // SAFETY: every header points at a live iovec over a buffer of its length and
-        // at a sockaddr_ll of the stated size, all owned by `batch` and never moved
-        // since `RecvBatch::new` (see there).
+        // SAFETY: every header points at a live iovec over a buffer of its length, at a
+        // sockaddr_ll and a control buffer of the stated sizes, all owned by `batch` and
+        // never moved since `RecvBatch::new` (see there).
         let got = cvt(unsafe {
             libc::recvmmsg(
                 self.raw(),
@@ -342,8 +352,25 @@ impl PacketSocket {
             )
         })?;
         let got = usize::try_from(got).unwrap_or(0);
-        for (i, h) in batch.hdrs.iter().take(got).enumerate() {
-            batch.lens[i] = (h.msg_len as usize).min(batch.bufs[i].len());
+        for i in 0..got {
+            let h = &batch.hdrs[i];
+            let len = (h.msg_len as usize).min(batch.bufs[i].len() - VLAN_ROOM);
+            // SAFETY: the kernel filled msg_control/msg_controllen of this header; the
+            // buffer they describe is `batch.ctrls[i]`, alive and unmoved.
+            let tag = unsafe { vlan_tag(&h.msg_hdr) };
+            let buf = &mut batch.bufs[i];
+            (batch.starts[i], batch.lens[i]) = match tag {
+                // Put the tag back where it was on the wire, between the MAC addresses
+                // and the EtherType, as libpcap does, so that the frame is judged (and
+                // dumped) as it arrived: a tagged frame is dropped by reason.
+                Some((tpid, tci)) if len >= 12 => {
+                    buf.copy_within(VLAN_ROOM..VLAN_ROOM + 12, 0);
+                    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+                    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+                    (0, len + VLAN_ROOM)
+                }
+                _ => (VLAN_ROOM, len),
+            };
         }
         batch.len = got;
         Ok(got)
@@ -445,14 +472,69 @@ impl PacketSocket {
     }
 }
 
+/// Room before each frame of a [`RecvBatch`] for a VLAN tag put back.
+const VLAN_ROOM: usize = 4;
+
+/// Room for the control messages of one frame: `PACKET_AUXDATA` only (a `cmsghdr` and
+/// a 20-byte `tpacket_auxdata`, 40 bytes on 64-bit), aligned as `cmsghdr` needs.
+type Control = [u64; 8];
+
+/// The VLAN tag (TPID, TCI) the kernel took out of the frame `hdr` received, from its
+/// `PACKET_AUXDATA` message; `None` for an untagged frame.
+///
+/// # Safety
+///
+/// `hdr.msg_control` and `hdr.msg_controllen` describe a live buffer the kernel
+/// filled with control messages (as `recvmmsg` leaves them).
+unsafe fn vlan_tag(hdr: &libc::msghdr) -> Option<(u16, u16)> {
+    // SAFETY: CMSG_LEN is arithmetic on its argument.
+    let aux_len = unsafe { libc::CMSG_LEN(mem::size_of::<libc::tpacket_auxdata>() as u32) };
+    // SAFETY: per the caller, the control buffer is valid; CMSG_FIRSTHDR/CMSG_NXTHDR
+    // stay inside msg_controllen and return null at its end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null cmsg pointers from CMSG_FIRSTHDR/NXTHDR point at a whole
+        // cmsghdr inside the buffer.
+        let c = unsafe { &*cmsg };
+        if c.cmsg_level == libc::SOL_PACKET
+            && c.cmsg_type == libc::PACKET_AUXDATA
+            && c.cmsg_len >= aux_len as usize
+        {
+            // SAFETY: the length check above: a whole tpacket_auxdata follows the
+            // header; it may be unaligned, hence read_unaligned.
+            let aux: libc::tpacket_auxdata =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            // Kernels before 3.0 have no VLAN_VALID flag but a non-zero TCI; VLAN 0
+            // with priority 0 is a tag too, which only the flag shows.
+            if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 || aux.tp_vlan_tci != 0 {
+                let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                    aux.tp_vlan_tpid
+                } else {
+                    0x8100
+                };
+                return Some((tpid, aux.tp_vlan_tci));
+            }
+            return None;
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    None
+}
+
 /// Frames read together by [`PacketSocket::recv_batch`] or
 /// [`PacketSocket::recv_batch_now`], with the `recvmmsg` headers set up once: built for
 /// every read, they cost two allocations per read, after the wake-up on the answer's
 /// path when the reader waits in epoll.
+///
+/// Each frame is read [`VLAN_ROOM`] bytes into its buffer, so that a VLAN tag the kernel
+/// moved into metadata can be put back in front of it without copying the frame.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
+    starts: Vec<usize>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_ll>,
+    ctrls: Vec<Control>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     len: usize,
@@ -462,10 +544,12 @@ impl RecvBatch {
     /// Room for `count` frames of up to `size` bytes (longer ones are truncated).
     pub fn new(count: usize, size: usize) -> Self {
         let mut batch = Self {
-            bufs: (0..count).map(|_| vec![0; size]).collect(),
+            bufs: (0..count).map(|_| vec![0; size + VLAN_ROOM]).collect(),
+            starts: vec![VLAN_ROOM; count],
             lens: vec![0; count],
             // SAFETY: zeroed sockaddr_ll is valid.
             addrs: vec![unsafe { mem::zeroed() }; count],
+            ctrls: vec![[0; 8]; count],
             iovs: Vec::with_capacity(count),
             // SAFETY: zeroed mmsghdr is valid (null pointers, zero lengths).
             hdrs: (0..count).map(|_| unsafe { mem::zeroed() }).collect(),
@@ -475,8 +559,8 @@ impl RecvBatch {
         // and moving `batch` moves the vectors' handles, not their heap buffers.
         for b in &mut batch.bufs {
             batch.iovs.push(libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
+                iov_base: b[VLAN_ROOM..].as_mut_ptr().cast(),
+                iov_len: size,
             });
         }
         for (i, h) in batch.hdrs.iter_mut().enumerate() {
@@ -484,6 +568,8 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut batch.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = batch.ctrls[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
         }
         batch
     }
@@ -495,7 +581,10 @@ impl RecvBatch {
 
     /// The frames of the last receive with their `sll_pkttype`.
     pub fn frames(&self) -> impl Iterator<Item = (&[u8], u8)> {
-        (0..self.len).map(|i| (&self.bufs[i][..self.lens[i]], self.addrs[i].sll_pkttype))
+        (0..self.len).map(|i| {
+            let frame = &self.bufs[i][self.starts[i]..self.starts[i] + self.lens[i]];
+            (frame, self.addrs[i].sll_pkttype)
+        })
     }
 }
 
