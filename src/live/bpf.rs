@@ -149,14 +149,16 @@ pub fn nd_filter() -> Vec<SockFilter> {
     // jumps that use it.
     let drop = a.label();
     let walk = a.label();
+    // M[FIRST_FRAGMENT]: whether the chain so far had a (first) Fragment header. Set
+    // before any jump: the kernel's check of scratch memory follows the instructions in
+    // order, also past a return (`check_load_and_stores`).
+    a.op(LD_IMM, 0);
+    a.op(ST, FIRST_FRAGMENT);
     a.op(LD_W_ABS, SKF_AD_PKTTYPE);
     a.jmp(JEQ_K, 4, L(drop), Next); // PACKET_OUTGOING
     a.jmp(JEQ_K, 3, L(drop), Next); // PACKET_OTHERHOST
     a.op(LD_H_ABS, 12);
     a.jmp(JEQ_K, 0x86dd, Next, L(drop));
-    // M[FIRST_FRAGMENT]: whether the chain so far had a (first) Fragment header.
-    a.op(LD_IMM, 0);
-    a.op(ST, FIRST_FRAGMENT);
     a.op(LD_B_ABS, 14 + 6); // Next Header of the fixed header
     a.op(LDX_IMM, 14 + 40); // X = offset of the header it names
     a.jmp(JEQ_K, 0xffff_ffff, L(walk), L(walk)); // unconditional
@@ -402,13 +404,38 @@ mod test {
         run(&nd_filter(), f, pt).is_some_and(|n| n > 0)
     }
 
+    /// The kernel's check that scratch memory is written before it is read
+    /// (`check_load_and_stores` in net/core/filter.c): it walks the instructions in
+    /// order, a jump passing what is valid to its targets, anything else (a return
+    /// too) to the next instruction.
+    fn memory_written_before_read(p: &[SockFilter]) -> bool {
+        let mut masks = vec![u16::MAX; p.len()];
+        let mut valid = 0u16;
+        for (pc, i) in p.iter().enumerate() {
+            valid &= masks[pc];
+            match i.code {
+                ST => valid |= 1 << i.k,
+                LD_MEM if valid & (1 << i.k) == 0 => return false,
+                JEQ_K | JGT_K | JGE_K | JGT_X => {
+                    masks[pc + 1 + usize::from(i.jt)] &= valid;
+                    masks[pc + 1 + usize::from(i.jf)] &= valid;
+                    valid = u16::MAX;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
     #[test]
     fn program_fits_the_kernel_limits() {
-        let p = nd_filter();
-        assert!(p.len() < 4096, "{} instructions", p.len());
-        // Every jump lands inside the program.
-        for (pc, i) in p.iter().enumerate() {
-            assert!(pc + 1 + usize::from(i.jt.max(i.jf)) < p.len() || i.code == RET_K);
+        for p in [nd_filter(), ipv6_filter(), drop_all()] {
+            assert!(p.len() < 4096, "{} instructions", p.len());
+            // Every jump lands inside the program.
+            for (pc, i) in p.iter().enumerate() {
+                assert!(pc + 1 + usize::from(i.jt.max(i.jf)) < p.len() || i.code == RET_K);
+            }
+            assert!(memory_written_before_read(&p));
         }
     }
 
