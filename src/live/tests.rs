@@ -183,6 +183,13 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
         // To another host's unicast MAC (a is not promiscuous, so not even the NIC takes it).
         s.send(&frame([2, 0, 0, 0, 0xcc, 1], 58, &ns_payload(4)))
             .unwrap();
+        // A first fragment of an NS (the engine counts it as frag_nd), a non-first
+        // fragment of ICMPv6 that looks like an NS (nothing tells what it is).
+        for (offset, tag) in [(0u8, 5), (0x41, 6)] {
+            let mut fragment = vec![58, 0, 0, offset, 0, 0, 0, 1];
+            fragment.extend(ns_payload(tag));
+            s.send(&frame(mcast, 44, &fragment)).unwrap();
+        }
     });
     let got = rx.join().unwrap();
     let tags: Vec<u8> = got
@@ -195,6 +202,8 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
     assert!(!tags.contains(&3), "echo leaked: {tags:?}");
     assert!(!tags.contains(&4), "other host's frame leaked: {tags:?}");
     assert!(!tags.contains(&99), "own transmission captured: {tags:?}");
+    assert!(tags.contains(&5), "first fragment of an NS missing: {tags:?}");
+    assert!(!tags.contains(&6), "non-first fragment captured: {tags:?}");
     assert_eq!(got.iter().filter(|f| f[20] == 17).count(), 0, "UDP leaked");
 }
 
