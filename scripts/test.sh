@@ -22,7 +22,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # radvd, ndisc6 (ndisc6/rdisc6), iputils-ping, tcpdump, nftables and util-linux (setpriv)
 # are the real Linux peers and probes of the netns tests; ndppd is for scripts/bench-ns.sh.
 # thc-ipv6 (atk6-*), ipv6toolkit (ns6, na6, ra6), python3-scapy (exact frames, run with
-# /usr/bin/python3; 13 uses it too) and jq (status --json) are the attackers and checks
+# /usr/bin/python3; 13 and 15 use it too) and jq (status --json) are the attackers and checks
 # of tests 16-18.
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
     thc-ipv6 ipv6toolkit python3-scapy jq)
@@ -116,6 +116,9 @@ step_netns() {
     [ -c /dev/net/tun ] || die "netns tests need /dev/net/tun (the TAP tests)"
     # The I/O layer on its own: capture filter, all-multicast, routes, link events, guard.
     cargo test --locked --lib live::tests -- --ignored --test-threads=1
+    # The libpcap backend's drop statistics (a separate target dir: other features).
+    cargo test --locked --features libpcap --target-dir target/libpcap --lib \
+        live::tests::the_libpcap -- --ignored --test-threads=1
     # The lab simulator with its LAN on a TAP device: a real kernel in a namespace gets a
     # SLAAC address through the relay and pings the simulated router (about 20 s).
     cargo test --locked --features tap --test sim_tap -- --ignored --test-threads=1
