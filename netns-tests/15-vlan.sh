@@ -19,14 +19,15 @@ send_nd() {
 import sys
 import logging
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from socket import AF_INET6, inet_ntop, inet_pton
 from scapy.all import (Ether, Dot1Q, Dot1AD, IPv6, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6ND_RA,
                        ICMPv6NDOptSrcLLAddr, ICMPv6NDOptDstLLAddr, ICMPv6NDOptPrefixInfo,
-                       in6_getnsma, in6_getnsmac, inet_pton, AF_INET6, sendp)
+                       in6_getnsma, in6_getnsmac, sendp)
 ifname, kind, vlan, src, target, count = sys.argv[1:7]
 mac = open(f"/sys/class/net/{ifname}/address").read().strip()
 if kind == "ns":
     group = in6_getnsma(inet_pton(AF_INET6, target))
-    dst = __import__("socket").inet_ntop(AF_INET6, group)
+    dst = inet_ntop(AF_INET6, group)
     l2dst = in6_getnsmac(group)
     nd = ICMPv6ND_NS(tgt=target) / ICMPv6NDOptSrcLLAddr(lladdr=mac)
 elif kind == "na":
