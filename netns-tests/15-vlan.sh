@@ -80,7 +80,9 @@ phase() {
     fi
     start_relay dom0 "$WORK/relay.ron"
     wait_for 30 "br0 proxying" proxying br0
-    nsx isp ping -6 -c 3 -i 0.3 -W 3 "$G1" >/dev/null || fail "$mode: isp cannot ping g1 ($G1)"
+    # isp resolves g1 afresh: the stopped relay took its routes with it.
+    nsx isp ip -6 neigh flush dev isp0
+    wait_for 20 "$mode: isp reaches g1 ($G1)" nsx isp ping -6 -c 1 -W 1 "$G1"
     wait_for 10 "$mode: g1 binding with route" binding_routed "$G1" br0
     # isp resolves g1 a few times: in kernel mode the program now holds g1's NS path.
     resolves_to_dom0 3 "$mode: before the tagged frames"
@@ -113,13 +115,10 @@ phase() {
     # The QinQ frame's inner tag stays in the frame data (the kernel takes out the outer
     # one only): it is not IPv6 to the capture filter, which never takes it.
     local sent=9
-    wait_for 5 "$mode: $sent tagged frames counted" \
-        test "$(($(counter drop_vlan_tagged) - vlan0))" -ge "$sent"
-    sleep 1
+    sleep 1.5
     stop_captures
     local counted=$(($(counter drop_vlan_tagged) - vlan0))
     log "$mode: drop_vlan_tagged +$counted for $sent tagged frames"
-    [ "$counted" -eq "$sent" ] || fail "$mode: drop_vlan_tagged grew by $counted, $sent frames were sent"
     [ "$(counter drop_ra_p_bit)" -eq "$pbit0" ] || fail "$mode: the tagged P-bit RA reached the RA rules"
     [ "$(counter relayed_ns_by_kernel)" -eq "$kns0" ] || fail "$mode: the kernel relayed a tagged NS"
     [ "$(counter relayed_na_by_kernel)" -eq "$kna0" ] || fail "$mode: the kernel relayed an NA to a tagged NS"
@@ -138,6 +137,7 @@ phase() {
     [ "$leaked" -eq 0 ] || fail "$mode: isp got $leaked relayed copies of g2's tagged frames"
     leaked="$(nd_seen "$WORK/isp-$mode.pcap" "ipv6.dst == fe80::1234")"
     [ "$leaked" -eq 0 ] || fail "$mode: isp's tagged NS was answered ($leaked frames to fe80::1234)"
+    [ "$counted" -eq "$sent" ] || fail "$mode: drop_vlan_tagged grew by $counted, $sent frames were sent"
 
     log "$mode: the same frames untagged still work"
     capture isp isp0 "isp-plain-$mode"
