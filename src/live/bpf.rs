@@ -521,8 +521,12 @@ mod test {
         let rest = [17, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
         v.push(("first fragment of UDP".into(), frame(44, &rest), false));
         // Without a Fragment header, a chain cut short is a broken packet, not ND.
-        let rest = [60, 0, 1, 4, 0, 0, 0, 0];
-        v.push(("Destination Options, then nothing".into(), frame(60, &rest), false));
+        let rest = [58, 0, 1, 4, 0, 0, 0, 0];
+        v.push((
+            "Destination Options naming ICMPv6, then nothing".into(),
+            frame(60, &rest),
+            false,
+        ));
 
         let mut rest = Vec::new();
         for _ in 0..40 {
