@@ -560,5 +560,9 @@ fn vlan_tagged_nd_is_dropped_not_learned_nor_relayed() {
     assert!(relay.sent.is_empty(), "{:?}", relay.sent);
     assert!(relay.engine.snapshot(relay.now).bindings.is_empty());
     relay.inject(BR0, &na_from_guest(true));
-    assert_eq!(relay.engine.snapshot(relay.now).bindings.len(), 1, "untagged twin");
+    assert_eq!(
+        relay.engine.snapshot(relay.now).bindings.len(),
+        1,
+        "untagged twin"
+    );
 }

@@ -805,13 +805,13 @@ fn ip_version_not_6() {
 }
 
 #[test]
-fn vlan_ipv4_arp_are_not_ipv6() {
+fn vlan_tagged_ns_is_dropped_ipv4_arp_are_not_ipv6() {
     let good = valid_ns().build();
-    // An 802.1Q tag in front of the IPv6 ethertype.
+    // An 802.1Q tag in front of the IPv6 ethertype: from a VLAN no port serves.
     let mut vlan = good[..12].to_vec();
     vlan.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
     vlan.extend_from_slice(&good[12..]);
-    assert!(matches!(parse_frame(&vlan), Ok(Parsed::NotIpv6)));
+    assert_eq!(parse_frame(&vlan).err(), Some(DropReason::VlanTagged));
     let mut ipv4 = good[..12].to_vec();
     ipv4.extend_from_slice(&[
         0x08, 0x00, 0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,

@@ -514,7 +514,11 @@ mod test {
         // Offset 8 (bytes), more fragments: its payload looks like an NS, which it is not.
         let mut rest = vec![58, 0, 0, 0x41, 0, 0, 0, 1];
         rest.extend(icmp(135));
-        v.push(("non-first fragment of ICMPv6".into(), frame(44, &rest), false));
+        v.push((
+            "non-first fragment of ICMPv6".into(),
+            frame(44, &rest),
+            false,
+        ));
         let mut rest = vec![58, 0, 0xff, 0xf8, 0, 0, 0, 1];
         rest.extend(icmp(134));
         v.push(("last fragment of ICMPv6".into(), frame(44, &rest), false));

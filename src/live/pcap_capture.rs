@@ -72,7 +72,9 @@ fn count_drops(
                 ));
             }
         }
-        Err(e) => RX_LOG.warn(format_args!("{name}: cannot read libpcap's statistics: {e}")),
+        Err(e) => RX_LOG.warn(format_args!(
+            "{name}: cannot read libpcap's statistics: {e}"
+        )),
     }
 }
 

@@ -202,7 +202,10 @@ fn capture_sees_nd_behind_ext_headers_and_nothing_else() {
     assert!(!tags.contains(&3), "echo leaked: {tags:?}");
     assert!(!tags.contains(&4), "other host's frame leaked: {tags:?}");
     assert!(!tags.contains(&99), "own transmission captured: {tags:?}");
-    assert!(tags.contains(&5), "first fragment of an NS missing: {tags:?}");
+    assert!(
+        tags.contains(&5),
+        "first fragment of an NS missing: {tags:?}"
+    );
     assert!(!tags.contains(&6), "non-first fragment captured: {tags:?}");
     assert_eq!(got.iter().filter(|f| f[20] == 17).count(), 0, "UDP leaked");
 }
@@ -1052,6 +1055,10 @@ fn the_libpcap_backend_counts_what_libpcap_dropped() {
         reader.join().unwrap();
         let dropped = counters.rx_kernel_drops.load(Ordering::Relaxed);
         assert!(dropped > 0, "nothing counted ({delivered} delivered)");
-        assert_eq!(delivered as u64 + dropped, sent, "each frame delivered or counted");
+        assert_eq!(
+            delivered as u64 + dropped,
+            sent,
+            "each frame delivered or counted"
+        );
     });
 }

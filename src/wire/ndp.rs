@@ -826,7 +826,11 @@ mod test {
         for tpid in [0x8100, 0x88a8, 0x9100] {
             for inner in [&NS_FRAME[..], &ECHO_FRAME[..]] {
                 let f = tagged(inner, tpid);
-                assert_eq!(parse_frame(&f).err(), Some(DropReason::VlanTagged), "{tpid:#x}");
+                assert_eq!(
+                    parse_frame(&f).err(),
+                    Some(DropReason::VlanTagged),
+                    "{tpid:#x}"
+                );
             }
             // QinQ: a second tag inside.
             let f = tagged(&tagged(&NS_FRAME, 0x8100), tpid);

@@ -524,7 +524,12 @@ pub fn malformed_corpus() -> Vec<Malformed> {
     ));
     // Issue 14 item 4: ND from a VLAN (tag put back into the frame, as libpcap and the
     // AF_PACKET capture hand it over). No port serves a VLAN.
-    v.push(case("vlan", BR0, vlan_tagged(&nd, 0x8100, 7), "vlan_tagged"));
+    v.push(case(
+        "vlan",
+        BR0,
+        vlan_tagged(&nd, 0x8100, 7),
+        "vlan_tagged",
+    ));
     v.push(case(
         "vlan",
         UPLINK,
