@@ -1056,6 +1056,7 @@ fn the_libpcap_backend_counts_what_libpcap_dropped() {
         peer.send(&solicit).unwrap();
         reader.join().unwrap();
         let dropped = counters.rx_kernel_drops.load(Ordering::Relaxed);
+        eprintln!("{sent} sent: {delivered} delivered, {dropped} counted as dropped");
         assert!(dropped > 0, "nothing counted ({delivered} delivered)");
         assert_eq!(
             delivered as u64 + dropped,
