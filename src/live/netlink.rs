@@ -762,6 +762,13 @@ pub fn parse_updates(buf: &[u8]) -> Vec<LinkUpdate> {
         .collect()
 }
 
+/// The (negative) errno of an `NLMSG_ERROR` payload; 0 is an ACK.
+fn error_code(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()))
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -869,11 +876,4 @@ mod test {
         let v: Vec<_> = attrs(inner).map(|(t, d)| (t, ne_u32(d).unwrap())).collect();
         assert_eq!(v, vec![(1, 7), (2, 8)]);
     }
-}
-
-/// The (negative) errno of an `NLMSG_ERROR` payload; 0 is an ACK.
-fn error_code(payload: &[u8]) -> i32 {
-    payload
-        .get(..4)
-        .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()))
 }
