@@ -527,7 +527,7 @@ unsafe fn vlan_tag(hdr: &libc::msghdr) -> Option<(u16, u16)> {
 /// every read, they cost two allocations per read, after the wake-up on the answer's
 /// path when the reader waits in epoll.
 ///
-/// Each frame is read [`VLAN_ROOM`] bytes into its buffer, so that a VLAN tag the kernel
+/// Each frame is read `VLAN_ROOM` bytes into its buffer, so that a VLAN tag the kernel
 /// moved into metadata can be put back in front of it without copying the frame.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
