@@ -848,34 +848,73 @@ fn the_kernel_relays_ns_and_the_bound_guests_answer_as_the_engine_would() {
     });
 }
 
+/// The two ports of the in-kernel NS relay tests, in the current namespace: the guest's
+/// port `ga` (peer `gb`), the solicitor's port `sa` (peer `sb`), packet sockets on both
+/// peers, an NS for 2001:db8::10 from `solicitor_mac` as `sb` sends it, and the path the
+/// relay is told for it (from `sa` to `ga`).
+struct NsRelayPorts {
+    guest: PacketSocket,
+    asker: PacketSocket,
+    ga: i32,
+    sa: i32,
+    ask: Vec<u8>,
+    path: super::kernel_relay::NsPath,
+}
+
+fn ns_relay_ports(solicitor_mac: Option<crate::wire::Mac>) -> NsRelayPorts {
+    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    local_veths(&[("ga", "gb"), ("sa", "sb")]);
+    let index = |n: &str| sys::if_nametoindex(n).unwrap();
+    let (ga, sa) = (index("ga"), index("sa"));
+    let open = |n: &str| PacketSocket::open(index(n), &bpf::nd_filter()).unwrap().0;
+    let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+    let solicitor_mac = solicitor_mac.unwrap_or_else(|| link_mac("sb"));
+    let group = solicited_node(target);
+    let ask = emit_nd(
+        solicitor_mac,
+        Mac::ipv6_multicast(group),
+        "fe80::1".parse().unwrap(),
+        group,
+        &NdMessage::NeighborSolicit {
+            target_addr: target,
+        },
+        &[OptionRepr::SourceLla(solicitor_mac)],
+    );
+    let path = super::kernel_relay::NsPath {
+        from: sa,
+        target,
+        to: ga,
+        mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
+        // gb's own MAC, or its socket would not take the relayed NS (other host).
+        guest_mac: link_mac("gb"),
+    };
+    NsRelayPorts {
+        guest: open("gb"),
+        asker: open("sb"),
+        ga,
+        sa,
+        ask,
+        path,
+    }
+}
+
 #[test]
 #[ignore = "needs root (CAP_BPF, namespaces)"]
 fn vlan_tagged_nd_passes_both_programs_untouched() {
     use super::kernel_answer::KernelAnswers;
-    use super::kernel_relay::{KernelRelays, NsPath};
-    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    use super::kernel_relay::KernelRelays;
     let ns = Netns::new(&["kv"]);
     ns.run(0, || {
-        // The solicitor's port sa (peer sb), the guest's port ga (peer gb).
-        local_veths(&[("ga", "gb"), ("sa", "sb")]);
-        let index = |n: &str| sys::if_nametoindex(n).unwrap();
-        let (ga, sa) = (index("ga"), index("sa"));
-        let open = |n: &str| PacketSocket::open(index(n), &bpf::nd_filter()).unwrap().0;
-        let (guest, asker) = (open("gb"), open("sb"));
-        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
-        // sb's own MAC: the fast path answers to the SLLA, which sb must accept.
-        let solicitor_mac = link_mac("sb");
-        let group = solicited_node(target);
-        let ask = emit_nd(
-            solicitor_mac,
-            Mac::ipv6_multicast(group),
-            "fe80::1".parse().unwrap(),
-            group,
-            &NdMessage::NeighborSolicit {
-                target_addr: target,
-            },
-            &[OptionRepr::SourceLla(solicitor_mac)],
-        );
+        // sb's own MAC as the solicitor's: the fast path answers to the SLLA, which sb
+        // must accept.
+        let NsRelayPorts {
+            guest,
+            asker,
+            ga,
+            sa,
+            ask,
+            path,
+        } = ns_relay_ports(None);
         let tagged = vlan_tagged(&ask, 0x8100, 100);
         // What `to` receives when the solicitor sends `frame`.
         let relayed = |to: &PacketSocket, frame: &[u8]| {
@@ -886,14 +925,6 @@ fn vlan_tagged_nd_passes_both_programs_untouched() {
 
         let mut relays = KernelRelays::load(16).expect("program loads");
         assert!(relays.sync(&[("ga", ga), ("sa", sa)]).is_empty());
-        let path = NsPath {
-            from: sa,
-            target,
-            to: ga,
-            mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
-            // gb's own MAC, or its socket would not take the relayed NS (other host).
-            guest_mac: link_mac("gb"),
-        };
         relays.relay_ns(&path, Duration::from_secs(30)).unwrap();
         assert!(relayed(&guest, &tagged).is_empty(), "tagged NS relayed");
         assert_eq!(relayed(&guest, &ask).len(), 1, "the untagged twin");
@@ -902,7 +933,7 @@ fn vlan_tagged_nd_passes_both_programs_untouched() {
         let mut answers = KernelAnswers::load(16).expect("program loads");
         assert!(answers.sync(&[("sa", sa)]).is_empty());
         answers
-            .answer(sa, target, path.mac, Duration::from_secs(30))
+            .answer(sa, path.target, path.mac, Duration::from_secs(30))
             .unwrap();
         assert!(relayed(&asker, &tagged).is_empty(), "tagged NS answered");
         assert_eq!(relayed(&asker, &ask).len(), 1, "the untagged twin");
@@ -912,16 +943,19 @@ fn vlan_tagged_nd_passes_both_programs_untouched() {
 #[test]
 #[ignore = "needs root (CAP_BPF, namespaces)"]
 fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
-    use super::kernel_relay::{KernelRelays, NsPath};
+    use super::kernel_relay::KernelRelays;
     use super::sys::ebpf::{self, EbpfInsn};
-    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    use crate::wire::Mac;
     let ns = Netns::new(&["kh"]);
     ns.run(0, || {
-        local_veths(&[("ga", "gb"), ("sa", "sb")]);
-        let index = |n: &str| sys::if_nametoindex(n).unwrap();
-        let (ga, sa) = (index("ga"), index("sa"));
-        let open = |n: &str| PacketSocket::open(index(n), &bpf::nd_filter()).unwrap().0;
-        let (guest, asker) = (open("gb"), open("sb"));
+        let NsRelayPorts {
+            guest,
+            asker,
+            ga,
+            sa,
+            ask,
+            path,
+        } = ns_relay_ports(Some(Mac([2, 0, 0x5e, 0, 0x53, 1])));
         // Another tcx program on the solicitor's port, there first: it drops every frame
         // (r0 = TCX_DROP; exit).
         let drop_all = [
@@ -941,29 +975,8 @@ fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
         let other = ebpf::load_sched_cls(&drop_all, "other").expect("program loads");
         let _other_link = ebpf::attach_tcx_ingress(&other, sa).expect("attaches");
 
-        let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
-        let solicitor_mac = Mac([2, 0, 0x5e, 0, 0x53, 1]);
-        let group = solicited_node(target);
-        let ask = emit_nd(
-            solicitor_mac,
-            Mac::ipv6_multicast(group),
-            "fe80::1".parse().unwrap(),
-            group,
-            &NdMessage::NeighborSolicit {
-                target_addr: target,
-            },
-            &[OptionRepr::SourceLla(solicitor_mac)],
-        );
         let mut relays = KernelRelays::load(16).expect("program loads");
         assert!(relays.sync(&[("ga", ga), ("sa", sa)]).is_empty());
-        let path = NsPath {
-            from: sa,
-            target,
-            to: ga,
-            mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
-            // gb's own MAC, or its socket would not take the relayed NS (other host).
-            guest_mac: link_mac("gb"),
-        };
         relays.relay_ns(&path, Duration::from_secs(30)).unwrap();
         let _ = collect(&guest, Duration::ZERO);
         asker.send(&ask).unwrap();
