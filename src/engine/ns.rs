@@ -453,19 +453,7 @@ impl Engine {
                 return self.counters.drop(DropReason::TableFull);
             }
         }
-        let (src, mac) = (self.port(port).cfg.link_local, self.port(port).cfg.mac);
-        let group = solicited_node(target);
-        self.originate(
-            port,
-            Mac::ipv6_multicast(group),
-            src,
-            group,
-            NdMessage::NeighborSolicit {
-                target_addr: target,
-            },
-            &[OptionRepr::SourceLla(mac)],
-        );
-        self.counters.bump(Counter::SentNs);
+        self.send_solicitation(port, target);
         self.mark_relayed(now, target, 1 << port.0);
     }
 
@@ -481,22 +469,27 @@ impl Engine {
             if mask & (1 << p.0) == 0 {
                 continue;
             }
-            let (src, mac) = (self.port(p).cfg.link_local, self.port(p).cfg.mac);
-            let group = solicited_node(target);
-            self.originate(
-                p,
-                crate::wire::Mac::ipv6_multicast(group),
-                src,
-                group,
-                NdMessage::NeighborSolicit {
-                    target_addr: target,
-                },
-                &[OptionRepr::SourceLla(mac)],
-            );
+            self.send_solicitation(p, target);
             sent |= 1 << p.0;
-            self.counters.bump(Counter::SentNs);
         }
         self.mark_relayed(now, target, sent);
+    }
+
+    /// A multicast NS for `target` from `port`'s link-local with its MAC as SLLA.
+    fn send_solicitation(&mut self, port: PortId, target: Ipv6Addr) {
+        let (src, mac) = (self.port(port).cfg.link_local, self.port(port).cfg.mac);
+        let group = solicited_node(target);
+        self.originate(
+            port,
+            Mac::ipv6_multicast(group),
+            src,
+            group,
+            NdMessage::NeighborSolicit {
+                target_addr: target,
+            },
+            &[OptionRepr::SourceLla(mac)],
+        );
+        self.counters.bump(Counter::SentNs);
     }
 }
 
