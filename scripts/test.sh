@@ -116,6 +116,9 @@ step_netns() {
     [ -c /dev/net/tun ] || die "netns tests need /dev/net/tun (the TAP tests)"
     # The I/O layer on its own: capture filter, all-multicast, routes, link events, guard.
     cargo test --locked --lib live::tests -- --ignored --test-threads=1
+    # The in-kernel programs on crafted frames (BPF_PROG_TEST_RUN): verdict and bytes of
+    # every frame; a program that does not load fails.
+    cargo test --locked --lib -- --ignored ebpf_test_run
     # The libpcap backend's drop statistics (a separate target dir: other features).
     cargo test --locked --features libpcap --target-dir target/libpcap --lib \
         live::tests::the_libpcap -- --ignored --test-threads=1

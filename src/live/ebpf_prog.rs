@@ -559,4 +559,15 @@ impl TcxLinks {
     pub(super) fn attached(&self, ifindex: i32) -> bool {
         self.links.iter().any(|(i, _)| *i == ifindex)
     }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` (see
+    /// [`ebpf::test_run`]), whether or not it is attached anywhere.
+    #[cfg(test)]
+    pub(super) fn test_run(
+        &self,
+        frame: &[u8],
+        ctx: Option<&ebpf::SkBuff>,
+    ) -> io::Result<ebpf::TestRun> {
+        ebpf::test_run(&self.prog, frame, ctx)
+    }
 }

@@ -79,6 +79,16 @@ impl KernelAnswers {
     pub fn forget(&mut self, target: Ipv6Addr) {
         self.map.remove_target(target);
     }
+
+    /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`), without attaching it.
+    #[cfg(test)]
+    pub(super) fn test_run(
+        &self,
+        frame: &[u8],
+        ctx: Option<&super::sys::ebpf::SkBuff>,
+    ) -> io::Result<super::sys::ebpf::TestRun> {
+        self.links.test_run(frame, ctx)
+    }
 }
 
 /// Stack slot of the map key.

@@ -191,6 +191,16 @@ impl KernelRelays {
     pub fn forget_all_na(&mut self) {
         self.na.clear();
     }
+
+    /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`), without attaching it.
+    #[cfg(test)]
+    pub(super) fn test_run(
+        &self,
+        frame: &[u8],
+        ctx: Option<&super::sys::ebpf::SkBuff>,
+    ) -> io::Result<super::sys::ebpf::TestRun> {
+        self.links.test_run(frame, ctx)
+    }
 }
 
 /// The program; `ns_map` and `na_map` are the maps of [`KernelRelays`].

@@ -31,6 +31,8 @@ mod daemon;
 mod droplog;
 pub mod dump;
 mod ebpf_prog;
+#[cfg(test)]
+mod ebpf_test_run;
 mod engine_thread;
 mod guard;
 pub(crate) mod kernel_answer;

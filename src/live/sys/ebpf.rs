@@ -9,9 +9,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::cvt;
 
 const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
 const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_TEST_RUN: libc::c_int = 10;
 const BPF_LINK_CREATE: libc::c_int = 28;
 
 const BPF_MAP_TYPE_HASH: u32 = 1;
@@ -69,6 +71,90 @@ struct ProgLoadAttr {
     prog_flags: u32,
     prog_name: [u8; 16],
 }
+
+/// `bpf_attr` for `BPF_PROG_TEST_RUN`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `struct __sk_buff` (linux/bpf.h): what a `sched_cls` program reads its frame's
+/// metadata from, and the context `BPF_PROG_TEST_RUN` takes. The programs' loads use
+/// its field offsets (`offset_of!`); the kernel rewrites each load into one from the
+/// real `sk_buff`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct SkBuff {
+    pub len: u32,
+    /// `PACKET_HOST`, `PACKET_OTHERHOST`, ... as `eth_type_trans` set it.
+    pub pkt_type: u32,
+    pub mark: u32,
+    pub queue_mapping: u32,
+    pub protocol: u32,
+    /// Non-zero when the frame came with a VLAN tag, which the kernel keeps in metadata.
+    pub vlan_present: u32,
+    pub vlan_tci: u32,
+    pub vlan_proto: u32,
+    pub priority: u32,
+    pub ingress_ifindex: u32,
+    /// The device the frame is on (at ingress: the one it arrived on).
+    pub ifindex: u32,
+    pub tc_index: u32,
+    pub cb: [u32; 5],
+    pub hash: u32,
+    pub tc_classid: u32,
+    /// The frame's first byte (a packet pointer once loaded).
+    pub data: u32,
+    /// One past its last linear byte.
+    pub data_end: u32,
+    pub napi_id: u32,
+    pub family: u32,
+    pub remote_ip4: u32,
+    pub local_ip4: u32,
+    pub remote_ip6: [u32; 4],
+    pub local_ip6: [u32; 4],
+    pub remote_port: u32,
+    pub local_port: u32,
+    pub data_meta: u32,
+    pub flow_keys: u64,
+    /// `skb->tstamp`: at ingress the receive time (`CLOCK_REALTIME` nanoseconds) that
+    /// `AF_PACKET` reports as `SCM_TIMESTAMPNS`, once any socket asked for timestamps.
+    pub tstamp: u64,
+    pub wire_len: u32,
+    pub gso_segs: u32,
+    pub sk: u64,
+    pub gso_size: u32,
+    pub tstamp_type: u8,
+    pub _pad: [u8; 3],
+    pub hwtstamp: u64,
+}
+
+// The layout of linux/bpf.h, which the kernel checks every load against.
+const _: () = {
+    assert!(mem::offset_of!(SkBuff, ifindex) == 40);
+    assert!(mem::offset_of!(SkBuff, data) == 76);
+    assert!(mem::offset_of!(SkBuff, data_end) == 80);
+    assert!(mem::offset_of!(SkBuff, tstamp) == 152);
+    assert!(mem::offset_of!(SkBuff, hwtstamp) == 184);
+    assert!(mem::size_of::<SkBuff>() == 192);
+};
 
 #[repr(C)]
 #[derive(Default)]
@@ -150,6 +236,26 @@ impl BpfMap {
         bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
     }
 
+    /// The value of `key` into `value`; `Ok(false)` when there is none.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+        if key.len() != self.key_size || value.len() != self.value_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "map key or value size",
+            ));
+        }
+        let mut attr = MapElemAttr {
+            map_fd: self.raw() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            r => r.map(|_| true),
+        }
+    }
+
     /// Removes `key`; absent keys are not an error.
     pub fn remove(&self, key: &[u8]) -> io::Result<()> {
         if key.len() != self.key_size {
@@ -207,6 +313,46 @@ pub fn load_sched_cls(insns: &[EbpfInsn], name: &str) -> Result<OwnedFd, LoadErr
             Err(LoadError { error, log })
         }
     }
+}
+
+/// What one `BPF_PROG_TEST_RUN` of a program gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (`TC_ACT_*`, or `TCX_NEXT` as `u32::MAX`).
+    pub retval: u32,
+    /// The frame as the program left it.
+    pub data: Vec<u8>,
+}
+
+/// Runs the `sched_cls` program `prog` once on `frame` (`BPF_PROG_TEST_RUN`): the
+/// kernel builds an skb on the loopback device (`eth_type_trans` sets its `pkt_type`
+/// from the destination MAC against loopback's 00:00:00:00:00:00) with `ctx`'s settable
+/// fields (`mark`, `priority`, `ifindex`, `cb`, `tstamp`, ...; the others must be 0),
+/// runs the program and hands back its verdict and the frame. Nothing is sent: a
+/// `bpf_redirect` only makes the verdict `TC_ACT_REDIRECT`. Needs CAP_BPF (and
+/// CAP_NET_ADMIN for a `sched_cls` program).
+pub fn test_run(prog: &OwnedFd, frame: &[u8], ctx: Option<&SkBuff>) -> io::Result<TestRun> {
+    // Room for a program that grows the frame; ours rewrite it in place.
+    let mut out = vec![0u8; frame.len() + 256];
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat: 1,
+        ..Default::default()
+    };
+    if let Some(ctx) = ctx {
+        attr.ctx_size_in = mem::size_of::<SkBuff>() as u32;
+        attr.ctx_in = (ctx as *const SkBuff) as u64;
+    }
+    bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    out.truncate(attr.data_size_out as usize);
+    Ok(TestRun {
+        retval: attr.retval,
+        data: out,
+    })
 }
 
 /// Attaches `prog` first in `ifindex`'s tcx ingress chain; the link lives as long as
