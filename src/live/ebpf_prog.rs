@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::marker::PhantomData;
 use std::net::Ipv6Addr;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::bpf::Labels;
+use super::ebpf_maps::MapValue;
 use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError};
 
 // eBPF opcodes (linux/bpf.h, linux/bpf_common.h).
@@ -51,6 +53,8 @@ const SKB_VLAN_PRESENT: i16 = 20;
 pub(super) const SKB_IFINDEX: i16 = 40;
 const SKB_DATA: i16 = 76;
 const SKB_DATA_END: i16 = 80;
+/// `skb->tstamp`: the receive time `AF_PACKET` reports for the same frame.
+const SKB_TSTAMP: i16 = 152;
 
 pub(super) const PACKET_HOST: i32 = 0;
 pub(super) const PACKET_OTHERHOST: i32 = 3;
@@ -276,14 +280,28 @@ impl Asm {
     /// Rewrites the frame as the engine's relay does (Ethernet destination from the
     /// entry's `dst_mac_at`, Ethernet source and the one link-layer option from its
     /// `our_mac_at`, a new checksum; the IPv6 header and the message as they came) and
-    /// redirects it out of the interface whose index is at the entry's `egress_at`.
-    pub(super) fn relay_rewrite(&mut self, dst_mac_at: i16, our_mac_at: i16, egress_at: i16) {
+    /// redirects it out of the interface whose index is at the entry's `egress_at`,
+    /// marking the entry's `handled_at` with the frame's timestamp.
+    pub(super) fn relay_rewrite(
+        &mut self,
+        dst_mac_at: i16,
+        our_mac_at: i16,
+        egress_at: i16,
+        handled_at: i16,
+    ) {
         self.copy_mac(PKT, 0, ENTRY, dst_mac_at);
         self.copy_mac(PKT, 6, ENTRY, our_mac_at);
         self.copy_mac(PKT, OPTION + 2, ENTRY, our_mac_at);
         self.write_checksum();
+        self.mark_handled(handled_at);
         self.ins(LDX_W, R1, ENTRY, egress_at, 0);
         self.redirect();
+    }
+    /// Stores the frame's receive timestamp in the entry's `handled_tstamp` at
+    /// `handled_at`: the program's word that it handled this frame with this entry.
+    pub(super) fn mark_handled(&mut self, handled_at: i16) {
+        self.ins(LDX_DW, R2, CTX, SKB_TSTAMP, 0);
+        self.ins(STX_DW, ENTRY, R2, handled_at, 0);
     }
     /// Redirects the frame out of the interface whose index is in R1 and ends the
     /// program.
@@ -305,20 +323,12 @@ impl Asm {
     }
 }
 
-/// A map key's first 20 bytes: the ingress ifindex (native order), the target.
-pub(super) fn ifindex_target_key(ifindex: i32, target: Ipv6Addr) -> [u8; 20] {
-    let mut k = [0u8; 20];
-    k[..4].copy_from_slice(&ifindex.to_ne_bytes());
-    k[4..].copy_from_slice(&target.octets());
-    k
-}
-
-/// A hash map the programs read, whose `K`-byte keys start with
-/// [`ifindex_target_key`], and what the daemon put in it (by target, each key with its
-/// expiry): entries are found by port or target, and expired ones make room in a full
-/// map.
+/// A hash map the programs read, whose `K`-byte keys start with a
+/// [`PortTarget`](super::ebpf_maps::PortTarget), with
+/// values `V`, and what the daemon put in it (by target, each key with its expiry):
+/// entries are found by port or target, and expired ones make room in a full map.
 #[derive(Debug)]
-pub(super) struct TargetMap<const K: usize> {
+pub(super) struct TargetMap<const K: usize, V> {
     /// The config key that asked for the map, for log lines.
     config_key: &'static str,
     map: BpfMap,
@@ -328,16 +338,13 @@ pub(super) struct TargetMap<const K: usize> {
     /// No entry expires before this: a full map is not searched for expired entries
     /// again before then.
     earliest: u64,
+    value: PhantomData<V>,
 }
 
-impl<const K: usize> TargetMap<K> {
-    pub(super) fn create(
-        config_key: &'static str,
-        value_size: usize,
-        capacity: u32,
-    ) -> Result<Self, SetupError> {
+impl<const K: usize, V: MapValue> TargetMap<K, V> {
+    pub(super) fn create(config_key: &'static str, capacity: u32) -> Result<Self, SetupError> {
         let capacity = capacity.max(1);
-        let map = BpfMap::create(K as u32, value_size as u32, capacity).map_err(|error| {
+        let map = BpfMap::create(K as u32, V::SIZE as u32, capacity).map_err(|error| {
             SetupError::Map {
                 key: config_key,
                 error,
@@ -350,6 +357,7 @@ impl<const K: usize> TargetMap<K> {
             len: 0,
             capacity,
             earliest: 0,
+            value: PhantomData,
         })
     }
 
@@ -362,14 +370,22 @@ impl<const K: usize> TargetMap<K> {
         self.capacity
     }
 
-    /// Inserts or replaces; a full map first drops its expired entries.
-    pub(super) fn insert(&mut self, key: [u8; K], value: &[u8], expiry: u64) -> io::Result<()> {
+    /// Inserts or replaces; a full map first drops its expired entries. A replaced
+    /// entry keeps the `handled_tstamp` the program last wrote, so that renewing an
+    /// entry does not lose the word on a frame the engine has yet to read.
+    pub(super) fn insert(&mut self, key: [u8; K], value: &V) -> io::Result<()> {
+        let expiry = value.expiry_ns();
+        let mut bytes = value.to_bytes();
         let target = key_target(&key);
         let known = self
             .entries
             .get(&target)
             .is_some_and(|on| on.iter().any(|(k, _)| *k == key));
-        if !known && self.len >= self.capacity as usize {
+        if known {
+            if let Some(handled) = self.handled_tstamp(&key)? {
+                bytes[V::HANDLED_AT..V::HANDLED_AT + 8].copy_from_slice(&handled.to_ne_bytes());
+            }
+        } else if self.len >= self.capacity as usize {
             let now = expiry_ns(Duration::ZERO);
             if now >= self.earliest {
                 self.remove_where(|_, expiry| expiry <= now);
@@ -385,7 +401,7 @@ impl<const K: usize> TargetMap<K> {
                 return Err(io::Error::other("the map is full"));
             }
         }
-        self.map.insert(&key, value)?;
+        self.map.insert(&key, &bytes)?;
         let on = self.entries.entry(target).or_default();
         match on.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = expiry,
@@ -396,6 +412,35 @@ impl<const K: usize> TargetMap<K> {
         }
         self.earliest = self.earliest.min(expiry);
         Ok(())
+    }
+
+    /// The `handled_tstamp` of `key`'s entry, if there is one.
+    pub(super) fn handled_tstamp(&self, key: &[u8; K]) -> io::Result<Option<u64>> {
+        let mut value = vec![0u8; V::SIZE];
+        if !self.map.lookup(key, &mut value)? {
+            return Ok(None);
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&value[V::HANDLED_AT..V::HANDLED_AT + 8]);
+        Ok(Some(u64::from_ne_bytes(t)))
+    }
+
+    /// Whether the program answered or relayed the frame received at `rx_tstamp_ns`
+    /// (`skb->tstamp`, as `SCM_TIMESTAMPNS` reports it: seconds * 10^9 + nanoseconds)
+    /// with `key`'s entry: the entry's `handled_tstamp` is that timestamp. A frame
+    /// without a timestamp (0) is never the program's; a later frame the program handled
+    /// with the same entry, or the entry removed since, makes this `false` although the
+    /// program acted: the answer errs towards the engine doing the work again, never
+    /// towards nobody doing it.
+    #[allow(
+        dead_code,
+        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
+    )]
+    pub(super) fn handled(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
+        if rx_tstamp_ns == 0 {
+            return Ok(false);
+        }
+        Ok(self.handled_tstamp(key)? == Some(rx_tstamp_ns))
     }
 
     /// Removes every entry for `target`.

@@ -63,6 +63,14 @@ fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'stati
     result.unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// A test run's context with receive timestamp `tstamp`.
+fn stamped(tstamp: u64) -> SkBuff {
+    SkBuff {
+        tstamp,
+        ..SkBuff::default()
+    }
+}
+
 /// An NS for `target` from `src` to its solicited-node group.
 fn ns(
     eth_src: Mac,
@@ -335,6 +343,31 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
         let out = k.test_run(&ask(), Some(&other_port)).unwrap();
         assert_eq!((out.retval, out.data), (NEXT, ask()), "another port");
 
+        // The kernel's word: the entry keeps the timestamp of the frame it answered.
+        let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
+        assert_eq!(out.retval, REDIRECT);
+        assert!(k.answered(LO, TARGET, 1_000).unwrap(), "answered at 1000");
+        assert!(!k.answered(LO, TARGET, 999).unwrap(), "another frame");
+        assert!(
+            !k.answered(LO, TARGET, 0).unwrap(),
+            "a frame without timestamp"
+        );
+        let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
+        assert!(!k.answered(LO, other, 1_000).unwrap(), "another target");
+        let hop_254 = patched(&ask(), 21, |_| 254);
+        let out = k.test_run(&hop_254, Some(&stamped(2_000))).unwrap();
+        assert_eq!(out.retval, NEXT);
+        assert!(!k.answered(LO, TARGET, 2_000).unwrap(), "a frame it passed");
+        assert!(
+            k.answered(LO, TARGET, 1_000).unwrap(),
+            "still the last answered"
+        );
+        k.answer(LO, TARGET, OUR_MAC, LONG).unwrap();
+        assert!(
+            k.answered(LO, TARGET, 1_000).unwrap(),
+            "renewing keeps the word"
+        );
+
         // Expired and forgotten entries.
         k.answer(LO, TARGET, OUR_MAC, Duration::ZERO).unwrap();
         assert_passed(&k, &[(ask(), "an expired entry")]);
@@ -453,6 +486,34 @@ fn ebpf_test_run_relay_program_relays_an_ns_to_the_bound_guest_as_the_engine_wou
         };
         let out = k.test_run(&ask(), Some(&other_port)).unwrap();
         assert_eq!((out.retval, out.data), (NEXT, ask()), "another port");
+
+        // The kernel's word: the entry keeps the timestamp of the frame it relayed.
+        let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
+        assert_eq!(out.retval, REDIRECT);
+        assert!(k.relayed_ns(LO, TARGET, 1_000).unwrap(), "relayed at 1000");
+        assert!(!k.relayed_ns(LO, TARGET, 999).unwrap(), "another frame");
+        assert!(
+            !k.relayed_ns(LO, TARGET, 0).unwrap(),
+            "a frame without timestamp"
+        );
+        let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
+        assert!(!k.relayed_ns(LO, other, 1_000).unwrap(), "another target");
+        let dad = ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]);
+        let out = k.test_run(&dad, Some(&stamped(2_000))).unwrap();
+        assert_eq!(out.retval, NEXT);
+        assert!(
+            !k.relayed_ns(LO, TARGET, 2_000).unwrap(),
+            "a frame it passed"
+        );
+        assert!(
+            k.relayed_ns(LO, TARGET, 1_000).unwrap(),
+            "still the last relayed"
+        );
+        k.relay_ns(&path, LONG).unwrap();
+        assert!(
+            k.relayed_ns(LO, TARGET, 1_000).unwrap(),
+            "renewing keeps the word"
+        );
 
         k.relay_ns(&path, Duration::ZERO).unwrap();
         assert_passed(&k, &[(ask(), "an expired entry")]);
@@ -604,6 +665,36 @@ fn ebpf_test_run_relay_program_relays_the_guests_na_back_as_the_engine_would() {
             ),
         ]);
         assert_passed(&k, &cases);
+
+        // The kernel's word, keyed by the NA's port, target and destination.
+        let out = k.test_run(&answer, Some(&stamped(1_000))).unwrap();
+        assert_eq!(out.retval, REDIRECT);
+        assert!(
+            k.relayed_na(LO, TARGET, SOLICITOR, 1_000).unwrap(),
+            "relayed at 1000"
+        );
+        assert!(
+            !k.relayed_na(LO, TARGET, SOLICITOR, 999).unwrap(),
+            "another frame"
+        );
+        let fe80_2: Ipv6Addr = "fe80::2".parse().unwrap();
+        assert!(
+            !k.relayed_na(LO, TARGET, fe80_2, 1_000).unwrap(),
+            "another solicitor"
+        );
+        assert!(!k.relayed_ns(LO, TARGET, 1_000).unwrap(), "not an NS");
+        let spoofed = na(OTHER_MAC, LO_MAC, SOLICITOR, SOLICITED_OVERRIDE, OTHER_MAC);
+        let out = k.test_run(&spoofed, Some(&stamped(2_000))).unwrap();
+        assert_eq!(out.retval, NEXT);
+        assert!(
+            !k.relayed_na(LO, TARGET, SOLICITOR, 2_000).unwrap(),
+            "a frame it passed"
+        );
+        k.relay_na(&path, LONG).unwrap();
+        assert!(
+            k.relayed_na(LO, TARGET, SOLICITOR, 1_000).unwrap(),
+            "renewing keeps it"
+        );
 
         k.relay_na(&path, Duration::ZERO).unwrap();
         assert_passed(&k, &[(answer.clone(), "an expired entry")]);

@@ -20,33 +20,14 @@ use std::io;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use std::mem::offset_of;
+
+use super::ebpf_maps::{MapValue, NaKey, NaRelayValue, NsRelayValue, PortTarget, off};
 use super::ebpf_prog::*;
 use super::sys::ebpf::EbpfInsn;
 use crate::wire::Mac;
 
 const KEY: &str = "relay_in_kernel";
-
-/// NS key: ingress ifindex (native order), the target.
-const NS_KEY_SIZE: usize = 20;
-/// NS value: our MAC on the egress port, the guest's MAC (each padded to 8 bytes), the
-/// egress ifindex (native order, padded to 8), the expiry in `CLOCK_MONOTONIC`
-/// nanoseconds (native order).
-const NS_VALUE_SIZE: usize = 32;
-const NS_OUR_MAC_AT: i16 = 0;
-const NS_GUEST_MAC_AT: i16 = 8;
-const NS_EGRESS_AT: i16 = 16;
-const NS_EXPIRY_AT: i16 = 24;
-
-/// NA key: ingress ifindex, the target, the solicitor (the NA's destination).
-const NA_KEY_SIZE: usize = 36;
-/// NA value: our MAC on the egress port, the solicitor's MAC, the guest's MAC, the egress
-/// ifindex, the expiry (laid out as the NS value).
-const NA_VALUE_SIZE: usize = 40;
-const NA_OUR_MAC_AT: i16 = 0;
-const NA_SOLICITOR_MAC_AT: i16 = 8;
-const NA_GUEST_MAC_AT: i16 = 16;
-const NA_EGRESS_AT: i16 = 24;
-const NA_EXPIRY_AT: i16 = 32;
 
 /// Stack slots of the map keys.
 const NS_KEY_AT: i16 = -32;
@@ -86,63 +67,62 @@ pub struct NaPath {
     pub solicitor_mac: Mac,
 }
 
-fn put_mac(v: &mut [u8], at: i16, mac: Mac) {
-    let at = at as usize;
-    v[at..at + 6].copy_from_slice(&mac.0);
-}
-
-fn put(v: &mut [u8], at: i16, bytes: &[u8]) {
-    let at = at as usize;
-    v[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
 impl NsPath {
-    fn key(&self) -> [u8; NS_KEY_SIZE] {
-        ifindex_target_key(self.from, self.target)
+    fn key(&self) -> [u8; PortTarget::SIZE] {
+        PortTarget::new(self.from, self.target).to_bytes()
     }
 
-    fn value(&self, expiry: u64) -> [u8; NS_VALUE_SIZE] {
-        let mut v = [0u8; NS_VALUE_SIZE];
-        put_mac(&mut v, NS_OUR_MAC_AT, self.mac);
-        put_mac(&mut v, NS_GUEST_MAC_AT, self.guest_mac);
-        put(&mut v, NS_EGRESS_AT, &self.to.to_ne_bytes());
-        put(&mut v, NS_EXPIRY_AT, &expiry.to_ne_bytes());
-        v
+    fn value(&self, expiry_ns: u64) -> NsRelayValue {
+        NsRelayValue {
+            our_mac: self.mac.into(),
+            guest_mac: self.guest_mac.into(),
+            egress: self.to,
+            pad: 0,
+            expiry_ns,
+            handled_tstamp: 0,
+        }
     }
 }
 
 impl NaPath {
-    fn key(&self) -> [u8; NA_KEY_SIZE] {
-        let mut k = [0u8; NA_KEY_SIZE];
-        put(&mut k, 0, &ifindex_target_key(self.from, self.target));
-        put(&mut k, 20, &self.solicitor.octets());
-        k
+    fn key(&self) -> [u8; NaKey::SIZE] {
+        na_key(self.from, self.target, self.solicitor)
     }
 
-    fn value(&self, expiry: u64) -> [u8; NA_VALUE_SIZE] {
-        let mut v = [0u8; NA_VALUE_SIZE];
-        put_mac(&mut v, NA_OUR_MAC_AT, self.mac);
-        put_mac(&mut v, NA_SOLICITOR_MAC_AT, self.solicitor_mac);
-        put_mac(&mut v, NA_GUEST_MAC_AT, self.guest_mac);
-        put(&mut v, NA_EGRESS_AT, &self.to.to_ne_bytes());
-        put(&mut v, NA_EXPIRY_AT, &expiry.to_ne_bytes());
-        v
+    fn value(&self, expiry_ns: u64) -> NaRelayValue {
+        NaRelayValue {
+            our_mac: self.mac.into(),
+            solicitor_mac: self.solicitor_mac.into(),
+            guest_mac: self.guest_mac.into(),
+            egress: self.to,
+            pad: 0,
+            expiry_ns,
+            handled_tstamp: 0,
+        }
     }
+}
+
+fn na_key(from: i32, target: Ipv6Addr, solicitor: Ipv6Addr) -> [u8; NaKey::SIZE] {
+    NaKey {
+        ingress: PortTarget::new(from, target),
+        solicitor: solicitor.octets(),
+    }
+    .to_bytes()
 }
 
 /// The loaded program, its two maps and one tcx link per port.
 #[derive(Debug)]
 pub struct KernelRelays {
-    ns: TargetMap<NS_KEY_SIZE>,
-    na: TargetMap<NA_KEY_SIZE>,
+    ns: TargetMap<{ PortTarget::SIZE }, NsRelayValue>,
+    na: TargetMap<{ NaKey::SIZE }, NaRelayValue>,
     links: TcxLinks,
 }
 
 impl KernelRelays {
     /// Creates two maps for `max_entries` paths each and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
-        let ns = TargetMap::create(KEY, NS_VALUE_SIZE, max_entries)?;
-        let na = TargetMap::create(KEY, NA_VALUE_SIZE, max_entries)?;
+        let ns = TargetMap::create(KEY, max_entries)?;
+        let na = TargetMap::create(KEY, max_entries)?;
         let links = TcxLinks::load(KEY, &program(ns.raw(), na.raw()), "ndprelay_rel")?;
         Ok(Self { ns, na, links })
     }
@@ -171,15 +151,54 @@ impl KernelRelays {
     /// Relays NS along `path` for `valid_for` from now.
     pub fn relay_ns(&mut self, path: &NsPath, valid_for: Duration) -> io::Result<()> {
         self.check_attached(path.from)?;
-        let expiry = expiry_ns(valid_for);
-        self.ns.insert(path.key(), &path.value(expiry), expiry)
+        self.ns
+            .insert(path.key(), &path.value(expiry_ns(valid_for)))
     }
 
     /// Relays NAs along `path` for `valid_for` from now.
     pub fn relay_na(&mut self, path: &NaPath, valid_for: Duration) -> io::Result<()> {
         self.check_attached(path.from)?;
-        let expiry = expiry_ns(valid_for);
-        self.na.insert(path.key(), &path.value(expiry), expiry)
+        self.na
+            .insert(path.key(), &path.value(expiry_ns(valid_for)))
+    }
+
+    /// Whether the program relayed the NS for `target` that arrived on `ingress` (the
+    /// solicitor's port, [`NsPath::from`]) with receive timestamp `rx_tstamp_ns` (its
+    /// `SCM_TIMESTAMPNS`, seconds * 10^9 + nanoseconds): the NS map's entry of key
+    /// ([`PortTarget`]) `(ingress, target)` says so. `false` as for
+    /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
+    #[allow(
+        dead_code,
+        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
+    )]
+    pub fn relayed_ns(
+        &self,
+        ingress: i32,
+        target: Ipv6Addr,
+        rx_tstamp_ns: u64,
+    ) -> io::Result<bool> {
+        self.ns
+            .handled(&PortTarget::new(ingress, target).to_bytes(), rx_tstamp_ns)
+    }
+
+    /// Whether the program relayed the NA for `target` to `solicitor` (the NA's IPv6
+    /// destination) that arrived on `ingress` (the guest's port, [`NaPath::from`]) with
+    /// receive timestamp `rx_tstamp_ns`: the NA map's entry of key ([`NaKey`])
+    /// `(ingress, target, solicitor)` says so. `false` as for
+    /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
+    #[allow(
+        dead_code,
+        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
+    )]
+    pub fn relayed_na(
+        &self,
+        ingress: i32,
+        target: Ipv6Addr,
+        solicitor: Ipv6Addr,
+        rx_tstamp_ns: u64,
+    ) -> io::Result<bool> {
+        self.na
+            .handled(&na_key(ingress, target, solicitor), rx_tstamp_ns)
     }
 
     /// Stops relaying NS for `target`, from every port.
@@ -190,6 +209,27 @@ impl KernelRelays {
     /// Stops every NA relaying.
     pub fn forget_all_na(&mut self) {
         self.na.clear();
+    }
+
+    /// The `handled_tstamp` of the NS entry for `target` on `ingress`, if there is one.
+    #[cfg(test)]
+    pub(super) fn ns_handled_tstamp(&self, ingress: i32, target: Ipv6Addr) -> Option<u64> {
+        self.ns
+            .handled_tstamp(&PortTarget::new(ingress, target).to_bytes())
+            .expect("map lookup")
+    }
+
+    /// The `handled_tstamp` of the NA entry for `target` and `solicitor` on `ingress`.
+    #[cfg(test)]
+    pub(super) fn na_handled_tstamp(
+        &self,
+        ingress: i32,
+        target: Ipv6Addr,
+        solicitor: Ipv6Addr,
+    ) -> Option<u64> {
+        self.na
+            .handled_tstamp(&na_key(ingress, target, solicitor))
+            .expect("map lookup")
     }
 
     /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`), without attaching it.
@@ -218,11 +258,16 @@ fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
     a.nd_option(1);
     a.specified_unicast_source();
     a.ifindex_target_key(NS_KEY_AT);
-    a.live_entry(ns_map, NS_KEY_AT, NS_EXPIRY_AT);
+    a.live_entry(ns_map, NS_KEY_AT, off(NsRelayValue::EXPIRY_AT));
     a.valid_checksum();
     // To the guest's MAC from ours, with our MAC as SLLA (what the engine's relay sends
     // to a REACHABLE guest).
-    a.relay_rewrite(NS_GUEST_MAC_AT, NS_OUR_MAC_AT, NS_EGRESS_AT);
+    a.relay_rewrite(
+        off(offset_of!(NsRelayValue, guest_mac)),
+        off(offset_of!(NsRelayValue, our_mac)),
+        off(offset_of!(NsRelayValue, egress)),
+        off(NsRelayValue::HANDLED_AT),
+    );
 
     // NA: to our MAC (a solicited answer to the NS we relayed, whose SLLA was ours), to
     // a unicast destination (announcements and DAD defences go everywhere: the engine's).
@@ -236,12 +281,18 @@ fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
     for i in 0..4 {
         a.copy(FP, NA_KEY_AT + 20 + 4 * i, PKT, IP6_DST + 4 * i, 4);
     }
-    a.live_entry(na_map, NA_KEY_AT, NA_EXPIRY_AT);
+    a.live_entry(na_map, NA_KEY_AT, off(NaRelayValue::EXPIRY_AT));
     // From the bound guest only: its Ethernet source and its TLLA.
-    a.same_mac(PKT, 6, ENTRY, NA_GUEST_MAC_AT);
-    a.same_mac(PKT, OPTION + 2, ENTRY, NA_GUEST_MAC_AT);
+    let guest_mac_at = off(offset_of!(NaRelayValue, guest_mac));
+    a.same_mac(PKT, 6, ENTRY, guest_mac_at);
+    a.same_mac(PKT, OPTION + 2, ENTRY, guest_mac_at);
     a.valid_checksum();
     // To the solicitor from our MAC, with our MAC as TLLA; R/S/O as the guest set them.
-    a.relay_rewrite(NA_SOLICITOR_MAC_AT, NA_OUR_MAC_AT, NA_EGRESS_AT);
+    a.relay_rewrite(
+        off(offset_of!(NaRelayValue, solicitor_mac)),
+        off(offset_of!(NaRelayValue, our_mac)),
+        off(offset_of!(NaRelayValue, egress)),
+        off(NaRelayValue::HANDLED_AT),
+    );
     a.finish()
 }

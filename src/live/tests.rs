@@ -1078,3 +1078,245 @@ fn the_libpcap_backend_counts_what_libpcap_dropped() {
         );
     });
 }
+
+/// Receives frames on `sock` (timestamps on) for up to `for_`, with their
+/// `SCM_TIMESTAMPNS`, until one matches `want`.
+fn recv_stamped(
+    sock: &PacketSocket,
+    for_: Duration,
+    want: impl Fn(&[u8]) -> bool,
+) -> Option<(Vec<u8>, u64)> {
+    let mut buf = vec![0u8; 2048];
+    let end = Instant::now() + for_;
+    while Instant::now() < end {
+        if sys::poll_readable(sock.raw(), 50).unwrap() {
+            while let Ok((n, stamp)) = sys::ebpf::recv_timestampns(sock.raw(), &mut buf) {
+                if want(&buf[..n]) {
+                    return Some((buf[..n].to_vec(), stamp));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// An NS for `target` from `mac` / fe80::b to the target's solicited-node group.
+fn ns_for(mac: crate::wire::Mac, target: Ipv6Addr) -> Vec<u8> {
+    use crate::wire::{Mac, NdMessage, OptionRepr, emit_nd, solicited_node};
+    let group = solicited_node(target);
+    emit_nd(
+        mac,
+        Mac::ipv6_multicast(group),
+        "fe80::b".parse().unwrap(),
+        group,
+        &NdMessage::NeighborSolicit {
+            target_addr: target,
+        },
+        &[OptionRepr::SourceLla(mac)],
+    )
+}
+
+/// The target of an NS or NA frame without extension headers.
+fn nd_target(frame: &[u8]) -> Option<Ipv6Addr> {
+    let t: [u8; 16] = frame.get(62..78)?.try_into().ok()?;
+    Some(Ipv6Addr::from(t))
+}
+
+// The daemon asks "did a program act on this very frame" by comparing the frame's
+// capture timestamp with the one the program stored in the entry it used
+// (`handled_tstamp`); these two tests check on real devices that the program's
+// `__sk_buff->tstamp` is the `SCM_TIMESTAMPNS` the capture socket gets for the frame.
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn the_fast_path_marks_the_ns_it_answered_with_the_captures_timestamp_on_a_veth() {
+    use super::kernel_answer::KernelAnswers;
+    let ns = Netns::new(&["kt0", "kt1"]);
+    veth_pair(&ns);
+    let target: Ipv6Addr = "2001:db8::5".parse().unwrap();
+    let unknown: Ipv6Addr = "2001:db8::6".parse().unwrap();
+    // The uplink ndpru-a in ns 0: the program and a capture socket with timestamps.
+    let (mut answers, ifindex, capture) = ns.run(0, || {
+        let ifindex = sys::if_nametoindex("ndpru-a").expect("ndpru-a");
+        let mut k = KernelAnswers::load(16).expect("program loads");
+        assert!(k.sync(&[("ndpru-a", ifindex)]).is_empty());
+        let capture = PacketSocket::open(ifindex, &bpf::nd_filter()).unwrap().0;
+        sys::ebpf::enable_timestampns(capture.raw()).unwrap();
+        (k, ifindex, capture)
+    });
+    answers
+        .answer(
+            ifindex,
+            target,
+            crate::wire::Mac([2, 0, 0x5e, 0, 0x53, 0x42]),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    // The asker in ns 1, across the namespace boundary.
+    let asker = ns.run(1, || {
+        let i = sys::if_nametoindex("ndpru-b").expect("ndpru-b");
+        PacketSocket::open(i, &bpf::nd_filter()).unwrap().0
+    });
+    // Timestamps switch on through a deferred work item: let it run.
+    std::thread::sleep(Duration::from_millis(100));
+    let mac_b = crate::wire::Mac([2, 0, 0, 0, 0xbb, 1]);
+    for round in 0..3 {
+        asker.send(&ns_for(mac_b, target)).unwrap();
+        let (_, stamp) = recv_stamped(&capture, Duration::from_secs(2), |f| {
+            f.get(54) == Some(&135) && nd_target(f) == Some(target)
+        })
+        .expect("the capture sees the NS");
+        let handled = answers.handled_tstamp(ifindex, target);
+        assert_ne!(stamp, 0, "round {round}: the capture's SCM_TIMESTAMPNS");
+        assert_eq!(
+            handled,
+            Some(stamp),
+            "round {round}: the program's __sk_buff->tstamp against SCM_TIMESTAMPNS"
+        );
+        assert!(answers.answered(ifindex, target, stamp).unwrap());
+        eprintln!(
+            "veth across namespaces, round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
+        );
+    }
+    // An NS it did not answer leaves the entry's word as it was.
+    let before = answers.handled_tstamp(ifindex, target);
+    asker.send(&ns_for(mac_b, unknown)).unwrap();
+    let (_, stamp) = recv_stamped(&capture, Duration::from_secs(2), |f| {
+        nd_target(f) == Some(unknown)
+    })
+    .expect("the capture sees the other NS");
+    assert!(!answers.answered(ifindex, target, stamp).unwrap());
+    assert!(!answers.answered(ifindex, unknown, stamp).unwrap());
+    assert_eq!(answers.handled_tstamp(ifindex, target), before);
+}
+
+#[test]
+#[ignore = "needs root (CAP_BPF, namespaces)"]
+fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
+    use super::kernel_relay::{KernelRelays, NaPath, NsPath};
+    use crate::wire::{Mac, NaFlags, NdMessage, OptionRepr, emit_nd};
+    let ns = Netns::new(&["kb0", "kb1"]);
+    let (n0, n1) = (ns.name(0).to_owned(), ns.name(1).to_owned());
+    // ns 0: bridge br0 with port p0, whose peer p1 is in ns 1 (the solicitor); the
+    // guest's port ga with peer gb, also in ns 0.
+    ip(&[
+        "-n",
+        &n0,
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    ip(&[
+        "link", "add", "p0", "netns", &n0, "type", "veth", "peer", "name", "p1", "netns", &n1,
+    ]);
+    ip(&["-n", &n0, "link", "set", "p0", "master", "br0"]);
+    for dev in ["br0", "p0"] {
+        ip(&["-n", &n0, "link", "set", dev, "up"]);
+    }
+    ip(&["-n", &n1, "link", "set", "p1", "up"]);
+    let target: Ipv6Addr = "2001:db8::10".parse().unwrap();
+    let solicitor: Ipv6Addr = "fe80::b".parse().unwrap();
+    let (mut relays, br0, ga, capture, guest, br_mac, guest_mac) = ns.run(0, || {
+        local_veths(&[("ga", "gb")]);
+        let index = |n: &str| sys::if_nametoindex(n).unwrap();
+        let (br0, ga) = (index("br0"), index("ga"));
+        let mut k = KernelRelays::load(16).expect("program loads");
+        assert!(k.sync(&[("br0", br0), ("ga", ga)]).is_empty());
+        let capture = PacketSocket::open(br0, &bpf::nd_filter()).unwrap().0;
+        sys::ebpf::enable_timestampns(capture.raw()).unwrap();
+        let guest = PacketSocket::open(index("gb"), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        sys::ebpf::enable_timestampns(guest.raw()).unwrap();
+        (k, br0, ga, capture, guest, link_mac("br0"), link_mac("gb"))
+    });
+    let ns_path = NsPath {
+        from: br0,
+        target,
+        to: ga,
+        mac: Mac([2, 0, 0x5e, 0, 0x53, 2]),
+        guest_mac,
+    };
+    relays.relay_ns(&ns_path, Duration::from_secs(30)).unwrap();
+    let asker = ns.run(1, || {
+        let i = sys::if_nametoindex("p1").expect("p1");
+        PacketSocket::open(i, &bpf::nd_filter()).unwrap().0
+    });
+    let asker_mac = ns.run(1, || link_mac("p1"));
+    std::thread::sleep(Duration::from_millis(100));
+    for round in 0..3 {
+        asker.send(&ns_for(asker_mac, target)).unwrap();
+        let (_, stamp) = recv_stamped(&capture, Duration::from_secs(2), |f| {
+            f.get(54) == Some(&135) && nd_target(f) == Some(target)
+        })
+        .expect("the bridge's capture sees the NS");
+        recv_stamped(&guest, Duration::from_secs(2), |f| f.get(54) == Some(&135))
+            .expect("the guest gets the relayed NS");
+        let handled = relays.ns_handled_tstamp(br0, target);
+        assert_ne!(stamp, 0, "round {round}: the capture's SCM_TIMESTAMPNS");
+        assert_eq!(
+            handled,
+            Some(stamp),
+            "round {round}: the program's __sk_buff->tstamp on br0 against SCM_TIMESTAMPNS"
+        );
+        assert!(relays.relayed_ns(br0, target, stamp).unwrap());
+        eprintln!(
+            "bridge br0 (NS from a port), round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
+        );
+    }
+
+    // The guest's NA back, arriving on a veth whose peer is in the same namespace.
+    let na_path = NaPath {
+        from: ga,
+        target,
+        solicitor,
+        guest_mac,
+        to: br0,
+        mac: br_mac,
+        solicitor_mac: asker_mac,
+    };
+    relays.relay_na(&na_path, Duration::from_secs(30)).unwrap();
+    let ga_capture = ns.run(0, move || {
+        let s = PacketSocket::open(ga, &bpf::nd_filter()).unwrap().0;
+        sys::ebpf::enable_timestampns(s.raw()).unwrap();
+        s
+    });
+    let ga_mac = ns.run(0, || link_mac("ga"));
+    let na = emit_nd(
+        guest_mac,
+        ga_mac,
+        target,
+        solicitor,
+        &NdMessage::NeighborAdvert {
+            flags: NaFlags {
+                router: false,
+                solicited: true,
+                override_: true,
+            },
+            target_addr: target,
+        },
+        &[OptionRepr::TargetLla(guest_mac)],
+    );
+    for round in 0..3 {
+        guest.send(&na).unwrap();
+        let (_, stamp) = recv_stamped(&ga_capture, Duration::from_secs(2), |f| {
+            f.get(54) == Some(&136)
+        })
+        .expect("ga's capture sees the NA");
+        let handled = relays.na_handled_tstamp(ga, target, solicitor);
+        assert_ne!(stamp, 0, "round {round}: the capture's SCM_TIMESTAMPNS");
+        assert_eq!(
+            handled,
+            Some(stamp),
+            "round {round}: the program's __sk_buff->tstamp on ga against SCM_TIMESTAMPNS"
+        );
+        assert!(relays.relayed_na(ga, target, solicitor, stamp).unwrap());
+        eprintln!(
+            "veth in one namespace (NA), round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
+        );
+    }
+}

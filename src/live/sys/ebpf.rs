@@ -379,3 +379,52 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Test support for the handled-timestamp checks: switches `SO_TIMESTAMPNS` on for the
+/// socket `fd` (which switches the kernel's receive timestamps on, shortly after).
+#[cfg(test)]
+pub fn enable_timestampns(fd: RawFd) -> io::Result<()> {
+    super::setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPNS,
+        &1 as &libc::c_int,
+    )
+}
+
+/// Test support: receives one frame into `buf` without waiting, with its
+/// `SCM_TIMESTAMPNS` as seconds * 10^9 + nanoseconds (0 when the kernel attached
+/// none). The capture's own receive path reads the same control message.
+#[cfg(test)]
+pub fn recv_timestampns(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, u64)> {
+    // u64 elements: the control buffer must be aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, both live for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    let n = super::cvt_size(n)?;
+    let mut stamp = 0u64;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel just filled, within
+    // `msg_controllen`; the data of an SCM_TIMESTAMPNS message is one timespec, read
+    // unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, stamp))
+}

@@ -1,0 +1,315 @@
+//! The keys and values of the in-kernel programs' hash maps, as `#[repr(C)]` structs: the
+//! loaders (`kernel_answer.rs`, `kernel_relay.rs`) write them, the programs read them at
+//! the offsets `offset_of!` gives, and the daemon reads back `handled_tstamp`, the
+//! kernel's word on which frame a program answered or relayed with an entry.
+//!
+//! Every number is in native byte order (the programs load and store them as they are);
+//! addresses and MACs are wire bytes. Each struct's doc gives the C it stands for.
+
+use std::mem::{offset_of, size_of};
+use std::net::Ipv6Addr;
+
+use crate::wire::Mac;
+
+/// `buf[at..]` = `bytes`.
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+/// The key of the fast-path map and of the NS relay map: the port a frame arrived on
+/// and the target it asks for.
+///
+/// ```c
+/// struct port_target { __s32 ifindex; struct in6_addr target; };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortTarget {
+    /// The ingress port (`__sk_buff->ifindex`).
+    pub ifindex: i32,
+    /// The ND target address.
+    pub target: [u8; 16],
+}
+
+impl PortTarget {
+    /// Its size in the map.
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// The key for `target` arriving on `ifindex`.
+    pub fn new(ifindex: i32, target: Ipv6Addr) -> Self {
+        Self {
+            ifindex,
+            target: target.octets(),
+        }
+    }
+
+    /// The bytes the map stores.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        put(
+            &mut b,
+            offset_of!(Self, ifindex),
+            &self.ifindex.to_ne_bytes(),
+        );
+        put(&mut b, offset_of!(Self, target), &self.target);
+        b
+    }
+}
+
+/// The key of the NA relay map: the guest's port, the target, and the solicitor the NA
+/// is for (its IPv6 destination).
+///
+/// ```c
+/// struct na_key { struct port_target ingress; struct in6_addr solicitor; };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NaKey {
+    /// The NA's ingress port and target.
+    pub ingress: PortTarget,
+    /// The NA's IPv6 destination.
+    pub solicitor: [u8; 16],
+}
+
+impl NaKey {
+    /// Its size in the map.
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// The bytes the map stores.
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        put(&mut b, offset_of!(Self, ingress), &self.ingress.to_bytes());
+        put(&mut b, offset_of!(Self, solicitor), &self.solicitor);
+        b
+    }
+}
+
+/// A MAC padded to 8 bytes, so what follows is aligned.
+///
+/// ```c
+/// struct mac { __u8 addr[6]; __u8 pad[2]; };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PaddedMac {
+    /// The address.
+    pub addr: [u8; 6],
+    /// Zero.
+    pub pad: [u8; 2],
+}
+
+impl From<Mac> for PaddedMac {
+    fn from(mac: Mac) -> Self {
+        Self {
+            addr: mac.0,
+            pad: [0; 2],
+        }
+    }
+}
+
+/// A fast-path entry: answer an NS for the key's target with this MAC until `expiry_ns`.
+///
+/// ```c
+/// struct answer_value {
+///     struct mac mac;        /* Ethernet source and TLLA of the NA */
+///     __u64 expiry_ns;       /* bpf_ktime_get_ns() up to which it answers */
+///     __u64 handled_tstamp;  /* __sk_buff->tstamp of the last NS it answered */
+/// };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnswerValue {
+    /// The MAC to answer with.
+    pub mac: PaddedMac,
+    /// `CLOCK_MONOTONIC` nanoseconds after which the entry is not used.
+    pub expiry_ns: u64,
+    /// The receive timestamp (`__sk_buff->tstamp`) of the last frame the program
+    /// answered with this entry; 0 before it answered one.
+    pub handled_tstamp: u64,
+}
+
+/// An NS relay entry: relay an NS for the key's target to `guest_mac` out of `egress`.
+///
+/// ```c
+/// struct ns_relay_value {
+///     struct mac our_mac;    /* Ethernet source and SLLA of the relayed NS */
+///     struct mac guest_mac;  /* its Ethernet destination */
+///     __s32 egress;          /* bpf_redirect() here */
+///     __u32 pad;
+///     __u64 expiry_ns;
+///     __u64 handled_tstamp;  /* __sk_buff->tstamp of the last NS it relayed */
+/// };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NsRelayValue {
+    /// Our MAC on the egress port.
+    pub our_mac: PaddedMac,
+    /// The guest's MAC.
+    pub guest_mac: PaddedMac,
+    /// The guest's port.
+    pub egress: i32,
+    /// Zero.
+    pub pad: u32,
+    /// As in [`AnswerValue`].
+    pub expiry_ns: u64,
+    /// As in [`AnswerValue`], for the last NS relayed.
+    pub handled_tstamp: u64,
+}
+
+/// An NA relay entry: relay the guest's NA for the key's target and solicitor back to
+/// `solicitor_mac` out of `egress`, if it comes from `guest_mac`.
+///
+/// ```c
+/// struct na_relay_value {
+///     struct mac our_mac;        /* Ethernet source and TLLA of the relayed NA */
+///     struct mac solicitor_mac;  /* its Ethernet destination */
+///     struct mac guest_mac;      /* the NA's Ethernet source and TLLA must be this */
+///     __s32 egress;
+///     __u32 pad;
+///     __u64 expiry_ns;
+///     __u64 handled_tstamp;      /* __sk_buff->tstamp of the last NA it relayed */
+/// };
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NaRelayValue {
+    /// Our MAC on the egress port.
+    pub our_mac: PaddedMac,
+    /// The solicitor's MAC.
+    pub solicitor_mac: PaddedMac,
+    /// The guest's MAC.
+    pub guest_mac: PaddedMac,
+    /// The solicitor's port.
+    pub egress: i32,
+    /// Zero.
+    pub pad: u32,
+    /// As in [`AnswerValue`].
+    pub expiry_ns: u64,
+    /// As in [`AnswerValue`], for the last NA relayed.
+    pub handled_tstamp: u64,
+}
+
+/// A map value: its bytes, and where in them the expiry and the handled timestamp are.
+pub trait MapValue {
+    /// Its size in the map.
+    const SIZE: usize;
+    /// Offset of `expiry_ns`.
+    const EXPIRY_AT: usize;
+    /// Offset of `handled_tstamp`.
+    const HANDLED_AT: usize;
+    /// The bytes the map stores.
+    fn to_bytes(&self) -> Vec<u8>;
+    /// When it stops being used.
+    fn expiry_ns(&self) -> u64;
+}
+
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    put(b, at, &v.to_ne_bytes());
+}
+
+fn put_mac(b: &mut [u8], at: usize, mac: PaddedMac) {
+    put(b, at, &mac.addr);
+}
+
+impl MapValue for AnswerValue {
+    const SIZE: usize = size_of::<Self>();
+    fn expiry_ns(&self) -> u64 {
+        self.expiry_ns
+    }
+    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
+    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_mac(&mut b, offset_of!(Self, mac), self.mac);
+        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
+        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
+        b
+    }
+}
+
+impl MapValue for NsRelayValue {
+    const SIZE: usize = size_of::<Self>();
+    fn expiry_ns(&self) -> u64 {
+        self.expiry_ns
+    }
+    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
+    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_mac(&mut b, offset_of!(Self, our_mac), self.our_mac);
+        put_mac(&mut b, offset_of!(Self, guest_mac), self.guest_mac);
+        put(&mut b, offset_of!(Self, egress), &self.egress.to_ne_bytes());
+        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
+        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
+        b
+    }
+}
+
+impl MapValue for NaRelayValue {
+    const SIZE: usize = size_of::<Self>();
+    fn expiry_ns(&self) -> u64 {
+        self.expiry_ns
+    }
+    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
+    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; Self::SIZE];
+        put_mac(&mut b, offset_of!(Self, our_mac), self.our_mac);
+        put_mac(&mut b, offset_of!(Self, solicitor_mac), self.solicitor_mac);
+        put_mac(&mut b, offset_of!(Self, guest_mac), self.guest_mac);
+        put(&mut b, offset_of!(Self, egress), &self.egress.to_ne_bytes());
+        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
+        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
+        b
+    }
+}
+
+/// The offset of a field as the programs' `off` operand (every struct here is far
+/// smaller than `i16::MAX`).
+pub(super) fn off(at: usize) -> i16 {
+    i16::try_from(at).expect("map structs are small")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_the_ones_the_programs_were_written_against() {
+        assert_eq!(PortTarget::SIZE, 20);
+        assert_eq!(NaKey::SIZE, 36);
+        assert_eq!(<AnswerValue as MapValue>::SIZE, 24);
+        assert_eq!(<NsRelayValue as MapValue>::SIZE, 40);
+        assert_eq!(<NaRelayValue as MapValue>::SIZE, 48);
+        assert_eq!(offset_of!(NsRelayValue, egress), 16);
+        assert_eq!(offset_of!(NaRelayValue, egress), 24);
+        assert_eq!(<NaRelayValue as MapValue>::HANDLED_AT, 40);
+    }
+
+    #[test]
+    fn bytes_put_each_field_at_its_offset() {
+        let key = NaKey {
+            ingress: PortTarget::new(7, "2001:db8::1".parse().unwrap()),
+            solicitor: "fe80::1".parse::<Ipv6Addr>().unwrap().octets(),
+        };
+        let b = key.to_bytes();
+        assert_eq!(b[..4], 7i32.to_ne_bytes());
+        assert_eq!(b[4..20], key.ingress.target);
+        assert_eq!(b[20..], key.solicitor);
+        let v = NsRelayValue {
+            our_mac: Mac([1, 2, 3, 4, 5, 6]).into(),
+            guest_mac: Mac([7, 8, 9, 10, 11, 12]).into(),
+            egress: 9,
+            pad: 0,
+            expiry_ns: 0x0102_0304_0506_0708,
+            handled_tstamp: 42,
+        };
+        let b = v.to_bytes();
+        assert_eq!(b[..8], [1, 2, 3, 4, 5, 6, 0, 0]);
+        assert_eq!(b[8..16], [7, 8, 9, 10, 11, 12, 0, 0]);
+        assert_eq!(b[16..20], 9i32.to_ne_bytes());
+        assert_eq!(b[24..32], v.expiry_ns.to_ne_bytes());
+        assert_eq!(b[32..], 42u64.to_ne_bytes());
+    }
+}
