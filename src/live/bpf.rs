@@ -64,8 +64,7 @@ struct Asm {
     labels: Labels,
 }
 
-/// Forward jump labels, for this module's classic BPF assembler and the eBPF one of
-/// `kernel_answer.rs`.
+/// Forward jump labels for this module's classic BPF assembler.
 #[derive(Default)]
 pub(super) struct Labels(Vec<Option<usize>>);
 

@@ -265,10 +265,14 @@ impl MapValue for NaRelayValue {
     }
 }
 
-/// The offset of a field as the programs' `off` operand (every struct here is far
-/// smaller than `i16::MAX`).
-pub(super) fn off(at: usize) -> i16 {
-    i16::try_from(at).expect("map structs are small")
+/// The offset of a field as the programs' `off` operand (checked when the constant is
+/// evaluated: every struct here is far smaller than `i16::MAX`).
+pub(super) const fn off(at: usize) -> i16 {
+    assert!(
+        at <= i16::MAX as usize,
+        "an offset beyond the instruction's i16"
+    );
+    at as i16
 }
 
 #[cfg(test)]

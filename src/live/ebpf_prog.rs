@@ -1,287 +1,371 @@
-//! What the two in-kernel programs (`kernel_answer.rs`, `kernel_relay.rs`) share: a small
-//! eBPF assembler with the checks and the checksum both run on an ND frame with one
-//! link-layer address option, their maps (keyed by ingress port and target) with what
-//! the daemon put in them, their tcx ingress links, and their set-up errors.
+//! What the two in-kernel programs (`kernel_answer.rs`, `kernel_relay.rs`) share: the
+//! named offsets of `__sk_buff` and of an ND frame with one link-layer address option,
+//! the blocks both build from the typed assembler (`ebpf_asm.rs`) — the frame checks,
+//! the map lookup, the checksum, the relay rewrite — their maps (keyed by ingress port
+//! and target) with what the daemon put in them, their tcx ingress links, and their
+//! set-up errors.
+//!
+//! Each block's doc gives the C it stands for; in that C, `f` is the frame
+//! (`skb->data`), `e` the map entry found, and every failed check is
+//! `return TCX_NEXT;` (on to the next program and the stack, frame untouched).
 
 use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
+use std::mem::offset_of;
 use std::net::Ipv6Addr;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::bpf::Labels;
-use super::ebpf_maps::MapValue;
-use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError};
+use super::ebpf_asm::*;
+use super::ebpf_maps::{MapValue, off};
+use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError, SkBuff};
 
-// eBPF opcodes (linux/bpf.h, linux/bpf_common.h).
-pub(super) const LDX_W: u8 = 0x61;
-pub(super) const LDX_H: u8 = 0x69;
-pub(super) const LDX_B: u8 = 0x71;
-pub(super) const LDX_DW: u8 = 0x79;
-pub(super) const STX_W: u8 = 0x63;
-pub(super) const STX_H: u8 = 0x6b;
-pub(super) const STX_DW: u8 = 0x7b;
-pub(super) const ADD_K: u8 = 0x07;
-pub(super) const AND_K: u8 = 0x57;
-pub(super) const OR_X: u8 = 0x4f;
-pub(super) const RSH_K: u8 = 0x77;
-pub(super) const XOR_K: u8 = 0xa7;
-pub(super) const MOV_K: u8 = 0xb7;
-pub(super) const MOV_X: u8 = 0xbf;
-pub(super) const ADD_X: u8 = 0x0f;
-pub(super) const JEQ_K: u8 = 0x15;
-pub(super) const JNE_K: u8 = 0x55;
-pub(super) const JNE_X: u8 = 0x5d;
-pub(super) const JGE_X: u8 = 0x3d;
-pub(super) const JGT_X: u8 = 0x2d;
-pub(super) const CALL: u8 = 0x85;
-pub(super) const EXIT: u8 = 0x95;
-pub(super) const LD_IMM64: u8 = 0x18;
-const PSEUDO_MAP_FD: u8 = 1;
+// The `struct __sk_buff` fields the programs read.
+pub(super) const SKB_PKT_TYPE: i16 = off(offset_of!(SkBuff, pkt_type));
+const SKB_VLAN_PRESENT: i16 = off(offset_of!(SkBuff, vlan_present));
+pub(super) const SKB_IFINDEX: i16 = off(offset_of!(SkBuff, ifindex));
+const SKB_DATA: i16 = off(offset_of!(SkBuff, data));
+const SKB_DATA_END: i16 = off(offset_of!(SkBuff, data_end));
+const SKB_TSTAMP: i16 = off(offset_of!(SkBuff, tstamp));
 
-// Helpers.
-const MAP_LOOKUP_ELEM: i32 = 1;
-const KTIME_GET_NS: i32 = 5;
-pub(super) const REDIRECT: i32 = 23;
-const CSUM_DIFF: i32 = 28;
-
-/// `struct __sk_buff` fields.
-pub(super) const SKB_PKT_TYPE: i16 = 4;
-/// Non-zero when the frame came with a VLAN tag, which the kernel keeps in metadata.
-const SKB_VLAN_PRESENT: i16 = 20;
-pub(super) const SKB_IFINDEX: i16 = 40;
-const SKB_DATA: i16 = 76;
-const SKB_DATA_END: i16 = 80;
-/// `skb->tstamp`: the receive time `AF_PACKET` reports for the same frame.
-const SKB_TSTAMP: i16 = 152;
-
+/// `skb->pkt_type` (linux/if_packet.h): to this host's MAC.
 pub(super) const PACKET_HOST: i32 = 0;
+/// To another host's MAC (seen in promiscuous mode).
 pub(super) const PACKET_OTHERHOST: i32 = 3;
+/// The tcx verdict "on to the next program, then the stack".
 const TCX_NEXT: i32 = -1;
 
-// Registers.
-pub(super) const R0: u8 = 0;
-pub(super) const R1: u8 = 1;
-pub(super) const R2: u8 = 2;
-pub(super) const R3: u8 = 3;
-const R4: u8 = 4;
-const R5: u8 = 5;
-/// The `__sk_buff`, the frame, its end and the map entry found (callee-saved).
-pub(super) const CTX: u8 = 6;
-pub(super) const PKT: u8 = 7;
-const PKT_END: u8 = 8;
-pub(super) const ENTRY: u8 = 9;
-pub(super) const FP: u8 = 10;
+// Frame offsets of an ND message with one link-layer address option: Ethernet, the IPv6
+// header (RFC 8200 §3), ICMPv6 (RFC 4443 §2.1), the NS or NA (RFC 4861 §4.3, §4.4), the
+// option (§4.6.1).
+pub(super) const ETH_DST_OFF: i16 = 0;
+pub(super) const ETH_SRC_OFF: i16 = 6;
+const ETH_TYPE_OFF: i16 = 12;
+const IPV6_OFF: i16 = 14;
+pub(super) const IPV6_VER_TC_FLOW_OFF: i16 = IPV6_OFF;
+const IPV6_PAYLOAD_LEN_OFF: i16 = IPV6_OFF + 4;
+const IPV6_NEXT_HDR_OFF: i16 = IPV6_OFF + 6;
+const IPV6_HOP_LIMIT_OFF: i16 = IPV6_OFF + 7;
+pub(super) const IPV6_SRC_OFF: i16 = IPV6_OFF + 8;
+pub(super) const IPV6_DST_OFF: i16 = IPV6_OFF + 24;
+const ICMP6_OFF: i16 = IPV6_OFF + 40;
+pub(super) const ICMP6_TYPE_OFF: i16 = ICMP6_OFF;
+pub(super) const ICMP6_CODE_OFF: i16 = ICMP6_OFF + 1;
+const ICMP6_CSUM_OFF: i16 = ICMP6_OFF + 2;
+/// The NA's R, S, O flags byte and reserved bytes; the NS's reserved bytes.
+pub(super) const ND_FLAGS_OFF: i16 = ICMP6_OFF + 4;
+pub(super) const ND_TARGET_OFF: i16 = ICMP6_OFF + 8;
+pub(super) const ND_OPT_OFF: i16 = ICMP6_OFF + 24;
+const ND_OPT_LEN_OFF: i16 = ND_OPT_OFF + 1;
+pub(super) const ND_OPT_LLADDR_OFF: i16 = ND_OPT_OFF + 2;
+/// The whole frame: the option is 8 bytes.
+const ND_FRAME_LEN: i32 = ND_OPT_OFF as i32 + 8;
+/// The ICMPv6 message's length: the IPv6 payload.
+const ND_MSG_LEN: i32 = ND_FRAME_LEN - ICMP6_OFF as i32;
 
-/// Frame offsets of an NS or NA with one link-layer address option: Ethernet, IPv6,
-/// ICMPv6, the target, the option.
-const ND_FRAME_LEN: i32 = 86;
-pub(super) const IP6: i16 = 14;
-pub(super) const IP6_SRC: i16 = IP6 + 8;
-pub(super) const IP6_DST: i16 = IP6 + 24;
-pub(super) const ICMP: i16 = IP6 + 40;
-pub(super) const TARGET: i16 = ICMP + 8;
-pub(super) const OPTION: i16 = ICMP + 24;
+/// What a native-order 16-bit load of the big-endian `v` on the wire gives, and what a
+/// 16-bit store must hold to put it there.
+pub(super) const fn wire16(v: u16) -> i32 {
+    u16::from_ne_bytes(v.to_be_bytes()) as i32
+}
+
+/// What a native-order 32-bit store must hold to put the big-endian `v` on the wire (the
+/// low 32 bits of the register are stored).
+pub(super) const fn wire32(v: u32) -> i32 {
+    u32::from_ne_bytes(v.to_be_bytes()) as i32
+}
+
+const ETH_P_IPV6_BE: i32 = wire16(0x86dd);
+const IPPROTO_ICMPV6: i32 = 58;
+pub(super) const ICMPV6_NS: i32 = 135;
+pub(super) const ICMPV6_NA: i32 = 136;
+pub(super) const ND_OPT_SLLA: i32 = 1;
+pub(super) const ND_OPT_TLLA: i32 = 2;
+
+// Registers the blocks agree on; R6..R9 survive helper calls.
+/// `struct __sk_buff *skb`.
+pub(super) const CTX: Reg = R6;
+/// `f`: `skb->data`, once [`NdProg::nd_header`] checked the frame's length.
+pub(super) const PKT: Reg = R7;
+/// `skb->data_end`.
+const PKT_END: Reg = R8;
+/// `e`: the map entry [`NdProg::live_entry`] found.
+pub(super) const ENTRY: Reg = R9;
 
 /// Stack slot of the checksum's pseudo-header tail; each program's map key lies below.
 const PSEUDO_AT: i16 = -8;
 
-/// A small eBPF assembler with forward labels, like `bpf.rs`'s for classic BPF.
-pub(super) struct Asm {
-    code: Vec<EbpfInsn>,
-    /// (instruction index, label) of each jump to patch.
-    fixups: Vec<(usize, usize)>,
-    labels: Labels,
-    /// Where every failed check goes: on to the next program and the stack.
-    pass: usize,
+/// A program on an ND frame: the typed assembler, and the exit every failed check jumps
+/// to (`return TCX_NEXT;`).
+pub(super) struct NdProg {
+    asm: Asm,
+    /// `return TCX_NEXT;`
+    pub(super) pass: Label,
 }
 
-impl Asm {
-    /// Starts a program on an ND frame with one link-layer option: `CTX` holds the
-    /// `__sk_buff`, `PKT` the frame once [`Self::nd_frame`] checked its length.
+impl Deref for NdProg {
+    type Target = Asm;
+    fn deref(&self) -> &Asm {
+        &self.asm
+    }
+}
+
+impl DerefMut for NdProg {
+    fn deref_mut(&mut self) -> &mut Asm {
+        &mut self.asm
+    }
+}
+
+impl NdProg {
+    /// `int prog(struct __sk_buff *skb)`: keeps `skb` in `CTX`.
     pub(super) fn new() -> Self {
-        let mut labels = Labels::default();
-        let pass = labels.new_label();
-        let mut a = Self {
-            code: Vec::new(),
-            fixups: Vec::new(),
-            labels,
-            pass,
-        };
-        a.ins(MOV_X, CTX, R1, 0, 0);
-        a
+        let mut asm = Asm::new();
+        let pass = asm.label();
+        asm.mov_reg(CTX, R1);
+        Self { asm, pass }
     }
-    pub(super) fn ins(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
-        self.code.push(EbpfInsn {
-            code,
-            regs: src << 4 | dst,
-            off,
-            imm,
-        });
-    }
-    /// A jump to the pass-on exit.
-    pub(super) fn pass_if(&mut self, code: u8, dst: u8, src: u8, imm: i32) {
-        self.jump(code, dst, src, imm, self.pass);
-    }
-    /// A jump to `label`.
-    pub(super) fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, label: usize) {
-        self.fixups.push((self.code.len(), label));
-        self.ins(code, dst, src, 0, imm);
-    }
-    pub(super) fn label(&mut self) -> usize {
-        self.labels.new_label()
-    }
-    pub(super) fn bind(&mut self, label: usize) {
-        self.labels.bind(label, self.code.len());
-    }
-    pub(super) fn call(&mut self, helper: i32) {
-        self.ins(CALL, 0, 0, 0, helper);
-    }
+
     /// Loads the frame and passes unless it is an IPv6 ND message of `icmp_type`, code 0,
     /// hop limit 255, 32 bytes long with one option of `option_type` and length 1.
     pub(super) fn nd_frame(&mut self, icmp_type: i32, option_type: i32) {
+        let pass = self.pass;
         self.nd_header();
-        self.ins(LDX_H, R2, PKT, ICMP, 0);
-        self.pass_if(JNE_K, R2, 0, icmp_type);
+        // if (f->icmp6_type != icmp_type || f->icmp6_code != 0) return TCX_NEXT;
+        self.ldx_b(R2, PKT, ICMP6_TYPE_OFF);
+        self.jne_imm(R2, icmp_type, pass);
+        self.ldx_b(R2, PKT, ICMP6_CODE_OFF);
+        self.jne_imm(R2, 0, pass);
         self.nd_option(option_type);
     }
+
     /// Loads the frame and passes unless it is an untagged IPv6 packet with 32 bytes of
-    /// ICMPv6 payload (Next Header 58) and hop limit 255.
+    /// ICMPv6 payload (Next Header 58, no extension header) and hop limit 255.
+    ///
+    /// ```c
+    /// if (skb->vlan_present) return TCX_NEXT;
+    /// f = skb->data;
+    /// if (f + ND_FRAME_LEN > skb->data_end) return TCX_NEXT;
+    /// if (f->eth_type != htons(ETH_P_IPV6)) return TCX_NEXT;
+    /// if (f->ip6_plen != htons(32) || f->ip6_nxt != IPPROTO_ICMPV6
+    ///     || f->ip6_hlim != 255 || (f->ip6_vfc & 0xf0) != 0x60) return TCX_NEXT;
+    /// ```
     pub(super) fn nd_header(&mut self) {
+        let pass = self.pass;
         // A tagged frame's tag is in metadata and its data looks untagged: it belongs
         // to a VLAN no port serves, and goes on to the capture, which drops it by reason
         // (`drop_vlan_tagged`).
-        self.ins(LDX_W, R2, CTX, SKB_VLAN_PRESENT, 0);
-        self.pass_if(JNE_K, R2, 0, 0);
-        self.ins(LDX_W, PKT, CTX, SKB_DATA, 0);
-        self.ins(LDX_W, PKT_END, CTX, SKB_DATA_END, 0);
-        self.ins(MOV_X, R2, PKT, 0, 0);
-        self.ins(ADD_K, R2, 0, 0, ND_FRAME_LEN);
-        self.pass_if(JGT_X, R2, PKT_END, 0);
-        // Little-endian loads of the wire bytes: EtherType 86dd; payload length 32; Next
-        // Header 58 and hop limit 255.
-        for (off, want) in [(12, 0xdd86), (IP6 + 4, 0x2000), (IP6 + 6, 0xff3a)] {
-            self.ins(LDX_H, R2, PKT, off, 0);
-            self.pass_if(JNE_K, R2, 0, want);
-        }
-        self.ins(LDX_B, R2, PKT, IP6, 0);
-        self.ins(AND_K, R2, 0, 0, 0xf0);
-        self.pass_if(JNE_K, R2, 0, 0x60);
+        self.ldx_w(R2, CTX, SKB_VLAN_PRESENT);
+        self.jne_imm(R2, 0, pass);
+        self.ldx_w(PKT, CTX, SKB_DATA);
+        self.ldx_w(PKT_END, CTX, SKB_DATA_END);
+        self.mov_reg(R2, PKT);
+        self.add_imm(R2, ND_FRAME_LEN);
+        self.jgt_reg(R2, PKT_END, pass);
+        self.ldx_h(R2, PKT, ETH_TYPE_OFF);
+        self.jne_imm(R2, ETH_P_IPV6_BE, pass);
+        self.ldx_h(R2, PKT, IPV6_PAYLOAD_LEN_OFF);
+        self.jne_imm(R2, wire16(ND_MSG_LEN as u16), pass);
+        self.ldx_b(R2, PKT, IPV6_NEXT_HDR_OFF);
+        self.jne_imm(R2, IPPROTO_ICMPV6, pass);
+        self.ldx_b(R2, PKT, IPV6_HOP_LIMIT_OFF);
+        self.jne_imm(R2, 255, pass);
+        self.ldx_b(R2, PKT, IPV6_VER_TC_FLOW_OFF);
+        self.and_imm(R2, 0xf0);
+        self.jne_imm(R2, 0x60, pass);
     }
+
     /// Passes unless the message's one option is of `option_type`, length 1.
+    ///
+    /// ```c
+    /// if (f->opt_type != option_type || f->opt_len != 1) return TCX_NEXT;
+    /// ```
     pub(super) fn nd_option(&mut self, option_type: i32) {
-        self.ins(LDX_H, R2, PKT, OPTION, 0);
-        self.pass_if(JNE_K, R2, 0, 0x0100 | option_type);
+        let pass = self.pass;
+        self.ldx_b(R2, PKT, ND_OPT_OFF);
+        self.jne_imm(R2, option_type, pass);
+        self.ldx_b(R2, PKT, ND_OPT_LEN_OFF);
+        self.jne_imm(R2, 1, pass);
     }
+
     /// Passes on the unspecified source (DAD, which the engine relays) and on a
     /// multicast one (invalid, RFC 4861 §7.1.1; the engine drops it).
+    ///
+    /// ```c
+    /// if ((f->ip6_src.s6_addr64[0] | f->ip6_src.s6_addr64[1]) == 0) return TCX_NEXT;
+    /// if (f->ip6_src.s6_addr[0] == 0xff) return TCX_NEXT;
+    /// ```
     pub(super) fn specified_unicast_source(&mut self) {
-        self.ins(LDX_DW, R2, PKT, IP6_SRC, 0);
-        self.ins(LDX_DW, R3, PKT, IP6_SRC + 8, 0);
-        self.ins(OR_X, R2, R3, 0, 0);
-        self.pass_if(JEQ_K, R2, 0, 0);
-        self.ins(LDX_B, R2, PKT, IP6_SRC, 0);
-        self.pass_if(JEQ_K, R2, 0, 0xff);
+        let pass = self.pass;
+        self.ldx_dw(R2, PKT, IPV6_SRC_OFF);
+        self.ldx_dw(R3, PKT, IPV6_SRC_OFF + 8);
+        self.or_reg(R2, R3);
+        self.jeq_imm(R2, 0, pass);
+        self.ldx_b(R2, PKT, IPV6_SRC_OFF);
+        self.jeq_imm(R2, 0xff, pass);
     }
-    /// Stores the key (ingress ifindex, the target) at `key_at` on the stack.
-    pub(super) fn ifindex_target_key(&mut self, key_at: i16) {
-        self.ins(LDX_W, R2, CTX, SKB_IFINDEX, 0);
-        self.ins(STX_W, FP, R2, key_at, 0);
+
+    /// Stores a [`PortTarget`](super::ebpf_maps::PortTarget) key at `key_at` on the
+    /// stack.
+    ///
+    /// ```c
+    /// struct port_target key = { .ifindex = skb->ifindex, .target = f->nd_target };
+    /// ```
+    pub(super) fn port_target_key(&mut self, key_at: i16) {
+        use super::ebpf_maps::PortTarget;
+        let ifindex_at = key_at + off(offset_of!(PortTarget, ifindex));
+        let target_at = key_at + off(offset_of!(PortTarget, target));
+        self.ldx_w(R2, CTX, SKB_IFINDEX);
+        self.stx_w(FP, ifindex_at, R2);
+        self.copy_addr(FP, target_at, PKT, ND_TARGET_OFF);
+    }
+
+    /// Copies an IPv6 address (4 x 4 bytes: the stack slot may be 4-byte aligned only).
+    pub(super) fn copy_addr(&mut self, dst: Reg, doff: i16, src: Reg, soff: i16) {
         for i in 0..4 {
-            self.copy(FP, key_at + 4 + 4 * i, PKT, TARGET + 4 * i, 4);
+            self.ldx_w(R2, src, soff + 4 * i);
+            self.stx_w(dst, doff + 4 * i, R2);
         }
     }
-    /// Looks up the `key_len`-byte key at `key_at` on the stack in `map_fd` and passes
-    /// unless there is an entry whose native `u64` at `expiry_at` is later than
-    /// `bpf_ktime_get_ns()`; the entry is in `ENTRY`.
-    pub(super) fn live_entry(&mut self, map_fd: i32, key_at: i16, expiry_at: i16) {
-        self.ins(LD_IMM64, R1, PSEUDO_MAP_FD, 0, map_fd);
-        self.ins(0, 0, 0, 0, 0);
-        self.ins(MOV_X, R2, FP, 0, 0);
-        self.ins(ADD_K, R2, 0, 0, i32::from(key_at));
-        self.call(MAP_LOOKUP_ELEM);
-        self.pass_if(JEQ_K, R0, 0, 0);
-        self.ins(MOV_X, ENTRY, R0, 0, 0);
-        self.call(KTIME_GET_NS);
-        self.ins(LDX_DW, R1, ENTRY, expiry_at, 0);
-        self.pass_if(JGE_X, R0, R1, 0);
+
+    /// Looks up the key at `key_at` on the stack in `map_fd` and passes unless there is
+    /// an entry whose `expiry_ns` at `expiry_at` is later than now; the entry is in
+    /// `ENTRY`.
+    ///
+    /// ```c
+    /// e = bpf_map_lookup_elem(&map, &key);
+    /// if (!e) return TCX_NEXT;
+    /// if (bpf_ktime_get_ns() >= e->expiry_ns) return TCX_NEXT;
+    /// ```
+    pub(super) fn live_entry(&mut self, map_fd: RawFd, key_at: i16, expiry_at: i16) {
+        let pass = self.pass;
+        self.ld_map_fd(R1, map_fd);
+        self.mov_reg(R2, FP);
+        self.add_imm(R2, i32::from(key_at));
+        self.call(Helper::MapLookupElem);
+        self.jeq_imm(R0, 0, pass);
+        self.mov_reg(ENTRY, R0);
+        self.call(Helper::KtimeGetNs);
+        self.ldx_dw(R1, ENTRY, expiry_at);
+        self.jge_reg(R0, R1, pass);
     }
+
     /// Ones'-complement sum of the addresses and the ICMPv6 message (contiguous: 64
     /// bytes from the IPv6 source on) plus the pseudo-header's length (32) and next
     /// header (58), folded to 16 bits, in R0.
+    ///
+    /// ```c
+    /// __be32 tail[2] = { htonl(32), htonl(IPPROTO_ICMPV6) };
+    /// s64 sum = bpf_csum_diff(0, 0, &f->ip6_src, 64, 0);
+    /// sum = bpf_csum_diff(0, 0, tail, 8, sum);
+    /// for (int i = 0; i < 3; i++) sum = (sum & 0xffff) + (sum >> 16);
+    /// ```
     fn checksum(&mut self) {
-        self.store_imm(4, FP, PSEUDO_AT, 0x2000_0000);
-        self.store_imm(4, FP, PSEUDO_AT + 4, 0x3a00_0000);
-        self.ins(MOV_K, R1, 0, 0, 0);
-        self.ins(MOV_K, R2, 0, 0, 0);
-        self.ins(MOV_X, R3, PKT, 0, 0);
-        self.ins(ADD_K, R3, 0, 0, i32::from(IP6_SRC));
-        self.ins(MOV_K, R4, 0, 0, 64);
-        self.ins(MOV_K, R5, 0, 0, 0);
-        self.call(CSUM_DIFF);
-        self.ins(MOV_K, R1, 0, 0, 0);
-        self.ins(MOV_K, R2, 0, 0, 0);
-        self.ins(MOV_X, R3, FP, 0, 0);
-        self.ins(ADD_K, R3, 0, 0, i32::from(PSEUDO_AT));
-        self.ins(MOV_K, R4, 0, 0, 8);
-        self.ins(MOV_X, R5, R0, 0, 0);
-        self.call(CSUM_DIFF);
+        self.store_imm32(FP, PSEUDO_AT, wire32(ND_MSG_LEN as u32));
+        self.store_imm32(FP, PSEUDO_AT + 4, wire32(IPPROTO_ICMPV6 as u32));
+        self.mov_imm(R1, 0);
+        self.mov_imm(R2, 0);
+        self.mov_reg(R3, PKT);
+        self.add_imm(R3, i32::from(IPV6_SRC_OFF));
+        self.mov_imm(R4, 64);
+        self.mov_imm(R5, 0);
+        self.call(Helper::CsumDiff);
+        self.mov_imm(R1, 0);
+        self.mov_imm(R2, 0);
+        self.mov_reg(R3, FP);
+        self.add_imm(R3, i32::from(PSEUDO_AT));
+        self.mov_imm(R4, 8);
+        self.mov_reg(R5, R0);
+        self.call(Helper::CsumDiff);
         for _ in 0..3 {
-            self.ins(MOV_X, R1, R0, 0, 0);
-            self.ins(RSH_K, R1, 0, 0, 16);
-            self.ins(AND_K, R0, 0, 0, 0xffff);
-            self.ins(ADD_X, R0, R1, 0, 0);
+            self.mov_reg(R1, R0);
+            self.rsh_imm(R1, 16);
+            self.and_imm(R0, 0xffff);
+            self.add_reg(R0, R1);
         }
     }
+
     /// Passes unless the ICMPv6 checksum is valid.
+    ///
+    /// ```c
+    /// if (checksum(f) != 0xffff) return TCX_NEXT;
+    /// ```
     pub(super) fn valid_checksum(&mut self) {
+        let pass = self.pass;
         self.checksum();
-        self.pass_if(JNE_K, R0, 0, 0xffff);
+        self.jne_imm(R0, 0xffff, pass);
     }
+
     /// Writes the checksum of the rewritten message.
+    ///
+    /// ```c
+    /// f->icmp6_cksum = 0;
+    /// f->icmp6_cksum = ~checksum(f);
+    /// ```
     pub(super) fn write_checksum(&mut self) {
-        self.store_imm(2, PKT, ICMP + 2, 0);
+        self.mov_imm(R2, 0);
+        self.stx_h(PKT, ICMP6_CSUM_OFF, R2);
         self.checksum();
-        self.ins(XOR_K, R0, 0, 0, 0xffff);
-        self.ins(STX_H, PKT, R0, ICMP + 2, 0);
+        self.xor_imm(R0, 0xffff);
+        self.stx_h(PKT, ICMP6_CSUM_OFF, R0);
     }
-    /// Copies `len` (8, 4 or 2) bytes from `src + so` to `dst + doff`.
-    pub(super) fn copy(&mut self, dst: u8, doff: i16, src: u8, so: i16, len: usize) {
-        let (ld, st) = match len {
-            8 => (LDX_DW, STX_DW),
-            4 => (LDX_W, STX_W),
-            _ => (LDX_H, STX_H),
-        };
-        self.ins(ld, R2, src, so, 0);
-        self.ins(st, dst, R2, doff, 0);
+
+    /// `*(u64 *)(dst + doff) = *(u64 *)(src + soff)`
+    pub(super) fn copy64(&mut self, dst: Reg, doff: i16, src: Reg, soff: i16) {
+        self.ldx_dw(R2, src, soff);
+        self.stx_dw(dst, doff, R2);
     }
+
     /// Copies a MAC (4 + 2 bytes).
-    pub(super) fn copy_mac(&mut self, dst: u8, doff: i16, src: u8, so: i16) {
-        self.copy(dst, doff, src, so, 4);
-        self.copy(dst, doff + 4, src, so + 4, 2);
+    pub(super) fn copy_mac(&mut self, dst: Reg, doff: i16, src: Reg, soff: i16) {
+        self.ldx_w(R2, src, soff);
+        self.stx_w(dst, doff, R2);
+        self.ldx_h(R2, src, soff + 4);
+        self.stx_h(dst, doff + 4, R2);
     }
-    /// Passes unless the MACs at `a + ao` and `b + bo` are equal.
-    pub(super) fn same_mac(&mut self, a: u8, ao: i16, b: u8, bo: i16) {
-        for (off, ld) in [(0, LDX_W), (4, LDX_H)] {
-            self.ins(ld, R2, a, ao + off, 0);
-            self.ins(ld, R3, b, bo + off, 0);
-            self.pass_if(JNE_X, R2, R3, 0);
-        }
+
+    /// Passes unless the MACs at `a + aoff` and `b + boff` are equal.
+    ///
+    /// ```c
+    /// if (memcmp(a + aoff, b + boff, 6)) return TCX_NEXT;
+    /// ```
+    pub(super) fn same_mac(&mut self, a: Reg, aoff: i16, b: Reg, boff: i16) {
+        let pass = self.pass;
+        self.ldx_w(R2, a, aoff);
+        self.ldx_w(R3, b, boff);
+        self.jne_reg(R2, R3, pass);
+        self.ldx_h(R2, a, aoff + 4);
+        self.ldx_h(R3, b, boff + 4);
+        self.jne_reg(R2, R3, pass);
     }
-    pub(super) fn store_imm(&mut self, size: usize, dst: u8, off: i16, imm: i32) {
-        self.ins(MOV_K, R2, 0, 0, imm);
-        let st = match size {
-            4 => STX_W,
-            _ => STX_H,
-        };
-        self.ins(st, dst, R2, off, 0);
+
+    /// `*(u32 *)(dst + off) = imm` (through R2).
+    pub(super) fn store_imm32(&mut self, dst: Reg, off: i16, imm: i32) {
+        self.mov_imm(R2, imm);
+        self.stx_w(dst, off, R2);
     }
+
+    /// `*(u16 *)(dst + off) = imm` (through R2).
+    pub(super) fn store_imm16(&mut self, dst: Reg, off: i16, imm: i32) {
+        self.mov_imm(R2, imm);
+        self.stx_h(dst, off, R2);
+    }
+
     /// Rewrites the frame as the engine's relay does (Ethernet destination from the
     /// entry's `dst_mac_at`, Ethernet source and the one link-layer option from its
-    /// `our_mac_at`, a new checksum; the IPv6 header and the message as they came) and
-    /// redirects it out of the interface whose index is at the entry's `egress_at`,
-    /// marking the entry's `handled_at` with the frame's timestamp.
+    /// `our_mac_at`, a new checksum; the IPv6 header and the message as they came),
+    /// marks the entry's `handled_at`, and redirects it out of the interface whose
+    /// index is at the entry's `egress_at`.
+    ///
+    /// ```c
+    /// memcpy(f->eth_dst, e->dst_mac, 6);
+    /// memcpy(f->eth_src, e->our_mac, 6);
+    /// memcpy(f->opt_lladdr, e->our_mac, 6);
+    /// write_checksum(f);
+    /// e->handled_tstamp = skb->tstamp;
+    /// return bpf_redirect(e->egress, 0);
+    /// ```
     pub(super) fn relay_rewrite(
         &mut self,
         dst_mac_at: i16,
@@ -289,37 +373,49 @@ impl Asm {
         egress_at: i16,
         handled_at: i16,
     ) {
-        self.copy_mac(PKT, 0, ENTRY, dst_mac_at);
-        self.copy_mac(PKT, 6, ENTRY, our_mac_at);
-        self.copy_mac(PKT, OPTION + 2, ENTRY, our_mac_at);
+        self.copy_mac(PKT, ETH_DST_OFF, ENTRY, dst_mac_at);
+        self.copy_mac(PKT, ETH_SRC_OFF, ENTRY, our_mac_at);
+        self.copy_mac(PKT, ND_OPT_LLADDR_OFF, ENTRY, our_mac_at);
         self.write_checksum();
         self.mark_handled(handled_at);
-        self.ins(LDX_W, R1, ENTRY, egress_at, 0);
+        self.ldx_w(R1, ENTRY, egress_at);
         self.redirect();
     }
+
     /// Stores the frame's receive timestamp in the entry's `handled_tstamp` at
     /// `handled_at`: the program's word that it handled this frame with this entry.
+    ///
+    /// ```c
+    /// e->handled_tstamp = skb->tstamp;
+    /// ```
     pub(super) fn mark_handled(&mut self, handled_at: i16) {
-        self.ins(LDX_DW, R2, CTX, SKB_TSTAMP, 0);
-        self.ins(STX_DW, ENTRY, R2, handled_at, 0);
+        self.ldx_dw(R2, CTX, SKB_TSTAMP);
+        self.stx_dw(ENTRY, handled_at, R2);
     }
+
     /// Redirects the frame out of the interface whose index is in R1 and ends the
     /// program.
+    ///
+    /// ```c
+    /// return bpf_redirect(ifindex, 0);
+    /// ```
     pub(super) fn redirect(&mut self) {
-        self.ins(MOV_K, R2, 0, 0, 0);
-        self.call(REDIRECT);
-        self.ins(EXIT, 0, 0, 0, 0);
+        self.mov_imm(R2, 0);
+        self.call(Helper::Redirect);
+        self.exit();
     }
+
     /// Binds the pass-on exit and returns the program.
+    ///
+    /// ```c
+    /// pass: return TCX_NEXT;
+    /// ```
     pub(super) fn finish(mut self) -> Vec<EbpfInsn> {
-        self.labels.bind(self.pass, self.code.len());
-        self.ins(MOV_K, R0, 0, 0, TCX_NEXT);
-        self.ins(EXIT, 0, 0, 0, 0);
-        for (at, l) in self.fixups {
-            let off = self.labels.offset(l, at);
-            self.code[at].off = i16::try_from(off).expect("jump within i16");
-        }
-        self.code
+        let pass = self.pass;
+        self.bind(pass);
+        self.mov_imm(R0, TCX_NEXT);
+        self.exit();
+        self.asm.finish()
     }
 }
 

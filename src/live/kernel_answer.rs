@@ -14,10 +14,12 @@
 
 use std::io;
 use std::net::Ipv6Addr;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use std::mem::offset_of;
 
+use super::ebpf_asm::{R0, R1};
 use super::ebpf_maps::{AnswerValue, MapValue, PortTarget, off};
 use super::ebpf_prog::*;
 use super::sys::ebpf::EbpfInsn;
@@ -117,32 +119,61 @@ impl KernelAnswers {
 const KEY_AT: i16 = -32;
 
 /// The program; `map_fd` is the map of [`KernelAnswers`].
-fn program(map_fd: i32) -> Vec<EbpfInsn> {
-    let mut a = Asm::new();
-    a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
-    a.pass_if(JEQ_K, R0, 0, PACKET_OTHERHOST);
-    a.nd_frame(135, 1);
-    a.specified_unicast_source();
-    a.ifindex_target_key(KEY_AT);
-    a.live_entry(map_fd, KEY_AT, off(AnswerValue::EXPIRY_AT));
-    a.valid_checksum();
+fn program(map_fd: RawFd) -> Vec<EbpfInsn> {
+    let mut p = NdProg::new();
+    let pass = p.pass;
+    // if (skb->pkt_type == PACKET_OTHERHOST) return TCX_NEXT;
+    p.ldx_w(R0, CTX, SKB_PKT_TYPE);
+    p.jeq_imm(R0, PACKET_OTHERHOST, pass);
+    // An NS with one SLLA from a specified unicast source, for a target with a live
+    // entry on this port, with a valid checksum.
+    p.nd_frame(ICMPV6_NS, ND_OPT_SLLA);
+    p.specified_unicast_source();
+    p.port_target_key(KEY_AT);
+    p.live_entry(map_fd, KEY_AT, off(AnswerValue::EXPIRY_AT));
+    p.valid_checksum();
+
     // The NA: to the asker's SLLA from our MAC, from the target, S=1 O=0 R=0, with our
     // MAC as Target Link-Layer Address (what the engine's fast path sends).
-    a.copy_mac(PKT, 0, PKT, OPTION + 2);
+    //
+    // memcpy(f->eth_dst, f->opt_lladdr, 6);
+    // memcpy(f->eth_src, e->mac, 6);
+    // f->ip6_flow = htonl(0x60000000);
+    // f->ip6_dst = f->ip6_src;
+    // f->ip6_src = f->nd_target;
+    // f->icmp6_type = ND_NEIGHBOR_ADVERT; f->icmp6_code = 0; f->icmp6_cksum = 0;
+    // f->nd_na_flags_reserved = ND_NA_FLAG_SOLICITED;
+    // f->opt_type = ND_OPT_TARGET_LINKADDR; f->opt_len = 1;
+    // memcpy(f->opt_lladdr, e->mac, 6);
+    // write_checksum(f);
+    // e->handled_tstamp = skb->tstamp;
+    // return bpf_redirect(skb->ifindex, 0);
     let mac_at = off(offset_of!(AnswerValue, mac));
-    a.copy_mac(PKT, 6, ENTRY, mac_at);
-    a.store_imm(4, PKT, IP6, 0x60);
-    a.copy(PKT, IP6_DST, PKT, IP6_SRC, 8);
-    a.copy(PKT, IP6_DST + 8, PKT, IP6_SRC + 8, 8);
-    a.copy(PKT, IP6_SRC, PKT, TARGET, 8);
-    a.copy(PKT, IP6_SRC + 8, PKT, TARGET + 8, 8);
-    a.store_imm(4, PKT, ICMP, 136); // type, code, checksum 0
-    a.store_imm(4, PKT, ICMP + 4, 0x40); // flags: Solicited
-    a.store_imm(2, PKT, OPTION, 0x0102); // Target Link-Layer Address, length 1
-    a.copy_mac(PKT, OPTION + 2, ENTRY, mac_at);
-    a.write_checksum();
-    a.mark_handled(off(AnswerValue::HANDLED_AT));
-    a.ins(LDX_W, R1, CTX, SKB_IFINDEX, 0);
-    a.redirect();
-    a.finish()
+    p.copy_mac(PKT, ETH_DST_OFF, PKT, ND_OPT_LLADDR_OFF);
+    p.copy_mac(PKT, ETH_SRC_OFF, ENTRY, mac_at);
+    p.store_imm32(PKT, IPV6_VER_TC_FLOW_OFF, wire32(0x6000_0000));
+    p.copy64(PKT, IPV6_DST_OFF, PKT, IPV6_SRC_OFF);
+    p.copy64(PKT, IPV6_DST_OFF + 8, PKT, IPV6_SRC_OFF + 8);
+    p.copy64(PKT, IPV6_SRC_OFF, PKT, ND_TARGET_OFF);
+    p.copy64(PKT, IPV6_SRC_OFF + 8, PKT, ND_TARGET_OFF + 8);
+    p.store_imm32(PKT, ICMP6_TYPE_OFF, wire32((ICMPV6_NA as u32) << 24));
+    p.store_imm32(PKT, ND_FLAGS_OFF, wire32(ND_NA_FLAG_SOLICITED));
+    p.store_imm16(PKT, ND_OPT_OFF, wire16((ND_OPT_TLLA as u16) << 8 | 1));
+    p.copy_mac(PKT, ND_OPT_LLADDR_OFF, ENTRY, mac_at);
+    p.write_checksum();
+    p.mark_handled(off(AnswerValue::HANDLED_AT));
+    p.ldx_w(R1, CTX, SKB_IFINDEX);
+    p.redirect();
+    p.finish()
+}
+
+/// The NA's S flag in its flags word (RFC 4861 §4.4).
+const ND_NA_FLAG_SOLICITED: u32 = 0x4000_0000;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_program_assembles_with_every_jump_inside() {
+        super::super::ebpf_asm::assert_well_formed(&super::program(3));
+    }
 }

@@ -18,10 +18,12 @@
 
 use std::io;
 use std::net::Ipv6Addr;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use std::mem::offset_of;
 
+use super::ebpf_asm::{FP, R0, R2, R3};
 use super::ebpf_maps::{MapValue, NaKey, NaRelayValue, NsRelayValue, PortTarget, off};
 use super::ebpf_prog::*;
 use super::sys::ebpf::EbpfInsn;
@@ -244,25 +246,33 @@ impl KernelRelays {
 }
 
 /// The program; `ns_map` and `na_map` are the maps of [`KernelRelays`].
-fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
-    let mut a = Asm::new();
-    let na = a.label();
-    a.nd_header();
-    a.ins(LDX_H, R2, PKT, ICMP, 0);
-    a.jump(JEQ_K, R2, 0, 136, na);
-    a.pass_if(JNE_K, R2, 0, 135);
+fn program(ns_map: RawFd, na_map: RawFd) -> Vec<EbpfInsn> {
+    let mut p = NdProg::new();
+    let pass = p.pass;
+    let na = p.label();
+    // if (f->icmp6_code != 0) return TCX_NEXT;
+    // if (f->icmp6_type == ND_NEIGHBOR_ADVERT) goto na;
+    // if (f->icmp6_type != ND_NEIGHBOR_SOLICIT) return TCX_NEXT;
+    p.nd_header();
+    p.ldx_b(R2, PKT, ICMP6_TYPE_OFF);
+    p.ldx_b(R3, PKT, ICMP6_CODE_OFF);
+    p.jne_imm(R3, 0, pass);
+    p.jeq_imm(R2, ICMPV6_NA, na);
+    p.jne_imm(R2, ICMPV6_NS, pass);
 
-    // NS: to a group or to us, with an SLLA, from a specified unicast source.
-    a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
-    a.pass_if(JEQ_K, R0, 0, PACKET_OTHERHOST);
-    a.nd_option(1);
-    a.specified_unicast_source();
-    a.ifindex_target_key(NS_KEY_AT);
-    a.live_entry(ns_map, NS_KEY_AT, off(NsRelayValue::EXPIRY_AT));
-    a.valid_checksum();
+    // NS: to a group or to us, with an SLLA, from a specified unicast source, for a
+    // target with a live entry on this port, with a valid checksum.
+    // if (skb->pkt_type == PACKET_OTHERHOST) return TCX_NEXT;
+    p.ldx_w(R0, CTX, SKB_PKT_TYPE);
+    p.jeq_imm(R0, PACKET_OTHERHOST, pass);
+    p.nd_option(ND_OPT_SLLA);
+    p.specified_unicast_source();
+    p.port_target_key(NS_KEY_AT);
+    p.live_entry(ns_map, NS_KEY_AT, off(NsRelayValue::EXPIRY_AT));
+    p.valid_checksum();
     // To the guest's MAC from ours, with our MAC as SLLA (what the engine's relay sends
     // to a REACHABLE guest).
-    a.relay_rewrite(
+    p.relay_rewrite(
         off(offset_of!(NsRelayValue, guest_mac)),
         off(offset_of!(NsRelayValue, our_mac)),
         off(offset_of!(NsRelayValue, egress)),
@@ -271,28 +281,45 @@ fn program(ns_map: i32, na_map: i32) -> Vec<EbpfInsn> {
 
     // NA: to our MAC (a solicited answer to the NS we relayed, whose SLLA was ours), to
     // a unicast destination (announcements and DAD defences go everywhere: the engine's).
-    a.bind(na);
-    a.ins(LDX_W, R0, CTX, SKB_PKT_TYPE, 0);
-    a.pass_if(JNE_K, R0, 0, PACKET_HOST);
-    a.nd_option(2);
-    a.ins(LDX_B, R2, PKT, IP6_DST, 0);
-    a.pass_if(JEQ_K, R2, 0, 0xff);
-    a.ifindex_target_key(NA_KEY_AT);
-    for i in 0..4 {
-        a.copy(FP, NA_KEY_AT + 20 + 4 * i, PKT, IP6_DST + 4 * i, 4);
-    }
-    a.live_entry(na_map, NA_KEY_AT, off(NaRelayValue::EXPIRY_AT));
+    // na:
+    // if (skb->pkt_type != PACKET_HOST) return TCX_NEXT;
+    // if (f->ip6_dst.s6_addr[0] == 0xff) return TCX_NEXT;
+    // struct na_key key = { { skb->ifindex, f->nd_target }, f->ip6_dst };
+    p.bind(na);
+    p.ldx_w(R0, CTX, SKB_PKT_TYPE);
+    p.jne_imm(R0, PACKET_HOST, pass);
+    p.nd_option(ND_OPT_TLLA);
+    p.ldx_b(R2, PKT, IPV6_DST_OFF);
+    p.jeq_imm(R2, 0xff, pass);
+    p.port_target_key(NA_KEY_AT + off(offset_of!(NaKey, ingress)));
+    p.copy_addr(
+        FP,
+        NA_KEY_AT + off(offset_of!(NaKey, solicitor)),
+        PKT,
+        IPV6_DST_OFF,
+    );
+    p.live_entry(na_map, NA_KEY_AT, off(NaRelayValue::EXPIRY_AT));
     // From the bound guest only: its Ethernet source and its TLLA.
+    // if (memcmp(f->eth_src, e->guest_mac, 6) || memcmp(f->opt_lladdr, e->guest_mac, 6))
+    //     return TCX_NEXT;
     let guest_mac_at = off(offset_of!(NaRelayValue, guest_mac));
-    a.same_mac(PKT, 6, ENTRY, guest_mac_at);
-    a.same_mac(PKT, OPTION + 2, ENTRY, guest_mac_at);
-    a.valid_checksum();
+    p.same_mac(PKT, ETH_SRC_OFF, ENTRY, guest_mac_at);
+    p.same_mac(PKT, ND_OPT_LLADDR_OFF, ENTRY, guest_mac_at);
+    p.valid_checksum();
     // To the solicitor from our MAC, with our MAC as TLLA; R/S/O as the guest set them.
-    a.relay_rewrite(
+    p.relay_rewrite(
         off(offset_of!(NaRelayValue, solicitor_mac)),
         off(offset_of!(NaRelayValue, our_mac)),
         off(offset_of!(NaRelayValue, egress)),
         off(NaRelayValue::HANDLED_AT),
     );
-    a.finish()
+    p.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_program_assembles_with_every_jump_inside() {
+        super::super::ebpf_asm::assert_well_formed(&super::program(3, 4));
+    }
 }

@@ -30,6 +30,7 @@ pub mod control;
 mod daemon;
 mod droplog;
 pub mod dump;
+mod ebpf_asm;
 pub(crate) mod ebpf_maps;
 mod ebpf_prog;
 #[cfg(test)]
