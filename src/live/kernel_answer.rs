@@ -6,7 +6,10 @@
 //!
 //! `AF_PACKET` taps run before tc ingress, so the capture thread still sees every NS:
 //! the engine counts it, learns from it and relays the re-verification NS to the guest
-//! as before; it only leaves the answer to the kernel while the entry is valid.
+//! as before; it only leaves the answer to the kernel while the entry is valid. The
+//! program stores the receive timestamp of each NS it answered in the entry it used;
+//! [`KernelAnswers::answered`] compares it with the capture's, the kernel's word on
+//! whether it answered that very frame.
 //!
 //! The program answers only the common shape (a 32-byte NS with one Source Link-Layer
 //! Address option, hop limit 255, a valid checksum, not DAD); anything else goes on to

@@ -10,7 +10,10 @@
 //!
 //! `AF_PACKET` taps run before tc ingress, so the capture threads still see every frame:
 //! the engine learns from it and counts it (`relayed_ns_by_kernel`,
-//! `relayed_na_by_kernel`); it only leaves the sending to the kernel. The program relays
+//! `relayed_na_by_kernel`); it only leaves the sending to the kernel. Whether the
+//! program relayed a given frame is its own word: it stores the frame's receive
+//! timestamp in the entry it used, which [`KernelRelays::relayed_ns`] and
+//! [`KernelRelays::relayed_na`] compare with the capture's. The program relays
 //! only the common shapes (32 bytes with one link-layer option, hop limit 255, a valid
 //! checksum; an NS with a specified unicast source, not to another host's MAC; an NA to
 //! our MAC from the guest's bound MAC, also as its TLLA); anything else goes on to the
