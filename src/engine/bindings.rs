@@ -161,6 +161,7 @@ impl Engine {
             && self.cfg.prefixes.iter().any(|r| r.prefix.contains(&addr));
         let (routed, state, bport) = (b.routed, b.state, b.port);
         if !routed && eligible && state == BindingState::Reachable {
+            self.leftover_take_over(addr, bport);
             self.set_routed(addr, true);
             self.counters.bump(Counter::RoutesInstalled);
             self.actions

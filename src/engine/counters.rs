@@ -92,6 +92,16 @@ counters! {
     RoutesInstalled => "routes_installed",
     /// `RemoveRoute` actions.
     RoutesRemoved => "routes_removed",
+    /// Routes an earlier run left, kept at start while their guests re-verify.
+    RoutesReconciledKept => "routes_reconciled_kept",
+    /// Routes an earlier run left that a confirmed binding on their port took over.
+    RoutesReconciledVerified => "routes_reconciled_verified",
+    /// Routes an earlier run left, removed: not re-verified within the grace period,
+    /// their port lost, not routed by the config, or refused.
+    RoutesReconciledRemoved => "routes_reconciled_removed",
+    /// Routes an earlier run left beyond `max_bindings` (removed at once), or on a port
+    /// the engine does not have.
+    RoutesReconciledRefused => "routes_reconciled_refused",
     /// Unicast data frames forwarded (userspace data plane).
     ForwardedData => "forwarded_data",
     /// Unicast data frames held while their destination was resolved (userspace).

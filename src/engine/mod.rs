@@ -44,6 +44,7 @@ mod cache;
 mod counters;
 mod data;
 mod kernel;
+mod leftover;
 mod na;
 mod ns;
 mod pending;
@@ -65,10 +66,12 @@ pub use config::{
     Tunables,
 };
 pub use counters::Counter;
+pub use leftover::{LeftoverFate, ROUTE_GRACE};
 
 use bucket::TokenBucket;
 use cache::{Binding, BindingCache};
 use counters::Counters;
+use leftover::Leftovers;
 use pending::PendingTable;
 use rng::Rng;
 use timer::{GlobalTimer, PortTimer, TimerTable};
@@ -275,6 +278,16 @@ pub enum Event {
         /// When the quarantine ends unless renewed.
         until: Instant,
     },
+    /// A route an earlier run left ([`Engine::adopt_routes`]) was kept, taken over or
+    /// removed.
+    LeftoverRoute {
+        /// The guest address.
+        addr: Ipv6Addr,
+        /// The port the route points to.
+        port: PortId,
+        /// What became of it.
+        fate: LeftoverFate,
+    },
     /// A unicast data frame was forwarded (userspace data plane).
     Forwarded {
         /// Ingress.
@@ -430,6 +443,8 @@ struct PortState {
     /// This port's budget for the floods its frames cause (`Tunables::ns_rate_per_port`,
     /// the uplink's `Tunables::ns_rate`).
     flood_bucket: TokenBucket,
+    /// Rounds of re-verification NS sent for the routes an earlier run left here.
+    leftover_rounds: u8,
 }
 
 impl PortState {
@@ -443,6 +458,7 @@ impl PortState {
             ra_next: Instant::ZERO,
             ra_pending: false,
             quarantine: Vec::new(),
+            leftover_rounds: 0,
         }
     }
 
@@ -516,6 +532,8 @@ pub struct Engine {
     /// from it, never from a previous copy).
     last_ra: Option<Vec<u8>>,
     timers: TimerTable,
+    /// Routes an earlier run left, waiting for their guests to re-verify.
+    leftovers: Leftovers,
     rng: Rng,
     counters: Counters,
     /// NS for bound targets: served before unknown ones and never starved by a scan
@@ -557,6 +575,7 @@ impl Engine {
             routers: HashMap::new(),
             last_ra: None,
             timers: TimerTable::new(config.ports.len()),
+            leftovers: Leftovers::default(),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
             known_ns_bucket: known_ns_bucket(t, now),
@@ -674,6 +693,7 @@ impl Engine {
             match t {
                 PortTimer::RaPace => self.ra_pace_timer(now, port),
                 PortTimer::ProxyHold => self.proxy_hold_timer(now, port),
+                PortTimer::LeftoverProbe => self.leftover_probe_timer(now, port),
             }
         }
         // A port whose hold ended asks for an RA at once (the Solicit timer, due now):
@@ -694,6 +714,7 @@ impl Engine {
         while let Some(t) = self.timers.take_due_global(now) {
             match t {
                 GlobalTimer::Solicit => self.solicit_timer(now),
+                GlobalTimer::RouteGrace => self.route_grace_timer(now),
             }
         }
     }

@@ -428,11 +428,16 @@ impl Engine {
     }
 
     /// Asks for `target` on `port` from the port's link-local, as a resolution would, so
-    /// that its answer counts as solicited there (RFC 4861 §7.2.5) and binds it. For the
-    /// driver's re-verification of an earlier run's routes after a restart (reference §5:
-    /// "rebuild from ... probes"); the answer asks for the route again.
+    /// that its answer counts as solicited there (RFC 4861 §7.2.5) and binds it. The
+    /// engine's own re-verification of an earlier run's routes goes this way (see
+    /// [`Engine::adopt_routes`]); a driver or test may ask too.
     pub fn solicit(&mut self, now: Instant, port: PortId, target: Ipv6Addr) {
         let now = self.advance(now);
+        self.solicit_on(now, port, target);
+    }
+
+    /// [`Engine::solicit`] at the engine's time `now`.
+    pub(super) fn solicit_on(&mut self, now: Instant, port: PortId, target: Ipv6Addr) {
         if port.index() >= self.ports.len()
             || !self.port(port).usable()
             || self.proxied(target).is_none()

@@ -56,6 +56,8 @@ impl Engine {
         p.ra_pending = false;
         self.timers.set_port(port, PortTimer::RaPace, None);
         self.bindings_port_dead(now, port);
+        // Like a binding's route: nobody behind a dead port can re-verify it.
+        self.leftovers_unwanted(Some(port));
         if was {
             self.emit(|| Event::PortProxying {
                 port,
@@ -101,6 +103,7 @@ impl Engine {
                 port,
                 enabled: true,
             });
+            self.leftover_port_enabled(now, port);
             return;
         }
         if self.last_ra.is_some() {

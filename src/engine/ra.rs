@@ -210,6 +210,7 @@ impl Engine {
                 port: p,
                 enabled: true,
             });
+            self.leftover_port_enabled(now, p);
         }
     }
 

@@ -45,6 +45,7 @@ impl Engine {
             self.remove_binding(addr);
         }
         self.cache.remap_ports(lookup);
+        self.leftovers_remap(lookup);
         self.pending.retain_ports(lookup);
         for _ in 0..self.held.remap_ports(lookup) {
             self.counters.drop(crate::DropReason::PortDisabled);
@@ -53,10 +54,9 @@ impl Engine {
         // Port states and per-port timers follow their port to its new index.
         let old_ports = std::mem::take(&mut self.ports);
         let mut timers = TimerTable::new(config.ports.len());
-        timers.set_global(
-            GlobalTimer::Solicit,
-            self.timers.global(GlobalTimer::Solicit),
-        );
+        for t in GlobalTimer::ALL {
+            timers.set_global(t, self.timers.global(t));
+        }
         let mut fresh = Vec::new();
         // Kept ports whose liveness or MAC the new config changes: handled like the
         // matching link events once the swap is done.
@@ -66,7 +66,7 @@ impl Engine {
             let old = map.iter().position(|m| *m == Some(id));
             let state = match old {
                 Some(o) => {
-                    for t in [PortTimer::RaPace, PortTimer::ProxyHold] {
+                    for t in PortTimer::ALL {
                         timers.set_port(id, t, self.timers.port(PortId(o as u16), t));
                     }
                     let mut s = old_ports[o].clone();
@@ -117,6 +117,7 @@ impl Engine {
         for addr in self.cache.addrs() {
             self.sync_route(addr);
         }
+        self.leftovers_unwanted(None);
         for (id, was_live, new_mac) in changed {
             if new_mac {
                 self.counters.bump(Counter::MacChanged);

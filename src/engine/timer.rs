@@ -19,18 +19,33 @@ pub(crate) enum PortTimer {
     RaPace = 0,
     /// End of the RFC 4389 §4.1.3.3 proxy-disable hold.
     ProxyHold = 1,
+    /// Next round of NS re-verifying the routes an earlier run left on the port.
+    LeftoverProbe = 2,
 }
 
-const PORT_TIMERS: usize = 2;
+impl PortTimer {
+    /// Every per-port timer, in slot order.
+    pub(crate) const ALL: [Self; PORT_TIMERS] =
+        [Self::RaPace, Self::ProxyHold, Self::LeftoverProbe];
+}
+
+const PORT_TIMERS: usize = 3;
 
 /// Engine-wide timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GlobalTimer {
     /// Send (or repeat) an RS upstream while downstream ports wait for an RA.
     Solicit = 0,
+    /// The earliest end of the grace period of a route an earlier run left.
+    RouteGrace = 1,
 }
 
-const GLOBAL_TIMERS: usize = 1;
+impl GlobalTimer {
+    /// Every engine-wide timer, in slot order.
+    pub(crate) const ALL: [Self; GLOBAL_TIMERS] = [Self::Solicit, Self::RouteGrace];
+}
+
+const GLOBAL_TIMERS: usize = 2;
 
 /// Optional deadlines for the fixed timers; `next` is the earliest.
 #[derive(Debug, Clone, Default)]
@@ -77,9 +92,12 @@ impl TimerTable {
 
     /// Clears and returns the global timers due at `now`.
     pub(crate) fn take_due_global(&mut self, now: Instant) -> Option<GlobalTimer> {
-        if self.global[GlobalTimer::Solicit as usize].is_some_and(|t| t <= now) {
-            self.global[GlobalTimer::Solicit as usize] = None;
-            return Some(GlobalTimer::Solicit);
+        for t in GlobalTimer::ALL {
+            let slot = &mut self.global[t as usize];
+            if slot.is_some_and(|at| at <= now) {
+                *slot = None;
+                return Some(t);
+            }
         }
         None
     }
@@ -87,7 +105,8 @@ impl TimerTable {
     /// Clears and returns one per-port timer due at `now`, if any.
     pub(crate) fn take_due_port(&mut self, now: Instant) -> Option<(PortId, PortTimer)> {
         for (i, slots) in self.ports.iter_mut().enumerate() {
-            for (t, kind) in [(0, PortTimer::RaPace), (1, PortTimer::ProxyHold)] {
+            for kind in PortTimer::ALL {
+                let t = kind as usize;
                 if slots[t].is_some_and(|at| at <= now) {
                     slots[t] = None;
                     // Port counts are validated to fit in u16 (EngineConfig::validate).

@@ -40,21 +40,11 @@ use crate::wire::{Mac, is_link_local};
 /// A restart finds its own routes by it; routes with any other protocol are never touched.
 pub const ROUTE_PROTOCOL: u8 = 199;
 
-/// How often the engine thread looks at the drop counters (the rate-limited log), the
-/// leftover routes and the dump's rotation when no engine timer wakes it sooner.
+/// How often the engine thread looks at the drop counters (the rate-limited log) and the
+/// dump's rotation when no engine timer wakes it sooner.
 const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_millis(250);
 /// How long a status request waits for the engine thread (a reload may be under way).
 const STATUS_WAIT: StdDuration = StdDuration::from_secs(3);
-/// Routes from an earlier run stay this long to be re-verified before removal.
-const ROUTE_GRACE: StdDuration = StdDuration::from_secs(30);
-/// When the re-verification probes for those routes go out (after start). The first
-/// waits for the port to be enabled (two P-bit RAs, RFC 4389 §6).
-const LEFTOVER_PROBES: [StdDuration; 4] = [
-    StdDuration::from_secs(4),
-    StdDuration::from_secs(7),
-    StdDuration::from_secs(10),
-    StdDuration::from_secs(15),
-];
 /// Monotonic clock at the edge: engine time is microseconds since start.
 #[derive(Debug, Clone, Copy)]
 struct Clock(StdInstant);
@@ -85,8 +75,7 @@ pub(super) struct DriverCounters {
     pub(super) tx_errors: AtomicU64,
     route_errors: AtomicU64,
     route_conflicts: AtomicU64,
-    routes_reconciled_kept: AtomicU64,
-    routes_reconciled_removed: AtomicU64,
+    routes_orphaned: AtomicU64,
     link_events: AtomicU64,
     netlink_resyncs: AtomicU64,
 }
@@ -100,11 +89,7 @@ impl DriverCounters {
             l("live_tx_errors", &self.tx_errors),
             l("live_route_errors", &self.route_errors),
             l("live_route_conflicts", &self.route_conflicts),
-            l("live_routes_reconciled_kept", &self.routes_reconciled_kept),
-            l(
-                "live_routes_reconciled_removed",
-                &self.routes_reconciled_removed,
-            ),
+            l("live_routes_orphaned", &self.routes_orphaned),
             l("live_link_events", &self.link_events),
             l("live_netlink_resyncs", &self.netlink_resyncs),
         ]
@@ -300,15 +285,11 @@ pub(super) struct Daemon {
     /// Frames the engine asked to send, sent by the engine thread after each step.
     outbox: Outbox,
     counters: Arc<DriverCounters>,
-    /// Routes we installed: address → ifindex.
+    /// Routes we own: those we installed and those of an earlier run handed to the
+    /// engine at start: address → ifindex.
     routes: HashMap<Ipv6Addr, i32>,
     /// Bound addresses whose /128 someone else installed: left alone, shown in `status`.
     route_conflicts: HashSet<Ipv6Addr>,
-    /// Routes of an earlier run, kept until re-verified or the grace period ends.
-    leftover: HashMap<Ipv6Addr, i32>,
-    leftover_deadline: StdInstant,
-    /// Probe rounds for leftover routes already sent.
-    leftover_rounds: usize,
     started: StdInstant,
     guard: Option<Guard>,
     /// `fast_path_in_kernel`: the eBPF program answering on the upstream ports. Loaded
@@ -595,11 +576,6 @@ impl Daemon {
             Ok(Install::Done) => {
                 self.route_conflicts.remove(&addr);
                 log::info!("route {addr}/128 dev {} installed", p.name);
-                if let Some(old) = self.leftover.remove(&addr) {
-                    if old != ifindex {
-                        let _ = self.rtnl.delete_route(addr, old, ROUTE_PROTOCOL);
-                    }
-                }
                 if let Some(old) = self.routes.insert(addr, ifindex) {
                     if old != ifindex {
                         let _ = self.rtnl.delete_route(addr, old, ROUTE_PROTOCOL);
@@ -633,89 +609,47 @@ impl Daemon {
         }
     }
 
-    /// Start-up reconciliation (NDP reference §5, restart): routes with our protocol on
-    /// one of our downstream ports are kept for re-verification; the rest are orphans.
+    /// Start-up reconciliation (NDP reference §5, restart): /128 routes with our
+    /// protocol on one of our ports go to the engine, which keeps those it routes while
+    /// their guests re-verify and removes the rest (`leftover.rs` in the engine); routes
+    /// on other interfaces, or wider than /128, are orphans, removed here.
     fn reconcile_routes(&mut self) -> Result<(), Error> {
         let found = self
             .rtnl
             .routes_with_protocol(ROUTE_PROTOCOL)
             .map_err(Error::io("listing routes"))?;
+        let mut adopt = Vec::new();
         for r in found {
-            let ours = r.dst_len == 128
-                && self
-                    .ports
-                    .iter()
-                    .any(|p| p.role == Role::Downstream && p.ifindex == Some(r.oif));
-            if ours {
-                self.counters
-                    .routes_reconciled_kept
-                    .fetch_add(1, Ordering::Relaxed);
-                self.leftover.insert(r.dst, r.oif);
-            } else {
-                self.counters
-                    .routes_reconciled_removed
-                    .fetch_add(1, Ordering::Relaxed);
-                log::info!(
-                    "removing orphaned route {}/{} (ifindex {})",
-                    r.dst,
-                    r.dst_len,
-                    r.oif
-                );
-                let _ = self.rtnl.delete_route(r.dst, r.oif, ROUTE_PROTOCOL);
+            let port = self.ports.iter().position(|p| p.ifindex == Some(r.oif));
+            match port {
+                Some(i) if r.dst_len == 128 => {
+                    self.routes.insert(r.dst, r.oif);
+                    adopt.push((r.dst, Self::port_id(i)));
+                }
+                _ => {
+                    self.counters
+                        .routes_orphaned
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::info!(
+                        "removing orphaned route {}/{} (ifindex {})",
+                        r.dst,
+                        r.dst_len,
+                        r.oif
+                    );
+                    let _ = self.rtnl.delete_route(r.dst, r.oif, ROUTE_PROTOCOL);
+                }
             }
         }
-        if !self.leftover.is_empty() {
+        self.engine.adopt_routes(self.clock.now(), &adopt);
+        let kept = self.engine.leftover_routes().len();
+        if kept > 0 {
             log::info!(
-                "{} routes of an earlier run kept for {}s while their guests re-verify",
-                self.leftover.len(),
-                ROUTE_GRACE.as_secs()
+                "{kept} routes of an earlier run kept for {}s while their guests re-verify",
+                crate::engine::ROUTE_GRACE.total_micros() / 1_000_000
             );
         }
-        Ok(())
-    }
-
-    /// Asks the guests behind leftover routes to confirm themselves: an NS from the
-    /// port's link-local, so the answer is an NA to the relay that the engine learns as a
-    /// confirmed binding (and then asks for the route again). Without it a guest whose
-    /// peers keep their neighbour entries would not be heard from before the grace
-    /// period ends (NDP reference §5: "rebuild from ... probes").
-    fn probe_leftovers(&mut self) {
-        let Some(due) = LEFTOVER_PROBES.get(self.leftover_rounds) else {
-            return;
-        };
-        if self.leftover.is_empty() || self.started.elapsed() < *due {
-            return;
-        }
-        self.leftover_rounds += 1;
-        let now = self.clock.now();
-        let mut asks: Vec<(PortId, Ipv6Addr)> = self
-            .leftover
-            .iter()
-            .filter_map(|(&addr, &ifindex)| {
-                let i = self.ports.iter().position(|p| p.ifindex == Some(ifindex))?;
-                Some((PortId(i as u16), addr))
-            })
-            .collect();
-        asks.sort_unstable();
-        // Through the engine, so the answers count as solicited (it learns nothing from
-        // NAs it did not ask for) and the probes show in `--dump` like every other frame.
-        for (port, addr) in asks {
-            self.engine.solicit(now, port, addr);
-        }
         self.drain();
-    }
-
-    fn expire_leftovers(&mut self) {
-        if self.leftover.is_empty() || StdInstant::now() < self.leftover_deadline {
-            return;
-        }
-        for (addr, ifindex) in std::mem::take(&mut self.leftover) {
-            self.counters
-                .routes_reconciled_removed
-                .fetch_add(1, Ordering::Relaxed);
-            log::info!("route {addr}/128 of an earlier run did not re-verify; removed");
-            let _ = self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL);
-        }
+        Ok(())
     }
 
     fn link_event(&mut self, i: usize, ev: LinkEvent) {
@@ -807,7 +741,6 @@ impl Daemon {
         // The kernel flushed routes through the deleted device.
         if let Some(old) = old {
             self.routes.retain(|_, ix| *ix != old);
-            self.leftover.retain(|_, ix| *ix != old);
         }
         if was_running {
             self.link_event(i, LinkEvent::Down);
@@ -1075,15 +1008,13 @@ impl Daemon {
         self.stop = true;
     }
 
-    /// The engine thread's turn: due timers, leftover routes, dump rotation, drop log.
+    /// The engine thread's turn: due timers, dump rotation, drop log.
     pub(super) fn housekeeping(&mut self) {
         let now = self.clock.now();
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
             self.drain();
         }
-        self.probe_leftovers();
-        self.expire_leftovers();
         if let Some((_, d)) = &mut self.dump {
             d.tick();
         }
@@ -1092,14 +1023,13 @@ impl Daemon {
         }
     }
 
-    /// Removes everything the relay installed: routes (its own and unverified leftovers),
-    /// the kernel guard. Captures close (and drop all-multicast) when dropped.
+    /// Removes everything the relay owns: routes (those it installed and those of an
+    /// earlier run not yet verified), the kernel guard. Captures close (and drop all-multicast) when dropped.
     fn cleanup(&mut self) {
         for p in &mut self.ports {
             p.capture = None;
         }
-        let routes: Vec<(Ipv6Addr, i32)> =
-            self.routes.drain().chain(self.leftover.drain()).collect();
+        let routes: Vec<(Ipv6Addr, i32)> = self.routes.drain().collect();
         for (addr, ifindex) in routes {
             if let Err(e) = self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL) {
                 log::warn!("cannot remove route {addr}/128: {e}");
@@ -1188,9 +1118,6 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         counters: Arc::new(DriverCounters::default()),
         routes: HashMap::new(),
         route_conflicts: HashSet::new(),
-        leftover: HashMap::new(),
-        leftover_deadline: StdInstant::now() + ROUTE_GRACE,
-        leftover_rounds: 0,
         started: StdInstant::now(),
         guard: None,
         kernel_answers,
@@ -1363,9 +1290,6 @@ fn load_and_attach<K>(
 
 /// The privileged part of start-up after the engine exists.
 fn start(d: &mut Daemon) -> Result<(), Error> {
-    if d.config.data_plane() == DataPlane::KernelRoutes {
-        d.reconcile_routes()?;
-    }
     d.guard = Some(
         Guard::install(&d.port_names())
             .map_err(Error::io("installing the kernel ND guard (nf_tables)"))?,
@@ -1384,6 +1308,10 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         if !d.ports[i].running {
             d.link_event(i, LinkEvent::Down);
         }
+    }
+    // With the captures open, so the engine's re-verification probes can go out.
+    if d.config.data_plane() == DataPlane::KernelRoutes {
+        d.reconcile_routes()?;
     }
     d.drain();
     Ok(())

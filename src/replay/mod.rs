@@ -722,6 +722,11 @@ impl Context<'_> {
                 text::push_mac(d, *mac);
                 write!(d, " quarantined on {} (P-bit RA)", self.name(*port))
             }
+            Event::LeftoverRoute { addr, port, fate } => {
+                addrs.push(*addr);
+                d.extend_from_slice(fate.describe(*addr, self.name(*port)).as_bytes());
+                Ok(())
+            }
             Event::Forwarded { to, dst, .. } => {
                 addrs.push(*dst);
                 write!(d, "data to {dst} forwarded to {}", self.name(*to))

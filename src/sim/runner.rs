@@ -780,6 +780,10 @@ impl<'a> World<'a> {
                 format!("quarantines {mac} on {}", self.port_name(r, port)),
                 format!("quarantine/{port:?}"),
             ),
+            Event::LeftoverRoute { addr, port, fate } => (
+                fate.describe(addr, &self.port_name(r, port)),
+                format!("leftover/{port:?}"),
+            ),
             Event::Forwarded { from, to, dst } => (
                 format!(
                     "forwards to {dst} {} -> {}",

@@ -8,6 +8,7 @@ mod data;
 mod hostile;
 mod kernel_fast_path;
 mod kernel_relay;
+mod leftover;
 mod ndp;
 mod ports;
 mod ra;
