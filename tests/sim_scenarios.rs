@@ -78,6 +78,48 @@ fn rogue_ra_passes() {
 }
 
 #[test]
+fn restart_leftover_routes_passes() {
+    assert_passes("restart-leftover-routes.ron");
+}
+
+#[test]
+fn a_leftover_route_nobody_confirms_is_removed_and_one_confirmed_is_kept() {
+    // Without the guest, both routes of the earlier run go at the grace deadline, and
+    // the expectations that domu-web keeps its route must fail.
+    let path = scenarios_dir().join("restart-leftover-routes.ron");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let text = text.replace(
+        r#"role: Static(addresses: ["2001:db8:42::80"])),"#,
+        r#"up: false, role: Static(addresses: ["2001:db8:42::80"])),"#,
+    );
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let mut out = Vec::new();
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut out,
+    )
+    .expect("runs");
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(!verdict.passed);
+    assert!(
+        text.contains(
+            "route 2001:db8:42::80/128 via br0 of an earlier run did not re-verify; removed"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  dom0 routes domu-web via br0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  dom0 routes_reconciled_removed == 1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_shipped_scenario_has_a_test() {
     let tested = [
         "home.ron",
@@ -89,6 +131,7 @@ fn every_shipped_scenario_has_a_test() {
         "two-relays-loop.ron",
         "ns-scan-flood.ron",
         "rogue-ra.ron",
+        "restart-leftover-routes.ron",
     ];
     for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
         let name = entry.expect("readable entry").file_name();

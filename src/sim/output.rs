@@ -357,6 +357,44 @@ fn check(world: &World<'_>, x: &Expect) -> Outcome {
                 _ => (name, false, "no such host or segment".into()),
             }
         }
+        Expect::Route {
+            address,
+            port,
+            relay: rn,
+        } => {
+            let r = relay(world, rn.as_deref());
+            let name = format!("{} routes {address} via {port}", world.relays[r].name);
+            let want = world.relays[r]
+                .ports
+                .iter()
+                .position(|p| Some(p.segment) == seg(world, port));
+            match world.resolve(address) {
+                None => (name, false, format!("{address} has no address")),
+                Some(a) => match world.relays[r].routes.get(&a) {
+                    Some(p) => (
+                        name,
+                        Some(p.index()) == want,
+                        format!("route {a}/128 via {}", port_name(world, r, *p)),
+                    ),
+                    None => (name, false, format!("no route for {a}")),
+                },
+            }
+        }
+        Expect::NoRoute { address, relay: rn } => {
+            let r = relay(world, rn.as_deref());
+            let name = format!("{} holds no route for {address}", world.relays[r].name);
+            match world.resolve(address) {
+                None => (name, true, format!("{address} has no address")),
+                Some(a) => match world.relays[r].routes.get(&a) {
+                    Some(p) => (
+                        name,
+                        false,
+                        format!("route {a}/128 via {}", port_name(world, r, *p)),
+                    ),
+                    None => (name, true, format!("no route for {a}")),
+                },
+            }
+        }
         Expect::MaxBindings { max, relay: rn } => {
             let r = relay(world, rn.as_deref());
             let now = world.relays[r].engine.snapshot(world.now).bindings.len();

@@ -91,6 +91,9 @@ pub struct RelayNode {
     bound: BTreeMap<Ipv6Addr, PortId>,
     /// Most bindings held at once (from binding events).
     pub peak_bindings: usize,
+    /// The /128 routes the relay holds (with `kernel_routes`): those it installed and
+    /// those an earlier run left, until removed.
+    pub routes: BTreeMap<Ipv6Addr, PortId>,
 }
 
 /// One ND frame for the diagram: who sent it where, and who took it.
@@ -168,9 +171,9 @@ pub struct World<'a> {
 
 /// Builds the engine config of relay `index` from its config, the way the daemon does
 /// (`Config::engine_config`), with the simulated ports resolved: MACs from the scenario
-/// or `02:52:00:RR:00:PP`, EUI-64 link-locals, MTU 1500. The simulator always uses the
-/// userspace data plane (no kernel), emits events for the timeline and takes the
-/// scenario's seed.
+/// or `02:52:00:RR:00:PP`, EUI-64 link-locals, MTU 1500. The simulator uses the
+/// userspace data plane (no kernel) unless the relay asks for `kernel_routes`, emits
+/// events for the timeline and takes the scenario's seed.
 pub fn engine_config(
     index: usize,
     spec: &RelaySpec,
@@ -198,7 +201,11 @@ pub fn engine_config(
             relay: spec.name.clone(),
             message: e.to_string(),
         })?;
-    ec.data_plane = DataPlane::Userspace;
+    ec.data_plane = if spec.kernel_routes {
+        DataPlane::KernelRoutes
+    } else {
+        DataPlane::Userspace
+    };
     ec.emit_events = true;
     // No kernel in the lab: the relay answers for its own link-locals itself.
     ec.answer_own_link_local = true;
@@ -257,16 +264,32 @@ impl<'a> World<'a> {
             for p in &config.ports {
                 mac_names.insert(p.mac, format!("{}/{}", spec.name, p.name));
             }
-            let engine = Engine::new(config, Instant::ZERO).map_err(|e| SimError::Relay {
+            let names: Vec<String> = config.ports.iter().map(|p| p.name.clone()).collect();
+            let mut engine = Engine::new(config, Instant::ZERO).map_err(|e| SimError::Relay {
                 relay: spec.name.clone(),
                 message: e.to_string(),
             })?;
+            // A restarted relay: the routes its earlier run left, as the daemon finds
+            // them (validation checked each names one of the relay's ports).
+            let leftover: Vec<(Ipv6Addr, PortId)> = spec
+                .leftover_routes
+                .iter()
+                .filter_map(|(addr, seg)| {
+                    let i = names.iter().position(|n| n == seg)?;
+                    Some((*addr, PortId(u16::try_from(i).ok()?)))
+                })
+                .collect();
+            let routes = leftover.iter().copied().collect();
+            if !leftover.is_empty() {
+                engine.adopt_routes(Instant::ZERO, &leftover);
+            }
             relays.push(RelayNode {
                 name: spec.name.clone(),
                 engine,
                 ports,
                 bound: BTreeMap::new(),
                 peak_bindings: 0,
+                routes,
             });
         }
         let end = Instant::ZERO + scenario.duration.0;
@@ -629,10 +652,14 @@ impl<'a> World<'a> {
                     }
                 }
                 Action::InstallRoute { addr, port } => {
+                    self.relays[r].routes.insert(addr, port);
                     let text = format!("route {addr} via {}", self.port_name(r, port));
                     self.relay_line(r, &text, "route");
                 }
                 Action::RemoveRoute { addr, port } => {
+                    if self.relays[r].routes.get(&addr) == Some(&port) {
+                        self.relays[r].routes.remove(&addr);
+                    }
                     let text = format!("route {addr} via {} removed", self.port_name(r, port));
                     self.relay_line(r, &text, "route");
                 }

@@ -297,6 +297,17 @@ pub struct RelaySpec {
     pub macs: BTreeMap<String, MacSpec>,
     /// Its configuration, in the daemon's schema.
     pub config: ConfigText,
+    /// Decide /128 routes as the daemon does with kernel forwarding (`InstallRoute`,
+    /// `RemoveRoute`, shown in the timeline and checked by `Route`/`NoRoute`) instead of
+    /// forwarding data itself. The lab has no kernel, so no data crosses such a relay:
+    /// its stories are about neighbour discovery and routes, not pings through it.
+    #[serde(default)]
+    pub kernel_routes: bool,
+    /// Routes an earlier run of the relay left, as `(address, segment)`: the relay
+    /// starts as a restarted daemon does, handing them to the engine to re-verify
+    /// (needs `kernel_routes: true`).
+    #[serde(default)]
+    pub leftover_routes: Vec<(Ipv6Addr, String)>,
 }
 
 /// A relay configuration written inline in the scenario: the daemon's config
@@ -598,6 +609,25 @@ pub enum Expect {
         /// Host.
         host: String,
     },
+    /// The relay holds a /128 route for `address` (host name or address) via `port`
+    /// at the end (a relay with `kernel_routes: true`).
+    Route {
+        /// Host name (its first global address) or an address.
+        address: String,
+        /// Segment of the port.
+        port: String,
+        /// Relay name.
+        #[serde(default)]
+        relay: Option<String>,
+    },
+    /// The relay holds no route for `address` at the end.
+    NoRoute {
+        /// Host name (its first global address) or an address.
+        address: String,
+        /// Relay name.
+        #[serde(default)]
+        relay: Option<String>,
+    },
     /// The relay never held more than `max` bindings at once.
     MaxBindings {
         /// Bound.
@@ -840,6 +870,35 @@ impl Validator<'_> {
                 continue;
             };
             self.check_relay_config(config, &need_segment)?;
+            for (addr, seg) in &r.leftover_routes {
+                if !r.kernel_routes {
+                    return Err(self.err(
+                        "leftover_routes",
+                        0,
+                        format!(
+                            "relay {:?} has leftover_routes without kernel routes",
+                            r.name
+                        ),
+                        "add kernel_routes: true to the relay: only a relay that installs \
+                         routes can find its own after a restart"
+                            .into(),
+                    ));
+                }
+                if !port_segments(config).any(|p| p == seg) {
+                    return Err(self.err(
+                        seg,
+                        0,
+                        format!(
+                            "leftover route {addr} of relay {:?} is on {seg:?}, not one of its ports",
+                            r.name
+                        ),
+                        format!(
+                            "its ports: {}",
+                            port_segments(config).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
             for (seg, mac) in &r.macs {
                 need_segment(seg, &format!("relay {:?} macs", r.name))?;
                 if let Some(other) = macs.insert(mac.mac, &r.name) {
@@ -1007,6 +1066,19 @@ impl Validator<'_> {
                     need_target(address, &what)?;
                     need_segment(port, &what)?;
                     need_relay(relay, "Binding")?;
+                }
+                Expect::Route {
+                    address,
+                    port,
+                    relay,
+                } => {
+                    need_target(address, &what)?;
+                    need_segment(port, &what)?;
+                    need_relay(relay, "Route")?;
+                }
+                Expect::NoRoute { address, relay } => {
+                    need_target(address, &what)?;
+                    need_relay(relay, "NoRoute")?;
                 }
                 Expect::Counter { relay, .. } => need_relay(relay, "Counter")?,
                 Expect::MaxBindings { relay, .. } => need_relay(relay, "MaxBindings")?,
