@@ -2,7 +2,8 @@
 # lifecycle: br0 down/up, br0 deleted and re-created (new ifindex), relay killed with
 # SIGKILL and restarted. Each time reachability returns; the relay never spins (CPU
 # stays low, also while its port is gone); routes it owned do not outlive it: a restart
-# keeps those that re-verify and removes orphans, SIGTERM removes the rest. The default
+# keeps those that re-verify and removes orphans (the engine's routes_reconciled_*
+# counters), SIGTERM removes the rest. The default
 # in-kernel relay follows the re-created br0 after CAP_BPF was dropped.
 source "$(dirname "$0")/lib.sh"
 
@@ -78,6 +79,11 @@ reach || fail "g1 unreachable right after the restart (its route should have bee
 wait_for 40 "unverified route 2001:db8:1::beef removed after the grace period" \
     sh -c "! ip -n $(ns dom0) -6 route show proto 199 | grep -q 2001:db8:1::beef"
 owns_route dom0 "^$G1 dev br0" || fail "g1's route did not survive re-verification"
+# The engine decided: g1's route taken over by its confirmed binding, beef's removed at
+# the grace deadline and the uplink's orphan at once (both counted as removed).
+[ "$(counter routes_reconciled_kept)" -eq 2 ] || fail "routes_reconciled_kept: $(counter routes_reconciled_kept), want 2 (g1, beef)"
+[ "$(counter routes_reconciled_verified)" -eq 1 ] || fail "routes_reconciled_verified: $(counter routes_reconciled_verified), want 1 (g1)"
+[ "$(counter routes_reconciled_removed)" -eq 2 ] || fail "routes_reconciled_removed: $(counter routes_reconciled_removed), want 2 (dead, beef)"
 log "MTU and MAC changes reach the relay at once"
 nsx dom0 ip link set eth0 mtu 1400
 nsx dom0 ip link set br0 address 02:00:5e:00:53:99
