@@ -175,6 +175,11 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         output: args.output.clone(),
         explain: args.explain,
         keep_emitted: false,
+        leftover_routes: args
+            .leftover_routes
+            .iter()
+            .map(|r| (r.addr, r.port.clone()))
+            .collect(),
     };
     // One write per 64 KiB, not per line: replay lists a million frames a second.
     let stdout = std::io::stdout();

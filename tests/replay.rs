@@ -352,3 +352,126 @@ fn bad_inputs_are_reported_with_file_and_frame_and_the_rest_still_replays() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn leftover_routes_show_their_probes_takeover_and_removal_as_timer_lines() {
+    // A restarted relay's captures: the router's RA at 0 s (br0 is enabled by the
+    // second P-bit RA at 3 s), the guest's answer to the relay's probe at 3.5 s, and
+    // one more RA at 40 s, past the 30 s grace period.
+    let dir = tmpdir("leftover");
+    let uplink = dir.join("uplink.pcap");
+    let br0 = dir.join("br0.pcap");
+    write_pcap(
+        &uplink,
+        &[(0.0, uplink_ra(&[])), (40.0, uplink_ra(&[]))],
+        DataLink::ETHERNET,
+    );
+    let solicited = ndprelay::wire::NaFlags {
+        router: false,
+        solicited: true,
+        override_: true,
+    };
+    let answer = na(
+        GUEST_MAC,
+        guest(),
+        BR0_MAC.link_local(),
+        solicited,
+        guest(),
+        GUEST_MAC,
+    );
+    write_pcap(&br0, &[(3.5, answer)], DataLink::ETHERNET);
+    let gone: std::net::Ipv6Addr = "2001:db8:1::99".parse().unwrap();
+    let opts = ReplayOptions {
+        leftover_routes: vec![(guest(), "br0".into()), (gone, "br0".into())],
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let summary = replay(
+        config(),
+        &[input("uplink", &uplink), input("br0", &br0)],
+        &opts,
+        &mut out,
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let line_with = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
+    };
+    // Adopted at the start, before any frame.
+    let start = line_with("route 2001:db8:1::99/128 via br0 of an earlier run kept until 30.000 s");
+    assert!(start.trim_start().starts_with("0.000000"), "{start}");
+    assert!(start.contains("timer"), "{start}");
+    // The probes are engine-originated frames on a timer line once br0 is enabled.
+    let probe = line_with("sent on br0: NS who-has 2001:db8:1::99");
+    assert!(
+        probe.trim_start().starts_with("3.000000") && probe.contains("timer"),
+        "{probe}"
+    );
+    assert!(
+        probe.contains("sent on br0: NS who-has 2001:db8:1::10"),
+        "{probe}"
+    );
+    // The guest's answer takes its route over: one install, no removal.
+    let answered = line_with("of an earlier run re-verified; kept");
+    assert!(
+        answered.contains("route 2001:db8:1::10/128 via br0 installed"),
+        "{answered}"
+    );
+    // (Its binding's own NUD later fails, the capture having no more answers, and
+    // removes it then; within the grace period nothing removes it.)
+    let before_grace = lines
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with("30."));
+    for l in before_grace {
+        assert!(
+            !l.contains("route 2001:db8:1::10/128 via br0 removed"),
+            "{text}"
+        );
+    }
+    // The other one goes at the grace deadline, on its own timer line.
+    let removed = line_with("route 2001:db8:1::99/128 via br0 of an earlier run did not re-verify");
+    assert!(removed.trim_start().starts_with("30.000000"), "{removed}");
+    assert!(
+        removed.contains("route 2001:db8:1::99/128 via br0 removed"),
+        "{removed}"
+    );
+    let counter = |name: &str| {
+        summary
+            .counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    assert_eq!(counter("routes_reconciled_kept"), 2);
+    assert_eq!(counter("routes_reconciled_verified"), 1);
+    assert_eq!(counter("routes_reconciled_removed"), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_leftover_route_on_an_unknown_port_is_refused_with_the_ports() {
+    let dir = tmpdir("leftover-port");
+    let uplink = dir.join("uplink.pcap");
+    write_pcap(&uplink, &[(0.0, uplink_ra(&[]))], DataLink::ETHERNET);
+    let opts = ReplayOptions {
+        leftover_routes: vec![(guest(), "eth9".into())],
+        ..Default::default()
+    };
+    let err = replay(
+        config(),
+        &[input("uplink", &uplink)],
+        &opts,
+        &mut Vec::new(),
+    )
+    .expect_err("eth9 is not a port");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("eth9") && msg.contains("uplink, br0, br1"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -247,6 +247,40 @@ pub struct ReplayArgs {
     /// Show only what concerns this address.
     #[arg(long, value_name = "ADDR")]
     pub explain: Option<Ipv6Addr>,
+
+    /// A /128 route an earlier run left, e.g. 2001:db8:1::10=br0: the engine starts as
+    /// a restarted daemon that found it, and the listing shows its re-verification.
+    /// Repeatable.
+    #[arg(long = "leftover-route", value_name = "ADDR=PORT")]
+    pub leftover_routes: Vec<LeftoverRoute>,
+}
+
+/// `--leftover-route ADDR=PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftoverRoute {
+    /// The route's address.
+    pub addr: Ipv6Addr,
+    /// The configured interface it points to.
+    pub port: String,
+}
+
+impl FromStr for LeftoverRoute {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, port) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not ADDR=PORT, e.g. 2001:db8:1::10=br0"))?;
+        let addr = addr.parse().map_err(|_| {
+            format!("`{addr}` is not an IPv6 address; expected e.g. 2001:db8:1::10=br0")
+        })?;
+        if let Some(problem) = interface_name_problem(port) {
+            return Err(format!("{problem}; expected ADDR=PORT"));
+        }
+        Ok(Self {
+            addr,
+            port: port.to_owned(),
+        })
+    }
 }
 
 /// `ndprelay --scenario FILE [...]`: the simulated lab.
@@ -426,6 +460,8 @@ mod test {
             "2001:db8::1",
             "--mac",
             "eth0=02:00:00:00:00:01",
+            "--leftover-route",
+            "2001:db8::10=br0",
         ])
         .expect("parses");
         let Ok(Invocation::Command(Command::Replay(r))) = cli.invocation() else {
@@ -453,6 +489,17 @@ mod test {
         );
         assert!(r.json);
         assert_eq!(r.explain, Some("2001:db8::1".parse().expect("literal")));
+        assert_eq!(
+            r.leftover_routes,
+            [LeftoverRoute {
+                addr: "2001:db8::10".parse().expect("literal"),
+                port: "br0".into()
+            }]
+        );
+        for bad in ["2001:db8::10", "br0=2001:db8::10", "2001:db8::10="] {
+            let err = parse(&["replay", "-c", "c", "-i", "x", "--leftover-route", bad]);
+            assert!(err.is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

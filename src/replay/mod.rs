@@ -67,6 +67,10 @@ pub struct ReplayOptions {
     /// Keep every emitted frame in [`ReplaySummary::emitted`] (for tests and callers
     /// that inspect them; the command line streams them to `output` instead).
     pub keep_emitted: bool,
+    /// Routes an earlier run left, as `(address, port name)`: the engine starts as a
+    /// restarted daemon does ([`Engine::adopt_routes`]), so the listing shows their
+    /// re-verification probes and removals.
+    pub leftover_routes: Vec<(Ipv6Addr, String)>,
 }
 
 /// What a replay saw, for the caller and for tests.
@@ -95,6 +99,16 @@ pub enum ReplayError {
     UnknownPort {
         /// The input file.
         path: PathBuf,
+        /// The port named.
+        port: String,
+        /// The configured ports.
+        ports: String,
+    },
+    /// A leftover route names a port the config does not have.
+    #[error("leftover route {addr} on {port:?}: not a port in the config (ports: {ports})")]
+    LeftoverPort {
+        /// The route's address.
+        addr: Ipv6Addr,
         /// The port named.
         port: String,
         /// The configured ports.
@@ -181,7 +195,19 @@ pub fn replay(
     let origin = earliest(&heads)
         .and_then(|i| heads[i].as_ref())
         .map_or(StdDuration::ZERO, |f| f.timestamp);
+    let mut leftover = Vec::new();
+    for (addr, port) in &opts.leftover_routes {
+        let id = ports.get(port).ok_or_else(|| ReplayError::LeftoverPort {
+            addr: *addr,
+            port: port.clone(),
+            ports: names.join(", "),
+        })?;
+        leftover.push((*addr, *id));
+    }
     let mut engine = Engine::new(config, Instant::ZERO)?;
+    if !leftover.is_empty() {
+        engine.adopt_routes(Instant::ZERO, &leftover);
+    }
     let mut now = Instant::ZERO;
     let paths: Vec<String> = inputs
         .iter()
@@ -202,8 +228,11 @@ pub fn replay(
     };
     let mut line = Line::default();
     report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
+    // What the engine decided before the first frame (routes adopted above): listed
+    // like a timer line, never dropped.
     line.start_timer(now);
     ctx.drain(&mut engine, now, &mut line, &mut summary)?;
+    ctx.emit(&mut line, out).map_err(out_err)?;
     while let Some(i) = earliest(&heads) {
         let next = next_of(&mut sources[i], &ports, &mut problems);
         let Some(frame) = std::mem::replace(&mut heads[i], next) else {
