@@ -134,3 +134,24 @@ fn missing_pcap_for_an_inject_event() {
     assert_eq!((line, col), (12, 59));
     assert!(msg.contains("no-such-capture.pcapng"), "{msg}");
 }
+
+#[test]
+fn leftover_routes_need_kernel_routes_and_one_of_the_relays_ports() {
+    let relay = r#"relays: [(config: (uplink: "wan", downstream: ["lan"], prefixes: ["2001:db8:1::/64"]))],"#;
+    let without = relay.replace(
+        "))],",
+        r#"), leftover_routes: [("2001:db8:1::5", "lan")])],"#,
+    );
+    let (line, _, msg) = reject(&BASE.replace(relay, &without), "leftover-kernel");
+    assert!(
+        msg.contains("leftover_routes without kernel routes"),
+        "{msg}"
+    );
+    assert_eq!(line, 10, "{msg}");
+    let elsewhere = relay.replace(
+        "))],",
+        r#"), kernel_routes: true, leftover_routes: [("2001:db8:1::5", "dmz")])],"#,
+    );
+    let (_, _, msg) = reject(&BASE.replace(relay, &elsewhere), "leftover-port");
+    assert!(msg.contains("not one of its ports"), "{msg}");
+}

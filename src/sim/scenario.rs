@@ -873,7 +873,7 @@ impl Validator<'_> {
             for (addr, seg) in &r.leftover_routes {
                 if !r.kernel_routes {
                     return Err(self.err(
-                        "leftover_routes",
+                        &addr.to_string(),
                         0,
                         format!(
                             "relay {:?} has leftover_routes without kernel routes",
