@@ -150,11 +150,7 @@ impl Engine {
             let until = now + ROUTE_GRACE;
             self.leftovers.routes.insert(addr, Leftover { port, until });
             self.counters.bump(Counter::RoutesReconciledKept);
-            self.emit(|| Event::LeftoverRoute {
-                addr,
-                port,
-                fate: LeftoverFate::Kept { until },
-            });
+            self.leftover_event(addr, port, LeftoverFate::Kept { until });
             if self.port(port).leftover_rounds >= PROBE_ROUNDS {
                 // Routes adopted after an earlier batch's rounds ended get their own.
                 self.port_mut(port).leftover_rounds = 0;
@@ -186,7 +182,15 @@ impl Engine {
     fn leftover_removed(&mut self, addr: Ipv6Addr, port: PortId, fate: LeftoverFate) {
         self.counters.bump(Counter::RoutesReconciledRemoved);
         self.actions.push_back(Action::RemoveRoute { addr, port });
-        self.emit(|| Event::LeftoverRoute { addr, port, fate });
+        self.leftover_event(addr, port, fate);
+    }
+
+    /// Says what became of a route an earlier run left. Unlike other events this one is
+    /// queued even without `emit_events`: it happens at most a few times per route and
+    /// start, and the daemon's log should say why a route it found went or stayed.
+    fn leftover_event(&mut self, addr: Ipv6Addr, port: PortId, fate: LeftoverFate) {
+        self.actions
+            .push_back(Action::Event(Event::LeftoverRoute { addr, port, fate }));
     }
 
     fn arm_route_grace(&mut self) {
@@ -256,11 +260,7 @@ impl Engine {
         };
         if l.port == port {
             self.counters.bump(Counter::RoutesReconciledVerified);
-            self.emit(|| Event::LeftoverRoute {
-                addr,
-                port,
-                fate: LeftoverFate::Verified,
-            });
+            self.leftover_event(addr, port, LeftoverFate::Verified);
         } else {
             self.leftover_removed(addr, l.port, LeftoverFate::Moved);
         }

@@ -279,7 +279,7 @@ pub enum Event {
         until: Instant,
     },
     /// A route an earlier run left ([`Engine::adopt_routes`]) was kept, taken over or
-    /// removed.
+    /// removed. Queued even without `emit_events` (the daemon logs it).
     LeftoverRoute {
         /// The guest address.
         addr: Ipv6Addr,

@@ -32,7 +32,7 @@ use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
-use crate::engine::{Action, DataPlane, Engine, EngineConfig, LinkEvent, PortId, Role};
+use crate::engine::{Action, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortId, Role};
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, is_link_local};
 
@@ -469,6 +469,13 @@ impl Daemon {
                     if let Some(k) = &mut self.kernel_relays {
                         k.forget_all_na();
                     }
+                }
+                Action::Event(Event::LeftoverRoute { addr, port, fate }) => {
+                    let name = self
+                        .ports
+                        .get(port.index())
+                        .map_or("?", |p| p.name.as_str());
+                    log::info!("{}", fate.describe(addr, name));
                 }
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
@@ -1024,7 +1031,8 @@ impl Daemon {
     }
 
     /// Removes everything the relay owns: routes (those it installed and those of an
-    /// earlier run not yet verified), the kernel guard. Captures close (and drop all-multicast) when dropped.
+    /// earlier run not yet verified), the kernel guard. Captures close (and drop
+    /// all-multicast) when dropped.
     fn cleanup(&mut self) {
         for p in &mut self.ports {
             p.capture = None;

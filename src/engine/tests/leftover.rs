@@ -267,3 +267,41 @@ fn a_reload_keeps_leftovers_on_kept_ports_and_removes_those_on_removed_ports() {
     h.advance(ROUTE_GRACE);
     assert_eq!(h.routes, vec![remove(addr(6), PortId(1))]);
 }
+
+#[test]
+fn what_becomes_of_a_leftover_route_is_told_even_without_emit_events() {
+    let mut cfg = config();
+    cfg.emit_events = false;
+    let mut h = Harness::new(cfg);
+    h.engine.adopt_routes(h.now, &[(addr(5), D1)]);
+    h.drain();
+    h.advance(ROUTE_GRACE);
+    let fates: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LeftoverRoute { fate, .. } => Some(*fate),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fates,
+        [
+            LeftoverFate::Kept {
+                until: Instant::ZERO + ROUTE_GRACE
+            },
+            LeftoverFate::NotVerified
+        ]
+    );
+    assert!(
+        h.events
+            .iter()
+            .all(|e| matches!(e, Event::LeftoverRoute { .. })),
+        "no other event without emit_events: {:?}",
+        h.events
+    );
+    assert_eq!(
+        LeftoverFate::NotVerified.describe(addr(5), "br0"),
+        "route 2001:db8:1::5/128 via br0 of an earlier run did not re-verify; removed"
+    );
+}
