@@ -32,7 +32,9 @@ use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
-use crate::engine::{Action, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortId, Role};
+use crate::engine::{
+    Action, DataPlane, Engine, EngineConfig, Event, LeftoverFate, LinkEvent, PortId, Role,
+};
 use crate::time::{Duration, Instant};
 use crate::wire::{Mac, is_link_local};
 
@@ -475,7 +477,12 @@ impl Daemon {
                         .ports
                         .get(port.index())
                         .map_or("?", |p| p.name.as_str());
-                    log::info!("{}", fate.describe(addr, name));
+                    // Those kept are summed up in one line by `reconcile_routes`.
+                    let level = match fate {
+                        LeftoverFate::Kept { .. } => log::Level::Debug,
+                        _ => log::Level::Info,
+                    };
+                    log::log!(level, "{}", fate.describe(addr, name));
                 }
                 Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
             }
