@@ -7,7 +7,7 @@
 //!
 //! - inputs: [`Engine::handle_frame`], [`Engine::handle_timeout`],
 //!   [`Engine::handle_link_event`], each taking `now`, which never goes backwards;
-//! - commands: [`Engine::reload`];
+//! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left);
 //! - getters: [`Engine::counter`], [`Engine::snapshot`];
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
@@ -21,8 +21,10 @@
 //! the `impl Engine` for one message; `port.rs` link events and the RFC 4389 enabling
 //! and disabling of ports; `reload.rs` config swaps; `bindings.rs` the binding life
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
-//! pending solicitations; `timer.rs` deadlines; `bucket.rs` token buckets;
-//! `counters.rs` counters; `rng.rs` the seeded RNG; `tests/` the behaviour tests.
+//! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
+//! taken over or removed after a grace period); `timer.rs` deadlines; `bucket.rs`
+//! token buckets; `counters.rs` counters; `rng.rs` the seeded RNG; `tests/` the
+//! behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
