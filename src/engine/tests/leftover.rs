@@ -305,3 +305,18 @@ fn what_becomes_of_a_leftover_route_is_told_even_without_emit_events() {
         "route 2001:db8:1::5/128 via br0 of an earlier run did not re-verify; removed"
     );
 }
+
+#[test]
+fn without_ra_relaying_the_first_round_goes_out_at_once() {
+    let mut cfg = config();
+    cfg.ra_relay = false;
+    let mut h = Harness::new(cfg);
+    h.engine.adopt_routes(h.now, &[(addr(5), D1)]);
+    h.drain();
+    h.advance(Duration::ZERO);
+    assert_eq!(
+        h.take(D1).iter().filter(|s| s.is_ns_for(addr(5))).count(),
+        1,
+        "a port that forwards from the start is probed at adoption"
+    );
+}
