@@ -213,9 +213,7 @@ fn ensure_sysctls(
     let forwarding = config.data_plane() == DataPlane::KernelRoutes;
     let mut reqs = sysctl::requirements(&config.uplink, &downstream, forwarding);
     if forwarding && !sysctl::forwarding_on(sysctl::read_proc) {
-        let ra_routes = rtnl
-            .routes_with_protocol(RTPROT_RA)
-            .map_err(Error::io("listing routes learned from RAs"))?;
+        let ra_routes = rtnl.routes_with_protocol(RTPROT_RA)?;
         let uses: Vec<sysctl::RaUse<'_>> = links
             .iter()
             .filter(|l| l.name != "lo")
@@ -598,7 +596,7 @@ impl Daemon {
             }
             Err(e) => {
                 self.counters.route_errors.fetch_add(1, Ordering::Relaxed);
-                log::warn!("cannot install route {addr}/128 dev {}: {e}", p.name);
+                log::warn!("cannot install route {addr}/128 dev {}: {e:#}", p.name);
             }
         }
     }
@@ -618,7 +616,7 @@ impl Daemon {
             Ok(()) => log::info!("route {addr}/128 removed"),
             Err(e) => {
                 self.counters.route_errors.fetch_add(1, Ordering::Relaxed);
-                log::warn!("cannot remove route {addr}/128: {e}");
+                log::warn!("cannot remove route {addr}/128: {e:#}");
             }
         }
     }
@@ -628,10 +626,7 @@ impl Daemon {
     /// their guests re-verify and removes the rest (`leftover.rs` in the engine); routes
     /// on other interfaces, or wider than /128, are orphans, removed here.
     fn reconcile_routes(&mut self) -> Result<(), Error> {
-        let found = self
-            .rtnl
-            .routes_with_protocol(ROUTE_PROTOCOL)
-            .map_err(Error::io("listing routes"))?;
+        let found = self.rtnl.routes_with_protocol(ROUTE_PROTOCOL)?;
         let mut adopt = Vec::new();
         for r in found {
             let port = self.ports.iter().position(|p| p.ifindex == Some(r.oif));
@@ -804,7 +799,7 @@ impl Daemon {
         log::warn!("netlink events were lost; re-reading links");
         let links = match self.rtnl.links() {
             Ok(l) => l,
-            Err(e) => return log::error!("link dump failed: {e}"),
+            Err(e) => return log::error!("link dump failed: {e:#}"),
         };
         for i in 0..self.ports.len() {
             if self.ports[i].ifindex.is_some()
@@ -824,7 +819,7 @@ impl Daemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
         match self.try_reload(path) {
             Ok(()) => log::info!("configuration reloaded from {}", path.display()),
-            Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
+            Err(e) => log::error!("reload refused, keeping the running configuration: {e:#}"),
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     }
@@ -834,8 +829,8 @@ impl Daemon {
         for w in &config.warnings {
             log::warn!("{w}");
         }
-        let links = self.rtnl.links().map_err(Error::io("reading links"))?;
-        let addrs = self.rtnl.addrs().map_err(Error::io("reading addresses"))?;
+        let links = self.rtnl.links()?;
+        let addrs = self.rtnl.addrs()?;
         let mut fresh = resolve_ports(&config, &links, &addrs)?;
         ensure_sysctls(&config, &mut self.rtnl, &links, &addrs)?;
         let answering_in_kernel = program_in_use(
@@ -1047,7 +1042,7 @@ impl Daemon {
         let routes: Vec<(Ipv6Addr, i32)> = self.routes.drain().collect();
         for (addr, ifindex) in routes {
             if let Err(e) = self.rtnl.delete_route(addr, ifindex, ROUTE_PROTOCOL) {
-                log::warn!("cannot remove route {addr}/128: {e}");
+                log::warn!("cannot remove route {addr}/128: {e:#}");
             }
         }
         if let Some(mut g) = self.guard.take() {
@@ -1068,9 +1063,9 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         log::warn!("{w}");
     }
     privileges::check(config.needs_bpf())?;
-    let mut rtnl = Netlink::route().map_err(Error::io("opening rtnetlink"))?;
-    let links = rtnl.links().map_err(Error::io("reading links"))?;
-    let addrs = rtnl.addrs().map_err(Error::io("reading addresses"))?;
+    let mut rtnl = Netlink::route()?;
+    let links = rtnl.links()?;
+    let addrs = rtnl.addrs()?;
     let ports = resolve_ports(&config, &links, &addrs)?;
     ensure_sysctls(&config, &mut rtnl, &links, &addrs)?;
     let seed = RandomState::new().hash_one(std::process::id());
@@ -1115,7 +1110,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     let (frames_tx, frames_rx) = crossbeam_channel::bounded(FRAME_QUEUE);
     // The monitor is subscribed before the captures open so no link change is missed.
-    let monitor = Monitor::open().map_err(Error::io("subscribing to link events"))?;
+    let monitor = Monitor::open()?;
     // Before the first thread starts (capabilities are per thread, and a thread starts
     // with its creator's), after the last step that needs more: loading the in-kernel
     // programs, whose maps and links work without CAP_BPF once they exist.
@@ -1355,7 +1350,7 @@ fn spawn_helpers(
                             }
                         }
                         Err(e) => {
-                            log::error!("netlink monitor: {e}; resyncing");
+                            log::error!("netlink monitor: {e:#}; resyncing");
                             let _ = tx.send(Control::Link(LinkUpdate::Resync));
                             std::thread::sleep(StdDuration::from_secs(1));
                         }

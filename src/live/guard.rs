@@ -27,12 +27,23 @@
 //!   }
 //! }
 //! ```
+//!
+//! The nf_tables messages are written by hand (with `nfnetlink.rs`'s builder; the
+//! socket is `netlink-sys`'s): no maintained pure-Rust crate writes nf_tables rules
+//! that fits. `nftnl` binds the C library libnftnl (a system library to build and ship
+//! against), the `nftables` crate runs the `nft` binary with JSON (a subprocess and a
+//! runtime dependency), and `rustables`, the one pure-Rust netlink implementation, is
+//! GPL-3.0 (ndprelay is MIT OR Apache-2.0) and calls itself rough and trial-and-error.
+//! One table with one rule per port is a few dozen attributes, tested below.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
-use super::netlink::consts::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR};
-use super::netlink::{MsgBuilder, messages};
-use super::sys::{self, NetlinkSocket};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+
+use super::nfnetlink::{MsgBuilder, error_code, messages};
+use super::sys;
 
 /// nf_tables table name (family netdev).
 pub const TABLE: &str = "ndprelay";
@@ -44,7 +55,6 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
-const NLM_F_APPEND: u16 = 0x800;
 const NFPROTO_NETDEV: u8 = 5;
 
 const NFTA_TABLE_NAME: u16 = 1;
@@ -224,7 +234,7 @@ pub fn build_install(ports: &[String], seq0: u32) -> (Vec<u8>, u32) {
         &nfgen(0, NFNL_SUBSYS_NFTABLES),
     )
     .end();
-    (b.bytes().to_vec(), last)
+    (b.into_bytes(), last)
 }
 
 /// Builds the batch deleting the table.
@@ -253,13 +263,13 @@ pub fn build_remove(seq0: u32) -> (Vec<u8>, u32) {
         &nfgen(0, NFNL_SUBSYS_NFTABLES),
     )
     .end();
-    (b.bytes().to_vec(), seq0 + 3)
+    (b.into_bytes(), seq0 + 3)
 }
 
 /// The installed guard table; removed by [`Guard::remove`].
 #[derive(Debug)]
 pub struct Guard {
-    sock: NetlinkSocket,
+    sock: Socket,
     seq: u32,
     installed: bool,
 }
@@ -267,8 +277,10 @@ pub struct Guard {
 impl Guard {
     /// Installs (or atomically replaces) the guard for `ports`.
     pub fn install(ports: &[String]) -> io::Result<Self> {
+        let mut sock = Socket::new(NETLINK_NETFILTER)?;
+        sock.bind_auto()?;
         let mut g = Self {
-            sock: NetlinkSocket::open(sys::NETLINK_NETFILTER, &[])?,
+            sock,
             seq: 0,
             installed: false,
         };
@@ -314,33 +326,26 @@ impl Guard {
     /// Sends a batch and waits: the first error aborts the batch and is returned; no
     /// error within the batch's acks means it was committed.
     fn send_batch(&mut self, msg: &[u8], first: u32, last: u32) -> io::Result<()> {
-        let acked: Vec<u32> = messages(msg)
-            .filter(|m| m.flags & NLM_F_ACK != 0)
-            .map(|m| m.seq)
-            .collect();
-        self.sock.send(msg)?;
-        let mut pending = acked.len();
+        let mut pending = messages(msg).filter(|m| m.flags() & NLM_F_ACK != 0).count();
+        self.sock.send(msg, 0)?;
         let mut buf = vec![0u8; 1 << 16];
         while pending > 0 {
-            if !sys::poll_readable(self.sock.raw(), 2000)? {
+            if !sys::poll_readable(self.sock.as_raw_fd(), 2000)? {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "nf_tables: no answer",
                 ));
             }
-            let n = self.sock.recv(&mut buf)?;
+            let n = self.sock.recv(&mut buf.as_mut_slice(), 0)?.min(buf.len());
             for m in messages(&buf[..n]) {
-                if m.ty != NLMSG_ERROR || m.seq < first || m.seq > last {
+                if !(first..=last).contains(&m.sequence_number()) {
                     continue;
                 }
-                let err = m
-                    .payload
-                    .get(..4)
-                    .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()));
-                if err != 0 {
-                    return Err(io::Error::from_raw_os_error(-err));
+                match error_code(&m) {
+                    None => {}
+                    Some(0) => pending -= 1,
+                    Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
                 }
-                pending = pending.saturating_sub(1);
             }
         }
         Ok(())
@@ -355,8 +360,18 @@ impl Drop for Guard {
 
 #[cfg(test)]
 mod test {
+    use netlink_packet_core::{NLA_TYPE_MASK, NlasIterator};
+
     use super::*;
-    use crate::live::netlink::attrs;
+
+    /// (type without the flag bits, value) of each attribute; panics on a malformed one.
+    fn attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+        NlasIterator::new(buf).map(|a| {
+            let a = a.unwrap();
+            let (kind, len) = (a.kind() & NLA_TYPE_MASK, usize::from(a.length()));
+            (kind, &a.into_inner()[4..len])
+        })
+    }
 
     #[test]
     fn install_batch_is_framed_and_names_each_port() {
@@ -365,19 +380,19 @@ mod test {
         let msgs: Vec<_> = messages(&msg).collect();
         // begin, table, del table, table, (chain, rule) per port, end
         assert_eq!(msgs.len(), 9);
-        assert_eq!(msgs[0].ty, NFNL_MSG_BATCH_BEGIN);
-        assert_eq!(msgs[8].ty, NFNL_MSG_BATCH_END);
-        assert_eq!(msgs[8].seq, last);
+        assert_eq!(msgs[0].message_type(), NFNL_MSG_BATCH_BEGIN);
+        assert_eq!(msgs[8].message_type(), NFNL_MSG_BATCH_END);
+        assert_eq!(msgs[8].sequence_number(), last);
         assert_eq!(last, 109);
-        let total: usize = msgs.iter().map(|m| (m.payload.len() + 16 + 3) & !3).sum();
+        let total: usize = msgs.iter().map(|m| (m.payload().len() + 16 + 3) & !3).sum();
         assert_eq!(total, msg.len());
         let rules: Vec<_> = msgs
             .iter()
-            .filter(|m| m.ty == msg_type(NFT_MSG_NEWRULE))
+            .filter(|m| m.message_type() == msg_type(NFT_MSG_NEWRULE))
             .collect();
         assert_eq!(rules.len(), 2);
         for (rule, port) in rules.iter().zip(&ports) {
-            let exprs = attrs(&rule.payload[4..])
+            let exprs = attrs(&rule.payload()[4..])
                 .find(|(t, _)| *t == NFTA_RULE_EXPRESSIONS)
                 .unwrap()
                 .1;
@@ -405,7 +420,7 @@ mod test {
                     "immediate"
                 ]
             );
-            let chain = attrs(&rule.payload[4..])
+            let chain = attrs(&rule.payload()[4..])
                 .find(|(t, _)| *t == NFTA_RULE_CHAIN)
                 .unwrap()
                 .1;
@@ -414,10 +429,10 @@ mod test {
         // Each chain hooks its own device's ingress.
         let chains: Vec<_> = msgs
             .iter()
-            .filter(|m| m.ty == msg_type(NFT_MSG_NEWCHAIN))
+            .filter(|m| m.message_type() == msg_type(NFT_MSG_NEWCHAIN))
             .collect();
         for (chain, port) in chains.iter().zip(&ports) {
-            let hook = attrs(&chain.payload[4..])
+            let hook = attrs(&chain.payload()[4..])
                 .find(|(t, _)| *t == NFTA_CHAIN_HOOK)
                 .unwrap()
                 .1;
@@ -431,7 +446,7 @@ mod test {
         let (msg, last) = build_remove(7);
         let msgs: Vec<_> = messages(&msg).collect();
         assert_eq!(msgs.len(), 3);
-        assert_eq!(msgs[1].ty, msg_type(NFT_MSG_DELTABLE));
+        assert_eq!(msgs[1].message_type(), msg_type(NFT_MSG_DELTABLE));
         assert_eq!(last, 10);
     }
 }

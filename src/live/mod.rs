@@ -40,6 +40,7 @@ mod guard;
 pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;
 pub mod netlink;
+mod nfnetlink;
 #[cfg(feature = "libpcap")]
 mod pcap_capture;
 mod privileges;
@@ -95,6 +96,9 @@ pub enum Error {
     /// Control socket problems (bind at start, connect for `status`).
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// An rtnetlink request failed (links, addresses, routes, link events).
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
     /// A system call failed.
     #[error("{what}: {cause}")]
     Io {

@@ -1,226 +1,211 @@
-//! rtnetlink without `ip` subprocesses: a small netlink message codec, link and address
-//! dumps, link/address event parsing, and the relay's own /128 routes.
+//! rtnetlink without `ip` subprocesses: link and address dumps, the link/address
+//! monitor, and the relay's own /128 routes (a `fibmatch` lookup, an exclusive create,
+//! a replace, a delete that names our protocol).
 //!
-//! The codec is hand-written (a few dozen lines of TLV handling) because it serves two
-//! families: rtnetlink here and nf_tables in the (private) `guard` module, for which no pure-Rust
-//! crate without libnftnl exists. Messages are built into one `Vec<u8>` so a batch is
-//! one `send`.
+//! Messages are `netlink-packet-route`'s types and the socket is `netlink-sys`'s
+//! (DESIGN.md, Dependencies); this module only says which requests the relay makes and
+//! what their answers mean to it. It is synchronous: one request at a time on a
+//! blocking socket, its answer waited for with poll(2), so a kernel that never answers
+//! costs a bounded wait, never a hang. (nf_tables, which no such crate covers, is
+//! written by hand in the `guard` and `nfnetlink` modules.)
 
+use std::error::Error as _;
+use std::fmt;
 use std::io;
 use std::net::Ipv6Addr;
+use std::os::fd::AsRawFd;
 
-use super::sys::{self, NetlinkSocket};
+use netlink_packet_core::{
+    DecodeError, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    NLMSG_ALIGNTO, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
+
+use super::sys;
 use crate::wire::Mac;
 
-/// Netlink message types and flags (linux/netlink.h, linux/rtnetlink.h).
+/// Values from the kernel's uapi headers that callers compare with.
 pub mod consts {
-    #![allow(missing_docs)]
-    pub const NLMSG_ERROR: u16 = 2;
-    pub const NLMSG_DONE: u16 = 3;
-    pub const NLMSG_OVERRUN: u16 = 4;
-    pub const NLM_F_REQUEST: u16 = 0x1;
-    pub const NLM_F_MULTI: u16 = 0x2;
-    pub const NLM_F_ACK: u16 = 0x4;
-    pub const NLM_F_DUMP: u16 = 0x300;
-    pub const NLM_F_REPLACE: u16 = 0x100;
-    pub const NLM_F_EXCL: u16 = 0x200;
-    pub const NLM_F_CREATE: u16 = 0x400;
-    pub const RTM_NEWLINK: u16 = 16;
-    pub const RTM_DELLINK: u16 = 17;
-    pub const RTM_GETLINK: u16 = 18;
-    pub const RTM_NEWADDR: u16 = 20;
-    pub const RTM_DELADDR: u16 = 21;
-    pub const RTM_GETADDR: u16 = 22;
-    pub const RTM_NEWROUTE: u16 = 24;
-    pub const RTM_DELROUTE: u16 = 25;
-    pub const RTM_GETROUTE: u16 = 26;
-    pub const RTNLGRP_LINK: u32 = 1;
-    pub const RTNLGRP_IPV6_IFADDR: u32 = 9;
-    pub const IFLA_ADDRESS: u16 = 1;
-    pub const IFLA_IFNAME: u16 = 3;
-    pub const IFLA_MTU: u16 = 4;
-    pub const IFLA_ALLMULTI: u16 = 61;
-    pub const IFA_ADDRESS: u16 = 1;
-    pub const IFA_FLAGS: u16 = 8;
-    pub const IFA_F_DADFAILED: u32 = 0x08;
-    pub const IFA_F_TENTATIVE: u32 = 0x40;
-    /// Without it an address has a lifetime (`dynamic`: SLAAC, privacy, DHCPv6).
-    pub const IFA_F_PERMANENT: u32 = 0x80;
-    /// `rtm_protocol` of routes the kernel learned from Router Advertisements.
+    use super::{AddressFlags, LinkLayerType};
+
+    /// `IFA_F_PERMANENT`: without it an address has a lifetime (`dynamic`: SLAAC,
+    /// privacy, DHCPv6).
+    pub const IFA_F_PERMANENT: u32 = AddressFlags::Permanent.bits();
+    /// `rtm_protocol` of routes the kernel learned from Router Advertisements
+    /// (`RTPROT_RA`, `RouteProtocol::Ra`).
     pub const RTPROT_RA: u8 = 9;
-    pub const RTA_DST: u16 = 1;
-    pub const RTA_OIF: u16 = 4;
-    pub const RTA_TABLE: u16 = 15;
-    pub const RT_TABLE_MAIN: u8 = 254;
-    /// `rtm_flags` of a lookup: answer with the FIB entry that matched.
-    pub const RTM_F_FIB_MATCH: u32 = 0x2000;
-    pub const RTN_UNICAST: u8 = 1;
-    pub const IFF_UP: u32 = 0x1;
-    pub const IFF_RUNNING: u32 = 0x40;
-    pub const IFF_LOWER_UP: u32 = 0x1_0000;
-    pub const ARPHRD_ETHER: u16 = 1;
-    pub const AF_INET6: u8 = 10;
-    pub const NLA_F_NESTED: u16 = 0x8000;
-}
-use consts::*;
-
-const NLMSG_HDRLEN: usize = 16;
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
+    /// `ARPHRD_ETHER`, the link type of Ethernet, veth, bridge and TAP devices.
+    pub const ARPHRD_ETHER: u16 = LinkLayerType::Ether as u16;
 }
 
-/// Builds one or more netlink messages into a buffer.
-#[derive(Debug, Default)]
-pub struct MsgBuilder {
-    buf: Vec<u8>,
-    msg_start: usize,
-    nests: Vec<usize>,
+/// How long a request waits for the kernel's answer.
+const ANSWER_TIMEOUT_MS: i32 = 5000;
+
+/// Receive buffer of each datagram: the kernel's dump datagrams are at most 32 KiB.
+const RECV_BUFFER: usize = 1 << 16;
+
+/// An rtnetlink request the relay makes; named in its [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `RTM_GETLINK` dump.
+    Links,
+    /// `RTM_GETADDR` dump (IPv6).
+    Addrs,
+    /// `RTM_GETROUTE` dump (IPv6) for routes of one protocol.
+    Routes {
+        /// `rtm_protocol` asked for.
+        protocol: u8,
+    },
+    /// `RTM_GETROUTE` fibmatch lookup.
+    Lookup(Ipv6Addr),
+    /// `RTM_NEWROUTE` with `NLM_F_EXCL`.
+    Create(HostRoute),
+    /// `RTM_NEWROUTE` with `NLM_F_REPLACE`.
+    Replace(HostRoute),
+    /// `RTM_DELROUTE`.
+    Delete(HostRoute),
 }
 
-impl MsgBuilder {
-    /// An empty buffer.
-    pub fn new() -> Self {
-        Self::default()
+/// `addr/128 dev ifindex proto protocol` in the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostRoute {
+    /// Destination.
+    pub addr: Ipv6Addr,
+    /// Output interface.
+    pub ifindex: i32,
+    /// `rtm_protocol`.
+    pub protocol: u8,
+}
+
+impl fmt::Display for HostRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/128 (ifindex {}, proto {})",
+            self.addr, self.ifindex, self.protocol
+        )
     }
+}
 
-    /// Starts a message; `header` is the family header (ifinfomsg, rtmsg, nfgenmsg...).
-    pub fn begin(&mut self, ty: u16, flags: u16, seq: u32, header: &[u8]) -> &mut Self {
-        self.msg_start = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]); // length, filled by `end`
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&seq.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes());
-        self.buf.extend_from_slice(header);
-        self.pad();
-        self
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Links => f.write_str("reading the links (RTM_GETLINK)"),
+            Self::Addrs => f.write_str("reading the IPv6 addresses (RTM_GETADDR)"),
+            Self::Routes { protocol } => {
+                write!(
+                    f,
+                    "listing the IPv6 routes of proto {protocol} (RTM_GETROUTE)"
+                )
+            }
+            Self::Lookup(addr) => write!(f, "looking up the route to {addr} (fibmatch)"),
+            Self::Create(r) => write!(f, "creating route {r}"),
+            Self::Replace(r) => write!(f, "replacing route {r}"),
+            Self::Delete(r) => write!(f, "deleting route {r}"),
+        }
     }
+}
 
-    fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
+/// A failed rtnetlink socket operation or request. `{}` says what failed; `{:#}` adds
+/// the cause, for log lines that print the error alone (`source()` gives it too).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be opened or bound.
+    Open(#[source] io::Error),
+    /// The monitor could not join the link and IPv6 address groups.
+    Subscribe(#[source] io::Error),
+    /// The monitor could not read events.
+    Events(#[source] io::Error),
+    /// The kernel answered the request with an error.
+    Kernel {
+        /// What was asked.
+        request: Request,
+        /// The kernel's errno.
+        #[source]
+        errno: io::Error,
+    },
+    /// The socket failed (open, bind, send, receive).
+    Socket {
+        /// What was asked.
+        request: Request,
+        /// The system call's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel did not answer in time.
+    Timeout {
+        /// What was asked.
+        request: Request,
+    },
+    /// An answer `netlink-packet-route` could not read.
+    Decode {
+        /// What was asked.
+        request: Request,
+        /// The decoder's complaint.
+        #[source]
+        source: DecodeError,
+    },
+}
+
+impl Error {
+    /// The kernel's errno, when it refused the request.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Kernel { errno, .. } => errno.raw_os_error(),
+            _ => None,
         }
     }
 
-    /// Appends an attribute.
-    pub fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Self {
-        let len = u16::try_from(4 + data.len()).unwrap_or(u16::MAX);
-        self.buf.extend_from_slice(&len.to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.pad();
-        self
-    }
-
-    /// Appends a native-endian u32 attribute.
-    pub fn attr_u32(&mut self, ty: u16, v: u32) -> &mut Self {
-        self.attr(ty, &v.to_ne_bytes())
-    }
-
-    /// Appends a big-endian u32 attribute (nf_tables uses network order).
-    pub fn attr_be32(&mut self, ty: u16, v: u32) -> &mut Self {
-        self.attr(ty, &v.to_be_bytes())
-    }
-
-    /// Appends a NUL-terminated string attribute.
-    pub fn attr_str(&mut self, ty: u16, s: &str) -> &mut Self {
-        let mut v = s.as_bytes().to_vec();
-        v.push(0);
-        self.attr(ty, &v)
-    }
-
-    /// Opens a nested attribute; close it with [`Self::nest_end`].
-    pub fn nest(&mut self, ty: u16) -> &mut Self {
-        self.nests.push(self.buf.len());
-        self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
-        self
-    }
-
-    /// Closes the innermost nested attribute.
-    pub fn nest_end(&mut self) -> &mut Self {
-        if let Some(start) = self.nests.pop() {
-            let len = u16::try_from(self.buf.len() - start).unwrap_or(u16::MAX);
-            self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    /// The request that failed; `None` for the socket set-up and the monitor.
+    pub fn request(&self) -> Option<Request> {
+        match self {
+            Self::Open(_) | Self::Subscribe(_) | Self::Events(_) => None,
+            Self::Kernel { request, .. }
+            | Self::Socket { request, .. }
+            | Self::Timeout { request }
+            | Self::Decode { request, .. } => Some(*request),
         }
-        self
-    }
-
-    /// Finishes the current message (fills its length).
-    pub fn end(&mut self) -> &mut Self {
-        let len = u32::try_from(self.buf.len() - self.msg_start).unwrap_or(u32::MAX);
-        self.buf[self.msg_start..self.msg_start + 4].copy_from_slice(&len.to_ne_bytes());
-        self
-    }
-
-    /// The bytes built so far.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
     }
 }
 
-/// One received netlink message.
-#[derive(Debug, Clone, Copy)]
-pub struct Msg<'a> {
-    /// Message type.
-    pub ty: u16,
-    /// Flags.
-    pub flags: u16,
-    /// Sequence number.
-    pub seq: u32,
-    /// Everything after the netlink header.
-    pub payload: &'a [u8],
-}
-
-/// Iterates the messages of one datagram; stops at the first malformed one.
-pub fn messages(buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.len() < NLMSG_HDRLEN {
-            return None;
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open(_) => f.write_str("opening an rtnetlink socket")?,
+            Self::Subscribe(_) => f.write_str("subscribing to link and IPv6 address events")?,
+            Self::Events(_) => f.write_str("reading link and IPv6 address events")?,
+            Self::Kernel { request, errno } => {
+                write!(f, "{request}: refused by the kernel")?;
+                if errno.raw_os_error() == Some(libc::EPERM) {
+                    f.write_str(
+                        " (this needs CAP_NET_ADMIN: run ndprelay as root or with the \
+                         capabilities in packaging/ndprelay.service)",
+                    )?;
+                }
+            }
+            Self::Socket { request, .. } => write!(f, "{request}: netlink socket")?,
+            Self::Timeout { request } => write!(
+                f,
+                "{request}: no answer from the kernel within {} s",
+                ANSWER_TIMEOUT_MS / 1000
+            )?,
+            Self::Decode { request, .. } => {
+                write!(f, "{request}: unreadable answer from the kernel")?;
+            }
         }
-        let len = u32::from_ne_bytes(rest[0..4].try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            return None;
+        if f.alternate() {
+            if let Some(cause) = self.source() {
+                write!(f, ": {cause}")?;
+            }
         }
-        let msg = Msg {
-            ty: u16::from_ne_bytes(rest[4..6].try_into().ok()?),
-            flags: u16::from_ne_bytes(rest[6..8].try_into().ok()?),
-            seq: u32::from_ne_bytes(rest[8..12].try_into().ok()?),
-            payload: &rest[NLMSG_HDRLEN..len],
-        };
-        rest = &rest[align4(len).min(rest.len())..];
-        Some(msg)
-    })
-}
-
-/// Iterates (type without flag bits, data) attributes; stops at the first malformed one.
-pub fn attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.len() < 4 {
-            return None;
-        }
-        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        let ty = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
-        if len < 4 || len > rest.len() {
-            return None;
-        }
-        let data = &rest[4..len];
-        rest = &rest[align4(len).min(rest.len())..];
-        Some((ty, data))
-    })
-}
-
-fn ne_u32(d: &[u8]) -> Option<u32> {
-    Some(u32::from_ne_bytes(d.get(..4)?.try_into().ok()?))
-}
-
-fn ipv6(d: &[u8]) -> Option<Ipv6Addr> {
-    let o: [u8; 16] = d.get(..16)?.try_into().ok()?;
-    Some(Ipv6Addr::from(o))
+        Ok(())
+    }
 }
 
 /// An interface as rtnetlink reports it.
@@ -245,38 +230,32 @@ pub struct Link {
 impl Link {
     /// Administratively up and with carrier.
     pub fn is_running(&self) -> bool {
-        self.flags & IFF_UP != 0 && self.flags & IFF_RUNNING != 0
+        LinkFlags::from_bits_retain(self.flags).contains(LinkFlags::Up | LinkFlags::Running)
     }
 
-    /// Parses an `RTM_NEWLINK`/`RTM_DELLINK` payload.
-    pub fn parse(payload: &[u8]) -> Option<Self> {
-        let hdr = payload.get(..16)?;
+    /// The relay's view of an `RTM_NEWLINK`/`RTM_DELLINK` message.
+    pub fn from_message(m: &LinkMessage) -> Self {
         let mut link = Self {
-            hw_type: u16::from_ne_bytes([hdr[2], hdr[3]]),
-            index: i32::from_ne_bytes(hdr[4..8].try_into().ok()?),
-            flags: u32::from_ne_bytes(hdr[8..12].try_into().ok()?),
+            index: i32::try_from(m.header.index).unwrap_or(0),
             name: String::new(),
+            hw_type: m.header.link_layer_type.into(),
             mac: None,
             mtu: 0,
+            flags: m.header.flags.bits(),
             allmulti: None,
         };
-        for (ty, d) in attrs(&payload[16..]) {
-            match ty {
-                IFLA_IFNAME => {
-                    let s = d.split(|&b| b == 0).next().unwrap_or(&[]);
-                    link.name = String::from_utf8_lossy(s).into_owned();
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(name) => link.name.clone_from(name),
+                LinkAttribute::Address(mac) => {
+                    link.mac = <[u8; 6]>::try_from(mac.as_slice()).ok().map(Mac);
                 }
-                IFLA_ADDRESS if d.len() == 6 => {
-                    let mut m = [0; 6];
-                    m.copy_from_slice(d);
-                    link.mac = Some(Mac(m));
-                }
-                IFLA_MTU => link.mtu = ne_u32(d).unwrap_or(0),
-                IFLA_ALLMULTI => link.allmulti = ne_u32(d),
+                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::AllMulticast(n) => link.allmulti = Some(*n),
                 _ => {}
             }
         }
-        Some(link)
+        link
     }
 }
 
@@ -294,33 +273,32 @@ pub struct Addr {
 }
 
 impl Addr {
-    /// Parses an `RTM_NEWADDR`/`RTM_DELADDR` payload; `None` for non-IPv6.
-    pub fn parse(payload: &[u8]) -> Option<Self> {
-        let hdr = payload.get(..8)?;
-        if hdr[0] != AF_INET6 {
+    /// The relay's view of an `RTM_NEWADDR`/`RTM_DELADDR` message; `None` for non-IPv6.
+    pub fn from_message(m: &AddressMessage) -> Option<Self> {
+        if m.header.family != AddressFamily::Inet6 {
             return None;
         }
-        let mut flags = u32::from(hdr[2]);
-        let index = i32::from_ne_bytes(hdr[4..8].try_into().ok()?);
+        let mut flags = u32::from(m.header.flags.bits());
         let mut addr = None;
-        for (ty, d) in attrs(&payload[8..]) {
-            match ty {
-                IFA_ADDRESS => addr = ipv6(d),
-                IFA_FLAGS => flags = ne_u32(d).unwrap_or(flags),
+        for a in &m.attributes {
+            match a {
+                AddressAttribute::Address(std::net::IpAddr::V6(a)) => addr = Some(*a),
+                AddressAttribute::Flags(f) => flags = f.bits(),
                 _ => {}
             }
         }
         Some(Self {
-            index,
+            index: i32::try_from(m.header.index).ok()?,
             addr: addr?,
-            prefix_len: hdr[1],
+            prefix_len: m.header.prefix_len,
             flags,
         })
     }
 
     /// Usable: neither tentative nor failed DAD.
     pub fn is_usable(&self) -> bool {
-        self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
+        !AddressFlags::from_bits_retain(self.flags)
+            .intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
     }
 }
 
@@ -340,107 +318,28 @@ pub struct Route {
 }
 
 impl Route {
-    /// Parses an `RTM_NEWROUTE` payload; `None` for non-IPv6.
-    pub fn parse(payload: &[u8]) -> Option<Self> {
-        let hdr = payload.get(..12)?;
-        if hdr[0] != AF_INET6 {
+    /// The relay's view of an `RTM_NEWROUTE` message; `None` for non-IPv6.
+    pub fn from_message(m: &RouteMessage) -> Option<Self> {
+        if m.header.address_family != AddressFamily::Inet6 {
             return None;
         }
         let mut r = Self {
             dst: Ipv6Addr::UNSPECIFIED,
-            dst_len: hdr[1],
+            dst_len: m.header.destination_prefix_length,
             oif: 0,
-            table: u32::from(hdr[4]),
-            protocol: hdr[5],
+            table: u32::from(m.header.table),
+            protocol: m.header.protocol.into(),
         };
-        for (ty, d) in attrs(&payload[12..]) {
-            match ty {
-                RTA_DST => r.dst = ipv6(d).unwrap_or(r.dst),
-                RTA_OIF => r.oif = ne_u32(d).map_or(0, |v| v as i32),
-                RTA_TABLE => r.table = ne_u32(d).unwrap_or(r.table),
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet6(dst)) => r.dst = *dst,
+                RouteAttribute::Oif(oif) => r.oif = i32::try_from(*oif).unwrap_or(0),
+                RouteAttribute::Table(table) => r.table = *table,
                 _ => {}
             }
         }
         Some(r)
     }
-}
-
-/// `rtmsg` for a /128 unicast route in the main table.
-fn host_route_msg(
-    b: &mut MsgBuilder,
-    ty: u16,
-    flags: u16,
-    seq: u32,
-    addr: Ipv6Addr,
-    ifindex: i32,
-    protocol: u8,
-) {
-    let hdr = [
-        AF_INET6,
-        128,
-        0,
-        0,
-        RT_TABLE_MAIN,
-        protocol,
-        0,
-        RTN_UNICAST,
-        0,
-        0,
-        0,
-        0,
-    ];
-    b.begin(ty, flags, seq, &hdr)
-        .attr(RTA_DST, &addr.octets())
-        .attr_u32(RTA_OIF, ifindex as u32)
-        .end();
-}
-
-/// Builds the `RTM_NEWROUTE` that installs (or replaces) `addr/128 dev ifindex proto P`.
-pub fn build_route_replace(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> Vec<u8> {
-    let mut b = MsgBuilder::new();
-    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
-    host_route_msg(&mut b, RTM_NEWROUTE, flags, seq, addr, ifindex, protocol);
-    b.buf
-}
-
-/// Builds the `RTM_NEWROUTE` that installs `addr/128 dev ifindex proto P` only if no
-/// route for `addr/128` with the same metric exists (`EEXIST` then): someone else's is
-/// never replaced.
-pub fn build_route_create(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> Vec<u8> {
-    let mut b = MsgBuilder::new();
-    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    host_route_msg(&mut b, RTM_NEWROUTE, flags, seq, addr, ifindex, protocol);
-    b.buf
-}
-
-/// Builds the `RTM_GETROUTE` lookup of `addr` that the kernel answers with the route
-/// entry that matched (`ip -6 route get fibmatch ADDR`), whatever its table or protocol.
-pub fn build_route_lookup(seq: u32, addr: Ipv6Addr) -> Vec<u8> {
-    let mut hdr = [0u8; 12];
-    hdr[0] = AF_INET6;
-    hdr[1] = 128;
-    hdr[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
-    let mut b = MsgBuilder::new();
-    b.begin(RTM_GETROUTE, NLM_F_REQUEST, seq, &hdr)
-        .attr(RTA_DST, &addr.octets())
-        .end();
-    b.buf
-}
-
-/// Builds the `RTM_DELROUTE` for a route of ours: the kernel matches the protocol, so
-/// a route someone else installed for the same address is never removed.
-pub fn build_route_delete(seq: u32, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> Vec<u8> {
-    let mut b = MsgBuilder::new();
-    host_route_msg(
-        &mut b,
-        RTM_DELROUTE,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        addr,
-        ifindex,
-        protocol,
-    );
-    b.buf
 }
 
 /// What [`Netlink::install_host_route`] did.
@@ -453,199 +352,338 @@ pub enum Install {
     Foreign(Option<Route>),
 }
 
-/// A request/response rtnetlink (or nfnetlink) socket.
+/// The `rtmsg` of `route` in the main table, for `RTM_NEWROUTE`/`RTM_DELROUTE`.
+fn host_route_message(route: HostRoute) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet6;
+    m.header.destination_prefix_length = 128;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = route.protocol.into();
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::Inet6(route.addr)),
+        RouteAttribute::Oif(u32::try_from(route.ifindex).unwrap_or(0)),
+    ];
+    m
+}
+
+/// The message and header flags of `request`.
+fn request_message(request: Request) -> (RouteNetlinkMessage, u16) {
+    use RouteNetlinkMessage as M;
+    let dump = NLM_F_REQUEST | NLM_F_DUMP;
+    let change = NLM_F_REQUEST | NLM_F_ACK;
+    match request {
+        Request::Links => (M::GetLink(LinkMessage::default()), dump),
+        Request::Addrs => {
+            let mut m = AddressMessage::default();
+            m.header.family = AddressFamily::Inet6;
+            (M::GetAddress(m), dump)
+        }
+        // The kernel ignores a dump's protocol; the answer is filtered here.
+        Request::Routes { .. } => {
+            let mut m = RouteMessage::default();
+            m.header.address_family = AddressFamily::Inet6;
+            (M::GetRoute(m), dump)
+        }
+        // `ip -6 route get fibmatch ADDR`: the kernel answers with the route entry that
+        // matched, whatever its table or protocol, not a clone for the address.
+        Request::Lookup(addr) => {
+            let mut m = RouteMessage::default();
+            m.header.address_family = AddressFamily::Inet6;
+            m.header.destination_prefix_length = 128;
+            m.header.flags = RouteFlags::FibMatch;
+            m.attributes = vec![RouteAttribute::Destination(RouteAddress::Inet6(addr))];
+            (M::GetRoute(m), NLM_F_REQUEST)
+        }
+        // Only where no route for addr/128 with the same metric exists (`EEXIST`
+        // then): someone else's is never replaced.
+        Request::Create(r) => (
+            M::NewRoute(host_route_message(r)),
+            change | NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        Request::Replace(r) => (
+            M::NewRoute(host_route_message(r)),
+            change | NLM_F_CREATE | NLM_F_REPLACE,
+        ),
+        // The kernel matches the protocol, so someone else's route is never removed.
+        Request::Delete(r) => (M::DelRoute(host_route_message(r)), change),
+    }
+}
+
+/// The bytes of `request` with sequence number `seq`.
+fn serialize(request: Request, seq: u32) -> Vec<u8> {
+    let (inner, flags) = request_message(request);
+    let mut msg = NetlinkMessage::from(inner);
+    msg.header.flags = flags;
+    msg.header.sequence_number = seq;
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
+/// One message of a datagram: its sequence number and, unless it is malformed, its
+/// decoded payload.
+type Answer = (
+    u32,
+    Result<NetlinkPayload<RouteNetlinkMessage>, DecodeError>,
+);
+
+/// The messages of one datagram; stops at the first whose header is malformed.
+fn answers(buf: &[u8]) -> impl Iterator<Item = Answer> + '_ {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        let nl = NetlinkBuffer::new_checked(rest).ok()?;
+        let len = usize::try_from(nl.length()).ok()?;
+        let seq = nl.sequence_number();
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]);
+        let align = usize::from(NLMSG_ALIGNTO);
+        rest = rest.get(len.next_multiple_of(align)..).unwrap_or_default();
+        Some((seq, msg.map(|m| m.payload)))
+    })
+}
+
+/// What one answer means to a request: keep reading, or the request's outcome.
+enum Step<T> {
+    More,
+    Finished(Result<T, Error>),
+}
+
+/// An `NLMSG_ERROR` (an ACK when its code is 0) as the request's outcome.
+fn acked(request: Request, code: Option<std::num::NonZeroI32>) -> Result<(), Error> {
+    match code {
+        None => Ok(()),
+        Some(c) => Err(Error::Kernel {
+            request,
+            errno: io::Error::from_raw_os_error(-c.get()),
+        }),
+    }
+}
+
+/// Reads a change's answer: the ACK or error.
+fn on_ack(request: Request, payload: NetlinkPayload<RouteNetlinkMessage>) -> Step<()> {
+    match payload {
+        NetlinkPayload::Error(e) => Step::Finished(acked(request, e.code)),
+        _ => Step::More,
+    }
+}
+
+/// Reads a lookup's answer: the host route the kernel would use for `addr`, `None` when
+/// `addr` is reached through a shorter prefix or not at all.
+fn on_lookup(
+    request: Request,
+    addr: Ipv6Addr,
+    payload: NetlinkPayload<RouteNetlinkMessage>,
+) -> Step<Option<Route>> {
+    match payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => Step::Finished(Ok(
+            Route::from_message(&m).filter(|r| r.dst_len == 128 && r.dst == addr),
+        )),
+        NetlinkPayload::Error(e) => Step::Finished(match acked(request, e.code) {
+            // No route at all: certainly none of anyone's for `addr`.
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ESRCH)
+                ) =>
+            {
+                Ok(None)
+            }
+            other => other.map(|()| None),
+        }),
+        _ => Step::More,
+    }
+}
+
+/// Reads one answer of a dump into `out`, until `NLMSG_DONE`.
+fn on_dump<T>(
+    request: Request,
+    payload: NetlinkPayload<RouteNetlinkMessage>,
+    out: &mut Vec<T>,
+    keep: &impl Fn(&RouteNetlinkMessage) -> Option<T>,
+) -> Step<()> {
+    match payload {
+        NetlinkPayload::Done(d) if d.code == 0 => Step::Finished(Ok(())),
+        NetlinkPayload::Done(d) => Step::Finished(Err(Error::Kernel {
+            request,
+            errno: io::Error::from_raw_os_error(-d.code),
+        })),
+        NetlinkPayload::Error(e) => Step::Finished(acked(request, e.code)),
+        NetlinkPayload::InnerMessage(m) => {
+            out.extend(keep(&m));
+            Step::More
+        }
+        _ => Step::More,
+    }
+}
+
+fn keep_link(m: &RouteNetlinkMessage) -> Option<Link> {
+    match m {
+        RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
+        _ => None,
+    }
+}
+
+fn keep_addr(m: &RouteNetlinkMessage) -> Option<Addr> {
+    match m {
+        RouteNetlinkMessage::NewAddress(a) => Addr::from_message(a),
+        _ => None,
+    }
+}
+
+fn keep_route(protocol: u8) -> impl Fn(&RouteNetlinkMessage) -> Option<Route> {
+    move |m| match m {
+        RouteNetlinkMessage::NewRoute(r) => {
+            Route::from_message(r).filter(|r| r.protocol == protocol)
+        }
+        _ => None,
+    }
+}
+
+/// Opens a `NETLINK_ROUTE` socket bound to a kernel-chosen port.
+fn open_socket() -> Result<Socket, Error> {
+    let mut sock = Socket::new(NETLINK_ROUTE).map_err(Error::Open)?;
+    // A big receive buffer makes ENOBUFS (lost events) rare; it is still handled.
+    let _ = sock.set_rx_buf_sz(1 << 20);
+    // Extended acks add the kernel's reason to errors (best effort; ignored here).
+    let _ = sock.set_ext_ack(true);
+    sock.bind_auto().map_err(Error::Open)?;
+    Ok(sock)
+}
+
+/// A request/response rtnetlink socket.
 #[derive(Debug)]
 pub struct Netlink {
-    sock: NetlinkSocket,
+    sock: Socket,
     seq: u32,
     buf: Vec<u8>,
 }
 
 impl Netlink {
-    /// Opens a request socket for `protocol` (`sys::NETLINK_ROUTE`, ...).
-    pub fn open(protocol: i32) -> io::Result<Self> {
+    /// Opens a route socket.
+    pub fn route() -> Result<Self, Error> {
         Ok(Self {
-            sock: NetlinkSocket::open(protocol, &[])?,
+            sock: open_socket()?,
             seq: 0,
-            buf: vec![0; 1 << 16],
+            buf: vec![0; RECV_BUFFER],
         })
     }
 
-    /// Opens a route socket.
-    pub fn route() -> io::Result<Self> {
-        Self::open(sys::NETLINK_ROUTE)
-    }
-
-    /// The next sequence number.
-    pub fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    /// Sends a request built with `seq` and waits for its ACK (or error). Messages with
-    /// other sequence numbers (late answers) are skipped.
-    pub fn transact(&mut self, msg: &[u8], seq: u32) -> io::Result<()> {
-        self.sock.send(msg)?;
-        loop {
-            let n = self.recv_answer("netlink: no answer")?;
-            for m in messages(&self.buf[..n]) {
-                if m.seq != seq || m.ty != NLMSG_ERROR {
-                    continue;
-                }
-                let err = error_code(m.payload);
-                return if err == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::from_raw_os_error(-err))
-                };
-            }
-        }
-    }
-
-    /// Reads the next batch of answers into `buf`. The kernel handles a request inside
-    /// our send, so the answer is usually queued already: read first, wait (5 s) only if
-    /// it is not.
-    fn recv_answer(&mut self, timeout_msg: &'static str) -> io::Result<usize> {
-        loop {
-            match self.sock.recv_now(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !sys::poll_readable(self.sock.raw(), 5000)? {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, timeout_msg));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Runs a dump request and hands every answer payload of type `want` to `f`.
-    pub fn dump(
+    /// Sends `request` and hands each answer with its sequence number to `step` until
+    /// it returns the outcome. Answers to earlier requests (late ones) are skipped;
+    /// malformed ones end a dump with [`Error::Decode`], since the relay must not act
+    /// on a partial list of its routes.
+    fn ask<T>(
         &mut self,
-        msg: &[u8],
-        seq: u32,
-        want: u16,
-        mut f: impl FnMut(&[u8]),
-    ) -> io::Result<()> {
-        self.sock.send(msg)?;
+        request: Request,
+        mut step: impl FnMut(NetlinkPayload<RouteNetlinkMessage>) -> Step<T>,
+    ) -> Result<T, Error> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let socket_error = |source| Error::Socket { request, source };
+        self.sock
+            .send(&serialize(request, seq), 0)
+            .map_err(socket_error)?;
         loop {
-            if !sys::poll_readable(self.sock.raw(), 5000)? {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "netlink: dump stalled",
-                ));
-            }
-            let n = self.sock.recv(&mut self.buf)?;
-            for m in messages(&self.buf[..n]) {
-                if m.seq != seq {
+            let n = self.recv_answer(request)?;
+            for (answer_seq, payload) in answers(&self.buf[..n]) {
+                if answer_seq != seq {
                     continue;
                 }
-                match m.ty {
-                    NLMSG_DONE => return Ok(()),
-                    NLMSG_ERROR => {
-                        let err = error_code(m.payload);
-                        if err != 0 {
-                            return Err(io::Error::from_raw_os_error(-err));
-                        }
-                        return Ok(());
-                    }
-                    ty if ty == want => f(m.payload),
-                    _ => {}
+                let payload = payload.map_err(|source| Error::Decode { request, source })?;
+                if let Step::Finished(outcome) = step(payload) {
+                    return outcome;
                 }
             }
         }
+    }
+
+    /// Reads the next datagram of answers into `buf`. The kernel handles a request
+    /// inside our send, so the answer is usually queued already: read first, wait only
+    /// if it is not.
+    fn recv_answer(&mut self, request: Request) -> Result<usize, Error> {
+        let socket_error = |source| Error::Socket { request, source };
+        loop {
+            match self
+                .sock
+                .recv(&mut self.buf.as_mut_slice(), libc::MSG_DONTWAIT)
+            {
+                Ok(n) => return Ok(n.min(self.buf.len())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let fd = self.sock.as_raw_fd();
+                    if !sys::poll_readable(fd, ANSWER_TIMEOUT_MS).map_err(socket_error)? {
+                        return Err(Error::Timeout { request });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(socket_error(e)),
+            }
+        }
+    }
+
+    fn dump<T>(
+        &mut self,
+        request: Request,
+        keep: impl Fn(&RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        self.ask(request, |p| on_dump(request, p, &mut out, &keep))?;
+        Ok(out)
     }
 
     /// Every interface.
-    pub fn links(&mut self) -> io::Result<Vec<Link>> {
-        let seq = self.next_seq();
-        let mut b = MsgBuilder::new();
-        b.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0; 16])
-            .end();
-        let mut out = Vec::new();
-        self.dump(b.bytes(), seq, RTM_NEWLINK, |p| out.extend(Link::parse(p)))?;
-        Ok(out)
+    pub fn links(&mut self) -> Result<Vec<Link>, Error> {
+        self.dump(Request::Links, keep_link)
     }
 
     /// Every IPv6 address.
-    pub fn addrs(&mut self) -> io::Result<Vec<Addr>> {
-        let seq = self.next_seq();
-        let mut b = MsgBuilder::new();
-        b.begin(
-            RTM_GETADDR,
-            NLM_F_REQUEST | NLM_F_DUMP,
-            seq,
-            &[AF_INET6, 0, 0, 0, 0, 0, 0, 0],
-        )
-        .end();
-        let mut out = Vec::new();
-        self.dump(b.bytes(), seq, RTM_NEWADDR, |p| out.extend(Addr::parse(p)))?;
-        Ok(out)
+    pub fn addrs(&mut self) -> Result<Vec<Addr>, Error> {
+        self.dump(Request::Addrs, keep_addr)
     }
 
     /// Every IPv6 route with `protocol`.
-    pub fn routes_with_protocol(&mut self, protocol: u8) -> io::Result<Vec<Route>> {
-        let seq = self.next_seq();
-        let mut b = MsgBuilder::new();
-        b.begin(
-            RTM_GETROUTE,
-            NLM_F_REQUEST | NLM_F_DUMP,
-            seq,
-            &[AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        )
-        .end();
-        let mut out = Vec::new();
-        self.dump(b.bytes(), seq, RTM_NEWROUTE, |p| {
-            out.extend(Route::parse(p).filter(|r| r.protocol == protocol))
-        })?;
-        Ok(out)
+    pub fn routes_with_protocol(&mut self, protocol: u8) -> Result<Vec<Route>, Error> {
+        self.dump(Request::Routes { protocol }, keep_route(protocol))
     }
 
     /// Installs or replaces `addr/128 dev ifindex proto protocol` (idempotent).
-    pub fn replace_route(&mut self, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> io::Result<()> {
-        let seq = self.next_seq();
-        let msg = build_route_replace(seq, addr, ifindex, protocol);
-        self.transact(&msg, seq)
+    pub fn replace_route(
+        &mut self,
+        addr: Ipv6Addr,
+        ifindex: i32,
+        protocol: u8,
+    ) -> Result<(), Error> {
+        let request = Request::Replace(HostRoute {
+            addr,
+            ifindex,
+            protocol,
+        });
+        self.ask(request, |p| on_ack(request, p))
     }
 
     /// Installs `addr/128 dev ifindex proto protocol` only where no route for
-    /// `addr/128` exists; `EEXIST` (`ErrorKind::AlreadyExists`) when one does.
-    pub fn create_route(&mut self, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> io::Result<()> {
-        let seq = self.next_seq();
-        let msg = build_route_create(seq, addr, ifindex, protocol);
-        self.transact(&msg, seq)
+    /// `addr/128` exists; an [`Error::Kernel`] with `EEXIST` when one does.
+    pub fn create_route(
+        &mut self,
+        addr: Ipv6Addr,
+        ifindex: i32,
+        protocol: u8,
+    ) -> Result<(), Error> {
+        let request = Request::Create(HostRoute {
+            addr,
+            ifindex,
+            protocol,
+        });
+        self.ask(request, |p| on_ack(request, p))
     }
 
     /// The host route (`/128`) the kernel would use for `addr`, whoever installed it and
     /// in whichever table; `None` when `addr` is reached through a shorter prefix or not
     /// at all.
-    pub fn host_route(&mut self, addr: Ipv6Addr) -> io::Result<Option<Route>> {
-        let seq = self.next_seq();
-        let msg = build_route_lookup(seq, addr);
-        self.sock.send(&msg)?;
-        loop {
-            let n = self.recv_answer("netlink: no answer to a route lookup")?;
-            for m in messages(&self.buf[..n]) {
-                if m.seq != seq {
-                    continue;
-                }
-                match m.ty {
-                    RTM_NEWROUTE => {
-                        return Ok(
-                            Route::parse(m.payload).filter(|r| r.dst_len == 128 && r.dst == addr)
-                        );
-                    }
-                    NLMSG_ERROR => {
-                        return match -error_code(m.payload) {
-                            // No route at all: certainly none of anyone's for `addr`.
-                            libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ESRCH => Ok(None),
-                            0 => Ok(None),
-                            e => Err(io::Error::from_raw_os_error(e)),
-                        };
-                    }
-                    _ => {}
-                }
-            }
-        }
+    pub fn host_route(&mut self, addr: Ipv6Addr) -> Result<Option<Route>, Error> {
+        let request = Request::Lookup(addr);
+        self.ask(request, |p| on_lookup(request, addr, p))
     }
 
     /// Installs the relay's `addr/128 dev ifindex proto protocol` without ever touching
@@ -658,7 +696,7 @@ impl Netlink {
         addr: Ipv6Addr,
         ifindex: i32,
         protocol: u8,
-    ) -> io::Result<Install> {
+    ) -> Result<Install, Error> {
         // A failed lookup is not fatal: the exclusive create below is safe on its own.
         match self.host_route(addr).unwrap_or(None) {
             Some(r) if r.protocol != protocol => return Ok(Install::Foreign(Some(r))),
@@ -669,28 +707,36 @@ impl Netlink {
             }
             None => {}
         }
-        match self.create_route(addr, ifindex, protocol) {
-            Ok(()) => Ok(Install::Done),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Install::Foreign(None)),
-            Err(e) => Err(e),
-        }
+        created(self.create_route(addr, ifindex, protocol))
     }
 
     /// Removes our route; an already-missing route or interface counts as done.
-    pub fn delete_route(&mut self, addr: Ipv6Addr, ifindex: i32, protocol: u8) -> io::Result<()> {
-        let seq = self.next_seq();
-        let msg = build_route_delete(seq, addr, ifindex, protocol);
-        match self.transact(&msg, seq) {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ESRCH | libc::ENODEV | libc::ENOENT)
-                ) =>
-            {
+    pub fn delete_route(
+        &mut self,
+        addr: Ipv6Addr,
+        ifindex: i32,
+        protocol: u8,
+    ) -> Result<(), Error> {
+        let request = Request::Delete(HostRoute {
+            addr,
+            ifindex,
+            protocol,
+        });
+        match self.ask(request, |p| on_ack(request, p)) {
+            Err(e) if matches!(e.errno(), Some(libc::ESRCH | libc::ENODEV | libc::ENOENT)) => {
                 Ok(())
             }
             r => r,
         }
+    }
+}
+
+/// The outcome of the exclusive create: `EEXIST` means a route appeared meanwhile.
+fn created(result: Result<(), Error>) -> Result<Install, Error> {
+    match result {
+        Ok(()) => Ok(Install::Done),
+        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(Install::Foreign(None)),
+        Err(e) => Err(e),
     }
 }
 
@@ -712,168 +758,310 @@ pub enum LinkUpdate {
 /// Subscribed to link and IPv6 address changes.
 #[derive(Debug)]
 pub struct Monitor {
-    sock: NetlinkSocket,
+    sock: Socket,
     buf: Vec<u8>,
 }
 
 impl Monitor {
     /// Joins `RTNLGRP_LINK` and `RTNLGRP_IPV6_IFADDR`.
-    pub fn open() -> io::Result<Self> {
+    pub fn open() -> Result<Self, Error> {
+        let sock = open_socket()?;
+        for group in [libc::RTNLGRP_LINK, libc::RTNLGRP_IPV6_IFADDR] {
+            sock.add_membership(group).map_err(Error::Subscribe)?;
+        }
         Ok(Self {
-            sock: NetlinkSocket::open(sys::NETLINK_ROUTE, &[RTNLGRP_LINK, RTNLGRP_IPV6_IFADDR])?,
-            buf: vec![0; 1 << 16],
+            sock,
+            buf: vec![0; RECV_BUFFER],
         })
     }
 
     /// Shrinks the socket's receive buffer so a test can overrun it.
     #[cfg(test)]
     pub(crate) fn set_receive_buffer(&self, bytes: i32) -> io::Result<()> {
-        self.sock.set_receive_buffer(bytes)
+        self.sock.set_rx_buf_sz(bytes)
     }
 
     /// Waits up to `timeout_ms` for events and returns what arrived (maybe nothing).
-    pub fn poll(&mut self, timeout_ms: i32) -> io::Result<Vec<LinkUpdate>> {
-        if !sys::poll_readable(self.sock.raw(), timeout_ms)? {
+    pub fn poll(&mut self, timeout_ms: i32) -> Result<Vec<LinkUpdate>, Error> {
+        if !sys::poll_readable(self.sock.as_raw_fd(), timeout_ms).map_err(Error::Events)? {
             return Ok(Vec::new());
         }
-        let n = match self.sock.recv(&mut self.buf) {
-            Ok(n) => n,
+        let n = match self
+            .sock
+            .recv(&mut self.buf.as_mut_slice(), libc::MSG_DONTWAIT)
+        {
+            Ok(n) => n.min(self.buf.len()),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 return Ok(vec![LinkUpdate::Resync]);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(Error::Events(e)),
         };
         Ok(parse_updates(&self.buf[..n]))
     }
 }
 
-/// Parses a datagram of monitor messages.
+/// Parses a datagram of monitor messages. One the decoder cannot read asks for a
+/// resync (re-dumping the links and addresses), so no change goes unnoticed.
 pub fn parse_updates(buf: &[u8]) -> Vec<LinkUpdate> {
-    messages(buf)
-        .filter_map(|m| match m.ty {
-            RTM_NEWLINK => Link::parse(m.payload).map(LinkUpdate::NewLink),
-            RTM_DELLINK => Link::parse(m.payload).map(LinkUpdate::DelLink),
-            RTM_NEWADDR => Addr::parse(m.payload).map(LinkUpdate::NewAddr),
-            RTM_DELADDR => Addr::parse(m.payload).map(LinkUpdate::DelAddr),
-            NLMSG_OVERRUN => Some(LinkUpdate::Resync),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The (negative) errno of an `NLMSG_ERROR` payload; 0 is an ACK.
-fn error_code(payload: &[u8]) -> i32 {
-    payload
-        .get(..4)
-        .map_or(0, |e| i32::from_ne_bytes(e.try_into().unwrap_or_default()))
+    use RouteNetlinkMessage as M;
+    let mut out = Vec::new();
+    for (_, payload) in answers(buf) {
+        let update = match payload {
+            Ok(NetlinkPayload::InnerMessage(m)) => match m {
+                M::NewLink(l) => Some(LinkUpdate::NewLink(Link::from_message(&l))),
+                M::DelLink(l) => Some(LinkUpdate::DelLink(Link::from_message(&l))),
+                M::NewAddress(a) => Addr::from_message(&a).map(LinkUpdate::NewAddr),
+                M::DelAddress(a) => Addr::from_message(&a).map(LinkUpdate::DelAddr),
+                _ => None,
+            },
+            Ok(NetlinkPayload::Overrun(_)) => Some(LinkUpdate::Resync),
+            Ok(_) => None,
+            Err(e) => {
+                log::warn!("unreadable link or address event ({e}); re-reading links");
+                Some(LinkUpdate::Resync)
+            }
+        };
+        out.extend(update);
+    }
+    out
 }
 
 #[cfg(test)]
 mod test {
+    //! Requests are compared byte for byte with the ones the hand-written codec sent
+    //! (which the kernel accepted for years of netns tests); answers are real kernel
+    //! answers captured by `tests/data/netlink/capture.sh` (Linux 6.18) in a namespace
+    //! with veth d0/d1 (02:00:00:00:00:01/02), 2001:db8::1/64 on d0 and an
+    //! administrator's `2001:db8::7/128 dev d0 proto static`.
+
     use super::*;
 
-    #[test]
-    fn route_replace_message_layout() {
-        let addr: Ipv6Addr = "2001:db8::7".parse().unwrap();
-        let m = build_route_replace(9, addr, 3, 199);
-        let msgs: Vec<_> = messages(&m).collect();
-        assert_eq!(msgs.len(), 1);
-        let msg = msgs[0];
-        assert_eq!(msg.ty, RTM_NEWROUTE);
-        assert_eq!(msg.seq, 9);
-        assert_eq!(
-            msg.flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-        );
-        // The kernel answers our dumps with this same layout, so our parser reads it back.
-        let r = Route::parse(msg.payload).unwrap();
-        assert_eq!(
-            r,
-            Route {
-                dst: addr,
-                dst_len: 128,
-                oif: 3,
-                table: u32::from(RT_TABLE_MAIN),
-                protocol: 199
+    const LINKS: &[u8] = include_bytes!("../../tests/data/netlink/links.bin");
+    const ADDRS: &[u8] = include_bytes!("../../tests/data/netlink/addrs.bin");
+    const ROUTES: &[u8] = include_bytes!("../../tests/data/netlink/routes.bin");
+    const LOOKUP_STATIC: &[u8] = include_bytes!("../../tests/data/netlink/lookup_static.bin");
+    const LOOKUP_PREFIX: &[u8] = include_bytes!("../../tests/data/netlink/lookup_prefix.bin");
+    const LOOKUP_UNREACHABLE: &[u8] =
+        include_bytes!("../../tests/data/netlink/lookup_unreachable.bin");
+    const CREATE_EXISTS: &[u8] = include_bytes!("../../tests/data/netlink/create_exists.bin");
+    const CREATE_DONE: &[u8] = include_bytes!("../../tests/data/netlink/create_done.bin");
+    const EVENTS: &[u8] = include_bytes!("../../tests/data/netlink/events.bin");
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn route(addr: &str) -> HostRoute {
+        HostRoute {
+            addr: a(addr),
+            ifindex: 3,
+            protocol: 199,
+        }
+    }
+
+    /// Feeds a captured answer to `step`, as [`Netlink::ask`] does, for sequence `seq`.
+    fn replay<T>(
+        buf: &[u8],
+        seq: u32,
+        mut step: impl FnMut(NetlinkPayload<RouteNetlinkMessage>) -> Step<T>,
+    ) -> Result<T, Error> {
+        for (s, payload) in answers(buf) {
+            if s != seq {
+                continue;
             }
-        );
-        assert_eq!(
-            u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize,
-            m.len()
-        );
+            if let Step::Finished(outcome) = step(payload.unwrap()) {
+                return outcome;
+            }
+        }
+        panic!("no outcome for sequence {seq}");
+    }
+
+    fn dump<T>(
+        buf: &[u8],
+        seq: u32,
+        request: Request,
+        keep: impl Fn(&RouteNetlinkMessage) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        replay(buf, seq, |p| on_dump(request, p, &mut out, &keep)).unwrap();
+        out
     }
 
     #[test]
-    fn route_create_never_replaces_and_lookup_asks_for_the_matching_entry() {
-        let addr: Ipv6Addr = "2001:db8::7".parse().unwrap();
-        let m = build_route_create(3, addr, 5, 199);
-        let msg = messages(&m).next().unwrap();
-        assert_eq!(msg.ty, RTM_NEWROUTE);
-        assert_eq!(
-            msg.flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-        );
-        assert_eq!(Route::parse(msg.payload).unwrap().protocol, 199);
-        let m = build_route_lookup(4, addr);
-        let msg = messages(&m).next().unwrap();
-        assert_eq!((msg.ty, msg.flags), (RTM_GETROUTE, NLM_F_REQUEST));
-        let flags = u32::from_ne_bytes(msg.payload[8..12].try_into().unwrap());
-        assert_eq!(flags, RTM_F_FIB_MATCH);
-        assert_eq!(Route::parse(msg.payload).unwrap().dst, addr);
-    }
-
-    #[test]
-    fn route_delete_names_the_protocol() {
-        let addr: Ipv6Addr = "2001:db8::7".parse().unwrap();
-        let m = build_route_delete(1, addr, 4, 199);
-        let msg = messages(&m).next().unwrap();
-        assert_eq!(msg.ty, RTM_DELROUTE);
-        assert_eq!(Route::parse(msg.payload).unwrap().protocol, 199);
-        assert_eq!(msg.flags & NLM_F_CREATE, 0);
-    }
-
-    #[test]
-    fn link_message_round_trip_and_truncation() {
-        let mut b = MsgBuilder::new();
-        let mut hdr = [0u8; 16];
-        hdr[2..4].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
-        hdr[4..8].copy_from_slice(&7i32.to_ne_bytes());
-        hdr[8..12].copy_from_slice(&(IFF_UP | IFF_RUNNING).to_ne_bytes());
-        b.begin(RTM_NEWLINK, 0, 0, &hdr)
-            .attr_str(IFLA_IFNAME, "br0")
-            .attr(IFLA_ADDRESS, &[2, 0, 0, 0, 0, 9])
-            .attr_u32(IFLA_MTU, 1500)
-            .end();
-        let ups = parse_updates(b.bytes());
-        let LinkUpdate::NewLink(l) = &ups[0] else {
-            panic!("{ups:?}")
-        };
-        assert_eq!(l.name, "br0");
-        assert_eq!(l.index, 7);
-        assert_eq!(l.mac, Some(Mac([2, 0, 0, 0, 0, 9])));
-        assert_eq!(l.mtu, 1500);
-        assert!(l.is_running());
-        // Every truncation parses to something or nothing, never panics.
-        let bytes = b.bytes();
-        for n in 0..bytes.len() {
-            let _ = parse_updates(&bytes[..n]);
+    fn requests_are_the_bytes_the_kernel_accepted_before() {
+        let r = route("2001:db8::7");
+        let host = "0a800000fec70001000000001400010020010db8000000000000000000000007\
+                    0800040003000000";
+        for (request, expected) in [
+            (
+                Request::Replace(r),
+                format!("38000000180005050900000000000000{host}"),
+            ),
+            (
+                Request::Create(r),
+                format!("38000000180005060900000000000000{host}"),
+            ),
+            (
+                Request::Delete(r),
+                format!("38000000190005000900000000000000{host}"),
+            ),
+            (
+                Request::Lookup(r.addr),
+                "300000001a00010009000000000000000a800000000000000020000014000100\
+                 20010db8000000000000000000000007"
+                    .to_owned(),
+            ),
+            (
+                Request::Links,
+                "2000000012000103090000000000000000000000000000000000000000000000".to_owned(),
+            ),
+            (
+                Request::Addrs,
+                "180000001600010309000000000000000a00000000000000".to_owned(),
+            ),
+            (
+                Request::Routes { protocol: 199 },
+                "1c0000001a00010309000000000000000a0000000000000000000000".to_owned(),
+            ),
+        ] {
+            assert_eq!(serialize(request, 9), hex(&expected), "{request}");
         }
     }
 
     #[test]
-    fn nested_attributes_have_their_length() {
-        let mut b = MsgBuilder::new();
-        b.begin(1, 0, 0, &[])
-            .nest(5)
-            .attr_u32(1, 7)
-            .attr_u32(2, 8)
-            .nest_end()
-            .end();
-        let msg = messages(b.bytes()).next().unwrap();
-        let (ty, inner) = attrs(msg.payload).next().unwrap();
-        assert_eq!(ty, 5);
-        let v: Vec<_> = attrs(inner).map(|(t, d)| (t, ne_u32(d).unwrap())).collect();
-        assert_eq!(v, vec![(1, 7), (2, 8)]);
+    fn link_dump_of_a_real_kernel() {
+        let links = dump(LINKS, 1, Request::Links, keep_link);
+        let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["lo", "d1", "d0"]);
+        let d0 = &links[2];
+        assert_eq!(d0.mac, Some(Mac([2, 0, 0, 0, 0, 1])));
+        assert_eq!((d0.hw_type, d0.mtu), (consts::ARPHRD_ETHER, 1500));
+        assert!(d0.is_running());
+        assert!(d0.allmulti.is_some());
+        let lo = &links[0];
+        assert_eq!((lo.index, lo.hw_type), (1, 772)); // ARPHRD_LOOPBACK
+        assert!(!lo.is_running());
+    }
+
+    #[test]
+    fn address_dump_of_a_real_kernel() {
+        let addrs = dump(ADDRS, 2, Request::Addrs, keep_addr);
+        let d0 = addrs.iter().find(|x| x.addr == a("2001:db8::1")).unwrap();
+        assert_eq!(d0.prefix_len, 64);
+        assert!(d0.is_usable());
+        assert_ne!(d0.flags & consts::IFA_F_PERMANENT, 0);
+        // d0's EUI-64 link-local (from 02:00:00:00:00:01), on the same link.
+        let ll = addrs
+            .iter()
+            .find(|x| x.addr == a("fe80::ff:fe00:1"))
+            .unwrap();
+        assert_eq!((ll.index, ll.prefix_len), (d0.index, 64));
+    }
+
+    #[test]
+    fn route_dump_keeps_only_the_asked_protocol() {
+        let statics = dump(ROUTES, 3, Request::Routes { protocol: 4 }, keep_route(4));
+        assert_eq!(statics.len(), 1);
+        let r = statics[0];
+        assert_eq!((r.dst, r.dst_len, r.table), (a("2001:db8::7"), 128, 254));
+        assert_ne!(r.oif, 0);
+        assert!(
+            dump(
+                ROUTES,
+                3,
+                Request::Routes { protocol: 199 },
+                keep_route(199)
+            )
+            .is_empty()
+        );
+        // Kernel routes (the /64, fe80::/64, multicast, local) are there too.
+        assert!(dump(ROUTES, 3, Request::Routes { protocol: 2 }, keep_route(2)).len() >= 2);
+    }
+
+    #[test]
+    fn fibmatch_answers_a_host_route_a_prefix_or_none() {
+        let lookup = |buf, seq, addr| {
+            let request = Request::Lookup(a(addr));
+            replay(buf, seq, |p| on_lookup(request, a(addr), p)).unwrap()
+        };
+        let r = lookup(LOOKUP_STATIC, 4, "2001:db8::7").unwrap();
+        assert_eq!((r.dst, r.dst_len, r.protocol), (a("2001:db8::7"), 128, 4));
+        // 2001:db8::9 matches the /64: no host route of anyone's.
+        assert_eq!(lookup(LOOKUP_PREFIX, 5, "2001:db8::9"), None);
+        assert_eq!(lookup(LOOKUP_UNREACHABLE, 6, "2001:db9::1"), None);
+    }
+
+    #[test]
+    fn exclusive_create_reports_a_foreign_route_and_acks() {
+        let request = Request::Create(route("2001:db8::7"));
+        let exists = replay(CREATE_EXISTS, 7, |p| on_ack(request, p));
+        let e = exists.as_ref().unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        assert_eq!(e.request(), Some(request));
+        assert!(
+            format!("{e:#}").ends_with(&io::Error::from_raw_os_error(libc::EEXIST).to_string())
+        );
+        assert!(!format!("{e}").contains("os error"));
+        assert_eq!(created(exists).unwrap(), Install::Foreign(None));
+        let request = Request::Create(route("2001:db8::a"));
+        let done = replay(CREATE_DONE, 8, |p| on_ack(request, p));
+        assert_eq!(created(done).unwrap(), Install::Done);
+    }
+
+    #[test]
+    fn events_of_a_real_kernel() {
+        let ups = parse_updates(EVENTS);
+        let d1 = |u: &LinkUpdate| match u {
+            LinkUpdate::NewLink(l) | LinkUpdate::DelLink(l) => l.name == "d1",
+            _ => false,
+        };
+        assert!(
+            ups.iter()
+                .any(|u| matches!(u, LinkUpdate::NewLink(l) if l.name == "d1" && l.mtu == 1400))
+        );
+        let added = ups.iter().position(
+            |u| matches!(u, LinkUpdate::NewAddr(x) if x.addr == a("2001:db8::2") && x.prefix_len == 64),
+        );
+        let removed = ups
+            .iter()
+            .position(|u| matches!(u, LinkUpdate::DelAddr(x) if x.addr == a("2001:db8::2")));
+        assert!(added.unwrap() < removed.unwrap());
+        assert!(matches!(
+            ups.iter().rfind(|u| d1(u)),
+            Some(LinkUpdate::DelLink(_))
+        ));
+        assert!(!ups.contains(&LinkUpdate::Resync));
+    }
+
+    #[test]
+    fn truncated_answers_never_panic() {
+        for buf in [LINKS, ADDRS, ROUTES, LOOKUP_STATIC, CREATE_EXISTS, EVENTS] {
+            for n in 0..buf.len().min(2048) {
+                let _ = parse_updates(&buf[..n]);
+                let _ = answers(&buf[..n]).count();
+            }
+        }
+        // A message whose body is cut short is reported, not skipped.
+        let mut bad = LOOKUP_STATIC.to_vec();
+        bad[0] = 40; // length: the route header and a cut attribute
+        bad.truncate(40);
+        let (_, payload) = answers(&bad).next().unwrap();
+        assert!(payload.is_err());
+        assert_eq!(parse_updates(&bad), [LinkUpdate::Resync]);
     }
 }
