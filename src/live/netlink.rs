@@ -16,13 +16,19 @@ use std::net::Ipv6Addr;
 use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
-    DecodeError, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
-    NLMSG_ALIGNTO, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST, NLMSG_ALIGNTO, NetlinkBuffer, NetlinkMessage, NetlinkPayload, NlaBuffer,
+    NlasIterator, Parseable, ParseableParametrized,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeader, AddressMessage,
+};
+use netlink_packet_route::link::{
+    LinkAttribute, LinkFlags, LinkHeader, LinkLayerType, LinkMessage,
+};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteLwEnCapType, RouteMessage,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
@@ -436,12 +442,72 @@ fn answers(buf: &[u8]) -> impl Iterator<Item = Answer> + '_ {
     std::iter::from_fn(move || {
         let nl = NetlinkBuffer::new_checked(rest).ok()?;
         let len = usize::try_from(nl.length()).ok()?;
-        let seq = nl.sequence_number();
-        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]);
+        let (seq, ty) = (nl.sequence_number(), nl.message_type());
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
+            .map(|m| m.payload)
+            .or_else(|e| {
+                let m = attribute_by_attribute(ty, nl.payload()).ok_or(e)?;
+                Ok(NetlinkPayload::InnerMessage(m))
+            });
         let align = usize::from(NLMSG_ALIGNTO);
         rest = rest.get(len.next_multiple_of(align)..).unwrap_or_default();
-        Some((seq, msg.map(|m| m.payload)))
+        Some((seq, msg))
     })
+}
+
+/// `netlink-packet-route` decodes a message whole and fails it for any one attribute
+/// it cannot read (it has, for some link kinds' `IFLA_LINKINFO` and empty VF lists);
+/// the relay reads a few plain attributes, so such a link, address or route message is
+/// decoded again attribute by attribute, keeping those that decode.
+fn attribute_by_attribute(ty: u16, payload: &[u8]) -> Option<RouteNetlinkMessage> {
+    use RouteNetlinkMessage as M;
+    fn each<'b, A>(
+        buf: &'b [u8],
+        parse: impl Fn(&NlaBuffer<&'b [u8]>) -> Result<A, DecodeError>,
+    ) -> Vec<A> {
+        NlasIterator::new(buf)
+            .map_while(Result::ok)
+            .filter_map(|nla| parse(&nla).ok())
+            .collect()
+    }
+    match ty {
+        libc::RTM_NEWLINK | libc::RTM_DELLINK => {
+            let mut m = LinkMessage::default();
+            m.header = LinkHeader::parse(payload).ok()?;
+            let family = m.header.interface_family;
+            let rest = payload.get(m.header.buffer_len()..)?;
+            m.attributes = each(rest, |nla| LinkAttribute::parse_with_param(nla, family));
+            Some(if ty == libc::RTM_NEWLINK {
+                M::NewLink(m)
+            } else {
+                M::DelLink(m)
+            })
+        }
+        libc::RTM_NEWADDR | libc::RTM_DELADDR => {
+            let mut m = AddressMessage::default();
+            m.header = AddressHeader::parse(payload).ok()?;
+            let rest = payload.get(m.header.buffer_len()..)?;
+            m.attributes = each(rest, AddressAttribute::parse);
+            Some(if ty == libc::RTM_NEWADDR {
+                M::NewAddress(m)
+            } else {
+                M::DelAddress(m)
+            })
+        }
+        libc::RTM_NEWROUTE => {
+            let mut m = RouteMessage::default();
+            m.header = RouteHeader::parse(payload).ok()?;
+            let param = (
+                m.header.address_family,
+                m.header.kind,
+                RouteLwEnCapType::default(),
+            );
+            let rest = payload.get(m.header.buffer_len()..)?;
+            m.attributes = each(rest, |nla| RouteAttribute::parse_with_param(nla, param));
+            Some(M::NewRoute(m))
+        }
+        _ => None,
+    }
 }
 
 /// What one answer means to a request: keep reading, or the request's outcome.
@@ -959,6 +1025,34 @@ mod test {
     }
 
     #[test]
+    fn a_link_with_an_attribute_the_crate_cannot_read_keeps_the_rest() {
+        // Cut d0's IFLA_TXQLEN (13, a u32) to one byte; its padded length, so every
+        // other attribute's place, stays the same.
+        let mut buf = LINKS.to_vec();
+        let mut start = 0;
+        let mut last = 0..0; // d0's RTM_NEWLINK, the last one
+        while let Ok(m) = NetlinkBuffer::new_checked(&buf[start..]) {
+            let len = m.length() as usize;
+            if m.message_type() == libc::RTM_NEWLINK {
+                last = start..start + len;
+            }
+            start += len.next_multiple_of(4);
+        }
+        let mut at = last.start + 32; // netlink header, ifinfomsg
+        loop {
+            let len = usize::from(u16::from_ne_bytes([buf[at], buf[at + 1]]));
+            if u16::from_ne_bytes([buf[at + 2], buf[at + 3]]) == 13 {
+                buf[at..at + 2].copy_from_slice(&5u16.to_ne_bytes());
+                break;
+            }
+            at += len.next_multiple_of(4);
+        }
+        assert!(NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[last]).is_err());
+        let links = dump(&buf, 1, Request::Links, keep_link);
+        assert_eq!(links, dump(LINKS, 1, Request::Links, keep_link));
+    }
+
+    #[test]
     fn address_dump_of_a_real_kernel() {
         let addrs = dump(ADDRS, 2, Request::Addrs, keep_addr);
         let d0 = addrs.iter().find(|x| x.addr == a("2001:db8::1")).unwrap();
@@ -1056,10 +1150,10 @@ mod test {
                 let _ = answers(&buf[..n]).count();
             }
         }
-        // A message whose body is cut short is reported, not skipped.
+        // A message whose family header is cut short is reported, not skipped.
         let mut bad = LOOKUP_STATIC.to_vec();
-        bad[0] = 40; // length: the route header and a cut attribute
-        bad.truncate(40);
+        bad[0] = 20; // length: the netlink header and 4 of the rtmsg's 12 bytes
+        bad.truncate(20);
         let (_, payload) = answers(&bad).next().unwrap();
         assert!(payload.is_err());
         assert_eq!(parse_updates(&bad), [LinkUpdate::Resync]);
