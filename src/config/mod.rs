@@ -26,7 +26,7 @@ use crate::wire::Mac;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigWarning, Location};
 pub use locate::Pos;
-pub use raw::{Forwarding, LogLevel};
+pub use raw::{Forwarding, InKernelAttach, LogLevel};
 pub use validate::interface_name_problem;
 
 /// Where `ndprelay run` and `ndprelay status` meet when the config does not say.
@@ -61,6 +61,9 @@ pub struct Config {
     /// run` relays NS for bound guests and their solicited NAs with an eBPF program on
     /// the ports instead of the engine thread.
     pub relay_in_kernel: InKernel,
+    /// `in_kernel_attach` (`Auto`): how those programs hook into a port's ingress (tcx,
+    /// or a tc `clsact` filter on kernels without it).
+    pub in_kernel_attach: InKernelAttach,
     /// `honour_proxy_bit` (true): obey an incoming RA P bit (RFC 4389 §4.1.3.3).
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
@@ -87,7 +90,8 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InKernel {
     /// Not set: an eBPF program when the daemon can set one up at start (CAP_BPF at
-    /// start, Linux 6.6, no frame dump), otherwise the engine thread; the log says
+    /// start, Linux 5.10 (tcx or a tc filter, see
+    /// [`InKernelAttach`]), no frame dump), otherwise the engine thread; the log says
     /// which and why.
     #[default]
     WhenPossible,

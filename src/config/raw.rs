@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     /// `Option`: not set means "when the daemon can" (see [`super::InKernel`]).
     #[serde(default)]
     pub relay_in_kernel: Option<bool>,
+    #[serde(default)]
+    pub in_kernel_attach: InKernelAttach,
     #[serde(default = "yes")]
     pub honour_proxy_bit: bool,
     #[serde(default)]
@@ -113,6 +115,18 @@ pub enum Forwarding {
     Userspace,
     /// Nobody: ND relay only, no routes (someone else routes, or tests).
     Off,
+}
+
+/// `in_kernel_attach:` how `ndprelay run` hooks its eBPF programs into a port's ingress.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum InKernelAttach {
+    /// tcx where the kernel has it (Linux 6.6+), otherwise a tc filter.
+    #[default]
+    Auto,
+    /// tcx only: without it the programs are not attached.
+    Tcx,
+    /// A `bpf` filter on the port's `clsact` qdisc (Linux 5.10+), even where tcx exists.
+    Tc,
 }
 
 /// `ra_source:` source address of relayed RAs (NDP reference §1.3).

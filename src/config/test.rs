@@ -574,6 +574,22 @@ fn relay_in_kernel_is_a_flag_on_its_own_and_when_possible_unless_set() {
 }
 
 #[test]
+fn in_kernel_attach_is_auto_unless_set() {
+    assert_eq!(
+        parse(&with("")).unwrap().in_kernel_attach,
+        InKernelAttach::Auto
+    );
+    let c = parse(&with("    in_kernel_attach: Tc,")).unwrap();
+    assert_eq!(c.in_kernel_attach, InKernelAttach::Tc);
+    let c = parse(&with("    in_kernel_attach: Tcx,")).unwrap();
+    assert_eq!(c.in_kernel_attach, InKernelAttach::Tcx);
+    let e = errors(&with("    in_kernel_attach: clsact,"));
+    assert!(e[0].2.contains("valid values: Auto, Tcx, Tc"), "{e:?}");
+    let e = errors(&with("    in_kernel_attach: 1,"));
+    assert!(e[0].2.contains("one of Auto, Tcx, Tc (no quotes)"), "{e:?}");
+}
+
+#[test]
 fn limits_are_range_checked() {
     one_error(
         &with("    limits: (max_probes: 0),"),

@@ -175,6 +175,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         }
         "forwarding" => "one of Kernel, Userspace, Off (no quotes)",
         "ra_source" => "one of Router, Relay (no quotes)",
+        "in_kernel_attach" => "one of Auto, Tcx, Tc (no quotes)",
         "log" => "one of Off, Error, Warn, Info, Debug, Trace (no quotes)",
         "fast_path" => "None, or a duration in quotes such as \"2s\"",
         "seed" => "a non-negative integer, e.g. seed: 42",
@@ -386,6 +387,7 @@ impl Validator<'_> {
             fast_path,
             fast_path_in_kernel: in_kernel(raw.fast_path_in_kernel),
             relay_in_kernel: in_kernel(raw.relay_in_kernel),
+            in_kernel_attach: raw.in_kernel_attach,
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
             seed: raw.seed,

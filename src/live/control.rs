@@ -30,6 +30,8 @@ pub struct DriverPort {
     pub ifindex: Option<i32>,
     /// Link MTU.
     pub mtu: u32,
+    /// How the in-kernel programs hook into its ingress (`tcx`, `tc`), if they run there.
+    pub in_kernel_hook: Option<&'static str>,
 }
 
 /// What the engine thread hands the control thread for a status request.
@@ -91,6 +93,7 @@ pub fn to_json(p: &Published) -> Value {
                 "ifindex": d.ifindex,
                 "mac": port.mac.to_string(),
                 "mtu": d.mtu,
+                "in_kernel_hook": d.in_kernel_hook,
                 "proxying": port.proxying,
                 "loop_prevention": loop_prevention,
                 "quarantined": quarantined,
@@ -179,9 +182,17 @@ pub fn render_text(doc: &Value) -> String {
         bindings.len()
     );
     let mut rows = vec![
-        ["NAME", "ROLE", "STATE", "MAC", "MTU", "LOOP-PREVENTION"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "NAME",
+            "ROLE",
+            "STATE",
+            "MAC",
+            "MTU",
+            "EBPF",
+            "LOOP-PREVENTION",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for p in ports {
         let lp = &p["loop_prevention"];
@@ -206,6 +217,7 @@ pub fn render_text(doc: &Value) -> String {
             text(p, "state"),
             text(p, "mac"),
             text(p, "mtu"),
+            text(p, "in_kernel_hook"),
             lp,
         ]);
     }
@@ -471,10 +483,12 @@ mod test {
                 DriverPort {
                     ifindex: Some(2),
                     mtu: 1500,
+                    in_kernel_hook: Some("tc"),
                 },
                 DriverPort {
                     ifindex: Some(3),
                     mtu: 1500,
+                    in_kernel_hook: None,
                 },
             ],
             counters: vec![("tx_errors".into(), 0)],
@@ -500,6 +514,8 @@ mod test {
     fn json_carries_ports_bindings_and_all_counters() {
         let doc = to_json(&sample());
         assert_eq!(doc["ports"][1]["name"], "br0");
+        assert_eq!(doc["ports"][0]["in_kernel_hook"], "tc");
+        assert_eq!(doc["ports"][1]["in_kernel_hook"], Value::Null);
         assert_eq!(doc["ports"][1]["loop_prevention"]["state"], "disabled");
         assert_eq!(doc["ports"][1]["loop_prevention"]["remaining_secs"], 125);
         assert_eq!(doc["ports"][0]["loop_prevention"]["state"], "proxying");
@@ -534,6 +550,13 @@ mod test {
             t.contains("disabled, 2m05s left, ignoring 02:00:00:00:00:66"),
             "{t}"
         );
+        let eth0: Vec<&str> = t
+            .lines()
+            .find(|l| l.starts_with("eth0"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(eth0[4..6], ["1500", "tc"], "{t}");
         let row = t.lines().find(|l| l.starts_with("2001:db8::10")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(

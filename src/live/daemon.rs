@@ -30,6 +30,7 @@ use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
+use super::tc;
 use super::{Error, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
 use crate::engine::{
@@ -867,6 +868,14 @@ impl Daemon {
         );
         self.answering_in_kernel = answering_in_kernel;
         self.relaying_in_kernel = relaying_in_kernel;
+        if tc::mode() != config.in_kernel_attach {
+            log::info!(
+                "in_kernel_attach: {:?} for ports attached from now on; those attached \
+                 keep their hook until the next start",
+                config.in_kernel_attach
+            );
+            tc::set_mode(config.in_kernel_attach);
+        }
         // Ports that stay keep their capture and state; new ones get a capture below.
         // Only now: a refused reload must leave every capture where it was.
         for p in &mut fresh {
@@ -939,6 +948,7 @@ impl Daemon {
                 .map(|p| DriverPort {
                     ifindex: p.ifindex,
                     mtu: p.mtu,
+                    in_kernel_hook: p.ifindex.and_then(tc::hook_on).map(tc::Hook::name),
                 })
                 .collect(),
             counters: self.counters.list(),
@@ -1073,6 +1083,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let dump_dir = opts.dump_dir.clone().or_else(|| config.dump_dir.clone());
     let entries = kernel_map_entries(&config);
     let dumping = dump_dir.is_some();
+    tc::set_mode(config.in_kernel_attach);
     let kernel_answers = kernel_program_at_start(
         FAST_PATH_IN_KERNEL,
         answers_wanted(&config),

@@ -2,8 +2,8 @@
 //! named offsets of `__sk_buff` and of an ND frame with one link-layer address option,
 //! the blocks both build from the typed assembler (`ebpf_asm.rs`) — the frame checks,
 //! the map lookup, the checksum, the relay rewrite — their maps (keyed by ingress port
-//! and target) with what the daemon put in them, their tcx ingress links, and their
-//! set-up errors.
+//! and target) with what the daemon put in them, their ingress hooks (tcx or tc,
+//! `tc.rs`), and their set-up errors.
 //!
 //! Each block's doc gives the C it stands for; in that C, `f` is the frame
 //! (`skb->data`), `e` the map entry found, and every failed check is
@@ -21,6 +21,7 @@ use std::time::Duration;
 use super::ebpf_asm::*;
 use super::ebpf_maps::{MapValue, off};
 use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError, SkBuff};
+use super::tc::{self, AttachError, Ingress};
 
 // The `struct __sk_buff` fields the programs read.
 pub(super) const SKB_PKT_TYPE: i16 = off(offset_of!(SkBuff, pkt_type));
@@ -631,26 +632,25 @@ pub enum SetupError {
         error: LoadError,
     },
     /// The program could not be attached.
-    #[error(
-        "{key}: attaching to {name} (tcx ingress): {error} (tcx needs Linux 6.6 or later; \
-         or remove {key})"
-    )]
+    #[error("{key}: attaching to {name}: {error} (or remove {key})")]
     Attach {
         /// The config key.
         key: &'static str,
         /// The port.
         name: String,
-        /// The errno.
-        error: io::Error,
+        /// What failed.
+        error: AttachError,
     },
 }
 
-/// A loaded program and its tcx ingress link on each port it runs on.
+/// A loaded program and its ingress hook (tcx or tc, `tc.rs`) on each port it runs on.
 #[derive(Debug)]
 pub(super) struct TcxLinks {
     key: &'static str,
     prog: OwnedFd,
-    links: Vec<(i32, OwnedFd)>,
+    /// The program's name, which also names its tc filters.
+    name: String,
+    links: Vec<(i32, Ingress)>,
 }
 
 impl TcxLinks {
@@ -665,6 +665,7 @@ impl TcxLinks {
         Ok(Self {
             key,
             prog,
+            name: name.to_owned(),
             links: Vec::new(),
         })
     }
@@ -684,8 +685,11 @@ impl TcxLinks {
             if self.attached(ifindex) {
                 continue;
             }
-            match ebpf::attach_tcx_ingress(&self.prog, ifindex) {
-                Ok(link) => self.links.push((ifindex, link)),
+            match Ingress::attach(&self.prog, ifindex, name, &self.name, tc::mode()) {
+                Ok(link) => {
+                    log::info!("{}: attached to {name} with {}", self.key, link.hook());
+                    self.links.push((ifindex, link));
+                }
                 Err(error) => errors.push(SetupError::Attach {
                     key: self.key,
                     name: name.to_owned(),

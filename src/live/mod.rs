@@ -46,6 +46,7 @@ mod pcap_capture;
 mod privileges;
 pub mod sys;
 pub mod sysctl;
+mod tc;
 #[cfg(test)]
 mod tests;
 
