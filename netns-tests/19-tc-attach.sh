@@ -3,11 +3,13 @@
 # a tc `bpf` filter (direct-action, pref 1, protocol ipv6, named ndprelay_rel) on their
 # clsact qdisc, as on a kernel before 6.6: `tc filter show` lists it once per port,
 # status and the log say `tc`, and isp's NS for g1 and g1's answers are relayed through
-# it (relayed_ns_by_kernel, relayed_na_by_kernel grow; ndisc6 sees dom0's MAC). SIGTERM
+# it (relayed_ns_by_kernel, relayed_na_by_kernel grow; ndisc6 sees dom0's MAC); a
+# reload turning the relay off removes the filters, on again adds them back. SIGTERM
 # removes the filters, and the clsact qdisc where the relay created it (eth0) but not
 # where it found one with another filter (br0, whose filter stays). After SIGKILL the
 # filter stays; a restart replaces it (exactly one) and relays through it again. Not
-# set, in_kernel_attach uses tcx on this kernel and adds no filter.
+# set, in_kernel_attach uses tcx on this kernel and adds no filter. With the fast path
+# too, eth0 has both programs' filters and the kernel answers through them.
 source "$(dirname "$0")/lib.sh"
 
 # ours PORT : how many of the relay's filters `tc filter show dev PORT ingress` lists
@@ -73,6 +75,17 @@ relays_in_kernel "through tc"
 nsx isp ip -6 neigh flush dev isp0
 nsx isp ping -6 -c 2 -i 0.3 -W 3 "$G1" >/dev/null || fail "isp cannot ping g1 after a neighbour flush"
 
+log "SIGHUP with relay_in_kernel: false removes the filters; true again adds them back"
+reload_with 'relay_in_kernel: false, in_kernel_attach: Tc,' 1
+for p in eth0 br0; do
+    [ "$(ours $p)" -eq 0 ] || fail "$p: our filter outlived the reload turning the relay off"
+done
+reload_with 'relay_in_kernel: true, in_kernel_attach: Tc,' 2
+for p in eth0 br0; do
+    [ "$(ours $p)" -eq 1 ] || fail "$p: $(ours $p) of our filters after the reload turning it on"
+done
+relays_in_kernel "after the reloads"
+
 log "SIGTERM removes our filters, eth0's clsact (ours), not br0's (someone else's) nor its filter"
 stop_relay
 for p in eth0 br0; do
@@ -116,4 +129,23 @@ done
 rebinds
 relays_in_kernel "through tcx"
 stop_relay
+
+log "fast path and relay in the kernel with Tc: two filters on eth0, both run, both go"
+EXTRA='fast_path: "5s", fast_path_in_kernel: true, relay_in_kernel: true, in_kernel_attach: Tc,' \
+    write_config "$WORK/fast.ron" eth0 br0
+rm -f "$WORK/ctl.sock"
+start_relay dom0 "$WORK/fast.ron"
+[ "$(ours eth0)" -eq 1 ] || fail "eth0: $(ours eth0) ndprelay_rel filters"
+[ "$(nsx dom0 tc filter show dev eth0 ingress | grep -c 'ndprelay_ns')" -eq 1 ] ||
+    fail "eth0: no ndprelay_ns filter: $(nsx dom0 tc filter show dev eth0 ingress)"
+grep -q "fast_path_in_kernel: attached to eth0 with tc" "$WORK/relay.log" || fail "no log line for the fast path's filter"
+rebinds
+before="$(counter answered_by_kernel)"
+resolves_to_dom0 6 "fast path through tc"
+answered=$(($(counter answered_by_kernel) - before))
+log "fast path through tc: answered by the kernel: $answered of 6"
+[ "$answered" -ge 3 ] || fail "only $answered of 6 NS answered by the kernel through tc"
+stop_relay
+[ -z "$(nsx dom0 tc filter show dev eth0 ingress | grep ndprelay)" ] ||
+    fail "eth0: filters outlived SIGTERM: $(nsx dom0 tc filter show dev eth0 ingress)"
 log "PASS"

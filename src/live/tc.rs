@@ -359,11 +359,18 @@ fn remove_clsact_if_unused(nl: &mut Rtnl, h: &mut Hooked, ifindex: i32) -> io::R
     };
     let mut left = 0;
     for parent in [INGRESS, EGRESS] {
-        left += nl
-            .dump(RouteNetlinkMessage::GetTrafficFilter(filter_query(
-                ifindex, parent,
-            )))?
-            .len();
+        match nl.dump(RouteNetlinkMessage::GetTrafficFilter(filter_query(
+            ifindex, parent,
+        ))) {
+            Ok(filters) => left += filters.len(),
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::ENODEV) {
+                    // The port is gone, and its qdisc with it.
+                    h.made_clsact.remove(at);
+                }
+                return Err(e);
+            }
+        }
     }
     if left == 0 {
         h.made_clsact.remove(at);
