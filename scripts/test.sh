@@ -119,6 +119,8 @@ step_netns() {
     # The in-kernel programs on crafted frames (BPF_PROG_TEST_RUN): verdict and bytes of
     # every frame; a program that does not load fails.
     cargo test --locked --lib -- --ignored ebpf_test_run
+    # The tc attach (the hook before Linux 6.6): a left filter replaced, removed on drop.
+    cargo test --locked --lib live::tc -- --ignored
     # The libpcap backend's drop statistics (a separate target dir: other features).
     cargo test --locked --features libpcap --target-dir target/libpcap --lib \
         live::tests::the_libpcap -- --ignored --test-threads=1

@@ -623,4 +623,95 @@ mod tests {
             assert!(!no_tcx(&io::Error::from_raw_os_error(e)), "{e}");
         }
     }
+
+    /// Runs `tc ARGS` in namespace `ns` and returns what it printed.
+    fn tc_in(ns: &str, args: &str) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "tc"])
+            .args(args.split_whitespace())
+            .output()
+            .expect("tc runs");
+        assert!(out.status.success(), "tc {args}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    #[ignore = "needs root and network namespaces"]
+    fn a_tc_filter_replaces_a_left_one_and_goes_with_its_qdisc() {
+        use crate::live::sys::{self, ebpf::EbpfInsn};
+        let ns = format!("ndpr-u-tc-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &ns])
+            .status();
+        ip(&["netns", "add", &ns]);
+        ip(&[
+            "-n", &ns, "link", "add", "t0", "type", "veth", "peer", "name", "t0p",
+        ]);
+        let path = std::path::PathBuf::from("/run/netns").join(&ns);
+        let name = ns.clone();
+        let result = std::thread::spawn(move || {
+            sys::enter_netns(&path).expect("setns");
+            let ifindex = sys::if_nametoindex("t0").expect("t0");
+            // r0 = TC_ACT_UNSPEC; exit
+            let insns = [
+                EbpfInsn {
+                    code: 0xb7,
+                    regs: 0,
+                    off: 0,
+                    imm: -1,
+                },
+                EbpfInsn {
+                    code: 0x95,
+                    regs: 0,
+                    off: 0,
+                    imm: 0,
+                },
+            ];
+            let prog = ebpf::load_sched_cls(&insns, "ndprelay_tst").expect("loads");
+            let filters = || tc_in(&name, "filter show dev t0 ingress");
+            let ours = || {
+                filters()
+                    .lines()
+                    .filter(|l| l.contains("ndprelay_tst"))
+                    .count()
+            };
+            let has_clsact = || tc_in(&name, "qdisc show dev t0").contains("qdisc clsact");
+
+            let first = Ingress::attach(&prog, ifindex, "t0", "ndprelay_tst", InKernelAttach::Tc)
+                .expect("attaches");
+            assert_eq!(first.hook(), Hook::Tc);
+            assert_eq!(hook_on(ifindex), Some(Hook::Tc));
+            assert_eq!(ours(), 1, "{}", filters());
+            assert!(filters().contains("direct-action"), "{}", filters());
+            assert!(has_clsact());
+            // A SIGKILLed run: the filter stays; the next attach replaces it.
+            std::mem::forget(first);
+            assert_eq!(ours(), 1);
+            let second = Ingress::attach(&prog, ifindex, "t0", "ndprelay_tst", InKernelAttach::Tc)
+                .expect("attaches again");
+            assert_eq!(ours(), 1, "{}", filters());
+            drop(second);
+            assert_eq!(ours(), 0, "{}", filters());
+            assert!(!has_clsact(), "the qdisc this process created is gone");
+
+            // Auto on this kernel (tcx): no filter, no qdisc.
+            let auto = Ingress::attach(&prog, ifindex, "t0", "ndprelay_tst", InKernelAttach::Auto)
+                .expect("attaches");
+            assert_eq!(auto.hook(), Hook::Tcx, "this kernel has tcx");
+            assert_eq!(ours(), 0);
+            assert!(!has_clsact());
+        })
+        .join();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &ns])
+            .status();
+        result.expect("the test thread");
+    }
 }
