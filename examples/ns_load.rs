@@ -129,7 +129,7 @@ fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arrivals {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
-            if !poll_readable(sock.raw(), 50).unwrap_or(false) {
+            if !poll_readable(&sock, 50).unwrap_or(false) {
                 continue;
             }
             while let Ok((n, _)) = sock.recv(&mut buf) {

@@ -611,14 +611,10 @@ mod test {
     #[test]
     #[cfg(feature = "libpcap")]
     fn the_kernel_takes_the_libpcap_expression() {
-        use std::os::fd::AsRawFd;
         // Any socket takes a classic filter, and the kernel checks it on attach.
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let attach = |expr: &str| {
-            crate::live::sys::attach_filter(
-                sock.as_raw_fd(),
-                &instructions(&compile_for_ethernet(expr)),
-            )
+            crate::live::sys::attach_filter(&sock, &instructions(&compile_for_ethernet(expr)))
         };
         attach(&nd_pcap_expr()).expect("the kernel accepts nd_pcap_expr()");
         // The expression this one replaced: refused, and libpcap fell back to filtering

@@ -7,7 +7,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -344,7 +343,7 @@ impl ControlSocket {
         // larger (the daemon's peak RSS was 2 MB higher when it was kept).
         let mut last: Option<(StdInstant, Published)> = None;
         while !stop.load(Ordering::Relaxed) {
-            match sys::poll_readable(self.listener.as_raw_fd(), 250) {
+            match sys::poll_readable(&self.listener, 250) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {

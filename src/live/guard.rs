@@ -37,7 +37,6 @@
 //! One table with one rule per port is a few dozen attributes, tested below.
 
 use std::io;
-use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
@@ -330,7 +329,7 @@ impl Guard {
         self.sock.send(msg, 0)?;
         let mut buf = vec![0u8; 1 << 16];
         while pending > 0 {
-            if !sys::poll_readable(self.sock.as_raw_fd(), 2000)? {
+            if !sys::poll_readable(&self.sock, 2000)? {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "nf_tables: no answer",

@@ -13,7 +13,6 @@ use std::error::Error as _;
 use std::fmt;
 use std::io;
 use std::net::Ipv6Addr;
-use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
     DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
@@ -677,8 +676,7 @@ impl Netlink {
             {
                 Ok(n) => return Ok(n.min(self.buf.len())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let fd = self.sock.as_raw_fd();
-                    if !sys::poll_readable(fd, ANSWER_TIMEOUT_MS).map_err(socket_error)? {
+                    if !sys::poll_readable(&self.sock, ANSWER_TIMEOUT_MS).map_err(socket_error)? {
                         return Err(Error::Timeout { request });
                     }
                 }
@@ -849,7 +847,7 @@ impl Monitor {
 
     /// Waits up to `timeout_ms` for events and returns what arrived (maybe nothing).
     pub fn poll(&mut self, timeout_ms: i32) -> Result<Vec<LinkUpdate>, Error> {
-        if !sys::poll_readable(self.sock.as_raw_fd(), timeout_ms).map_err(Error::Events)? {
+        if !sys::poll_readable(&self.sock, timeout_ms).map_err(Error::Events)? {
             return Ok(Vec::new());
         }
         let n = match self

@@ -140,7 +140,7 @@ fn collect(sock: &PacketSocket, for_: Duration) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     let end = Instant::now() + for_;
     while Instant::now() < end {
-        if sys::poll_readable(sock.raw(), 50).unwrap() {
+        if sys::poll_readable(sock, 50).unwrap() {
             while let Ok((n, _)) = sock.recv(&mut buf) {
                 out.push(buf[..n].to_vec());
             }

@@ -1,14 +1,27 @@
-//! The only unsafe code of the crate: thin, safe wrappers over the Linux socket calls the
-//! live driver needs (AF_PACKET capture and transmit, AF_NETLINK, `bpf` for the in-kernel
-//! fast path in `ebpf`, `poll`, `umask`).
+//! The only unsafe code of the crate: thin, safe wrappers over the Linux calls the live
+//! driver needs (AF_PACKET capture and transmit, `bpf` for the in-kernel
+//! paths in `ebpf`, epoll and `poll`, `umask`, `setns`).
 //!
-//! Every function here owns its file descriptor through [`OwnedFd`], checks every return
-//! value and hands back `io::Result`; nothing above this module touches `libc` pointers.
+//! The calls go through `rustix` where it has them (sockets, `bind`, `sendto`,
+//! `recvfrom`, the socket options it models, epoll, `poll`, interface indexes, `umask`,
+//! `setns`). Raw `libc` is left for what rustix lacks, each with a SAFETY note:
+//! `recvmmsg`, the socket options it does not model (`SO_ATTACH_FILTER` with its
+//! `sock_fprog`, the `PACKET_*` options), `getsockopt(PACKET_STATISTICS)`, and the
+//! `sockaddr_ll` address it has no type for. Control messages (`PACKET_AUXDATA`) are
+//! decoded from their bytes, without pointers.
+//!
+//! Every function here owns its file descriptor through [`OwnedFd`] or borrows it
+//! through [`AsFd`], checks every return value and hands back `io::Result`; nothing
+//! above this module touches `libc` pointers.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use rustix::event::{Timespec, epoll};
+use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrAny, SocketFlags, SocketType};
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,21 +62,19 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // Non-negative ssize_t always fits usize.
-        Ok(ret as usize)
-    }
-}
-
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a valid, initialised T for the duration of the call and the
-    // length passed is exactly its size.
+/// `setsockopt` for the options rustix does not model.
+fn setsockopt<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor (borrowed for the call); `value` is a valid,
+    // initialised T for the duration of the call and the length passed is exactly its
+    // size. The kernel only reads it.
     let ret = unsafe {
         libc::setsockopt(
-            fd,
+            fd.as_raw_fd(),
             level,
             name,
             (value as *const T).cast(),
@@ -74,7 +85,7 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 }
 
 /// Attaches a classic BPF program to any socket; the kernel checks it here.
-pub fn attach_filter(fd: RawFd, program: &[SockFilter]) -> io::Result<()> {
+pub fn attach_filter(fd: impl AsFd, program: &[SockFilter]) -> io::Result<()> {
     let mut insns: Vec<libc::sock_filter> = program
         .iter()
         .map(|i| libc::sock_filter {
@@ -91,28 +102,66 @@ pub fn attach_filter(fd: RawFd, program: &[SockFilter]) -> io::Result<()> {
         filter: insns.as_mut_ptr(),
     };
     // The kernel copies the program during the call; `insns` outlives it.
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+    setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
+/// A wait of `timeout_ms` milliseconds as rustix takes it: negative is forever.
+fn timeout(timeout_ms: i32) -> Option<Timespec> {
+    (timeout_ms >= 0).then(|| Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    })
 }
 
 /// Waits until `fd` is readable or `timeout_ms` passes. Returns whether it is readable
 /// (or has an error pending, which the next read reports).
-pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, count 1.
-    let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    match cvt(ret) {
+pub fn poll_readable(fd: impl AsFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    match rustix::event::poll(&mut fds, timeout(timeout_ms).as_ref()) {
         Ok(n) => Ok(n > 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Receive queue of a capture socket, in bytes (the kernel doubles it for overhead).
-const RECEIVE_BUFFER: libc::c_int = 4 << 20;
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// A `struct sockaddr_ll`, for `bind` and `sendto`: rustix has no link-layer address.
+struct LinkAddr(libc::sockaddr_ll);
+
+impl LinkAddr {
+    /// Interface `ifindex`, protocol `protocol` (host order), no hardware address.
+    fn new(ifindex: i32, protocol: u16) -> Self {
+        Self(libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: protocol.to_be(),
+            sll_ifindex: ifindex,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 0,
+            sll_addr: [0; 8],
+        })
+    }
+}
+
+// SAFETY: `with_sockaddr` calls `f` with a pointer to the whole, initialised
+// `sockaddr_ll` that `self` holds and with exactly its size, so the pointer is readable
+// for that length for the whole call, as the trait requires.
+unsafe impl SocketAddrArg for LinkAddr {
+    unsafe fn with_sockaddr<R>(
+        &self,
+        f: impl FnOnce(*const SocketAddrOpaque, SocketAddrLen) -> R,
+    ) -> R {
+        f(
+            (&raw const self.0).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as SocketAddrLen,
+        )
+    }
+}
 
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
 /// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
@@ -148,21 +197,20 @@ impl PacketSocket {
     /// with a drop-all filter, is bound, joins all-multicast, is drained until it would
     /// block, and only then gets the real filter (libpcap's technique).
     pub fn open(ifindex: i32, filter: &[SockFilter]) -> io::Result<(Self, PacketSocketInfo)> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                // Blocking, for recv_batch; the other reads and sends pass MSG_DONTWAIT.
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: `raw` is a freshly created descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: plain epoll_create1(2) call; the result is checked before use.
-        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: `ep` is a freshly created descriptor nobody else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        let fd = rustix::net::socket_with(
+            AddressFamily::PACKET,
+            // Blocking, for recv_batch; the other reads and sends pass MSG_DONTWAIT.
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(
+            &epoll,
+            &fd,
+            epoll::EventData::new_u64(0),
+            epoll::EventFlags::IN,
+        )?;
         let sock = Self {
             fd,
             ifindex,
@@ -170,42 +218,29 @@ impl PacketSocket {
             holds: parking_lot::Mutex::new(0),
             holds_taken: std::sync::atomic::AtomicU64::new(0),
         };
-        sock.epoll_ctl(libc::EPOLL_CTL_ADD, libc::EPOLLIN as u32)?;
         let drop_all = [SockFilter {
             code: 0x06, // BPF_RET | BPF_K
             jt: 0,
             jf: 0,
             k: 0,
         }];
-        attach_filter(sock.raw(), &drop_all)?;
+        attach_filter(&sock, &drop_all)?;
         // The kernel moves a frame's VLAN tag into metadata before the socket sees it
         // (`skb_vlan_untag`); the auxiliary data tells, and `RecvBatch` puts it back.
         setsockopt(
-            sock.raw(),
+            sock.fd.as_fd(),
             libc::SOL_PACKET,
             libc::PACKET_AUXDATA,
             &1 as &libc::c_int,
         )?;
         let ignores_outgoing = setsockopt(
-            sock.raw(),
+            sock.fd.as_fd(),
             libc::SOL_PACKET,
             libc::PACKET_IGNORE_OUTGOING,
             &1 as &libc::c_int,
         )
         .is_ok();
-        // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length is its size.
-        cvt(unsafe {
-            libc::bind(
-                sock.raw(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
+        rustix::net::bind(&sock.fd, &LinkAddr::new(ifindex, ETH_P_ALL))?;
         let mreq = libc::packet_mreq {
             mr_ifindex: ifindex,
             mr_type: libc::PACKET_MR_ALLMULTI as u16,
@@ -213,7 +248,7 @@ impl PacketSocket {
             mr_address: [0; 8],
         };
         setsockopt(
-            sock.raw(),
+            sock.fd.as_fd(),
             libc::SOL_PACKET,
             libc::PACKET_ADD_MEMBERSHIP,
             &mreq,
@@ -221,9 +256,10 @@ impl PacketSocket {
         // Room for bursts (a router resolving a whole subnet, a flood) while the relay
         // catches up; kernel memory, used only while frames wait. FORCE needs
         // CAP_NET_ADMIN to pass net.core.rmem_max; without it the plain size, capped.
-        let rcvbuf: libc::c_int = RECEIVE_BUFFER;
-        if setsockopt(sock.raw(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-            let _ = setsockopt(sock.raw(), libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(&sock.fd, RECEIVE_BUFFER)
+            .is_err()
+        {
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&sock.fd, RECEIVE_BUFFER);
         }
         let mut drained = 0;
         let mut buf = [0u8; 2048];
@@ -235,7 +271,7 @@ impl PacketSocket {
                 Err(_) => break,
             }
         }
-        attach_filter(sock.raw(), filter)?;
+        attach_filter(&sock, filter)?;
         Ok((
             sock,
             PacketSocketInfo {
@@ -250,7 +286,7 @@ impl PacketSocket {
         self.ifindex
     }
 
-    /// The raw descriptor, for `poll_readable`.
+    /// The raw descriptor.
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -258,28 +294,28 @@ impl PacketSocket {
     /// Waits until a frame (or an error) is queued or `timeout_ms` passes; whether one
     /// is. Meant for one thread, the socket's reader.
     pub fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
-        // SAFETY: zeroed epoll_event is valid.
-        let mut ev: libc::epoll_event = unsafe { mem::zeroed() };
-        // SAFETY: room for exactly one event, as passed.
-        let ret = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms) };
-        match cvt(ret) {
+        let mut events = [epoll::Event {
+            flags: epoll::EventFlags::empty(),
+            data: epoll::EventData::new_u64(0),
+        }];
+        match epoll::wait(&self.epoll, &mut events[..], timeout(timeout_ms).as_ref()) {
             Ok(n) => Ok(n > 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-            Err(e) => Err(e),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Until the matching [`PacketSocket::release_wakeups`], frames queued on this
     /// socket do not wake its reader out of `wait_readable`: the calling thread reads
     /// them itself. Waking a sleeping thread on another CPU costs an inter-processor
-    /// interrupt inside the send that queued the frame (15-20 µs on a VM) even when the
-    /// caller takes the frame first. Holds nest across threads.
+    /// interrupt inside the send that queued the frame even when the caller takes the
+    /// frame first. Holds nest across threads.
     pub fn hold_wakeups(&self) -> io::Result<()> {
         self.holds_taken
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut holds = self.holds.lock();
         if *holds == 0 {
-            self.epoll_ctl(libc::EPOLL_CTL_MOD, 0)?;
+            self.epoll_modify(epoll::EventFlags::empty())?;
         }
         *holds += 1;
         Ok(())
@@ -291,7 +327,7 @@ impl PacketSocket {
         let mut holds = self.holds.lock();
         *holds = holds.saturating_sub(1);
         if *holds == 0 {
-            self.epoll_ctl(libc::EPOLL_CTL_MOD, libc::EPOLLIN as u32)?;
+            self.epoll_modify(epoll::EventFlags::IN)?;
         }
         Ok(())
     }
@@ -301,13 +337,15 @@ impl PacketSocket {
         self.holds_taken.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame.
+    /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame (zero: no
+    /// bound).
     pub fn set_receive_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
-        let tv = libc::timeval {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
-        };
-        setsockopt(self.raw(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+        rustix::net::sockopt::set_socket_timeout(
+            &self.fd,
+            rustix::net::sockopt::Timeout::Recv,
+            (!timeout.is_zero()).then_some(timeout),
+        )?;
+        Ok(())
     }
 
     /// Waits (up to the receive timeout, then `WouldBlock`) for one frame and takes
@@ -318,10 +356,8 @@ impl PacketSocket {
         self.recvmmsg(batch, libc::MSG_WAITFORONE)
     }
 
-    fn epoll_ctl(&self, op: libc::c_int, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: 0 };
-        // SAFETY: both descriptors are open and owned by `self`; `ev` is valid.
-        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, self.raw(), &mut ev) })?;
+    fn epoll_modify(&self, flags: epoll::EventFlags) -> io::Result<()> {
+        epoll::modify(&self.epoll, &self.fd, epoll::EventData::new_u64(0), flags)?;
         Ok(())
     }
 
@@ -331,17 +367,20 @@ impl PacketSocket {
         self.recvmmsg(batch, libc::MSG_DONTWAIT)
     }
 
+    /// `recvmmsg`, which rustix does not have.
     fn recvmmsg(&self, batch: &mut RecvBatch, flags: libc::c_int) -> io::Result<usize> {
         // The kernel shortens msg_namelen and msg_controllen to what it wrote: restore
         // the room.
         for h in &mut batch.hdrs[..batch.len] {
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+            h.msg_hdr.msg_controllen = CONTROL_LEN as _;
         }
         batch.len = 0;
-        // SAFETY: every header points at a live iovec over a buffer of its length, at a
-        // sockaddr_ll and a control buffer of the stated sizes, all owned by `batch` and
-        // never moved since `RecvBatch::new` (see there).
+        // SAFETY: the socket is open (owned by `self`); every header points at a live
+        // iovec over a buffer of its length, at a sockaddr_ll and a control buffer of
+        // the stated sizes, all owned by `batch` and never moved since `RecvBatch::new`
+        // (see there), and `batch` is borrowed mutably for the call; the count is the
+        // number of headers.
         let got = cvt(unsafe {
             libc::recvmmsg(
                 self.raw(),
@@ -355,9 +394,10 @@ impl PacketSocket {
         for i in 0..got {
             let h = &batch.hdrs[i];
             let len = (h.msg_len as usize).min(batch.bufs[i].len() - VLAN_ROOM);
-            // SAFETY: the kernel filled msg_control/msg_controllen of this header; the
-            // buffer they describe is `batch.ctrls[i]`, alive and unmoved.
-            let tag = unsafe { vlan_tag(&h.msg_hdr) };
+            // `size_t` here, `socklen_t` on musl.
+            let control_len: usize = h.msg_hdr.msg_controllen as _;
+            let control = &batch.ctrls[i].0[..control_len.min(CONTROL_LEN)];
+            let tag = vlan_tag(control);
             let buf = &mut batch.bufs[i];
             (batch.starts[i], batch.lens[i]) = match tag {
                 // Put the tag back where it was on the wire, between the MAC addresses
@@ -379,43 +419,27 @@ impl PacketSocket {
     /// Receives one frame without blocking: (length, `sll_pkttype`). A frame longer
     /// than `buf` is truncated to it.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u8)> {
-        // SAFETY: zeroed sockaddr_ll is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `buf` is valid for `buf.len()` bytes; `sll`/`len` describe a valid
-        // sockaddr buffer.
-        let n = cvt_size(unsafe {
-            libc::recvfrom(
-                self.raw(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                (&mut sll as *mut libc::sockaddr_ll).cast(),
-                &mut len,
-            )
-        })?;
-        Ok((n, sll.sll_pkttype))
+        let (n, _, from) = rustix::net::recvfrom(&self.fd, buf, RecvFlags::DONTWAIT)?;
+        Ok((n, from.as_ref().map_or(pkttype::HOST, link_pkttype)))
     }
 
     /// When the kernel received the last frame this socket read (`SIOCGSTAMPNS`); the
     /// first call switches receive timestamps on, so it may fail with `ENOENT`.
     pub fn last_rx_time(&self) -> io::Result<std::time::SystemTime> {
-        const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: SIOCGSTAMPNS writes one timespec into `ts`.
-        cvt(unsafe {
-            libc::ioctl(
-                self.raw(),
-                SIOCGSTAMPNS as _,
-                &mut ts as *mut libc::timespec,
+        /// `SIOCGSTAMPNS_OLD`, which writes a `struct __kernel_old_timespec` (two longs)
+        /// on every architecture.
+        const SIOCGSTAMPNS: rustix::ioctl::Opcode = 0x8907;
+        // SAFETY: the socket is open (owned by `self`); SIOCGSTAMPNS writes exactly
+        // one `__kernel_old_timespec`, which is two C longs, into the getter's output.
+        let [sec, nsec] = unsafe {
+            rustix::ioctl::ioctl(
+                &self.fd,
+                rustix::ioctl::Getter::<SIOCGSTAMPNS, [libc::c_long; 2]>::new(),
             )
-        })?;
+        }?;
         let since_epoch = std::time::Duration::new(
-            u64::try_from(ts.tv_sec).unwrap_or(0),
-            u32::try_from(ts.tv_nsec).unwrap_or(0),
+            u64::try_from(sec).unwrap_or(0),
+            u32::try_from(nsec).unwrap_or(0),
         );
         Ok(std::time::UNIX_EPOCH + since_epoch)
     }
@@ -423,16 +447,19 @@ impl PacketSocket {
     /// Frames the kernel dropped because this socket's receive queue was full, since the
     /// previous call (the kernel resets the count on every read).
     pub fn kernel_drops(&self) -> io::Result<u32> {
-        // SAFETY: zeroed tpacket_stats is valid.
-        let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
+        let mut st = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
         let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-        // SAFETY: `st`/`len` describe a valid tpacket_stats buffer.
+        // SAFETY: the socket is open (owned by `self`); `st`/`len` describe a writable
+        // tpacket_stats of exactly that size, which rustix has no getter for.
         cvt(unsafe {
             libc::getsockopt(
                 self.raw(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats).cast(),
+                (&raw mut st).cast(),
                 &mut len,
             )
         })?;
@@ -443,25 +470,12 @@ impl PacketSocket {
     /// this socket are never delivered back to it (`dev_queue_xmit_nit` skips the
     /// sender), so the relay does not capture its own transmissions.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: zeroed sockaddr_ll is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
+        let mut to = LinkAddr::new(self.ifindex, 0);
+        to.0.sll_halen = 6;
         if frame.len() >= 6 {
-            sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+            to.0.sll_addr[..6].copy_from_slice(&frame[..6]);
         }
-        // SAFETY: `frame` is valid for its length; `sll` is a valid sockaddr_ll.
-        let n = cvt_size(unsafe {
-            libc::sendto(
-                self.raw(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                libc::MSG_DONTWAIT,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
+        let n = rustix::net::sendto(&self.fd, frame, SendFlags::DONTWAIT, &to)?;
         if n != frame.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -472,54 +486,98 @@ impl PacketSocket {
     }
 }
 
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The `sll_pkttype` of the sender's address `recvfrom` returned.
+fn link_pkttype(from: &SocketAddrAny) -> u8 {
+    if from.address_family() != AddressFamily::PACKET
+        || (from.addr_len() as usize) < mem::offset_of!(libc::sockaddr_ll, sll_pkttype) + 1
+    {
+        return pkttype::HOST;
+    }
+    // SAFETY: `as_ptr` points at the address's whole `sockaddr_storage`, which is
+    // larger than and at least as aligned as a `sockaddr_ll`; the family and length
+    // checked above say the kernel wrote a `sockaddr_ll` there, up to `sll_pkttype` at
+    // least. rustix has no link-layer address type to read it safely.
+    unsafe { (*from.as_ptr().cast::<libc::sockaddr_ll>()).sll_pkttype }
+}
+
 /// Room before each frame of a [`RecvBatch`] for a VLAN tag put back.
 const VLAN_ROOM: usize = 4;
 
-/// Room for the control messages of one frame: `PACKET_AUXDATA` only (a `cmsghdr` and
-/// a 20-byte `tpacket_auxdata`, 40 bytes on 64-bit), aligned as `cmsghdr` needs.
-type Control = [u64; 8];
+/// `CMSG_ALIGN`: control messages and their data start at multiples of the kernel's
+/// `size_t`.
+const fn cmsg_align(len: usize) -> usize {
+    (len + mem::size_of::<usize>() - 1) & !(mem::size_of::<usize>() - 1)
+}
 
-/// The VLAN tag (TPID, TCI) the kernel took out of the frame `hdr` received, from its
-/// `PACKET_AUXDATA` message; `None` for an untagged frame.
-///
-/// # Safety
-///
-/// `hdr.msg_control` and `hdr.msg_controllen` describe a live buffer the kernel
-/// filled with control messages (as `recvmmsg` leaves them).
-unsafe fn vlan_tag(hdr: &libc::msghdr) -> Option<(u16, u16)> {
-    // SAFETY: CMSG_LEN is arithmetic on its argument.
-    let aux_len = unsafe { libc::CMSG_LEN(mem::size_of::<libc::tpacket_auxdata>() as u32) };
-    // SAFETY: per the caller, the control buffer is valid; CMSG_FIRSTHDR/CMSG_NXTHDR
-    // stay inside msg_controllen and return null at its end.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
-    while !cmsg.is_null() {
-        // SAFETY: non-null cmsg pointers from CMSG_FIRSTHDR/NXTHDR point at a whole
-        // cmsghdr inside the buffer.
-        let c = unsafe { &*cmsg };
-        if c.cmsg_level == libc::SOL_PACKET
-            && c.cmsg_type == libc::PACKET_AUXDATA
-            && c.cmsg_len >= aux_len as usize
-        {
-            // SAFETY: the length check above: a whole tpacket_auxdata follows the
-            // header; it may be unaligned, hence read_unaligned.
-            let aux: libc::tpacket_auxdata =
-                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-            // Kernels before 3.0 have no VLAN_VALID flag but a non-zero TCI; VLAN 0
-            // with priority 0 is a tag too, which only the flag shows.
-            if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 || aux.tp_vlan_tci != 0 {
-                let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                    aux.tp_vlan_tpid
-                } else {
-                    0x8100
-                };
-                return Some((tpid, aux.tp_vlan_tci));
-            }
-            return None;
-        }
-        // SAFETY: as above.
-        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+/// Length of a `struct cmsghdr` as the kernel writes it: `size_t cmsg_len`, then
+/// `int cmsg_level` and `int cmsg_type`, padded to `CMSG_ALIGN`.
+const CMSG_HDR: usize = cmsg_align(mem::size_of::<usize>() + 8);
+
+/// `CMSG_SPACE`: room for one control message of `len` bytes of data.
+const fn cmsg_space(len: usize) -> usize {
+    CMSG_HDR + cmsg_align(len)
+}
+
+/// Room for the control messages of one frame: `PACKET_AUXDATA` only. Too little room
+/// would cut it off (`MSG_CTRUNC`) and with it the frame's VLAN tag.
+const CONTROL_LEN: usize = cmsg_space(mem::size_of::<libc::tpacket_auxdata>());
+
+/// A control buffer, aligned as `cmsghdr` needs.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CONTROL_LEN]);
+
+/// The control messages the kernel wrote into `buf`: (level, type, data) each.
+fn control_messages(buf: &[u8]) -> impl Iterator<Item = (i32, i32, &[u8])> {
+    const W: usize = mem::size_of::<usize>();
+    let mut at: usize = 0;
+    std::iter::from_fn(move || {
+        let hdr = buf.get(at..at.checked_add(CMSG_HDR)?)?;
+        let len = usize::from_ne_bytes(hdr[..W].try_into().ok()?);
+        let level = i32::from_ne_bytes(hdr[W..W + 4].try_into().ok()?);
+        let kind = i32::from_ne_bytes(hdr[W + 4..W + 8].try_into().ok()?);
+        // A length shorter than the header or past the buffer ends the walk here.
+        let data = buf.get(at + CMSG_HDR..at.checked_add(len)?)?;
+        at += cmsg_align(len);
+        Some((level, kind, data))
+    })
+}
+
+/// Reads the `u16` at `at` of `data`, native order.
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The VLAN tag (TPID, TCI) the kernel took out of a frame, from the `PACKET_AUXDATA`
+/// message among the frame's control messages `control`; `None` for an untagged frame.
+fn vlan_tag(control: &[u8]) -> Option<(u16, u16)> {
+    let (_, _, aux) = control_messages(control).find(|&(level, kind, data)| {
+        level == libc::SOL_PACKET
+            && kind == libc::PACKET_AUXDATA
+            && data.len() >= mem::size_of::<libc::tpacket_auxdata>()
+    })?;
+    let status = u32::from_ne_bytes(
+        aux.get(..4)?.try_into().ok()?, // tp_status is the first field
+    );
+    let tci = u16_at(aux, mem::offset_of!(libc::tpacket_auxdata, tp_vlan_tci))?;
+    let tpid = u16_at(aux, mem::offset_of!(libc::tpacket_auxdata, tp_vlan_tpid))?;
+    // Kernels before 3.0 have no VLAN_VALID flag but a non-zero TCI; VLAN 0 with
+    // priority 0 is a tag too, which only the flag shows.
+    if status & libc::TP_STATUS_VLAN_VALID == 0 && tci == 0 {
+        return None;
     }
-    None
+    let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+        tpid
+    } else {
+        0x8100
+    };
+    Some((tpid, tci))
 }
 
 /// Frames read together by [`PacketSocket::recv_batch`] or
@@ -527,7 +585,7 @@ unsafe fn vlan_tag(hdr: &libc::msghdr) -> Option<(u16, u16)> {
 /// every read, they cost two allocations per read, after the wake-up on the answer's
 /// path when the reader waits in epoll.
 ///
-/// Each frame is read `VLAN_ROOM` bytes into its buffer, so that a VLAN tag the kernel
+/// Each frame is read a few bytes into its buffer, so that a VLAN tag the kernel
 /// moved into metadata can be put back in front of it without copying the frame.
 pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
@@ -547,11 +605,11 @@ impl RecvBatch {
             bufs: (0..count).map(|_| vec![0; size + VLAN_ROOM]).collect(),
             starts: vec![VLAN_ROOM; count],
             lens: vec![0; count],
-            // SAFETY: zeroed sockaddr_ll is valid.
-            addrs: vec![unsafe { mem::zeroed() }; count],
-            ctrls: vec![[0; 8]; count],
+            addrs: vec![LinkAddr::new(0, 0).0; count],
+            ctrls: vec![Control([0; CONTROL_LEN]); count],
             iovs: Vec::with_capacity(count),
-            // SAFETY: zeroed mmsghdr is valid (null pointers, zero lengths).
+            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths); its
+            // padding fields (musl) leave no literal to write instead.
             hdrs: (0..count).map(|_| unsafe { mem::zeroed() }).collect(),
             len: 0,
         };
@@ -564,12 +622,12 @@ impl RecvBatch {
             });
         }
         for (i, h) in batch.hdrs.iter_mut().enumerate() {
-            h.msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_name = (&raw mut batch.addrs[i]).cast();
             h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut batch.iovs[i];
+            h.msg_hdr.msg_iov = &raw mut batch.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = batch.ctrls[i].as_mut_ptr().cast();
-            h.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+            h.msg_hdr.msg_control = batch.ctrls[i].0.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = CONTROL_LEN as _;
         }
         batch
     }
@@ -590,21 +648,26 @@ impl RecvBatch {
 
 /// Sets the process umask, returning the previous one.
 pub fn umask(mask: u32) -> u32 {
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask)).as_raw_mode()
 }
 
 /// The effective user id.
 pub fn geteuid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Interface index of `name`, if it exists.
 pub fn if_nametoindex(name: &str) -> Option<i32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    // Any socket answers SIOCGIFINDEX (as in glibc's if_nametoindex); a Unix one needs
+    // no privilege and no address family the namespace may lack.
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let idx = rustix::net::netdevice::name_to_index(&sock, name).ok()?;
     if idx == 0 {
         None
     } else {
@@ -616,6 +679,96 @@ pub fn if_nametoindex(name: &str) -> Option<i32> {
 /// `/run/netns/NAME`). Only this thread changes namespace.
 pub fn enter_netns(path: &std::path::Path) -> io::Result<()> {
     let f = std::fs::File::open(path)?;
-    // SAFETY: `f` is an open namespace file for the duration of the call.
-    cvt(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }).map(drop)
+    rustix::thread::move_into_link_name_space(
+        f.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// A control message as the kernel writes it, padded to `CMSG_ALIGN`.
+    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let mut m = (CMSG_HDR + data.len()).to_ne_bytes().to_vec();
+        m.extend_from_slice(&level.to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.resize(CMSG_HDR, 0);
+        m.extend_from_slice(data);
+        m.resize(cmsg_space(data.len()), 0);
+        m
+    }
+
+    fn auxdata(status: u32, tci: u16, tpid: u16) -> Vec<u8> {
+        let mut a = vec![0; mem::size_of::<libc::tpacket_auxdata>()];
+        a[..4].copy_from_slice(&status.to_ne_bytes());
+        let tci_at = mem::offset_of!(libc::tpacket_auxdata, tp_vlan_tci);
+        a[tci_at..tci_at + 2].copy_from_slice(&tci.to_ne_bytes());
+        let tpid_at = mem::offset_of!(libc::tpacket_auxdata, tp_vlan_tpid);
+        a[tpid_at..tpid_at + 2].copy_from_slice(&tpid.to_ne_bytes());
+        a
+    }
+
+    #[test]
+    fn control_message_layout_is_libcs() {
+        for len in [0, 1, 8, 16, mem::size_of::<libc::tpacket_auxdata>()] {
+            let len32 = u32::try_from(len).unwrap();
+            // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on their argument.
+            let (space, with_header) = unsafe { (libc::CMSG_SPACE(len32), libc::CMSG_LEN(len32)) };
+            assert_eq!(cmsg_space(len), space as usize, "CMSG_SPACE({len})");
+            assert_eq!(CMSG_HDR + len, with_header as usize, "CMSG_LEN({len})");
+        }
+    }
+
+    #[test]
+    fn the_vlan_tag_is_read_from_auxdata() {
+        let valid = libc::TP_STATUS_VLAN_VALID;
+        let tpid_valid = libc::TP_STATUS_VLAN_TPID_VALID;
+        let aux = |status, tci, tpid| {
+            cmsg(
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                &auxdata(status, tci, tpid),
+            )
+        };
+        assert_eq!(vlan_tag(&aux(0, 0, 0)), None, "untagged");
+        assert_eq!(
+            vlan_tag(&aux(valid | tpid_valid, 100, 0x88a8)),
+            Some((0x88a8, 100))
+        );
+        assert_eq!(
+            vlan_tag(&aux(valid, 0, 0)),
+            Some((0x8100, 0)),
+            "priority tag, no TPID"
+        );
+        assert_eq!(vlan_tag(&aux(0, 7, 0)), Some((0x8100, 7)), "pre-3.0 kernel");
+        // Behind another message; an unrelated message alone is no tag.
+        let mut two = cmsg(libc::SOL_SOCKET, 99, &[1; 16]);
+        two.extend(aux(valid, 5, 0));
+        assert_eq!(vlan_tag(&two), Some((0x8100, 5)));
+        assert_eq!(vlan_tag(&cmsg(libc::SOL_SOCKET, 99, &[1; 16])), None);
+    }
+
+    #[test]
+    fn cut_or_bad_control_messages_end_the_walk() {
+        let whole = cmsg(
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &auxdata(libc::TP_STATUS_VLAN_VALID, 9, 0),
+        );
+        assert_eq!(vlan_tag(&whole), Some((0x8100, 9)));
+        for cut in 0..CMSG_HDR + mem::size_of::<libc::tpacket_auxdata>() {
+            assert_eq!(vlan_tag(&whole[..cut]), None, "cut at {cut}");
+        }
+        // A length below the header's would loop forever if it were walked.
+        let mut short = whole.clone();
+        short[..mem::size_of::<usize>()].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(control_messages(&short).count(), 0);
+        // A length past the buffer.
+        let mut long = whole;
+        long[..mem::size_of::<usize>()].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(control_messages(&long).count(), 0);
+    }
 }
