@@ -273,6 +273,75 @@ fn a_vlan_tag_the_kernel_took_out_is_put_back_and_the_frame_dropped_by_reason() 
     });
 }
 
+/// Now, in ns since the Unix epoch.
+fn realtime_ns() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    u64::try_from(since.as_nanos()).expect("before 2554")
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
+fn each_frame_carries_the_time_the_kernel_received_it() {
+    let ns = Netns::new(&["stamp"]);
+    ns.run(0, || {
+        local_veth();
+        let reader = PacketSocket::open(sys::if_nametoindex("d0").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let peer = PacketSocket::open(sys::if_nametoindex("d0p").unwrap(), &bpf::nd_filter())
+            .unwrap()
+            .0;
+        let mcast = [0x33, 0x33, 0xff, 0, 0, 1];
+        let gap = Duration::from_millis(50);
+        let mut batch = sys::RecvBatch::new(8, 2048);
+        // The kernel switches receive stamping on from a work queue after the first
+        // socket asks (`net_enable_timestamp`); until then a frame gets the time it is
+        // read. Wait for a frame stamped before it was read.
+        let stamping = (0..100).any(|_| {
+            peer.send(&frame(mcast, 58, &ns_payload(0))).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let n = reader.recv_batch_now(&mut batch).unwrap_or(0);
+            let read = realtime_ns();
+            n == 1 && batch.received().all(|r| r.rx_time_ns + 10_000_000 <= read)
+        });
+        assert!(stamping, "the kernel never stamped a frame on arrival");
+        let before = realtime_ns();
+        peer.send(&frame(mcast, 58, &ns_payload(1))).unwrap();
+        std::thread::sleep(gap);
+        // A tagged one: its time and its tag both fit in the control buffer.
+        let tagged = vlan_tagged(&frame(mcast, 58, &ns_payload(2)), 0x8100, 7);
+        peer.send(&tagged).unwrap();
+        let sent = realtime_ns();
+        std::thread::sleep(gap);
+        // Both are read in one batch, well after they arrived.
+        assert!(reader.wait_readable(1000).unwrap(), "nothing received");
+        assert_eq!(reader.recv_batch_now(&mut batch).unwrap(), 2);
+        let read = realtime_ns();
+        let got: Vec<(Vec<u8>, u64)> = batch
+            .received()
+            .map(|r| (r.frame.to_vec(), r.rx_time_ns))
+            .collect();
+        assert_eq!(got[1].0, tagged, "the VLAN tag is still put back");
+        let (first, second) = (got[0].1, got[1].1);
+        assert!(
+            before <= first && first <= second && second <= sent,
+            "receive times {first}, {second} outside the sends [{before}, {sent}]"
+        );
+        let gap_ns = u64::try_from(gap.as_nanos()).unwrap();
+        assert!(
+            second - first >= gap_ns,
+            "the frames' times are {} ns apart, less than the {gap_ns} ns between their sends",
+            second - first
+        );
+        assert!(
+            read - second >= gap_ns,
+            "the time is the kernel's receive time, not the read's"
+        );
+    });
+}
+
 #[test]
 #[ignore = "needs root and network namespaces"]
 fn held_wakeups_keep_the_reader_asleep_and_lose_no_frame() {

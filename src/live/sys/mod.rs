@@ -7,8 +7,8 @@
 //! `setns`). Raw `libc` is left for what rustix lacks, each with a SAFETY note:
 //! `recvmmsg`, the socket options it does not model (`SO_ATTACH_FILTER` with its
 //! `sock_fprog`, the `PACKET_*` options), `getsockopt(PACKET_STATISTICS)`, and the
-//! `sockaddr_ll` address it has no type for. Control messages (`PACKET_AUXDATA`) are
-//! decoded from their bytes, without pointers.
+//! `sockaddr_ll` address it has no type for. Control messages (`PACKET_AUXDATA`,
+//! `SCM_TIMESTAMPNS`) are decoded from their bytes, without pointers.
 //!
 //! Every function here owns its file descriptor through [`OwnedFd`] or borrows it
 //! through [`AsFd`], checks every return value and hands back `io::Result`; nothing
@@ -233,6 +233,13 @@ impl PacketSocket {
             libc::PACKET_AUXDATA,
             &1 as &libc::c_int,
         )?;
+        // Each frame's receive time, the kernel's `skb->tstamp` (see `Received`).
+        setsockopt(
+            sock.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &1 as &libc::c_int,
+        )?;
         let ignores_outgoing = setsockopt(
             sock.fd.as_fd(),
             libc::SOL_PACKET,
@@ -396,10 +403,10 @@ impl PacketSocket {
             let len = (h.msg_len as usize).min(batch.bufs[i].len() - VLAN_ROOM);
             // `size_t` here, `socklen_t` on musl.
             let control_len: usize = h.msg_hdr.msg_controllen as _;
-            let control = &batch.ctrls[i].0[..control_len.min(CONTROL_LEN)];
-            let tag = vlan_tag(control);
+            let meta = frame_meta(&batch.ctrls[i].0[..control_len.min(CONTROL_LEN)]);
+            batch.rx_times[i] = meta.rx_time_ns;
             let buf = &mut batch.bufs[i];
-            (batch.starts[i], batch.lens[i]) = match tag {
+            (batch.starts[i], batch.lens[i]) = match meta.vlan {
                 // Put the tag back where it was on the wire, between the MAC addresses
                 // and the EtherType, as libpcap does, so that the frame is judged (and
                 // dumped) as it arrived: a tagged frame is dropped by reason.
@@ -524,9 +531,12 @@ const fn cmsg_space(len: usize) -> usize {
     CMSG_HDR + cmsg_align(len)
 }
 
-/// Room for the control messages of one frame: `PACKET_AUXDATA` only. Too little room
-/// would cut it off (`MSG_CTRUNC`) and with it the frame's VLAN tag.
-const CONTROL_LEN: usize = cmsg_space(mem::size_of::<libc::tpacket_auxdata>());
+/// Room for the control messages of one frame: `SCM_TIMESTAMPNS` (a `timespec` of the
+/// size `libc::SO_TIMESTAMPNS` asks for) and `PACKET_AUXDATA`, which the kernel writes
+/// in that order. Too little room would cut the second off (`MSG_CTRUNC`) and with it
+/// the frame's VLAN tag.
+const CONTROL_LEN: usize = cmsg_space(mem::size_of::<libc::timespec>())
+    + cmsg_space(mem::size_of::<libc::tpacket_auxdata>());
 
 /// A control buffer, aligned as `cmsghdr` needs.
 #[derive(Clone, Copy)]
@@ -554,14 +564,57 @@ fn u16_at(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(data.get(at..at + 2)?.try_into().ok()?))
 }
 
-/// The VLAN tag (TPID, TCI) the kernel took out of a frame, from the `PACKET_AUXDATA`
-/// message among the frame's control messages `control`; `None` for an untagged frame.
-fn vlan_tag(control: &[u8]) -> Option<(u16, u16)> {
-    let (_, _, aux) = control_messages(control).find(|&(level, kind, data)| {
-        level == libc::SOL_PACKET
-            && kind == libc::PACKET_AUXDATA
-            && data.len() >= mem::size_of::<libc::tpacket_auxdata>()
-    })?;
+/// What the control messages of one received frame say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameMeta {
+    /// The VLAN tag (TPID, TCI) the kernel took out of the frame.
+    vlan: Option<(u16, u16)>,
+    /// `SCM_TIMESTAMPNS` in ns since the Unix epoch; 0 if absent.
+    rx_time_ns: u64,
+}
+
+/// Reads the frame's control messages `control` (one pass: this runs per frame).
+fn frame_meta(control: &[u8]) -> FrameMeta {
+    let mut meta = FrameMeta {
+        vlan: None,
+        rx_time_ns: 0,
+    };
+    for (level, kind, data) in control_messages(control) {
+        if level == libc::SOL_PACKET && kind == libc::PACKET_AUXDATA {
+            meta.vlan = auxdata_vlan(data);
+        } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+            meta.rx_time_ns = timespec_ns(data).unwrap_or(0);
+        }
+    }
+    meta
+}
+
+/// A `timespec` in ns since the epoch: two 64-bit fields (64-bit systems, and the
+/// `_NEW` option of 32-bit ones with a 64-bit `time_t`) or two 32-bit ones.
+fn timespec_ns(data: &[u8]) -> Option<u64> {
+    let (sec, nsec) = match data.len() {
+        16 => (
+            i64::from_ne_bytes(data[..8].try_into().ok()?),
+            i64::from_ne_bytes(data[8..].try_into().ok()?),
+        ),
+        8 => (
+            i64::from(i32::from_ne_bytes(data[..4].try_into().ok()?)),
+            i64::from(i32::from_ne_bytes(data[4..].try_into().ok()?)),
+        ),
+        _ => return None,
+    };
+    u64::try_from(sec)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(nsec).ok()?)
+}
+
+/// The VLAN tag (TPID, TCI) the kernel took out of a frame, from the data of its
+/// `PACKET_AUXDATA` message; `None` for an untagged frame (or a short message).
+fn auxdata_vlan(aux: &[u8]) -> Option<(u16, u16)> {
+    if aux.len() < mem::size_of::<libc::tpacket_auxdata>() {
+        return None;
+    }
     let status = u32::from_ne_bytes(
         aux.get(..4)?.try_into().ok()?, // tp_status is the first field
     );
@@ -591,6 +644,7 @@ pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     starts: Vec<usize>,
     lens: Vec<usize>,
+    rx_times: Vec<u64>,
     addrs: Vec<libc::sockaddr_ll>,
     ctrls: Vec<Control>,
     iovs: Vec<libc::iovec>,
@@ -605,6 +659,7 @@ impl RecvBatch {
             bufs: (0..count).map(|_| vec![0; size + VLAN_ROOM]).collect(),
             starts: vec![VLAN_ROOM; count],
             lens: vec![0; count],
+            rx_times: vec![0; count],
             addrs: vec![LinkAddr::new(0, 0).0; count],
             ctrls: vec![Control([0; CONTROL_LEN]); count],
             iovs: Vec::with_capacity(count),
@@ -639,11 +694,33 @@ impl RecvBatch {
 
     /// The frames of the last receive with their `sll_pkttype`.
     pub fn frames(&self) -> impl Iterator<Item = (&[u8], u8)> {
-        (0..self.len).map(|i| {
-            let frame = &self.bufs[i][self.starts[i]..self.starts[i] + self.lens[i]];
-            (frame, self.addrs[i].sll_pkttype)
+        self.received().map(|r| (r.frame, r.pkttype))
+    }
+
+    /// The frames of the last receive with all the kernel said about them.
+    pub fn received(&self) -> impl Iterator<Item = Received<'_>> {
+        (0..self.len).map(|i| Received {
+            frame: &self.bufs[i][self.starts[i]..self.starts[i] + self.lens[i]],
+            pkttype: self.addrs[i].sll_pkttype,
+            rx_time_ns: self.rx_times[i],
         })
     }
+}
+
+/// One frame of a [`RecvBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// The frame as it was on the wire (a VLAN tag the kernel took out put back).
+    pub frame: &'a [u8],
+    /// Its `sll_pkttype` (see [`pkttype`]).
+    pub pkttype: u8,
+    /// When the kernel received it, in ns since the Unix epoch (`CLOCK_REALTIME`):
+    /// `SCM_TIMESTAMPNS`, which is the frame's `skb->tstamp`, taken as the frame entered
+    /// the stack (`netif_receive_skb`, before tc ingress), not when it was read. 0 if the
+    /// kernel gave none. The kernel turns stamping on from a work queue once the first
+    /// socket of the system asks for it (`net_enable_timestamp`), so frames of the first
+    /// moments after `open` may carry the time they were read instead.
+    pub rx_time_ns: u64,
 }
 
 /// Sets the process umask, returning the previous one.
@@ -701,6 +778,10 @@ mod test {
         m
     }
 
+    fn vlan_tag(control: &[u8]) -> Option<(u16, u16)> {
+        frame_meta(control).vlan
+    }
+
     fn auxdata(status: u32, tci: u16, tpid: u16) -> Vec<u8> {
         let mut a = vec![0; mem::size_of::<libc::tpacket_auxdata>()];
         a[..4].copy_from_slice(&status.to_ne_bytes());
@@ -749,6 +830,43 @@ mod test {
         two.extend(aux(valid, 5, 0));
         assert_eq!(vlan_tag(&two), Some((0x8100, 5)));
         assert_eq!(vlan_tag(&cmsg(libc::SOL_SOCKET, 99, &[1; 16])), None);
+    }
+
+    fn timestamp(sec: i64, nsec: i64) -> Vec<u8> {
+        let mut t = sec.to_ne_bytes().to_vec();
+        t.extend_from_slice(&nsec.to_ne_bytes());
+        cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &t)
+    }
+
+    #[test]
+    fn the_receive_time_and_the_vlan_tag_come_from_one_walk() {
+        // The kernel writes the timestamp first, then the auxiliary data.
+        let mut both = timestamp(1_765_000_000, 123_456_789);
+        both.extend(cmsg(
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &auxdata(libc::TP_STATUS_VLAN_VALID, 42, 0),
+        ));
+        assert!(both.len() <= CONTROL_LEN, "room for both");
+        assert_eq!(
+            frame_meta(&both),
+            FrameMeta {
+                vlan: Some((0x8100, 42)),
+                rx_time_ns: 1_765_000_000_123_456_789,
+            }
+        );
+        // Without a timestamp (or with one of another size, or before 1970): 0.
+        let aux_only = &both[cmsg_space(16)..];
+        assert_eq!(frame_meta(aux_only).rx_time_ns, 0);
+        assert_eq!(frame_meta(aux_only).vlan, Some((0x8100, 42)));
+        let odd = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &[1; 12]);
+        assert_eq!(frame_meta(&odd).rx_time_ns, 0);
+        assert_eq!(frame_meta(&timestamp(-1, 0)).rx_time_ns, 0);
+        // The 32-bit layout.
+        let mut small = 7i32.to_ne_bytes().to_vec();
+        small.extend_from_slice(&9i32.to_ne_bytes());
+        let t32 = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &small);
+        assert_eq!(frame_meta(&t32).rx_time_ns, 7_000_000_009);
     }
 
     #[test]
