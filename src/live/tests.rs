@@ -1158,7 +1158,7 @@ fn recv_stamped(
     let mut buf = vec![0u8; 2048];
     let end = Instant::now() + for_;
     while Instant::now() < end {
-        if sys::poll_readable(sock.raw(), 50).unwrap() {
+        if sys::poll_readable(sock, 50).unwrap() {
             while let Ok((n, stamp)) = sys::ebpf::recv_timestampns(sock.raw(), &mut buf) {
                 if want(&buf[..n]) {
                     return Some((buf[..n].to_vec(), stamp));

@@ -62,19 +62,21 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `setsockopt` for the options rustix does not model.
-fn setsockopt<T>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: `fd` is an open descriptor (borrowed for the call); `value` is a valid,
-    // initialised T for the duration of the call and the length passed is exactly its
-    // size. The kernel only reads it.
+/// [`cvt`] for calls returning a size (used by `ebpf`'s test support).
+#[cfg_attr(not(test), allow(dead_code))]
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    // A non-negative ssize_t always fits usize.
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `setsockopt` for the options rustix does not model. `fd` is a descriptor the caller
+/// holds open for the call (a bad one gives `EBADF`).
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a valid, initialised T for the duration of the call and the
+    // length passed is exactly its size; the kernel only reads it.
     let ret = unsafe {
         libc::setsockopt(
-            fd.as_raw_fd(),
+            fd,
             level,
             name,
             (value as *const T).cast(),
@@ -102,7 +104,12 @@ pub fn attach_filter(fd: impl AsFd, program: &[SockFilter]) -> io::Result<()> {
         filter: insns.as_mut_ptr(),
     };
     // The kernel copies the program during the call; `insns` outlives it.
-    setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+    setsockopt(
+        fd.as_fd().as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &prog,
+    )
 }
 
 /// A wait of `timeout_ms` milliseconds as rustix takes it: negative is forever.
@@ -228,20 +235,20 @@ impl PacketSocket {
         // The kernel moves a frame's VLAN tag into metadata before the socket sees it
         // (`skb_vlan_untag`); the auxiliary data tells, and `RecvBatch` puts it back.
         setsockopt(
-            sock.fd.as_fd(),
+            sock.raw(),
             libc::SOL_PACKET,
             libc::PACKET_AUXDATA,
             &1 as &libc::c_int,
         )?;
         // Each frame's receive time, the kernel's `skb->tstamp` (see `Received`).
         setsockopt(
-            sock.fd.as_fd(),
+            sock.raw(),
             libc::SOL_SOCKET,
             libc::SO_TIMESTAMPNS,
             &1 as &libc::c_int,
         )?;
         let ignores_outgoing = setsockopt(
-            sock.fd.as_fd(),
+            sock.raw(),
             libc::SOL_PACKET,
             libc::PACKET_IGNORE_OUTGOING,
             &1 as &libc::c_int,
@@ -255,7 +262,7 @@ impl PacketSocket {
             mr_address: [0; 8],
         };
         setsockopt(
-            sock.fd.as_fd(),
+            sock.raw(),
             libc::SOL_PACKET,
             libc::PACKET_ADD_MEMBERSHIP,
             &mreq,
