@@ -57,7 +57,7 @@ fn bound_relay() -> (Engine, Instant, Vec<u8>) {
         all_nodes,
         &NdMessage::RouterAdvert(RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(0),
+            flags: RaFlags::empty(),
             router_lifetime: 1800,
             reachable_time: 0,
             retrans_timer: 0,
@@ -98,11 +98,7 @@ fn guest_na(target: Ipv6Addr) -> Vec<u8> {
         target,
         "fe80::1".parse().expect("literal"),
         &NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            },
+            flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
             target_addr: target,
         },
         &[OptionRepr::TargetLla(GUEST)],

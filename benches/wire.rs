@@ -34,11 +34,7 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         target,
         router_ll,
         &NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            },
+            flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
             target_addr: target,
         },
         &[OptionRepr::TargetLla(RELAY)],
@@ -50,7 +46,7 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         all_nodes,
         &NdMessage::RouterAdvert(RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(0),
+            flags: RaFlags::empty(),
             router_lifetime: 1800,
             reachable_time: 0,
             retrans_timer: 0,

@@ -27,7 +27,7 @@ fn main() -> std::io::Result<()> {
     let all_routers: Ipv6Addr = "ff02::2".parse().expect("literal");
     let ra = RouterAdvert {
         cur_hop_limit: 64,
-        flags: RaFlags(RaFlags::OTHER),
+        flags: RaFlags::OTHER,
         router_lifetime: 1800,
         reachable_time: 30_000,
         retrans_timer: 1_000,
@@ -79,11 +79,7 @@ fn main() -> std::io::Result<()> {
                 guest_ip,
                 router_ll,
                 &NdMessage::NeighborAdvert {
-                    flags: NaFlags {
-                        router: false,
-                        solicited: true,
-                        override_: true,
-                    },
+                    flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
                     target_addr: guest_ip,
                 },
                 &[OptionRepr::TargetLla(guest)],
@@ -209,11 +205,7 @@ fn engine_seeds(dir: &str, frame: &dyn Fn(&str) -> Vec<u8>) -> std::io::Result<(
         guest_ip,
         br0_ll,
         &NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            },
+            flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
             target_addr: guest_ip,
         },
         &[OptionRepr::TargetLla(guest)],

@@ -79,7 +79,7 @@ fn all_nodes() -> Ipv6Addr {
 fn router_ra() -> Vec<u8> {
     let ra = RouterAdvert {
         cur_hop_limit: 64,
-        flags: RaFlags(0),
+        flags: RaFlags::empty(),
         router_lifetime: 1800,
         reachable_time: 0,
         retrans_timer: 0,
@@ -122,10 +122,10 @@ fn ns(eth_src: Mac, src: Ipv6Addr, target: Ipv6Addr, slla: Option<Mac>) -> Vec<u
 }
 
 fn na(k: u32, dst: Ipv6Addr, eth_dst: Mac, solicited: bool) -> Vec<u8> {
-    let flags = NaFlags {
-        router: false,
-        solicited,
-        override_: true,
+    let flags = if solicited {
+        NaFlags::SOLICITED | NaFlags::OVERRIDE
+    } else {
+        NaFlags::OVERRIDE
     };
     emit_nd(
         guest_mac(k),

@@ -337,11 +337,7 @@ fn h19_na_multicast_target() {
 fn h20_uplink_na_claiming_a_guest() {
     let mut relay = Relay::ready();
     relay.bind_guest();
-    let flags = NaFlags {
-        router: false,
-        solicited: false,
-        override_: true,
-    };
+    let flags = NaFlags::OVERRIDE;
     let f = na(OTHER_MAC, guest(), all_nodes(), flags, guest(), OTHER_MAC);
     relay.inject(UPLINK, &f);
     assert_eq!(relay.drops("uplink_claims_guest"), 1);
@@ -357,11 +353,7 @@ fn h20_uplink_na_claiming_a_guest() {
 fn h21_override_na_on_other_port_moves_only_after_failed_probe() {
     let mut relay = Relay::ready();
     relay.bind_guest();
-    let flags = NaFlags {
-        router: false,
-        solicited: false,
-        override_: true,
-    };
+    let flags = NaFlags::OVERRIDE;
     let f = na(OTHER_MAC, guest(), all_nodes(), flags, guest(), OTHER_MAC);
     relay.inject(BR1, &f);
     assert!(
@@ -402,11 +394,7 @@ fn h21_override_na_on_other_port_moves_only_after_failed_probe() {
         OTHER_MAC,
         guest(),
         BR1_MAC.link_local(),
-        NaFlags {
-            router: false,
-            solicited: true,
-            override_: true,
-        },
+        NaFlags::SOLICITED | NaFlags::OVERRIDE,
         guest(),
         OTHER_MAC,
     );
@@ -458,7 +446,7 @@ fn h26_uplink_ra_with_p_bit() {
     // A distinctive Router Lifetime marks any copy of this RA that might leak through.
     let marked = RouterAdvert {
         cur_hop_limit: 64,
-        flags: RaFlags(RaFlags::PROXY),
+        flags: RaFlags::PROXY,
         router_lifetime: 4321,
         reachable_time: 0,
         retrans_timer: 0,

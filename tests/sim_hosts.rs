@@ -157,7 +157,7 @@ fn injected_pcap_frames_keep_their_spacing() {
     let all_nodes = "ff02::1".parse().expect("valid address");
     let ra = NdMessage::RouterAdvert(RouterAdvert {
         cur_hop_limit: 64,
-        flags: RaFlags(0),
+        flags: RaFlags::empty(),
         router_lifetime: 1800,
         reachable_time: 0,
         retrans_timer: 0,

@@ -162,7 +162,7 @@ fn valid_nd() -> impl Strategy<Value = Nd> {
         .prop_map(
             |(cur_hop_limit, flags, router_lifetime, reachable_time, retrans_timer)| RouterAdvert {
                 cur_hop_limit,
-                flags: RaFlags(flags),
+                flags: RaFlags::from_bits_retain(flags),
                 router_lifetime,
                 reachable_time,
                 retrans_timer,
@@ -241,10 +241,12 @@ fn valid_nd() -> impl Strategy<Value = Nd> {
                 src,
                 dst,
                 message: NdMessage::NeighborAdvert {
-                    flags: NaFlags {
-                        router: r,
-                        solicited: s && !dst.is_multicast(),
-                        override_: o,
+                    flags: {
+                        let mut f = NaFlags::empty();
+                        f.set(NaFlags::ROUTER, r);
+                        f.set(NaFlags::SOLICITED, s && !dst.is_multicast());
+                        f.set(NaFlags::OVERRIDE, o);
+                        f
                     },
                     target_addr: target,
                 },
@@ -413,7 +415,7 @@ proptest! {
         let is_ra = matches!(nd.message, NdMessage::RouterAdvert(_));
         let want_msg = match nd.message {
             NdMessage::RouterAdvert(ra) if rw.set_proxy_flag => {
-                NdMessage::RouterAdvert(RouterAdvert { flags: RaFlags(ra.flags.0 | RaFlags::PROXY), ..ra })
+                NdMessage::RouterAdvert(RouterAdvert { flags: ra.flags | RaFlags::PROXY, ..ra })
             }
             m => m,
         };

@@ -34,7 +34,7 @@ impl Engine {
         if addr.is_unspecified() || addr.is_multicast() || mac.is_multicast() {
             return;
         }
-        let solicited = na.is_some_and(|f| f.solicited);
+        let solicited = na.is_some_and(|f| f.contains(NaFlags::SOLICITED));
         let Some(b) = self.cache.get(&addr) else {
             let t = &self.cfg.tunables;
             let (state, deadline) = if solicited {
@@ -91,11 +91,11 @@ impl Engine {
         match na {
             None if !same_mac => self.set_mac_stale(now, addr, mac),
             None => {}
-            Some(f) if same_mac || f.override_ => {
+            Some(f) if same_mac || f.contains(NaFlags::OVERRIDE) => {
                 if !same_mac {
                     self.set_mac_stale(now, addr, mac);
                 }
-                if f.solicited {
+                if f.contains(NaFlags::SOLICITED) {
                     self.confirm(now, addr);
                 }
             }

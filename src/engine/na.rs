@@ -118,10 +118,10 @@ impl Engine {
             self.counters.bump(Counter::UnsolicitedNaIgnored);
             return false;
         }
-        let flags = NaFlags {
-            solicited: flags.solicited && asked,
-            ..flags
-        };
+        let mut flags = flags;
+        if !asked {
+            flags.remove(NaFlags::SOLICITED);
+        }
         self.learn(now, port, target, mac, Some(flags));
         true
     }

@@ -35,11 +35,7 @@ impl Engine {
                 self.counters.bump(Counter::LeftToHost);
                 return;
             }
-            let flags = NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            };
+            let flags = NaFlags::SOLICITED | NaFlags::OVERRIDE;
             return self.answer_ns(port, pkt, target, target, flags);
         }
         let Some(mode) = self.proxied(target) else {
@@ -74,11 +70,7 @@ impl Engine {
         if mode == PrefixMode::Static {
             // Static rule: every address in the prefix is ours to answer (ndppd
             // `static`); a solicited proxy answer from the uplink, O=0 (RFC 4861 §7.2.8).
-            let flags = NaFlags {
-                router: false,
-                solicited: true,
-                override_: false,
-            };
+            let flags = NaFlags::SOLICITED;
             return self.answer_ns(port, pkt, target, target, flags);
         }
         let Some(b) = self.cache.get(&target) else {
@@ -96,11 +88,7 @@ impl Engine {
                 confirmed_at.is_some_and(|t| now.saturating_since(t) <= window)
             }) && bport != port
                 && self.forwarding(bport);
-        let flags = NaFlags {
-            router: false,
-            solicited: true,
-            override_: false,
-        };
+        let flags = NaFlags::SOLICITED;
         let kernel_answered = fast && self.kernel_answered(now, port, pkt, target);
         let kernel_relayed = self.kernel_relayed_ns(now, port, pkt, target);
         if fast {
@@ -408,10 +396,10 @@ impl Engine {
         } else {
             (pkt.src_addr, pkt.slla.unwrap_or(pkt.eth_src))
         };
-        let flags = NaFlags {
-            solicited: flags.solicited && !dst.is_multicast(),
-            ..flags
-        };
+        let mut flags = flags;
+        if dst.is_multicast() {
+            flags.remove(NaFlags::SOLICITED);
+        }
         self.originate(
             port,
             eth_dst,

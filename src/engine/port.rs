@@ -156,11 +156,7 @@ impl Engine {
             .map(|(a, _)| *a)
             .collect();
         addrs.sort();
-        let flags = NaFlags {
-            router: false,
-            solicited: false,
-            override_: true,
-        };
+        let flags = NaFlags::OVERRIDE;
         for addr in addrs {
             self.originate(
                 port,

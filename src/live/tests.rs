@@ -848,11 +848,7 @@ fn the_kernel_relays_ns_and_the_bound_guests_answer_as_the_engine_would() {
         };
         let na = |eth_src: Mac, eth_dst: Mac, dst: Ipv6Addr, tlla: Mac| {
             let message = NdMessage::NeighborAdvert {
-                flags: NaFlags {
-                    router: false,
-                    solicited: true,
-                    override_: true,
-                },
+                flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
                 target_addr: target,
             };
             emit_nd(

@@ -2,7 +2,7 @@
 
 use super::text::{push_ipv6, push_mac, push_u64};
 use crate::DropReason;
-use crate::wire::{NdMessage, NdOption, Parsed, parse_frame};
+use crate::wire::{NaFlags, NdMessage, NdOption, Parsed, parse_frame};
 
 /// Describes `frame` in one line, e.g. `NS who-has 2001:db8::10 from fe80::1 slla 02:..`.
 pub fn describe(frame: &[u8]) -> String {
@@ -88,9 +88,9 @@ fn write_description(s: &mut Vec<u8>, len: usize, parsed: &Result<Parsed<'_>, Dr
                     push_ipv6(s, target_addr);
                     s.extend_from_slice(b" [");
                     for (on, c) in [
-                        (flags.router, b'R'),
-                        (flags.solicited, b'S'),
-                        (flags.override_, b'O'),
+                        (flags.contains(NaFlags::ROUTER), b'R'),
+                        (flags.contains(NaFlags::SOLICITED), b'S'),
+                        (flags.contains(NaFlags::OVERRIDE), b'O'),
                     ] {
                         if on {
                             s.push(c);

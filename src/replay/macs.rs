@@ -137,7 +137,7 @@ mod test {
         let all: Ipv6Addr = "ff02::1".parse().unwrap();
         let ra = RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(flags),
+            flags: RaFlags::from_bits_retain(flags),
             router_lifetime: 1800,
             ..Default::default()
         };
@@ -157,7 +157,7 @@ mod test {
         let rogue = Mac([0x52, 0x54, 0, 0, 0, 9]);
         let mut ev = MacEvidence::default();
         ev.observe(PortId(1), &ra(rogue, 0));
-        ev.observe(PortId(1), &ra(relay, RaFlags::PROXY));
+        ev.observe(PortId(1), &ra(relay, RaFlags::PROXY.bits()));
         assert_eq!(
             ev.infer(PortId(1), Role::Downstream),
             Some((relay, MacSource::ProxyRa))

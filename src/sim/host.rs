@@ -591,7 +591,7 @@ impl Host {
         }));
         let message = NdMessage::RouterAdvert(RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(0),
+            flags: RaFlags::empty(),
             router_lifetime: *router_lifetime,
             reachable_time: 0,
             retrans_timer: 0,
@@ -850,11 +850,9 @@ impl Host {
                         self.learn(nd.src_addr, mac);
                     }
                 }
-                let flags = NaFlags {
-                    router: self.is_router(),
-                    solicited: !nd.src_addr.is_unspecified(),
-                    override_: true,
-                };
+                let mut flags = NaFlags::OVERRIDE;
+                flags.set(NaFlags::ROUTER, self.is_router());
+                flags.set(NaFlags::SOLICITED, !nd.src_addr.is_unspecified());
                 let (dst, eth_dst) = if nd.src_addr.is_unspecified() {
                     (ALL_NODES, Some(Mac::ipv6_multicast(ALL_NODES)))
                 } else {
@@ -927,7 +925,7 @@ impl Host {
                     return;
                 };
                 n.mac = Some(mac);
-                n.state = if flags.solicited {
+                n.state = if flags.contains(NaFlags::SOLICITED) {
                     NState::Reachable {
                         until: reachable_until,
                     }
@@ -938,7 +936,7 @@ impl Host {
             }
             _ => {
                 let differs = tlla.is_some_and(|m| Some(m) != n.mac);
-                if !flags.override_ && differs {
+                if !flags.contains(NaFlags::OVERRIDE) && differs {
                     if matches!(n.state, NState::Reachable { .. }) {
                         n.state = NState::Stale;
                     }
@@ -947,7 +945,7 @@ impl Host {
                 if let Some(m) = tlla {
                     n.mac = Some(m);
                 }
-                if flags.solicited {
+                if flags.contains(NaFlags::SOLICITED) {
                     n.state = NState::Reachable {
                         until: reachable_until,
                     };
@@ -1071,7 +1069,7 @@ impl Host {
             } => {
                 let message = NdMessage::RouterAdvert(RouterAdvert {
                     cur_hop_limit: 64,
-                    flags: RaFlags(0),
+                    flags: RaFlags::empty(),
                     router_lifetime: 1800,
                     reachable_time: 0,
                     retrans_timer: 0,

@@ -68,7 +68,7 @@ pub fn rewrite(packet: &NdPacket<'_>, rw: &Rewrite, out: &mut Vec<u8>) {
     let is_ra = matches!(packet.message, NdMessage::RouterAdvert(_));
     if is_ra && rw.set_proxy_flag {
         if let Some(flags) = out.get_mut(icmp_start + field::RA_FLAGS) {
-            *flags |= RaFlags::PROXY;
+            *flags |= RaFlags::PROXY.bits();
         }
     }
     let mut rest = &packet.icmp[fixed_len..];
@@ -173,7 +173,7 @@ pub fn emit_nd(
     match message {
         NdMessage::RouterSolicit => out.extend_from_slice(&[0; 4]),
         NdMessage::RouterAdvert(ra) => {
-            out.extend_from_slice(&[ra.cur_hop_limit, ra.flags.0]);
+            out.extend_from_slice(&[ra.cur_hop_limit, ra.flags.bits()]);
             out.extend_from_slice(&ra.router_lifetime.to_be_bytes());
             out.extend_from_slice(&ra.reachable_time.to_be_bytes());
             out.extend_from_slice(&ra.retrans_timer.to_be_bytes());
@@ -183,7 +183,7 @@ pub fn emit_nd(
             out.extend_from_slice(&target_addr.octets());
         }
         NdMessage::NeighborAdvert { flags, target_addr } => {
-            out.extend_from_slice(&[flags.to_byte(), 0, 0, 0]);
+            out.extend_from_slice(&[flags.bits(), 0, 0, 0]);
             out.extend_from_slice(&target_addr.octets());
         }
         NdMessage::Redirect {
@@ -368,7 +368,7 @@ mod test {
     fn ra_golden_message() -> (NdMessage, Vec<OptionRepr>) {
         let msg = NdMessage::RouterAdvert(crate::wire::RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+            flags: RaFlags::MANAGED | RaFlags::OTHER,
             router_lifetime: 1800,
             reachable_time: 30000,
             retrans_timer: 1000,
@@ -439,11 +439,7 @@ mod test {
             ip("2001:db8::2"),
             ip("2001:db8::1"),
             &NdMessage::NeighborAdvert {
-                flags: crate::wire::NaFlags {
-                    router: false,
-                    solicited: true,
-                    override_: true,
-                },
+                flags: crate::wire::NaFlags::SOLICITED | crate::wire::NaFlags::OVERRIDE,
                 target_addr: ip("2001:db8::2"),
             },
             &[OptionRepr::TargetLla(MAC_B)],

@@ -72,32 +72,41 @@ pub struct Ipv6Data<'a> {
     pub packet: &'a [u8],
 }
 
-/// Neighbor Advertisement flags (RFC 4861 §4.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct NaFlags {
-    /// R: the sender is a router.
-    pub router: bool,
-    /// S: sent in response to a Neighbor Solicitation.
-    pub solicited: bool,
-    /// O: override an existing cache entry.
-    pub override_: bool,
+bitflags::bitflags! {
+    /// Neighbor Advertisement flags byte: `R S O Reserved` (RFC 4861 §4.4). Reserved bits
+    /// are dropped on parse (`from_bits_truncate`) and sent as zero.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+    pub struct NaFlags: u8 {
+        /// R: the sender is a router.
+        const ROUTER = 0x80;
+        /// S: sent in response to a Neighbor Solicitation.
+        const SOLICITED = 0x40;
+        /// O: override an existing cache entry.
+        const OVERRIDE = 0x20;
+    }
 }
 
-/// Router Advertisement flags byte: `M O H Prf Prf P Rsv Rsv` (RFC 4861, 4191, 4389).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct RaFlags(pub u8);
+bitflags::bitflags! {
+    /// Router Advertisement flags byte: `M O H Prf Prf P Rsv Rsv` (RFC 4861, 4191, 4389).
+    /// Every bit is kept as received (`from_bits_retain`): a relayed RA carries the
+    /// router's H, Prf and reserved bits unchanged.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+    pub struct RaFlags: u8 {
+        /// M: managed address configuration.
+        const MANAGED = 0x80;
+        /// O: other configuration.
+        const OTHER = 0x40;
+        /// P: proxied (RFC 4389 §4.1.3.3).
+        const PROXY = 0x04;
+        // The bits this crate does not name (H, Prf, reserved) are still part of the byte.
+        const _ = !0;
+    }
+}
 
 impl RaFlags {
-    /// M: managed address configuration.
-    pub const MANAGED: u8 = 0x80;
-    /// O: other configuration.
-    pub const OTHER: u8 = 0x40;
-    /// P: proxied (RFC 4389 §4.1.3.3).
-    pub const PROXY: u8 = 0x04;
-
     /// True if the Proxy bit is set.
     pub const fn proxy(self) -> bool {
-        self.0 & Self::PROXY != 0
+        self.contains(Self::PROXY)
     }
 }
 
@@ -440,7 +449,7 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             }
             NdMessage::RouterAdvert(RouterAdvert {
                 cur_hop_limit: icmp[field::CUR_HOP_LIMIT],
-                flags: RaFlags(icmp[field::RA_FLAGS]),
+                flags: RaFlags::from_bits_retain(icmp[field::RA_FLAGS]),
                 router_lifetime: u16_at(icmp, field::ROUTER_LIFETIME),
                 reachable_time: u32_at(icmp, field::REACHABLE_TIME),
                 retrans_timer: u32_at(icmp, field::RETRANS_TIMER),
@@ -457,12 +466,12 @@ fn validate(ip: IpFields, icmp: &[u8]) -> Result<NdPacket<'_>, DropReason> {
             NdMessage::NeighborSolicit { target_addr }
         }
         icmp_type::NEIGHBOR_ADVERT => {
-            let flags = NaFlags::from_byte(icmp[field::NA_FLAGS]);
+            let flags = NaFlags::from_bits_truncate(icmp[field::NA_FLAGS]);
             let target_addr = addr_at(icmp, field::TARGET);
             if target_addr.is_multicast() {
                 return Err(DropReason::McastTarget);
             }
-            if flags.solicited && ip.dst_addr.is_multicast() {
+            if flags.contains(NaFlags::SOLICITED) && ip.dst_addr.is_multicast() {
                 return Err(DropReason::McastSolicited);
             }
             NdMessage::NeighborAdvert { flags, target_addr }
@@ -578,31 +587,6 @@ fn ra_option_len_ok(kind: u8, units: u8, third: u8) -> bool {
     }
 }
 
-impl NaFlags {
-    /// R bit of the NA flags byte.
-    pub const ROUTER: u8 = 0x80;
-    /// S bit of the NA flags byte.
-    pub const SOLICITED: u8 = 0x40;
-    /// O bit of the NA flags byte.
-    pub const OVERRIDE: u8 = 0x20;
-
-    /// Decodes the first byte after the NA checksum.
-    pub const fn from_byte(b: u8) -> Self {
-        Self {
-            router: b & Self::ROUTER != 0,
-            solicited: b & Self::SOLICITED != 0,
-            override_: b & Self::OVERRIDE != 0,
-        }
-    }
-
-    /// Encodes the flags byte (reserved bits zero).
-    pub const fn to_byte(self) -> u8 {
-        (if self.router { Self::ROUTER } else { 0 })
-            | (if self.solicited { Self::SOLICITED } else { 0 })
-            | (if self.override_ { Self::OVERRIDE } else { 0 })
-    }
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
@@ -662,7 +646,7 @@ mod test {
             p.message,
             NdMessage::RouterAdvert(RouterAdvert {
                 cur_hop_limit: 64,
-                flags: RaFlags(RaFlags::MANAGED | RaFlags::OTHER),
+                flags: RaFlags::MANAGED | RaFlags::OTHER,
                 router_lifetime: 1800,
                 reachable_time: 30000,
                 retrans_timer: 1000,
@@ -697,11 +681,7 @@ mod test {
         assert_eq!(
             p.message,
             NdMessage::NeighborAdvert {
-                flags: NaFlags {
-                    router: false,
-                    solicited: true,
-                    override_: true
-                },
+                flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
                 target_addr: ip("2001:db8::2"),
             }
         );
@@ -869,11 +849,18 @@ mod test {
     #[test]
     fn na_flags_bits() {
         for b in 0..=0xe0u8 {
-            let f = NaFlags::from_byte(b);
-            assert_eq!(f.to_byte(), b & 0xe0);
+            let f = NaFlags::from_bits_truncate(b);
+            assert_eq!(f.bits(), b & 0xe0);
         }
-        assert!(NaFlags::from_byte(0x80).router);
-        assert!(NaFlags::from_byte(0x40).solicited);
-        assert!(NaFlags::from_byte(0x20).override_);
+        assert_eq!(NaFlags::from_bits_truncate(0x9f), NaFlags::ROUTER);
+        assert_eq!(NaFlags::from_bits_truncate(0x40), NaFlags::SOLICITED);
+        assert_eq!(NaFlags::from_bits_truncate(0x20), NaFlags::OVERRIDE);
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                RaFlags::from_bits_retain(b).bits(),
+                b,
+                "RA flags byte kept whole"
+            );
+        }
     }
 }

@@ -114,10 +114,10 @@ pub fn na(
 }
 
 pub fn na_from_guest(solicited: bool) -> Vec<u8> {
-    let flags = NaFlags {
-        router: false,
-        solicited,
-        override_: true,
+    let flags = if solicited {
+        NaFlags::SOLICITED | NaFlags::OVERRIDE
+    } else {
+        NaFlags::OVERRIDE
     };
     let dst = if solicited { router_ll() } else { all_nodes() };
     na(GUEST_MAC, guest(), dst, flags, guest(), GUEST_MAC)
@@ -126,7 +126,7 @@ pub fn na_from_guest(solicited: bool) -> Vec<u8> {
 pub fn ra(eth_src: Mac, src: Ipv6Addr, flags: u8, opts: &[OptionRepr]) -> Vec<u8> {
     let ra = RouterAdvert {
         cur_hop_limit: 64,
-        flags: RaFlags(flags),
+        flags: RaFlags::from_bits_retain(flags),
         router_lifetime: 1800,
         reachable_time: 0,
         retrans_timer: 0,
@@ -334,16 +334,8 @@ pub fn malformed_corpus() -> Vec<Malformed> {
         ],
     );
     v.push(case("h15", BR0, f, "dup_lla"));
-    let solicited = NaFlags {
-        router: false,
-        solicited: true,
-        override_: true,
-    };
-    let unsolicited = NaFlags {
-        router: false,
-        solicited: false,
-        override_: true,
-    };
+    let solicited = NaFlags::SOLICITED | NaFlags::OVERRIDE;
+    let unsolicited = NaFlags::OVERRIDE;
     v.push(case(
         "h18",
         BR0,
@@ -417,7 +409,7 @@ pub fn malformed_corpus() -> Vec<Malformed> {
     let f = ra(
         ROUTER_MAC,
         router_ll(),
-        RaFlags::PROXY,
+        RaFlags::PROXY.bits(),
         &[OptionRepr::SourceLla(ROUTER_MAC)],
     );
     v.push(case("h26", UPLINK, f, "ra_p_bit"));

@@ -59,21 +59,9 @@ pub(super) fn all_routers() -> Ipv6Addr {
     "ff02::2".parse().unwrap()
 }
 
-pub(super) const NO_FLAGS: NaFlags = NaFlags {
-    router: false,
-    solicited: false,
-    override_: false,
-};
-pub(super) const SOLICITED: NaFlags = NaFlags {
-    router: false,
-    solicited: true,
-    override_: true,
-};
-pub(super) const UNSOLICITED_O: NaFlags = NaFlags {
-    router: false,
-    solicited: false,
-    override_: true,
-};
+pub(super) const NO_FLAGS: NaFlags = NaFlags::empty();
+pub(super) const SOLICITED: NaFlags = NaFlags::SOLICITED.union(NaFlags::OVERRIDE);
+pub(super) const UNSOLICITED_O: NaFlags = NaFlags::OVERRIDE;
 
 /// The standard test config: uplink + two downstream ports, prefix 2001:db8:1::/64,
 /// kernel routes, events on, fixed seed.
@@ -174,7 +162,7 @@ impl Harness {
     /// each downstream port. Outputs so far are discarded.
     pub(super) fn ready(cfg: EngineConfig) -> Self {
         let mut h = Self::new(cfg);
-        h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+        h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
         h.advance(Duration::from_secs(10));
         assert!(h.proxying(D1) && h.proxying(D2), "ports must be enabled");
         h.clear();

@@ -28,14 +28,7 @@ fn na_returns_to_the_solicitor_with_tlla_rewritten_and_owner_flags_kept() {
     let mut h = Harness::ready(config());
     h.inject(UP, &ns_from_router(addr(10)));
     h.clear();
-    for flags in [
-        SOLICITED,
-        NaFlags {
-            router: true,
-            solicited: true,
-            override_: false,
-        },
-    ] {
+    for flags in [SOLICITED, NaFlags::ROUTER | NaFlags::SOLICITED] {
         let f = na(
             gmac(10),
             D1_MAC,
@@ -301,11 +294,7 @@ fn link_local_targets_follow_the_ra_source_policy() {
         UP_MAC,
         router_ll(),
         gmac(10).link_local(),
-        NaFlags {
-            router: true,
-            solicited: true,
-            override_: true,
-        },
+        NaFlags::ROUTER | NaFlags::SOLICITED | NaFlags::OVERRIDE,
         router_ll(),
         Some(ROUTER_MAC),
     );
@@ -419,11 +408,7 @@ fn static_prefix_is_answered_at_once_from_the_uplink_with_o_clear() {
     assert_eq!(
         pkt.message,
         NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: false
-            },
+            flags: NaFlags::SOLICITED,
             target_addr: target
         },
         "solicited proxy answer, O=0 (RFC 4861 §7.2.8)"
@@ -458,7 +443,7 @@ fn fast_path_off_by_default_on_answers_recent_bindings_and_still_relays() {
     let pkt = ans[0].nd();
     assert!(
         matches!(pkt.message, NdMessage::NeighborAdvert { flags, target_addr }
-        if target_addr == addr(10) && flags.solicited && !flags.override_)
+        if target_addr == addr(10) && flags.contains(NaFlags::SOLICITED) && !flags.contains(NaFlags::OVERRIDE))
     );
     assert_eq!(pkt.tlla, Some(UP_MAC));
     assert_eq!(

@@ -87,7 +87,7 @@ fn mac_change_is_used_at_once_and_announced() {
     let pkt = ann[0].nd();
     assert!(
         matches!(pkt.message, NdMessage::NeighborAdvert { flags, target_addr }
-        if target_addr == addr(10) && flags.override_ && !flags.solicited)
+        if target_addr == addr(10) && flags.contains(NaFlags::OVERRIDE) && !flags.contains(NaFlags::SOLICITED))
     );
     assert_eq!(
         (pkt.eth_src, pkt.tlla, pkt.dst_addr),
@@ -120,7 +120,7 @@ fn mtu_change_applies_at_once_and_below_1280_counts_as_down() {
     h.bind_guest(10, D1);
     h.link(D1, LinkEvent::MtuChanged(1400));
     h.advance(Duration::from_secs(5));
-    h.inject(UP, &ra(RaFlags(0), 1800, &[OptionRepr::Mtu(1500)]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[OptionRepr::Mtu(1500)]));
     let out = h.take(D1);
     assert!(out[0].nd().options().any(|o| o == NdOption::Mtu(1400)));
     h.link(D1, LinkEvent::MtuChanged(1000));

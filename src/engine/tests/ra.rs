@@ -56,7 +56,7 @@ fn start_sends_rs_upstream_and_repeats_until_an_ra_arrives() {
         1,
         "repeated after ra_min_interval"
     );
-    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
     h.clear();
     h.advance(Duration::from_secs(30));
     assert!(h.take(UP).is_empty(), "no more RS once an RA is known");
@@ -68,7 +68,7 @@ fn downstream_port_forwards_only_after_two_p_bit_ras() {
     h.advance(Duration::ZERO);
     h.clear();
     assert!(!h.proxying(D1));
-    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
     for p in [D1, D2] {
         let out = h.take(p);
         assert_eq!(out.len(), 1, "first P-bit RA at once");
@@ -104,11 +104,7 @@ fn ra_copies_are_built_per_port_from_the_original() {
     h.advance(Duration::from_secs(5));
     h.inject(
         UP,
-        &ra(
-            RaFlags(RaFlags::MANAGED),
-            1800,
-            &[OptionRepr::Mtu(1500), pio()],
-        ),
+        &ra(RaFlags::MANAGED, 1800, &[OptionRepr::Mtu(1500), pio()]),
     );
     assert!(h.take(UP).is_empty());
     for (p, mtu) in [(D1, 1500), (D2, 1400)] {
@@ -117,7 +113,7 @@ fn ra_copies_are_built_per_port_from_the_original() {
         let pkt = out[0].nd();
         let f = ra_fields(&out[0]);
         assert!(f.flags.proxy(), "P set");
-        assert_eq!(f.flags.0 & RaFlags::MANAGED, RaFlags::MANAGED, "M kept");
+        assert!(f.flags.contains(RaFlags::MANAGED), "M kept");
         assert_eq!(pkt.slla, Some(port_mac(p)), "SLLA = this port's MAC");
         assert_eq!(pkt.eth_src, port_mac(p));
         assert_eq!(pkt.src_addr, router_ll(), "KeepRouter: router's link-local");
@@ -142,7 +138,7 @@ fn ra_source_relay_uses_our_link_local_and_clears_pio_l() {
     let mut cfg = config();
     cfg.ra_source = RaSource::Relay;
     let mut h = Harness::new(cfg);
-    h.inject(UP, &ra(RaFlags(0), 1800, &[pio()]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[pio()]));
     let out = h.take(D1);
     assert_eq!(out.len(), 1);
     let pkt = out[0].nd();
@@ -157,12 +153,12 @@ fn ra_source_relay_uses_our_link_local_and_clears_pio_l() {
 fn multicast_ras_are_paced_per_port_and_the_latest_wins() {
     let mut h = Harness::ready(config());
     h.advance(Duration::from_secs(5));
-    h.inject(UP, &ra(RaFlags(0), 1000, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1000, &[]));
     assert_eq!(h.take(D1).len(), 1);
     h.clear();
     h.advance(Duration::from_secs(1));
-    h.inject(UP, &ra(RaFlags(0), 1001, &[]));
-    h.inject(UP, &ra(RaFlags(0), 1002, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1001, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1002, &[]));
     assert!(h.sent.is_empty(), "within ra_min_interval: held");
     h.advance(Duration::from_secs(2));
     let out = h.take(D1);
@@ -177,7 +173,7 @@ fn multicast_ras_are_paced_per_port_and_the_latest_wins() {
 fn unicast_ra_to_a_guest_is_delivered_unpaced() {
     let mut h = Harness::ready(config());
     h.bind_guest(10, D1);
-    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
     h.clear();
     let f = emit_nd(
         ROUTER_MAC,
@@ -186,7 +182,7 @@ fn unicast_ra_to_a_guest_is_delivered_unpaced() {
         addr(10),
         &NdMessage::RouterAdvert(RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(0),
+            flags: RaFlags::empty(),
             router_lifetime: 1800,
             reachable_time: 0,
             retrans_timer: 0,
@@ -265,7 +261,7 @@ fn p_bit_ra_on_the_uplink_quarantines_its_sender_not_the_uplink() {
         ..Tunables::default()
     };
     let mut h = Harness::ready(cfg);
-    h.inject(UP, &ra_from(UPHOST_MAC, RaFlags(RaFlags::PROXY)));
+    h.inject(UP, &ra_from(UPHOST_MAC, RaFlags::PROXY));
     assert!(h.sent.is_empty(), "a P-bit RA is never relayed");
     assert_eq!(h.count("drop_ra_p_bit"), 1);
     assert_eq!(h.count("quarantined_senders"), 1);
@@ -281,7 +277,7 @@ fn p_bit_ra_on_the_uplink_quarantines_its_sender_not_the_uplink() {
     assert!(h.sent.is_empty());
     assert_eq!(h.count("drop_quarantined"), 1);
     // A P-bit RA forged with the router's MAC quarantines nobody.
-    h.inject(UP, &ra_from(ROUTER_MAC, RaFlags(RaFlags::PROXY)));
+    h.inject(UP, &ra_from(ROUTER_MAC, RaFlags::PROXY));
     assert_eq!(h.count("drop_ra_p_bit"), 2);
     assert_eq!(h.count("quarantined_senders"), 1);
     h.inject(UP, &ns_from_router(addr(12)));
@@ -297,10 +293,10 @@ fn p_bit_ra_on_the_uplink_quarantines_its_sender_not_the_uplink() {
 fn a_p_clear_ra_releases_a_router_quarantined_before_it_was_heard() {
     let mut h = Harness::new(config());
     // Someone posing as a proxy with the router's MAC before the router's first RA.
-    h.inject(UP, &ra(RaFlags(RaFlags::PROXY), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::PROXY, 1800, &[]));
     assert_eq!(h.count("quarantined_senders"), 1);
     // The router's own RA: relayed, and the router is heard from then on.
-    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
     h.advance(Duration::from_secs(10));
     assert!(h.proxying(D1));
     h.clear();
@@ -314,7 +310,7 @@ fn cascade_mode_relays_p_bit_ras() {
     cfg.honour_proxy_bit = false;
     let mut h = Harness::ready(cfg);
     h.advance(Duration::from_secs(5));
-    h.inject(UP, &ra(RaFlags(RaFlags::PROXY), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::PROXY, 1800, &[]));
     assert_eq!(h.take(D1).len(), 1);
     assert_eq!(h.count("ra_p_bit_ignored"), 1);
     assert_eq!(h.count("drop_ra_p_bit"), 0);
@@ -330,7 +326,7 @@ fn rogue_ra_on_a_downstream_port_is_dropped_and_optionally_disables_it() {
         all_nodes(),
         &NdMessage::RouterAdvert(RouterAdvert {
             cur_hop_limit: 64,
-            flags: RaFlags(0),
+            flags: RaFlags::empty(),
             router_lifetime: 1800,
             reachable_time: 0,
             retrans_timer: 0,
@@ -373,7 +369,7 @@ fn a_guests_p_bit_ras_quarantine_that_guest_and_nobody_else() {
     h.bind_guest(10, D2);
     // Issue 14 item 1: three P-bit RAs from one guest used to switch D2 off for an hour.
     for _ in 0..3 {
-        h.inject(D2, &ra_from(gmac(66), RaFlags(RaFlags::PROXY)));
+        h.inject(D2, &ra_from(gmac(66), RaFlags::PROXY));
         h.advance(Duration::from_secs(1));
     }
     assert!(h.sent.is_empty());
@@ -410,7 +406,7 @@ fn a_guests_p_bit_ras_quarantine_that_guest_and_nobody_else() {
 fn quarantine_is_bounded_per_port() {
     let mut h = Harness::ready(config());
     for i in 0..40u8 {
-        h.inject(D1, &ra_from(gmac(100 + i), RaFlags(RaFlags::PROXY)));
+        h.inject(D1, &ra_from(gmac(100 + i), RaFlags::PROXY));
         h.advance(Duration::from_millis(10));
     }
     assert_eq!(h.count("quarantined_senders"), 40);
@@ -434,7 +430,7 @@ fn a_hold_that_ends_asks_for_an_ra_in_the_same_timeout_call() {
     cfg.disable_on_rogue_ra = true;
     let mut h = Harness::new(cfg);
     h.link(D1, super::super::LinkEvent::Down);
-    h.inject(D2, &ra_from(gmac(66), RaFlags(0)));
+    h.inject(D2, &ra_from(gmac(66), RaFlags::empty()));
     assert!(!h.proxying(D2));
     // No port waits for an RA now, so the RS timer stops.
     h.advance(Duration::from_secs(10));

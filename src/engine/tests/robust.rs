@@ -14,8 +14,8 @@ fn corpus() -> Vec<Vec<u8>> {
         na_to_router(gmac(10), D1, addr(10)),
         na_to_router(gmac(11), D2, addr(11)),
         na_to_all_nodes(gmac(10), UNSOLICITED_O, addr(10)),
-        ra(RaFlags(0), 1800, &[OptionRepr::Mtu(1500)]),
-        ra(RaFlags(RaFlags::PROXY), 1800, &[]),
+        ra(RaFlags::empty(), 1800, &[OptionRepr::Mtu(1500)]),
+        ra(RaFlags::PROXY, 1800, &[]),
         data(gmac(10), D1_MAC, addr(10), addr(11), 64),
         data(ROUTER_MAC, UP_MAC, router_global(), addr(10), 1400),
         emit_nd(
