@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use ndprelay::live::sys::{PacketSocket, SockFilter, if_nametoindex, poll_readable};
+use ndprelay::rng::Rng;
 use ndprelay::wire::{Mac, NdMessage, OptionRepr, Parsed, emit_nd, parse_frame, solicited_node};
 use parking_lot::Mutex;
 
@@ -356,15 +357,13 @@ fn main() -> anyhow::Result<()> {
                 std::thread::spawn(move || probe_known(&sock, &frames, start, &stop))
             };
             let mut sent = 0u64;
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            // Fixed seed: each run scans the same random targets.
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
             let base = u128::from(prefix) & !((1u128 << 64) - 1);
             while start.elapsed() < Duration::from_secs(secs) {
                 let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
                 while sent < due {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let t = Ipv6Addr::from(base | u128::from(x));
+                    let t = Ipv6Addr::from(base | u128::from(rng.next_u64()));
                     let _ = g.sock.send(&g.ns(t));
                     sent += 1;
                 }

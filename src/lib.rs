@@ -12,7 +12,7 @@
 //! - Drivers, each a thin loop around the engine: [`sim`] (a virtual-time lab of
 //!   simulated hosts and segments), [`replay`] (pcap/pcapng captures in, decisions and
 //!   emitted frames out) and `live` (AF_PACKET capture threads, netlink, routes).
-//!   [`pcapng`] is the capture format they share.
+//!   [`pcapng`] is the capture format they share; [`rng`] the seeded generator they share.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ pub mod live;
 pub mod pcapng;
 pub mod reason;
 pub mod replay;
+pub mod rng;
 pub mod sim;
 pub mod time;
 pub mod wire;

@@ -23,8 +23,7 @@
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
 //! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
 //! taken over or removed after a grace period); `timer.rs` deadlines; `bucket.rs`
-//! token buckets; `counters.rs` counters; `rng.rs` the seeded RNG; `tests/` the
-//! behaviour tests.
+//! token buckets; `counters.rs` counters; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
@@ -54,7 +53,6 @@ mod port;
 mod ra;
 mod redirect;
 mod reload;
-mod rng;
 mod timer;
 
 #[cfg(test)]
@@ -70,12 +68,12 @@ pub use config::{
 pub use counters::Counter;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 
+use crate::rng::Rng;
 use bucket::TokenBucket;
 use cache::{Binding, BindingCache};
 use counters::Counters;
 use leftover::Leftovers;
 use pending::PendingTable;
-use rng::Rng;
 use timer::{GlobalTimer, PortTimer, TimerTable};
 
 use crate::DropReason;

@@ -14,8 +14,8 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use super::rng::Rng;
 use super::scenario::{HostSpec, Role};
+use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::{
     self, Mac, NaFlags, NdMessage, NdOption, OptionRepr, Parsed, PrefixInfo, RaFlags, RouterAdvert,
@@ -1213,7 +1213,7 @@ mod test {
 
     #[test]
     fn random_addresses_stay_inside_the_prefix() {
-        let mut rng = Rng::new(3, 0);
+        let mut rng = Rng::for_stream(3, 0);
         let p: Ipv6Net = "2001:db8:1::/64".parse().expect("valid prefix");
         let a = random_in(p, &mut rng);
         let b = random_in(p, &mut rng);

@@ -49,7 +49,6 @@ pub mod diagram;
 pub mod host;
 pub mod link;
 pub mod output;
-pub mod rng;
 pub mod runner;
 pub mod scenario;
 #[cfg(feature = "tap")]

@@ -16,12 +16,12 @@ use super::SimError;
 use super::host::Host;
 use super::link::{FrameInfo, Segment, classify};
 use super::output::Timeline;
-use super::rng::Rng;
 use super::scenario::{Action as ScenarioAction, RelaySpec, Scenario, port_segments};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{
     Action, BindingState, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortId,
 };
+use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::Mac;
 
@@ -242,7 +242,7 @@ impl<'a> World<'a> {
                 mac_names.insert(h.mac.mac, h.name.clone());
                 // Validation guarantees the segment exists.
                 let seg = seg_index.get(h.segment.as_str()).copied().unwrap_or(0);
-                Host::new(h, seg, Rng::new(seed, i as u64 + 1))
+                Host::new(h, seg, Rng::for_stream(seed, i as u64 + 1))
             })
             .collect();
         let mut relays = Vec::new();

@@ -3,8 +3,8 @@
 //! transmitted ND frame is valid, and the same seed gives the same outputs.
 
 use super::*;
-use crate::engine::rng::Rng;
 use crate::engine::{DataPlane, LinkEvent};
+use crate::rng::Rng;
 
 fn corpus() -> Vec<Vec<u8>> {
     vec![
