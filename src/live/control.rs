@@ -3,7 +3,8 @@
 //!
 //! The control thread asks the daemon's engine thread for a [`Published`] snapshot when
 //! a request comes (not every interval: taking one keeps the engine thread from the
-//! frames waiting for it) and turns it into JSON itself.
+//! frames waiting for it) and turns it into the typed [`StatusDoc`] itself; the client
+//! reads the same type back and renders it as text or prints it as JSON.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
@@ -13,10 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::sys;
 use crate::engine::{BindingState, Role, Snapshot};
+use crate::time::Duration;
+use crate::wire::Mac;
 
 /// How long a status document is served again before the engine thread is asked for a
 /// new snapshot.
@@ -48,88 +54,297 @@ pub struct Published {
     pub uptime_secs: u64,
 }
 
-fn state_name(s: BindingState) -> &'static str {
-    match s {
-        BindingState::Incomplete => "incomplete",
-        BindingState::Stale => "stale",
-        BindingState::Delay => "delay",
-        BindingState::Probe => "probe",
-        BindingState::Reachable => "reachable",
+/// The document `status --json` prints and the socket carries (`version` 1).
+///
+/// Fields are declared in alphabetical order, here and in every nested type: the
+/// document's keys have always come out sorted, and keeping that order keeps the output
+/// byte for byte what scripts and earlier versions saw. Counters are a sorted map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    /// Every learned address.
+    pub bindings: Vec<BindingStatus>,
+    /// The engine's counters and the driver's, by name (all of them, zeros included).
+    pub counters: BTreeMap<String, u64>,
+    /// Every configured port, in config order.
+    pub ports: Vec<PortStatus>,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Format version of this document.
+    pub version: u32,
+}
+
+/// One port in [`StatusDoc::ports`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// Current ifindex, `null` while the interface does not exist.
+    pub ifindex: Option<i32>,
+    /// How the in-kernel programs hook into its ingress (`tcx`, `tc`), `null` if they do
+    /// not run there.
+    pub in_kernel_hook: Option<String>,
+    /// RFC 4389 §4.1.3.3 loop prevention on this port.
+    pub loop_prevention: LoopPrevention,
+    /// The relay's MAC on the port.
+    #[serde(with = "as_text")]
+    pub mac: Mac,
+    /// Link MTU.
+    pub mtu: u32,
+    /// Interface name.
+    pub name: String,
+    /// True once the port relays (enabled and not disabled by loop prevention).
+    pub proxying: bool,
+    /// Senders of P-bit RAs whose frames the port ignores (THREAT-MODEL.md).
+    pub quarantined: Vec<Quarantined>,
+    /// Uplink or downstream.
+    pub role: PortRole,
+    /// Whether the interface exists and is up.
+    pub state: LinkState,
+}
+
+/// [`PortStatus::role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRole {
+    /// The uplink.
+    Upstream,
+    /// A guest-side port.
+    Downstream,
+}
+
+/// [`PortStatus::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// The link is up.
+    Up,
+    /// The link exists and is down.
+    Down,
+    /// No interface of that name exists (yet).
+    Missing,
+}
+
+/// [`PortStatus::loop_prevention`]: `{"state": ...}`, plus `remaining_secs` while
+/// disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopPrevention {
+    /// Seconds until a disabled port may proxy again (only while `state` is `disabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_secs: Option<u64>,
+    /// Where the port stands.
+    pub state: LoopState,
+}
+
+/// [`LoopPrevention::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopState {
+    /// Relaying.
+    Proxying,
+    /// Not relaying yet.
+    Enabling,
+    /// Disabled after another relay's P-bit RA (RFC 4389 §4.1.3.3).
+    Disabled,
+}
+
+/// One entry of [`PortStatus::quarantined`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// The ignored sender.
+    #[serde(with = "as_text")]
+    pub mac: Mac,
+    /// Seconds until its frames are accepted again.
+    pub remaining_secs: u64,
+}
+
+/// One learned address in [`StatusDoc::bindings`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingStatus {
+    /// The guest's address.
+    pub address: Ipv6Addr,
+    /// Seconds since it was last confirmed reachable, `null` if never.
+    pub age_secs: Option<u64>,
+    /// Its MAC.
+    #[serde(with = "as_text")]
+    pub mac: Mac,
+    /// The name of the port it lives behind (`?` if that port is gone).
+    pub port: String,
+    /// True when the relay's /128 route for it is installed.
+    pub route: bool,
+    /// True when someone else's /128 route for it exists (left alone).
+    pub route_conflict: bool,
+    /// RFC 4861 §7.3.2 neighbor cache state.
+    pub state: NeighborState,
+}
+
+/// [`BindingStatus::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighborState {
+    /// Being resolved.
+    Incomplete,
+    /// Known, not recently confirmed.
+    Stale,
+    /// Waiting before probing.
+    Delay,
+    /// Being probed.
+    Probe,
+    /// Recently confirmed.
+    Reachable,
+}
+
+impl From<BindingState> for NeighborState {
+    fn from(s: BindingState) -> Self {
+        match s {
+            BindingState::Incomplete => Self::Incomplete,
+            BindingState::Stale => Self::Stale,
+            BindingState::Delay => Self::Delay,
+            BindingState::Probe => Self::Probe,
+            BindingState::Reachable => Self::Reachable,
+        }
     }
 }
 
-/// The JSON document `status --json` prints (and the socket carries).
-pub fn to_json(p: &Published) -> Value {
-    let s = &p.snapshot;
-    let ports: Vec<Value> = s
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            let d = p.ports.get(i).cloned().unwrap_or_default();
-            let loop_prevention = match port.disabled_until {
-                Some(t) => json!({
-                    "state": "disabled",
-                    "remaining_secs": t.saturating_since(s.now).total_micros() / 1_000_000,
-                }),
-                None if port.proxying => json!({ "state": "proxying" }),
-                None => json!({ "state": "enabling" }),
-            };
-            let quarantined: Vec<Value> = port
-                .quarantined
-                .iter()
-                .map(|(mac, until)| {
-                    json!({
-                        "mac": mac.to_string(),
-                        "remaining_secs": until.saturating_since(s.now).total_micros() / 1_000_000,
-                    })
-                })
-                .collect();
-            json!({
-                "name": port.name,
-                "role": match port.role { Role::Upstream => "upstream", Role::Downstream => "downstream" },
-                "state": if d.ifindex.is_none() { "missing" } else if port.up { "up" } else { "down" },
-                "ifindex": d.ifindex,
-                "mac": port.mac.to_string(),
-                "mtu": d.mtu,
-                "in_kernel_hook": d.in_kernel_hook,
-                "proxying": port.proxying,
-                "loop_prevention": loop_prevention,
-                "quarantined": quarantined,
-            })
-        })
-        .collect();
-    let bindings: Vec<Value> = s
-        .bindings
-        .iter()
-        .map(|b| {
-            let conflict = p.route_conflicts.contains(&b.addr);
-            json!({
-                "address": b.addr.to_string(),
-                "port": s.ports.get(b.port.index()).map_or("?", |p| p.name.as_str()),
-                "mac": b.mac.to_string(),
-                "state": state_name(b.state),
-                "age_secs": b.confirmed_at.map(|t| s.now.saturating_since(t).total_micros() / 1_000_000),
-                "route": b.routed && !conflict,
-                "route_conflict": conflict,
-            })
-        })
-        .collect();
-    let mut counters = serde_json::Map::new();
-    for (k, v) in s.counters.iter().chain(p.counters.iter()) {
-        counters.insert(k.clone(), json!(v));
-    }
-    json!({
-        "version": 1,
-        "uptime_secs": p.uptime_secs,
-        "ports": ports,
-        "bindings": bindings,
-        "counters": counters,
-    })
+/// The lowercase names the document uses, for the text tables.
+macro_rules! lowercase_names {
+    ($($ty:ty { $($variant:ident => $name:literal),* $(,)? })*) => {$(
+        impl $ty {
+            /// The name the document carries.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+        }
+    )*};
 }
 
-fn secs(v: &Value) -> String {
-    match v.as_u64() {
+lowercase_names! {
+    PortRole { Upstream => "upstream", Downstream => "downstream" }
+    LinkState { Up => "up", Down => "down", Missing => "missing" }
+    LoopState { Proxying => "proxying", Enabling => "enabling", Disabled => "disabled" }
+    NeighborState {
+        Incomplete => "incomplete",
+        Stale => "stale",
+        Delay => "delay",
+        Probe => "probe",
+        Reachable => "reachable",
+    }
+}
+
+/// Serde as the value's `Display`/`FromStr` text (MACs as `02:00:00:00:00:01`).
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+fn whole_secs(d: Duration) -> u64 {
+    d.total_micros() / 1_000_000
+}
+
+impl StatusDoc {
+    /// The document for a snapshot and the driver's facts.
+    pub fn new(p: &Published) -> Self {
+        let s = &p.snapshot;
+        let ports = s
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let d = p.ports.get(i).cloned().unwrap_or_default();
+                let loop_prevention = match port.disabled_until {
+                    Some(t) => LoopPrevention {
+                        remaining_secs: Some(whole_secs(t.saturating_since(s.now))),
+                        state: LoopState::Disabled,
+                    },
+                    None => LoopPrevention {
+                        remaining_secs: None,
+                        state: if port.proxying {
+                            LoopState::Proxying
+                        } else {
+                            LoopState::Enabling
+                        },
+                    },
+                };
+                PortStatus {
+                    ifindex: d.ifindex,
+                    in_kernel_hook: d.in_kernel_hook.map(str::to_owned),
+                    loop_prevention,
+                    mac: port.mac,
+                    mtu: d.mtu,
+                    name: port.name.clone(),
+                    proxying: port.proxying,
+                    quarantined: port
+                        .quarantined
+                        .iter()
+                        .map(|&(mac, until)| Quarantined {
+                            mac,
+                            remaining_secs: whole_secs(until.saturating_since(s.now)),
+                        })
+                        .collect(),
+                    role: match port.role {
+                        Role::Upstream => PortRole::Upstream,
+                        Role::Downstream => PortRole::Downstream,
+                    },
+                    state: if d.ifindex.is_none() {
+                        LinkState::Missing
+                    } else if port.up {
+                        LinkState::Up
+                    } else {
+                        LinkState::Down
+                    },
+                }
+            })
+            .collect();
+        let bindings = s
+            .bindings
+            .iter()
+            .map(|b| {
+                let conflict = p.route_conflicts.contains(&b.addr);
+                BindingStatus {
+                    address: b.addr,
+                    age_secs: b
+                        .confirmed_at
+                        .map(|t| whole_secs(s.now.saturating_since(t))),
+                    mac: b.mac,
+                    port: s
+                        .ports
+                        .get(b.port.index())
+                        .map_or("?", |p| p.name.as_str())
+                        .to_owned(),
+                    route: b.routed && !conflict,
+                    route_conflict: conflict,
+                    state: b.state.into(),
+                }
+            })
+            .collect();
+        Self {
+            bindings,
+            counters: s.counters.iter().chain(&p.counters).cloned().collect(),
+            ports,
+            uptime_secs: p.uptime_secs,
+            version: 1,
+        }
+    }
+
+    /// Every bound address (tests, tools).
+    pub fn binding_addresses(&self) -> Vec<Ipv6Addr> {
+        self.bindings.iter().map(|b| b.address).collect()
+    }
+}
+
+fn secs(v: Option<u64>) -> String {
+    match v {
         None => "-".into(),
         Some(s) if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
@@ -161,24 +376,13 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn text(v: &Value, key: &str) -> String {
-    match &v[key] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
 /// Renders the status document for people.
-pub fn render_text(doc: &Value) -> String {
-    let empty = Vec::new();
-    let ports = doc["ports"].as_array().unwrap_or(&empty);
-    let bindings = doc["bindings"].as_array().unwrap_or(&empty);
+pub fn render_text(doc: &StatusDoc) -> String {
     let mut out = format!(
         "ndprelay: up {}, {} ports, {} bindings\n\nPORTS\n",
-        secs(&doc["uptime_secs"]),
-        ports.len(),
-        bindings.len()
+        secs(Some(doc.uptime_secs)),
+        doc.ports.len(),
+        doc.bindings.len()
     );
     let mut rows = vec![
         [
@@ -193,36 +397,30 @@ pub fn render_text(doc: &Value) -> String {
         .map(String::from)
         .to_vec(),
     ];
-    for p in ports {
-        let lp = &p["loop_prevention"];
-        let mut lp = match lp["state"].as_str() {
-            Some("disabled") => format!("disabled, {} left", secs(&lp["remaining_secs"])),
-            Some(s) => s.to_owned(),
-            None => "-".into(),
+    for p in &doc.ports {
+        let lp = &p.loop_prevention;
+        let mut lp = match lp.state {
+            LoopState::Disabled => format!("disabled, {} left", secs(lp.remaining_secs)),
+            state => state.as_str().to_owned(),
         };
         // Senders of P-bit RAs, whose frames the port ignores (THREAT-MODEL.md).
-        let macs: Vec<String> = p["quarantined"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|q| text(q, "mac"))
-            .collect();
+        let macs: Vec<String> = p.quarantined.iter().map(|q| q.mac.to_string()).collect();
         if !macs.is_empty() {
             lp.push_str(&format!(", ignoring {}", macs.join(" ")));
         }
         rows.push(vec![
-            text(p, "name"),
-            text(p, "role"),
-            text(p, "state"),
-            text(p, "mac"),
-            text(p, "mtu"),
-            text(p, "in_kernel_hook"),
+            p.name.clone(),
+            p.role.as_str().to_owned(),
+            p.state.as_str().to_owned(),
+            p.mac.to_string(),
+            p.mtu.to_string(),
+            p.in_kernel_hook.as_deref().unwrap_or("-").to_owned(),
             lp,
         ]);
     }
     out.push_str(&table(&rows));
     out.push_str("\nBINDINGS\n");
-    if bindings.is_empty() {
+    if doc.bindings.is_empty() {
         out.push_str("(none)\n");
     } else {
         let mut rows = vec![
@@ -230,16 +428,16 @@ pub fn render_text(doc: &Value) -> String {
                 .map(String::from)
                 .to_vec(),
         ];
-        for b in bindings {
+        for b in &doc.bindings {
             rows.push(vec![
-                text(b, "address"),
-                text(b, "port"),
-                text(b, "mac"),
-                text(b, "state"),
-                secs(&b["age_secs"]),
-                if b["route_conflict"].as_bool() == Some(true) {
+                b.address.to_string(),
+                b.port.clone(),
+                b.mac.to_string(),
+                b.state.as_str().to_owned(),
+                secs(b.age_secs),
+                if b.route_conflict {
                     "conflict"
-                } else if b["route"].as_bool() == Some(true) {
+                } else if b.route {
                     "yes"
                 } else {
                     "no"
@@ -250,14 +448,12 @@ pub fn render_text(doc: &Value) -> String {
         out.push_str(&table(&rows));
     }
     out.push_str("\nCOUNTERS (non-zero; --json lists all)\n");
-    let mut rows = Vec::new();
-    if let Some(map) = doc["counters"].as_object() {
-        for (k, v) in map {
-            if v.as_u64().is_some_and(|n| n > 0) {
-                rows.push(vec![k.clone(), v.to_string()]);
-            }
-        }
-    }
+    let rows: Vec<Vec<String>> = doc
+        .counters
+        .iter()
+        .filter(|&(_, &v)| v > 0)
+        .map(|(k, v)| vec![k.clone(), v.to_string()])
+        .collect();
     if rows.is_empty() {
         out.push_str("(all zero)\n");
     } else {
@@ -339,8 +535,8 @@ impl ControlSocket {
     /// served again instead: however often clients ask, the engine thread takes a
     /// snapshot at most that often.
     pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
-        // The snapshot, not its JSON: a JSON tree of 2000 bindings is several times
-        // larger (the daemon's peak RSS was 2 MB higher when it was kept).
+        // The snapshot, not its document: with thousands of bindings the document is
+        // several times larger, and it is only needed while it is written out.
         let mut last: Option<(StdInstant, Published)> = None;
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(&self.listener, 250) {
@@ -362,7 +558,7 @@ impl ControlSocket {
                 if !fresh {
                     last = Some((StdInstant::now(), ask()?));
                 }
-                last.as_ref().map(|(_, p)| to_json(p))
+                last.as_ref().map(|(_, p)| StatusDoc::new(p))
             };
             if let Err(e) = answer(stream, status) {
                 log::debug!("control client: {e}");
@@ -377,26 +573,37 @@ impl Drop for ControlSocket {
     }
 }
 
-fn answer(stream: UnixStream, status: impl FnOnce() -> Option<Value>) -> io::Result<()> {
+/// The daemon's answer when it has no status document to give.
+#[derive(Debug, Serialize)]
+struct ErrorReply {
+    error: String,
+}
+
+fn answer(stream: UnixStream, status: impl FnOnce() -> Option<StatusDoc>) -> io::Result<()> {
     stream.set_read_timeout(Some(StdDuration::from_secs(1)))?;
     stream.set_write_timeout(Some(StdDuration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new((&stream).take(256)).read_line(&mut line)?;
-    let reply = match line.trim() {
-        "status" => status().unwrap_or_else(|| {
-            json!({ "error": "the daemon's engine thread did not answer in time (busy reloading or stopping); try again" })
-        }),
-        other => json!({ "error": format!("unknown request {other:?}") }),
-    };
+    let error = |error: String| serde_json::to_vec(&ErrorReply { error });
     // One write: serde_json writes token by token, and on an unbuffered socket every
-    // token was a send (2000 bindings took ~90 ms).
-    let mut doc = serde_json::to_vec(&reply)?;
+    // token would be a send.
+    let mut doc = match line.trim() {
+        "status" => match status() {
+            Some(doc) => serde_json::to_vec(&doc),
+            None => error(
+                "the daemon's engine thread did not answer in time (busy reloading or \
+                 stopping); try again"
+                    .into(),
+            ),
+        },
+        other => error(format!("unknown request {other:?}")),
+    }?;
     doc.push(b'\n');
     (&stream).write_all(&doc)
 }
 
 /// Asks the daemon on `path` for its status document.
-pub fn request_status(path: &Path) -> Result<Value, ControlError> {
+pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
     let connect = |cause| ControlError::Connect {
         path: path.to_owned(),
         cause,
@@ -408,29 +615,17 @@ pub fn request_status(path: &Path) -> Result<Value, ControlError> {
     stream.write_all(b"status\n").map_err(connect)?;
     let mut buf = String::new();
     stream.read_to_string(&mut buf).map_err(connect)?;
-    let doc: Value = serde_json::from_str(&buf).map_err(|e| ControlError::BadAnswer {
+    let bad = |detail: String| ControlError::BadAnswer {
         path: path.to_owned(),
-        detail: e.to_string(),
-    })?;
+        detail,
+    };
+    // Read as a tree first: an `{"error": ...}` answer is reported as the daemon's
+    // words, not as a document missing its fields.
+    let doc: Value = serde_json::from_str(&buf).map_err(|e| bad(e.to_string()))?;
     if let Some(err) = doc.get("error") {
-        return Err(ControlError::BadAnswer {
-            path: path.to_owned(),
-            detail: err.to_string(),
-        });
+        return Err(bad(err.to_string()));
     }
-    Ok(doc)
-}
-
-/// Parses an address from a status document row (tests, tools).
-pub fn binding_addresses(doc: &Value) -> Vec<Ipv6Addr> {
-    doc["bindings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|b| b["address"].as_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    StatusDoc::deserialize(&doc).map_err(|e| bad(format!("not a status document: {e}")))
 }
 
 #[cfg(test)]
@@ -438,7 +633,12 @@ mod test {
     use super::*;
     use crate::engine::{BindingInfo, PortId, PortInfo};
     use crate::time::{Duration, Instant};
-    use crate::wire::Mac;
+    use serde_json::json;
+
+    /// The document as the JSON tree scripts read.
+    fn json(p: &Published) -> Value {
+        serde_json::to_value(StatusDoc::new(p)).unwrap()
+    }
 
     fn sample() -> Published {
         let now = Instant::ZERO + Duration::from_secs(100);
@@ -496,22 +696,114 @@ mod test {
         }
     }
 
+    /// Variations of the sample covering every shape a field can take.
+    fn variants() -> Vec<Published> {
+        let base = sample();
+        let mut v = vec![base.clone()];
+        let mut p = base.clone();
+        p.ports[0].ifindex = None;
+        p.snapshot.ports[1].up = false;
+        p.snapshot.ports[1].disabled_until = None;
+        p.snapshot.bindings[0].confirmed_at = None;
+        p.snapshot.bindings[0].state = BindingState::Probe;
+        p.snapshot.bindings[0].port = PortId(7);
+        p.route_conflicts = vec!["2001:db8::10".parse().unwrap()];
+        p.counters.push(("relayed_ns".into(), 9));
+        v.push(p);
+        let mut p = base;
+        p.snapshot.bindings.clear();
+        p.snapshot.counters.clear();
+        p.counters.clear();
+        p.uptime_secs = 59;
+        v.push(p);
+        v
+    }
+
+    #[test]
+    fn a_serialized_doc_reads_back_the_same() {
+        for p in variants() {
+            let doc = StatusDoc::new(&p);
+            for text in [
+                serde_json::to_string(&doc).unwrap(),
+                serde_json::to_string_pretty(&doc).unwrap(),
+            ] {
+                let back: StatusDoc = serde_json::from_str(&text).unwrap();
+                assert_eq!(back, doc, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_shape_shows_in_json_and_text() {
+        let p = &variants()[1];
+        let doc = json(p);
+        assert_eq!(doc["ports"][0]["ifindex"], Value::Null);
+        assert_eq!(doc["ports"][0]["state"], "missing");
+        assert_eq!(doc["ports"][1]["state"], "down");
+        assert_eq!(
+            doc["ports"][1]["loop_prevention"],
+            json!({ "state": "enabling" }),
+            "no remaining_secs unless disabled"
+        );
+        assert_eq!(doc["bindings"][0]["age_secs"], Value::Null);
+        assert_eq!(doc["bindings"][0]["state"], "probe");
+        assert_eq!(doc["bindings"][0]["port"], "?");
+        assert_eq!(doc["counters"]["relayed_ns"], 9, "the driver's count wins");
+        let t = render_text(&StatusDoc::new(p));
+        assert!(
+            t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "br0",
+                    "downstream",
+                    "down",
+                    "02:00:00:00:00:02",
+                    "1500",
+                    "-",
+                    "enabling,",
+                    "ignoring",
+                    "02:00:00:00:00:66"
+                ]),
+            "{t}"
+        );
+        let row = t.lines().find(|l| l.starts_with("2001:db8::10")).unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "2001:db8::10",
+                "?",
+                "02:00:00:00:00:10",
+                "probe",
+                "-",
+                "conflict"
+            ]
+        );
+        let quiet = render_text(&StatusDoc::new(&variants()[2]));
+        assert!(
+            quiet.starts_with("ndprelay: up 59s, 2 ports, 0 bindings"),
+            "{quiet}"
+        );
+        assert!(
+            quiet.contains("BINDINGS\n(none)\n") && quiet.ends_with("(all zero)\n"),
+            "{quiet}"
+        );
+    }
+
     #[test]
     fn a_route_conflict_shows_per_binding_in_json_and_text() {
         let mut p = sample();
         p.route_conflicts = vec!["2001:db8::10".parse().unwrap()];
-        let doc = to_json(&p);
+        let doc = json(&p);
         assert_eq!(doc["bindings"][0]["route_conflict"], true);
         assert_eq!(doc["bindings"][0]["route"], false, "the route is not ours");
-        let t = render_text(&doc);
+        let t = render_text(&StatusDoc::new(&p));
         let row = t.lines().find(|l| l.starts_with("2001:db8::10")).unwrap();
         assert!(row.ends_with(" conflict"), "{row}");
-        assert_eq!(to_json(&sample())["bindings"][0]["route_conflict"], false);
+        assert_eq!(json(&sample())["bindings"][0]["route_conflict"], false);
     }
 
     #[test]
     fn json_carries_ports_bindings_and_all_counters() {
-        let doc = to_json(&sample());
+        let doc = json(&sample());
         assert_eq!(doc["ports"][1]["name"], "br0");
         assert_eq!(doc["ports"][0]["in_kernel_hook"], "tc");
         assert_eq!(doc["ports"][1]["in_kernel_hook"], Value::Null);
@@ -533,14 +825,14 @@ mod test {
         assert_eq!(doc["counters"]["drop_hop_limit"], 0);
         assert_eq!(doc["counters"]["tx_errors"], 0);
         assert_eq!(
-            binding_addresses(&doc),
+            StatusDoc::new(&sample()).binding_addresses(),
             vec!["2001:db8::10".parse::<Ipv6Addr>().unwrap()]
         );
     }
 
     #[test]
     fn text_shows_tables_and_only_nonzero_counters() {
-        let t = render_text(&to_json(&sample()));
+        let t = render_text(&StatusDoc::new(&sample()));
         assert!(
             t.starts_with("ndprelay: up 1h02m, 2 ports, 1 bindings"),
             "{t}"
@@ -595,7 +887,7 @@ mod test {
         std::thread::scope(|s| {
             s.spawn(|| sock.serve(|| Some(sample()), &stop));
             let doc = request_status(&path).unwrap();
-            assert_eq!(doc["bindings"][0]["address"], "2001:db8::10");
+            assert_eq!(doc, StatusDoc::new(&sample()), "the document crosses whole");
             stop.store(true, Ordering::Relaxed);
         });
         drop(sock);
@@ -640,7 +932,7 @@ mod test {
             // Stopped before asserting, so a failed assertion cannot leave it serving.
             stop.store(true, Ordering::Relaxed);
             let [first, again, second, busy, after_busy] = answers;
-            let uptime = |a: Result<Value, ControlError>| a.unwrap()["uptime_secs"].clone();
+            let uptime = |a: Result<StatusDoc, ControlError>| a.unwrap().uptime_secs;
             assert_eq!(uptime(first), 1);
             assert_eq!(uptime(again), 1, "asked again at once: the same snapshot");
             assert_eq!(uptime(second), 2);
