@@ -104,7 +104,7 @@ fn malformed_corpus_drops_each_frame_with_its_reason() {
             .map(|d| d.as_str().unwrap())
             .collect();
         assert!(
-            decisions.contains(&format!("dropped: {reason}").as_str()),
+            decisions.contains(&format!("dropped on {}: {reason}", names[port.index()]).as_str()),
             "{file} frame {frame}: expected drop {reason}, got {decisions:?}"
         );
         checked += 1;

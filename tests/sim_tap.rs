@@ -225,13 +225,13 @@ fn a_real_kernel_gets_slaac_through_the_relay_and_pings_the_router() {
     assert!(
         relay_log
             .iter()
-            .any(|l| l.contains("relays RA") && l.ends_with("wan -> lan")),
+            .any(|l| l.contains(": RA ") && l.ends_with("from wan relayed to lan")),
         "{}",
         relay_log.join("\n")
     );
     // ...and its echo requests were forwarded by the relay to the router.
     assert!(
-        text.contains("forwards to 2001:db8:1::1 lan -> wan"),
+        text.contains("data to 2001:db8:1::1 from lan forwarded to wan"),
         "{}",
         relay_log.join("\n")
     );

@@ -23,7 +23,8 @@
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
 //! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
 //! taken over or removed after a grace period); `timer.rs` deadlines; `bucket.rs`
-//! token buckets; `counters.rs` counters; `tests/` the behaviour tests.
+//! token buckets; `counters.rs` counters; `event.rs` the wording of [`Event`]s every
+//! driver prints; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
@@ -44,6 +45,7 @@ mod bucket;
 mod cache;
 mod counters;
 mod data;
+mod event;
 mod kernel;
 mod leftover;
 mod na;
@@ -66,6 +68,7 @@ pub use config::{
     Tunables,
 };
 pub use counters::Counter;
+pub use event::{EventDisplay, EventNames};
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 
 use crate::rng::Rng;

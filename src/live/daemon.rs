@@ -471,19 +471,21 @@ impl Daemon {
                         k.forget_all_na();
                     }
                 }
-                Action::Event(Event::LeftoverRoute { addr, port, fate }) => {
-                    let name = self
-                        .ports
-                        .get(port.index())
-                        .map_or("?", |p| p.name.as_str());
+                Action::Event(e @ Event::LeftoverRoute { fate, .. }) => {
+                    let names: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
                     // Those kept are summed up in one line by `reconcile_routes`.
                     let level = match fate {
                         LeftoverFate::Kept { .. } => log::Level::Debug,
                         _ => log::Level::Info,
                     };
-                    log::log!(level, "{}", fate.describe(addr, name));
+                    log::log!(level, "{}", e.display(&names[..]));
                 }
-                Action::Event(e) => log::debug!(target: "ndprelay::decision", "{e:?}"),
+                Action::Event(e) => {
+                    if log::log_enabled!(target: "ndprelay::decision", log::Level::Debug) {
+                        let names: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
+                        log::debug!(target: "ndprelay::decision", "{}", e.display(&names[..]));
+                    }
+                }
             }
         }
     }

@@ -22,7 +22,7 @@ use describe::describe_parsed;
 pub use input::{CapturedFrame, InputError, Source};
 pub use macs::{MacEvidence, MacSource, placeholder};
 
-use crate::engine::{Action, Engine, EngineConfig, EngineConfigError, Event, PortId};
+use crate::engine::{Action, Engine, EngineConfig, EngineConfigError, PortId};
 use crate::pcapng::{PcapNgError, PcapNgFile};
 use crate::time::Instant;
 use crate::wire::{NdMessage, Parsed, parse_frame};
@@ -659,108 +659,13 @@ impl Context<'_> {
                     line.decided();
                 }
                 Action::Event(event) => {
-                    let _ = self.explain_event(&event, d, &mut line.addrs);
+                    let _ = write!(d, "{}", event.display(self.names));
+                    line.addrs.extend(event.address());
                     line.decided();
                 }
             }
         }
         Ok(())
-    }
-
-    fn explain_event(
-        &self,
-        event: &Event,
-        d: &mut Vec<u8>,
-        addrs: &mut Vec<Ipv6Addr>,
-    ) -> std::io::Result<()> {
-        match event {
-            Event::Dropped { reason, .. } => {
-                d.extend_from_slice(b"dropped: ");
-                d.extend_from_slice(reason.name().as_bytes());
-                Ok(())
-            }
-            Event::Relayed {
-                to, message, addr, ..
-            } => {
-                addrs.push(*addr);
-                d.extend_from_slice(message.as_bytes());
-                d.push(b' ');
-                text::push_ipv6(d, *addr);
-                d.extend_from_slice(b" relayed to ");
-                for (i, p) in to.iter().enumerate() {
-                    if i > 0 {
-                        d.push(b',');
-                    }
-                    d.extend_from_slice(self.name(*p).as_bytes());
-                }
-                Ok(())
-            }
-            Event::Answered { port, target } => {
-                addrs.push(*target);
-                write!(d, "answered for {target} on {}", self.name(*port))
-            }
-            Event::AnsweredByKernel { port, target } => {
-                addrs.push(*target);
-                write!(
-                    d,
-                    "left to the kernel, which answered for {target} on {}",
-                    self.name(*port)
-                )
-            }
-            Event::RelayedByKernel {
-                from,
-                to,
-                message,
-                target,
-            } => {
-                addrs.push(*target);
-                write!(
-                    d,
-                    "left to the kernel, which relayed the {message} for {target} from {} to {}",
-                    self.name(*from),
-                    self.name(*to)
-                )
-            }
-            Event::Binding {
-                addr,
-                port,
-                mac,
-                state,
-            } => {
-                addrs.push(*addr);
-                d.extend_from_slice(b"binding ");
-                text::push_ipv6(d, *addr);
-                d.extend_from_slice(b" on ");
-                d.extend_from_slice(self.name(*port).as_bytes());
-                d.extend_from_slice(b" (");
-                text::push_mac(d, *mac);
-                write!(d, ") {state:?}")
-            }
-            Event::Unbound { addr, port } => {
-                addrs.push(*addr);
-                write!(d, "binding {addr} on {} removed", self.name(*port))
-            }
-            Event::PortProxying { port, enabled } => write!(
-                d,
-                "port {} {}",
-                self.name(*port),
-                if *enabled { "proxying" } else { "not proxying" }
-            ),
-            Event::Quarantined { port, mac, .. } => {
-                d.extend_from_slice(b"sender ");
-                text::push_mac(d, *mac);
-                write!(d, " quarantined on {} (P-bit RA)", self.name(*port))
-            }
-            Event::LeftoverRoute { addr, port, fate } => {
-                addrs.push(*addr);
-                d.extend_from_slice(fate.describe(*addr, self.name(*port)).as_bytes());
-                Ok(())
-            }
-            Event::Forwarded { to, dst, .. } => {
-                addrs.push(*dst);
-                write!(d, "data to {dst} forwarded to {}", self.name(*to))
-            }
-        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::Path;
 
@@ -19,7 +20,7 @@ use super::output::Timeline;
 use super::scenario::{Action as ScenarioAction, RelaySpec, Scenario, port_segments};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{
-    Action, BindingState, DataPlane, Engine, EngineConfig, Event, LinkEvent, PortId,
+    Action, DataPlane, Engine, EngineConfig, Event, EventNames, LinkEvent, PortId,
 };
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
@@ -720,106 +721,31 @@ impl<'a> World<'a> {
     }
 
     fn relay_event(&mut self, r: usize, e: Event) {
-        let (text, key) = match e {
-            Event::Dropped { port, reason } => (
-                format!("dropped on {}: {reason}", self.port_name(r, port)),
-                format!("drop/{port:?}/{reason}"),
-            ),
-            Event::Relayed {
-                from,
-                to,
-                message,
-                addr,
-            } => {
-                let to: Vec<String> = to.iter().map(|p| self.port_name(r, *p)).collect();
-                (
-                    format!(
-                        "relays {message} {addr} {} -> {}",
-                        self.port_name(r, from),
-                        to.join(",")
-                    ),
-                    format!("relay/{message}/{from:?}"),
-                )
-            }
-            Event::Answered { port, target } => (
-                format!("answers for {target} on {}", self.port_name(r, port)),
-                format!("answer/{port:?}"),
-            ),
-            Event::AnsweredByKernel { port, target } => (
-                format!(
-                    "leaves {target} on {} to the kernel",
-                    self.port_name(r, port)
-                ),
-                format!("kernel-answer/{port:?}"),
-            ),
-            Event::RelayedByKernel {
-                from,
-                to,
-                message,
-                target,
-            } => (
-                format!(
-                    "leaves the {message} for {target} from {} to {} to the kernel",
-                    self.port_name(r, from),
-                    self.port_name(r, to)
-                ),
-                format!("kernel-relay/{from:?}"),
-            ),
-            Event::Binding {
-                addr,
-                port,
-                mac,
-                state,
-            } => {
-                let node = &mut self.relays[r];
+        let node = &mut self.relays[r];
+        match e {
+            Event::Binding { addr, port, .. } => {
                 node.bound.insert(addr, port);
                 node.peak_bindings = node.peak_bindings.max(node.bound.len());
-                (
-                    format!(
-                        "binding {addr} on {} ({}) {}",
-                        self.port_name(r, port),
-                        self.mac_name(mac),
-                        state_name(state)
-                    ),
-                    format!("binding/{port:?}"),
-                )
             }
-            Event::Unbound { addr, port } => {
-                self.relays[r].bound.remove(&addr);
-                (
-                    format!("unbinds {addr} on {}", self.port_name(r, port)),
-                    format!("unbind/{port:?}"),
-                )
+            Event::Unbound { addr, .. } => {
+                node.bound.remove(&addr);
             }
-            Event::PortProxying { port, enabled } => (
-                format!(
-                    "port {} {}",
-                    self.port_name(r, port),
-                    if enabled {
-                        "proxying"
-                    } else {
-                        "stops proxying"
-                    }
-                ),
-                format!("proxying/{port:?}"),
-            ),
-            Event::Quarantined { port, mac, .. } => (
-                format!("quarantines {mac} on {}", self.port_name(r, port)),
-                format!("quarantine/{port:?}"),
-            ),
-            Event::LeftoverRoute { addr, port, fate } => (
-                fate.describe(addr, &self.port_name(r, port)),
-                format!("leftover/{port:?}"),
-            ),
-            Event::Forwarded { from, to, dst } => (
-                format!(
-                    "forwards to {dst} {} -> {}",
-                    self.port_name(r, from),
-                    self.port_name(r, to)
-                ),
-                format!("fwd/{from:?}/{to:?}"),
-            ),
+            _ => {}
+        }
+        let key = match &e {
+            Event::Dropped { port, reason } => format!("drop/{port:?}/{reason}"),
+            Event::Relayed { from, message, .. } => format!("relay/{message}/{from:?}"),
+            Event::Answered { port, .. } => format!("answer/{port:?}"),
+            Event::AnsweredByKernel { port, .. } => format!("kernel-answer/{port:?}"),
+            Event::RelayedByKernel { from, .. } => format!("kernel-relay/{from:?}"),
+            Event::Binding { port, .. } => format!("binding/{port:?}"),
+            Event::Unbound { port, .. } => format!("unbind/{port:?}"),
+            Event::PortProxying { port, .. } => format!("proxying/{port:?}"),
+            Event::Quarantined { port, .. } => format!("quarantine/{port:?}"),
+            Event::LeftoverRoute { port, .. } => format!("leftover/{port:?}"),
+            Event::Forwarded { from, to, .. } => format!("fwd/{from:?}/{to:?}"),
         };
+        let text = e.display(&RelayNames { world: self, r }).to_string();
         self.relay_line(r, &text, &key);
     }
 
@@ -998,13 +924,19 @@ pub(crate) fn read_capture(path: &Path) -> Result<Vec<(Duration, Vec<u8>)>, SimE
     Ok(frames)
 }
 
-fn state_name(s: BindingState) -> &'static str {
-    match s {
-        BindingState::Incomplete => "INCOMPLETE",
-        BindingState::Stale => "STALE",
-        BindingState::Delay => "DELAY",
-        BindingState::Probe => "PROBE",
-        BindingState::Reachable => "REACHABLE",
+/// Relay `r`'s ports by segment name and MACs by host name, for its events.
+struct RelayNames<'w, 'a> {
+    world: &'w World<'a>,
+    r: usize,
+}
+
+impl EventNames for RelayNames<'_, '_> {
+    fn port(&self, f: &mut fmt::Formatter<'_>, port: PortId) -> fmt::Result {
+        f.write_str(&self.world.port_name(self.r, port))
+    }
+
+    fn mac(&self, f: &mut fmt::Formatter<'_>, mac: Mac) -> fmt::Result {
+        f.write_str(&self.world.mac_name(mac))
     }
 }
 
