@@ -471,30 +471,47 @@ pub enum ControlError {
     )]
     InUse(PathBuf),
     /// Could not create it.
-    #[error("cannot create control socket {path}: {cause}")]
+    #[error(
+        "cannot create control socket {} (check its directory exists and is writable, or \
+         set `control_socket` in the config)",
+        .path.display()
+    )]
     Bind {
         /// Path.
         path: PathBuf,
-        /// Cause (shown in the message, not chained, so it is printed once).
-        cause: io::Error,
+        /// Why.
+        #[source]
+        source: io::Error,
     },
     /// The client could not reach a daemon.
     #[error(
-        "no ndprelay answers on {path}: {cause} (is `ndprelay run` running with this control socket? try --control-socket PATH)"
+        "no ndprelay answers on {} (is `ndprelay run` running with this control socket? \
+         try --control-socket PATH)",
+        .path.display()
     )]
     Connect {
         /// Path.
         path: PathBuf,
-        /// Cause (shown in the message, not chained, so it is printed once).
-        cause: io::Error,
+        /// Why.
+        #[source]
+        source: io::Error,
     },
-    /// The daemon answered something unreadable.
-    #[error("bad answer on {path}: {detail}")]
+    /// The daemon answered something that is not a status document.
+    #[error("bad answer on {} (is the daemon the same ndprelay version?)", .path.display())]
     BadAnswer {
         /// Path.
         path: PathBuf,
-        /// What was wrong.
-        detail: String,
+        /// What was wrong with it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The daemon answered with an error of its own.
+    #[error("the ndprelay on {} answered: {message}", .path.display())]
+    Daemon {
+        /// Path.
+        path: PathBuf,
+        /// Its words.
+        message: String,
     },
 }
 
@@ -519,9 +536,9 @@ impl ControlSocket {
         let old = sys::umask(0o177);
         let res = UnixListener::bind(path);
         sys::umask(old);
-        let listener = res.map_err(|cause| ControlError::Bind {
+        let listener = res.map_err(|source| ControlError::Bind {
             path: path.to_owned(),
-            cause,
+            source,
         })?;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(Self {
@@ -604,9 +621,9 @@ fn answer(stream: UnixStream, status: impl FnOnce() -> Option<StatusDoc>) -> io:
 
 /// Asks the daemon on `path` for its status document.
 pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
-    let connect = |cause| ControlError::Connect {
+    let connect = |source| ControlError::Connect {
         path: path.to_owned(),
-        cause,
+        source,
     };
     let mut stream = UnixStream::connect(path).map_err(connect)?;
     stream
@@ -615,17 +632,20 @@ pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
     stream.write_all(b"status\n").map_err(connect)?;
     let mut buf = String::new();
     stream.read_to_string(&mut buf).map_err(connect)?;
-    let bad = |detail: String| ControlError::BadAnswer {
+    let bad = |source| ControlError::BadAnswer {
         path: path.to_owned(),
-        detail,
+        source,
     };
     // Read as a tree first: an `{"error": ...}` answer is reported as the daemon's
     // words, not as a document missing its fields.
-    let doc: Value = serde_json::from_str(&buf).map_err(|e| bad(e.to_string()))?;
+    let doc: Value = serde_json::from_str(&buf).map_err(bad)?;
     if let Some(err) = doc.get("error") {
-        return Err(bad(err.to_string()));
+        return Err(ControlError::Daemon {
+            path: path.to_owned(),
+            message: err.as_str().map_or_else(|| err.to_string(), str::to_owned),
+        });
     }
-    StatusDoc::deserialize(&doc).map_err(|e| bad(format!("not a status document: {e}")))
+    StatusDoc::deserialize(&doc).map_err(bad)
 }
 
 #[cfg(test)]
@@ -892,10 +912,14 @@ mod test {
         });
         drop(sock);
         assert!(!path.exists());
-        assert!(matches!(
-            request_status(&path),
-            Err(ControlError::Connect { .. })
-        ));
+        let gone = request_status(&path).unwrap_err();
+        assert!(matches!(gone, ControlError::Connect { .. }), "{gone:?}");
+        let cause = std::error::Error::source(&gone).and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            cause.map(io::Error::kind),
+            Some(io::ErrorKind::NotFound),
+            "the connect error is the source"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -937,7 +961,7 @@ mod test {
             assert_eq!(uptime(again), 1, "asked again at once: the same snapshot");
             assert_eq!(uptime(second), 2);
             assert!(
-                matches!(&busy, Err(ControlError::BadAnswer { detail, .. }) if detail.contains("did not answer")),
+                matches!(&busy, Err(ControlError::Daemon { message, .. }) if message.contains("did not answer")),
                 "{busy:?}"
             );
             assert_eq!(uptime(after_busy), 4, "asked again after the failure");

@@ -31,7 +31,7 @@ use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Install, Link, LinkUpdate, Monitor, Netlink};
 use super::tc;
-use super::{Error, RunOptions, bpf, privileges, sysctl};
+use super::{Chain, Error, InterfaceProblem, RunOptions, bpf, privileges, sysctl};
 use crate::config::{Config, InKernel, ResolvedPort};
 use crate::engine::{
     Action, DataPlane, Engine, EngineConfig, Event, LeftoverFate, LinkEvent, PortId, Role,
@@ -125,21 +125,18 @@ fn resolve_ports(config: &Config, links: &[Link], addrs: &[Addr]) -> Result<Vec<
     let mut ports = Vec::new();
     let mut problems = Vec::new();
     for (name, role) in config.ports() {
-        let what = match role {
-            Role::Upstream => "uplink",
-            Role::Downstream => "downstream port",
-        };
         match links.iter().find(|l| l.name == name) {
-            None => problems.push(format!(
-                "{what} {name:?} does not exist (check `ip link show {name}`, create it, or fix {})",
-                config.source
-            )),
+            None => problems.push(InterfaceProblem::Missing {
+                role,
+                name: name.to_owned(),
+                config: config.source.clone(),
+            }),
             Some(l) if l.hw_type != super::netlink::consts::ARPHRD_ETHER || l.mac.is_none() => {
-                problems.push(format!(
-                    "{what} {name:?} is not an Ethernet interface (ARPHRD type {}); ND relaying needs \
-                     link-layer addresses, so tun, WireGuard and similar devices cannot be ports",
-                    l.hw_type
-                ));
+                problems.push(InterfaceProblem::NotEthernet {
+                    role,
+                    name: name.to_owned(),
+                    hw_type: l.hw_type,
+                });
             }
             Some(l) => {
                 // Checked just above: Ethernet links carry a 6-byte address.
@@ -161,10 +158,7 @@ fn resolve_ports(config: &Config, links: &[Link], addrs: &[Addr]) -> Result<Vec<
     if problems.is_empty() {
         Ok(ports)
     } else {
-        Err(Error::Interfaces(format!(
-            "cannot start: {}",
-            problems.join("; ")
-        )))
+        Err(Error::Interfaces(problems))
     }
 }
 
@@ -238,16 +232,15 @@ fn ensure_sysctls(
         return Ok(());
     }
     if !config.fix_sysctls {
-        return Err(Error::Sysctl(sysctl::refusal(&problems)));
+        return Err(sysctl::SysctlError::Refused(problems).into());
     }
     sysctl::fix_order(&mut problems);
     for p in &problems {
-        sysctl::write_proc(&p.req.key, p.req.fix).map_err(|e| {
-            Error::Sysctl(format!(
-                "cannot fix {} ({e}); run: {}",
-                p.req.key,
-                p.command()
-            ))
+        sysctl::write_proc(&p.req.key, p.req.fix).map_err(|source| {
+            sysctl::SysctlError::CannotFix {
+                problem: p.clone(),
+                source,
+            }
         })?;
         // A change to the host's own settings: an operator should see every one.
         log::warn!(
@@ -322,26 +315,30 @@ impl Daemon {
     }
 
     fn open_capture(&mut self, i: usize) {
+        if let Err(e) = self.try_open_capture(i) {
+            log::error!("{}: cannot open capture socket: {e}", self.ports[i].name);
+        }
+    }
+
+    /// Opens port `i`'s capture if its interface exists.
+    fn try_open_capture(&mut self, i: usize) -> io::Result<()> {
         let Some(ifindex) = self.ports[i].ifindex else {
-            return;
+            return Ok(());
         };
         self.next_generation += 1;
         let generation = self.next_generation;
         let port = &mut self.ports[i];
         port.capture = None;
-        match Capture::start(
+        let capture = Capture::start(
             &port.name,
             ifindex,
             &self.filter,
             Inbox::new(self.frames_tx.clone(), i, generation),
             Arc::clone(&self.counters),
-        ) {
-            Ok(c) => {
-                port.generation = generation;
-                port.capture = Some(c);
-            }
-            Err(e) => log::error!("{}: cannot open capture socket: {e}", port.name),
-        }
+        )?;
+        port.generation = generation;
+        port.capture = Some(capture);
+        Ok(())
     }
 
     /// (Re)opens the dump with the current port list (interface ids are port indexes).
@@ -822,7 +819,10 @@ impl Daemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
         match self.try_reload(path) {
             Ok(()) => log::info!("configuration reloaded from {}", path.display()),
-            Err(e) => log::error!("reload refused, keeping the running configuration: {e:#}"),
+            Err(e) => log::error!(
+                "reload refused, keeping the running configuration: {}",
+                Chain(&e)
+            ),
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     }
@@ -1321,12 +1321,14 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
         return Err(Error::KernelProgram(e));
     }
     for i in 0..d.ports.len() {
-        d.open_capture(i);
-        if d.ports[i].capture.is_none() && d.ports[i].running {
-            return Err(Error::Io {
-                what: format!("opening the capture socket on {}", d.ports[i].name),
-                cause: io::Error::other("see the log line above"),
-            });
+        if let Err(source) = d.try_open_capture(i) {
+            if d.ports[i].running {
+                return Err(Error::Capture {
+                    iface: d.ports[i].name.clone(),
+                    source,
+                });
+            }
+            log::error!("{}: cannot open capture socket: {source}", d.ports[i].name);
         }
         if !d.ports[i].running {
             d.link_event(i, LinkEvent::Down);
@@ -1440,9 +1442,10 @@ mod test {
             link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
             link(3, "wg0", 65534, None),
         ];
-        let Err(Error::Interfaces(msg)) = resolve_ports(&c, &links, &[]) else {
+        let Err(e @ Error::Interfaces(_)) = resolve_ports(&c, &links, &[]) else {
             panic!("expected a refusal");
         };
+        let msg = e.to_string();
         assert!(
             msg.contains(r#"downstream port "br0" does not exist"#),
             "{msg}"

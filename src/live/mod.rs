@@ -50,8 +50,11 @@ mod tc;
 #[cfg(test)]
 mod tests;
 
+use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use crate::engine::Role;
 
 pub use daemon::ROUTE_PROTOCOL;
 
@@ -72,15 +75,21 @@ pub enum Error {
     /// The config file is missing or invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// Configured interfaces do not exist.
-    #[error("{0}")]
-    Interfaces(String),
-    /// Sysctls are wrong and the config does not allow fixing them.
-    #[error("{0}")]
-    Sysctl(String),
-    /// A needed capability is missing.
-    #[error("{0}")]
-    Capability(String),
+    /// Configured interfaces do not exist or cannot be ports (every one, in config
+    /// order).
+    #[error("cannot start: {}", join(.0, "; "))]
+    Interfaces(Vec<InterfaceProblem>),
+    /// Sysctls are wrong, and the config does not allow fixing them or fixing failed.
+    #[error(transparent)]
+    Sysctl(#[from] sysctl::SysctlError),
+    /// Needed capabilities are missing.
+    #[error("missing capabilities {}: {how}", .missing.join(", "))]
+    Capability {
+        /// The missing capabilities (`CAP_NET_RAW`, ...).
+        missing: Vec<String>,
+        /// How to grant them.
+        how: &'static str,
+    },
     /// `fast_path_in_kernel` or `relay_in_kernel` could not be set up.
     #[error(transparent)]
     KernelProgram(#[from] ebpf_prog::SetupError),
@@ -100,20 +109,95 @@ pub enum Error {
     /// An rtnetlink request failed (links, addresses, routes, link events).
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
+    /// The capture socket of a port whose link is up could not be opened at start.
+    #[error(
+        "cannot open the capture socket on {iface} (it needs CAP_NET_RAW and the \
+         interface: check `ip link show {iface}`)"
+    )]
+    Capture {
+        /// The port's interface.
+        iface: String,
+        /// Why the kernel refused.
+        #[source]
+        source: io::Error,
+    },
     /// A system call failed.
-    #[error("{what}: {cause}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
-        what: String,
-        /// Cause (shown in the message, not chained, so it is printed once).
-        cause: io::Error,
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
     },
 }
 
 impl Error {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
-        let what = what.into();
-        move |cause| Self::Io { what, cause }
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Io { what, source }
+    }
+}
+
+/// Why a configured interface cannot be a port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterfaceProblem {
+    /// No interface of that name exists.
+    #[error(
+        "{} {name:?} does not exist (check `ip link show {name}`, create it, or fix {config})",
+        role_name(*role)
+    )]
+    Missing {
+        /// Uplink or downstream.
+        role: Role,
+        /// The configured name.
+        name: String,
+        /// The config file that names it.
+        config: String,
+    },
+    /// It is not Ethernet (no link-layer address to rewrite).
+    #[error(
+        "{} {name:?} is not an Ethernet interface (ARPHRD type {hw_type}); ND relaying \
+         needs link-layer addresses, so tun, WireGuard and similar devices cannot be ports",
+        role_name(*role)
+    )]
+    NotEthernet {
+        /// Uplink or downstream.
+        role: Role,
+        /// The configured name.
+        name: String,
+        /// Its ARPHRD type.
+        hw_type: u16,
+    },
+}
+
+const fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Upstream => "uplink",
+        Role::Downstream => "downstream port",
+    }
+}
+
+fn join<T: fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// An error followed by its sources, `: `-separated: how `main` prints an error (anyhow's
+/// `{:#}`), for log lines of errors the daemon survives.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
     }
 }
 
@@ -133,4 +217,85 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> Result<(), Erro
     };
     out.write_all(text.as_bytes())
         .map_err(Error::io("writing status"))
+}
+
+#[cfg(test)]
+mod error_test {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn eperm() -> io::Error {
+        io::Error::from_raw_os_error(libc::EPERM)
+    }
+
+    #[test]
+    fn io_errors_keep_their_cause_as_the_source() {
+        let e = Error::io("reading links")(eperm());
+        assert_eq!(e.to_string(), "reading links", "the cause is not repeated");
+        let source = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(source.and_then(io::Error::raw_os_error), Some(libc::EPERM));
+        assert_eq!(Chain(&e).to_string(), format!("reading links: {}", eperm()));
+    }
+
+    #[test]
+    fn a_capture_that_cannot_open_names_the_port_the_fix_and_the_cause() {
+        let e = Error::Capture {
+            iface: "br0".into(),
+            source: eperm(),
+        };
+        let text = Chain(&e).to_string();
+        assert!(
+            text.starts_with("cannot open the capture socket on br0"),
+            "{text}"
+        );
+        assert!(text.contains("ip link show br0"), "{text}");
+        assert!(text.ends_with(&eperm().to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_sysctl_that_cannot_be_fixed_names_the_command_and_chains_the_cause() {
+        let reqs = sysctl::requirements("eth0", &["br0"], true);
+        let problem = sysctl::Problem {
+            req: reqs[0].clone(),
+            current: "0".into(),
+        };
+        let command = problem.command();
+        let e = Error::from(sysctl::SysctlError::CannotFix {
+            problem,
+            source: eperm(),
+        });
+        assert!(
+            e.to_string().contains(&format!("run `{command}` by hand")),
+            "{e}"
+        );
+        assert!(
+            e.source().is_some(),
+            "transparent keeps the io::Error as the source"
+        );
+        assert!(Chain(&e).to_string().ends_with(&eperm().to_string()));
+    }
+
+    #[test]
+    fn every_interface_problem_is_in_the_one_message() {
+        let e = Error::Interfaces(vec![
+            InterfaceProblem::Missing {
+                role: Role::Upstream,
+                name: "eth9".into(),
+                config: "relay.ron".into(),
+            },
+            InterfaceProblem::NotEthernet {
+                role: Role::Downstream,
+                name: "wg0".into(),
+                hw_type: 65534,
+            },
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "cannot start: uplink \"eth9\" does not exist (check `ip link show eth9`, create \
+             it, or fix relay.ron); downstream port \"wg0\" is not an Ethernet interface \
+             (ARPHRD type 65534); ND relaying needs link-layer addresses, so tun, WireGuard \
+             and similar devices cannot be ports"
+        );
+    }
 }

@@ -49,10 +49,7 @@ pub fn check(with_bpf: bool) -> Result<(), Error> {
          (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or grant them with \
          `setcap cap_net_raw,cap_net_admin+ep $(command -v ndprelay)`"
     };
-    Err(Error::Capability(format!(
-        "missing capabilities {}: {how}",
-        missing.join(", ")
-    )))
+    Err(Error::Capability { missing, how })
 }
 
 /// Whether CAP_BPF is in the effective set, to load an in-kernel program.

@@ -199,6 +199,23 @@ pub fn write_proc(key: &Key, value: u32) -> io::Result<()> {
     std::fs::write(key.path(), format!("{value}\n"))
 }
 
+/// Why start-up (or a reload) stops on the sysctls.
+#[derive(Debug, thiserror::Error)]
+pub enum SysctlError {
+    /// Settings are wrong and `fix_sysctls` is off: every one, with its command.
+    #[error("{}", refusal(.0))]
+    Refused(Vec<Problem>),
+    /// `fix_sysctls` is on and writing one failed.
+    #[error("cannot fix {} (run `{}` by hand)", .problem.req.key, .problem.command())]
+    CannotFix {
+        /// The setting.
+        problem: Problem,
+        /// Why the write failed.
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// The one message for a refused start: every problem with its command.
 pub fn refusal(problems: &[Problem]) -> String {
     let mut s = String::from("kernel settings ndprelay needs are not in place:");
