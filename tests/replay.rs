@@ -366,11 +366,7 @@ fn leftover_routes_show_their_probes_takeover_and_removal_as_timer_lines() {
         &[(0.0, uplink_ra(&[])), (40.0, uplink_ra(&[]))],
         DataLink::ETHERNET,
     );
-    let solicited = ndprelay::wire::NaFlags {
-        router: false,
-        solicited: true,
-        override_: true,
-    };
+    let solicited = ndprelay::wire::NaFlags::SOLICITED | ndprelay::wire::NaFlags::OVERRIDE;
     let answer = na(
         GUEST_MAC,
         guest(),

@@ -122,11 +122,7 @@ fn na(eth_src: Mac, eth_dst: Mac, dst: Ipv6Addr, flags: NaFlags, tlla: Mac) -> V
     )
 }
 
-const SOLICITED_OVERRIDE: NaFlags = NaFlags {
-    router: false,
-    solicited: true,
-    override_: true,
-};
+const SOLICITED_OVERRIDE: NaFlags = NaFlags::SOLICITED.union(NaFlags::OVERRIDE);
 
 /// `frame` with an IPv6 extension header (`next` in the IPv6 header, 8 bytes `ext`
 /// before the ICMPv6 message, whose checksum does not cover it).
@@ -234,11 +230,7 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
             TARGET,
             SOLICITOR,
             &NdMessage::NeighborAdvert {
-                flags: NaFlags {
-                    router: false,
-                    solicited: true,
-                    override_: false,
-                },
+                flags: NaFlags::SOLICITED,
                 target_addr: TARGET,
             },
             &[OptionRepr::TargetLla(OUR_MAC)],
@@ -554,11 +546,7 @@ fn ebpf_test_run_relay_program_relays_the_guests_na_back_as_the_engine_would() {
         let out = run(&k, &answer);
         assert_eq!(out.retval, REDIRECT, "relayed to the solicitor's port");
         assert_eq!(out.data, expected, "the engine's relayed NA");
-        let router = NaFlags {
-            router: true,
-            solicited: true,
-            override_: false,
-        };
+        let router = NaFlags::ROUTER | NaFlags::SOLICITED;
         let out = run(&k, &na(GUEST_MAC, LO_MAC, SOLICITOR, router, GUEST_MAC));
         assert_eq!(out.retval, REDIRECT);
         assert_eq!(

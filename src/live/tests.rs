@@ -1357,11 +1357,7 @@ fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
         target,
         solicitor,
         &NdMessage::NeighborAdvert {
-            flags: NaFlags {
-                router: false,
-                solicited: true,
-                override_: true,
-            },
+            flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
             target_addr: target,
         },
         &[OptionRepr::TargetLla(guest_mac)],

@@ -1,7 +1,7 @@
 //! pcap replay: captures taken on the real ports, fed offline to the same engine.
 //!
 //! Each input frame becomes one line: time, port, a one-line decode and what the engine
-//! decided (relayed to …, answered, learned, dropped: reason). Capture timestamps are the
+//! decided (relayed to …, answered, learned, dropped on PORT: reason). Capture timestamps are the
 //! engine's time, so timers (retransmits, RA pacing, expiry) fire as they did live; what
 //! they send is listed as `timer` lines. Frames the engine emits can be written to a
 //! pcapng with one interface per port.

@@ -57,7 +57,7 @@ fn probes_wait_for_the_port_to_be_enabled_then_follow_the_schedule() {
     // The router's RA arrives at 5 s: the first P-bit RA at once, the second (enabling)
     // one MIN_DELAY_BETWEEN_RAS later, at 8 s; the rounds start then, every NS from
     // the port's link-local to the solicited-node group.
-    h.inject(UP, &ra(RaFlags(0), 1800, &[]));
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
     let enabled_at = h.now + Duration::from_secs(3);
     let times = probe_times(&mut h, D1, addr(5), start, Duration::from_secs(29));
     let since_enabled: Vec<u64> = times
