@@ -1,12 +1,17 @@
-//! What the engine hands to the driver's in-kernel programs, and when it counts on them:
-//! the fast path's answers (`fast_path_in_kernel`, [`Action::KernelAnswer`]) and, with
-//! `relay_in_kernel`, the relaying of NS to a bound guest ([`Action::KernelRelayNs`])
-//! and of its solicited NA back to the solicitor ([`Action::KernelRelayNa`]).
+//! What the engine hands to the driver's in-kernel programs, and what it learns back
+//! from them: the fast path's answers (`fast_path_in_kernel`, [`Action::KernelAnswer`])
+//! and, with `relay_in_kernel`, the relaying of NS to a bound guest
+//! ([`Action::KernelRelayNs`]) and of its solicited NA back to the solicitor
+//! ([`Action::KernelRelayNa`]).
 //!
 //! A driver's packet tap sees every frame before its program does, so the engine still
-//! processes each one; it only leaves the transmission to the kernel when it is sure
-//! the kernel made it. Where it cannot be sure (the first and last `KERNEL_MARGIN` of
-//! an entry) both may send: a duplicate, never a lost frame.
+//! processes each one. Whether the program acted on that very frame is the program's
+//! word, not the engine's guess: the driver asks the program's maps (see
+//! [`KernelWord`]) and hands the answer in with the frame
+//! ([`Engine::handle_frame_with`]). The engine leaves a frame to the kernel only when
+//! the kernel says it took it *and* the engine had told the kernel that path; anything
+//! else it handles itself. The worst case is a duplicate, never a lost frame, however
+//! far behind the driver's receive queue is.
 
 use std::net::Ipv6Addr;
 
@@ -16,58 +21,52 @@ use super::{Action, BindingState, Counter, Engine, Event, Instant, PortId};
 use crate::time::Duration;
 use crate::wire::{Mac, NdPacket};
 
-/// How close to its telling and to its end the engine does not count on a kernel entry.
-const KERNEL_MARGIN: Duration = Duration::from_millis(10);
+/// Shorter kernel entries are not worth a map write: the engine handles the few frames
+/// such an entry could take.
+const MIN_KERNEL_ENTRY: Duration = Duration::from_millis(20);
 
-/// When the engine counts on an entry it told the kernel: from `trusted_from` until
-/// `KERNEL_MARGIN` before `until`, when the kernel stops using it.
+/// What the driver's in-kernel programs report they did with the frame being handled:
+/// each flag is set only when a program stored this frame's receive time in the entry
+/// it used (the driver compares it with the time its own socket reports). Drivers
+/// without in-kernel programs (the simulator, replay) pass [`KernelWord::NOTHING`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelWord {
+    /// The fast-path program answered this NS.
+    pub answered: bool,
+    /// The relay program relayed this NS to the bound guest.
+    pub relayed_ns: bool,
+    /// The relay program relayed this NA to its solicitor.
+    pub relayed_na: bool,
+}
+
+impl KernelWord {
+    /// No program acted on the frame.
+    pub const NOTHING: Self = Self {
+        answered: false,
+        relayed_ns: false,
+        relayed_na: false,
+    };
+}
+
+/// When an entry told to the kernel stops being used by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KernelWindow {
-    /// The driver fills the kernel's table right after processing the frame that made
-    /// the engine tell it; a frame that reached the program just before may be
-    /// processed by the engine just after.
-    trusted_from: Instant,
-    until: Instant,
+    pub(crate) until: Instant,
 }
 
 impl KernelWindow {
     /// The window of an entry to tell the kernel at `now`, to hold until `until`, or
     /// `None` when `earlier` (the same path's entry, if any) still holds and needs no
     /// renewal yet: one is due when it would end later and `earlier` has at most `ahead`
-    /// left. A renewal replaces the entry in place, so while `earlier` holds the
-    /// kernel's table has no gap and the trust carries over; after its end frames
-    /// passed the program untouched, and the new entry gets its margin like a first one.
+    /// left. A renewal replaces the entry in place, so the kernel's table has no gap.
     fn tell(earlier: Option<Self>, now: Instant, until: Instant, ahead: Duration) -> Option<Self> {
         match earlier {
             Some(e) if now < e.until => {
-                (until > e.until && e.until <= now + ahead).then_some(Self {
-                    trusted_from: e.trusted_from,
-                    until,
-                })
+                (until > e.until && e.until <= now + ahead).then_some(Self { until })
             }
-            _ => Some(Self {
-                trusted_from: now + KERNEL_MARGIN,
-                until,
-            }),
+            _ => Some(Self { until }),
         }
     }
-
-    /// Whether the engine counts on the entry at `now`. The kernel saw the frame before
-    /// the engine's `now` was taken, so an entry valid now was valid then; the margins
-    /// cover the filling of the table and the conversion between the clocks.
-    fn counts_at(self, now: Instant) -> bool {
-        self.trusted_from <= now && now + KERNEL_MARGIN < self.until
-    }
-}
-
-/// The only ICMPv6 length the in-kernel programs take: a 24-byte NS or NA with one
-/// 8-byte link-layer address option.
-const KERNEL_ND_LEN: usize = 32;
-
-/// Whether an NS has the one shape both in-kernel programs handle (the answer and the
-/// relay): [`KERNEL_ND_LEN`] bytes, the option being a Source Link-Layer Address.
-fn ns_shape_for_kernel(pkt: &NdPacket<'_>) -> bool {
-    pkt.icmp.len() == KERNEL_ND_LEN && pkt.slla.is_some()
 }
 
 /// Something the kernel was told to do for a binding (`path`), and when the engine
@@ -100,23 +99,15 @@ pub(crate) struct NaRelayPath {
 }
 
 impl Engine {
-    /// Whether the kernel answered this NS itself (in-kernel fast path): it was told to
-    /// answer for the pair, the engine counts on the entry now, and the NS has the one
-    /// shape it answers (32 bytes with a Source Link-Layer Address option; hop limit,
-    /// checksum and a specified source are checked on both sides).
-    pub(super) fn kernel_answered(
-        &self,
-        now: Instant,
-        port: PortId,
-        pkt: &NdPacket<'_>,
-        target: Ipv6Addr,
-    ) -> bool {
+    /// Whether the kernel answered this NS itself (in-kernel fast path): the program
+    /// says it answered this frame, and the engine had told it to answer for the pair.
+    pub(super) fn kernel_answered(&self, port: PortId, target: Ipv6Addr) -> bool {
         self.cfg.fast_path_in_kernel
-            && ns_shape_for_kernel(pkt)
-            && self.cache.get(&target).is_some_and(|b| {
-                b.kernel_answers
-                    .is_some_and(|k| k.path == port && k.window.counts_at(now))
-            })
+            && self.kernel_word.answered
+            && self
+                .cache
+                .get(&target)
+                .is_some_and(|b| b.kernel_answers.is_some_and(|k| k.path == port))
     }
 
     /// Tells the kernel to answer for `target` on `port` until the binding's window
@@ -157,29 +148,19 @@ impl Engine {
         });
     }
 
-    /// Whether the kernel relayed this NS to the bound guest itself: it was told to for
-    /// this ingress and the binding's present port and MAC, within the margins, and the
-    /// NS has the one shape the program relays (32 bytes with an SLLA, to a group or to
-    /// the port's own MAC; a specified unicast source, hop limit and checksum are
-    /// checked on both sides).
-    pub(super) fn kernel_relayed_ns(
-        &self,
-        now: Instant,
-        port: PortId,
-        pkt: &NdPacket<'_>,
-        target: Ipv6Addr,
-    ) -> bool {
+    /// Whether the kernel relayed this NS to the bound guest itself: the program says
+    /// it relayed this frame, and the engine had told it to for this ingress and the
+    /// binding's present port and MAC.
+    pub(super) fn kernel_relayed_ns(&self, port: PortId, target: Ipv6Addr) -> bool {
         self.cfg.relay_in_kernel
-            && ns_shape_for_kernel(pkt)
-            && (pkt.eth_dst.is_multicast() || pkt.eth_dst == self.port(port).cfg.mac)
+            && self.kernel_word.relayed_ns
             && self.cache.get(&target).is_some_and(|b| {
                 let path = NsRelayPath {
                     from: port,
                     to: b.port,
                     guest_mac: b.mac,
                 };
-                b.kernel_ns
-                    .is_some_and(|k| k.path == path && k.window.counts_at(now))
+                b.kernel_ns.is_some_and(|k| k.path == path)
             })
     }
 
@@ -214,7 +195,7 @@ impl Engine {
             return;
         }
         let until = (first + retrans).min(b.expires_at);
-        if until <= now + KERNEL_MARGIN + KERNEL_MARGIN {
+        if until <= now + MIN_KERNEL_ENTRY {
             return;
         }
         let path = NsRelayPath {
@@ -308,14 +289,11 @@ impl Engine {
         });
     }
 
-    /// Whether the kernel relayed this NA itself: it was told to for this path (the
-    /// port and MAC it came from, the solicitor and where the engine would send it now)
-    /// within the margins, and the NA has the one shape the program relays (32 bytes,
-    /// to the port's own MAC, with a Target Link-Layer Address equal to its Ethernet
-    /// source).
+    /// Whether the kernel relayed this NA itself: the program says it relayed this
+    /// frame, and the engine had told it to for this path (the port and MAC it came
+    /// from, the solicitor and where the engine would send it now).
     pub(super) fn kernel_relayed(
         &self,
-        now: Instant,
         port: PortId,
         pkt: &NdPacket<'_>,
         target: Ipv6Addr,
@@ -323,9 +301,7 @@ impl Engine {
         eth_dst: Mac,
     ) -> bool {
         self.cfg.relay_in_kernel
-            && pkt.icmp.len() == KERNEL_ND_LEN
-            && pkt.tlla == Some(pkt.eth_src)
-            && pkt.eth_dst == self.port(port).cfg.mac
+            && self.kernel_word.relayed_na
             && self.cache.get(&target).is_some_and(|b| {
                 let path = NaRelayPath {
                     solicitor: pkt.dst_addr,
@@ -334,9 +310,7 @@ impl Engine {
                     to: egress,
                     solicitor_mac: eth_dst,
                 };
-                b.kernel_relays
-                    .iter()
-                    .any(|r| r.path == path && r.window.counts_at(now))
+                b.kernel_relays.iter().any(|r| r.path == path)
             })
     }
 

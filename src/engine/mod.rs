@@ -69,6 +69,7 @@ pub use config::{
 };
 pub use counters::Counter;
 pub use event::{EventDisplay, EventNames};
+pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 
 use crate::rng::Rng;
@@ -548,6 +549,8 @@ pub struct Engine {
     /// Transmissions of floods, drained after `actions`.
     floods: VecDeque<Action>,
     now: Instant,
+    /// What the in-kernel programs say they did with the frame being handled.
+    kernel_word: KernelWord,
 }
 
 impl Engine {
@@ -587,6 +590,7 @@ impl Engine {
             actions: VecDeque::new(),
             floods: VecDeque::new(),
             now,
+            kernel_word: KernelWord::NOTHING,
             cfg: config,
         };
         for i in 0..engine.ports.len() {
@@ -600,8 +604,22 @@ impl Engine {
 
     /// Feeds one received Ethernet frame from `port`.
     pub fn handle_frame(&mut self, now: Instant, port: PortId, frame: &[u8]) {
+        self.handle_frame_with(now, port, frame, KernelWord::NOTHING);
+    }
+
+    /// [`Engine::handle_frame`] for a driver with in-kernel programs: `word` is what
+    /// they report they did with this very frame (see [`KernelWord`]).
+    pub fn handle_frame_with(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        frame: &[u8],
+        word: KernelWord,
+    ) {
         let now = self.advance(now);
+        self.kernel_word = word;
         self.receive(now, port, frame);
+        self.kernel_word = KernelWord::NOTHING;
         if self.held.take_ready() {
             // The frame bound a destination that held data waits for.
             self.flush_held(now);

@@ -77,7 +77,7 @@ impl Engine {
         if !self.forwarding(egress) {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
-        if self.kernel_relayed(now, port, pkt, target, egress, eth_dst) {
+        if self.kernel_relayed(port, pkt, target, egress, eth_dst) {
             return self.relayed_by_kernel(port, egress, "NA", target);
         }
         let rw = self.relay_rewrite(egress, eth_dst);

@@ -89,8 +89,8 @@ impl Engine {
             }) && bport != port
                 && self.forwarding(bport);
         let flags = NaFlags::SOLICITED;
-        let kernel_answered = fast && self.kernel_answered(now, port, pkt, target);
-        let kernel_relayed = self.kernel_relayed_ns(now, port, pkt, target);
+        let kernel_answered = fast && self.kernel_answered(port, target);
+        let kernel_relayed = self.kernel_relayed_ns(port, target);
         if fast {
             self.tell_kernel(now, port, target, confirmed_at);
         }
@@ -138,7 +138,7 @@ impl Engine {
             return self.relay_unknown(now, port, pkt, target);
         };
         let (bport, bmac) = (b.port, b.mac);
-        let kernel_relayed = self.kernel_relayed_ns(now, port, pkt, target);
+        let kernel_relayed = self.kernel_relayed_ns(port, target);
         // Same port: the target is on the asker's own segment and answers by itself.
         if let Err(reason) = self.admit_bound_ns(now, port, pkt, target, bport, kernel_relayed) {
             return self.drop_frame(port, reason);

@@ -7,6 +7,7 @@ mod bindings;
 mod data;
 mod hostile;
 mod kernel_fast_path;
+mod kernel_model;
 mod kernel_relay;
 mod leftover;
 mod ndp;
@@ -22,6 +23,7 @@ use crate::wire::{
     Ipv6Data, Mac, NaFlags, NdMessage, NdPacket, OptionRepr, Parsed, RaFlags, RouterAdvert,
     emit_ipv6, emit_nd, parse_frame, solicited_node,
 };
+use kernel_model::KernelModel;
 
 pub(super) const UP: PortId = PortId(0);
 pub(super) const D1: PortId = PortId(1);
@@ -139,6 +141,8 @@ pub(super) struct Harness {
     pub(super) routes: Vec<Action>,
     /// `KernelAnswer` and `KernelForget`.
     pub(super) kernel: Vec<Action>,
+    /// The in-kernel programs as the driver filled their maps.
+    pub(super) kernel_model: KernelModel,
     pub(super) events: Vec<Event>,
 }
 
@@ -152,6 +156,7 @@ impl Harness {
             sent: Vec::new(),
             routes: Vec::new(),
             kernel: Vec::new(),
+            kernel_model: KernelModel::default(),
             events: Vec::new(),
         };
         h.drain();
@@ -188,13 +193,24 @@ impl Harness {
                 | Action::KernelForget { .. }
                 | Action::KernelRelayNs { .. }
                 | Action::KernelRelayNa { .. }
-                | Action::KernelForgetRelays) => self.kernel.push(k),
+                | Action::KernelForgetRelays) => {
+                    self.kernel_model.apply(self.now, &k);
+                    self.kernel.push(k)
+                }
             }
         }
     }
 
+    /// `frame` arrives on `port` now: the in-kernel programs see it, then the engine.
     pub(super) fn inject(&mut self, port: PortId, frame: &[u8]) {
-        self.engine.handle_frame(self.now, port, frame);
+        self.inject_seen_at(port, frame, self.now);
+    }
+
+    /// `frame` reached the kernel (and its programs) at `seen` and the engine only now,
+    /// as when the driver's receive queue is backed up.
+    pub(super) fn inject_seen_at(&mut self, port: PortId, frame: &[u8], seen: Instant) {
+        let word = self.kernel_model.word(port, frame, seen);
+        self.engine.handle_frame_with(self.now, port, frame, word);
         self.drain();
     }
 
