@@ -25,8 +25,8 @@
 //! a missing capability or a wrong sysctl stops it with one message naming the fix.
 
 mod bpf;
-mod capture;
 pub mod control;
+mod counters;
 mod daemon;
 mod droplog;
 pub mod dump;
@@ -35,15 +35,18 @@ pub(crate) mod ebpf_maps;
 mod ebpf_prog;
 #[cfg(test)]
 mod ebpf_test_run;
-mod engine_thread;
+mod executor;
 mod guard;
 pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;
 pub mod netlink;
 mod nfnetlink;
-#[cfg(feature = "libpcap")]
-mod pcap_capture;
+mod ports;
 mod privileges;
+mod programs;
+mod relay;
+mod routes;
+mod setup;
 pub mod sys;
 pub mod sysctl;
 mod tc;

@@ -1095,26 +1095,43 @@ fn a_full_relay_map_makes_room_only_from_expired_entries() {
 #[ignore = "needs root and network namespaces"]
 fn the_libpcap_backend_counts_what_libpcap_dropped() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    use super::capture::Inbox;
-    use super::daemon::DriverCounters;
+    use super::counters::DriverCounters;
+    use super::ports::{CaptureFilter, FrameSink, PortIo, Received};
+
+    /// Takes nothing until opened: the capture thread waits in it while libpcap's
+    /// buffer overflows.
+    #[derive(Default)]
+    struct Gate {
+        open: AtomicBool,
+        delivered: AtomicU64,
+    }
+    impl FrameSink for Gate {
+        fn frames(&self, _: usize, _: u64, frames: &[Received<'_>]) {
+            while !self.open.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.delivered
+                .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        }
+    }
+
     let ns = Netns::new(&["pcapdrop"]);
     ns.run(0, || {
         local_veth();
-        let cap = super::pcap_capture::open("d0", &bpf::nd_pcap_expr()).unwrap();
         let peer = PacketSocket::open(sys::if_nametoindex("d0p").unwrap(), &bpf::nd_filter())
             .unwrap()
             .0;
-        // The engine thread's channel, full at once: the capture thread waits while
-        // libpcap's buffer (2 MB) overflows.
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::default());
         let counters = Arc::new(DriverCounters::default());
-        let (st, c) = (Arc::clone(&stop), Arc::clone(&counters));
-        let reader = std::thread::spawn(move || {
-            super::pcap_capture::run(cap, "d0", &st, &Inbox::new(tx, 0, 1), &c);
-        });
+        let filter = CaptureFilter {
+            bpf: bpf::nd_filter(),
+            pcap: bpf::nd_pcap_expr(),
+        };
+        let ifindex = sys::if_nametoindex("d0").unwrap();
+        let sink: Arc<Gate> = Arc::clone(&gate);
+        let io = PortIo::open("d0", ifindex, 0, 1, &filter, sink, Arc::clone(&counters)).unwrap();
         let sent = 40_000;
         let solicit = frame([0x33, 0x33, 0xff, 0, 0, 1], 58, &ns_payload(1));
         for _ in 0..sent {
@@ -1124,23 +1141,26 @@ fn the_libpcap_backend_counts_what_libpcap_dropped() {
         }
         // Take everything now: the reader looks at libpcap's counts every 32 frames
         // (its read timeout does not fire here: libpcap's poll waits for a frame).
+        gate.open.store(true, Ordering::Relaxed);
         let mut delivered = 0;
-        while let Ok(b) = rx.recv_timeout(Duration::from_millis(1000)) {
-            delivered += b.frames.len();
+        loop {
+            std::thread::sleep(Duration::from_millis(1000));
+            let now = gate.delivered.load(Ordering::Relaxed);
+            if now == delivered {
+                break;
+            }
+            delivered = now;
         }
-        stop.store(true, Ordering::Relaxed);
-        drop(rx);
-        // One more frame wakes the reader to see `stop`.
+        // One more frame wakes the reader to see its stop flag.
+        let stopping = std::thread::spawn(move || drop(io));
+        std::thread::sleep(Duration::from_millis(50));
         peer.send(&solicit).unwrap();
-        reader.join().unwrap();
+        stopping.join().unwrap();
+        let delivered = gate.delivered.load(Ordering::Relaxed) - 1;
         let dropped = counters.rx_kernel_drops.load(Ordering::Relaxed);
         eprintln!("{sent} sent: {delivered} delivered, {dropped} counted as dropped");
         assert!(dropped > 0, "nothing counted ({delivered} delivered)");
-        assert_eq!(
-            delivered as u64 + dropped,
-            sent,
-            "each frame delivered or counted"
-        );
+        assert_eq!(delivered + dropped, sent, "each frame delivered or counted");
     });
 }
 

@@ -7,18 +7,29 @@
 //! `live_rx_kernel_drops`, as the AF_PACKET backend adds its socket's drops.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use pcap::{Active, Capture, Direction};
 
-use super::capture::{Inbox, MAX_FRAME, RECV_BATCH, RX_LOG};
+use super::super::counters::{DriverCounters, RX_LOG};
+use super::capture::Reader;
+use super::{MAX_FRAME, RECV_BATCH, Received};
 
 /// libpcap's ring, as big as an AF_PACKET capture socket's receive queue.
 const RING_BYTES: i32 = 4 << 20;
-use super::daemon::DriverCounters;
 
 fn to_io(e: pcap::Error) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+/// libpcap's timestamp as nanoseconds: with nanosecond precision (asked for at open)
+/// its "microseconds" field holds nanoseconds.
+fn timeval_ns(sec: libc::time_t, nsec: libc::suseconds_t) -> u64 {
+    let (sec, nsec) = (
+        u64::try_from(sec).unwrap_or(0),
+        u64::try_from(nsec).unwrap_or(0),
+    );
+    sec.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// Opens `device` for incoming frames matching `expr`.
@@ -35,6 +46,9 @@ pub(super) fn open(device: &str, expr: &str) -> io::Result<Capture<Active>> {
         .buffer_size(RING_BYTES)
         // A bounded wait so the thread sees its stop flag.
         .timeout(250)
+        // The in-kernel programs' word is compared with the kernel's receive time
+        // to the nanosecond (see `relay.rs`).
+        .precision(pcap::Precision::Nano)
         .open()
         .map_err(to_io)?;
     cap.direction(Direction::In).map_err(to_io)?;
@@ -86,24 +100,21 @@ fn count_drops(
     }
 }
 
-/// Reads until `stop` is set, handing each frame to the engine thread, and counts what
-/// libpcap dropped: when no frame came for a while and after every [`RECV_BATCH`]
-/// frames (as the AF_PACKET backend looks after a full batch).
-pub(super) fn run(
-    mut cap: Capture<Active>,
-    name: &str,
-    stop: &AtomicBool,
-    inbox: &Inbox,
-    counters: &DriverCounters,
-) {
+/// Reads until the reader's stop flag is set, handing each frame to its sink, and
+/// counts what libpcap dropped: when no frame came for a while and after every
+/// [`RECV_BATCH`] frames (as the AF_PACKET backend looks after a full batch).
+pub(super) fn read_loop(mut cap: Capture<Active>, reader: &Reader) {
+    let (name, counters) = (&*reader.name, &*reader.counters);
     let mut seen = DropsSeen::default();
     let mut since_look = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while !reader.stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
-                if !inbox.deliver(stop, [p.data]) {
-                    return;
-                }
+                let rx_ns = timeval_ns(p.header.ts.tv_sec, p.header.ts.tv_usec);
+                reader.deliver(&[Received {
+                    frame: p.data,
+                    rx_ns,
+                }]);
                 since_look += 1;
                 if since_look >= RECV_BATCH {
                     since_look = 0;

@@ -1,0 +1,361 @@
+//! The in-kernel programs as the daemon runs them: loaded at start if the config and
+//! the host allow (`fast_path_in_kernel`, `relay_in_kernel`), attached to the ports
+//! present, told the engine's entries, and asked what they did with a frame (the
+//! kernel's word, see `engine/kernel.rs`).
+
+use std::io;
+use std::time::Duration as StdDuration;
+
+use super::counters::TX_LOG;
+use super::ebpf_prog::SetupError;
+use super::kernel_answer::KernelAnswers;
+use super::kernel_relay::{KernelRelays, NaPath, NsPath};
+use super::ports::Received;
+use super::{Error, privileges};
+use crate::config::{Config, InKernel};
+use crate::engine::{Action, Engine, KernelWord, PortId, Role};
+use crate::time::Instant;
+
+/// An in-kernel program as the config and the log name it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProgramKey {
+    /// Its config key.
+    name: &'static str,
+    /// What it takes over from the relay's threads.
+    what: &'static str,
+}
+pub(super) const FAST_PATH_IN_KERNEL: ProgramKey = ProgramKey {
+    name: "fast_path_in_kernel",
+    what: "fast-path answers sent",
+};
+pub(super) const RELAY_IN_KERNEL: ProgramKey = ProgramKey {
+    name: "relay_in_kernel",
+    what: "NS and NA for bound guests relayed",
+};
+
+/// The loaded programs and whether each is in use (a reload may stop using one; it
+/// stays loaded so a later reload can use it again: CAP_BPF is gone after start).
+#[derive(Default)]
+pub(super) struct KernelPrograms {
+    answers: Option<KernelAnswers>,
+    answering: bool,
+    relays: Option<KernelRelays>,
+    relaying: bool,
+}
+
+/// A port as the programs see it: its role and interface index, if present.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProgramPort<'a> {
+    pub(super) name: &'a str,
+    pub(super) role: Role,
+    pub(super) ifindex: Option<i32>,
+}
+
+impl KernelPrograms {
+    /// Loads and attaches what `config` asks for to `ports`: a program asked for
+    /// explicitly must load, one wanted "when possible" is skipped with the reason
+    /// logged (no CAP_BPF, `--dump`, an old kernel).
+    pub(super) fn at_start(
+        config: &Config,
+        ports: &[ProgramPort<'_>],
+        dumping: bool,
+    ) -> Result<Self, Error> {
+        let entries = map_entries(config);
+        let answers = at_start(FAST_PATH_IN_KERNEL, answers_wanted(config), dumping, || {
+            load_and_attach(
+                || KernelAnswers::load(entries),
+                |k| k.sync(&present(ports, true, true)),
+            )
+        })?;
+        let relays = at_start(RELAY_IN_KERNEL, config.relay_in_kernel, dumping, || {
+            load_and_attach(
+                || KernelRelays::load(entries),
+                |k| k.sync(&present(ports, true, false)),
+            )
+        })?;
+        Ok(Self {
+            answering: answers.is_some(),
+            answers,
+            relaying: relays.is_some(),
+            relays,
+        })
+    }
+
+    /// Whether the fast-path program answers in the kernel.
+    pub(super) fn answering(&self) -> bool {
+        self.answering
+    }
+
+    /// Whether the relay program relays in the kernel.
+    pub(super) fn relaying(&self) -> bool {
+        self.relaying
+    }
+
+    /// Which programs a reload's `config` puts to use; an error if it asks for one that
+    /// was not loaded at start.
+    pub(super) fn in_use_after(&self, config: &Config) -> Result<(bool, bool), Error> {
+        Ok((
+            in_use(
+                FAST_PATH_IN_KERNEL,
+                answers_wanted(config),
+                self.answers.is_some(),
+            )?,
+            in_use(
+                RELAY_IN_KERNEL,
+                config.relay_in_kernel,
+                self.relays.is_some(),
+            )?,
+        ))
+    }
+
+    /// Puts a reload's choice (from [`Self::in_use_after`]) in place.
+    pub(super) fn set_in_use(&mut self, config: &Config, (answering, relaying): (bool, bool)) {
+        let entries = map_entries(config);
+        log_use(
+            FAST_PATH_IN_KERNEL,
+            (self.answering, answering),
+            self.answers.as_ref().map(KernelAnswers::capacity),
+            entries,
+        );
+        log_use(
+            RELAY_IN_KERNEL,
+            (self.relaying, relaying),
+            self.relays.as_ref().map(KernelRelays::capacity),
+            entries,
+        );
+        self.answering = answering;
+        self.relaying = relaying;
+    }
+
+    /// Attaches the programs in use to the ports present now and detaches them from
+    /// the rest (which also empties their maps).
+    pub(super) fn sync(&mut self, ports: &[ProgramPort<'_>]) -> Vec<SetupError> {
+        let mut errors = Vec::new();
+        if let Some(k) = &mut self.answers {
+            errors.extend(k.sync(&present(ports, self.answering, true)));
+        }
+        if let Some(k) = &mut self.relays {
+            errors.extend(k.sync(&present(ports, self.relaying, false)));
+        }
+        errors
+    }
+
+    /// Writes what a `Kernel*` action tells the kernel (`ifindex` maps the engine's
+    /// ports); an entry that cannot be written is handed back to the engine, which
+    /// then does the work itself.
+    pub(super) fn apply(
+        &mut self,
+        engine: &mut Engine,
+        now: Instant,
+        action: Action,
+        ifindex: impl Fn(PortId) -> Option<i32>,
+    ) {
+        let valid_for = |until: Instant| StdDuration::from(until.saturating_since(now));
+        match action {
+            Action::KernelAnswer {
+                port,
+                target,
+                mac,
+                until,
+            } => {
+                let written = match (&mut self.answers, ifindex(port)) {
+                    (Some(k), Some(ix)) => k.answer(ix, target, mac, valid_for(until)),
+                    _ => Err(not_set_up()),
+                };
+                if let Err(e) = written {
+                    TX_LOG.warn(format_args!(
+                        "fast_path_in_kernel: cannot hand {target} to the kernel; \
+                         answering it here ({e})"
+                    ));
+                    engine.kernel_answer_refused(target);
+                }
+            }
+            Action::KernelForget { target } => {
+                if let Some(k) = &mut self.answers {
+                    k.forget(target);
+                }
+                if let Some(k) = &mut self.relays {
+                    k.forget_ns(target);
+                }
+            }
+            Action::KernelRelayNs {
+                from,
+                target,
+                to,
+                mac,
+                guest_mac,
+                until,
+            } => {
+                let path = ifindex(from).zip(ifindex(to)).map(|(from, to)| NsPath {
+                    from,
+                    target,
+                    to,
+                    mac,
+                    guest_mac,
+                });
+                let written = match (&mut self.relays, path) {
+                    (Some(k), Some(path)) => k.relay_ns(&path, valid_for(until)),
+                    _ => Err(not_set_up()),
+                };
+                if let Err(e) = written {
+                    TX_LOG.warn(format_args!(
+                        "relay_in_kernel: cannot hand the NS for {target} to the kernel; \
+                         relaying them here ({e})"
+                    ));
+                    engine.kernel_relay_ns_refused(target);
+                }
+            }
+            Action::KernelRelayNa {
+                from,
+                target,
+                solicitor,
+                guest_mac,
+                to,
+                mac,
+                solicitor_mac,
+                until,
+            } => {
+                let path = ifindex(from).zip(ifindex(to)).map(|(from, to)| NaPath {
+                    from,
+                    target,
+                    solicitor,
+                    guest_mac,
+                    to,
+                    mac,
+                    solicitor_mac,
+                });
+                let written = match (&mut self.relays, path) {
+                    (Some(k), Some(path)) => k.relay_na(&path, valid_for(until)),
+                    _ => Err(not_set_up()),
+                };
+                if let Err(e) = written {
+                    TX_LOG.warn(format_args!(
+                        "relay_in_kernel: cannot hand the NAs for {target} to {solicitor} \
+                         to the kernel; relaying them here ({e})"
+                    ));
+                    engine.kernel_relay_refused(target, solicitor);
+                }
+            }
+            Action::KernelForgetRelays => {
+                if let Some(k) = &mut self.relays {
+                    k.forget_all_na();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What the programs say they did with `frame`, received on `ifindex`.
+    pub(super) fn word(&self, _ifindex: i32, frame: &Received<'_>) -> KernelWord {
+        if frame.rx_ns == 0 || !(self.answering || self.relaying) {
+            return KernelWord::NOTHING;
+        }
+        KernelWord::NOTHING
+    }
+}
+
+fn not_set_up() -> io::Error {
+    io::Error::other("the program is not set up on the port")
+}
+
+/// One entry per binding at most: the engine tells the kernel about a binding on one
+/// upstream port at a time.
+fn map_entries(config: &Config) -> u32 {
+    u32::try_from(config.tunables.max_bindings)
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// `fast_path_in_kernel` as it applies: without `fast_path` there is nothing to answer.
+fn answers_wanted(config: &Config) -> InKernel {
+    if config.fast_path.is_some() {
+        config.fast_path_in_kernel
+    } else {
+        InKernel::Never
+    }
+}
+
+/// The ports a program runs on: with `on`, those present (with `upstream_only`, the
+/// upstream ones), otherwise none.
+fn present<'a>(ports: &[ProgramPort<'a>], on: bool, upstream_only: bool) -> Vec<(&'a str, i32)> {
+    ports
+        .iter()
+        .filter(|p| on && (!upstream_only || p.role == Role::Upstream))
+        .filter_map(|p| Some((p.name, p.ifindex?)))
+        .collect()
+}
+
+/// An in-kernel program as its config key asks (`wanted`), loaded and attached by
+/// `load`: `None` when it is off, or when it was not asked for explicitly and cannot be
+/// set up here (logged with the reason). Loading needs CAP_BPF, dropped after start.
+fn at_start<K>(
+    key: ProgramKey,
+    wanted: InKernel,
+    dumping: bool,
+    load: impl FnOnce() -> Result<K, SetupError>,
+) -> Result<Option<K>, Error> {
+    let ProgramKey { name, what } = key;
+    let why_not = match wanted {
+        InKernel::Never => return Ok(None),
+        InKernel::Always => return Ok(Some(load()?)),
+        InKernel::WhenPossible if dumping => "frames are being dumped (--dump, dump_dir) and \
+            what the kernel sends would be missing from the files"
+            .to_owned(),
+        InKernel::WhenPossible if !privileges::has_bpf() => "CAP_BPF is missing at start (run \
+            as root, or add CAP_BPF as packaging/ndprelay.service shows; it is dropped once \
+            the program is loaded)"
+            .to_owned(),
+        InKernel::WhenPossible => match load() {
+            Ok(k) => {
+                log::info!("{name}: {what} in the kernel");
+                return Ok(Some(k));
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    log::info!(
+        "{name}: {what} by the relay's threads, not in the kernel: {why_not}; \
+         `{name}: false` in the config says this is intended"
+    );
+    Ok(None)
+}
+
+/// Whether a reload's config puts a program to use: as `wanted`, if it was `loaded` at
+/// start (the only time it can be).
+fn in_use(key: ProgramKey, wanted: InKernel, loaded: bool) -> Result<bool, Error> {
+    match wanted {
+        InKernel::Never => Ok(false),
+        InKernel::WhenPossible => Ok(loaded),
+        InKernel::Always if loaded => Ok(true),
+        InKernel::Always => Err(Error::KernelProgramNotLoaded(key.name)),
+    }
+}
+
+/// Logs a reload's change of a program's use (`was`, `now`), and that its maps keep the
+/// `capacity` they were loaded with when the config now asks for `entries`.
+fn log_use(key: ProgramKey, (was, now): (bool, bool), capacity: Option<u32>, entries: u32) {
+    let ProgramKey { name, what } = key;
+    if was != now {
+        let by = if now {
+            "in the kernel"
+        } else {
+            "by the relay's threads"
+        };
+        log::info!("{name}: {what} now {by}");
+    }
+    if let Some(c) = capacity.filter(|&c| now && c != entries) {
+        log::info!("{name}: the kernel's maps keep room for {c} entries until the next start");
+    }
+}
+
+/// Loads a program with `load` and attaches it with `sync` to `ports`.
+fn load_and_attach<K>(
+    load: impl FnOnce() -> Result<K, SetupError>,
+    sync: impl FnOnce(&mut K) -> Vec<SetupError>,
+) -> Result<K, SetupError> {
+    let mut k = load()?;
+    match sync(&mut k).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(k),
+    }
+}
