@@ -47,7 +47,10 @@
 # CAP_BPF at start: the uplink's capture thread hands the NS to the engine thread, which
 # relays it, reads the guest's answer on br0 and relays that.
 #
-# ONLY_RELAY=1 measures the four ndprelay rows only (quicker, for development).
+# ONLY_RELAY=1 measures the four ndprelay rows only (quicker, for development); with
+# WITH_IFACE=1 also ndppd's `iface` row, the userspace relay's yardstick.
+# BEFORE=PATH adds the four ndprelay rows again with the ndprelay binary at PATH (for
+# example the build before a change), tagged "(before)", in the same run.
 #
 # Every packet stays inside the ndpr-bench-* namespaces, which are removed on exit.
 set -euo pipefail
@@ -67,6 +70,7 @@ G1=2001:db8:1::11
 G2=2001:db8:1::12
 G3=2001:db8:1::13
 ROWS=()
+NL=$'\n'
 STATUS_NOTE=""
 FAST_NOTE=""
 KERNEL_NOTE=""
@@ -164,45 +168,61 @@ measure() {
     ROWS+=("| $name | $(field "$bound" wire_median_ms) | $(field "$bound" wire_p99_ms) | $(field "$bound" lost)/$LAT_N | $(field "$lat" wire_median_ms) | $(field "$lat" wire_p99_ms) | $(field "$lat" median_ms) | $(field "$lat" lost)/$LAT_N | ${rate%%|*} | ${rate#*|} | $(field "$scan" guest_resolved)/$(field "$scan" guest_probes) | $(field "$scan" guest_wire_median_ms) | $(field "$scan" guest_wire_p99_ms) | $(field "$scan" guest_p99_ms) | $(field "$scan" scan_answered) | $rss |")
 }
 
-# 1. ndprelay as configured by default: relay mode, relayed in the kernel (relay_in_kernel
-# not set, the daemon is root: eBPF on eth0 and br0)
-write_config "$WORK/relay.ron" eth0 br0
-start_relay dom0 "$WORK/relay.ron"
-wait_for 30 "br0 proxying" proxying br0
-grep -q "relay_in_kernel: NS and NA for bound guests relayed in the kernel" "$WORK/relay.log" ||
-    { echo "bench-ns.sh: the default relay did not set up the in-kernel relay" >&2; exit 1; }
-STATUS_DURING_SCAN=1 measure "ndprelay (relay, default: in the kernel)" "$RELAY_PID"
-status >target/bench-ns-ndprelay-status.txt
-RELAY_KERNEL_NOTE="ndprelay (relay, default: in the kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay-status.txt)"
-stop_relay
+# ndprelay_rows TAG : the four ndprelay rows with the binary in $NDPRELAY, named
+# "ndprelay$TAG (...)"
+ndprelay_rows() {
+    local TAG="$1" SUFFIX="${1:+-before}" STATUS_SCAN="${1:-1}"
+    [ -n "$TAG" ] && STATUS_SCAN=""
+    # 1. ndprelay as configured by default: relay mode, relayed in the kernel (relay_in_kernel
+    # not set, the daemon is root: eBPF on eth0 and br0)
+    write_config "$WORK/relay.ron" eth0 br0
+    start_relay dom0 "$WORK/relay.ron"
+    wait_for 30 "br0 proxying" proxying br0
+    grep -q "relay_in_kernel: NS and NA for bound guests relayed in the kernel" "$WORK/relay.log" ||
+        { echo "bench-ns.sh: the default relay did not set up the in-kernel relay" >&2; exit 1; }
+    STATUS_DURING_SCAN="$STATUS_SCAN" measure "ndprelay$TAG (relay, default: in the kernel)" "$RELAY_PID"
+    status >target/bench-ns-ndprelay$SUFFIX-status.txt
+    RELAY_KERNEL_NOTE="${RELAY_KERNEL_NOTE:+$RELAY_KERNEL_NOTE$NL}ndprelay$TAG (relay, default: in the kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay$SUFFIX-status.txt)"
+    stop_relay
 
-# 1a. relay mode in userspace (relay_in_kernel: false): capture thread, engine thread
-EXTRA='relay_in_kernel: false,' write_config "$WORK/relay-userspace.ron" eth0 br0
-start_relay dom0 "$WORK/relay-userspace.ron"
-wait_for 30 "br0 proxying" proxying br0
-measure "ndprelay (relay in userspace)" "$RELAY_PID"
-status >target/bench-ns-ndprelay-userspace-status.txt
-stop_relay
+    # 1a. relay mode in userspace (relay_in_kernel: false): capture thread, engine thread
+    EXTRA='relay_in_kernel: false,' write_config "$WORK/relay-userspace.ron" eth0 br0
+    start_relay dom0 "$WORK/relay-userspace.ron"
+    wait_for 30 "br0 proxying" proxying br0
+    measure "ndprelay$TAG (relay in userspace)" "$RELAY_PID"
+    status >target/bench-ns-ndprelay$SUFFIX-userspace-status.txt
+    stop_relay
 
-# 1b. the same relay with the opt-in fast path (answers from bindings confirmed within 5 s),
-# answered in the kernel as by default (fast_path_in_kernel not set: eBPF on eth0's ingress)
-EXTRA='fast_path: "5s",' write_config "$WORK/relay-kernel.ron" eth0 br0
-start_relay dom0 "$WORK/relay-kernel.ron"
-wait_for 30 "br0 proxying" proxying br0
-grep -q "fast_path_in_kernel: fast-path answers sent in the kernel" "$WORK/relay.log" ||
-    { echo "bench-ns.sh: the fast path did not set up the in-kernel answers" >&2; exit 1; }
-measure "ndprelay (fast path, default: in the kernel)" "$RELAY_PID" latency-warm
-status >target/bench-ns-ndprelay-kernel-status.txt
-KERNEL_NOTE="ndprelay (fast path, default: in the kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay-kernel-status.txt)"
-stop_relay
+    # 1b. the same relay with the opt-in fast path (answers from bindings confirmed within 5 s),
+    # answered in the kernel as by default (fast_path_in_kernel not set: eBPF on eth0's ingress)
+    EXTRA='fast_path: "5s",' write_config "$WORK/relay-kernel.ron" eth0 br0
+    start_relay dom0 "$WORK/relay-kernel.ron"
+    wait_for 30 "br0 proxying" proxying br0
+    grep -q "fast_path_in_kernel: fast-path answers sent in the kernel" "$WORK/relay.log" ||
+        { echo "bench-ns.sh: the fast path did not set up the in-kernel answers" >&2; exit 1; }
+    measure "ndprelay$TAG (fast path, default: in the kernel)" "$RELAY_PID" latency-warm
+    status >target/bench-ns-ndprelay$SUFFIX-kernel-status.txt
+    KERNEL_NOTE="${KERNEL_NOTE:+$KERNEL_NOTE$NL}ndprelay$TAG (fast path, default: in the kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay$SUFFIX-kernel-status.txt)"
+    stop_relay
 
-# 1c. the fast path answered by the engine thread (fast_path_in_kernel: false)
-EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay-fast.ron" eth0 br0
-start_relay dom0 "$WORK/relay-fast.ron"
-wait_for 30 "br0 proxying" proxying br0
-measure "ndprelay (fast path in userspace)" "$RELAY_PID" latency-warm
-status >target/bench-ns-ndprelay-fast-status.txt
-stop_relay
+    # 1c. the fast path answered by the engine thread (fast_path_in_kernel: false)
+    EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay-fast.ron" eth0 br0
+    start_relay dom0 "$WORK/relay-fast.ron"
+    wait_for 30 "br0 proxying" proxying br0
+    measure "ndprelay$TAG (fast path in userspace)" "$RELAY_PID" latency-warm
+    status >target/bench-ns-ndprelay$SUFFIX-fast-status.txt
+    stop_relay
+}
+
+# The build under test, then (with BEFORE=PATH, another ndprelay binary such as the
+# previous release) the same four rows with that one, in the same run.
+ndprelay_rows ""
+if [ -n "${BEFORE:-}" ]; then
+    NDPRELAY_NOW="$NDPRELAY"
+    NDPRELAY="$BEFORE"
+    ndprelay_rows " (before)"
+    NDPRELAY="$NDPRELAY_NOW"
+fi
 
 # 2. ndppd static and iface
 run_ndppd() {
@@ -217,6 +237,9 @@ run_ndppd() {
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
+if [ -n "${ONLY_RELAY:-}" ] && [ -n "${WITH_IFACE:-}" ]; then
+    run_ndppd "ndppd 0.2.5 iface" "iface br0"
+fi
 if [ -z "${ONLY_RELAY:-}" ]; then
     run_ndppd "ndppd 0.2.5 static" "static"
     run_ndppd "ndppd 0.2.5 iface" "iface br0"

@@ -359,3 +359,33 @@ fn load_and_attach<K>(
         None => Ok(k),
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_program_runs_on_the_present_ports_of_its_role_and_on_none_when_off() {
+        let port = |name, role, ifindex| ProgramPort {
+            name,
+            role,
+            ifindex,
+        };
+        let mut ports = vec![
+            port("eth0", Role::Upstream, Some(2)),
+            port("br0", Role::Downstream, Some(3)),
+            port("vif1", Role::Downstream, Some(4)),
+        ];
+        assert_eq!(present(&ports, true, true), [("eth0", 2)]);
+        assert_eq!(
+            present(&ports, true, false),
+            [("eth0", 2), ("br0", 3), ("vif1", 4)]
+        );
+        // Turned off by a reload: detached everywhere, which also empties its maps.
+        assert!(present(&ports, false, false).is_empty());
+        assert!(present(&ports, false, true).is_empty());
+        // A deleted port has no ifindex until it comes back.
+        ports[1].ifindex = None;
+        assert_eq!(present(&ports, true, false), [("eth0", 2), ("vif1", 4)]);
+    }
+}
