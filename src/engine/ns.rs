@@ -217,8 +217,9 @@ impl Engine {
     /// Whether a multicast NS for a bound target goes to the target's MAC, its IPv6
     /// destination (the solicited-node group) unchanged: only the target listens to
     /// that group, and a group frame makes a bridge hand it to every guest on the
-    /// segment, whose kernels each walk their multicast list inside our send (about
-    /// 100 µs per guest with 1000 addresses, on the answer's path). Hosts accept it
+    /// segment, whose kernels each walk their multicast list inside our send (a cost
+    /// that grows with each guest's address count, on the answer's path; see
+    /// BENCHMARKS.md, session 3). Hosts accept it
     /// like the Linux bridge's `multicast_to_unicast` copies and like a NUD probe
     /// (RFC 4861 §7.2.2). Only for a REACHABLE binding, and not once such an NS has
     /// gone a RetransTimer without the confirmation that clears `unicast_ns_since`:

@@ -42,8 +42,8 @@
 //! **Determinism.** Hosts, attackers and engines draw from generators seeded from the
 //! scenario seed (`--seed` overrides it); ties in the event queue are broken by
 //! insertion order; maps iterate in key order. Same scenario and seed, same output,
-//! byte for byte. Ten virtual minutes of `home.ron` take about 5 ms, process start-up
-//! included (`scripts/bench-sim.sh`, `BENCHMARKS.md`).
+//! byte for byte. Virtual time jumps from deadline to deadline, so a long scenario
+//! runs in far less than its virtual length (`scripts/bench-sim.sh`, `BENCHMARKS.md`).
 //!
 pub mod diagram;
 pub mod host;

@@ -38,10 +38,10 @@ pub(super) fn open(device: &str, expr: &str) -> io::Result<Capture<Active>> {
         .map_err(to_io)?
         .promisc(false)
         .immediate_mode(true)
-        // libpcap's ring has a slot of the snapshot length per frame: 65535 bytes left
-        // room for about 32 frames in its default 2 MB (measured: a burst of 40000 NS
-        // kept 34). Frames longer than MAX_FRAME are not ND we relay, and the ring gets
-        // the AF_PACKET socket's receive queue size.
+        // libpcap's ring has a slot of the snapshot length per frame, so its default
+        // snapshot length left room for few frames in a burst. Frames longer than
+        // MAX_FRAME are not ND we relay, and the ring gets the AF_PACKET socket's
+        // receive queue size.
         .snaplen(MAX_FRAME as i32)
         .buffer_size(RING_BYTES)
         // A bounded wait so the thread sees its stop flag.
