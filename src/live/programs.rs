@@ -4,6 +4,7 @@
 //! kernel's word, see `engine/kernel.rs`).
 
 use std::io;
+use std::net::Ipv6Addr;
 use std::time::Duration as StdDuration;
 
 use super::counters::TX_LOG;
@@ -245,12 +246,78 @@ impl KernelPrograms {
         }
     }
 
-    /// What the programs say they did with `frame`, received on `ifindex`.
-    pub(super) fn word(&self, _ifindex: i32, frame: &Received<'_>) -> KernelWord {
-        if frame.rx_ns == 0 || !(self.answering || self.relaying) {
-            return KernelWord::NOTHING;
+    /// What the programs say they did with `frame`, received on `ifindex`: each is
+    /// asked only for the frames it could have taken, and a lookup that fails counts
+    /// as "not taken" (the engine then handles the frame: a duplicate at worst).
+    pub(super) fn word(&self, ifindex: i32, frame: &Received<'_>) -> KernelWord {
+        let mut word = KernelWord::NOTHING;
+        if frame.rx_ns == 0 {
+            return word;
         }
-        KernelWord::NOTHING
+        let Some(nd) = NdPeek::of(frame.frame) else {
+            return word;
+        };
+        let said = |asked: io::Result<bool>| asked.unwrap_or(false);
+        match nd.icmp_type {
+            ICMP_NS => {
+                if let Some(k) = self.answers.as_ref().filter(|_| self.answering) {
+                    word.answered = said(k.answered(ifindex, nd.target, frame.rx_ns));
+                }
+                if let Some(k) = self.relays.as_ref().filter(|_| self.relaying && !word.answered) {
+                    word.relayed_ns = said(k.relayed_ns(ifindex, nd.target, frame.rx_ns));
+                }
+            }
+            ICMP_NA => {
+                if let Some(k) = self.relays.as_ref().filter(|_| self.relaying) {
+                    word.relayed_na =
+                        said(k.relayed_na(ifindex, nd.target, nd.dst, frame.rx_ns));
+                }
+            }
+            _ => {}
+        }
+        word
+    }
+}
+
+/// ICMPv6 Neighbor Solicitation.
+const ICMP_NS: u8 = 135;
+/// ICMPv6 Neighbor Advertisement.
+const ICMP_NA: u8 = 136;
+/// The only frame length the programs take: Ethernet, IPv6, a 24-byte NS or NA and
+/// one 8-byte link-layer address option.
+const PROGRAM_FRAME_LEN: usize = 14 + 40 + 32;
+/// Offsets in such a frame.
+const ETH_TYPE_AT: usize = 12;
+const IPV6_NEXT_HEADER_AT: usize = 14 + 6;
+const IPV6_DST_AT: usize = 14 + 24;
+const ICMP_TYPE_AT: usize = 14 + 40;
+const ND_TARGET_AT: usize = 14 + 40 + 8;
+
+/// Which entry to ask about a frame: read at fixed offsets, without validation. A
+/// frame that is not what it seems finds no entry holding its receive time (the
+/// programs store it only for frames they took), so a loose read can only cost a
+/// lookup.
+struct NdPeek {
+    icmp_type: u8,
+    target: Ipv6Addr,
+    dst: Ipv6Addr,
+}
+
+impl NdPeek {
+    fn of(frame: &[u8]) -> Option<Self> {
+        let addr = |at: usize| -> Option<Ipv6Addr> {
+            let bytes: [u8; 16] = frame.get(at..at + 16)?.try_into().ok()?;
+            Some(Ipv6Addr::from(bytes))
+        };
+        (frame.len() == PROGRAM_FRAME_LEN
+            && frame[ETH_TYPE_AT..ETH_TYPE_AT + 2] == [0x86, 0xdd]
+            && frame[IPV6_NEXT_HEADER_AT] == 58)
+            .then_some(())?;
+        Some(Self {
+            icmp_type: frame[ICMP_TYPE_AT],
+            target: addr(ND_TARGET_AT)?,
+            dst: addr(IPV6_DST_AT)?,
+        })
     }
 }
 
@@ -363,6 +430,35 @@ fn load_and_attach<K>(
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::wire::{Mac, OptionRepr, emit_nd, NdMessage, NaFlags};
+
+    #[test]
+    fn the_peek_reads_the_programs_one_shape_and_nothing_else() {
+        let (target, dst): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8::10".parse().unwrap(), "fe80::1".parse().unwrap());
+        let mac = Mac([2, 0, 0, 0, 0, 1]);
+        let na = |opts: &[OptionRepr]| {
+            emit_nd(
+                mac,
+                mac,
+                target,
+                dst,
+                &NdMessage::NeighborAdvert {
+                    flags: NaFlags::SOLICITED,
+                    target_addr: target,
+                },
+                opts,
+            )
+        };
+        let framed = na(&[OptionRepr::TargetLinkLayer(mac)]);
+        let peek = NdPeek::of(&framed).expect("the programs' shape");
+        assert_eq!((peek.icmp_type, peek.target, peek.dst), (ICMP_NA, target, dst));
+        assert!(NdPeek::of(&na(&[])).is_none(), "no option: not the shape");
+        assert!(NdPeek::of(&framed[..framed.len() - 1]).is_none());
+        let mut not_ipv6 = framed.clone();
+        not_ipv6[ETH_TYPE_AT] = 0x08;
+        assert!(NdPeek::of(&not_ipv6).is_none());
+    }
 
     #[test]
     fn a_program_runs_on_the_present_ports_of_its_role_and_on_none_when_off() {
