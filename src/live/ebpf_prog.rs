@@ -529,10 +529,6 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
     /// with the same entry, or the entry removed since, makes this `false` although the
     /// program acted: the answer errs towards the engine doing the work again, never
     /// towards nobody doing it.
-    #[allow(
-        dead_code,
-        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
-    )]
     pub(super) fn handled(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
         if rx_tstamp_ns == 0 {
             return Ok(false);

@@ -85,10 +85,6 @@ impl KernelAnswers {
     /// target)` in the answer map says so. `false` for a frame without a timestamp, for
     /// a target without an entry, and when a later NS was answered with the same entry
     /// before this call: the engine then answers again rather than nobody.
-    #[allow(
-        dead_code,
-        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
-    )]
     pub fn answered(&self, ifindex: i32, target: Ipv6Addr, rx_tstamp_ns: u64) -> io::Result<bool> {
         self.map
             .handled(&PortTarget::new(ifindex, target).to_bytes(), rx_tstamp_ns)

@@ -172,10 +172,6 @@ impl KernelRelays {
     /// `SCM_TIMESTAMPNS`, seconds * 10^9 + nanoseconds): the NS map's entry of key
     /// ([`PortTarget`]) `(ingress, target)` says so. `false` as for
     /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
-    #[allow(
-        dead_code,
-        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
-    )]
     pub fn relayed_ns(
         &self,
         ingress: i32,
@@ -191,10 +187,6 @@ impl KernelRelays {
     /// receive timestamp `rx_tstamp_ns`: the NA map's entry of key ([`NaKey`])
     /// `(ingress, target, solicitor)` says so. `false` as for
     /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
-    #[allow(
-        dead_code,
-        reason = "the capture path asks it once it reads SCM_TIMESTAMPNS (issue 15)"
-    )]
     pub fn relayed_na(
         &self,
         ingress: i32,

@@ -263,14 +263,17 @@ impl KernelPrograms {
                 if let Some(k) = self.answers.as_ref().filter(|_| self.answering) {
                     word.answered = said(k.answered(ifindex, nd.target, frame.rx_ns));
                 }
-                if let Some(k) = self.relays.as_ref().filter(|_| self.relaying && !word.answered) {
+                if let Some(k) = self
+                    .relays
+                    .as_ref()
+                    .filter(|_| self.relaying && !word.answered)
+                {
                     word.relayed_ns = said(k.relayed_ns(ifindex, nd.target, frame.rx_ns));
                 }
             }
             ICMP_NA => {
                 if let Some(k) = self.relays.as_ref().filter(|_| self.relaying) {
-                    word.relayed_na =
-                        said(k.relayed_na(ifindex, nd.target, nd.dst, frame.rx_ns));
+                    word.relayed_na = said(k.relayed_na(ifindex, nd.target, nd.dst, frame.rx_ns));
                 }
             }
             _ => {}
@@ -430,7 +433,7 @@ fn load_and_attach<K>(
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::wire::{Mac, OptionRepr, emit_nd, NdMessage, NaFlags};
+    use crate::wire::{Mac, NaFlags, NdMessage, OptionRepr, emit_nd};
 
     #[test]
     fn the_peek_reads_the_programs_one_shape_and_nothing_else() {
@@ -444,15 +447,22 @@ mod test {
                 target,
                 dst,
                 &NdMessage::NeighborAdvert {
-                    flags: NaFlags::SOLICITED,
+                    flags: NaFlags {
+                        router: false,
+                        solicited: true,
+                        override_: false,
+                    },
                     target_addr: target,
                 },
                 opts,
             )
         };
-        let framed = na(&[OptionRepr::TargetLinkLayer(mac)]);
+        let framed = na(&[OptionRepr::TargetLla(mac)]);
         let peek = NdPeek::of(&framed).expect("the programs' shape");
-        assert_eq!((peek.icmp_type, peek.target, peek.dst), (ICMP_NA, target, dst));
+        assert_eq!(
+            (peek.icmp_type, peek.target, peek.dst),
+            (ICMP_NA, target, dst)
+        );
         assert!(NdPeek::of(&na(&[])).is_none(), "no option: not the shape");
         assert!(NdPeek::of(&framed[..framed.len() - 1]).is_none());
         let mut not_ipv6 = framed.clone();
