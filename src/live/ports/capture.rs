@@ -124,9 +124,12 @@ fn read_loop(reader: &Reader, sock: &PacketSocket) {
 /// bpf.rs; this matters on kernels without PACKET_IGNORE_OUTGOING only).
 fn relayable(batch: &RecvBatch) -> impl Iterator<Item = Received<'_>> {
     batch
-        .frames()
-        .filter(|&(_, pt)| pt != pkttype::OUTGOING && pt != pkttype::OTHERHOST)
-        .map(|(frame, _)| Received { frame, rx_ns: 0 })
+        .received()
+        .filter(|r| r.pkttype != pkttype::OUTGOING && r.pkttype != pkttype::OTHERHOST)
+        .map(|r| Received {
+            frame: r.frame,
+            rx_ns: r.rx_time_ns,
+        })
 }
 
 /// Adds what the kernel dropped for a full receive queue since the last look.

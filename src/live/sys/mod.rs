@@ -19,7 +19,7 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use rustix::event::{Timespec, epoll};
+use rustix::event::Timespec;
 use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrAny, SocketFlags, SocketType};
 
@@ -172,21 +172,12 @@ unsafe impl SocketAddrArg for LinkAddr {
 
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to one interface, receiving every protocol
 /// (`ETH_P_ALL`) through a classic BPF filter, with all-multicast membership.
-///
-/// Its reader waits either in a blocking read ([`PacketSocket::recv_batch`]) or in
-/// [`PacketSocket::wait_readable`] on an epoll instance of the socket's own: there,
-/// another thread that is about to read the socket itself can keep the reader asleep
-/// meanwhile ([`PacketSocket::hold_wakeups`]).
+/// Its one reader waits in a blocking read ([`PacketSocket::recv_batch`]); any thread
+/// may send.
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,
-    epoll: OwnedFd,
-    /// How many threads hold the reader's wake-ups (see `hold_wakeups`); the lock also
-    /// orders the `epoll_ctl` calls that arm and disarm it.
-    holds: parking_lot::Mutex<u32>,
-    /// Holds taken so far, for the reader to see whether they happen here.
-    holds_taken: std::sync::atomic::AtomicU64,
 }
 
 /// What `PacketSocket::open` managed to set up beyond the essentials.
@@ -211,20 +202,7 @@ impl PacketSocket {
             SocketFlags::CLOEXEC,
             None,
         )?;
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(
-            &epoll,
-            &fd,
-            epoll::EventData::new_u64(0),
-            epoll::EventFlags::IN,
-        )?;
-        let sock = Self {
-            fd,
-            ifindex,
-            epoll,
-            holds: parking_lot::Mutex::new(0),
-            holds_taken: std::sync::atomic::AtomicU64::new(0),
-        };
+        let sock = Self { fd, ifindex };
         let drop_all = [SockFilter {
             code: 0x06, // BPF_RET | BPF_K
             jt: 0,
@@ -305,52 +283,6 @@ impl PacketSocket {
         self.fd.as_raw_fd()
     }
 
-    /// Waits until a frame (or an error) is queued or `timeout_ms` passes; whether one
-    /// is. Meant for one thread, the socket's reader.
-    pub fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
-        let mut events = [epoll::Event {
-            flags: epoll::EventFlags::empty(),
-            data: epoll::EventData::new_u64(0),
-        }];
-        match epoll::wait(&self.epoll, &mut events[..], timeout(timeout_ms).as_ref()) {
-            Ok(n) => Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Until the matching [`PacketSocket::release_wakeups`], frames queued on this
-    /// socket do not wake its reader out of `wait_readable`: the calling thread reads
-    /// them itself. Waking a sleeping thread on another CPU costs an inter-processor
-    /// interrupt inside the send that queued the frame even when the caller takes the
-    /// frame first. Holds nest across threads.
-    pub fn hold_wakeups(&self) -> io::Result<()> {
-        self.holds_taken
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut holds = self.holds.lock();
-        if *holds == 0 {
-            self.epoll_modify(epoll::EventFlags::empty())?;
-        }
-        *holds += 1;
-        Ok(())
-    }
-
-    /// Ends one [`PacketSocket::hold_wakeups`]. When the last hold ends the reader is
-    /// woken at once if frames are still queued, so none waits for the next frame.
-    pub fn release_wakeups(&self) -> io::Result<()> {
-        let mut holds = self.holds.lock();
-        *holds = holds.saturating_sub(1);
-        if *holds == 0 {
-            self.epoll_modify(epoll::EventFlags::IN)?;
-        }
-        Ok(())
-    }
-
-    /// How many holds were taken on this socket so far.
-    pub fn holds_taken(&self) -> u64 {
-        self.holds_taken.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Bounds how long [`PacketSocket::recv_batch`] waits for a first frame (zero: no
     /// bound).
     pub fn set_receive_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
@@ -363,16 +295,10 @@ impl PacketSocket {
     }
 
     /// Waits (up to the receive timeout, then `WouldBlock`) for one frame and takes
-    /// whatever else is queued, up to the batch's size, in one `recvmmsg`: one system
-    /// call where `wait_readable` and `recv_batch_now` take two, but every frame
-    /// wakes it, held or not. Returns how many frames `batch` now holds.
+    /// whatever else is queued, up to the batch's size, in one `recvmmsg`. Returns how
+    /// many frames `batch` now holds.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         self.recvmmsg(batch, libc::MSG_WAITFORONE)
-    }
-
-    fn epoll_modify(&self, flags: epoll::EventFlags) -> io::Result<()> {
-        epoll::modify(&self.epoll, &self.fd, epoll::EventData::new_u64(0), flags)?;
-        Ok(())
     }
 
     /// Takes what is queued, up to the batch's size, without waiting (`WouldBlock` if
