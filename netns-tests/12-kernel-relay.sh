@@ -68,7 +68,7 @@ ip netns exec "$(ns dom0)" env RUST_LOG=info setpriv --inh-caps=-all --bounding-
     "$NDPRELAY" run -c "$WORK/default.ron" >>"$WORK/relay.log" 2>&1 &
 RELAY_PID=$!
 wait_for 10 "relay control socket" status_ok
-grep -q "relayed by the engine thread, not in the kernel: CAP_BPF is missing at start" "$WORK/relay.log" ||
+grep -q "relayed by the relay's threads, not in the kernel: CAP_BPF is missing at start" "$WORK/relay.log" ||
     fail "no log line on the fallback: $(grep relay_in_kernel "$WORK/relay.log" | tail -n 2)"
 has_caps "$CAPS_NET"
 wait_for 30 "br0 proxying" proxying br0

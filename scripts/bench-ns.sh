@@ -44,8 +44,8 @@
 # run as root: the guest still answers every NS itself; an eBPF program on the ports
 # relays the NS to it and its NA back to isp (relay_in_kernel not set). "ndprelay (relay
 # in userspace)" is the same with relay_in_kernel: false, what the daemon does without
-# CAP_BPF at start: the uplink's capture thread hands the NS to the engine thread, which
-# relays it, reads the guest's answer on br0 and relays that.
+# CAP_BPF at start: the uplink's capture thread relays the NS itself under the engine's
+# lock, and br0's capture thread relays the guest's answer.
 #
 # ONLY_RELAY=1 measures the four ndprelay rows only (quicker, for development); with
 # WITH_IFACE=1 also ndppd's `iface` row, the userspace relay's yardstick.
@@ -185,7 +185,7 @@ ndprelay_rows() {
     RELAY_KERNEL_NOTE="${RELAY_KERNEL_NOTE:+$RELAY_KERNEL_NOTE$NL}ndprelay$TAG (relay, default: in the kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay$SUFFIX-status.txt)"
     stop_relay
 
-    # 1a. relay mode in userspace (relay_in_kernel: false): capture thread, engine thread
+    # 1a. relay mode in userspace (relay_in_kernel: false): the ports' capture threads
     EXTRA='relay_in_kernel: false,' write_config "$WORK/relay-userspace.ron" eth0 br0
     start_relay dom0 "$WORK/relay-userspace.ron"
     wait_for 30 "br0 proxying" proxying br0
@@ -205,7 +205,7 @@ ndprelay_rows() {
     KERNEL_NOTE="${KERNEL_NOTE:+$KERNEL_NOTE$NL}ndprelay$TAG (fast path, default: in the kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay$SUFFIX-kernel-status.txt)"
     stop_relay
 
-    # 1c. the fast path answered by the engine thread (fast_path_in_kernel: false)
+    # 1c. the fast path answered by the uplink's capture thread (fast_path_in_kernel: false)
     EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay-fast.ron" eth0 br0
     start_relay dom0 "$WORK/relay-fast.ron"
     wait_for 30 "br0 proxying" proxying br0

@@ -59,7 +59,7 @@ pub struct Config {
     pub fast_path_in_kernel: InKernel,
     /// `relay_in_kernel` (not set: [`InKernel::WhenPossible`]): whether `ndprelay
     /// run` relays NS for bound guests and their solicited NAs with an eBPF program on
-    /// the ports instead of the engine thread.
+    /// the ports instead of the relay's threads.
     pub relay_in_kernel: InKernel,
     /// `in_kernel_attach` (`Auto`): how those programs hook into a port's ingress (tcx,
     /// or a tc `clsact` filter on kernels without it).
@@ -91,13 +91,13 @@ pub struct Config {
 pub enum InKernel {
     /// Not set: an eBPF program when the daemon can set one up at start (CAP_BPF at
     /// start, Linux 5.10 (tcx or a tc filter, see
-    /// [`InKernelAttach`]), no frame dump), otherwise the engine thread; the log says
+    /// [`InKernelAttach`]), no frame dump), otherwise the relay's threads; the log says
     /// which and why.
     #[default]
     WhenPossible,
     /// `true`: the eBPF program, or the start fails.
     Always,
-    /// `false`: the engine thread.
+    /// `false`: the relay's threads.
     Never,
 }
 

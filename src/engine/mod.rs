@@ -810,7 +810,7 @@ impl Engine {
     }
 
     /// [`Engine::snapshot`] with the bindings in table order: the sort is three
-    /// quarters of its cost, and a driver whose engine thread has frames waiting can
+    /// quarters of its cost, and a driver whose engine has frames waiting can
     /// leave it to another thread.
     pub fn snapshot_unsorted(&self, now: Instant) -> Snapshot {
         let ports = self

@@ -1,18 +1,19 @@
 //! The live driver: the engine on real interfaces.
 //!
-//! Threads (DESIGN.md, "live driver"):
+//! Threads (DESIGN.md, "live driver"; `docs/live-driver.md` follows one NS through
+//! them):
 //!
-//! 1. one capture thread per port reads an `AF_PACKET` socket (classic BPF filter for
-//!    ICMPv6 ND, all-multicast) and hands each read's frames to the engine thread over a
-//!    bounded crossbeam channel (`capture.rs`);
-//! 2. the engine thread (the caller of [`run`]) owns the daemon and the engine: it takes
-//!    those frames, the engine's timers, link events, signals, reloads and status
-//!    requests, transmits at layer 2, applies /128 routes over rtnetlink, and reads the
-//!    answer to what it relayed on the egress port itself (`engine_thread.rs`);
+//! 1. one capture thread per port reads its `AF_PACKET` socket (classic BPF filter for
+//!    ICMPv6 ND, all-multicast; `ports/`) and hands each read's frames to the engine
+//!    itself, under the relay's lock (`relay.rs`), whose executor applies what the
+//!    engine asks for (`executor.rs`);
+//! 2. the daemon thread (the caller of [`run`]) runs the engine's timers under the same
+//!    lock and takes link events, signals, reloads, status requests and the route
+//!    changes the engine asked for (`daemon.rs`, `routes.rs`);
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
 //!    MAC, MTU, link-local);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
-//! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the engine
+//! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the daemon
 //!    thread for the snapshot and renders the JSON itself).
 //!
 //! With `fast_path_in_kernel` (by default with `fast_path`, when CAP_BPF is there at

@@ -11,8 +11,9 @@
 //! calling thread only, and a new thread starts with its creator's. So the drop runs on
 //! the main thread before the first capture, netlink, signal or control thread exists,
 //! and each of those threads, which only read sockets opened for them, then drops
-//! everything for itself ([`drop_all_on_this_thread`]). Only the engine thread keeps
-//! CAP_NET_RAW and CAP_NET_ADMIN, for what a reload or a link change opens and installs.
+//! everything for itself ([`drop_all_on_this_thread`]). Only the daemon thread keeps
+//! CAP_NET_RAW and CAP_NET_ADMIN, for what a reload or a link change opens and the
+//! routes it installs.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
