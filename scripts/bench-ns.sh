@@ -168,11 +168,11 @@ measure() {
     ROWS+=("| $name | $(field "$bound" wire_median_ms) | $(field "$bound" wire_p99_ms) | $(field "$bound" lost)/$LAT_N | $(field "$lat" wire_median_ms) | $(field "$lat" wire_p99_ms) | $(field "$lat" median_ms) | $(field "$lat" lost)/$LAT_N | ${rate%%|*} | ${rate#*|} | $(field "$scan" guest_resolved)/$(field "$scan" guest_probes) | $(field "$scan" guest_wire_median_ms) | $(field "$scan" guest_wire_p99_ms) | $(field "$scan" guest_p99_ms) | $(field "$scan" scan_answered) | $rss |")
 }
 
-# ndprelay_rows TAG : the four ndprelay rows with the binary in $NDPRELAY, named
-# "ndprelay$TAG (...)"
+# ndprelay_rows ROW_TAG : the four ndprelay rows with the binary in $NDPRELAY, named
+# "ndprelay$ROW_TAG (...)"
 ndprelay_rows() {
-    local TAG="$1" SUFFIX="${1:+-before}" STATUS_SCAN="${1:-1}"
-    [ -n "$TAG" ] && STATUS_SCAN=""
+    local ROW_TAG="$1" SUFFIX="${1:+-before}" STATUS_SCAN="${1:-1}"
+    [ -n "$ROW_TAG" ] && STATUS_SCAN=""
     # 1. ndprelay as configured by default: relay mode, relayed in the kernel (relay_in_kernel
     # not set, the daemon is root: eBPF on eth0 and br0)
     write_config "$WORK/relay.ron" eth0 br0
@@ -180,16 +180,16 @@ ndprelay_rows() {
     wait_for 30 "br0 proxying" proxying br0
     grep -q "relay_in_kernel: NS and NA for bound guests relayed in the kernel" "$WORK/relay.log" ||
         { echo "bench-ns.sh: the default relay did not set up the in-kernel relay" >&2; exit 1; }
-    STATUS_DURING_SCAN="$STATUS_SCAN" measure "ndprelay$TAG (relay, default: in the kernel)" "$RELAY_PID"
+    STATUS_DURING_SCAN="$STATUS_SCAN" measure "ndprelay$ROW_TAG (relay, default: in the kernel)" "$RELAY_PID"
     status >target/bench-ns-ndprelay$SUFFIX-status.txt
-    RELAY_KERNEL_NOTE="${RELAY_KERNEL_NOTE:+$RELAY_KERNEL_NOTE$NL}ndprelay$TAG (relay, default: in the kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay$SUFFIX-status.txt)"
+    RELAY_KERNEL_NOTE="${RELAY_KERNEL_NOTE:+$RELAY_KERNEL_NOTE$NL}ndprelay$ROW_TAG (relay, default: in the kernel): $(awk '$1 ~ /^relayed_n[sa](_by_kernel)?$/ {v[$1] = $2} END {printf "relayed by the kernel %d NS and %d NAs, by the relay itself %d NS and %d NAs", v["relayed_ns_by_kernel"], v["relayed_na_by_kernel"], v["relayed_ns"], v["relayed_na"]}' target/bench-ns-ndprelay$SUFFIX-status.txt)"
     stop_relay
 
     # 1a. relay mode in userspace (relay_in_kernel: false): the ports' capture threads
     EXTRA='relay_in_kernel: false,' write_config "$WORK/relay-userspace.ron" eth0 br0
     start_relay dom0 "$WORK/relay-userspace.ron"
     wait_for 30 "br0 proxying" proxying br0
-    measure "ndprelay$TAG (relay in userspace)" "$RELAY_PID"
+    measure "ndprelay$ROW_TAG (relay in userspace)" "$RELAY_PID"
     status >target/bench-ns-ndprelay$SUFFIX-userspace-status.txt
     stop_relay
 
@@ -200,16 +200,16 @@ ndprelay_rows() {
     wait_for 30 "br0 proxying" proxying br0
     grep -q "fast_path_in_kernel: fast-path answers sent in the kernel" "$WORK/relay.log" ||
         { echo "bench-ns.sh: the fast path did not set up the in-kernel answers" >&2; exit 1; }
-    measure "ndprelay$TAG (fast path, default: in the kernel)" "$RELAY_PID" latency-warm
+    measure "ndprelay$ROW_TAG (fast path, default: in the kernel)" "$RELAY_PID" latency-warm
     status >target/bench-ns-ndprelay$SUFFIX-kernel-status.txt
-    KERNEL_NOTE="${KERNEL_NOTE:+$KERNEL_NOTE$NL}ndprelay$TAG (fast path, default: in the kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay$SUFFIX-kernel-status.txt)"
+    KERNEL_NOTE="${KERNEL_NOTE:+$KERNEL_NOTE$NL}ndprelay$ROW_TAG (fast path, default: in the kernel): $(awk '$1 == "answered_by_kernel" {k = $2} $1 == "answered_ns" {e = $2} END {printf "%d NS answered by the kernel, %d by the relay itself", k, e}' target/bench-ns-ndprelay$SUFFIX-kernel-status.txt)"
     stop_relay
 
     # 1c. the fast path answered by the uplink's capture thread (fast_path_in_kernel: false)
     EXTRA='fast_path: "5s", fast_path_in_kernel: false,' write_config "$WORK/relay-fast.ron" eth0 br0
     start_relay dom0 "$WORK/relay-fast.ron"
     wait_for 30 "br0 proxying" proxying br0
-    measure "ndprelay$TAG (fast path in userspace)" "$RELAY_PID" latency-warm
+    measure "ndprelay$ROW_TAG (fast path in userspace)" "$RELAY_PID" latency-warm
     status >target/bench-ns-ndprelay$SUFFIX-fast-status.txt
     stop_relay
 }

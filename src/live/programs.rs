@@ -447,11 +447,7 @@ mod test {
                 target,
                 dst,
                 &NdMessage::NeighborAdvert {
-                    flags: NaFlags {
-                        router: false,
-                        solicited: true,
-                        override_: false,
-                    },
+                    flags: NaFlags::SOLICITED,
                     target_addr: target,
                 },
                 opts,
