@@ -1,5 +1,7 @@
 //! What handing a frame to a sleeping thread over a bounded crossbeam channel costs: what
-//! the live driver's capture threads do with every read (`src/live/capture.rs`). A sender puts a timestamp on the channel every 20 ms (the
+//! an engine thread fed by the capture threads would add to every relayed frame, and why
+//! the live driver drives the engine from the capture threads under a lock instead
+//! (`docs/live-driver.md`). A sender puts a timestamp on the channel every 20 ms (the
 //! bench's bound-guest pace, so the receiver is asleep each time, as an idle engine
 //! thread would be); the receiver notes how long after the send it had it.
 //!
@@ -7,8 +9,7 @@
 //! cargo run --release --example handover_latency [COUNT]   (default 500)
 //! ```
 //!
-//! Prints one JSON object: median, p90, p99 and max in µs. The relay's NS→NA path pays
-//! it once: the guest's NA is read by the engine thread itself (`engine_thread.rs`).
+//! Prints one JSON object: median, p90, p99 and max in µs.
 
 use std::time::{Duration, Instant};
 
