@@ -17,7 +17,7 @@
 //! Latency is reported twice: `median_ms`/`p99_ms` end at the moment this program's
 //! receiver thread has the NA (what an asking process sees, its own wake-up included);
 //! `wire_median_ms`/`wire_p99_ms` end at the kernel's receive timestamp of the NA
-//! (`SIOCGSTAMPNS`), which is what the asking host's kernel sees. Both start just
+//! (`SCM_TIMESTAMPNS`), which is what the asking host's kernel sees. Both start just
 //! before the NS is handed to the kernel.
 //!
 //! `rate` and the probes of `scan` count an NS as answered when an NA for its target
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use ndprelay::live::sys::{PacketSocket, SockFilter, if_nametoindex, poll_readable};
+use ndprelay::live::sys::{PacketSocket, RecvBatch, SockFilter, if_nametoindex, poll_readable};
 use ndprelay::rng::Rng;
 use ndprelay::wire::{Mac, NdMessage, OptionRepr, Parsed, emit_nd, parse_frame, solicited_node};
 use parking_lot::Mutex;
@@ -125,24 +125,27 @@ impl Gen {
 fn receiver(sock: Arc<PacketSocket>, stop: Arc<AtomicBool>) -> Arrivals {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = Arc::clone(&got);
-    // Switches receive timestamps on for this socket.
-    let _ = sock.last_rx_time();
     std::thread::spawn(move || {
-        let mut buf = vec![0u8; 2048];
+        let mut batch = RecvBatch::new(64, 2048);
         while !stop.load(Ordering::Relaxed) {
             if !poll_readable(&sock, 50).unwrap_or(false) {
                 continue;
             }
-            while let Ok((n, _)) = sock.recv(&mut buf) {
-                if let Ok(Parsed::Nd(p)) = parse_frame(&buf[..n]) {
-                    if let NdMessage::NeighborAdvert { target_addr, .. } = p.message {
-                        let at = Instant::now();
-                        let wire = sock.last_rx_time().ok();
-                        g.lock().push(Arrival {
-                            target: target_addr,
-                            at,
-                            wire,
-                        });
+            while sock.recv_batch_now(&mut batch).is_ok() {
+                let at = Instant::now();
+                for r in batch.received() {
+                    if let Ok(Parsed::Nd(p)) = parse_frame(r.frame) {
+                        if let NdMessage::NeighborAdvert { target_addr, .. } = p.message {
+                            // 0: the kernel gave no timestamp.
+                            let wire = (r.rx_time_ns != 0).then(|| {
+                                SystemTime::UNIX_EPOCH + Duration::from_nanos(r.rx_time_ns)
+                            });
+                            g.lock().push(Arrival {
+                                target: target_addr,
+                                at,
+                                wire,
+                            });
+                        }
                     }
                 }
             }

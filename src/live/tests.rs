@@ -1118,13 +1118,13 @@ fn recv_stamped(
     for_: Duration,
     want: impl Fn(&[u8]) -> bool,
 ) -> Option<(Vec<u8>, u64)> {
-    let mut buf = vec![0u8; 2048];
+    let mut batch = sys::RecvBatch::new(8, 2048);
     let end = Instant::now() + for_;
     while Instant::now() < end {
         if sys::poll_readable(sock, 50).unwrap() {
-            while let Ok((n, stamp)) = sys::ebpf::recv_timestampns(sock.raw(), &mut buf) {
-                if want(&buf[..n]) {
-                    return Some((buf[..n].to_vec(), stamp));
+            while sock.recv_batch_now(&mut batch).is_ok() {
+                if let Some(r) = batch.received().find(|r| want(r.frame)) {
+                    return Some((r.frame.to_vec(), r.rx_time_ns));
                 }
             }
         }
@@ -1173,7 +1173,6 @@ fn the_fast_path_marks_the_ns_it_answered_with_the_captures_timestamp_on_a_veth(
         let mut k = KernelAnswers::load(16).expect("program loads");
         assert!(k.sync(&[("ndpru-a", ifindex)]).is_empty());
         let capture = PacketSocket::open(ifindex, &bpf::nd_filter()).unwrap().0;
-        sys::ebpf::enable_timestampns(capture.raw()).unwrap();
         (k, ifindex, capture)
     });
     answers
@@ -1259,11 +1258,9 @@ fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
         let mut k = KernelRelays::load(16).expect("program loads");
         assert!(k.sync(&[("br0", br0), ("ga", ga)]).is_empty());
         let capture = PacketSocket::open(br0, &bpf::nd_filter()).unwrap().0;
-        sys::ebpf::enable_timestampns(capture.raw()).unwrap();
         let guest = PacketSocket::open(index("gb"), &bpf::nd_filter())
             .unwrap()
             .0;
-        sys::ebpf::enable_timestampns(guest.raw()).unwrap();
         (k, br0, ga, capture, guest, link_mac("br0"), link_mac("gb"))
     });
     let ns_path = NsPath {
@@ -1313,9 +1310,7 @@ fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
     };
     relays.relay_na(&na_path, Duration::from_secs(30)).unwrap();
     let ga_capture = ns.run(0, move || {
-        let s = PacketSocket::open(ga, &bpf::nd_filter()).unwrap().0;
-        sys::ebpf::enable_timestampns(s.raw()).unwrap();
-        s
+        PacketSocket::open(ga, &bpf::nd_filter()).unwrap().0
     });
     let ga_mac = ns.run(0, || link_mac("ga"));
     let na = emit_nd(

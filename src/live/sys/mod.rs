@@ -62,13 +62,6 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// [`cvt`] for calls returning a size (used by `ebpf`'s test support).
-#[cfg_attr(not(test), allow(dead_code))]
-fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
-    // A non-negative ssize_t always fits usize.
-    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
-}
-
 /// `setsockopt` for the options rustix does not model. `fd` is a descriptor the caller
 /// holds open for the call (a bad one gives `EBADF`).
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
@@ -361,27 +354,6 @@ impl PacketSocket {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u8)> {
         let (n, _, from) = rustix::net::recvfrom(&self.fd, buf, RecvFlags::DONTWAIT)?;
         Ok((n, from.as_ref().map_or(pkttype::HOST, link_pkttype)))
-    }
-
-    /// When the kernel received the last frame this socket read (`SIOCGSTAMPNS`); the
-    /// first call switches receive timestamps on, so it may fail with `ENOENT`.
-    pub fn last_rx_time(&self) -> io::Result<std::time::SystemTime> {
-        /// `SIOCGSTAMPNS_OLD`, which writes a `struct __kernel_old_timespec` (two longs)
-        /// on every architecture.
-        const SIOCGSTAMPNS: rustix::ioctl::Opcode = 0x8907;
-        // SAFETY: the socket is open (owned by `self`); SIOCGSTAMPNS writes exactly
-        // one `__kernel_old_timespec`, which is two C longs, into the getter's output.
-        let [sec, nsec] = unsafe {
-            rustix::ioctl::ioctl(
-                &self.fd,
-                rustix::ioctl::Getter::<SIOCGSTAMPNS, [libc::c_long; 2]>::new(),
-            )
-        }?;
-        let since_epoch = std::time::Duration::new(
-            u64::try_from(sec).unwrap_or(0),
-            u32::try_from(nsec).unwrap_or(0),
-        );
-        Ok(std::time::UNIX_EPOCH + since_epoch)
     }
 
     /// Frames the kernel dropped because this socket's receive queue was full, since the
