@@ -16,6 +16,7 @@ use std::mem::offset_of;
 use std::net::Ipv6Addr;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ebpf_asm::*;
@@ -420,6 +421,67 @@ impl NdProg {
     }
 }
 
+/// Reads the `handled_tstamp` the program wrote into a [`TargetMap`]'s entries: shared
+/// with the capture threads, which ask about their frames before taking the engine's
+/// lock (a lookup is a syscall, and a flood of frames shaped like the programs' would
+/// otherwise hold the lock for one per frame).
+#[derive(Debug)]
+pub(super) struct MapWitness<const K: usize, V> {
+    map: Arc<BpfMap>,
+    value: PhantomData<V>,
+}
+
+// Not derived: `V` (a value type) need not be `Clone`.
+impl<const K: usize, V> Clone for MapWitness<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            map: Arc::clone(&self.map),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<const K: usize, V> PartialEq for MapWitness<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.map, &other.map)
+    }
+}
+
+impl<const K: usize, V: MapValue> MapWitness<K, V> {
+    /// The `handled_tstamp` of `key`'s entry, if there is one.
+    pub(super) fn handled_tstamp(&self, key: &[u8; K]) -> io::Result<Option<u64>> {
+        // On the stack: a lookup per frame should not allocate. The values are a few
+        // dozen bytes (see ebpf_maps.rs).
+        let mut value = [0u8; MAX_VALUE];
+        let value = value
+            .get_mut(..V::SIZE)
+            .ok_or_else(|| io::Error::other("map value larger than MAX_VALUE"))?;
+        if !self.map.lookup(key, value)? {
+            return Ok(None);
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&value[V::HANDLED_AT..V::HANDLED_AT + 8]);
+        Ok(Some(u64::from_ne_bytes(t)))
+    }
+
+    /// Whether the program answered or relayed the frame received at `rx_tstamp_ns`
+    /// (`skb->tstamp`, as `SCM_TIMESTAMPNS` reports it: seconds * 10^9 + nanoseconds)
+    /// with `key`'s entry: the entry's `handled_tstamp` is that timestamp. A frame
+    /// without a timestamp (0) is never the program's; a later frame the program handled
+    /// with the same entry, or the entry removed since, makes this `false` although the
+    /// program acted: the answer errs towards the engine doing the work again, never
+    /// towards nobody doing it.
+    pub(super) fn handled(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
+        if rx_tstamp_ns == 0 {
+            return Ok(false);
+        }
+        Ok(self.handled_tstamp(key)? == Some(rx_tstamp_ns))
+    }
+}
+
+/// Room for the largest map value on the stack.
+const MAX_VALUE: usize = 64;
+
 /// A hash map the programs read, whose `K`-byte keys start with a
 /// [`PortTarget`](super::ebpf_maps::PortTarget), with
 /// values `V`, and what the daemon put in it (by target, each key with its expiry):
@@ -428,7 +490,7 @@ impl NdProg {
 pub(super) struct TargetMap<const K: usize, V> {
     /// The config key that asked for the map, for log lines.
     config_key: &'static str,
-    map: BpfMap,
+    map: Arc<BpfMap>,
     entries: HashMap<Ipv6Addr, Vec<([u8; K], u64)>>,
     len: usize,
     capacity: u32,
@@ -449,7 +511,7 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
         })?;
         Ok(Self {
             config_key,
-            map,
+            map: Arc::new(map),
             entries: HashMap::new(),
             len: 0,
             capacity,
@@ -513,27 +575,15 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
 
     /// The `handled_tstamp` of `key`'s entry, if there is one.
     pub(super) fn handled_tstamp(&self, key: &[u8; K]) -> io::Result<Option<u64>> {
-        let mut value = vec![0u8; V::SIZE];
-        if !self.map.lookup(key, &mut value)? {
-            return Ok(None);
-        }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&value[V::HANDLED_AT..V::HANDLED_AT + 8]);
-        Ok(Some(u64::from_ne_bytes(t)))
+        self.witness().handled_tstamp(key)
     }
 
-    /// Whether the program answered or relayed the frame received at `rx_tstamp_ns`
-    /// (`skb->tstamp`, as `SCM_TIMESTAMPNS` reports it: seconds * 10^9 + nanoseconds)
-    /// with `key`'s entry: the entry's `handled_tstamp` is that timestamp. A frame
-    /// without a timestamp (0) is never the program's; a later frame the program handled
-    /// with the same entry, or the entry removed since, makes this `false` although the
-    /// program acted: the answer errs towards the engine doing the work again, never
-    /// towards nobody doing it.
-    pub(super) fn handled(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
-        if rx_tstamp_ns == 0 {
-            return Ok(false);
+    /// A handle that reads what the program did, for threads that do not own the map.
+    pub(super) fn witness(&self) -> MapWitness<K, V> {
+        MapWitness {
+            map: Arc::clone(&self.map),
+            value: PhantomData,
         }
-        Ok(self.handled_tstamp(key)? == Some(rx_tstamp_ns))
     }
 
     /// Removes every entry for `target`.

@@ -338,25 +338,37 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
         // The kernel's word: the entry keeps the timestamp of the frame it answered.
         let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
         assert_eq!(out.retval, REDIRECT);
-        assert!(k.answered(LO, TARGET, 1_000).unwrap(), "answered at 1000");
-        assert!(!k.answered(LO, TARGET, 999).unwrap(), "another frame");
         assert!(
-            !k.answered(LO, TARGET, 0).unwrap(),
+            k.witness().answered(LO, TARGET, 1_000).unwrap(),
+            "answered at 1000"
+        );
+        assert!(
+            !k.witness().answered(LO, TARGET, 999).unwrap(),
+            "another frame"
+        );
+        assert!(
+            !k.witness().answered(LO, TARGET, 0).unwrap(),
             "a frame without timestamp"
         );
         let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
-        assert!(!k.answered(LO, other, 1_000).unwrap(), "another target");
+        assert!(
+            !k.witness().answered(LO, other, 1_000).unwrap(),
+            "another target"
+        );
         let hop_254 = patched(&ask(), 21, |_| 254);
         let out = k.test_run(&hop_254, Some(&stamped(2_000))).unwrap();
         assert_eq!(out.retval, NEXT);
-        assert!(!k.answered(LO, TARGET, 2_000).unwrap(), "a frame it passed");
         assert!(
-            k.answered(LO, TARGET, 1_000).unwrap(),
+            !k.witness().answered(LO, TARGET, 2_000).unwrap(),
+            "a frame it passed"
+        );
+        assert!(
+            k.witness().answered(LO, TARGET, 1_000).unwrap(),
             "still the last answered"
         );
         k.answer(LO, TARGET, OUR_MAC, LONG).unwrap();
         assert!(
-            k.answered(LO, TARGET, 1_000).unwrap(),
+            k.witness().answered(LO, TARGET, 1_000).unwrap(),
             "renewing keeps the word"
         );
 
@@ -482,28 +494,37 @@ fn ebpf_test_run_relay_program_relays_an_ns_to_the_bound_guest_as_the_engine_wou
         // The kernel's word: the entry keeps the timestamp of the frame it relayed.
         let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
         assert_eq!(out.retval, REDIRECT);
-        assert!(k.relayed_ns(LO, TARGET, 1_000).unwrap(), "relayed at 1000");
-        assert!(!k.relayed_ns(LO, TARGET, 999).unwrap(), "another frame");
         assert!(
-            !k.relayed_ns(LO, TARGET, 0).unwrap(),
+            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
+            "relayed at 1000"
+        );
+        assert!(
+            !k.witness().relayed_ns(LO, TARGET, 999).unwrap(),
+            "another frame"
+        );
+        assert!(
+            !k.witness().relayed_ns(LO, TARGET, 0).unwrap(),
             "a frame without timestamp"
         );
         let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
-        assert!(!k.relayed_ns(LO, other, 1_000).unwrap(), "another target");
+        assert!(
+            !k.witness().relayed_ns(LO, other, 1_000).unwrap(),
+            "another target"
+        );
         let dad = ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]);
         let out = k.test_run(&dad, Some(&stamped(2_000))).unwrap();
         assert_eq!(out.retval, NEXT);
         assert!(
-            !k.relayed_ns(LO, TARGET, 2_000).unwrap(),
+            !k.witness().relayed_ns(LO, TARGET, 2_000).unwrap(),
             "a frame it passed"
         );
         assert!(
-            k.relayed_ns(LO, TARGET, 1_000).unwrap(),
+            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
             "still the last relayed"
         );
         k.relay_ns(&path, LONG).unwrap();
         assert!(
-            k.relayed_ns(LO, TARGET, 1_000).unwrap(),
+            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
             "renewing keeps the word"
         );
 
@@ -658,29 +679,38 @@ fn ebpf_test_run_relay_program_relays_the_guests_na_back_as_the_engine_would() {
         let out = k.test_run(&answer, Some(&stamped(1_000))).unwrap();
         assert_eq!(out.retval, REDIRECT);
         assert!(
-            k.relayed_na(LO, TARGET, SOLICITOR, 1_000).unwrap(),
+            k.witness()
+                .relayed_na(LO, TARGET, SOLICITOR, 1_000)
+                .unwrap(),
             "relayed at 1000"
         );
         assert!(
-            !k.relayed_na(LO, TARGET, SOLICITOR, 999).unwrap(),
+            !k.witness().relayed_na(LO, TARGET, SOLICITOR, 999).unwrap(),
             "another frame"
         );
         let fe80_2: Ipv6Addr = "fe80::2".parse().unwrap();
         assert!(
-            !k.relayed_na(LO, TARGET, fe80_2, 1_000).unwrap(),
+            !k.witness().relayed_na(LO, TARGET, fe80_2, 1_000).unwrap(),
             "another solicitor"
         );
-        assert!(!k.relayed_ns(LO, TARGET, 1_000).unwrap(), "not an NS");
+        assert!(
+            !k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
+            "not an NS"
+        );
         let spoofed = na(OTHER_MAC, LO_MAC, SOLICITOR, SOLICITED_OVERRIDE, OTHER_MAC);
         let out = k.test_run(&spoofed, Some(&stamped(2_000))).unwrap();
         assert_eq!(out.retval, NEXT);
         assert!(
-            !k.relayed_na(LO, TARGET, SOLICITOR, 2_000).unwrap(),
+            !k.witness()
+                .relayed_na(LO, TARGET, SOLICITOR, 2_000)
+                .unwrap(),
             "a frame it passed"
         );
         k.relay_na(&path, LONG).unwrap();
         assert!(
-            k.relayed_na(LO, TARGET, SOLICITOR, 1_000).unwrap(),
+            k.witness()
+                .relayed_na(LO, TARGET, SOLICITOR, 1_000)
+                .unwrap(),
             "renewing keeps it"
         );
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::dump::{self, Dump};
-use super::ports::{Received, Transmitter};
-use super::programs::KernelPrograms;
-use crate::engine::{Action, Engine, Event, KernelWord, LeftoverFate, PortId};
+use super::ports::Transmitter;
+use super::programs::{KernelPrograms, KernelWitness};
+use crate::engine::{Action, Engine, Event, LeftoverFate, PortId};
 use crate::time::Instant;
 use crate::wire::Mac;
 
@@ -106,12 +106,10 @@ impl Executor {
             .is_some_and(|(g, _)| *g == generation)
     }
 
-    /// What the in-kernel programs did with `frame` on `port`.
-    pub(super) fn kernel_word(&self, port: usize, frame: &Received<'_>) -> KernelWord {
-        match self.ports.get(port).and_then(|p| p.ifindex) {
-            Some(ifindex) => self.programs.word(ifindex, frame),
-            None => KernelWord::NOTHING,
-        }
+    /// What the capture threads need to ask the programs about their frames.
+    pub(super) fn witness(&self) -> KernelWitness {
+        self.programs
+            .witness(self.ports.iter().map(|p| p.ifindex).collect())
     }
 
     /// Records a frame received on (or sent to) `port` at `now`; write failures pause

@@ -37,6 +37,23 @@ pub struct KernelAnswers {
     links: TcxLinks,
 }
 
+/// Tells whether the program answered an NS (see [`KernelAnswers::witness`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerWitness(MapWitness<{ PortTarget::SIZE }, AnswerValue>);
+
+impl AnswerWitness {
+    /// Whether the program answered the NS for `target` that arrived on `ifindex` with
+    /// receive timestamp `rx_tstamp_ns` (the capture's `SCM_TIMESTAMPNS` of that frame,
+    /// seconds * 10^9 + nanoseconds): the entry of key ([`PortTarget`]) `(ifindex,
+    /// target)` in the answer map says so. `false` for a frame without a timestamp, for
+    /// a target without an entry, and when a later NS was answered with the same entry
+    /// before this call: the engine then answers again rather than nobody.
+    pub fn answered(&self, ifindex: i32, target: Ipv6Addr, rx_tstamp_ns: u64) -> io::Result<bool> {
+        self.0
+            .handled(&PortTarget::new(ifindex, target).to_bytes(), rx_tstamp_ns)
+    }
+}
+
 impl KernelAnswers {
     /// Creates a map for `max_entries` (port, guest) pairs and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
@@ -79,15 +96,9 @@ impl KernelAnswers {
             .insert(PortTarget::new(ifindex, target).to_bytes(), &value)
     }
 
-    /// Whether the program answered the NS for `target` that arrived on `ifindex` with
-    /// receive timestamp `rx_tstamp_ns` (the capture's `SCM_TIMESTAMPNS` of that frame,
-    /// seconds * 10^9 + nanoseconds): the entry of key ([`PortTarget`]) `(ifindex,
-    /// target)` in the answer map says so. `false` for a frame without a timestamp, for
-    /// a target without an entry, and when a later NS was answered with the same entry
-    /// before this call: the engine then answers again rather than nobody.
-    pub fn answered(&self, ifindex: i32, target: Ipv6Addr, rx_tstamp_ns: u64) -> io::Result<bool> {
-        self.map
-            .handled(&PortTarget::new(ifindex, target).to_bytes(), rx_tstamp_ns)
+    /// What the program answered, readable from any thread.
+    pub fn witness(&self) -> AnswerWitness {
+        AnswerWitness(self.map.witness())
     }
 
     /// Stops answering for `target` on every port.

@@ -123,6 +123,46 @@ pub struct KernelRelays {
     links: TcxLinks,
 }
 
+/// Tells whether the program relayed an NS or NA (see [`KernelRelays::witness`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayWitness {
+    ns: MapWitness<{ PortTarget::SIZE }, NsRelayValue>,
+    na: MapWitness<{ NaKey::SIZE }, NaRelayValue>,
+}
+
+impl RelayWitness {
+    /// Whether the program relayed the NS for `target` that arrived on `ingress` (the
+    /// solicitor's port, [`NsPath::from`]) with receive timestamp `rx_tstamp_ns` (its
+    /// `SCM_TIMESTAMPNS`, seconds * 10^9 + nanoseconds): the NS map's entry of key
+    /// ([`PortTarget`]) `(ingress, target)` says so. `false` as for
+    /// [`AnswerWitness::answered`](super::kernel_answer::AnswerWitness::answered).
+    pub fn relayed_ns(
+        &self,
+        ingress: i32,
+        target: Ipv6Addr,
+        rx_tstamp_ns: u64,
+    ) -> io::Result<bool> {
+        self.ns
+            .handled(&PortTarget::new(ingress, target).to_bytes(), rx_tstamp_ns)
+    }
+
+    /// Whether the program relayed the NA for `target` to `solicitor` (the NA's IPv6
+    /// destination) that arrived on `ingress` (the guest's port, [`NaPath::from`]) with
+    /// receive timestamp `rx_tstamp_ns`: the NA map's entry of key ([`NaKey`])
+    /// `(ingress, target, solicitor)` says so. `false` as for
+    /// [`AnswerWitness::answered`](super::kernel_answer::AnswerWitness::answered).
+    pub fn relayed_na(
+        &self,
+        ingress: i32,
+        target: Ipv6Addr,
+        solicitor: Ipv6Addr,
+        rx_tstamp_ns: u64,
+    ) -> io::Result<bool> {
+        self.na
+            .handled(&na_key(ingress, target, solicitor), rx_tstamp_ns)
+    }
+}
+
 impl KernelRelays {
     /// Creates two maps for `max_entries` paths each and loads the program.
     pub fn load(max_entries: u32) -> Result<Self, SetupError> {
@@ -167,35 +207,12 @@ impl KernelRelays {
             .insert(path.key(), &path.value(expiry_ns(valid_for)))
     }
 
-    /// Whether the program relayed the NS for `target` that arrived on `ingress` (the
-    /// solicitor's port, [`NsPath::from`]) with receive timestamp `rx_tstamp_ns` (its
-    /// `SCM_TIMESTAMPNS`, seconds * 10^9 + nanoseconds): the NS map's entry of key
-    /// ([`PortTarget`]) `(ingress, target)` says so. `false` as for
-    /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
-    pub fn relayed_ns(
-        &self,
-        ingress: i32,
-        target: Ipv6Addr,
-        rx_tstamp_ns: u64,
-    ) -> io::Result<bool> {
-        self.ns
-            .handled(&PortTarget::new(ingress, target).to_bytes(), rx_tstamp_ns)
-    }
-
-    /// Whether the program relayed the NA for `target` to `solicitor` (the NA's IPv6
-    /// destination) that arrived on `ingress` (the guest's port, [`NaPath::from`]) with
-    /// receive timestamp `rx_tstamp_ns`: the NA map's entry of key ([`NaKey`])
-    /// `(ingress, target, solicitor)` says so. `false` as for
-    /// [`KernelAnswers::answered`](super::kernel_answer::KernelAnswers::answered).
-    pub fn relayed_na(
-        &self,
-        ingress: i32,
-        target: Ipv6Addr,
-        solicitor: Ipv6Addr,
-        rx_tstamp_ns: u64,
-    ) -> io::Result<bool> {
-        self.na
-            .handled(&na_key(ingress, target, solicitor), rx_tstamp_ns)
+    /// What the program relayed, readable from any thread.
+    pub fn witness(&self) -> RelayWitness {
+        RelayWitness {
+            ns: self.ns.witness(),
+            na: self.na.witness(),
+        }
     }
 
     /// Stops relaying NS for `target`, from every port.

@@ -9,8 +9,8 @@ use std::time::Duration as StdDuration;
 
 use super::counters::TX_LOG;
 use super::ebpf_prog::SetupError;
-use super::kernel_answer::KernelAnswers;
-use super::kernel_relay::{KernelRelays, NaPath, NsPath};
+use super::kernel_answer::{AnswerWitness, KernelAnswers};
+use super::kernel_relay::{KernelRelays, NaPath, NsPath, RelayWitness};
 use super::ports::Received;
 use super::{Error, privileges};
 use crate::config::{Config, InKernel};
@@ -246,33 +246,62 @@ impl KernelPrograms {
         }
     }
 
-    /// What the programs say they did with `frame`, received on `ifindex`: each is
-    /// asked only for the frames it could have taken, and a lookup that fails counts
-    /// as "not taken" (the engine then handles the frame: a duplicate at worst).
-    pub(super) fn word(&self, ifindex: i32, frame: &Received<'_>) -> KernelWord {
+    /// What the threads that ask about frames need from the programs in use, with
+    /// `ifindex`, each engine port's interface index.
+    pub(super) fn witness(&self, ifindex: Vec<Option<i32>>) -> KernelWitness {
+        KernelWitness {
+            answers: self
+                .answers
+                .as_ref()
+                .filter(|_| self.answering)
+                .map(KernelAnswers::witness),
+            relays: self
+                .relays
+                .as_ref()
+                .filter(|_| self.relaying)
+                .map(KernelRelays::witness),
+            ifindex,
+        }
+    }
+}
+
+/// Asks the programs in use what they did with a frame (the kernel's word): a map
+/// lookup, a syscall, which the capture threads make before they take the engine's lock.
+/// A snapshot: a reload or a port's new interface index replaces it (`Relay::with`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct KernelWitness {
+    answers: Option<AnswerWitness>,
+    relays: Option<RelayWitness>,
+    ifindex: Vec<Option<i32>>,
+}
+
+impl KernelWitness {
+    /// What the programs say they did with `frame`, received on engine port `port`:
+    /// each is asked only for the frames it could have taken, and a lookup that fails
+    /// counts as "not taken" (the engine then handles the frame: a duplicate at worst).
+    pub(super) fn word(&self, port: usize, frame: &Received<'_>) -> KernelWord {
         let mut word = KernelWord::NOTHING;
-        if frame.rx_ns == 0 {
+        if frame.rx_ns == 0 || (self.answers.is_none() && self.relays.is_none()) {
             return word;
         }
+        let Some(ifindex) = self.ifindex.get(port).copied().flatten() else {
+            return word;
+        };
         let Some(nd) = NdPeek::of(frame.frame) else {
             return word;
         };
         let said = |asked: io::Result<bool>| asked.unwrap_or(false);
         match nd.icmp_type {
             ICMP_NS => {
-                if let Some(k) = self.answers.as_ref().filter(|_| self.answering) {
+                if let Some(k) = &self.answers {
                     word.answered = said(k.answered(ifindex, nd.target, frame.rx_ns));
                 }
-                if let Some(k) = self
-                    .relays
-                    .as_ref()
-                    .filter(|_| self.relaying && !word.answered)
-                {
+                if let Some(k) = self.relays.as_ref().filter(|_| !word.answered) {
                     word.relayed_ns = said(k.relayed_ns(ifindex, nd.target, frame.rx_ns));
                 }
             }
             ICMP_NA => {
-                if let Some(k) = self.relays.as_ref().filter(|_| self.relaying) {
+                if let Some(k) = &self.relays {
                     word.relayed_na = said(k.relayed_na(ifindex, nd.target, nd.dst, frame.rx_ns));
                 }
             }

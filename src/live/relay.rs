@@ -9,6 +9,7 @@
 //! (BENCHMARKS.md, issue 15). Contention is short: the engine's work per frame is small
 //! and no send, route change or log flush happens under the lock.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant as StdInstant;
 
@@ -16,8 +17,9 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::executor::{Executor, Outgoing};
-use super::ports::{FrameSink, Received};
-use crate::engine::{Engine, PortId};
+use super::ports::{FrameSink, RECV_BATCH, Received};
+use super::programs::KernelWitness;
+use crate::engine::{Engine, KernelWord, PortId};
 use crate::time::{Duration, Instant};
 
 /// Monotonic clock at the edge: engine time is microseconds since start.
@@ -43,6 +45,9 @@ pub(super) struct RelayState {
 /// The engine shared by the relay's threads.
 pub(super) struct Relay {
     state: Mutex<RelayState>,
+    /// Asks the in-kernel programs about frames without the engine's lock; replaced
+    /// when the work of [`Relay::with`] changed it. Never locked while `state` is.
+    witness: Mutex<Arc<KernelWitness>>,
     pub(super) clock: Clock,
     /// When the daemon thread wakes next for the engine's timers (engine time in µs).
     timers_at: AtomicU64,
@@ -52,8 +57,10 @@ pub(super) struct Relay {
 
 impl Relay {
     pub(super) fn new(engine: Engine, exec: Executor, clock: Clock, wake: Sender<()>) -> Self {
+        let witness = Mutex::new(Arc::new(exec.witness()));
         Self {
             state: Mutex::new(RelayState { engine, exec }),
+            witness,
             clock,
             timers_at: AtomicU64::new(0),
             wake,
@@ -65,15 +72,20 @@ impl Relay {
     /// applies the changes this asked for right after.
     pub(super) fn with<R>(&self, work: impl FnOnce(&mut RelayState, Instant) -> R) -> R {
         let mut out = Outgoing::default();
-        let r = {
+        let (r, witness) = {
             let mut s = self.state.lock();
             let now = self.clock.now();
             let r = work(&mut s, now);
             let RelayState { engine, exec } = &mut *s;
             exec.drain(engine, now, &mut out);
             self.wake_for_timers(engine);
-            r
+            (r, exec.witness())
         };
+        let mut current = self.witness.lock();
+        if **current != witness {
+            *current = Arc::new(witness);
+        }
+        drop(current);
         out.send(false);
         r
     }
@@ -115,25 +127,35 @@ impl Relay {
 
 impl FrameSink for Relay {
     fn frames(&self, port: usize, generation: u64, frames: &[Received<'_>]) {
-        let mut out = Outgoing::default();
-        {
-            let mut s = self.state.lock();
-            let RelayState { engine, exec } = &mut *s;
-            if !exec.current(port, generation) {
-                return;
+        let witness = Arc::clone(&self.witness.lock());
+        for frames in frames.chunks(RECV_BATCH) {
+            // The programs are asked before the engine's lock is taken: a syscall per
+            // frame, which a flood of frames shaped like theirs would otherwise make
+            // every other port's thread wait for.
+            let words: [KernelWord; RECV_BATCH] = std::array::from_fn(|i| {
+                frames
+                    .get(i)
+                    .map_or(KernelWord::NOTHING, |f| witness.word(port, f))
+            });
+            let mut out = Outgoing::default();
+            {
+                let mut s = self.state.lock();
+                let RelayState { engine, exec } = &mut *s;
+                if !exec.current(port, generation) {
+                    return;
+                }
+                let now = self.clock.now();
+                // The engine bounds the port count far below u16::MAX.
+                let id = PortId(u16::try_from(port).unwrap_or(u16::MAX));
+                for (f, word) in frames.iter().zip(words) {
+                    exec.dump(port, now, f.frame);
+                    engine.handle_frame_with(now, id, f.frame, word);
+                    exec.drain_urgent(engine, now, &mut out);
+                }
+                exec.drain(engine, now, &mut out);
+                self.wake_for_timers(engine);
             }
-            let now = self.clock.now();
-            // The engine bounds the port count far below u16::MAX.
-            let id = PortId(u16::try_from(port).unwrap_or(u16::MAX));
-            for f in frames {
-                exec.dump(port, now, f.frame);
-                let word = exec.kernel_word(port, f);
-                engine.handle_frame_with(now, id, f.frame, word);
-                exec.drain_urgent(engine, now, &mut out);
-            }
-            exec.drain(engine, now, &mut out);
-            self.wake_for_timers(engine);
+            out.send(true);
         }
-        out.send(true);
     }
 }

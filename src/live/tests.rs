@@ -1204,7 +1204,7 @@ fn the_fast_path_marks_the_ns_it_answered_with_the_captures_timestamp_on_a_veth(
             Some(stamp),
             "round {round}: the program's __sk_buff->tstamp against SCM_TIMESTAMPNS"
         );
-        assert!(answers.answered(ifindex, target, stamp).unwrap());
+        assert!(answers.witness().answered(ifindex, target, stamp).unwrap());
         eprintln!(
             "veth across namespaces, round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
         );
@@ -1216,8 +1216,8 @@ fn the_fast_path_marks_the_ns_it_answered_with_the_captures_timestamp_on_a_veth(
         nd_target(f) == Some(unknown)
     })
     .expect("the capture sees the other NS");
-    assert!(!answers.answered(ifindex, target, stamp).unwrap());
-    assert!(!answers.answered(ifindex, unknown, stamp).unwrap());
+    assert!(!answers.witness().answered(ifindex, target, stamp).unwrap());
+    assert!(!answers.witness().answered(ifindex, unknown, stamp).unwrap());
     assert_eq!(answers.handled_tstamp(ifindex, target), before);
 }
 
@@ -1292,7 +1292,7 @@ fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
             Some(stamp),
             "round {round}: the program's __sk_buff->tstamp on br0 against SCM_TIMESTAMPNS"
         );
-        assert!(relays.relayed_ns(br0, target, stamp).unwrap());
+        assert!(relays.witness().relayed_ns(br0, target, stamp).unwrap());
         eprintln!(
             "bridge br0 (NS from a port), round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
         );
@@ -1337,7 +1337,12 @@ fn the_relay_marks_what_it_relayed_with_the_captures_timestamp_on_a_bridge() {
             Some(stamp),
             "round {round}: the program's __sk_buff->tstamp on ga against SCM_TIMESTAMPNS"
         );
-        assert!(relays.relayed_na(ga, target, solicitor, stamp).unwrap());
+        assert!(
+            relays
+                .witness()
+                .relayed_na(ga, target, solicitor, stamp)
+                .unwrap()
+        );
         eprintln!(
             "veth in one namespace (NA), round {round}: SCM_TIMESTAMPNS {stamp}, handled_tstamp {handled:?}"
         );
