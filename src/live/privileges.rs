@@ -1,9 +1,13 @@
 //! Capabilities: ndprelay runs with CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN
 //! (routes, all-multicast, sysctls, nf_tables). CAP_BPF, when present at start, loads the
 //! in-kernel programs (`relay_in_kernel`, `fast_path_in_kernel`: required when `true`,
-//! used when not set) and is then dropped: Linux checks it when a map or program is
-//! created, not when the daemon later fills the maps or attaches a program to a
-//! re-created port. Started as root it checks them, loads the programs, then drops
+//! used when not set) and is then dropped: since Linux 6.5 the kernel checks it when a
+//! map or program is created, not when the daemon later fills the maps or attaches a
+//! program to a re-created port. Older kernels with `kernel.unprivileged_bpf_disabled`
+//! set (the default of Debian, Ubuntu and RHEL) check it on every `bpf()` call, map
+//! lookups and updates included; there the daemon finds out at start
+//! ([`map_access_needs_bpf`]) and keeps CAP_BPF, and only CAP_BPF, on the threads that
+//! touch the maps. Started as root it checks them, loads the programs, then drops
 //! every other capability from the effective, permitted, inheritable and bounding sets
 //! before it starts any thread.
 //!
@@ -15,9 +19,16 @@
 //! CAP_NET_RAW and CAP_NET_ADMIN, for what a reload or a link change opens and the
 //! routes it installs.
 
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use caps::{CapSet, Capability, CapsHashSet};
 
 use super::Error;
+
+/// Set at start when this kernel checks CAP_BPF on every map access: the threads that
+/// touch the in-kernel programs' maps keep it.
+static KEEP_BPF: AtomicBool = AtomicBool::new(false);
 
 const NEEDED: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
 
@@ -58,12 +69,43 @@ pub fn has_bpf() -> bool {
     caps::has_cap(None, CapSet::Effective, Capability::CAP_BPF).unwrap_or(false)
 }
 
-/// Drops every capability but CAP_NET_RAW and CAP_NET_ADMIN, on the calling thread and
-/// so on every thread it starts afterwards (call it before starting any). Best effort:
-/// failures are logged, because running with more privilege than needed is not a reason
-/// to stop relaying.
+/// Whether this kernel refuses map access to a thread without CAP_BPF (Linux before 6.5
+/// with `kernel.unprivileged_bpf_disabled` set): runs `access`, a lookup in a map of the
+/// loaded programs, on a new thread that has dropped every capability, and reads
+/// `EPERM` as yes. Any other outcome is no: the lookup either worked or failed for a
+/// reason CAP_BPF does not change.
+pub fn map_access_needs_bpf(access: impl FnOnce() -> io::Result<()> + Send) -> bool {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            drop_all_on_this_thread();
+            access()
+        })
+        .join()
+    })
+    .is_ok_and(|r| r.is_err_and(|e| e.raw_os_error() == Some(libc::EPERM)))
+}
+
+/// Makes [`drop_others`] and [`drop_all_but_map_access_on_this_thread`] keep CAP_BPF
+/// (see [`map_access_needs_bpf`]). Call it before either.
+pub fn keep_bpf_for_map_access() {
+    KEEP_BPF.store(true, Ordering::Relaxed);
+}
+
+/// Whether CAP_BPF is kept for map access.
+pub fn keeps_bpf() -> bool {
+    KEEP_BPF.load(Ordering::Relaxed)
+}
+
+/// Drops every capability but CAP_NET_RAW and CAP_NET_ADMIN (and CAP_BPF, if
+/// [`keep_bpf_for_map_access`] was called), on the calling thread and so on every
+/// thread it starts afterwards (call it before starting any). Best effort: failures are
+/// logged, because running with more privilege than needed is not a reason to stop
+/// relaying.
 pub fn drop_others() {
-    let keep: CapsHashSet = NEEDED.into_iter().collect();
+    let mut keep: CapsHashSet = NEEDED.into_iter().collect();
+    if keeps_bpf() {
+        keep.insert(Capability::CAP_BPF);
+    }
     for c in caps::all() {
         if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
             // Needs CAP_SETPCAP, which is dropped below, so the bounding set goes first.
@@ -97,6 +139,22 @@ pub fn drop_all_on_this_thread() {
     }
 }
 
+/// [`drop_all_on_this_thread`] for the capture threads, which write and read the
+/// in-kernel programs' maps: they keep CAP_BPF where the kernel checks it on every map
+/// access ([`keep_bpf_for_map_access`]).
+pub fn drop_all_but_map_access_on_this_thread() {
+    if !keeps_bpf() {
+        return drop_all_on_this_thread();
+    }
+    let _ = caps::clear(None, CapSet::Inheritable);
+    let keep: CapsHashSet = [Capability::CAP_BPF].into_iter().collect();
+    if let Err(e) = caps::set(None, CapSet::Effective, &keep)
+        .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
+    {
+        log::warn!("could not drop the capabilities of this thread: {e}");
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -119,6 +177,25 @@ mod test {
             .unwrap()
             .to_string_lossy()
             .into_owned()
+    }
+
+    #[test]
+    fn map_access_needs_bpf_only_when_the_kernel_says_eperm() {
+        let refused = || Err(io::Error::from_raw_os_error(libc::EPERM));
+        assert!(map_access_needs_bpf(refused));
+        assert!(!map_access_needs_bpf(|| Ok(())));
+        let other = || Err(io::Error::from_raw_os_error(libc::EBADF));
+        assert!(!map_access_needs_bpf(other), "CAP_BPF does not cure EBADF");
+    }
+
+    #[test]
+    fn the_probe_runs_without_capabilities() {
+        let caps_seen = std::sync::Mutex::new(String::new());
+        map_access_needs_bpf(|| {
+            *caps_seen.lock().unwrap() = status_line(&tid(), "CapEff:");
+            Ok(())
+        });
+        assert_eq!(*caps_seen.lock().unwrap(), "0000000000000000");
     }
 
     #[test]

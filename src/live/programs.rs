@@ -249,19 +249,11 @@ impl KernelPrograms {
     /// What the threads that ask about frames need from the programs in use, with
     /// `ifindex`, each engine port's interface index.
     pub(super) fn witness(&self, ifindex: Vec<Option<i32>>) -> KernelWitness {
-        KernelWitness {
-            answers: self
-                .answers
-                .as_ref()
-                .filter(|_| self.answering)
-                .map(KernelAnswers::witness),
-            relays: self
-                .relays
-                .as_ref()
-                .filter(|_| self.relaying)
-                .map(KernelRelays::witness),
+        KernelWitness::of(
+            self.answers.as_ref().filter(|_| self.answering),
+            self.relays.as_ref().filter(|_| self.relaying),
             ifindex,
-        }
+        )
     }
 }
 
@@ -276,12 +268,44 @@ pub(super) struct KernelWitness {
 }
 
 impl KernelWitness {
+    /// Asks `answers` and `relays`, on ports of interface indexes `ifindex`.
+    pub(super) fn of(
+        answers: Option<&KernelAnswers>,
+        relays: Option<&KernelRelays>,
+        ifindex: Vec<Option<i32>>,
+    ) -> Self {
+        Self {
+            answers: answers.map(KernelAnswers::witness),
+            relays: relays.map(KernelRelays::witness),
+            ifindex,
+        }
+    }
+
+    /// One lookup in a map of each program in use (of a key no entry has), for
+    /// [`privileges::map_access_needs_bpf`](super::privileges::map_access_needs_bpf).
+    pub(super) fn probe(&self) -> io::Result<()> {
+        let nobody = Ipv6Addr::UNSPECIFIED;
+        if let Some(k) = &self.answers {
+            k.answered(0, nobody, 1)?;
+        }
+        if let Some(k) = &self.relays {
+            k.relayed_ns(0, nobody, 1)?;
+            k.relayed_na(0, nobody, nobody, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a program is in use.
+    pub(super) fn any(&self) -> bool {
+        self.answers.is_some() || self.relays.is_some()
+    }
+
     /// What the programs say they did with `frame`, received on engine port `port`:
     /// each is asked only for the frames it could have taken, and a lookup that fails
     /// counts as "not taken" (the engine then handles the frame: a duplicate at worst).
     pub(super) fn word(&self, port: usize, frame: &Received<'_>) -> KernelWord {
         let mut word = KernelWord::NOTHING;
-        if frame.rx_ns == 0 || (self.answers.is_none() && self.relays.is_none()) {
+        if frame.rx_ns == 0 || !self.any() {
             return word;
         }
         let Some(ifindex) = self.ifindex.get(port).copied().flatten() else {

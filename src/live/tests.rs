@@ -1037,6 +1037,36 @@ fn a_full_relay_map_makes_room_only_from_expired_entries() {
     });
 }
 
+/// Whether this kernel gates every `bpf()` call on CAP_BPF: before Linux 6.5 it did when
+/// `kernel.unprivileged_bpf_disabled` is set.
+fn kernel_gates_every_bpf_call() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
+        .map_or(0, |s| s.trim().parse::<u32>().unwrap_or(0));
+    (major, minor) < (6, 5) && disabled != 0
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_start_up_probe_finds_whether_map_access_needs_cap_bpf() {
+    use super::kernel_answer::KernelAnswers;
+    use super::kernel_relay::KernelRelays;
+    use super::privileges::map_access_needs_bpf;
+    use super::programs::KernelWitness;
+    let answers = KernelAnswers::load(4).expect("program loads");
+    let relays = KernelRelays::load(4).expect("program loads");
+    let witness = KernelWitness::of(Some(&answers), Some(&relays), Vec::new());
+    let expected = kernel_gates_every_bpf_call();
+    assert_eq!(map_access_needs_bpf(|| witness.probe()), expected);
+    // The probe's own thread gave up every capability; this one still reads the maps.
+    assert!(witness.probe().is_ok());
+}
+
 #[test]
 #[cfg(feature = "libpcap")]
 #[ignore = "needs root and network namespaces"]

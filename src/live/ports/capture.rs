@@ -56,8 +56,9 @@ pub(super) fn start(
         let thread = std::thread::Builder::new()
             .name(format!("capture-{name}"))
             .spawn(move || {
-                // The socket is open: reading it needs no capability.
-                super::super::privileges::drop_all_on_this_thread();
+                // The socket is open: reading it needs no capability; the in-kernel
+                // programs' maps may (see privileges.rs).
+                super::super::privileges::drop_all_but_map_access_on_this_thread();
                 read_loop(&reader, &s);
             })?;
         Ok((sock, thread))
@@ -71,7 +72,7 @@ pub(super) fn start(
         let thread = std::thread::Builder::new()
             .name(format!("capture-{name}"))
             .spawn(move || {
-                super::super::privileges::drop_all_on_this_thread();
+                super::super::privileges::drop_all_but_map_access_on_this_thread();
                 super::pcap::read_loop(cap, &reader);
             })?;
         Ok((Arc::new(sock), thread))
