@@ -9,12 +9,9 @@
 use std::mem::{offset_of, size_of};
 use std::net::Ipv6Addr;
 
-use crate::wire::Mac;
+use zerocopy::{Immutable, IntoBytes};
 
-/// `buf[at..]` = `bytes`.
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    buf[at..at + bytes.len()].copy_from_slice(bytes);
-}
+use crate::wire::Mac;
 
 /// The key of the fast-path map and of the NS relay map: the port a frame arrived on
 /// and the target it asks for.
@@ -23,7 +20,7 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
 /// struct port_target { __s32 ifindex; struct in6_addr target; };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoBytes, Immutable)]
 pub struct PortTarget {
     /// The ingress port (`__sk_buff->ifindex`).
     pub ifindex: i32,
@@ -45,14 +42,7 @@ impl PortTarget {
 
     /// The bytes the map stores.
     pub fn to_bytes(self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put(
-            &mut b,
-            offset_of!(Self, ifindex),
-            &self.ifindex.to_ne_bytes(),
-        );
-        put(&mut b, offset_of!(Self, target), &self.target);
-        b
+        zerocopy::transmute!(self)
     }
 }
 
@@ -63,7 +53,7 @@ impl PortTarget {
 /// struct na_key { struct port_target ingress; struct in6_addr solicitor; };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoBytes, Immutable)]
 pub struct NaKey {
     /// The NA's ingress port and target.
     pub ingress: PortTarget,
@@ -77,10 +67,7 @@ impl NaKey {
 
     /// The bytes the map stores.
     pub fn to_bytes(self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        put(&mut b, offset_of!(Self, ingress), &self.ingress.to_bytes());
-        put(&mut b, offset_of!(Self, solicitor), &self.solicitor);
-        b
+        zerocopy::transmute!(self)
     }
 }
 
@@ -90,7 +77,7 @@ impl NaKey {
 /// struct mac { __u8 addr[6]; __u8 pad[2]; };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, IntoBytes, Immutable)]
 pub struct PaddedMac {
     /// The address.
     pub addr: [u8; 6],
@@ -117,7 +104,7 @@ impl From<Mac> for PaddedMac {
 /// };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, IntoBytes, Immutable)]
 pub struct AnswerValue {
     /// The MAC to answer with.
     pub mac: PaddedMac,
@@ -141,7 +128,7 @@ pub struct AnswerValue {
 /// };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, IntoBytes, Immutable)]
 pub struct NsRelayValue {
     /// Our MAC on the egress port.
     pub our_mac: PaddedMac,
@@ -172,7 +159,7 @@ pub struct NsRelayValue {
 /// };
 /// ```
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, IntoBytes, Immutable)]
 pub struct NaRelayValue {
     /// Our MAC on the egress port.
     pub our_mac: PaddedMac,
@@ -191,79 +178,40 @@ pub struct NaRelayValue {
 }
 
 /// A map value: its bytes, and where in them the expiry and the handled timestamp are.
-pub trait MapValue {
+pub trait MapValue: IntoBytes + Immutable {
     /// Its size in the map.
     const SIZE: usize;
     /// Offset of `expiry_ns`.
     const EXPIRY_AT: usize;
     /// Offset of `handled_tstamp`.
     const HANDLED_AT: usize;
+
     /// The bytes the map stores.
-    fn to_bytes(&self) -> Vec<u8>;
+    fn to_bytes(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+
     /// When it stops being used.
-    fn expiry_ns(&self) -> u64;
-}
-
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    put(b, at, &v.to_ne_bytes());
-}
-
-fn put_mac(b: &mut [u8], at: usize, mac: PaddedMac) {
-    put(b, at, &mac.addr);
-}
-
-impl MapValue for AnswerValue {
-    const SIZE: usize = size_of::<Self>();
     fn expiry_ns(&self) -> u64 {
-        self.expiry_ns
-    }
-    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
-    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
-        put_mac(&mut b, offset_of!(Self, mac), self.mac);
-        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
-        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
-        b
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.as_bytes()[Self::EXPIRY_AT..Self::EXPIRY_AT + 8]);
+        u64::from_ne_bytes(b)
     }
 }
 
-impl MapValue for NsRelayValue {
-    const SIZE: usize = size_of::<Self>();
-    fn expiry_ns(&self) -> u64 {
-        self.expiry_ns
-    }
-    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
-    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
-        put_mac(&mut b, offset_of!(Self, our_mac), self.our_mac);
-        put_mac(&mut b, offset_of!(Self, guest_mac), self.guest_mac);
-        put(&mut b, offset_of!(Self, egress), &self.egress.to_ne_bytes());
-        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
-        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
-        b
-    }
+/// The three offsets of a value type with `expiry_ns` and `handled_tstamp` fields.
+macro_rules! map_value {
+    ($t:ty) => {
+        impl MapValue for $t {
+            const SIZE: usize = size_of::<Self>();
+            const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
+            const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
+        }
+    };
 }
-
-impl MapValue for NaRelayValue {
-    const SIZE: usize = size_of::<Self>();
-    fn expiry_ns(&self) -> u64 {
-        self.expiry_ns
-    }
-    const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
-    const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![0u8; Self::SIZE];
-        put_mac(&mut b, offset_of!(Self, our_mac), self.our_mac);
-        put_mac(&mut b, offset_of!(Self, solicitor_mac), self.solicitor_mac);
-        put_mac(&mut b, offset_of!(Self, guest_mac), self.guest_mac);
-        put(&mut b, offset_of!(Self, egress), &self.egress.to_ne_bytes());
-        put_u64(&mut b, Self::EXPIRY_AT, self.expiry_ns);
-        put_u64(&mut b, Self::HANDLED_AT, self.handled_tstamp);
-        b
-    }
-}
+map_value!(AnswerValue);
+map_value!(NsRelayValue);
+map_value!(NaRelayValue);
 
 /// The offset of a field as the programs' `off` operand (checked when the constant is
 /// evaluated: every struct here is far smaller than `i16::MAX`).

@@ -250,122 +250,28 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
         assert_eq!(out.retval, REDIRECT, "unicast NS answered");
         assert_eq!(out.data, expected, "unicast NS: the same NA");
 
-        let slla = [OptionRepr::SourceLla(SOLICITOR_MAC)];
         let group = Mac::ipv6_multicast(solicited_node(TARGET));
-        let mut cases = malformed(&ask());
-        cases.extend([
-            (ask_for("2001:db8::6".parse().unwrap()), "an unknown target"),
-            (
-                ns(SOLICITOR_MAC, OTHER_MAC, SOLICITOR, TARGET, &slla),
-                "to another host's MAC",
+        let mut cases = unsuitable_ns();
+        cases.extend([(
+            na(
+                SOLICITOR_MAC,
+                group,
+                SOLICITOR,
+                SOLICITED_OVERRIDE,
+                SOLICITOR_MAC,
             ),
-            (
-                ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]),
-                "DAD (from ::, no option)",
-            ),
-            (
-                ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &slla),
-                "from :: with an SLLA",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    "ff02::1".parse().unwrap(),
-                    TARGET,
-                    &slla,
-                ),
-                "from a multicast source",
-            ),
-            (
-                ns(SOLICITOR_MAC, group, SOLICITOR, TARGET, &[]),
-                "no option",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    TARGET,
-                    &[OptionRepr::TargetLla(SOLICITOR_MAC)],
-                ),
-                "a TLLA instead of an SLLA",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    TARGET,
-                    &[OptionRepr::Raw(vec![14, 1, 1, 2, 3, 4, 5, 6])],
-                ),
-                "a nonce instead of an SLLA",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    TARGET,
-                    &[
-                        OptionRepr::SourceLla(SOLICITOR_MAC),
-                        OptionRepr::Raw(vec![14, 1, 1, 2, 3, 4, 5, 6]),
-                    ],
-                ),
-                "an SLLA and a nonce",
-            ),
-            (
-                na(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    SOLICITED_OVERRIDE,
-                    SOLICITOR_MAC,
-                ),
-                "an NA",
-            ),
-        ]);
+            "an NA",
+        )]);
         assert_passed(&k, &cases);
 
         // An entry is for one port: the same NS on another passes.
-        let other_port = SkBuff {
-            ifindex: dummy_port(),
-            ..SkBuff::default()
-        };
-        let out = k.test_run(&ask(), Some(&other_port)).unwrap();
-        assert_eq!((out.retval, out.data), (NEXT, ask()), "another port");
+        assert_passed_on_another_port(&k);
 
         // The kernel's word: the entry keeps the timestamp of the frame it answered.
-        let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
-        assert_eq!(out.retval, REDIRECT);
-        assert!(
-            k.witness().answered(LO, TARGET, 1_000).unwrap(),
-            "answered at 1000"
-        );
-        assert!(
-            !k.witness().answered(LO, TARGET, 999).unwrap(),
-            "another frame"
-        );
-        assert!(
-            !k.witness().answered(LO, TARGET, 0).unwrap(),
-            "a frame without timestamp"
-        );
-        let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
-        assert!(
-            !k.witness().answered(LO, other, 1_000).unwrap(),
-            "another target"
-        );
         let hop_254 = patched(&ask(), 21, |_| 254);
-        let out = k.test_run(&hop_254, Some(&stamped(2_000))).unwrap();
-        assert_eq!(out.retval, NEXT);
-        assert!(
-            !k.witness().answered(LO, TARGET, 2_000).unwrap(),
-            "a frame it passed"
-        );
-        assert!(
-            k.witness().answered(LO, TARGET, 1_000).unwrap(),
-            "still the last answered"
-        );
+        assert_word_names_the_frame(&k, &hop_254, |t, at| {
+            k.witness().answered(LO, t, at).unwrap()
+        });
         k.answer(LO, TARGET, OUR_MAC, LONG).unwrap();
         assert!(
             k.witness().answered(LO, TARGET, 1_000).unwrap(),
@@ -380,6 +286,112 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
         k.forget(TARGET);
         assert_passed(&k, &[(ask(), "a forgotten target")]);
     });
+}
+
+/// The NS neither program may take although its target has an entry: `malformed`
+/// versions of [`ask`], and well-formed ones that are not the solicitation asked for
+/// (another target or destination, DAD, a multicast source, options other than exactly
+/// one SLLA).
+fn unsuitable_ns() -> Vec<(Vec<u8>, &'static str)> {
+    let slla = [OptionRepr::SourceLla(SOLICITOR_MAC)];
+    let group = Mac::ipv6_multicast(solicited_node(TARGET));
+    let mut cases = malformed(&ask());
+    cases.extend([
+        (ask_for("2001:db8::6".parse().unwrap()), "an unknown target"),
+        (
+            ns(SOLICITOR_MAC, OTHER_MAC, SOLICITOR, TARGET, &slla),
+            "to another host's MAC",
+        ),
+        (
+            ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]),
+            "DAD (from ::, no option)",
+        ),
+        (
+            ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &slla),
+            "from :: with an SLLA",
+        ),
+        (
+            ns(
+                SOLICITOR_MAC,
+                group,
+                "ff02::1".parse().unwrap(),
+                TARGET,
+                &slla,
+            ),
+            "from a multicast source",
+        ),
+        (
+            ns(SOLICITOR_MAC, group, SOLICITOR, TARGET, &[]),
+            "no option",
+        ),
+        (
+            ns(
+                SOLICITOR_MAC,
+                group,
+                SOLICITOR,
+                TARGET,
+                &[OptionRepr::TargetLla(SOLICITOR_MAC)],
+            ),
+            "a TLLA instead of an SLLA",
+        ),
+        (
+            ns(
+                SOLICITOR_MAC,
+                group,
+                SOLICITOR,
+                TARGET,
+                &[OptionRepr::Raw(vec![14, 1, 1, 2, 3, 4, 5, 6])],
+            ),
+            "a nonce instead of an SLLA",
+        ),
+        (
+            ns(
+                SOLICITOR_MAC,
+                group,
+                SOLICITOR,
+                TARGET,
+                &[
+                    OptionRepr::SourceLla(SOLICITOR_MAC),
+                    OptionRepr::Raw(vec![14, 1, 1, 2, 3, 4, 5, 6]),
+                ],
+            ),
+            "an SLLA and a nonce",
+        ),
+    ]);
+    cases
+}
+
+/// Runs [`ask`] at receive time 1000 through `prog`, which takes it, then `passed`
+/// (which it leaves alone) at 2000, and checks that `took(target, rx_tstamp)`, the
+/// kernel's word, names the first frame and no other.
+fn assert_word_names_the_frame(
+    prog: &impl Prog,
+    passed: &[u8],
+    took: impl Fn(Ipv6Addr, u64) -> bool,
+) {
+    let out = prog.run_once(&ask(), Some(&stamped(1_000))).unwrap();
+    assert_eq!(out.retval, REDIRECT);
+    assert!(took(TARGET, 1_000), "taken at 1000");
+    assert!(!took(TARGET, 999), "another frame");
+    assert!(!took(TARGET, 0), "a frame without timestamp");
+    assert!(
+        !took("2001:db8::6".parse().unwrap(), 1_000),
+        "another target"
+    );
+    let out = prog.run_once(passed, Some(&stamped(2_000))).unwrap();
+    assert_eq!(out.retval, NEXT);
+    assert!(!took(TARGET, 2_000), "a frame it passed");
+    assert!(took(TARGET, 1_000), "still the last one taken");
+}
+
+/// Checks that [`ask`] goes on untouched on another port than the entry's.
+fn assert_passed_on_another_port(prog: &impl Prog) {
+    let other_port = SkBuff {
+        ifindex: dummy_port(),
+        ..SkBuff::default()
+    };
+    let out = prog.run_once(&ask(), Some(&other_port)).unwrap();
+    assert_eq!((out.retval, out.data), (NEXT, ask()), "another port");
 }
 
 /// A second device in the test's namespace: a veth, up, so a test run can be on it.
@@ -429,99 +441,13 @@ fn ebpf_test_run_relay_program_relays_an_ns_to_the_bound_guest_as_the_engine_wou
         assert_eq!(out.retval, REDIRECT, "an NS to our MAC");
         assert_eq!(out.data, expected, "an NS to our MAC: the same relayed NS");
 
-        let mut cases = malformed(&ask());
-        cases.extend([
-            (ask_for("2001:db8::6".parse().unwrap()), "an unknown target"),
-            (
-                ns(SOLICITOR_MAC, OTHER_MAC, SOLICITOR, TARGET, &slla),
-                "to another host's MAC",
-            ),
-            (
-                ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]),
-                "DAD (from ::)",
-            ),
-            (
-                ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &slla),
-                "from :: with an SLLA",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    "ff02::1".parse().unwrap(),
-                    TARGET,
-                    &slla,
-                ),
-                "from a multicast source",
-            ),
-            (
-                ns(SOLICITOR_MAC, group, SOLICITOR, TARGET, &[]),
-                "no option",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    TARGET,
-                    &[OptionRepr::TargetLla(SOLICITOR_MAC)],
-                ),
-                "a TLLA instead of an SLLA",
-            ),
-            (
-                ns(
-                    SOLICITOR_MAC,
-                    group,
-                    SOLICITOR,
-                    TARGET,
-                    &[
-                        OptionRepr::SourceLla(SOLICITOR_MAC),
-                        OptionRepr::Raw(vec![14, 1, 1, 2, 3, 4, 5, 6]),
-                    ],
-                ),
-                "an SLLA and a nonce",
-            ),
-        ]);
-        assert_passed(&k, &cases);
+        assert_passed(&k, &unsuitable_ns());
 
-        let other_port = SkBuff {
-            ifindex: dummy_port(),
-            ..SkBuff::default()
-        };
-        let out = k.test_run(&ask(), Some(&other_port)).unwrap();
-        assert_eq!((out.retval, out.data), (NEXT, ask()), "another port");
+        assert_passed_on_another_port(&k);
 
         // The kernel's word: the entry keeps the timestamp of the frame it relayed.
-        let out = k.test_run(&ask(), Some(&stamped(1_000))).unwrap();
-        assert_eq!(out.retval, REDIRECT);
-        assert!(
-            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
-            "relayed at 1000"
-        );
-        assert!(
-            !k.witness().relayed_ns(LO, TARGET, 999).unwrap(),
-            "another frame"
-        );
-        assert!(
-            !k.witness().relayed_ns(LO, TARGET, 0).unwrap(),
-            "a frame without timestamp"
-        );
-        let other: Ipv6Addr = "2001:db8::6".parse().unwrap();
-        assert!(
-            !k.witness().relayed_ns(LO, other, 1_000).unwrap(),
-            "another target"
-        );
         let dad = ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]);
-        let out = k.test_run(&dad, Some(&stamped(2_000))).unwrap();
-        assert_eq!(out.retval, NEXT);
-        assert!(
-            !k.witness().relayed_ns(LO, TARGET, 2_000).unwrap(),
-            "a frame it passed"
-        );
-        assert!(
-            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
-            "still the last relayed"
-        );
+        assert_word_names_the_frame(&k, &dad, |t, at| k.witness().relayed_ns(LO, t, at).unwrap());
         k.relay_ns(&path, LONG).unwrap();
         assert!(
             k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
