@@ -389,7 +389,7 @@ impl Daemon {
         // Closes the captures of removed ports (outside the relay's lock).
         drop(std::mem::replace(&mut self.ports, fresh));
         self.sync_exec();
-        let new_filter = filter_for(&config);
+        let new_filter = filter_for(&config, in_use.0 || in_use.1);
         let filter_changed = new_filter != self.filter;
         self.filter = new_filter;
         for i in 0..self.ports.len() {
@@ -596,6 +596,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     // programs, whose maps and links work without CAP_BPF once they exist, on Linux 6.5
     // and later.
     let witness = programs.witness(Vec::new());
+    let programs_in_use = witness.any();
     if witness.any() && privileges::map_access_needs_bpf(|| witness.probe()) {
         privileges::keep_bpf_for_map_access();
         log::info!(
@@ -609,7 +610,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let exec = Executor::new(exec_ports(&ports), programs, route_tx);
     let relay = Arc::new(Relay::new(engine, exec, clock, wake_tx));
     let mut d = Daemon {
-        filter: filter_for(&config),
+        filter: filter_for(&config, programs_in_use),
         config,
         relay,
         ports,

@@ -157,16 +157,17 @@ pub(super) fn ensure_sysctls(
     Ok(())
 }
 
-pub(super) fn filter_for(config: &Config) -> CaptureFilter {
-    match config.data_plane() {
-        DataPlane::Userspace => CaptureFilter {
-            bpf: bpf::ipv6_filter(),
-            pcap: bpf::IPV6_PCAP_EXPR.to_owned(),
-        },
-        DataPlane::KernelRoutes | DataPlane::None => CaptureFilter {
-            bpf: bpf::nd_filter(),
-            pcap: bpf::nd_pcap_expr(),
-        },
+/// What the captures pass for `config`, and whether they need receive times (when an
+/// in-kernel program is in use).
+pub(super) fn filter_for(config: &Config, programs_in_use: bool) -> CaptureFilter {
+    let (bpf, pcap) = match config.data_plane() {
+        DataPlane::Userspace => (bpf::ipv6_filter(), bpf::IPV6_PCAP_EXPR.to_owned()),
+        DataPlane::KernelRoutes | DataPlane::None => (bpf::nd_filter(), bpf::nd_pcap_expr()),
+    };
+    CaptureFilter {
+        bpf,
+        pcap,
+        timestamps: programs_in_use,
     }
 }
 

@@ -1106,6 +1106,7 @@ fn the_libpcap_backend_counts_what_libpcap_dropped() {
         let filter = CaptureFilter {
             bpf: bpf::nd_filter(),
             pcap: bpf::nd_pcap_expr(),
+            timestamps: true,
         };
         let ifindex = sys::if_nametoindex("d0").unwrap();
         let sink: Arc<Gate> = Arc::clone(&gate);

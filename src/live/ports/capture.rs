@@ -45,7 +45,7 @@ pub(super) fn start(
     let name = Arc::clone(&reader.name);
     #[cfg(not(feature = "libpcap"))]
     {
-        let (sock, info) = PacketSocket::open(ifindex, &filter.bpf)?;
+        let (sock, info) = PacketSocket::open_with(ifindex, &filter.bpf, filter.timestamps)?;
         log::debug!(
             "{name}: capture on ifindex {ifindex} (ignore-outgoing {}, drained {})",
             info.ignores_outgoing,

@@ -48,6 +48,9 @@ pub(super) struct CaptureFilter {
     /// The same in libpcap's language for the `libpcap` backend.
     #[cfg_attr(not(feature = "libpcap"), allow(dead_code))]
     pub(super) pcap: String,
+    /// Whether frames carry the kernel's receive time: only the in-kernel programs'
+    /// word needs it (libpcap always gives one).
+    pub(super) timestamps: bool,
 }
 
 /// Sends frames on one port: any thread may, none of them reads.

@@ -186,8 +186,20 @@ pub struct PacketSocketInfo {
 impl PacketSocket {
     /// Opens a socket on `ifindex` and installs `filter` race-free: the socket starts
     /// with a drop-all filter, is bound, joins all-multicast, is drained until it would
-    /// block, and only then gets the real filter (libpcap's technique).
+    /// block, and only then gets the real filter (libpcap's technique). Each frame it
+    /// reads carries the kernel's receive time ([`Received::rx_time_ns`]).
     pub fn open(ifindex: i32, filter: &[SockFilter]) -> io::Result<(Self, PacketSocketInfo)> {
+        Self::open_with(ifindex, filter, true)
+    }
+
+    /// [`PacketSocket::open`], with receive times only if `timestamps`: asking for them
+    /// makes the kernel stamp every frame it receives, on every interface, and adds a
+    /// control message to each read.
+    pub fn open_with(
+        ifindex: i32,
+        filter: &[SockFilter],
+        timestamps: bool,
+    ) -> io::Result<(Self, PacketSocketInfo)> {
         let fd = rustix::net::socket_with(
             AddressFamily::PACKET,
             // Blocking, for recv_batch; the other reads and sends pass MSG_DONTWAIT.
@@ -211,13 +223,15 @@ impl PacketSocket {
             libc::PACKET_AUXDATA,
             &1 as &libc::c_int,
         )?;
-        // Each frame's receive time, the kernel's `skb->tstamp` (see `Received`).
-        setsockopt(
-            sock.raw(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &1 as &libc::c_int,
-        )?;
+        if timestamps {
+            // Each frame's receive time, the kernel's `skb->tstamp` (see `Received`).
+            setsockopt(
+                sock.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                &1 as &libc::c_int,
+            )?;
+        }
         let ignores_outgoing = setsockopt(
             sock.raw(),
             libc::SOL_PACKET,
