@@ -131,7 +131,7 @@ sustained() {
         sent="$(field "$out" sent)"
         answered="$(field "$out" answered)"
         offered=$((r * 3))
-        log "  $r NS/s offered: $sent of $offered sent, $answered answered" >&2
+        log "  $r NS/s offered: $sent of $offered sent, $answered answered, $(field "$out" na_frames) NAs received" >&2
         last="$(field "$out" answered_per_s) at $r"
         [ $((sent * 100)) -ge $((offered * 99)) ] && [ $((answered * 1000)) -ge $((sent * 999)) ] && best="$r"
         { [ $((answered * 100)) -lt $((sent * 95)) ] || [ $((sent * 100)) -lt $((offered * 95)) ]; } && break

@@ -65,6 +65,7 @@ const BPF_X: u8 = 0x08;
 const BPF_ADD: u8 = 0x00;
 const BPF_OR: u8 = 0x40;
 const BPF_AND: u8 = 0x50;
+const BPF_LSH: u8 = 0x60;
 const BPF_RSH: u8 = 0x70;
 const BPF_XOR: u8 = 0xa0;
 const BPF_MOV: u8 = 0xb0;
@@ -138,6 +139,10 @@ impl Asm {
     /// `dst |= src`
     pub(super) fn or_reg(&mut self, dst: Reg, src: Reg) {
         self.insn(BPF_ALU64 | BPF_OR | BPF_X, dst, src, 0, 0);
+    }
+    /// `dst <<= imm`
+    pub(super) fn lsh_imm(&mut self, dst: Reg, imm: i32) {
+        self.insn(BPF_ALU64 | BPF_LSH | BPF_K, dst, R0, 0, imm);
     }
     /// `dst >>= imm`
     pub(super) fn rsh_imm(&mut self, dst: Reg, imm: i32) {
@@ -291,6 +296,7 @@ mod tests {
         a.and_imm(R2, 0xf0);
         a.or_reg(R2, R3);
         a.rsh_imm(R1, 16);
+        a.lsh_imm(R3, 3);
         a.xor_imm(R0, 0xffff);
         a.ld_map_fd(R1, 5); // BPF_LD_MAP_FD(BPF_REG_1, 5)
         a.call(Helper::CsumDiff);
@@ -312,6 +318,7 @@ mod tests {
                 insn(0x57, 0x02, 0, 0xf0),
                 insn(0x4f, 0x32, 0, 0),
                 insn(0x77, 0x01, 0, 16),
+                insn(0x67, 0x03, 0, 3),
                 insn(0xa7, 0x00, 0, 0xffff),
                 insn(0x18, 0x11, 0, 5),
                 insn(0x00, 0x00, 0, 0),

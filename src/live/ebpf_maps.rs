@@ -1,7 +1,7 @@
 //! The keys and values of the in-kernel programs' hash maps, as `#[repr(C)]` structs: the
 //! loaders (`kernel_answer.rs`, `kernel_relay.rs`) write them, the programs read them at
-//! the offsets `offset_of!` gives, and the daemon reads back `handled_tstamp`, the
-//! kernel's word on which frame a program answered or relayed with an entry.
+//! the offsets `offset_of!` gives, and the daemon reads back `handled`, the kernel's
+//! word on which frames a program answered or relayed with an entry.
 //!
 //! Every number is in native byte order (the programs load and store them as they are);
 //! addresses and MACs are wire bytes. Each struct's doc gives the C it stands for.
@@ -9,7 +9,7 @@
 use std::mem::{offset_of, size_of};
 use std::net::Ipv6Addr;
 
-use zerocopy::{Immutable, IntoBytes};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::wire::Mac;
 
@@ -94,13 +94,65 @@ impl From<Mac> for PaddedMac {
     }
 }
 
+/// How many of the frames a program handled with one entry the entry remembers.
+pub const HANDLED_RING: usize = 8;
+
+/// The receive timestamps (`__sk_buff->tstamp`) of the last [`HANDLED_RING`] frames a
+/// program answered or relayed with an entry, 0 in slots not yet used: the engine asks
+/// about a frame after the program acted on it, and meanwhile the program may have
+/// handled later frames for the same target (a backed-up capture queue, an asker that
+/// repeats itself). One slot would forget the earlier frame and the engine would do its
+/// work again; a ring remembers the last few.
+///
+/// ```c
+/// struct handled {
+///     __u32 next;                    /* the slot the next frame's stamp goes to, mod 8 */
+///     __u32 pad;
+///     __u64 tstamp[HANDLED_RING];
+/// };
+/// ```
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, IntoBytes, FromBytes, Immutable, KnownLayout,
+)]
+pub struct Handled {
+    /// Where the next stamp goes (taken modulo [`HANDLED_RING`]).
+    pub next: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The stamps.
+    pub tstamp: [u64; HANDLED_RING],
+}
+
+impl Handled {
+    /// Whether the frame received at `rx_tstamp_ns` is one of them (never for 0, which
+    /// marks an unused slot and a frame without a timestamp).
+    pub fn contains(&self, rx_tstamp_ns: u64) -> bool {
+        rx_tstamp_ns != 0 && self.tstamp.contains(&rx_tstamp_ns)
+    }
+
+    /// The last frame's stamp, if any (for tests and logs).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn last(&self) -> Option<u64> {
+        let i = (self.next as usize + HANDLED_RING - 1) % HANDLED_RING;
+        Some(self.tstamp[i]).filter(|&t| t != 0)
+    }
+
+    /// Records a frame as the programs do (for tests of the ring's users).
+    #[cfg(test)]
+    pub fn push(&mut self, rx_tstamp_ns: u64) {
+        self.tstamp[self.next as usize % HANDLED_RING] = rx_tstamp_ns;
+        self.next = self.next.wrapping_add(1);
+    }
+}
+
 /// A fast-path entry: answer an NS for the key's target with this MAC until `expiry_ns`.
 ///
 /// ```c
 /// struct answer_value {
 ///     struct mac mac;        /* Ethernet source and TLLA of the NA */
 ///     __u64 expiry_ns;       /* bpf_ktime_get_ns() up to which it answers */
-///     __u64 handled_tstamp;  /* __sk_buff->tstamp of the last NS it answered */
+///     struct handled handled; /* the last NS it answered */
 /// };
 /// ```
 #[repr(C)]
@@ -110,9 +162,8 @@ pub struct AnswerValue {
     pub mac: PaddedMac,
     /// `CLOCK_MONOTONIC` nanoseconds after which the entry is not used.
     pub expiry_ns: u64,
-    /// The receive timestamp (`__sk_buff->tstamp`) of the last frame the program
-    /// answered with this entry; 0 before it answered one.
-    pub handled_tstamp: u64,
+    /// The last frames the program answered with this entry.
+    pub handled: Handled,
 }
 
 /// An NS relay entry: relay an NS for the key's target to `guest_mac` out of `egress`.
@@ -124,7 +175,7 @@ pub struct AnswerValue {
 ///     __s32 egress;          /* bpf_redirect() here */
 ///     __u32 pad;
 ///     __u64 expiry_ns;
-///     __u64 handled_tstamp;  /* __sk_buff->tstamp of the last NS it relayed */
+///     struct handled handled;  /* the last NS it relayed */
 /// };
 /// ```
 #[repr(C)]
@@ -140,8 +191,8 @@ pub struct NsRelayValue {
     pub pad: u32,
     /// As in [`AnswerValue`].
     pub expiry_ns: u64,
-    /// As in [`AnswerValue`], for the last NS relayed.
-    pub handled_tstamp: u64,
+    /// As in [`AnswerValue`], for the NS relayed.
+    pub handled: Handled,
 }
 
 /// An NA relay entry: relay the guest's NA for the key's target and solicitor back to
@@ -155,7 +206,7 @@ pub struct NsRelayValue {
 ///     __s32 egress;
 ///     __u32 pad;
 ///     __u64 expiry_ns;
-///     __u64 handled_tstamp;      /* __sk_buff->tstamp of the last NA it relayed */
+///     struct handled handled;    /* the last NA it relayed */
 /// };
 /// ```
 #[repr(C)]
@@ -173,17 +224,17 @@ pub struct NaRelayValue {
     pub pad: u32,
     /// As in [`AnswerValue`].
     pub expiry_ns: u64,
-    /// As in [`AnswerValue`], for the last NA relayed.
-    pub handled_tstamp: u64,
+    /// As in [`AnswerValue`], for the NA relayed.
+    pub handled: Handled,
 }
 
-/// A map value: its bytes, and where in them the expiry and the handled timestamp are.
+/// A map value: its bytes, and where in them the expiry and the handled ring are.
 pub trait MapValue: IntoBytes + Immutable {
     /// Its size in the map.
     const SIZE: usize;
     /// Offset of `expiry_ns`.
     const EXPIRY_AT: usize;
-    /// Offset of `handled_tstamp`.
+    /// Offset of `handled` ([`Handled`]).
     const HANDLED_AT: usize;
 
     /// The bytes the map stores.
@@ -199,13 +250,13 @@ pub trait MapValue: IntoBytes + Immutable {
     }
 }
 
-/// The three offsets of a value type with `expiry_ns` and `handled_tstamp` fields.
+/// The three offsets of a value type with `expiry_ns` and `handled` fields.
 macro_rules! map_value {
     ($t:ty) => {
         impl MapValue for $t {
             const SIZE: usize = size_of::<Self>();
             const EXPIRY_AT: usize = offset_of!(Self, expiry_ns);
-            const HANDLED_AT: usize = offset_of!(Self, handled_tstamp);
+            const HANDLED_AT: usize = offset_of!(Self, handled);
         }
     };
 }
@@ -231,9 +282,11 @@ mod tests {
     fn layouts_are_the_ones_the_programs_were_written_against() {
         assert_eq!(PortTarget::SIZE, 20);
         assert_eq!(NaKey::SIZE, 36);
-        assert_eq!(<AnswerValue as MapValue>::SIZE, 24);
-        assert_eq!(<NsRelayValue as MapValue>::SIZE, 40);
-        assert_eq!(<NaRelayValue as MapValue>::SIZE, 48);
+        assert_eq!(size_of::<Handled>(), 8 + 8 * HANDLED_RING);
+        assert_eq!(offset_of!(Handled, tstamp), 8);
+        assert_eq!(<AnswerValue as MapValue>::SIZE, 16 + 72);
+        assert_eq!(<NsRelayValue as MapValue>::SIZE, 32 + 72);
+        assert_eq!(<NaRelayValue as MapValue>::SIZE, 40 + 72);
         assert_eq!(offset_of!(NsRelayValue, egress), 16);
         assert_eq!(offset_of!(NaRelayValue, egress), 24);
         assert_eq!(<NaRelayValue as MapValue>::HANDLED_AT, 40);
@@ -255,13 +308,33 @@ mod tests {
             egress: 9,
             pad: 0,
             expiry_ns: 0x0102_0304_0506_0708,
-            handled_tstamp: 42,
+            handled: Handled {
+                next: 1,
+                tstamp: [42, 0, 0, 0, 0, 0, 0, 0],
+                ..Handled::default()
+            },
         };
         let b = v.to_bytes();
         assert_eq!(b[..8], [1, 2, 3, 4, 5, 6, 0, 0]);
         assert_eq!(b[8..16], [7, 8, 9, 10, 11, 12, 0, 0]);
         assert_eq!(b[16..20], 9i32.to_ne_bytes());
         assert_eq!(b[24..32], v.expiry_ns.to_ne_bytes());
-        assert_eq!(b[32..], 42u64.to_ne_bytes());
+        assert_eq!(b[32..36], 1u32.to_ne_bytes());
+        assert_eq!(b[40..48], 42u64.to_ne_bytes());
+        assert_eq!(b[48..], [0; 56]);
+    }
+
+    #[test]
+    fn the_ring_remembers_the_last_eight_frames() {
+        let mut h = Handled::default();
+        assert_eq!(h.last(), None);
+        assert!(!h.contains(0), "0 is an unused slot, never a frame");
+        for t in 1..=10 {
+            h.push(t);
+        }
+        assert_eq!(h.last(), Some(10));
+        assert!((3..=10).all(|t| h.contains(t)), "{h:?}");
+        assert!(!h.contains(2) && !h.contains(1), "pushed out");
+        assert!(!h.contains(0));
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
-use std::mem::offset_of;
+use std::mem::{offset_of, size_of};
 use std::net::Ipv6Addr;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{OwnedFd, RawFd};
@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ebpf_asm::*;
-use super::ebpf_maps::{MapValue, off};
+use super::ebpf_maps::{HANDLED_RING, Handled, MapValue, off};
 use super::sys::ebpf::{self, BpfMap, EbpfInsn, LoadError, SkBuff};
 use super::tc::{self, AttachError, Ingress};
+use zerocopy::{FromBytes, IntoBytes};
 
 // The `struct __sk_buff` fields the programs read.
 pub(super) const SKB_PKT_TYPE: i16 = off(offset_of!(SkBuff, pkt_type));
@@ -365,7 +366,7 @@ impl NdProg {
     /// memcpy(f->eth_src, e->our_mac, 6);
     /// memcpy(f->opt_lladdr, e->our_mac, 6);
     /// write_checksum(f);
-    /// e->handled_tstamp = skb->tstamp;
+    /// mark_handled(e);
     /// return bpf_redirect(e->egress, 0);
     /// ```
     pub(super) fn relay_rewrite(
@@ -384,15 +385,30 @@ impl NdProg {
         self.redirect();
     }
 
-    /// Stores the frame's receive timestamp in the entry's `handled_tstamp` at
+    /// Stores the frame's receive timestamp in the entry's [`Handled`] ring at
     /// `handled_at`: the program's word that it handled this frame with this entry.
+    /// Two CPUs storing at once may share a slot: a stamp lost that way makes the engine
+    /// do that frame's work again, never skip it.
     ///
     /// ```c
-    /// e->handled_tstamp = skb->tstamp;
+    /// __u32 i = e->handled.next & (HANDLED_RING - 1);
+    /// e->handled.tstamp[i] = skb->tstamp;
+    /// e->handled.next = i + 1;
     /// ```
     pub(super) fn mark_handled(&mut self, handled_at: i16) {
+        const _: () = assert!(HANDLED_RING.is_power_of_two());
+        let next_at = handled_at + off(offset_of!(Handled, next));
+        let ring_at = handled_at + off(offset_of!(Handled, tstamp));
+        self.ldx_w(R3, ENTRY, next_at);
+        self.and_imm(R3, HANDLED_RING as i32 - 1);
+        self.mov_reg(R4, R3);
+        self.lsh_imm(R4, 3);
+        self.mov_reg(R5, ENTRY);
+        self.add_reg(R5, R4);
         self.ldx_dw(R2, CTX, SKB_TSTAMP);
-        self.stx_dw(ENTRY, handled_at, R2);
+        self.stx_dw(R5, ring_at, R2);
+        self.add_imm(R3, 1);
+        self.stx_w(ENTRY, next_at, R3);
     }
 
     /// Redirects the frame out of the interface whose index is in R1 and ends the
@@ -421,7 +437,7 @@ impl NdProg {
     }
 }
 
-/// Reads the `handled_tstamp` the program wrote into a [`TargetMap`]'s entries: shared
+/// Reads the [`Handled`] rings the program wrote into a [`TargetMap`]'s entries: shared
 /// with the capture threads, which ask about their frames before taking the engine's
 /// lock (a lookup is a syscall, and a flood of frames shaped like the programs' would
 /// otherwise hold the lock for one per frame).
@@ -448,10 +464,9 @@ impl<const K: usize, V> PartialEq for MapWitness<K, V> {
 }
 
 impl<const K: usize, V: MapValue> MapWitness<K, V> {
-    /// The `handled_tstamp` of `key`'s entry, if there is one.
-    pub(super) fn handled_tstamp(&self, key: &[u8; K]) -> io::Result<Option<u64>> {
-        // On the stack: a lookup per frame should not allocate. The values are a few
-        // dozen bytes (see ebpf_maps.rs).
+    /// The [`Handled`] ring of `key`'s entry, if there is one.
+    pub(super) fn handled(&self, key: &[u8; K]) -> io::Result<Option<Handled>> {
+        // On the stack: a lookup per frame should not allocate.
         let mut value = [0u8; MAX_VALUE];
         let value = value
             .get_mut(..V::SIZE)
@@ -459,28 +474,27 @@ impl<const K: usize, V: MapValue> MapWitness<K, V> {
         if !self.map.lookup(key, value)? {
             return Ok(None);
         }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&value[V::HANDLED_AT..V::HANDLED_AT + 8]);
-        Ok(Some(u64::from_ne_bytes(t)))
+        let ring = &value[V::HANDLED_AT..V::HANDLED_AT + size_of::<Handled>()];
+        Ok(Handled::read_from_bytes(ring).ok())
     }
 
     /// Whether the program answered or relayed the frame received at `rx_tstamp_ns`
     /// (`skb->tstamp`, as `SCM_TIMESTAMPNS` reports it: seconds * 10^9 + nanoseconds)
-    /// with `key`'s entry: the entry's `handled_tstamp` is that timestamp. A frame
-    /// without a timestamp (0) is never the program's; a later frame the program handled
-    /// with the same entry, or the entry removed since, makes this `false` although the
-    /// program acted: the answer errs towards the engine doing the work again, never
-    /// towards nobody doing it.
-    pub(super) fn handled(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
+    /// with `key`'s entry: the entry's ring holds that timestamp. A frame without a
+    /// timestamp (0) is never the program's; more than [`HANDLED_RING`] later frames
+    /// handled with the same entry, or the entry removed since, make this `false`
+    /// although the program acted: the answer errs towards the engine doing the work
+    /// again, never towards nobody doing it.
+    pub(super) fn took(&self, key: &[u8; K], rx_tstamp_ns: u64) -> io::Result<bool> {
         if rx_tstamp_ns == 0 {
             return Ok(false);
         }
-        Ok(self.handled_tstamp(key)? == Some(rx_tstamp_ns))
+        Ok(self.handled(key)?.is_some_and(|h| h.contains(rx_tstamp_ns)))
     }
 }
 
 /// Room for the largest map value on the stack.
-const MAX_VALUE: usize = 64;
+const MAX_VALUE: usize = 128;
 
 /// A hash map the programs read, whose `K`-byte keys start with a
 /// [`PortTarget`](super::ebpf_maps::PortTarget), with
@@ -530,7 +544,7 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
     }
 
     /// Inserts or replaces; a full map first drops its expired entries. A replaced
-    /// entry keeps the `handled_tstamp` the program last wrote, so that renewing an
+    /// entry keeps the ring of stamps the program wrote, so that renewing an
     /// entry does not lose the word on a frame the engine has yet to read.
     pub(super) fn insert(&mut self, key: [u8; K], value: &V) -> io::Result<()> {
         let expiry = value.expiry_ns();
@@ -541,8 +555,9 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
             .get(&target)
             .is_some_and(|on| on.iter().any(|(k, _)| *k == key));
         if known {
-            if let Some(handled) = self.handled_tstamp(&key)? {
-                bytes[V::HANDLED_AT..V::HANDLED_AT + 8].copy_from_slice(&handled.to_ne_bytes());
+            if let Some(handled) = self.handled(&key)? {
+                bytes[V::HANDLED_AT..V::HANDLED_AT + size_of::<Handled>()]
+                    .copy_from_slice(handled.as_bytes());
             }
         } else if self.len >= self.capacity as usize {
             let now = expiry_ns(Duration::ZERO);
@@ -573,9 +588,9 @@ impl<const K: usize, V: MapValue> TargetMap<K, V> {
         Ok(())
     }
 
-    /// The `handled_tstamp` of `key`'s entry, if there is one.
-    pub(super) fn handled_tstamp(&self, key: &[u8; K]) -> io::Result<Option<u64>> {
-        self.witness().handled_tstamp(key)
+    /// The [`Handled`] ring of `key`'s entry, if there is one.
+    pub(super) fn handled(&self, key: &[u8; K]) -> io::Result<Option<Handled>> {
+        self.witness().handled(key)
     }
 
     /// A handle that reads what the program did, for threads that do not own the map.

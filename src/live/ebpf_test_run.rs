@@ -16,6 +16,7 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use super::ebpf_maps::HANDLED_RING;
 use super::kernel_answer::KernelAnswers;
 use super::kernel_relay::{KernelRelays, NaPath, NsPath};
 use super::sys::ebpf::{SkBuff, TestRun};
@@ -269,12 +270,12 @@ fn ebpf_test_run_answer_program_turns_an_ns_for_a_bound_guest_into_the_engines_n
 
         // The kernel's word: the entry keeps the timestamp of the frame it answered.
         let hop_254 = patched(&ask(), 21, |_| 254);
-        assert_word_names_the_frame(&k, &hop_254, |t, at| {
+        let last = assert_word_names_the_frame(&k, &hop_254, |t, at| {
             k.witness().answered(LO, t, at).unwrap()
         });
         k.answer(LO, TARGET, OUR_MAC, LONG).unwrap();
         assert!(
-            k.witness().answered(LO, TARGET, 1_000).unwrap(),
+            k.witness().answered(LO, TARGET, last).unwrap(),
             "renewing keeps the word"
         );
 
@@ -363,12 +364,14 @@ fn unsuitable_ns() -> Vec<(Vec<u8>, &'static str)> {
 
 /// Runs [`ask`] at receive time 1000 through `prog`, which takes it, then `passed`
 /// (which it leaves alone) at 2000, and checks that `took(target, rx_tstamp)`, the
-/// kernel's word, names the first frame and no other.
+/// kernel's word, names the first frame and no other; then that the entry remembers
+/// the frame while [`HANDLED_RING`] - 1 later ones are taken (a capture queue backed
+/// up behind the program) and forgets it after one more. Returns the last stamp taken.
 fn assert_word_names_the_frame(
     prog: &impl Prog,
     passed: &[u8],
     took: impl Fn(Ipv6Addr, u64) -> bool,
-) {
+) -> u64 {
     let out = prog.run_once(&ask(), Some(&stamped(1_000))).unwrap();
     assert_eq!(out.retval, REDIRECT);
     assert!(took(TARGET, 1_000), "taken at 1000");
@@ -382,6 +385,29 @@ fn assert_word_names_the_frame(
     assert_eq!(out.retval, NEXT);
     assert!(!took(TARGET, 2_000), "a frame it passed");
     assert!(took(TARGET, 1_000), "still the last one taken");
+    let later = 3_001..3_000 + HANDLED_RING as u64;
+    for t in later.clone() {
+        assert_eq!(
+            prog.run_once(&ask(), Some(&stamped(t))).unwrap().retval,
+            REDIRECT
+        );
+    }
+    assert!(
+        took(TARGET, 1_000),
+        "remembered behind {} later frames",
+        later.end - 3_001
+    );
+    let last = later.end;
+    assert_eq!(
+        prog.run_once(&ask(), Some(&stamped(last))).unwrap().retval,
+        REDIRECT
+    );
+    assert!(
+        !took(TARGET, 1_000),
+        "forgotten after {HANDLED_RING} later frames"
+    );
+    assert!((3_001..=last).all(|t| took(TARGET, t)), "the later frames");
+    last
 }
 
 /// Checks that [`ask`] goes on untouched on another port than the entry's.
@@ -447,10 +473,12 @@ fn ebpf_test_run_relay_program_relays_an_ns_to_the_bound_guest_as_the_engine_wou
 
         // The kernel's word: the entry keeps the timestamp of the frame it relayed.
         let dad = ns(SOLICITOR_MAC, group, Ipv6Addr::UNSPECIFIED, TARGET, &[]);
-        assert_word_names_the_frame(&k, &dad, |t, at| k.witness().relayed_ns(LO, t, at).unwrap());
+        let last = assert_word_names_the_frame(&k, &dad, |t, at| {
+            k.witness().relayed_ns(LO, t, at).unwrap()
+        });
         k.relay_ns(&path, LONG).unwrap();
         assert!(
-            k.witness().relayed_ns(LO, TARGET, 1_000).unwrap(),
+            k.witness().relayed_ns(LO, TARGET, last).unwrap(),
             "renewing keeps the word"
         );
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use std::mem::offset_of;
 
 use super::ebpf_asm::{R0, R1};
-use super::ebpf_maps::{AnswerValue, MapValue, PortTarget, off};
+use super::ebpf_maps::{AnswerValue, Handled, MapValue, PortTarget, off};
 use super::ebpf_prog::*;
 use super::sys::ebpf::EbpfInsn;
 use crate::wire::Mac;
@@ -50,7 +50,7 @@ impl AnswerWitness {
     /// before this call: the engine then answers again rather than nobody.
     pub fn answered(&self, ifindex: i32, target: Ipv6Addr, rx_tstamp_ns: u64) -> io::Result<bool> {
         self.0
-            .handled(&PortTarget::new(ifindex, target).to_bytes(), rx_tstamp_ns)
+            .took(&PortTarget::new(ifindex, target).to_bytes(), rx_tstamp_ns)
     }
 }
 
@@ -90,7 +90,7 @@ impl KernelAnswers {
         let value = AnswerValue {
             mac: mac.into(),
             expiry_ns: expiry_ns(valid_for),
-            handled_tstamp: 0,
+            handled: Handled::default(),
         };
         self.map
             .insert(PortTarget::new(ifindex, target).to_bytes(), &value)
@@ -106,12 +106,13 @@ impl KernelAnswers {
         self.map.remove_target(target);
     }
 
-    /// The `handled_tstamp` of the entry for `target` on `ifindex`, if there is one.
+    /// The last stamp in the ring of the entry for `target` on `ifindex`, if any.
     #[cfg(test)]
     pub(super) fn handled_tstamp(&self, ifindex: i32, target: Ipv6Addr) -> Option<u64> {
         self.map
-            .handled_tstamp(&PortTarget::new(ifindex, target).to_bytes())
+            .handled(&PortTarget::new(ifindex, target).to_bytes())
             .expect("map lookup")
+            .and_then(|h| h.last())
     }
 
     /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`), without attaching it.
@@ -156,7 +157,7 @@ fn program(map_fd: RawFd) -> Vec<EbpfInsn> {
     // f->opt_type = ND_OPT_TARGET_LINKADDR; f->opt_len = 1;
     // memcpy(f->opt_lladdr, e->mac, 6);
     // write_checksum(f);
-    // e->handled_tstamp = skb->tstamp;
+    // mark_handled(e);
     // return bpf_redirect(skb->ifindex, 0);
     let mac_at = off(offset_of!(AnswerValue, mac));
     p.copy_mac(PKT, ETH_DST_OFF, PKT, ND_OPT_LLADDR_OFF);

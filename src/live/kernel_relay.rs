@@ -27,7 +27,7 @@ use std::time::Duration;
 use std::mem::offset_of;
 
 use super::ebpf_asm::{FP, R0, R2, R3};
-use super::ebpf_maps::{MapValue, NaKey, NaRelayValue, NsRelayValue, PortTarget, off};
+use super::ebpf_maps::{Handled, MapValue, NaKey, NaRelayValue, NsRelayValue, PortTarget, off};
 use super::ebpf_prog::*;
 use super::sys::ebpf::EbpfInsn;
 use crate::wire::Mac;
@@ -84,7 +84,7 @@ impl NsPath {
             egress: self.to,
             pad: 0,
             expiry_ns,
-            handled_tstamp: 0,
+            handled: Handled::default(),
         }
     }
 }
@@ -102,7 +102,7 @@ impl NaPath {
             egress: self.to,
             pad: 0,
             expiry_ns,
-            handled_tstamp: 0,
+            handled: Handled::default(),
         }
     }
 }
@@ -143,7 +143,7 @@ impl RelayWitness {
         rx_tstamp_ns: u64,
     ) -> io::Result<bool> {
         self.ns
-            .handled(&PortTarget::new(ingress, target).to_bytes(), rx_tstamp_ns)
+            .took(&PortTarget::new(ingress, target).to_bytes(), rx_tstamp_ns)
     }
 
     /// Whether the program relayed the NA for `target` to `solicitor` (the NA's IPv6
@@ -159,7 +159,7 @@ impl RelayWitness {
         rx_tstamp_ns: u64,
     ) -> io::Result<bool> {
         self.na
-            .handled(&na_key(ingress, target, solicitor), rx_tstamp_ns)
+            .took(&na_key(ingress, target, solicitor), rx_tstamp_ns)
     }
 }
 
@@ -225,15 +225,16 @@ impl KernelRelays {
         self.na.clear();
     }
 
-    /// The `handled_tstamp` of the NS entry for `target` on `ingress`, if there is one.
+    /// The last stamp in the ring of the NS entry for `target` on `ingress`, if any.
     #[cfg(test)]
     pub(super) fn ns_handled_tstamp(&self, ingress: i32, target: Ipv6Addr) -> Option<u64> {
         self.ns
-            .handled_tstamp(&PortTarget::new(ingress, target).to_bytes())
+            .handled(&PortTarget::new(ingress, target).to_bytes())
             .expect("map lookup")
+            .and_then(|h| h.last())
     }
 
-    /// The `handled_tstamp` of the NA entry for `target` and `solicitor` on `ingress`.
+    /// The last stamp in the ring of the NA entry for `target` and `solicitor` on `ingress`.
     #[cfg(test)]
     pub(super) fn na_handled_tstamp(
         &self,
@@ -242,8 +243,9 @@ impl KernelRelays {
         solicitor: Ipv6Addr,
     ) -> Option<u64> {
         self.na
-            .handled_tstamp(&na_key(ingress, target, solicitor))
+            .handled(&na_key(ingress, target, solicitor))
             .expect("map lookup")
+            .and_then(|h| h.last())
     }
 
     /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`), without attaching it.
