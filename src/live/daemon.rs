@@ -597,7 +597,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     // and later.
     let witness = programs.witness(Vec::new());
     let programs_in_use = witness.any();
-    if witness.any() && privileges::map_access_needs_bpf(|| witness.probe()) {
+    if programs_in_use && privileges::map_access_needs_bpf(|| witness.probe()) {
         privileges::keep_bpf_for_map_access();
         log::info!(
             "this kernel checks CAP_BPF on every map access of the in-kernel programs \

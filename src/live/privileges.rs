@@ -114,12 +114,9 @@ pub fn drop_others() {
             }
         }
     }
-    let _ = caps::clear(None, CapSet::Inheritable);
     let permitted = caps::read(None, CapSet::Permitted).unwrap_or_default();
     let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
-    if let Err(e) = caps::set(None, CapSet::Effective, &keep)
-        .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
-    {
+    if let Err(e) = keep_only(&keep) {
         log::warn!("could not drop capabilities: {e}");
     } else {
         let mut names: Vec<String> = keep.iter().map(ToString::to_string).collect();
@@ -146,13 +143,17 @@ pub fn drop_all_but_map_access_on_this_thread() {
     if !keeps_bpf() {
         return drop_all_on_this_thread();
     }
-    let _ = caps::clear(None, CapSet::Inheritable);
     let keep: CapsHashSet = [Capability::CAP_BPF].into_iter().collect();
-    if let Err(e) = caps::set(None, CapSet::Effective, &keep)
-        .and_then(|()| caps::set(None, CapSet::Permitted, &keep))
-    {
+    if let Err(e) = keep_only(&keep) {
         log::warn!("could not drop the capabilities of this thread: {e}");
     }
+}
+
+/// Reduces the calling thread's effective and permitted sets to `keep` and empties its
+/// inheritable set.
+fn keep_only(keep: &CapsHashSet) -> Result<(), caps::errors::CapsError> {
+    let _ = caps::clear(None, CapSet::Inheritable);
+    caps::set(None, CapSet::Effective, keep).and_then(|()| caps::set(None, CapSet::Permitted, keep))
 }
 
 #[cfg(test)]
