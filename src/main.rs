@@ -189,7 +189,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ndprelay --scenario FILE`: the integrator connects this to `ndprelay::sim`.
+/// `ndprelay --scenario FILE`: the lab, perhaps with the daemon's config (`--config`).
 fn run_scenario(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     let opts = ndprelay::sim::RunOptions {
         seed: args.seed,
@@ -200,6 +200,18 @@ fn run_scenario(args: &ScenarioArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|t| (t.segment.clone(), t.ifname.clone()))
             .collect(),
+        config: args
+            .config
+            .as_ref()
+            .map(|path| ndprelay::sim::production::ProductionConfig {
+                path: path.clone(),
+                renames: args
+                    .rename
+                    .iter()
+                    .map(|r| (r.interface.clone(), r.segment.clone()))
+                    .collect(),
+                relay: args.relay.clone(),
+            }),
     };
     let verdict = ndprelay::sim::run(&args.scenario, &opts, &mut std::io::stdout().lock())?;
     Ok(if verdict.passed {

@@ -51,6 +51,9 @@ Examples:
   Simulate a lab topology, writing a pcapng per segment and a diagram:
     ndprelay --scenario scenarios/home.ron --pcap-dir out/ --diagram out/home.svg
 
+  Try the production config in that lab before deploying it:
+    ndprelay --scenario scenarios/home.ron --config /etc/ndprelay.ron --rename eth0=wan,br0=lan
+
 Logging: RUST_LOG (e.g. RUST_LOG=ndprelay=debug) overrides -v/-q, which override the
 config's `log` key; the default is info.
 
@@ -307,6 +310,54 @@ pub struct ScenarioArgs {
     /// Repeatable.
     #[arg(long, value_name = "SEG=IFNAME")]
     pub tap: Vec<TapSpec>,
+
+    /// Run the scenario's relay with the daemon's config FILE (the one `ndprelay run -c`
+    /// will use) instead of the scenario's inline config, to try a change in the lab
+    /// before deploying it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// With --config: the config's interface IF is the scenario's segment SEG, e.g.
+    /// `--rename eth0=wan,br0=lan`. Repeatable or comma-separated.
+    #[arg(
+        long,
+        value_name = "IF=SEG",
+        value_delimiter = ',',
+        requires = "config"
+    )]
+    pub rename: Vec<Rename>,
+
+    /// With --config: which relay runs it, when the scenario has several.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub relay: Option<String>,
+}
+
+/// `--rename IF=SEG`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// Interface name in the config file.
+    pub interface: String,
+    /// Segment name in the scenario.
+    pub segment: String,
+}
+
+impl FromStr for Rename {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (interface, segment) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not IF=SEG, e.g. eth0=wan"))?;
+        if let Some(problem) = interface_name_problem(interface) {
+            return Err(format!("{problem}; expected IF=SEG"));
+        }
+        if segment.is_empty() {
+            return Err(format!("no segment after `{interface}=`; expected IF=SEG"));
+        }
+        Ok(Self {
+            interface: interface.to_owned(),
+            segment: segment.to_owned(),
+        })
+    }
 }
 
 /// `--mac PORT=MAC`.

@@ -49,6 +49,7 @@ pub mod diagram;
 pub mod host;
 pub mod link;
 pub mod output;
+pub mod production;
 pub mod runner;
 pub mod scenario;
 #[cfg(feature = "tap")]
@@ -71,6 +72,8 @@ pub struct RunOptions {
     pub diagram: Option<PathBuf>,
     /// Attaches segments to real TAP devices: (segment, interface).
     pub taps: Vec<(String, String)>,
+    /// Runs a relay with the daemon's config file (`--config`, `--rename`, `--relay`).
+    pub config: Option<production::ProductionConfig>,
 }
 
 /// Why a scenario could not run.
@@ -142,6 +145,9 @@ pub enum SimError {
     /// `--tap` names a segment the scenario does not have.
     #[error("--tap {0}=...: the scenario has no segment {0:?}")]
     TapSegment(String),
+    /// `--config FILE` could not be read, parsed or fitted onto the scenario.
+    #[error("{0}")]
+    ProductionConfig(String),
 }
 
 /// Runs the scenario at `path`, writing the timeline and verdict table to `out`.
@@ -149,7 +155,10 @@ pub enum SimError {
 /// Returns the verdict (`passed` is true only if every expectation passed); scenario
 /// errors are returned before anything runs.
 pub fn run(path: &Path, opts: &RunOptions, out: &mut dyn Write) -> Result<Verdict, SimError> {
-    let scenario = scenario::load(path)?;
+    let (scenario, note) = scenario::load_with(path, opts.config.as_ref())?;
+    if let Some(note) = note {
+        writeln!(out, "note: {note}").map_err(SimError::Output)?;
+    }
     run_scenario(
         &scenario,
         path.parent().unwrap_or(Path::new(".")),

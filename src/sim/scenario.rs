@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::SimError;
+use super::production::ProductionConfig;
 use crate::config::Config;
 use crate::time::Duration;
 use crate::wire::Mac;
@@ -640,15 +641,32 @@ pub enum Expect {
 
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, SimError> {
+    load_with(path, None).map(|(scenario, _)| scenario)
+}
+
+/// Like [`load`], with one relay's config replaced by the daemon's config file
+/// (`--config`); also returns the note saying so.
+pub fn load_with(
+    path: &Path,
+    production: Option<&ProductionConfig>,
+) -> Result<(Scenario, Option<String>), SimError> {
     let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path)
+    parse_with(&text, path, production)
 }
 
 /// Parses and validates scenario text; `path` is only used in error messages.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, SimError> {
+    parse_with(text, path, None).map(|(scenario, _)| scenario)
+}
+
+fn parse_with(
+    text: &str,
+    path: &Path,
+    production: Option<&ProductionConfig>,
+) -> Result<(Scenario, Option<String>), SimError> {
     let options =
         ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mut scenario: Scenario = options.from_str(text).map_err(|e| {
@@ -662,8 +680,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, SimError> {
             hint,
         }
     })?;
+    let note = production
+        .map(|p| p.substitute(&mut scenario))
+        .transpose()?;
     Validator { text, path }.check(&mut scenario)?;
-    Ok(scenario)
+    Ok((scenario, note))
 }
 
 fn hint_for(code: &ron::Error) -> String {
@@ -734,7 +755,8 @@ impl Validator<'_> {
                 texts.push(config);
             }
         }
-        for c in texts {
+        // A config from `--config` is already parsed, from its own file.
+        for c in texts.into_iter().filter(|c| c.parsed.is_none()) {
             let nth = seen.entry(c.text.clone()).or_insert(0);
             let offset = self
                 .text
