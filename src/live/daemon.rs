@@ -540,6 +540,9 @@ impl Daemon {
         if config.control_socket != self.config.control_socket {
             log::warn!("control_socket changes take effect at the next start");
         }
+        if config.state_file != self.config.state_file {
+            log::warn!("state_file changes take effect at the next start");
+        }
         self.config = config;
         self.relay.with(|s, now| {
             // Interface ids are port indexes: a new port list needs a new file.

@@ -293,3 +293,27 @@ fn the_stamp_changes_with_what_is_saved_not_with_time() {
     h.link(D2, LinkEvent::Down);
     assert_ne!(h.engine.state_stamp(), bound);
 }
+
+#[test]
+fn with_the_userspace_data_plane_restored_guests_get_data_at_once_and_no_route() {
+    let mut cfg = config();
+    cfg.data_plane = crate::engine::DataPlane::Userspace;
+    let mut h = Harness::new(cfg);
+    let saved = SavedState {
+        ports: vec![proxying_port(D1, Duration::from_secs(5))],
+        bindings: vec![saved_guest(10, D1)],
+    };
+    h.engine
+        .restore_state(h.now, &saved, Some(Duration::from_secs(1)));
+    h.drain();
+    h.clear();
+    h.inject(
+        UP,
+        &data(ROUTER_MAC, UP_MAC, router_global(), addr(10), 100),
+    );
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1, "forwarded before the guest re-verified");
+    assert_eq!(out[0].data().eth_dst, gmac(10));
+    assert!(h.routes.is_empty());
+    assert!(h.binding(addr(10)).unwrap().restored);
+}
