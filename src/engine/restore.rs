@@ -14,9 +14,10 @@
 //!
 //! A downstream port that proxied when the state was saved resumes proxying at once,
 //! without first sending two P-bit RAs (RFC 4389 §6), if the earlier run's last P-bit
-//! RA there is younger than `proxy_disable_hold`: every other proxy on that segment that
-//! heard it is still in its own §4.1.3.3 hold, so the earlier run's §6 announcement
-//! still stands for this one. The port still owes its two P-bit RAs and sends them as
+//! RA there is younger than `proxy_disable_hold` and the port's MAC is the same: every
+//! other proxy on that segment that heard it is still in its own §4.1.3.3 hold (or, like
+//! this relay, still ignores that MAC), so the earlier run's §6 announcement still
+//! stands for this one. The port still owes its two P-bit RAs and sends them as
 //! soon as it has an RA to relay (an RS goes upstream at once). Loop state comes back
 //! too, shortened by the state's age: a proxy heard before the restart stays shut out.
 
@@ -47,6 +48,8 @@ pub struct SavedBinding {
 pub struct SavedPort {
     /// The port.
     pub port: PortId,
+    /// Its MAC: the sender of its P-bit RAs, which other relays quarantine by MAC.
+    pub mac: Mac,
     /// It proxied (enabled by two P-bit RAs, or without RA relaying).
     pub proxying: bool,
     /// How long before the save it last sent a P-bit RA, if it ever did.
@@ -146,6 +149,7 @@ impl Engine {
                 });
                 SavedPort {
                     port: id,
+                    mac: p.cfg.mac,
                     proxying: self.forwarding(id),
                     last_ra_ago,
                     disabled_for: p.disabled_until.map(|t| since(t, now)),
@@ -239,6 +243,7 @@ impl Engine {
         }
         if upstream
             || !sp.proxying
+            || sp.mac != self.port(id).cfg.mac
             || !self.cfg.ra_relay
             || !announced_within_hold
             || !self.port(id).usable()

@@ -82,6 +82,7 @@ struct FileV1 {
 #[serde(deny_unknown_fields)]
 struct FilePort {
     name: String,
+    mac: String,
     proxying: bool,
     last_p_bit_ra_ago_ms: Option<u64>,
     disabled_for_ms: Option<u64>,
@@ -154,6 +155,7 @@ pub(super) fn encode(config: &Config, state: &SavedState, now: SystemTime) -> St
             .iter()
             .map(|p| FilePort {
                 name: name(p.port),
+                mac: p.mac.to_string(),
                 proxying: p.proxying,
                 last_p_bit_ra_ago_ms: p.last_ra_ago.map(ms),
                 disabled_for_ms: p.disabled_for.map(ms),
@@ -210,7 +212,7 @@ pub(super) fn decode(config: &Config, text: &str, now: SystemTime) -> Result<Loa
     let mut skipped = 0;
     let mut ports = Vec::new();
     for p in file.ports.iter().take(ids.len()) {
-        let Some(port) = id(&p.name) else {
+        let (Some(port), Ok(mac)) = (id(&p.name), p.mac.parse::<Mac>()) else {
             skipped += 1;
             continue;
         };
@@ -223,6 +225,7 @@ pub(super) fn decode(config: &Config, text: &str, now: SystemTime) -> Result<Loa
         }
         ports.push(SavedPort {
             port,
+            mac,
             proxying: p.proxying,
             last_ra_ago: p.last_p_bit_ra_ago_ms.map(Duration::from_millis),
             disabled_for: p.disabled_for_ms.map(Duration::from_millis),
@@ -331,6 +334,7 @@ mod test {
             ports: vec![
                 SavedPort {
                     port: PortId(0),
+                    mac: Mac([2, 0, 0, 0, 0, 1]),
                     proxying: true,
                     last_ra_ago: None,
                     disabled_for: None,
@@ -338,6 +342,7 @@ mod test {
                 },
                 SavedPort {
                     port: PortId(2),
+                    mac: Mac([2, 0, 0, 0, 0, 3]),
                     proxying: true,
                     last_ra_ago: Some(Duration::from_millis(1500)),
                     disabled_for: None,

@@ -18,6 +18,7 @@ fn remove(a: Ipv6Addr, port: PortId) -> Action {
 fn proxying_port(port: PortId, ago: Duration) -> SavedPort {
     SavedPort {
         port,
+        mac: port_mac(port),
         proxying: true,
         last_ra_ago: Some(ago),
         disabled_for: None,
@@ -187,12 +188,14 @@ fn restored_bindings_go_through_the_per_mac_share_and_skip_what_the_config_lacks
 #[test]
 fn proxying_resumes_only_if_the_last_p_bit_ra_is_younger_than_the_hold() {
     let hold = config().tunables.proxy_disable_hold;
-    let resumes = |ago: Duration, age: Option<Duration>, proxying: bool| {
+    let resumes = |ago: Duration, age: Option<Duration>, proxying: bool, mac: Mac| {
         let mut h = Harness::new(config());
-        let mut sp = proxying_port(D1, ago);
-        sp.proxying = proxying;
         let saved = SavedState {
-            ports: vec![sp],
+            ports: vec![SavedPort {
+                proxying,
+                mac,
+                ..proxying_port(D1, ago)
+            }],
             bindings: Vec::new(),
         };
         let report = h.engine.restore_state(h.now, &saved, age);
@@ -200,11 +203,21 @@ fn proxying_resumes_only_if_the_last_p_bit_ra_is_younger_than_the_hold() {
         h.proxying(D1)
     };
     let secs = Duration::from_secs;
-    assert!(resumes(secs(10), Some(secs(60)), true));
+    assert!(resumes(secs(10), Some(secs(60)), true, D1_MAC));
     let just_over = Duration::from_micros(hold.total_micros() - 10_000_000);
-    assert!(!resumes(secs(10), Some(just_over), true), "hold reached");
-    assert!(!resumes(secs(10), None, true), "age unknown");
-    assert!(!resumes(secs(10), Some(secs(1)), false), "was not proxying");
+    assert!(
+        !resumes(secs(10), Some(just_over), true, D1_MAC),
+        "hold reached"
+    );
+    assert!(!resumes(secs(10), None, true, D1_MAC), "age unknown");
+    assert!(
+        !resumes(secs(10), Some(secs(1)), false, D1_MAC),
+        "was not proxying"
+    );
+    assert!(
+        !resumes(secs(10), Some(secs(1)), true, D2_MAC),
+        "its P-bit RAs came from another MAC"
+    );
 }
 
 #[test]
@@ -247,6 +260,7 @@ fn loop_state_comes_back_shortened_by_the_age() {
         ports: vec![
             SavedPort {
                 port: UP,
+                mac: UP_MAC,
                 proxying: true,
                 last_ra_ago: None,
                 disabled_for: None,
