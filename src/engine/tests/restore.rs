@@ -331,3 +331,31 @@ fn with_the_userspace_data_plane_restored_guests_get_data_at_once_and_no_route()
     assert!(h.routes.is_empty());
     assert!(h.binding(addr(10)).unwrap().restored);
 }
+
+#[test]
+fn a_restored_binding_owns_the_earlier_runs_route_and_one_on_another_port_goes() {
+    let mut h = Harness::new(config());
+    let saved = SavedState {
+        ports: Vec::new(),
+        bindings: vec![saved_guest(10, D1), saved_guest(11, D1)],
+    };
+    h.engine.restore_state(h.now, &saved, None);
+    // The routes the earlier run left: 10's on its port, 11's on another one.
+    h.engine
+        .adopt_routes(h.now, &[(addr(10), D1), (addr(11), D2)]);
+    h.drain();
+    assert_eq!(
+        h.routes,
+        [
+            install(addr(10), D1),
+            install(addr(11), D1),
+            remove(addr(11), D2)
+        ]
+    );
+    assert!(
+        h.engine.leftover_routes().is_empty(),
+        "no leftover to re-verify"
+    );
+    assert_eq!(h.count("routes_reconciled_kept"), 0);
+    assert_eq!(h.count("routes_reconciled_verified"), 0, "not verified yet");
+}
