@@ -359,3 +359,54 @@ fn a_restored_binding_owns_the_earlier_runs_route_and_one_on_another_port_goes()
     assert_eq!(h.count("routes_reconciled_kept"), 0);
     assert_eq!(h.count("routes_reconciled_verified"), 0, "not verified yet");
 }
+
+/// The `KernelRelayNs` entries told for guest 10 since the last clear: (from, to, guest MAC).
+fn kernel_ns_entries(h: &Harness) -> Vec<(PortId, PortId, Mac)> {
+    h.kernel
+        .iter()
+        .filter_map(|a| match a {
+            Action::KernelRelayNs {
+                from,
+                target,
+                to,
+                guest_mac,
+                ..
+            } if *target == addr(10) => Some((*from, *to, *guest_mac)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_restored_guest_reaches_the_in_kernel_relay_as_a_confirmed_one_does_once_re_verified() {
+    let mut cfg = config();
+    cfg.relay_in_kernel = true;
+    let mut h = Harness::new(cfg);
+    let saved = SavedState {
+        ports: vec![proxying_port(D1, Duration::from_secs(5))],
+        bindings: vec![saved_guest(10, D1)],
+    };
+    h.engine
+        .restore_state(h.now, &saved, Some(Duration::from_secs(1)));
+    h.drain();
+    h.clear();
+    // Unverified: the router's NS is relayed by the engine (to the group, as for any
+    // binding that is not REACHABLE) and nothing is left to the kernel for it yet.
+    h.inject(UP, &ns_from_router(addr(10)));
+    let out = h.take(D1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].nd().eth_dst,
+        Mac::ipv6_multicast(solicited_node(addr(10)))
+    );
+    assert!(kernel_ns_entries(&h).is_empty());
+    // The guest's answer re-verifies it; the router's next NS goes to the guest's MAC
+    // and the kernel is told to relay the following ones, as for any confirmed guest.
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    assert!(!h.binding(addr(10)).unwrap().restored);
+    h.advance(Duration::from_millis(1100));
+    h.clear();
+    h.inject(UP, &ns_from_router(addr(10)));
+    assert_eq!(h.take(D1)[0].nd().eth_dst, gmac(10));
+    assert_eq!(kernel_ns_entries(&h), [(UP, D1, gmac(10))]);
+}
