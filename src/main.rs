@@ -111,6 +111,7 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         config: args.config.clone(),
         control_socket: args.control_socket.clone(),
         dump_dir: args.dump.clone(),
+        state_file: args.state_file.clone(),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -194,6 +194,11 @@ pub struct RunArgs {
     /// the config's `dump_dir`).
     #[arg(long, value_name = "DIR")]
     pub dump: Option<PathBuf>,
+
+    /// Save bindings and loop state to FILE for the next start, and restore them from it
+    /// (overrides the config's `state_file`).
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
 }
 
 /// `ndprelay check`.
@@ -489,6 +494,8 @@ mod test {
             "/tmp/s",
             "--dump",
             "d",
+            "--state-file",
+            "/var/lib/ndprelay/state",
         ])
         .expect("parses");
         let Some(Command::Run(run)) = &cli.command else {
@@ -497,6 +504,10 @@ mod test {
         assert_eq!(run.config, PathBuf::from("/etc/n.ron"));
         assert_eq!(run.control_socket, Some(PathBuf::from("/tmp/s")));
         assert_eq!(run.dump, Some(PathBuf::from("d")));
+        assert_eq!(
+            run.state_file,
+            Some(PathBuf::from("/var/lib/ndprelay/state"))
+        );
 
         let cli = parse(&[
             "replay",

@@ -78,6 +78,9 @@ pub struct Config {
     pub fix_sysctls: bool,
     /// `dump_dir` (None): where the daemon writes pcapng dumps of its ports.
     pub dump_dir: Option<PathBuf>,
+    /// `state_file` (None): where the daemon saves its confirmed bindings and loop state
+    /// for the next start, which restores them; with it a clean stop keeps the routes.
+    pub state_file: Option<PathBuf>,
     /// `log` (None = info): log level unless `RUST_LOG` or `-v`/`-q` say otherwise.
     pub log: Option<log::LevelFilter>,
     /// Legal but suspicious settings, to print (never fatal).

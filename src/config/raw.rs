@@ -50,6 +50,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub dump_dir: Option<String>,
     #[serde(default)]
+    pub state_file: Option<String>,
+    #[serde(default)]
     pub log: Option<LogLevel>,
 }
 

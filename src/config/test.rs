@@ -91,6 +91,7 @@ fn every_omitted_key_gets_its_documented_default() {
     assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
     assert!(!c.fix_sysctls);
     assert_eq!(c.dump_dir, None);
+    assert_eq!(c.state_file, None);
     assert_eq!(c.log, None);
     let t = &c.tunables;
     assert_eq!(t.retrans_timer, Duration::from_secs(1));
@@ -170,6 +171,7 @@ fn every_key_can_be_set() {
     control_socket: "/tmp/x.sock",
     fix_sysctls: true,
     dump_dir: "/var/tmp/dumps",
+    state_file: "/var/lib/ndprelay/state",
     log: Debug,"#,
     ))
     .expect("parses");
@@ -229,6 +231,7 @@ fn every_key_can_be_set() {
     assert_eq!(c.control_socket, PathBuf::from("/tmp/x.sock"));
     assert!(c.fix_sysctls);
     assert_eq!(c.dump_dir, Some(PathBuf::from("/var/tmp/dumps")));
+    assert_eq!(c.state_file, Some(PathBuf::from("/var/lib/ndprelay/state")));
     assert_eq!(c.log, Some(log::LevelFilter::Debug));
     // The /112 is legal but unusual: one warning, at its value.
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
@@ -632,6 +635,12 @@ fn empty_paths_are_errors_and_relative_socket_is_a_warning() {
         "control_socket is empty",
     );
     one_error(&with("    dump_dir: \"\","), 5, 15, "dump_dir is empty");
+    one_error(
+        &with("    state_file: \"ndprelay.state\","),
+        5,
+        17,
+        "state_file \"ndprelay.state\" is not an absolute path",
+    );
     let c = parse(&with("    control_socket: \"ndprelay.sock\",")).expect("parses");
     assert_eq!(c.warnings.len(), 1);
     assert!(c.warnings[0].message.contains("relative"));

@@ -180,6 +180,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         "fast_path" => "None, or a duration in quotes such as \"2s\"",
         "seed" => "a non-negative integer, e.g. seed: 42",
         "control_socket" | "dump_dir" => "a path in quotes, e.g. \"/run/ndprelay.sock\"",
+        "state_file" => "None, or an absolute path in quotes, e.g. \"/var/lib/ndprelay/state\"",
         "timers" => "a section in parentheses, e.g. timers: (retrans_timer: \"1s\")",
         "limits" => "a section in parentheses, e.g. limits: (max_bindings: 4096)",
         k if k.starts_with("timers.") => {
@@ -372,6 +373,18 @@ impl Validator<'_> {
             self.path_value("dump_dir", &d);
             PathBuf::from(d)
         });
+        let state_file = raw.state_file.map(|f| {
+            self.path_value("state_file", &f);
+            if !f.is_empty() && !f.starts_with('/') {
+                self.invalid(
+                    "state_file",
+                    format!("state_file \"{f}\" is not an absolute path"),
+                    "give an absolute path, e.g. \"/var/lib/ndprelay/state\" (the shipped \
+                     systemd unit creates /var/lib/ndprelay with StateDirectory=ndprelay)",
+                );
+            }
+            PathBuf::from(f)
+        });
         Config {
             source: self.file.to_string(),
             uplink: raw.uplink,
@@ -395,6 +408,7 @@ impl Validator<'_> {
             control_socket,
             fix_sysctls: raw.fix_sysctls,
             dump_dir,
+            state_file,
             log: raw.log.map(Into::into),
             warnings: Vec::new(),
         }

@@ -81,6 +81,12 @@ impl Engine {
             if self.port(port).is_upstream() && !self.port(b.port).is_upstream() {
                 return;
             }
+            if b.restored && solicited {
+                // An earlier run's binding, never confirmed by this one, yields at once
+                // to a guest confirmed now: it never beats a confirmed binding.
+                self.remove_binding(addr);
+                return self.learn(now, port, addr, mac, na);
+            }
             return self.start_conflict(now, addr, port, mac);
         }
         let (same_mac, state, moving) = (b.mac == mac, b.state, b.moving.is_some());
@@ -137,6 +143,14 @@ impl Engine {
         let Some(b) = self.cache.get_mut(&addr) else {
             return;
         };
+        if b.confirmed_at.is_none() || b.restored {
+            // What a state file holds changed (`Engine::state_stamp`).
+            self.first_confirms = self.first_confirms.wrapping_add(1);
+        }
+        if b.restored {
+            b.restored = false;
+            self.counters.bump(Counter::BindingsReverified);
+        }
         b.confirmed_at = Some(now);
         b.probes = 0;
         b.moving = None;
@@ -263,6 +277,9 @@ impl Engine {
             return;
         };
         let Some((new_port, new_mac)) = b.moving else {
+            if b.restored {
+                self.counters.bump(Counter::BindingsRestoreFailed);
+            }
             return self.remove_binding(addr);
         };
         // Route for the old port goes; the new location is STALE (the claim was not a
@@ -327,6 +344,11 @@ impl Engine {
             }
             BindingState::Probe if b.probes < max_probes => self.send_probe(now, addr),
             BindingState::Probe => self.probe_failed(now, addr),
+            // A binding restored from an earlier run is probed, not forgotten: its
+            // route stays only if its guest answers (`restore.rs`).
+            BindingState::Stale if b.restored && downstream && self.port(b.port).live() => {
+                self.recheck_binding(now, addr);
+            }
             BindingState::Stale | BindingState::Incomplete => self.remove_binding(addr),
         }
     }

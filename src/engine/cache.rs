@@ -46,6 +46,9 @@ pub(crate) struct Binding {
     pub(crate) kernel_ns: Option<KernelEntry<NsRelayPath>>,
     /// Its NAs the kernel was told to relay, one per solicitor (`Action::KernelRelayNa`).
     pub(crate) kernel_relays: Vec<KernelEntry<NaRelayPath>>,
+    /// Restored from an earlier run's state file and not yet re-verified
+    /// (`restore.rs`): routed on trust until its guest answers or fails a probe.
+    pub(crate) restored: bool,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -66,6 +69,7 @@ impl Binding {
             kernel_answers: None,
             kernel_ns: None,
             kernel_relays: Vec::new(),
+            restored: false,
             scheduled: None,
         }
     }
@@ -105,6 +109,9 @@ pub(crate) struct BindingCache {
     per_port: HashMap<PortId, usize>,
     per_mac: HashMap<Mac, usize>,
     limits: Limits,
+    /// Inserts, removals and relocations so far: a driver saving the table compares it
+    /// with the value it last saved at (`Engine::state_stamp`).
+    changes: u64,
 }
 
 impl BindingCache {
@@ -116,6 +123,7 @@ impl BindingCache {
             per_port: HashMap::new(),
             per_mac: HashMap::new(),
             limits: clamp(limits),
+            changes: 0,
         }
     }
 
@@ -142,6 +150,7 @@ impl BindingCache {
             return;
         };
         let (old_port, old_mac) = (b.port, b.mac);
+        self.changes = self.changes.wrapping_add(1);
         b.port = port;
         b.mac = mac;
         // It may have left the FIFO when it was confirmed, and a move unconfirms it
@@ -153,6 +162,10 @@ impl BindingCache {
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub(crate) fn get(&self, addr: &Ipv6Addr) -> Option<&Binding> {
@@ -234,6 +247,7 @@ impl BindingCache {
         b.scheduled = Some(at);
         self.queue.push(at, addr);
         self.map.insert(addr, b);
+        self.changes = self.changes.wrapping_add(1);
         self.fifo.push_back(addr);
         self.count(port, mac, true);
         self.compact();
@@ -261,6 +275,7 @@ impl BindingCache {
 
     pub(crate) fn remove(&mut self, addr: &Ipv6Addr) -> Option<Binding> {
         let b = self.map.remove(addr)?;
+        self.changes = self.changes.wrapping_add(1);
         self.count(b.port, b.mac, false);
         self.compact();
         Some(b)
@@ -304,6 +319,7 @@ impl BindingCache {
     /// Renumbers ports after a reload; every bound port must map (callers remove the
     /// bindings of removed ports first). Move candidates on removed ports are dropped.
     pub(crate) fn remap_ports(&mut self, map: impl Fn(PortId) -> Option<PortId>) {
+        self.changes = self.changes.wrapping_add(1);
         for b in self.map.values_mut() {
             if let Some(p) = map(b.port) {
                 b.port = p;

@@ -102,6 +102,15 @@ counters! {
     /// Routes an earlier run left beyond `max_bindings` (removed at once), or on a port
     /// the engine does not have.
     RoutesReconciledRefused => "routes_reconciled_refused",
+    /// Bindings restored from an earlier run's state file (routed, then re-verified).
+    BindingsRestored => "bindings_restored",
+    /// Saved bindings not restored: their port is gone or down, the address is no
+    /// longer proxied or already bound, or its port's or MAC's share is full.
+    BindingsRestoreRefused => "bindings_restore_refused",
+    /// Restored bindings whose guest answered a probe (kept, with their routes).
+    BindingsReverified => "bindings_reverified",
+    /// Restored bindings whose guest did not answer (removed, with their routes).
+    BindingsRestoreFailed => "bindings_restore_failed",
     /// Unicast data frames forwarded (userspace data plane).
     ForwardedData => "forwarded_data",
     /// Unicast data frames held while their destination was resolved (userspace).

@@ -130,8 +130,11 @@ impl Engine {
                 && b.routed
             {
                 if b.port == port {
-                    // Already routed for a confirmed guest: the route is the binding's.
-                    self.counters.bump(Counter::RoutesReconciledVerified);
+                    // Already routed for a guest: the route is the binding's (one
+                    // restored from saved state re-verifies as a binding).
+                    if !b.restored {
+                        self.counters.bump(Counter::RoutesReconciledVerified);
+                    }
                 } else {
                     // The guest was confirmed elsewhere before the route was found.
                     self.leftover_removed(addr, port, LeftoverFate::Moved);

@@ -7,8 +7,9 @@
 //!
 //! - inputs: [`Engine::handle_frame`], [`Engine::handle_timeout`],
 //!   [`Engine::handle_link_event`], each taking `now`, which never goes backwards;
-//! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left);
-//! - getters: [`Engine::counter`], [`Engine::snapshot`];
+//! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left),
+//!   [`Engine::restore_state`] (bindings an earlier run saved);
+//! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`];
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
 //! After every input (and after [`Engine::new`] and [`Engine::reload`]) the driver
@@ -22,7 +23,8 @@
 //! and disabling of ports; `reload.rs` config swaps; `bindings.rs` the binding life
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
 //! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
-//! taken over or removed after a grace period); `timer.rs` deadlines; `bucket.rs`
+//! taken over or removed after a grace period); `restore.rs` the state saved for the
+//! next run and restored from the last one; `timer.rs` deadlines; `bucket.rs`
 //! token buckets; `counters.rs` counters; `event.rs` the wording of [`Event`]s every
 //! driver prints; `tests/` the behaviour tests.
 //!
@@ -55,6 +57,7 @@ mod port;
 mod ra;
 mod redirect;
 mod reload;
+mod restore;
 mod timer;
 
 #[cfg(test)]
@@ -71,6 +74,7 @@ pub use counters::Counter;
 pub use event::{EventDisplay, EventNames};
 pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
+pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};
 
 use crate::rng::Rng;
 use bucket::TokenBucket;
@@ -348,6 +352,8 @@ pub struct BindingInfo {
     pub confirmed_at: Option<Instant>,
     /// Whether a route is installed for it.
     pub routed: bool,
+    /// Restored from an earlier run's saved state and not yet re-verified.
+    pub restored: bool,
 }
 
 /// One port, as shown by `status`.
@@ -449,6 +455,14 @@ struct PortState {
     flood_bucket: TokenBucket,
     /// Rounds of re-verification NS sent for the routes an earlier run left here.
     leftover_rounds: u8,
+    /// P-bit RAs still owed by a port that resumed proxying from an earlier run's
+    /// saved state (`restore.rs`): sent as soon as an RA to relay exists.
+    ras_owed: u8,
+    /// When this run last sent a P-bit RA on the port.
+    last_ra_sent: Option<Instant>,
+    /// What the saved state said about the earlier run's last P-bit RA here: when it was
+    /// restored, and how long before that the RA went out.
+    saved_ra: Option<(Instant, Duration)>,
 }
 
 impl PortState {
@@ -463,6 +477,9 @@ impl PortState {
             ra_pending: false,
             quarantine: Vec::new(),
             leftover_rounds: 0,
+            ras_owed: 0,
+            last_ra_sent: None,
+            saved_ra: None,
         }
     }
 
@@ -551,6 +568,9 @@ pub struct Engine {
     now: Instant,
     /// What the in-kernel programs say they did with the frame being handled.
     kernel_word: KernelWord,
+    /// Bindings confirmed for the first time (or re-verified after a restore): with the
+    /// table's changes, what tells a driver the saved state is out of date.
+    first_confirms: u64,
 }
 
 impl Engine {
@@ -591,6 +611,7 @@ impl Engine {
             floods: VecDeque::new(),
             now,
             kernel_word: KernelWord::NOTHING,
+            first_confirms: 0,
             cfg: config,
         };
         for i in 0..engine.ports.len() {
@@ -842,6 +863,7 @@ impl Engine {
                 state: b.state,
                 confirmed_at: b.confirmed_at,
                 routed: b.routed,
+                restored: b.restored,
             })
             .collect();
         Snapshot {

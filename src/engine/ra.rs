@@ -195,6 +195,7 @@ impl Engine {
         let interval = self.cfg.tunables.ra_min_interval;
         let port = self.port_mut(p);
         port.ra_next = now + interval;
+        port.last_ra_sent = Some(now);
         port.ra_pending = false;
         let mut enabled = false;
         if port.ras_sent < 2 {
@@ -202,6 +203,11 @@ impl Engine {
             // RFC 4389 §6: two P-bit RAs before anything else is forwarded there.
             enabled = port.ras_sent == 2;
             port.ra_pending = !enabled;
+        }
+        if port.ras_owed > 0 {
+            // Resumed from saved state (`restore.rs`): its two P-bit RAs follow anyway.
+            port.ras_owed -= 1;
+            port.ra_pending |= port.ras_owed > 0;
         }
         let pending = port.ra_pending.then_some(port.ra_next);
         self.timers.set_port(p, PortTimer::RaPace, pending);
@@ -244,9 +250,11 @@ impl Engine {
         if !self.cfg.ra_relay || self.last_ra.is_some() {
             return;
         }
-        let waiting = self
-            .port_ids()
-            .any(|p| !self.port(p).is_upstream() && self.port(p).usable() && !self.forwarding(p));
+        let waiting = self.port_ids().any(|p| {
+            !self.port(p).is_upstream()
+                && self.port(p).usable()
+                && (!self.forwarding(p) || self.port(p).ras_owed > 0)
+        });
         if !waiting {
             return;
         }

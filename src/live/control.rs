@@ -171,6 +171,10 @@ pub struct BindingStatus {
     pub route: bool,
     /// True when someone else's /128 route for it exists (left alone).
     pub route_conflict: bool,
+    /// True while it is restored from an earlier run's `state_file` and its guest has
+    /// not yet answered a probe (shown as `stale/restored` and so on in the text).
+    #[serde(default)]
+    pub restored: bool,
     /// RFC 4861 §7.3.2 neighbor cache state.
     pub state: NeighborState,
 }
@@ -324,6 +328,7 @@ impl StatusDoc {
                         .to_owned(),
                     route: b.routed && !conflict,
                     route_conflict: conflict,
+                    restored: b.restored,
                     state: b.state.into(),
                 }
             })
@@ -433,7 +438,11 @@ pub fn render_text(doc: &StatusDoc) -> String {
                 b.address.to_string(),
                 b.port.clone(),
                 b.mac.to_string(),
-                b.state.as_str().to_owned(),
+                if b.restored {
+                    format!("{}/restored", b.state.as_str())
+                } else {
+                    b.state.as_str().to_owned()
+                },
                 secs(b.age_secs),
                 if b.route_conflict {
                     "conflict"
@@ -695,6 +704,7 @@ mod test {
                     state: BindingState::Reachable,
                     confirmed_at: Some(Instant::ZERO + Duration::from_secs(93)),
                     routed: true,
+                    restored: false,
                 }],
                 counters: vec![("relayed_ns".into(), 5), ("drop_hop_limit".into(), 0)],
             },
@@ -726,6 +736,7 @@ mod test {
         p.snapshot.ports[1].disabled_until = None;
         p.snapshot.bindings[0].confirmed_at = None;
         p.snapshot.bindings[0].state = BindingState::Probe;
+        p.snapshot.bindings[0].restored = true;
         p.snapshot.bindings[0].port = PortId(7);
         p.route_conflicts = vec!["2001:db8::10".parse().unwrap()];
         p.counters.push(("relayed_ns".into(), 9));
@@ -767,6 +778,7 @@ mod test {
         );
         assert_eq!(doc["bindings"][0]["age_secs"], Value::Null);
         assert_eq!(doc["bindings"][0]["state"], "probe");
+        assert_eq!(doc["bindings"][0]["restored"], true);
         assert_eq!(doc["bindings"][0]["port"], "?");
         assert_eq!(doc["counters"]["relayed_ns"], 9, "the driver's count wins");
         let t = render_text(&StatusDoc::new(p));
@@ -792,7 +804,7 @@ mod test {
                 "2001:db8::10",
                 "?",
                 "02:00:00:00:00:10",
-                "probe",
+                "probe/restored",
                 "-",
                 "conflict"
             ]

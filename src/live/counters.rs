@@ -17,6 +17,7 @@ pub(super) struct DriverCounters {
     pub(super) routes_orphaned: AtomicU64,
     pub(super) link_events: AtomicU64,
     pub(super) netlink_resyncs: AtomicU64,
+    pub(super) state_write_errors: AtomicU64,
 }
 
 impl DriverCounters {
@@ -37,6 +38,7 @@ impl DriverCounters {
             l("live_routes_orphaned", &self.routes_orphaned),
             l("live_link_events", &self.link_events),
             l("live_netlink_resyncs", &self.netlink_resyncs),
+            l("live_state_write_errors", &self.state_write_errors),
         ]
     }
 }

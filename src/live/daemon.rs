@@ -1,14 +1,15 @@
 //! The daemon thread: start-up, then a short loop over what is not a frame — the
 //! engine's timers, link and address changes, signals (reload, stop), `status`
-//! requests and the route changes the engine asked for — and a clean stop that removes
-//! what the relay installed. Frames never pass through here: each port's thread hands
-//! them to the relay itself (`relay.rs`).
+//! requests, the route changes the engine asked for and the `state_file` — and a clean
+//! stop that removes what the relay installed (with a `state_file`, the routes stay for
+//! the next start, which restores their bindings). Frames never pass through here: each
+//! port's thread hands them to the relay itself (`relay.rs`).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::Ipv6Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -27,10 +28,11 @@ use super::programs::{KernelPrograms, ProgramPort};
 use super::relay::{Clock, Relay};
 use super::routes::{RoutePort, Routes};
 use super::setup::{engine_config, ensure_sysctls, filter_for, resolve_ports};
+use super::state;
 use super::tc;
 use super::{Chain, Error, RunOptions, privileges};
 use crate::config::Config;
-use crate::engine::{DataPlane, Engine, LinkEvent, PortId};
+use crate::engine::{DataPlane, Engine, LinkEvent, PortId, StateStamp};
 use crate::wire::is_link_local;
 
 /// Protocol number on the routes ndprelay installs (rtnetlink `RTPROT_*` space; 199 is
@@ -43,6 +45,13 @@ pub const ROUTE_PROTOCOL: u8 = 199;
 const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_millis(250);
 /// How long a status request waits for the daemon thread (a reload may be under way).
 const STATUS_WAIT: StdDuration = StdDuration::from_secs(3);
+/// The state file is written at most this often (after a change)...
+const STATE_MIN_GAP: StdDuration = StdDuration::from_secs(1);
+/// ... and at least this often while nothing changes, so the age of the last P-bit RA
+/// it holds stays close to the truth if the relay is killed (`engine/restore.rs`).
+const STATE_REFRESH: StdDuration = StdDuration::from_secs(300);
+/// After a failed write, the next attempt waits this long.
+const STATE_RETRY: StdDuration = StdDuration::from_secs(60);
 /// Work for the daemon thread besides frames, on an unbounded channel so it is never
 /// stuck behind a flood.
 pub(super) enum Control {
@@ -51,6 +60,16 @@ pub(super) enum Control {
     /// `ndprelay status` asks for a snapshot, taken when asked rather than every
     /// interval: it holds the engine's lock for a time that grows with the table.
     Status(Sender<Published>),
+}
+
+/// The `state_file` and when it was last written.
+struct StateFile {
+    path: PathBuf,
+    /// The engine's stamp at the last write (`None`: never written by this run).
+    saved: Option<StateStamp>,
+    last_attempt: StdInstant,
+    /// The last write failed (said once at WARN until one succeeds).
+    failing: bool,
 }
 
 /// What the daemon thread waits on.
@@ -76,6 +95,7 @@ pub(super) struct Daemon {
     last_drop_check: StdInstant,
     drop_log: DropLog,
     stop: bool,
+    state: Option<StateFile>,
 }
 
 fn port_id(i: usize) -> PortId {
@@ -190,6 +210,120 @@ impl Daemon {
             );
         }
         Ok(())
+    }
+
+    /// Restores what the `state_file` holds (start-up, before the leftover routes are
+    /// adopted, so a restored binding's route is its own). A file that cannot be used is
+    /// reported and ignored.
+    fn restore_state(&mut self) {
+        let Some(sf) = &self.state else {
+            return;
+        };
+        let path = sf.path.display().to_string();
+        let loaded = match state::load(&self.config, &sf.path) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                return log::info!("no state file {path} yet: starting without saved bindings");
+            }
+            Err(e) => {
+                return log::warn!(
+                    "state file {path} ignored: {e}; starting without saved bindings (the \
+                     next save replaces it)"
+                );
+            }
+        };
+        let report = self
+            .relay
+            .with(|s, now| s.engine.restore_state(now, &loaded.state, loaded.age));
+        let age = loaded.age.map_or_else(
+            || "at an unknown time (the clock went back)".to_owned(),
+            |a| format!("{:.1} s ago", a.as_secs_f64()),
+        );
+        let refused = report.refused + loaded.skipped;
+        log::info!(
+            "restored {} bindings from {path} (saved {age}){}: routed at once, each kept \
+             only if its guest answers a probe",
+            report.restored,
+            if refused > 0 {
+                format!(
+                    "; {refused} not restored (port gone or down, address not proxied, or over a limit)"
+                )
+            } else {
+                String::new()
+            }
+        );
+        if !report.resumed.is_empty() {
+            let names: Vec<&str> = report
+                .resumed
+                .iter()
+                .filter_map(|p| self.ports.get(p.index()).map(|p| p.name.as_str()))
+                .collect();
+            log::info!(
+                "proxying resumed at once on {}: the earlier run's P-bit RAs there are \
+                 younger than proxy_disable_hold (RFC 4389 §6); two more follow as soon \
+                 as the router's RA is relayed",
+                names.join(", ")
+            );
+        }
+    }
+
+    /// Writes the state file if the engine's state changed (at most once per
+    /// `STATE_MIN_GAP`) or `STATE_REFRESH` passed, or now with `force` (stop). The
+    /// export is taken under the lock; encoding and writing happen outside it.
+    fn save_state(&mut self, force: bool) {
+        let Some(sf) = &self.state else {
+            return;
+        };
+        let since = sf.last_attempt.elapsed();
+        let gap = if sf.failing {
+            STATE_RETRY
+        } else {
+            STATE_MIN_GAP
+        };
+        if !force && since < gap {
+            return;
+        }
+        let (stamp, saved) = {
+            let s = self.relay.lock();
+            let stamp = s.engine.state_stamp();
+            if !force && sf.saved == Some(stamp) && since < STATE_REFRESH {
+                return;
+            }
+            (stamp, s.engine.export_state(self.relay.clock.now()))
+        };
+        let text = state::encode(&self.config, &saved, std::time::SystemTime::now());
+        let Some(sf) = &mut self.state else {
+            return;
+        };
+        sf.last_attempt = StdInstant::now();
+        match state::save(&sf.path, &text) {
+            Ok(()) => {
+                if sf.failing {
+                    log::info!("state file {} written again", sf.path.display());
+                }
+                log::debug!(
+                    "state file {} written: {} bindings",
+                    sf.path.display(),
+                    saved.bindings.len()
+                );
+                sf.saved = Some(stamp);
+                sf.failing = false;
+            }
+            Err(e) => {
+                DriverCounters::bump(&self.counters.state_write_errors);
+                if !sf.failing {
+                    let dir = sf.path.parent().unwrap_or(Path::new("/")).display();
+                    log::warn!(
+                        "cannot write state file {}: {e}; a restart will start without \
+                         saved bindings. Make {dir} writable for the daemon (the systemd \
+                         unit's StateDirectory=ndprelay does); retrying every {} s",
+                        sf.path.display(),
+                        STATE_RETRY.as_secs()
+                    );
+                }
+                sf.failing = true;
+            }
+        }
     }
 
     fn link_event(&mut self, i: usize, ev: LinkEvent) {
@@ -406,6 +540,9 @@ impl Daemon {
         if config.control_socket != self.config.control_socket {
             log::warn!("control_socket changes take effect at the next start");
         }
+        if config.state_file != self.config.state_file {
+            log::warn!("state_file changes take effect at the next start");
+        }
         self.config = config;
         self.relay.with(|s, now| {
             // Interface ids are port indexes: a new port list needs a new file.
@@ -531,17 +668,21 @@ impl Daemon {
         if self.last_drop_check.elapsed() >= HOUSEKEEPING_EVERY {
             self.log_drops();
         }
+        self.save_state(false);
     }
 
-    /// Removes everything the relay owns: routes (its own and unverified leftovers),
-    /// the kernel guard, the in-kernel programs. Captures close (and leave all-multicast)
+    /// Removes everything the relay owns: routes (its own and unverified leftovers;
+    /// with a `state_file` they stay, for the next start to restore and re-verify), the
+    /// kernel guard, the in-kernel programs. Captures close (and leave all-multicast)
     /// when dropped.
     fn cleanup(&mut self) {
         for p in &mut self.ports {
             drop(p.io.take());
         }
         self.sync_exec();
-        self.routes.remove_all();
+        if self.state.is_none() {
+            self.routes.remove_all();
+        }
         if let Some(mut g) = self.guard.take() {
             g.remove();
         }
@@ -585,6 +726,10 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         .unwrap_or_else(|| config.control_socket.clone());
     let control_socket = ControlSocket::bind(&socket_path)?;
     let routes_rtnl = Netlink::route()?;
+    let state_path = opts
+        .state_file
+        .clone()
+        .or_else(|| config.state_file.clone());
 
     let (ctl_tx, control) = crossbeam_channel::unbounded();
     let (route_tx, route_rx) = crossbeam_channel::unbounded();
@@ -624,6 +769,12 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         last_drop_check: StdInstant::now(),
         drop_log: DropLog::new(StdDuration::from_secs(60)),
         stop: false,
+        state: state_path.map(|path| StateFile {
+            path,
+            saved: None,
+            last_attempt: StdInstant::now(),
+            failing: false,
+        }),
     };
     // Before start-up sends anything (its first RS), so the dump replays from the start.
     if let Some(dir) = dump_dir {
@@ -660,11 +811,19 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop.store(true, Ordering::Relaxed);
     signal_handle.close();
+    d.save_state(true);
     d.cleanup();
     for t in threads {
         let _ = t.join();
     }
-    log::info!("stopped; routes and filters removed");
+    match &d.state {
+        Some(sf) => log::info!(
+            "stopped; filters removed, routes kept for the next start, which restores \
+             their bindings from {}",
+            sf.path.display()
+        ),
+        None => log::info!("stopped; routes and filters removed"),
+    }
     Ok(())
 }
 
@@ -691,7 +850,9 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
             d.link_event(i, LinkEvent::Down);
         }
     }
-    // With the captures open, so the engine's re-verification probes can go out.
+    // With the captures open, so the engine's re-verification probes can go out; the
+    // saved bindings first, so the routes they own are not taken for leftovers.
+    d.restore_state();
     if d.config.data_plane() == DataPlane::KernelRoutes {
         d.adopt_leftover_routes()?;
     }

@@ -48,6 +48,7 @@ mod programs;
 mod relay;
 mod routes;
 mod setup;
+mod state;
 pub mod sys;
 pub mod sysctl;
 mod tc;
@@ -71,6 +72,8 @@ pub struct RunOptions {
     pub control_socket: Option<PathBuf>,
     /// Overrides the config's `dump_dir`: rotating pcapng of every frame received and sent.
     pub dump_dir: Option<PathBuf>,
+    /// Overrides the config's `state_file`.
+    pub state_file: Option<PathBuf>,
 }
 
 /// Why the daemon could not start (or stopped).

@@ -102,6 +102,14 @@ impl Routes {
     }
 
     fn remove(&mut self, addr: Ipv6Addr, port: Option<RoutePort<'_>>) {
+        let asked = port.and_then(|p| p.ifindex);
+        if let (Some(asked), Some(&held)) = (asked, self.ours.get(&addr))
+            && asked != held
+        {
+            // The address was routed elsewhere since (a restored binding on another
+            // port than the earlier run's route): installing that route deleted this one.
+            return;
+        }
         let ours = self.ours.remove(&addr);
         if self.conflicts.remove(&addr) && ours.is_none() {
             log::info!("route {addr}/128 left in place: ndprelay did not create it");

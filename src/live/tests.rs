@@ -416,6 +416,53 @@ fn routes_are_idempotent_and_only_ours_are_removed() {
 
 #[test]
 #[ignore = "needs root and network namespaces"]
+fn a_remove_for_the_port_an_address_left_keeps_its_new_route() {
+    use super::counters::DriverCounters;
+    use super::executor::RouteChange;
+    use super::routes::{RoutePort, Routes};
+    use crate::engine::PortId;
+    let ns = Netns::new(&["rm"]);
+    ns.run(0, || {
+        local_veths(&[("d0", "d0p"), ("d1", "d1p")]);
+        let ix = |n: &str| sys::if_nametoindex(n).unwrap();
+        let (d0, d1) = (ix("d0"), ix("d1"));
+        let ports = [
+            RoutePort {
+                name: "d0",
+                ifindex: Some(d0),
+            },
+            RoutePort {
+                name: "d1",
+                ifindex: Some(d1),
+            },
+        ];
+        let a: Ipv6Addr = "2001:db8::20".parse().unwrap();
+        // An earlier run's route on d1, found at start.
+        Netlink::route()
+            .unwrap()
+            .replace_route(a, d1, ROUTE_PROTOCOL)
+            .unwrap();
+        let mut routes = Routes::new(
+            Netlink::route().unwrap(),
+            std::sync::Arc::new(DriverCounters::default()),
+        );
+        assert_eq!(routes.reconcile(&ports).unwrap(), [(a, 1)]);
+        // The restored binding on d0 routes it there, then the earlier run's route on d1
+        // is removed as moved: the route on d0 stays.
+        let (p0, p1) = (PortId(0), PortId(1));
+        routes.apply(&RouteChange::Install { addr: a, port: p0 }, Some(ports[0]));
+        routes.apply(&RouteChange::Remove { addr: a, port: p1 }, Some(ports[1]));
+        let found = Netlink::route()
+            .unwrap()
+            .routes_with_protocol(ROUTE_PROTOCOL)
+            .unwrap();
+        let found: Vec<_> = found.iter().map(|r| (r.dst, r.oif)).collect();
+        assert_eq!(found, [(a, d0)]);
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
 fn a_foreign_host_route_is_never_replaced_and_ours_moves() {
     let ns = Netns::new(&["rf"]);
     ns.run(0, || {

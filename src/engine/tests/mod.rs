@@ -13,6 +13,7 @@ mod leftover;
 mod ndp;
 mod ports;
 mod ra;
+mod restore;
 mod robust;
 
 use std::net::Ipv6Addr;
