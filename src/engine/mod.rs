@@ -7,7 +7,8 @@
 //!
 //! - inputs: [`Engine::handle_frame`], [`Engine::handle_timeout`],
 //!   [`Engine::handle_link_event`], each taking `now`, which never goes backwards;
-//! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left);
+//! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left),
+//!   [`Engine::assume_running`] (replay's steady state);
 //! - getters: [`Engine::counter`], [`Engine::snapshot`];
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!

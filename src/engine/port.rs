@@ -2,7 +2,7 @@
 //! rules that switch proxying on a port off (P-bit or rogue RA) and on again (two
 //! P-bit RAs sent first).
 
-use super::timer::PortTimer;
+use super::timer::{GlobalTimer, PortTimer};
 use std::net::Ipv6Addr;
 
 use super::{
@@ -129,6 +129,36 @@ impl Engine {
             };
             self.timers.set_port(port, PortTimer::OwnRa, Some(at));
         }
+    }
+
+    /// Starts as a relay that has been running does (replay's default, for captures that
+    /// begin long after the relay started): every usable downstream port counts as having
+    /// sent its two P-bit RAs (RFC 4389 §6) and proxies at once; nothing is sent. Called
+    /// right after [`Engine::new`]; later it only enables ports still enabling.
+    pub fn assume_running(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if !self.cfg.ra_relay {
+            return;
+        }
+        for port in self.port_ids() {
+            if self.port(port).is_upstream() || self.forwarding(port) || !self.port(port).usable() {
+                continue;
+            }
+            let p = self.port_mut(port);
+            p.ras_sent = 2;
+            p.ra_pending = false;
+            p.waiting_since = None;
+            p.own_ras = false;
+            self.timers.set_port(port, PortTimer::RaPace, None);
+            self.timers.set_port(port, PortTimer::OwnRa, None);
+            self.emit(|| Event::PortProxying {
+                port,
+                enabled: true,
+            });
+            self.leftover_port_enabled(now, port);
+        }
+        // Nobody waits for an RA now: the RS due at start is not sent.
+        self.timers.set_global(GlobalTimer::Solicit, None);
     }
 
     /// RFC 4389 §4.1.3.3: the port must not be used for proxying for the hold time; a

@@ -341,3 +341,19 @@ fn without_ra_relaying_no_own_ra_is_sent() {
     assert_eq!(no_router_ra_events(&h), 0);
     assert!(h.sent.iter().all(|s| !s.is_ra()));
 }
+
+#[test]
+fn assume_running_proxies_at_once_and_sends_nothing() {
+    let mut h = Harness::new(config());
+    h.engine.assume_running(h.now);
+    h.drain();
+    assert!(h.proxying(D1) && h.proxying(D2));
+    assert_eq!(state(&h, D1), ProxyState::Proxying);
+    h.advance(Duration::from_secs(30));
+    assert!(h.sent.is_empty(), "no RS, no own RA: {:?}", h.sent);
+    // A router's RA is relayed as in a running relay: one copy per port, at once.
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
+    assert_eq!(ras(&mut h, D1).len(), 1);
+    h.advance(Duration::from_secs(10));
+    assert!(ras(&mut h, D1).is_empty(), "no enabling second copy");
+}
