@@ -357,3 +357,23 @@ fn assume_running_proxies_at_once_and_sends_nothing() {
     h.advance(Duration::from_secs(10));
     assert!(ras(&mut h, D1).is_empty(), "no enabling second copy");
 }
+
+#[test]
+fn a_reload_that_turns_ra_relay_on_enables_the_ports_again() {
+    let mut cfg = config();
+    cfg.ra_relay = false;
+    let mut h = Harness::new(cfg);
+    assert!(h.proxying(D1));
+    h.engine.reload(h.now, config()).unwrap();
+    h.drain();
+    assert!(matches!(
+        state(&h, D1),
+        ProxyState::WaitingForRa {
+            own_ras_at: Some(_),
+            ..
+        }
+    ));
+    h.advance(Duration::from_secs(8));
+    assert!(h.proxying(D1) && h.proxying(D2));
+    assert_eq!(h.count("sent_own_ra"), 4);
+}
