@@ -97,7 +97,11 @@ impl Engine {
         if !self.cfg.ra_relay {
             return;
         }
-        if !pkt.dst_addr.is_multicast() {
+        // A router answering our RS may do so by unicast (radvd's default,
+        // AdvRASolicitedUnicast): that is the router's RA as much as a multicast one,
+        // stored as sent to all-nodes (RFC 4861 §6.2.6) so its copies go to every guest.
+        let to_us = self.our_link_local(pkt.dst_addr) == Some(port);
+        if !pkt.dst_addr.is_multicast() && !to_us {
             return self.relay_unicast_ra(port, pkt);
         }
         let first = self.last_ra.is_none();
@@ -359,15 +363,21 @@ impl Engine {
 }
 
 /// The stored copy of an RA: the frame exactly as received up to the IPv6 payload end
-/// (trailer dropped), rebuilt from the parsed packet's bytes.
+/// (trailer dropped), rebuilt from the parsed packet's bytes; one sent to us by unicast
+/// is stored as sent to all-nodes.
 fn rebuild_frame(pkt: &NdPacket<'_>) -> Vec<u8> {
     // A rewrite that changes nothing reproduces the received RA; building it through
     // `wire::rewrite` keeps all frame building in one place.
+    let unicast = !pkt.dst_addr.is_multicast();
     let rw = Rewrite {
         eth_src: pkt.eth_src,
-        eth_dst: pkt.eth_dst,
+        eth_dst: if unicast {
+            Mac::ipv6_multicast(ALL_NODES)
+        } else {
+            pkt.eth_dst
+        },
         src_addr: None,
-        dst_addr: None,
+        dst_addr: unicast.then_some(ALL_NODES),
         slla: LlaRewrite::Keep,
         tlla: LlaRewrite::Keep,
         set_proxy_flag: false,

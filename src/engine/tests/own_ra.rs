@@ -377,3 +377,40 @@ fn a_reload_that_turns_ra_relay_on_enables_the_ports_again() {
     assert!(h.proxying(D1) && h.proxying(D2));
     assert_eq!(h.count("sent_own_ra"), 4);
 }
+
+#[test]
+fn a_routers_unicast_answer_to_our_rs_is_its_ra_for_every_port() {
+    // radvd answers an RS by unicast by default (AdvRASolicitedUnicast).
+    let answer = emit_nd(
+        ROUTER_MAC,
+        UP_MAC,
+        router_ll(),
+        port_ll(UP),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags::empty(),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(ROUTER_MAC)],
+    );
+    let mut h = Harness::new(config());
+    h.advance(Duration::from_millis(300));
+    h.inject(UP, &answer);
+    for p in [D1, D2] {
+        let out = ras(&mut h, p);
+        assert_eq!(out.len(), 1, "relayed to every downstream port");
+        let pkt = out[0].nd();
+        assert_eq!(
+            (pkt.src_addr, pkt.dst_addr, pkt.eth_dst),
+            (router_ll(), all_nodes(), Mac::ipv6_multicast(all_nodes()))
+        );
+    }
+    h.advance(Duration::from_secs(3));
+    assert!(h.proxying(D1) && h.proxying(D2));
+    h.advance(Duration::from_secs(700));
+    assert_eq!(h.count("sent_own_ra"), 0);
+    assert_eq!(no_router_ra_events(&h), 0);
+    assert_eq!(h.count("drop_no_binding"), 0);
+}
