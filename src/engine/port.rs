@@ -2,9 +2,9 @@
 //! rules that switch proxying on a port off (P-bit or rogue RA) and on again (two
 //! P-bit RAs sent first).
 
-use super::timer::{GlobalTimer, PortTimer};
 use std::net::Ipv6Addr;
 
+use super::timer::{GlobalTimer, PortTimer};
 use super::{
     ALL_NODES, BindingState, Counter, Engine, Event, Instant, LinkEvent, NdMessage, OptionRepr,
     PortId, ProxyState,
