@@ -69,7 +69,9 @@ missing="$(comm -23 "$WORK/dump.raw" "$WORK/tcpdump.raw" | wc -l)"
 OWN="$(nsx dom0 ip -6 -o addr show scope link | awk '$2 == "eth0" || $2 == "br0" {print $4}' | cut -d/ -f1 | paste -sd,)"
 
 log "replay (a): the tcpdump captures reach the live relay's decisions"
-"$NDPRELAY" replay -c "$WORK/relay.ron" --input eth0="$WORK/eth0.pcap" --input br0="$WORK/br0.pcap" \
+# --cold-start: both captures begin before the relay started, so replay starts from
+# zero as the live relay did (RS, two P-bit RAs before proxying).
+"$NDPRELAY" replay --cold-start -c "$WORK/relay.ron" --input eth0="$WORK/eth0.pcap" --input br0="$WORK/br0.pcap" \
     --mac eth0="$MAC_UP" --mac br0="$MAC_BR" --output "$WORK/replay-tcpdump.pcapng" \
     >"$WORK/replay-tcpdump.txt" 2>"$WORK/replay-tcpdump.err" ||
     fail "replay of tcpdump captures failed: $(cat "$WORK/replay-tcpdump.err")"
@@ -80,7 +82,7 @@ grep -Eq "^ +$G1 +br0 .* routed" "$WORK/replay-tcpdump.txt" ||
     fail "replay did not end with g1 bound and routed on br0: $(tail -12 "$WORK/replay-tcpdump.txt")"
 
 log "replay (b): the dump alone, MACs from its interface descriptions"
-"$NDPRELAY" replay -c "$WORK/relay.ron" --input "$DUMP" --output "$WORK/replay-dump.pcapng" \
+"$NDPRELAY" replay --cold-start -c "$WORK/relay.ron" --input "$DUMP" --output "$WORK/replay-dump.pcapng" \
     >"$WORK/replay-dump.txt" 2>"$WORK/replay-dump.err" ||
     fail "replay of the dump failed: $(cat "$WORK/replay-dump.err")"
 for m in "eth0: relay MAC $MAC_UP" "br0: relay MAC $MAC_BR"; do

@@ -181,6 +181,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| (r.addr, r.port.clone()))
             .collect(),
+        cold_start: args.cold_start,
     };
     // One write per 64 KiB, not per line: replay lists a million frames a second.
     let stdout = std::io::stdout();

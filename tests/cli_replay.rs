@@ -113,6 +113,55 @@ fn replays_a_capture_and_lists_decisions() {
 }
 
 #[test]
+fn a_capture_without_ra_is_relayed_unless_cold_start_is_asked_for() {
+    let lab = Lab::new("no-ra");
+    // NS from the router, one per second, and no RA: most short captures.
+    let ns = common::ns_from_router(common::guest());
+    let cap = lab.capture("up.pcapng", "eth0", &[ns.clone(), ns]);
+    let cfg = lab.path("relay.ron");
+    let input = format!("eth0={cap}");
+    let mut args = vec!["replay", "-c", &cfg, "--input", &input];
+    let macs = macs();
+    args.extend(macs.iter().map(String::as_str));
+    let out = ndprelay(&args);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or("")
+            .starts_with("start: steady state"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("port_disabled"), "{stdout}");
+    assert_eq!(
+        stdout.matches("relayed to br0,br1").count(),
+        2,
+        "both NS relayed: {stdout}"
+    );
+
+    args.push("--cold-start");
+    let out = ndprelay(&args);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or("")
+            .starts_with("start: cold"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("dropped on eth0: port_disabled").count(),
+        2,
+        "nothing proxies in the first seconds of a start: {stdout}"
+    );
+    assert!(!stdout.contains("relayed to br0"), "{stdout}");
+}
+
+#[test]
 fn unknown_ports_and_missing_files_are_errors() {
     let lab = Lab::new("bad");
     let cfg = lab.path("relay.ron");

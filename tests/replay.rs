@@ -270,7 +270,9 @@ fn explain_narrows_the_listing_to_one_address() {
     };
     replay(config(), &inputs, &opts, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    let listing: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(text.starts_with("start: steady state"), "{text}");
+    // The listing after the header line that says how the engine started.
+    let listing: Vec<&str> = text.lines().skip(1).take_while(|l| !l.is_empty()).collect();
     assert!(!listing.is_empty());
     assert!(
         listing.iter().all(|l| l.contains("2001:db8:1::10")),
@@ -379,6 +381,8 @@ fn leftover_routes_show_their_probes_takeover_and_removal_as_timer_lines() {
     let gone: std::net::Ipv6Addr = "2001:db8:1::99".parse().unwrap();
     let opts = ReplayOptions {
         leftover_routes: vec![(guest(), "br0".into()), (gone, "br0".into())],
+        // A restart: br0 enables from zero, so its probes wait for the second RA.
+        cold_start: true,
         ..Default::default()
     };
     let mut out = Vec::new();
@@ -468,6 +472,124 @@ fn a_leftover_route_on_an_unknown_port_is_refused_with_the_ports() {
     assert!(
         msg.contains("eth9") && msg.contains("uplink, br0, br1"),
         "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A short capture holds no RA (routers send one every few minutes): a router resolves
+/// the guest at 0 s (the capture's start) and again at 11 s.
+fn captures_without_ra(dir: &Path) -> Vec<Input> {
+    let uplink = dir.join("uplink.pcap");
+    let br0 = dir.join("br0.pcap");
+    write_pcap(
+        &uplink,
+        &[
+            (0.0, ns_from_router(guest())),
+            (11.0, ns_from_router(guest())),
+        ],
+        DataLink::ETHERNET,
+    );
+    write_pcap(
+        &br0,
+        &[(0.001, na_from_guest(true)), (11.001, na_from_guest(true))],
+        DataLink::ETHERNET,
+    );
+    vec![input("uplink", &uplink), input("br0", &br0)]
+}
+
+#[test]
+fn a_capture_without_ra_is_relayed_from_the_steady_state() {
+    let dir = tmpdir("no-ra-steady");
+    let inputs = captures_without_ra(&dir);
+    let mut out = Vec::new();
+    let summary = replay(config(), &inputs, &ReplayOptions::default(), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .starts_with("start: steady state"),
+        "{text}"
+    );
+    assert!(!text.contains("port_disabled"), "{text}");
+    let first = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("0.000000 uplink"))
+        .unwrap();
+    assert!(first.contains("relayed to br0,br1"), "{text}");
+    let answer = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("0.001000"))
+        .unwrap();
+    assert!(answer.contains("relayed to uplink"), "{text}");
+    let count = |name: &str| {
+        summary
+            .counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    assert_eq!(
+        count("sent_own_ra"),
+        0,
+        "a running relay sent its RAs long ago"
+    );
+    assert_eq!(count("sent_rs"), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_cold_start_replays_the_wait_and_the_relays_own_ras() {
+    let dir = tmpdir("no-ra-cold");
+    let inputs = captures_without_ra(&dir);
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        cold_start: true,
+        ..Default::default()
+    };
+    replay(config(), &inputs, &opts, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("start: cold (--cold-start)"), "{text}");
+    let at = |t: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(t))
+            .unwrap_or_else(|| panic!("no line at {t}:\n{text}"))
+    };
+    assert!(
+        at("0.000000 uplink").contains("dropped on uplink: port_disabled"),
+        "{text}"
+    );
+    assert!(
+        at("0.001000").contains("dropped on br0: port_disabled"),
+        "{text}"
+    );
+    // No RA by 5 s: the relay's own P-bit RAs at 5 s and 8 s enable br0 and br1.
+    assert!(
+        at("5.000000").contains("no router advertisement on uplink within 5s"),
+        "{text}"
+    );
+    assert!(at("5.000000").contains("sent on br0: RA"), "{text}");
+    assert!(at("8.000000").contains("port br0 proxying"), "{text}");
+    assert!(at("11.000000").contains("relayed to br0,br1"), "{text}");
+    assert!(at("11.001000").contains("relayed to uplink"), "{text}");
+
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        cold_start: true,
+        json: true,
+        ..Default::default()
+    };
+    replay(config(), &inputs, &opts, &mut out).unwrap();
+    assert_eq!(json_lines(&out)[0], serde_json::json!({ "start": "cold" }));
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        json: true,
+        ..Default::default()
+    };
+    replay(config(), &inputs, &opts, &mut out).unwrap();
+    assert_eq!(
+        json_lines(&out)[0],
+        serde_json::json!({ "start": "steady" })
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -120,6 +120,41 @@ fn a_leftover_route_nobody_confirms_is_removed_and_one_confirmed_is_kept() {
 }
 
 #[test]
+fn silent_router_enables_the_guest_port_with_own_p_bit_ras() {
+    assert_passes("silent-router.ron");
+    let (_, text) = run_file("silent-router.ron", &RunOptions::default());
+    let at = |t: &str, needle: &str| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with(t) && l.contains(needle))
+    };
+    // The wait, the warning once, the own RAs paced 3 s apart, then proxying.
+    assert!(
+        at(
+            "5.000000",
+            "proxy-vm: no router advertisement on eth0 within 5s"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("no router advertisement").count(), 1, "{text}");
+    for t in ["5.000000", "8.000000"] {
+        assert!(
+            at(
+                t,
+                "proxy-vm/eth1 > ff02::1: RA from fe80::52:ff:fe00:1 lifetime 0s P slla"
+            ),
+            "own RA at {t}:\n{text}"
+        );
+    }
+    assert!(at("8.000000", "proxy-vm: port eth1 proxying"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("RA from") && l.contains("prefix")),
+        "no prefix in any RA: {text}"
+    );
+}
+
+#[test]
 fn every_shipped_scenario_has_a_test() {
     let tested = [
         "home.ron",
@@ -132,6 +167,7 @@ fn every_shipped_scenario_has_a_test() {
         "ns-scan-flood.ron",
         "rogue-ra.ron",
         "restart-leftover-routes.ron",
+        "silent-router.ron",
     ];
     for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
         let name = entry.expect("readable entry").file_name();

@@ -261,6 +261,13 @@ pub struct ReplayArgs {
     /// Repeatable.
     #[arg(long = "leftover-route", value_name = "ADDR=PORT")]
     pub leftover_routes: Vec<LeftoverRoute>,
+
+    /// Start the relay from zero, as the daemon does: RS upstream, and each downstream
+    /// port proxies only after two P-bit RAs (a router's, or the relay's own after
+    /// `timers.ra_wait`). Default: ports proxy from the first frame, as in a relay that
+    /// has been running (most captures hold no RA).
+    #[arg(long)]
+    pub cold_start: bool,
 }
 
 /// `--leftover-route ADDR=PORT`.
@@ -524,6 +531,7 @@ mod test {
             "eth0=02:00:00:00:00:01",
             "--leftover-route",
             "2001:db8::10=br0",
+            "--cold-start",
         ])
         .expect("parses");
         let Ok(Invocation::Command(Command::Replay(r))) = cli.invocation() else {
@@ -551,6 +559,7 @@ mod test {
         );
         assert!(r.json);
         assert_eq!(r.explain, Some("2001:db8::1".parse().expect("literal")));
+        assert!(r.cold_start);
         assert_eq!(
             r.leftover_routes,
             [LeftoverRoute {

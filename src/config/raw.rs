@@ -73,6 +73,10 @@ pub(crate) struct RawTimers {
     pub ra_min_interval: Option<String>,
     #[serde(default)]
     pub proxy_disable_hold: Option<String>,
+    #[serde(default)]
+    pub ra_wait: Option<String>,
+    #[serde(default)]
+    pub own_ra_interval: Option<String>,
 }
 
 /// `limits: (...)`: counts, read wide so range errors get our own message.

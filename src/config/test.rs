@@ -105,6 +105,28 @@ fn every_omitted_key_gets_its_documented_default() {
 }
 
 #[test]
+fn own_ra_interval_stays_within_the_proxy_disable_hold() {
+    let c = parse(&with(r#"    timers: (proxy_disable_hold: "5min"),"#)).expect("parses");
+    assert_eq!(
+        c.tunables.own_ra_interval,
+        Duration::from_secs(150),
+        "left unset, it follows a short hold"
+    );
+    one_error(
+        &with(r#"    timers: (proxy_disable_hold: "5min", own_ra_interval: "5min"),"#),
+        5,
+        59,
+        "own_ra_interval must be above zero and shorter than proxy_disable_hold",
+    );
+    one_error(
+        &with(r#"    timers: (own_ra_interval: "0s"),"#),
+        5,
+        31,
+        "timers.own_ra_interval must be longer than 0",
+    );
+}
+
+#[test]
 fn annotated_example_spells_out_exactly_the_defaults() {
     let annotated = parse(ANNOTATED).expect("annotated example parses");
     let minimal = parse(MINIMAL).expect("minimal parses");
@@ -165,7 +187,7 @@ fn every_key_can_be_set() {
     seed: 42,
     timers: (retrans_timer: "250ms", reachable_time: "1min", delay_first_probe: "2s",
              stale_lifetime: "1h", negative_cache: "1s", ra_min_interval: "500ms",
-             proxy_disable_hold: "5min"),
+             proxy_disable_hold: "5min", ra_wait: "2s", own_ra_interval: "4min"),
     limits: (max_probes: 5, max_bindings: 10, max_pending: 8, max_pending_per_port: 4,
              ns_rate: 7, ns_burst: 9, rs_rate: 2),
     control_socket: "/tmp/x.sock",
@@ -217,6 +239,10 @@ fn every_key_can_be_set() {
             Duration::from_millis(500),
             Duration::from_secs(300)
         )
+    );
+    assert_eq!(
+        (t.ra_wait, t.own_ra_interval),
+        (Duration::from_secs(2), Duration::from_secs(240))
     );
     assert_eq!(
         (

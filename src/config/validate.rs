@@ -642,6 +642,12 @@ impl Validator<'_> {
                 &timers.proxy_disable_hold,
                 &mut t.proxy_disable_hold,
             ),
+            ("ra_wait", &timers.ra_wait, &mut t.ra_wait),
+            (
+                "own_ra_interval",
+                &timers.own_ra_interval,
+                &mut t.own_ra_interval,
+            ),
         ] {
             if let Some(d) = text
                 .as_deref()
@@ -649,6 +655,19 @@ impl Validator<'_> {
             {
                 *slot = d;
             }
+        }
+        if timers.own_ra_interval.is_none() && t.own_ra_interval >= t.proxy_disable_hold {
+            // A lab's short hold: repeat within it, as the default does within 60min.
+            t.own_ra_interval = Duration::from_micros(t.proxy_disable_hold.total_micros() / 2);
+        }
+        if t.own_ra_interval == Duration::ZERO || t.own_ra_interval >= t.proxy_disable_hold {
+            self.invalid(
+                "timers.own_ra_interval",
+                "own_ra_interval must be above zero and shorter than proxy_disable_hold".to_owned(),
+                "other proxies on a segment must hear the relay's P-bit RA again before their \
+                 RFC 4389 §4.1.3.3 hold ends, or they start proxying there too (a loop); \
+                 the default is 10min",
+            );
         }
         if t.reachable_time > MAX_REACHABLE_TIME {
             self.invalid(

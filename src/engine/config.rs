@@ -95,6 +95,13 @@ pub struct Tunables {
     pub ra_min_interval: Duration,
     /// RFC 4389 §4.1.3.3 hold time after a P-bit (or downstream) RA.
     pub proxy_disable_hold: Duration,
+    /// How long a downstream port waits for a router's RA (asked for by RS) before the
+    /// relay enables it with its own P-bit RAs (router lifetime 0, no options but SLLA).
+    pub ra_wait: Duration,
+    /// While no router's RA is known, the relay repeats its own P-bit RA on each
+    /// downstream port this often, so a proxy joining the segment later still sees one
+    /// within its RFC 4389 §4.1.3.3 hold. Kept below `proxy_disable_hold`.
+    pub own_ra_interval: Duration,
     /// Most bindings in the table.
     pub max_bindings: usize,
     /// Most bindings one port may hold (the config's default: three quarters of
@@ -135,6 +142,9 @@ impl Default for Tunables {
             negative_cache: Duration::from_secs(3),
             ra_min_interval: Duration::from_secs(3),
             proxy_disable_hold: Duration::from_secs(3600),
+            ra_wait: Duration::from_secs(5),
+            // RFC 4861 §6.2.1 MaxRtrAdvInterval default: as often as a default router.
+            own_ra_interval: Duration::from_secs(600),
             max_bindings: 4096,
             max_bindings_per_port: 3072,
             max_bindings_per_mac: 64,
@@ -280,6 +290,7 @@ impl EngineConfig {
             ("max_probes", t.max_probes == 0),
             ("retrans_timer", t.retrans_timer == Duration::ZERO),
             ("reachable_time", t.reachable_time == Duration::ZERO),
+            ("own_ra_interval", t.own_ra_interval == Duration::ZERO),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, bad)| *bad) {
             return Err(EngineConfigError::ZeroLimit(name));

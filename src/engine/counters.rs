@@ -58,6 +58,9 @@ counters! {
     SentNs => "sent_ns",
     /// RS the relay originated to get an RA for enabling ports.
     SentRs => "sent_rs",
+    /// The relay's own P-bit RAs (router lifetime 0, no prefixes), sent on downstream
+    /// ports while no router's RA is known.
+    SentOwnRa => "sent_own_ra",
     /// Unsolicited NAs the relay originated after a MAC change.
     SentNa => "sent_na",
     /// NAs addressed to the relay itself (answers to its probes), consumed.

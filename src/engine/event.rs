@@ -38,6 +38,20 @@ impl<N: EventNames + ?Sized> fmt::Display for PortName<'_, N> {
     }
 }
 
+/// A duration as people write it: `5s`, `1500ms`.
+struct Short(crate::time::Duration);
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.0.total_micros();
+        match us {
+            _ if us % 1_000_000 == 0 => write!(f, "{}s", us / 1_000_000),
+            _ if us % 1_000 == 0 => write!(f, "{}ms", us / 1_000),
+            _ => write!(f, "{us}us"),
+        }
+    }
+}
+
 /// An [`Event`] with the names to print it by (from [`Event::display`]).
 #[derive(Debug)]
 pub struct EventDisplay<'a, N: ?Sized> {
@@ -62,7 +76,11 @@ impl Event {
             | Self::AnsweredByKernel { target, .. }
             | Self::RelayedByKernel { target, .. } => Some(target),
             Self::Forwarded { dst, .. } => Some(dst),
-            Self::Dropped { .. } | Self::PortProxying { .. } | Self::Quarantined { .. } => None,
+            Self::RouterRaAfterAll { router, .. } => Some(router),
+            Self::Dropped { .. }
+            | Self::PortProxying { .. }
+            | Self::Quarantined { .. }
+            | Self::NoRouterRa { .. } => None,
         }
     }
 }
@@ -164,6 +182,25 @@ impl<N: EventNames + ?Sized> fmt::Display for EventDisplay<'_, N> {
             Event::LeftoverRoute { addr, port, fate } => {
                 let port = PortName(n, *port).to_string();
                 f.write_str(&fate.describe(*addr, &port))
+            }
+            Event::NoRouterRa { uplink, waited } => {
+                f.write_str("no router advertisement on ")?;
+                n.port(f, *uplink)?;
+                write!(
+                    f,
+                    " within {} (RS sent): downstream ports are enabled with the \
+                     relay's own P-bit RAs (router lifetime 0, no prefixes), so guests \
+                     get no prefix and no default route from the relay and need static \
+                     addresses and routes; for SLAAC, have a router (radvd, or the \
+                     provider's) send RAs with the prefix on ",
+                    Short(*waited)
+                )?;
+                n.port(f, *uplink)
+            }
+            Event::RouterRaAfterAll { uplink, router } => {
+                write!(f, "router advertisement from {router} on ")?;
+                n.port(f, *uplink)?;
+                f.write_str(": relaying it, the relay's own RAs stop")
             }
             Event::Forwarded { from, to, dst } => {
                 write!(f, "data to {dst} from ")?;
@@ -270,6 +307,25 @@ mod test {
                     dst: a,
                 },
                 "data to 2001:db8::10 from br0 forwarded to eth0",
+            ),
+            (
+                Event::NoRouterRa {
+                    uplink: up,
+                    waited: crate::time::Duration::from_secs(5),
+                },
+                "no router advertisement on eth0 within 5s (RS sent): downstream ports \
+                 are enabled with the relay's own P-bit RAs (router lifetime 0, no \
+                 prefixes), so guests get no prefix and no default route from the relay \
+                 and need static addresses and routes; for SLAAC, have a router (radvd, \
+                 or the provider's) send RAs with the prefix on eth0",
+            ),
+            (
+                Event::RouterRaAfterAll {
+                    uplink: up,
+                    router: a,
+                },
+                "router advertisement from 2001:db8::10 on eth0: relaying it, the relay's \
+                 own RAs stop",
             ),
         ];
         for (event, want) in cases {

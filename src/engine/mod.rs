@@ -8,7 +8,8 @@
 //! - inputs: [`Engine::handle_frame`], [`Engine::handle_timeout`],
 //!   [`Engine::handle_link_event`], each taking `now`, which never goes backwards;
 //! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left),
-//!   [`Engine::restore_state`] (bindings an earlier run saved);
+//!   [`Engine::restore_state`] (bindings an earlier run saved), [`Engine::assume_running`]
+//!   (replay's steady state);
 //! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`];
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
@@ -296,6 +297,24 @@ pub enum Event {
         /// What became of it.
         fate: LeftoverFate,
     },
+    /// No router's RA came on the uplink within `ra_wait` of a downstream port starting
+    /// to enable (RS sent): the relay enables its downstream ports with its own P-bit RAs
+    /// (router lifetime 0, no prefixes). Queued even without `emit_events`, once per run
+    /// (the daemon logs it as a warning).
+    NoRouterRa {
+        /// The uplink, where no RA was heard.
+        uplink: PortId,
+        /// How long the relay waited.
+        waited: Duration,
+    },
+    /// A router's RA arrived after [`Event::NoRouterRa`]: it is relayed from now on and
+    /// the relay's own RAs stop. Queued even without `emit_events`.
+    RouterRaAfterAll {
+        /// The uplink.
+        uplink: PortId,
+        /// The router's address (the RA's source).
+        router: Ipv6Addr,
+    },
     /// A unicast data frame was forwarded (userspace data plane).
     Forwarded {
         /// Ingress.
@@ -356,6 +375,44 @@ pub struct BindingInfo {
     pub restored: bool,
 }
 
+/// Why a port proxies or does not (RFC 4389 §4.1.3.3 and §6, link state), as `status`
+/// shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyState {
+    /// The port proxies.
+    Proxying,
+    /// Carrier down.
+    LinkDown,
+    /// The link MTU is below the IPv6 minimum of 1280: the port counts as down.
+    MtuTooSmall {
+        /// The MTU.
+        mtu: u32,
+    },
+    /// Disabled by the RFC 4389 §4.1.3.3 loop rules (an RA heard on a downstream port,
+    /// with `disable_on_rogue_ra`) until `until`.
+    Disabled {
+        /// When the port may enable again (each new such RA extends it).
+        until: Instant,
+        /// The last RA that disabled it: its IPv6 source and Ethernet source.
+        by: Option<(Ipv6Addr, Mac)>,
+    },
+    /// Waiting for a router's RA on the uplink (RS sent) to relay as the two P-bit RAs
+    /// RFC 4389 §6 asks for before the port proxies.
+    WaitingForRa {
+        /// Since when.
+        since: Instant,
+        /// When the relay sends its own P-bit RAs instead if no RA came by then.
+        own_ras_at: Option<Instant>,
+    },
+    /// Sending the two P-bit RAs (RFC 4389 §6) before proxying.
+    SendingRas {
+        /// The relay's own RAs (no router RA known), or relayed copies of a router's.
+        own: bool,
+        /// How many went out so far (of 2).
+        sent: u8,
+    },
+}
+
 /// One port, as shown by `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortInfo {
@@ -373,6 +430,8 @@ pub struct PortInfo {
     pub disabled_until: Option<Instant>,
     /// Senders quarantined on the port (they sent an RA with the P bit) and until when.
     pub quarantined: Vec<(Mac, Instant)>,
+    /// Why it proxies or not.
+    pub state: ProxyState,
 }
 
 /// Everything `status` shows, copied out of the engine.
@@ -441,6 +500,13 @@ struct PortState {
     carrier: bool,
     /// RFC 4389 §4.1.3.3 hold: no proxying until the `ProxyHold` timer clears it.
     disabled_until: Option<Instant>,
+    /// The RA that started or last extended the hold: IPv6 and Ethernet source.
+    disabled_by: Option<(Ipv6Addr, Mac)>,
+    /// Since when the port waits for a router's RA to enable it (none known yet).
+    waiting_since: Option<Instant>,
+    /// No router's RA is known: the port is enabled (and kept announced) with the
+    /// relay's own P-bit RAs.
+    own_ras: bool,
     /// P-bit RAs sent since the port was (re-)enabled; it proxies from the second on.
     ras_sent: u8,
     /// Earliest time of the next multicast RA (pacing).
@@ -472,6 +538,9 @@ impl PortState {
             cfg,
             carrier: true,
             disabled_until: None,
+            disabled_by: None,
+            waiting_since: None,
+            own_ras: false,
             ras_sent: 0,
             ra_next: Instant::ZERO,
             ra_pending: false,
@@ -552,6 +621,9 @@ pub struct Engine {
     /// The latest multicast RA from the uplink, as received (each relayed copy is built
     /// from it, never from a previous copy).
     last_ra: Option<Vec<u8>>,
+    /// No router's RA came within `ra_wait` (and none since): ports are enabled with
+    /// the relay's own RAs, and one coming back up need not wait again.
+    no_router_ra: bool,
     timers: TimerTable,
     /// Routes an earlier run left, waiting for their guests to re-verify.
     leftovers: Leftovers,
@@ -600,6 +672,7 @@ impl Engine {
             held: data::HeldData::default(),
             routers: HashMap::new(),
             last_ra: None,
+            no_router_ra: false,
             timers: TimerTable::new(config.ports.len()),
             leftovers: Leftovers::default(),
             rng: Rng::new(config.seed),
@@ -736,6 +809,7 @@ impl Engine {
                 PortTimer::RaPace => self.ra_pace_timer(now, port),
                 PortTimer::ProxyHold => self.proxy_hold_timer(now, port),
                 PortTimer::LeftoverProbe => self.leftover_probe_timer(now, port),
+                PortTimer::OwnRa => self.own_ra_timer(now, port),
             }
         }
         // A port whose hold ended asks for an RA at once (the Solicit timer, due now):
@@ -844,6 +918,7 @@ impl Engine {
                 mac: p.cfg.mac,
                 up: p.live(),
                 proxying: self.forwarding(PortId(i as u16)),
+                state: self.proxy_state(PortId(i as u16)),
                 disabled_until: p.disabled_until,
                 quarantined: p
                     .quarantine

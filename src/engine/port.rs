@@ -2,10 +2,12 @@
 //! rules that switch proxying on a port off (P-bit or rogue RA) and on again (two
 //! P-bit RAs sent first).
 
-use super::timer::PortTimer;
+use std::net::Ipv6Addr;
+
+use super::timer::{GlobalTimer, PortTimer};
 use super::{
     ALL_NODES, BindingState, Counter, Engine, Event, Instant, LinkEvent, NdMessage, OptionRepr,
-    PortId,
+    PortId, ProxyState,
 };
 use crate::wire::{Mac, NaFlags};
 
@@ -54,7 +56,10 @@ impl Engine {
         let p = self.port_mut(port);
         p.ras_sent = 0;
         p.ra_pending = false;
+        p.waiting_since = None;
+        p.own_ras = false;
         self.timers.set_port(port, PortTimer::RaPace, None);
+        self.timers.set_port(port, PortTimer::OwnRa, None);
         self.bindings_port_dead(now, port);
         // Like a binding's route: nobody behind a dead port can re-verify it.
         self.leftovers_unwanted(Some(port));
@@ -89,12 +94,16 @@ impl Engine {
     }
 
     /// RFC 4389 §6: a downstream port proxies only after two P-bit RAs went out on it;
-    /// without a stored RA, ask the uplink for one.
+    /// without a stored RA, ask the uplink for one, and send our own RAs if none comes
+    /// within `ra_wait`.
     pub(super) fn start_enabling(&mut self, now: Instant, port: PortId) {
         let p = self.port_mut(port);
         p.ras_sent = 0;
         p.ra_next = now;
         p.ra_pending = false;
+        p.waiting_since = None;
+        p.own_ras = false;
+        self.timers.set_port(port, PortTimer::OwnRa, None);
         if !self.port(port).usable() {
             return;
         }
@@ -110,19 +119,62 @@ impl Engine {
             self.offer_ra(now, port);
         } else {
             self.want_ra(now);
+            self.port_mut(port).waiting_since = Some(now);
+            // Once the uplink proved silent, a port coming (back) up does not wait again:
+            // the RS still goes, and a router's answer is relayed as soon as it comes.
+            let at = if self.no_router_ra {
+                now
+            } else {
+                now + self.cfg.tunables.ra_wait
+            };
+            self.timers.set_port(port, PortTimer::OwnRa, Some(at));
         }
     }
 
+    /// Starts as a relay that has been running does (replay's default, for captures that
+    /// begin long after the relay started): every usable downstream port counts as having
+    /// sent its two P-bit RAs (RFC 4389 §6) and proxies at once; nothing is sent. Called
+    /// right after [`Engine::new`]; later it only enables ports still enabling.
+    pub fn assume_running(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if !self.cfg.ra_relay {
+            return;
+        }
+        for port in self.port_ids() {
+            if self.port(port).is_upstream() || self.forwarding(port) || !self.port(port).usable() {
+                continue;
+            }
+            let p = self.port_mut(port);
+            p.ras_sent = 2;
+            p.ra_pending = false;
+            p.waiting_since = None;
+            p.own_ras = false;
+            self.timers.set_port(port, PortTimer::RaPace, None);
+            self.timers.set_port(port, PortTimer::OwnRa, None);
+            self.emit(|| Event::PortProxying {
+                port,
+                enabled: true,
+            });
+            self.leftover_port_enabled(now, port);
+        }
+        // Nobody waits for an RA now: the RS due at start is not sent.
+        self.timers.set_global(GlobalTimer::Solicit, None);
+    }
+
     /// RFC 4389 §4.1.3.3: the port must not be used for proxying for the hold time; a
-    /// new trigger during the hold extends it.
-    pub(super) fn disable_port(&mut self, now: Instant, port: PortId) {
+    /// new trigger (an RA from `by`: IPv6 and Ethernet source) during the hold extends it.
+    pub(super) fn disable_port(&mut self, now: Instant, port: PortId, by: (Ipv6Addr, Mac)) {
         let until = now + self.cfg.tunables.proxy_disable_hold;
         let was = self.forwarding(port);
         let p = self.port_mut(port);
         p.disabled_until = Some(until);
+        p.disabled_by = Some(by);
         p.ras_sent = 0;
         p.ra_pending = false;
+        p.waiting_since = None;
+        p.own_ras = false;
         self.timers.set_port(port, PortTimer::RaPace, None);
+        self.timers.set_port(port, PortTimer::OwnRa, None);
         self.timers
             .set_port(port, PortTimer::ProxyHold, Some(until));
         self.forget_kernel_entries(Some(port));
@@ -136,8 +188,40 @@ impl Engine {
     }
 
     pub(super) fn proxy_hold_timer(&mut self, now: Instant, port: PortId) {
-        self.port_mut(port).disabled_until = None;
+        let p = self.port_mut(port);
+        p.disabled_until = None;
+        p.disabled_by = None;
         self.resume_proxying(now, port);
+    }
+
+    /// Why `port` proxies or not, for `status` (decided here, not by the drivers).
+    pub(super) fn proxy_state(&self, port: PortId) -> ProxyState {
+        let p = self.port(port);
+        if !p.carrier {
+            return ProxyState::LinkDown;
+        }
+        if !p.live() {
+            return ProxyState::MtuTooSmall { mtu: p.cfg.mtu };
+        }
+        if let Some(until) = p.disabled_until {
+            return ProxyState::Disabled {
+                until,
+                by: p.disabled_by,
+            };
+        }
+        if self.forwarding(port) {
+            return ProxyState::Proxying;
+        }
+        match p.waiting_since {
+            Some(since) if !p.own_ras && self.last_ra.is_none() => ProxyState::WaitingForRa {
+                since,
+                own_ras_at: self.timers.port(port, PortTimer::OwnRa),
+            },
+            _ => ProxyState::SendingRas {
+                own: self.last_ra.is_none(),
+                sent: p.ras_sent,
+            },
+        }
     }
 
     /// After a MAC change, neighbours on the port still hold the old MAC for every

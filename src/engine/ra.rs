@@ -6,16 +6,18 @@
 //! loop signals: never relayed and counted. A P-bit RA quarantines its sender on the
 //! port instead of disabling the port (THREAT-MODEL.md: RFC 4389 §4.1.3.3 would let one
 //! guest switch proxying off for all); a rogue RA disables the port only by opt-in.
+//! Without any router RA on the uplink (static setups), ports are enabled with the
+//! relay's own P-bit RAs after `ra_wait`, repeated every `own_ra_interval`.
 //!
 //! Heads up: read RFC 4389 §4.1.3.3 and §6, and RFC 4861 §6.2.6 first.
 
 use super::timer::{GlobalTimer, PortTimer};
 use super::{
-    ALL_ROUTERS, Counter, Engine, Event, Instant, MAX_ROUTERS, NdMessage, OptionRepr, PortId,
-    RaSource, Router,
+    ALL_NODES, ALL_ROUTERS, Action, Counter, Engine, Event, Instant, MAX_ROUTERS, NdMessage,
+    OptionRepr, PortId, RaSource, Router,
 };
 use crate::DropReason;
-use crate::wire::{LlaRewrite, Mac, NdPacket, Parsed, Rewrite, RouterAdvert, parse_frame};
+use crate::wire::{LlaRewrite, Mac, NdPacket, Parsed, RaFlags, Rewrite, RouterAdvert, parse_frame};
 
 impl Engine {
     pub(super) fn process_rs(&mut self, now: Instant, port: PortId, pkt: &NdPacket<'_>) {
@@ -62,7 +64,7 @@ impl Engine {
                 self.quarantine_sender(now, port, pkt.eth_src);
             }
             if self.cfg.disable_on_rogue_ra {
-                self.disable_port(now, port);
+                self.disable_port(now, port, (pkt.src_addr, pkt.eth_src));
             }
             return;
         }
@@ -95,16 +97,61 @@ impl Engine {
         if !self.cfg.ra_relay {
             return;
         }
-        if !pkt.dst_addr.is_multicast() {
+        // A router answering our RS may do so by unicast (radvd's default,
+        // AdvRASolicitedUnicast): that is the router's RA as much as a multicast one,
+        // stored as sent to all-nodes (RFC 4861 §6.2.6) so its copies go to every guest.
+        let to_us = self.our_link_local(pkt.dst_addr) == Some(port);
+        if !pkt.dst_addr.is_multicast() && !to_us {
             return self.relay_unicast_ra(port, pkt);
         }
+        let first = self.last_ra.is_none();
         self.last_ra = Some(rebuild_frame(pkt));
         self.timers.set_global(GlobalTimer::Solicit, None);
+        if first {
+            self.router_ra_arrived(port, pkt.src_addr);
+        }
         for p in self.port_ids() {
             if !self.port(p).is_upstream() {
                 self.offer_ra(now, p);
             }
         }
+    }
+
+    /// The first router RA: relayed from now on (with the pacing the ports already
+    /// have), so the relay's own RAs stop and nobody waits for one any more.
+    fn router_ra_arrived(&mut self, uplink: PortId, router: std::net::Ipv6Addr) {
+        for p in self.port_ids() {
+            let port = self.port_mut(p);
+            port.own_ras = false;
+            port.waiting_since = None;
+            self.timers.set_port(p, PortTimer::OwnRa, None);
+        }
+        if std::mem::take(&mut self.no_router_ra) {
+            self.actions
+                .push_back(Action::Event(Event::RouterRaAfterAll { uplink, router }));
+        }
+    }
+
+    /// A port's own-RA deadline: `ra_wait` passed without a router's RA (or
+    /// `own_ra_interval` since our last one). RFC 4389 §6 wants two P-bit RAs on the
+    /// port before it proxies, and there is nothing to relay: the relay sends its own,
+    /// which other proxies on the segment see like relayed ones (§4.1.3.3).
+    pub(super) fn own_ra_timer(&mut self, now: Instant, p: PortId) {
+        if !self.cfg.ra_relay
+            || self.last_ra.is_some()
+            || self.port(p).is_upstream()
+            || !self.port(p).usable()
+        {
+            return;
+        }
+        if !self.no_router_ra {
+            self.no_router_ra = true;
+            let (uplink, waited) = (self.upstream, self.cfg.tunables.ra_wait);
+            self.actions
+                .push_back(Action::Event(Event::NoRouterRa { uplink, waited }));
+        }
+        self.port_mut(p).own_ras = true;
+        self.offer_ra(now, p);
     }
 
     /// Drops `mac`'s frames on `port` for `proxy_disable_hold` (each P-bit RA renews it):
@@ -178,9 +225,11 @@ impl Engine {
         }
     }
 
-    /// Sends the latest RA on `p` now if pacing allows, else when it does (latest wins).
+    /// Sends the latest RA (or, with none known, our own) on `p` now if pacing allows,
+    /// else when it does (latest wins).
     pub(super) fn offer_ra(&mut self, now: Instant, p: PortId) {
-        if !self.cfg.ra_relay || self.last_ra.is_none() || !self.port(p).usable() {
+        let has_ra = self.last_ra.is_some() || self.port(p).own_ras;
+        if !self.cfg.ra_relay || !has_ra || !self.port(p).usable() {
             return;
         }
         let next = self.port(p).ra_next;
@@ -189,10 +238,11 @@ impl Engine {
             self.timers.set_port(p, PortTimer::RaPace, Some(next));
             return;
         }
-        if !self.send_stored_ra(p) {
+        if !self.send_ra(p) {
             return;
         }
         let interval = self.cfg.tunables.ra_min_interval;
+        let own_interval = self.cfg.tunables.own_ra_interval;
         let port = self.port_mut(p);
         port.ra_next = now + interval;
         port.last_ra_sent = Some(now);
@@ -210,7 +260,16 @@ impl Engine {
             port.ra_pending |= port.ras_owed > 0;
         }
         let pending = port.ra_pending.then_some(port.ra_next);
+        let own_repeat = (port.own_ras && !port.ra_pending).then(|| now + own_interval);
+        if enabled {
+            port.waiting_since = None;
+        }
         self.timers.set_port(p, PortTimer::RaPace, pending);
+        if own_repeat.is_some() {
+            // RFC 4389 §4.1.3.3: a proxy joining the segment later must still hear a
+            // P-bit RA within its hold, as it would from relayed router RAs.
+            self.timers.set_port(p, PortTimer::OwnRa, own_repeat);
+        }
         if enabled {
             self.emit(|| Event::PortProxying {
                 port: p,
@@ -220,9 +279,10 @@ impl Engine {
         }
     }
 
-    fn send_stored_ra(&mut self, p: PortId) -> bool {
+    /// Sends the stored router RA on `p`, or our own without one.
+    fn send_ra(&mut self, p: PortId) -> bool {
         let Some(frame) = self.last_ra.take() else {
-            return false;
+            return self.send_own_ra(p);
         };
         let mut sent = false;
         if let Ok(Parsed::Nd(pkt)) = parse_frame(&frame) {
@@ -236,6 +296,33 @@ impl Engine {
         }
         self.last_ra = Some(frame);
         sent
+    }
+
+    /// Our own RA on `p`: P set (RFC 4389 §4.1.3.3), router lifetime 0 so no guest takes
+    /// the relay for a default router (RFC 4861 §6.3.4), M/O clear, no prefix or other
+    /// option but the SLLA, from the port's link-local to all-nodes.
+    fn send_own_ra(&mut self, p: PortId) -> bool {
+        if !self.port(p).own_ras {
+            return false;
+        }
+        let (src, mac) = (self.port(p).cfg.link_local, self.port(p).cfg.mac);
+        let ra = RouterAdvert {
+            cur_hop_limit: 0,
+            flags: RaFlags::PROXY,
+            router_lifetime: 0,
+            reachable_time: 0,
+            retrans_timer: 0,
+        };
+        self.originate(
+            p,
+            Mac::ipv6_multicast(ALL_NODES),
+            src,
+            ALL_NODES,
+            NdMessage::RouterAdvert(ra),
+            &[OptionRepr::SourceLla(mac)],
+        );
+        self.counters.bump(Counter::SentOwnRa);
+        true
     }
 
     pub(super) fn ra_pace_timer(&mut self, now: Instant, p: PortId) {
@@ -284,15 +371,21 @@ impl Engine {
 }
 
 /// The stored copy of an RA: the frame exactly as received up to the IPv6 payload end
-/// (trailer dropped), rebuilt from the parsed packet's bytes.
+/// (trailer dropped), rebuilt from the parsed packet's bytes; one sent to us by unicast
+/// is stored as sent to all-nodes.
 fn rebuild_frame(pkt: &NdPacket<'_>) -> Vec<u8> {
     // A rewrite that changes nothing reproduces the received RA; building it through
     // `wire::rewrite` keeps all frame building in one place.
+    let unicast = !pkt.dst_addr.is_multicast();
     let rw = Rewrite {
         eth_src: pkt.eth_src,
-        eth_dst: pkt.eth_dst,
+        eth_dst: if unicast {
+            Mac::ipv6_multicast(ALL_NODES)
+        } else {
+            pkt.eth_dst
+        },
         src_addr: None,
-        dst_addr: None,
+        dst_addr: unicast.then_some(ALL_NODES),
         slla: LlaRewrite::Keep,
         tlla: LlaRewrite::Keep,
         set_proxy_flag: false,

@@ -111,6 +111,7 @@ impl Engine {
         if t.rs_rate != self.cfg.tunables.rs_rate {
             self.rs_bucket = TokenBucket::new(t.rs_rate, 1, now);
         }
+        let ra_relay_on = config.ra_relay && !self.cfg.ra_relay;
         self.cfg = config;
 
         // Data plane or prefixes may have changed: bring routes in line.
@@ -133,6 +134,14 @@ impl Engine {
         for id in fresh {
             if !self.port(id).is_upstream() {
                 self.start_enabling(now, id);
+            }
+        }
+        if ra_relay_on {
+            // Kept ports proxied without RAs; now RFC 4389 §6 applies to them too.
+            for id in self.port_ids() {
+                if !self.port(id).is_upstream() && !self.forwarding(id) {
+                    self.start_enabling(now, id);
+                }
             }
         }
         self.counters.bump(Counter::Reloads);

@@ -21,15 +21,22 @@ pub(crate) enum PortTimer {
     ProxyHold = 1,
     /// Next round of NS re-verifying the routes an earlier run left on the port.
     LeftoverProbe = 2,
+    /// The port's own P-bit RA is due: `ra_wait` after it started waiting for a
+    /// router's RA, then every `own_ra_interval` while none is known.
+    OwnRa = 3,
 }
 
 impl PortTimer {
     /// Every per-port timer, in slot order.
-    pub(crate) const ALL: [Self; PORT_TIMERS] =
-        [Self::RaPace, Self::ProxyHold, Self::LeftoverProbe];
+    pub(crate) const ALL: [Self; PORT_TIMERS] = [
+        Self::RaPace,
+        Self::ProxyHold,
+        Self::LeftoverProbe,
+        Self::OwnRa,
+    ];
 }
 
-const PORT_TIMERS: usize = 3;
+const PORT_TIMERS: usize = 4;
 
 /// Engine-wide timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

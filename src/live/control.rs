@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::sys;
-use crate::engine::{BindingState, Role, Snapshot};
+use crate::engine::{BindingState, ProxyState, Role, Snapshot};
 use crate::time::Duration;
 use crate::wire::Mac;
 
@@ -123,7 +123,7 @@ pub enum LinkState {
 }
 
 /// [`PortStatus::loop_prevention`]: `{"state": ...}`, plus `remaining_secs` while
-/// disabled.
+/// disabled and `why` while not proxying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoopPrevention {
     /// Seconds until a disabled port may proxy again (only while `state` is `disabled`).
@@ -131,6 +131,98 @@ pub struct LoopPrevention {
     pub remaining_secs: Option<u64>,
     /// Where the port stands.
     pub state: LoopState,
+    /// Why the port does not proxy (absent while it does), as the engine says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<NotProxying>,
+}
+
+/// [`LoopPrevention::why`]: `{"reason": "waiting_for_ra", ...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NotProxying {
+    /// Carrier down.
+    LinkDown,
+    /// The MTU is below 1280, the IPv6 minimum.
+    MtuTooSmall {
+        /// The MTU.
+        mtu: u32,
+    },
+    /// Disabled by an RA heard on the port (RFC 4389 §4.1.3.3, `disable_on_rogue_ra`);
+    /// `remaining_secs` says for how long.
+    Disabled {
+        /// The RA's sender, if known.
+        by: Option<RaSender>,
+    },
+    /// Waiting for a router's RA on the uplink (RS sent), to relay as the two P-bit RAs
+    /// RFC 4389 §6 wants before proxying.
+    WaitingForRa {
+        /// Seconds waited so far.
+        for_secs: u64,
+        /// Seconds until the relay sends its own P-bit RAs instead, if it will.
+        own_ras_in_secs: Option<u64>,
+    },
+    /// Sending the two P-bit RAs RFC 4389 §6 wants before proxying.
+    SendingRas {
+        /// The relay's own RAs (no router RA known) or copies of a router's.
+        own: bool,
+        /// How many of the two went out.
+        sent: u8,
+    },
+}
+
+/// [`NotProxying::Disabled::by`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaSender {
+    /// The RA's IPv6 source.
+    pub address: Ipv6Addr,
+    /// Its Ethernet source.
+    #[serde(with = "as_text")]
+    pub mac: Mac,
+}
+
+impl NotProxying {
+    /// What the engine says about a port, relative to `now`; `None` while it proxies.
+    fn new(state: ProxyState, now: crate::time::Instant) -> Option<Self> {
+        Some(match state {
+            ProxyState::Proxying => return None,
+            ProxyState::LinkDown => Self::LinkDown,
+            ProxyState::MtuTooSmall { mtu } => Self::MtuTooSmall { mtu },
+            ProxyState::Disabled { by, .. } => Self::Disabled {
+                by: by.map(|(address, mac)| RaSender { address, mac }),
+            },
+            ProxyState::WaitingForRa { since, own_ras_at } => Self::WaitingForRa {
+                for_secs: whole_secs(now.saturating_since(since)),
+                own_ras_in_secs: own_ras_at.map(|t| whole_secs(t.saturating_since(now))),
+            },
+            ProxyState::SendingRas { own, sent } => Self::SendingRas { own, sent },
+        })
+    }
+
+    /// The reason in words, for the text table.
+    fn describe(&self) -> String {
+        match *self {
+            Self::LinkDown => "link down".into(),
+            Self::MtuTooSmall { mtu } => format!("MTU {mtu} below 1280"),
+            Self::Disabled { by: Some(by) } => format!("by an RA from {} ({})", by.address, by.mac),
+            Self::Disabled { by: None } => "by an RA".into(),
+            Self::WaitingForRa {
+                for_secs,
+                own_ras_in_secs,
+            } => {
+                let mut t = format!("waiting for a router RA for {}", secs(Some(for_secs)));
+                if let Some(s) = own_ras_in_secs {
+                    t.push_str(&format!(", own P-bit RAs in {}", secs(Some(s))));
+                }
+                t
+            }
+            Self::SendingRas { own: true, sent } => {
+                format!("sending own P-bit RAs ({sent} of 2)")
+            }
+            Self::SendingRas { own: false, sent } => {
+                format!("relaying P-bit RAs ({sent} of 2)")
+            }
+        }
+    }
 }
 
 /// [`LoopPrevention::state`].
@@ -266,10 +358,12 @@ impl StatusDoc {
             .enumerate()
             .map(|(i, port)| {
                 let d = p.ports.get(i).cloned().unwrap_or_default();
+                let why = NotProxying::new(port.state, s.now);
                 let loop_prevention = match port.disabled_until {
                     Some(t) => LoopPrevention {
                         remaining_secs: Some(whole_secs(t.saturating_since(s.now))),
                         state: LoopState::Disabled,
+                        why,
                     },
                     None => LoopPrevention {
                         remaining_secs: None,
@@ -278,6 +372,7 @@ impl StatusDoc {
                         } else {
                             LoopState::Enabling
                         },
+                        why,
                     },
                 };
                 PortStatus {
@@ -404,9 +499,15 @@ pub fn render_text(doc: &StatusDoc) -> String {
     ];
     for p in &doc.ports {
         let lp = &p.loop_prevention;
-        let mut lp = match lp.state {
-            LoopState::Disabled => format!("disabled, {} left", secs(lp.remaining_secs)),
-            state => state.as_str().to_owned(),
+        let mut lp = match (lp.state, lp.why) {
+            (LoopState::Disabled, Some(why @ NotProxying::Disabled { .. })) => format!(
+                "disabled {}, {} left",
+                why.describe(),
+                secs(lp.remaining_secs)
+            ),
+            (LoopState::Disabled, _) => format!("disabled, {} left", secs(lp.remaining_secs)),
+            (state, Some(why)) => format!("{}: {}", state.as_str(), why.describe()),
+            (state, None) => state.as_str().to_owned(),
         };
         // Senders of P-bit RAs, whose frames the port ignores (THREAT-MODEL.md).
         let macs: Vec<String> = p.quarantined.iter().map(|q| q.mac.to_string()).collect();
@@ -683,6 +784,7 @@ mod test {
                         proxying: true,
                         disabled_until: None,
                         quarantined: vec![],
+                        state: ProxyState::Proxying,
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -695,6 +797,10 @@ mod test {
                             Mac([2, 0, 0, 0, 0, 0x66]),
                             now + Duration::from_secs(60),
                         )],
+                        state: ProxyState::Disabled {
+                            until: now + Duration::from_secs(125),
+                            by: Some(("fe80::66".parse().unwrap(), Mac([2, 0, 0, 0, 0, 0x66]))),
+                        },
                     },
                 ],
                 bindings: vec![BindingInfo {
@@ -734,6 +840,7 @@ mod test {
         p.ports[0].ifindex = None;
         p.snapshot.ports[1].up = false;
         p.snapshot.ports[1].disabled_until = None;
+        p.snapshot.ports[1].state = ProxyState::LinkDown;
         p.snapshot.bindings[0].confirmed_at = None;
         p.snapshot.bindings[0].state = BindingState::Probe;
         p.snapshot.bindings[0].restored = true;
@@ -773,7 +880,7 @@ mod test {
         assert_eq!(doc["ports"][1]["state"], "down");
         assert_eq!(
             doc["ports"][1]["loop_prevention"],
-            json!({ "state": "enabling" }),
+            json!({ "state": "enabling", "why": { "reason": "link_down" } }),
             "no remaining_secs unless disabled"
         );
         assert_eq!(doc["bindings"][0]["age_secs"], Value::Null);
@@ -791,7 +898,9 @@ mod test {
                     "02:00:00:00:00:02",
                     "1500",
                     "-",
-                    "enabling,",
+                    "enabling:",
+                    "link",
+                    "down,",
                     "ignoring",
                     "02:00:00:00:00:66"
                 ]),
@@ -820,6 +929,82 @@ mod test {
         );
     }
 
+    /// The loop-prevention cell of br0 when the engine says `state`.
+    fn why_cell(state: ProxyState) -> (Value, String) {
+        let mut p = sample();
+        p.snapshot.ports[1].disabled_until = None;
+        p.snapshot.ports[1].quarantined.clear();
+        p.snapshot.ports[1].state = state;
+        p.snapshot.ports[1].proxying = state == ProxyState::Proxying;
+        let doc = StatusDoc::new(&p);
+        let text = render_text(&doc);
+        let row = text.lines().find(|l| l.starts_with("br0")).unwrap();
+        // Name, role, state, MAC, MTU and hook come first, then the cell.
+        let cell = row.split_whitespace().skip(6).collect::<Vec<_>>().join(" ");
+        (json(&p)["ports"][1]["loop_prevention"].clone(), cell)
+    }
+
+    #[test]
+    fn status_says_why_a_port_does_not_proxy() {
+        let now = sample().snapshot.now;
+        let secs = |n: u64| now + Duration::from_secs(n);
+        let back = |n: u64| Instant::ZERO + Duration::from_secs(100 - n);
+        let cases = [
+            (
+                ProxyState::WaitingForRa {
+                    since: back(3),
+                    own_ras_at: Some(secs(2)),
+                },
+                json!({ "state": "enabling", "why": { "reason": "waiting_for_ra", "for_secs": 3, "own_ras_in_secs": 2 } }),
+                "enabling: waiting for a router RA for 3s, own P-bit RAs in 2s",
+            ),
+            (
+                ProxyState::WaitingForRa {
+                    since: back(75),
+                    own_ras_at: None,
+                },
+                json!({ "state": "enabling", "why": { "reason": "waiting_for_ra", "for_secs": 75, "own_ras_in_secs": null } }),
+                "enabling: waiting for a router RA for 1m15s",
+            ),
+            (
+                ProxyState::SendingRas { own: true, sent: 1 },
+                json!({ "state": "enabling", "why": { "reason": "sending_ras", "own": true, "sent": 1 } }),
+                "enabling: sending own P-bit RAs (1 of 2)",
+            ),
+            (
+                ProxyState::SendingRas {
+                    own: false,
+                    sent: 0,
+                },
+                json!({ "state": "enabling", "why": { "reason": "sending_ras", "own": false, "sent": 0 } }),
+                "enabling: relaying P-bit RAs (0 of 2)",
+            ),
+            (
+                ProxyState::LinkDown,
+                json!({ "state": "enabling", "why": { "reason": "link_down" } }),
+                "enabling: link down",
+            ),
+            (
+                ProxyState::MtuTooSmall { mtu: 1200 },
+                json!({ "state": "enabling", "why": { "reason": "mtu_too_small", "mtu": 1200 } }),
+                "enabling: MTU 1200 below 1280",
+            ),
+        ];
+        for (state, want_json, want_text) in cases {
+            let mut p = sample();
+            p.snapshot.ports[1].state = state;
+            let (doc, cell) = why_cell(state);
+            assert_eq!(doc, want_json, "{state:?}");
+            assert_eq!(cell, want_text, "{state:?}");
+            let back: StatusDoc =
+                serde_json::from_str(&serde_json::to_string(&StatusDoc::new(&p)).unwrap()).unwrap();
+            assert_eq!(back, StatusDoc::new(&p), "{state:?} reads back");
+        }
+        let (doc, cell) = why_cell(ProxyState::Proxying);
+        assert_eq!(doc, json!({ "state": "proxying" }));
+        assert_eq!(cell, "proxying");
+    }
+
     #[test]
     fn a_route_conflict_shows_per_binding_in_json_and_text() {
         let mut p = sample();
@@ -842,6 +1027,11 @@ mod test {
         assert_eq!(doc["ports"][1]["loop_prevention"]["state"], "disabled");
         assert_eq!(doc["ports"][1]["loop_prevention"]["remaining_secs"], 125);
         assert_eq!(doc["ports"][0]["loop_prevention"]["state"], "proxying");
+        assert_eq!(doc["ports"][0]["loop_prevention"].get("why"), None);
+        assert_eq!(
+            doc["ports"][1]["loop_prevention"]["why"],
+            json!({ "reason": "disabled", "by": { "address": "fe80::66", "mac": "02:00:00:00:00:66" } })
+        );
         assert_eq!(
             doc["ports"][1]["quarantined"][0]["mac"],
             "02:00:00:00:00:66"
@@ -870,7 +1060,10 @@ mod test {
             "{t}"
         );
         assert!(
-            t.contains("disabled, 2m05s left, ignoring 02:00:00:00:00:66"),
+            t.contains(
+                "disabled by an RA from fe80::66 (02:00:00:00:00:66), 2m05s left, \
+                 ignoring 02:00:00:00:00:66"
+            ),
             "{t}"
         );
         let eth0: Vec<&str> = t

@@ -36,8 +36,16 @@ impl DropLog {
         for (name, v) in counters.iter().filter(|(n, _)| n.starts_with("drop_")) {
             let prev = self.seen.insert(name.clone(), *v).unwrap_or(0);
             if prev == 0 && *v > 0 {
+                // A port not proxying yet is the usual first-run surprise: point at
+                // the column that says why.
+                let why = if name == "drop_port_disabled" {
+                    "; a port that is down, disabled or still enabling: the LOOP-PREVENTION \
+                     column of `ndprelay status` says why"
+                } else {
+                    ""
+                };
                 first.push(format!(
-                    "dropping frames: {name} (first occurrence; `ndprelay status` counts them, later ones are summarised)"
+                    "dropping frames: {name} (first occurrence; `ndprelay status` counts them, later ones are summarised{why})"
                 ));
                 // The first one is reported; the summary covers what comes after.
                 self.at_summary.insert(name.clone(), *v);
@@ -105,6 +113,18 @@ mod test {
             t0 + Duration::from_secs(61),
         );
         assert_eq!(first.len(), 1, "a new reason is reported at once");
+        assert!(!first[0].contains("LOOP-PREVENTION"), "{}", first[0]);
+        let (first, _) = d.observe(
+            &c(&[("drop_port_disabled", 1)]),
+            t0 + Duration::from_secs(62),
+        );
+        assert!(
+            first[0].contains(
+                "still enabling: the LOOP-PREVENTION column of `ndprelay status` says why"
+            ),
+            "{}",
+            first[0]
+        );
         assert_eq!(
             summary.as_deref(),
             Some("dropped in the last 60s: drop_hop_limit +8997")

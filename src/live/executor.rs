@@ -187,6 +187,13 @@ impl Executor {
                 };
                 log::log!(level, "{}", e.display(&self.port_names()[..]));
             }
+            Action::Event(e @ Event::NoRouterRa { .. }) => {
+                // Once per run: the first thing a user of a static uplink needs to read.
+                log::warn!("{}", e.display(&self.port_names()[..]));
+            }
+            Action::Event(e @ Event::RouterRaAfterAll { .. }) => {
+                log::info!("{}", e.display(&self.port_names()[..]));
+            }
             Action::Event(e) => {
                 if log::log_enabled!(target: "ndprelay::decision", log::Level::Debug) {
                     log::debug!(target: "ndprelay::decision", "{}", e.display(&self.port_names()[..]));

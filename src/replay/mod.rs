@@ -71,6 +71,11 @@ pub struct ReplayOptions {
     /// restarted daemon does ([`Engine::adopt_routes`]), so the listing shows their
     /// re-verification probes and removals.
     pub leftover_routes: Vec<(Ipv6Addr, String)>,
+    /// Start from zero, as the daemon does (RS upstream, two P-bit RAs on each
+    /// downstream port before it proxies). Off: the steady state of a relay that has
+    /// been running, ports proxying from the first frame ([`Engine::assume_running`]),
+    /// since most captures begin long after the relay started and hold no RA.
+    pub cold_start: bool,
 }
 
 /// What a replay saw, for the caller and for tests.
@@ -205,6 +210,9 @@ pub fn replay(
         leftover.push((*addr, *id));
     }
     let mut engine = Engine::new(config, Instant::ZERO)?;
+    if !opts.cold_start {
+        engine.assume_running(Instant::ZERO);
+    }
     if !leftover.is_empty() {
         engine.adopt_routes(Instant::ZERO, &leftover);
     }
@@ -227,6 +235,7 @@ pub fn replay(
         writer: writer.as_mut(),
     };
     let mut line = Line::default();
+    write_start(opts, out).map_err(out_err)?;
     report_problems(&mut problems, &mut summary, opts, out).map_err(out_err)?;
     // What the engine decided before the first frame (routes adopted above): listed
     // like a timer line, never dropped.
@@ -324,6 +333,27 @@ pub fn replay(
         writeln!(out, "{s}").map_err(out_err)?;
     }
     Ok(summary)
+}
+
+/// The listing's first line: how the engine started.
+fn write_start(opts: &ReplayOptions, out: &mut dyn Write) -> std::io::Result<()> {
+    match (opts.json, opts.cold_start) {
+        (true, cold) => writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "start": if cold { "cold" } else { "steady" } })
+        ),
+        (false, true) => writeln!(
+            out,
+            "start: cold (--cold-start): RS upstream, downstream ports proxy after two \
+             P-bit RAs, as when the daemon starts"
+        ),
+        (false, false) => writeln!(
+            out,
+            "start: steady state: ports proxying from the first frame, as in a relay \
+             that has been running (--cold-start replays a start from zero)"
+        ),
+    }
 }
 
 fn port_id(index: usize) -> PortId {

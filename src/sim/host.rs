@@ -277,9 +277,11 @@ impl Host {
             self.add_addr(now, a);
         }
         match &self.role {
-            Role::Router { .. } => {
+            Role::Router { send_ras, .. } => {
                 self.router.initial_left = INITIAL_RAS;
-                self.router.next_unsolicited = Some(now + self.rng.duration_below(MAX_RS_DELAY));
+                // A router that sends no RA never answers an RS either (below).
+                let first = now + self.rng.duration_below(MAX_RS_DELAY);
+                self.router.next_unsolicited = send_ras.then_some(first);
             }
             Role::NsFlood { start, count, .. } => {
                 self.attack_left = *count;
@@ -895,7 +897,14 @@ impl Host {
                 if let (false, Some(mac)) = (nd.src_addr.is_unspecified(), nd.slla) {
                     self.learn(nd.src_addr, mac);
                 }
-                if self.router.pending_answer.is_none() {
+                let silent = matches!(
+                    self.role,
+                    Role::Router {
+                        send_ras: false,
+                        ..
+                    }
+                );
+                if self.router.pending_answer.is_none() && !silent {
                     let mut at = now + self.rng.duration_below(MAX_RA_DELAY);
                     if let Some(last) = self.router.last_multicast {
                         at = at.max(last + MIN_DELAY_BETWEEN_RAS);

@@ -744,6 +744,8 @@ impl<'a> World<'a> {
             Event::Quarantined { port, .. } => format!("quarantine/{port:?}"),
             Event::LeftoverRoute { port, .. } => format!("leftover/{port:?}"),
             Event::Forwarded { from, to, .. } => format!("fwd/{from:?}/{to:?}"),
+            Event::NoRouterRa { .. } => "no-router-ra".to_owned(),
+            Event::RouterRaAfterAll { .. } => "router-ra-after-all".to_owned(),
         };
         let text = e.display(&RelayNames { world: self, r }).to_string();
         self.relay_line(r, &text, &key);

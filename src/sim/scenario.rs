@@ -195,6 +195,10 @@ pub enum Role {
         /// Router Lifetime advertised, seconds.
         #[serde(default = "router_lifetime")]
         router_lifetime: u16,
+        /// `false`: a statically configured router that sends no RA at all, periodic
+        /// or in answer to an RS (many hosting uplinks).
+        #[serde(default = "yes")]
+        send_ras: bool,
         /// Off-link prefixes it routes to ("the internet"): echo requests to any
         /// address in them are answered as if the far end replied.
         #[serde(default)]

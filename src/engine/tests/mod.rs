@@ -11,6 +11,7 @@ mod kernel_model;
 mod kernel_relay;
 mod leftover;
 mod ndp;
+mod own_ra;
 mod ports;
 mod ra;
 mod restore;
