@@ -46,6 +46,9 @@ pub(crate) struct Binding {
     pub(crate) kernel_ns: Option<KernelEntry<NsRelayPath>>,
     /// Its NAs the kernel was told to relay, one per solicitor (`Action::KernelRelayNa`).
     pub(crate) kernel_relays: Vec<KernelEntry<NaRelayPath>>,
+    /// Its address was announced on the uplink for its current port
+    /// (`Engine::announce_binding`); a move clears it.
+    pub(crate) announced: bool,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -66,6 +69,7 @@ impl Binding {
             kernel_answers: None,
             kernel_ns: None,
             kernel_relays: Vec::new(),
+            announced: false,
             scheduled: None,
         }
     }
@@ -144,6 +148,8 @@ impl BindingCache {
         let (old_port, old_mac) = (b.port, b.mac);
         b.port = port;
         b.mac = mac;
+        // Upstream caches learn the new port's confirmation like a first one.
+        b.announced &= port == old_port;
         // It may have left the FIFO when it was confirmed, and a move unconfirms it
         // (entries that are not evictable are skipped there).
         self.fifo.push_back(addr);

@@ -40,6 +40,7 @@
 
 pub mod config;
 
+mod announce;
 mod bindings;
 mod bucket;
 mod cache;
@@ -292,6 +293,15 @@ pub enum Event {
         /// What became of it.
         fate: LeftoverFate,
     },
+    /// A guest's address was announced on the uplink with an unsolicited NA.
+    Announced {
+        /// The uplink, where the NA went out.
+        port: PortId,
+        /// The guest's address.
+        target: Ipv6Addr,
+        /// The port its binding is on.
+        bound_on: PortId,
+    },
     /// A unicast data frame was forwarded (userspace data plane).
     Forwarded {
         /// Ingress.
@@ -447,6 +457,9 @@ struct PortState {
     /// This port's budget for the floods its frames cause (`Tunables::ns_rate_per_port`,
     /// the uplink's `Tunables::ns_rate`).
     flood_bucket: TokenBucket,
+    /// This port's budget for announcing its guests on the uplink
+    /// (`Tunables::announce_rate`).
+    announce_bucket: TokenBucket,
     /// Rounds of re-verification NS sent for the routes an earlier run left here.
     leftover_rounds: u8,
 }
@@ -455,6 +468,7 @@ impl PortState {
     fn new(cfg: PortConfig, t: &Tunables, now: Instant) -> Self {
         Self {
             flood_bucket: flood_bucket(&cfg, t, now),
+            announce_bucket: TokenBucket::new(t.announce_rate, t.announce_burst, now),
             cfg,
             carrier: true,
             disabled_until: None,

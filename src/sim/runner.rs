@@ -744,6 +744,7 @@ impl<'a> World<'a> {
             Event::Quarantined { port, .. } => format!("quarantine/{port:?}"),
             Event::LeftoverRoute { port, .. } => format!("leftover/{port:?}"),
             Event::Forwarded { from, to, .. } => format!("fwd/{from:?}/{to:?}"),
+            Event::Announced { bound_on, .. } => format!("announce/{bound_on:?}"),
         };
         let text = e.display(&RelayNames { world: self, r }).to_string();
         self.relay_line(r, &text, &key);
