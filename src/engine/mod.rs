@@ -23,7 +23,8 @@
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
 //! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
 //! taken over or removed after a grace period); `timer.rs` deadlines; `bucket.rs`
-//! token buckets; `counters.rs` counters; `event.rs` the wording of [`Event`]s every
+//! token buckets; `announce.rs` the unsolicited NAs that announce guests on the uplink;
+//! `counters.rs` counters; `event.rs` the wording of [`Event`]s every
 //! driver prints; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
