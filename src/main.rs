@@ -83,6 +83,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(match load(&args.config) {
         Ok(config) => {
             print!("{}", cli::check_summary(&config));
+            print!("{}", ndprelay::live::check_host(&config));
             ExitCode::SUCCESS
         }
         Err(code) => code,

@@ -155,6 +155,39 @@ fn silent_router_enables_the_guest_port_with_own_p_bit_ras() {
 }
 
 #[test]
+fn announce_passes() {
+    assert_passes("announce.ron");
+}
+
+#[test]
+fn without_announcements_the_router_has_to_solicit_the_guest() {
+    let path = scenarios_dir().join("announce.ron");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    assert!(text.contains("announce: true"));
+    let text = text.replace("announce: true", "announce: false");
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut Vec::new(),
+    )
+    .expect("runs");
+    let mut failed: Vec<_> = verdict
+        .outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.expectation.as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(
+        failed,
+        ["no NS from isp on lan3", "relay announced_na >= 2"],
+        "the router reaches vm1 either way, but only by soliciting it"
+    );
+}
+
+#[test]
 fn every_shipped_scenario_has_a_test() {
     let tested = [
         "home.ron",
@@ -168,6 +201,7 @@ fn every_shipped_scenario_has_a_test() {
         "rogue-ra.ron",
         "restart-leftover-routes.ron",
         "silent-router.ron",
+        "announce.ron",
     ];
     for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
         let name = entry.expect("readable entry").file_name();

@@ -72,6 +72,8 @@ fn config(bits: u8, prefix: Ipv6Net) -> EngineConfig {
     }
     config.relay_in_kernel = bits & 0x20 != 0;
     config.honour_proxy_bit = bits & 0x40 == 0;
+    // Announcing, as the config file's default, except in cascade mode.
+    config.announce = bits & 0x40 == 0;
     config.disable_on_rogue_ra = bits & 0x80 != 0;
     if bits & 0x13 == 0x13 {
         // A combination no other bit needs: static mode, where the relay answers alone.

@@ -472,6 +472,12 @@ pub fn check_summary(config: &Config) -> String {
     let _ = writeln!(out, "  data plane:  {data_plane}");
     let _ = writeln!(out, "  RA relay:    {ra}");
     let _ = writeln!(out, "  fast path:   {fast_path}");
+    let announce = if config.announce {
+        "on, each guest's address to the uplink when first confirmed (unsolicited NA)"
+    } else {
+        "off"
+    };
+    let _ = writeln!(out, "  announce:    {announce}");
     let _ = writeln!(out, "  control:     {}", config.control_socket.display());
     out
 }
@@ -651,9 +657,16 @@ mod test {
             "data plane:  userspace forwarding",
             "RA relay:    on, source: relay's link-local",
             "fast path:   bindings confirmed within 2s",
+            "announce:    on, each guest's address to the uplink",
             "control:     /run/ndprelay.sock",
         ] {
             assert!(s.contains(needle), "{s:?} lacks {needle:?}");
         }
+        let off = Config::from_str_with_path(
+            "(uplink: \"eth0\", downstream: [\"br0\"], prefixes: [\"2001:db8:1::/64\"], announce: false)",
+            "x.ron",
+        )
+        .expect("parses");
+        assert!(check_summary(&off).contains("announce:    off\n"));
     }
 }

@@ -68,6 +68,9 @@ pub struct Config {
     pub honour_proxy_bit: bool,
     /// `disable_on_rogue_ra` (false): disable a downstream port after an RA on it.
     pub disable_on_rogue_ra: bool,
+    /// `announce` (true): an unsolicited NA on the uplink for each guest address when
+    /// its binding is first confirmed (after a move, after a restart too).
+    pub announce: bool,
     /// `seed` (None): engine RNG seed; `None` lets the driver choose (see [`Self::engine_config`]).
     pub seed: Option<u64>,
     /// `timers` and `limits` sections (RFC 4861 defaults, see [`Tunables`]).
@@ -230,6 +233,7 @@ impl Config {
             relay_in_kernel: self.relay_in_kernel == InKernel::Always,
             honour_proxy_bit: self.honour_proxy_bit,
             disable_on_rogue_ra: self.disable_on_rogue_ra,
+            announce: self.announce,
             emit_events: false,
             answer_own_link_local: false,
             seed: self.seed.unwrap_or(0),

@@ -37,6 +37,8 @@ pub(crate) struct RawConfig {
     pub honour_proxy_bit: bool,
     #[serde(default)]
     pub disable_on_rogue_ra: bool,
+    #[serde(default = "yes")]
+    pub announce: bool,
     #[serde(default)]
     pub seed: Option<u64>,
     #[serde(default)]

@@ -87,6 +87,7 @@ fn every_omitted_key_gets_its_documented_default() {
     assert_eq!(c.fast_path, None);
     assert!(c.honour_proxy_bit);
     assert!(!c.disable_on_rogue_ra);
+    assert!(c.announce);
     assert_eq!(c.seed, None);
     assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
     assert!(!c.fix_sysctls);
@@ -184,6 +185,7 @@ fn every_key_can_be_set() {
     fast_path: "2s",
     honour_proxy_bit: false,
     disable_on_rogue_ra: true,
+    announce: false,
     seed: 42,
     timers: (retrans_timer: "250ms", reachable_time: "1min", delay_first_probe: "2s",
              stale_lifetime: "1h", negative_cache: "1s", ra_min_interval: "500ms",
@@ -216,6 +218,7 @@ fn every_key_can_be_set() {
     assert_eq!(c.fast_path, Some(Duration::from_secs(2)));
     assert!(!c.honour_proxy_bit);
     assert!(c.disable_on_rogue_ra);
+    assert!(!c.announce);
     assert_eq!(c.seed, Some(42));
     let t = &c.tunables;
     assert_eq!(
@@ -747,6 +750,12 @@ fn engine_config_orders_ports_uplink_first_and_copies_policy() {
     assert_eq!(e.seed, 9);
     assert_eq!(e.fast_path, Some(Duration::from_secs(2)));
     assert!(!e.emit_events);
+    assert!(e.announce, "announce defaults to on in the config file");
+    let off = parse(
+        "(uplink: \"eth0\", downstream: [\"br0\", \"br1\"], prefixes: [\"2001:db8:1::/64\"], announce: false)",
+    )
+    .expect("parses");
+    assert!(!off.engine_config(&ports).expect("all resolved").announce);
     assert_eq!(e.prefixes, c.prefixes);
     assert_eq!(e.tunables, c.tunables);
 }

@@ -169,6 +169,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         | "install_routes"
         | "honour_proxy_bit"
         | "disable_on_rogue_ra"
+        | "announce"
         | "fix_sysctls" => "true or false",
         "fast_path_in_kernel" | "relay_in_kernel" => {
             "true, false, or None (in the kernel when possible)"
@@ -403,6 +404,7 @@ impl Validator<'_> {
             in_kernel_attach: raw.in_kernel_attach,
             honour_proxy_bit: raw.honour_proxy_bit,
             disable_on_rogue_ra: raw.disable_on_rogue_ra,
+            announce: raw.announce,
             seed: raw.seed,
             tunables,
             control_socket,

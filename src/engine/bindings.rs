@@ -71,6 +71,9 @@ impl Engine {
                         state,
                     });
                     self.sync_route(addr);
+                    if solicited {
+                        self.announce_binding(now, addr);
+                    }
                 }
             }
             return;
@@ -158,6 +161,7 @@ impl Engine {
         self.counters.bump(Counter::BindingsConfirmed);
         self.set_state(addr, BindingState::Reachable, until);
         self.sync_route(addr);
+        self.announce_binding(now, addr);
     }
 
     /// Installs or removes the host route so that exactly the confirmed downstream

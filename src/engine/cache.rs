@@ -49,6 +49,9 @@ pub(crate) struct Binding {
     /// Restored from an earlier run's state file and not yet re-verified
     /// (`restore.rs`): routed on trust until its guest answers or fails a probe.
     pub(crate) restored: bool,
+    /// Its address was announced on the uplink for its current port
+    /// (`Engine::announce_binding`); a move clears it.
+    pub(crate) announced: bool,
     /// Deadline currently queued for this entry.
     scheduled: Option<Instant>,
 }
@@ -70,6 +73,7 @@ impl Binding {
             kernel_ns: None,
             kernel_relays: Vec::new(),
             restored: false,
+            announced: false,
             scheduled: None,
         }
     }
@@ -153,6 +157,8 @@ impl BindingCache {
         self.changes = self.changes.wrapping_add(1);
         b.port = port;
         b.mac = mac;
+        // Upstream caches learn the new port's confirmation like a first one.
+        b.announced &= port == old_port;
         // It may have left the FIFO when it was confirmed, and a move unconfirms it
         // (entries that are not evictable are skipped there).
         self.fifo.push_back(addr);

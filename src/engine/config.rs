@@ -129,6 +129,11 @@ pub struct Tunables {
     pub ns_burst_per_port: u32,
     /// Token bucket for relaying RS upstream: per second.
     pub rs_rate: u32,
+    /// Each downstream port's budget for announcing its guests' addresses on the uplink
+    /// (`EngineConfig::announce`): per second. One port's guests never spend another's.
+    pub announce_rate: u32,
+    /// Burst of `announce_rate`.
+    pub announce_burst: u32,
 }
 
 impl Default for Tunables {
@@ -155,6 +160,8 @@ impl Default for Tunables {
             ns_rate_per_port: 100,
             ns_burst_per_port: 200,
             rs_rate: 1,
+            announce_rate: 10,
+            announce_burst: 50,
         }
     }
 }
@@ -198,6 +205,10 @@ pub struct EngineConfig {
     pub honour_proxy_bit: bool,
     /// Disable a downstream port for `proxy_disable_hold` after a rogue RA on it.
     pub disable_on_rogue_ra: bool,
+    /// Announce guest addresses on the uplink: an unsolicited NA (O=0, to all-nodes,
+    /// the uplink's MAC as TLLA) when a downstream binding is first confirmed, within
+    /// each port's `announce_rate` budget (see `Engine::announce_binding`).
+    pub announce: bool,
     /// Emit [`super::Event`]s describing each decision (replay, simulator timeline).
     pub emit_events: bool,
     /// Answer NS for the ports' own link-local addresses. On a real host the kernel owns
@@ -231,6 +242,9 @@ impl EngineConfig {
             relay_in_kernel: false,
             honour_proxy_bit: true,
             disable_on_rogue_ra: false,
+            // A bare engine sends nothing nobody asked for; the config file's default
+            // (`crate::config`) is on.
+            announce: false,
             emit_events: false,
             answer_own_link_local: true,
             seed: 0,

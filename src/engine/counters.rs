@@ -63,6 +63,11 @@ counters! {
     SentOwnRa => "sent_own_ra",
     /// Unsolicited NAs the relay originated after a MAC change.
     SentNa => "sent_na",
+    /// Unsolicited NAs announcing a guest address on the uplink (`announce`).
+    AnnouncedNa => "announced_na",
+    /// Announcements refused by their port's budget (`announce_rate`); the binding's
+    /// next confirmation tries again.
+    AnnounceRateLimited => "announce_rate_limited",
     /// NAs addressed to the relay itself (answers to its probes), consumed.
     ConsumedNa => "consumed_na",
     /// NAs for a target with no binding that the relay did not solicit on their port:

@@ -74,7 +74,8 @@ impl Event {
             | Self::LeftoverRoute { addr, .. } => Some(addr),
             Self::Answered { target, .. }
             | Self::AnsweredByKernel { target, .. }
-            | Self::RelayedByKernel { target, .. } => Some(target),
+            | Self::RelayedByKernel { target, .. }
+            | Self::Announced { target, .. } => Some(target),
             Self::Forwarded { dst, .. } => Some(dst),
             Self::RouterRaAfterAll { router, .. } => Some(router),
             Self::Dropped { .. }
@@ -202,6 +203,16 @@ impl<N: EventNames + ?Sized> fmt::Display for EventDisplay<'_, N> {
                 n.port(f, *uplink)?;
                 f.write_str(": relaying it, the relay's own RAs stop")
             }
+            Event::Announced {
+                port,
+                target,
+                bound_on,
+            } => {
+                write!(f, "announced {target} (bound on ")?;
+                n.port(f, *bound_on)?;
+                f.write_str(") on ")?;
+                n.port(f, *port)
+            }
             Event::Forwarded { from, to, dst } => {
                 write!(f, "data to {dst} from ")?;
                 n.port(f, *from)?;
@@ -299,6 +310,14 @@ mod test {
                     until: Instant::ZERO,
                 },
                 "sender 02:00:00:00:00:10 quarantined on eth0 (P-bit RA)",
+            ),
+            (
+                Event::Announced {
+                    port: up,
+                    target: a,
+                    bound_on: down,
+                },
+                "announced 2001:db8::10 (bound on br0) on eth0",
             ),
             (
                 Event::Forwarded {

@@ -25,8 +25,9 @@
 //! cycle (learning, NUD, moves, routes) over the table in `cache.rs`; `pending.rs` the
 //! pending solicitations; `leftover.rs` the routes an earlier run left (re-verified,
 //! taken over or removed after a grace period); `restore.rs` the state saved for the
-//! next run and restored from the last one; `timer.rs` deadlines; `bucket.rs`
-//! token buckets; `counters.rs` counters; `event.rs` the wording of [`Event`]s every
+//! next run and restored from the last one; `announce.rs` the unsolicited NAs that
+//! announce guests on the uplink; `timer.rs` deadlines; `bucket.rs` token buckets;
+//! `counters.rs` counters; `event.rs` the wording of [`Event`]s every
 //! driver prints; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
@@ -43,6 +44,7 @@
 
 pub mod config;
 
+mod announce;
 mod bindings;
 mod bucket;
 mod cache;
@@ -315,6 +317,15 @@ pub enum Event {
         /// The router's address (the RA's source).
         router: Ipv6Addr,
     },
+    /// A guest's address was announced on the uplink with an unsolicited NA.
+    Announced {
+        /// The uplink, where the NA went out.
+        port: PortId,
+        /// The guest's address.
+        target: Ipv6Addr,
+        /// The port its binding is on.
+        bound_on: PortId,
+    },
     /// A unicast data frame was forwarded (userspace data plane).
     Forwarded {
         /// Ingress.
@@ -519,6 +530,9 @@ struct PortState {
     /// This port's budget for the floods its frames cause (`Tunables::ns_rate_per_port`,
     /// the uplink's `Tunables::ns_rate`).
     flood_bucket: TokenBucket,
+    /// This port's budget for announcing its guests on the uplink
+    /// (`Tunables::announce_rate`).
+    announce_bucket: TokenBucket,
     /// Rounds of re-verification NS sent for the routes an earlier run left here.
     leftover_rounds: u8,
     /// P-bit RAs still owed by a port that resumed proxying from an earlier run's
@@ -535,6 +549,7 @@ impl PortState {
     fn new(cfg: PortConfig, t: &Tunables, now: Instant) -> Self {
         Self {
             flood_bucket: flood_bucket(&cfg, t, now),
+            announce_bucket: TokenBucket::new(t.announce_rate, t.announce_burst, now),
             cfg,
             carrier: true,
             disabled_until: None,

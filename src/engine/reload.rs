@@ -76,6 +76,13 @@ impl Engine {
                     if flood_rates(&config.tunables) != flood_rates(&self.cfg.tunables) {
                         s.flood_bucket = super::flood_bucket(pc, &config.tunables, now);
                     }
+                    let (t, old_t) = (&config.tunables, &self.cfg.tunables);
+                    if (t.announce_rate, t.announce_burst)
+                        != (old_t.announce_rate, old_t.announce_burst)
+                    {
+                        s.announce_bucket =
+                            TokenBucket::new(t.announce_rate, t.announce_burst, now);
+                    }
                     changed.push((id, was_live, old_mac != pc.mac));
                     s
                 }

@@ -213,6 +213,12 @@ pub fn run(opts: &RunOptions) -> Result<(), Error> {
     daemon::run(opts)
 }
 
+/// What `ndprelay check` says about this host's kernel settings for `config` (what
+/// `run` would refuse, fix or warn about); never fails: what cannot be checked is said.
+pub fn check_host(config: &crate::config::Config) -> String {
+    setup::host_report(config)
+}
+
 /// Asks the daemon on `socket` for its status and prints it (text, or JSON with `json`).
 pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error> {
     let doc = control::request_status(socket)?;
@@ -262,7 +268,7 @@ mod error_test {
 
     #[test]
     fn a_sysctl_that_cannot_be_fixed_names_the_command_and_chains_the_cause() {
-        let reqs = sysctl::requirements("eth0", &["br0"], true);
+        let reqs = sysctl::requirements("eth0", &["br0"], true, sysctl::UplinkRas::default());
         let problem = sysctl::Problem {
             req: reqs[0].clone(),
             current: "0".into(),

@@ -5,12 +5,16 @@
 use std::net::Ipv6Addr;
 
 use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
-use super::netlink::{Addr, Link, Netlink};
+use super::netlink::{Addr, Link, Netlink, Route};
 use super::ports::{CaptureFilter, Port};
+use super::sysctl::UplinkRas;
 use super::{Error, InterfaceProblem, bpf, sysctl};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{DataPlane, EngineConfig};
 use crate::wire::{Mac, is_link_local};
+
+/// The kernel's main routing table.
+const RT_TABLE_MAIN: u32 = 254;
 
 fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
     addrs
@@ -99,19 +103,46 @@ pub(super) fn engine_config(
     Ok(ec)
 }
 
-/// Checks (and with `fix_sysctls`, fixes) the sysctls; refuses with the commands.
-/// `links`, `addrs` and `rtnl` tell which interfaces the host configures from RAs.
-pub(super) fn ensure_sysctls(
+/// What the host takes from the uplink's RAs now: an RA-learned default route via it
+/// in the main table (`ra_routes` are the host's `proto ra` routes) and addresses on it
+/// that are neither permanent nor link-local (SLAAC, privacy).
+pub(super) fn uplink_ras(uplink: Option<&Link>, ra_routes: &[Route], addrs: &[Addr]) -> UplinkRas {
+    let Some(up) = uplink else {
+        return UplinkRas::default();
+    };
+    UplinkRas {
+        ra_default_route: ra_routes
+            .iter()
+            .any(|r| r.oif == up.index && r.dst_len == 0 && r.table == RT_TABLE_MAIN),
+        autoconf_addrs: addrs
+            .iter()
+            .filter(|a| {
+                a.index == up.index && a.flags & IFA_F_PERMANENT == 0 && !is_link_local(a.addr)
+            })
+            .count(),
+    }
+}
+
+/// The sysctls checked against what `config` needs, and what start-up does about each
+/// problem. `links`, `addrs` and `rtnl` tell which interfaces the host configures from
+/// RAs.
+pub(super) fn sysctl_plan(
     config: &Config,
     rtnl: &mut Netlink,
     links: &[Link],
     addrs: &[Addr],
-) -> Result<(), Error> {
+) -> Result<sysctl::Plan, Error> {
     let downstream: Vec<&str> = config.downstream.iter().map(String::as_str).collect();
     let forwarding = config.data_plane() == DataPlane::KernelRoutes;
-    let mut reqs = sysctl::requirements(&config.uplink, &downstream, forwarding);
+    let ra_routes = if forwarding {
+        rtnl.routes_with_protocol(RTPROT_RA)?
+    } else {
+        Vec::new()
+    };
+    let uplink = links.iter().find(|l| l.name == config.uplink);
+    let ras = uplink_ras(uplink, &ra_routes, addrs);
+    let mut reqs = sysctl::requirements(&config.uplink, &downstream, forwarding, ras);
     if forwarding && !sysctl::forwarding_on(sysctl::read_proc) {
-        let ra_routes = rtnl.routes_with_protocol(RTPROT_RA)?;
         let uses: Vec<sysctl::RaUse<'_>> = links
             .iter()
             .filter(|l| l.name != "lo")
@@ -130,15 +161,26 @@ pub(super) fn ensure_sysctls(
             }
         }
     }
-    let mut problems = sysctl::check(&reqs, sysctl::read_proc);
-    if problems.is_empty() {
-        return Ok(());
+    let problems = sysctl::check(&reqs, sysctl::read_proc);
+    Ok(sysctl::plan(problems, config.fix_sysctls))
+}
+
+/// Checks (and with `fix_sysctls`, fixes) the sysctls; refuses with the commands, or
+/// warns with them where nothing breaks now.
+pub(super) fn ensure_sysctls(
+    config: &Config,
+    rtnl: &mut Netlink,
+    links: &[Link],
+    addrs: &[Addr],
+) -> Result<(), Error> {
+    let plan = sysctl_plan(config, rtnl, links, addrs)?;
+    for p in &plan.warn {
+        log::warn!("{p}");
     }
-    if !config.fix_sysctls {
-        return Err(sysctl::SysctlError::Refused(problems).into());
+    if !plan.refuse.is_empty() {
+        return Err(sysctl::SysctlError::Refused(plan.refuse).into());
     }
-    sysctl::fix_order(&mut problems);
-    for p in &problems {
+    for p in &plan.fix {
         sysctl::write_proc(&p.req.key, p.req.fix).map_err(|source| {
             sysctl::SysctlError::CannotFix {
                 problem: p.clone(),
@@ -155,6 +197,61 @@ pub(super) fn ensure_sysctls(
         );
     }
     Ok(())
+}
+
+/// What `ndprelay check` says about this host's kernel settings for `config`: what
+/// `run` would refuse, fix or warn about, the same words it would use.
+pub(super) fn host_report(config: &Config) -> String {
+    let report = || -> Result<String, Error> {
+        let mut rtnl = Netlink::route()?;
+        let links = rtnl.links()?;
+        let missing: Vec<&str> = config
+            .ports()
+            .map(|(name, _)| name)
+            .filter(|name| !links.iter().any(|l| l.name == *name))
+            .collect();
+        if !missing.is_empty() {
+            return Ok(format!(
+                "host:        {} not on this host, kernel settings not checked\n",
+                missing.join(", ")
+            ));
+        }
+        let addrs = rtnl.addrs()?;
+        Ok(render_plan(&sysctl_plan(
+            config, &mut rtnl, &links, &addrs,
+        )?))
+    };
+    report().unwrap_or_else(|e| {
+        format!(
+            "host:        kernel settings not checked ({})\n",
+            super::Chain(&e)
+        )
+    })
+}
+
+fn render_plan(plan: &sysctl::Plan) -> String {
+    let mut out = String::new();
+    let mut section = |title: &str, problems: &[sysctl::Problem]| {
+        if !problems.is_empty() {
+            out.push_str(&format!("host:        {title}\n"));
+            for p in problems {
+                out.push_str(&format!("  {p}\n"));
+            }
+        }
+    };
+    section(
+        "`ndprelay run` would refuse to start (run the commands, or set `fix_sysctls: true`):",
+        &plan.refuse,
+    );
+    section("`ndprelay run` will set (fix_sysctls):", &plan.fix);
+    section(
+        "warning (`ndprelay run` starts, and logs this):",
+        &plan.warn,
+    );
+    if out.is_empty() {
+        out.push_str("host:        kernel settings in place\n");
+    }
+    out
 }
 
 /// What the captures pass for `config`, and whether they need receive times (when an
@@ -215,6 +312,85 @@ mod test {
             "{msg}"
         );
         assert!(!msg.contains("eth0"), "the good port is not blamed: {msg}");
+    }
+
+    fn addr(index: i32, a: &str, flags: u32) -> Addr {
+        Addr {
+            index,
+            addr: a.parse().unwrap(),
+            prefix_len: 64,
+            flags,
+        }
+    }
+
+    fn ra_route(oif: i32, dst_len: u8, table: u32) -> Route {
+        Route {
+            dst: Ipv6Addr::UNSPECIFIED,
+            dst_len,
+            oif,
+            table,
+            protocol: RTPROT_RA,
+        }
+    }
+
+    #[test]
+    fn uplink_ras_counts_only_the_uplinks_ra_default_route_and_autoconf_addresses() {
+        let up = link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1])));
+        // Link-local and static addresses, an RA on-link prefix route, an RA default
+        // route on another interface and one in another table: nothing taken from RAs.
+        let addrs = [
+            addr(2, "fe80::1", 0),
+            addr(2, "2001:db8:1::5", IFA_F_PERMANENT),
+            addr(3, "2001:db8:9::5", 0),
+        ];
+        let routes = [
+            ra_route(2, 64, 254),
+            ra_route(3, 0, 254),
+            ra_route(2, 0, 100),
+        ];
+        assert_eq!(uplink_ras(Some(&up), &routes, &addrs), UplinkRas::default());
+        assert_eq!(
+            uplink_ras(None, &[ra_route(2, 0, 254)], &[]),
+            UplinkRas::default()
+        );
+
+        let ras = uplink_ras(Some(&up), &[ra_route(2, 0, 254)], &addrs);
+        assert!(ras.ra_default_route && ras.autoconf_addrs == 0);
+        let slaac = [addr(2, "2001:db8:1::a:b:c:d", 0)];
+        let ras = uplink_ras(Some(&up), &routes, &slaac);
+        assert_eq!((ras.ra_default_route, ras.autoconf_addrs), (false, 1));
+    }
+
+    #[test]
+    fn the_host_report_says_what_run_would_do() {
+        let problem = |warn_only: bool| sysctl::Problem {
+            req: sysctl::uplink_accept_ra(
+                "eth0",
+                UplinkRas {
+                    ra_default_route: !warn_only,
+                    autoconf_addrs: 0,
+                },
+            ),
+            current: "1".into(),
+        };
+        let warn = render_plan(&sysctl::plan(vec![problem(true)], false));
+        assert!(warn.starts_with("host:        warning"), "{warn}");
+        assert!(
+            warn.contains("fix: sysctl -w net.ipv6.conf.eth0.accept_ra=2"),
+            "{warn}"
+        );
+        let refuse = render_plan(&sysctl::plan(vec![problem(false)], false));
+        assert!(refuse.contains("would refuse to start"), "{refuse}");
+        assert!(
+            refuse.contains("fix: sysctl -w net.ipv6.conf.eth0.accept_ra=2"),
+            "{refuse}"
+        );
+        let fix = render_plan(&sysctl::plan(vec![problem(false)], true));
+        assert!(fix.contains("will set (fix_sysctls)"), "{fix}");
+        assert_eq!(
+            render_plan(&sysctl::Plan::default()),
+            "host:        kernel settings in place\n"
+        );
     }
 
     #[test]

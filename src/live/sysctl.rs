@@ -5,7 +5,10 @@
 //! - `net.ipv6.conf.<port>.proxy_ndp=0` on every port: with it on, the kernel answers NS
 //!   from its proxy table as well, and two answerers confuse every cache;
 //! - `net.ipv6.conf.<uplink>.accept_ra` not 1 when forwarding: a router ignores RAs
-//!   with `accept_ra=1`, so the host would silently lose its default route; 2 keeps it.
+//!   with `accept_ra=1`, so a host that configures the uplink from them would silently
+//!   lose its default route; 2 keeps it. Start-up refuses only when the host depends on
+//!   the uplink's RAs now (an RA-learned default route or an autoconfigured address on
+//!   it, [`UplinkRas`]); a statically configured uplink gets a warning with the same fix.
 //! - the same for every other interface the host configures from RAs now (a route
 //!   learned from an RA, `proto ra`, or an autoconfigured address on it), when
 //!   `all.forwarding` is about to go from 0 to 1: a SLAAC management NIC would keep its
@@ -55,6 +58,9 @@ pub struct Requirement {
     pub fix: u32,
     /// Why ndprelay needs it.
     pub why: &'static str,
+    /// Not met, it is reported with its fix but does not stop the start: nothing on the
+    /// host breaks without it now.
+    pub warn_only: bool,
 }
 
 /// A requirement the running kernel does not meet.
@@ -75,9 +81,14 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wants = if self.req.warn_only {
+            "recommended"
+        } else {
+            "ndprelay needs"
+        };
         write!(
             f,
-            "{} is {}, ndprelay needs {} ({}); fix: {}",
+            "{} is {}, {wants} {} ({}); fix: {}",
             self.req.key,
             self.current,
             self.req.fix,
@@ -87,11 +98,57 @@ impl fmt::Display for Problem {
     }
 }
 
-/// What ndprelay needs for these ports.
+/// What the host's own configuration of the uplink takes from the uplink's RAs now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UplinkRas {
+    /// A default route via the uplink learned from an RA (main table, `proto ra`).
+    pub ra_default_route: bool,
+    /// Autoconfigured addresses on the uplink: not link-local, with a lifetime
+    /// (`dynamic` in `ip addr`: SLAAC, privacy addresses).
+    pub autoconf_addrs: usize,
+}
+
+impl UplinkRas {
+    /// Whether the host loses something once it ignores the uplink's RAs.
+    pub fn depended_on(&self) -> bool {
+        self.ra_default_route || self.autoconf_addrs > 0
+    }
+}
+
+/// The uplink's `accept_ra` requirement with forwarding on: `accept_ra=1` ignores RAs
+/// then, which breaks the host only if it lives on them now (`ras`); otherwise the
+/// same fix is only recommended.
+pub fn uplink_accept_ra(uplink: &str, ras: UplinkRas) -> Requirement {
+    let (why, warn_only) = if ras.depended_on() {
+        (
+            "with forwarding on, accept_ra=1 makes the host ignore the uplink's RAs, and the \
+             default route or address it learned from them ends with its lifetime",
+            false,
+        )
+    } else {
+        (
+            "with forwarding on, accept_ra=1 makes the host ignore the uplink's RAs; no \
+             default route or address on it comes from one now, so the relay starts, but \
+             the host will not configure the uplink from RAs",
+            true,
+        )
+    };
+    Requirement {
+        key: Key::conf(uplink, "accept_ra"),
+        accept: vec![0, 2],
+        fix: 2,
+        why,
+        warn_only,
+    }
+}
+
+/// What ndprelay needs for these ports; `uplink_ras`: what the host takes from the
+/// uplink's RAs now.
 pub fn requirements(
     uplink: &str,
     downstream: &[&str],
     kernel_forwarding: bool,
+    uplink_ras: UplinkRas,
 ) -> Vec<Requirement> {
     let mut out = Vec::new();
     if kernel_forwarding {
@@ -100,13 +157,9 @@ pub fn requirements(
             accept: vec![1],
             fix: 1,
             why: "the kernel forwards guest traffic over the relay's /128 routes",
+            warn_only: false,
         });
-        out.push(Requirement {
-            key: Key::conf(uplink, "accept_ra"),
-            accept: vec![0, 2],
-            fix: 2,
-            why: "with forwarding on, accept_ra=1 makes the host ignore the uplink's RAs",
-        });
+        out.push(uplink_accept_ra(uplink, uplink_ras));
     }
     for port in std::iter::once(uplink).chain(downstream.iter().copied()) {
         out.push(Requirement {
@@ -114,6 +167,7 @@ pub fn requirements(
             accept: vec![0],
             fix: 0,
             why: "the relay answers for this port itself; the kernel's proxy would answer too",
+            warn_only: false,
         });
     }
     out
@@ -143,6 +197,7 @@ pub fn ra_dependents(uses: &[RaUse<'_>]) -> Vec<Requirement> {
             why: "the host configures this interface from RAs (a route or address learned \
                   from one); once forwarding is on, accept_ra=1 ignores them and it loses \
                   its default route when the route's lifetime ends",
+            warn_only: false,
         })
         .collect()
 }
@@ -187,6 +242,37 @@ pub fn check(
             }),
         })
         .collect()
+}
+
+/// What start-up does about the problems found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Problems that stop the start (`fix_sysctls` off).
+    pub refuse: Vec<Problem>,
+    /// Problems `fix_sysctls` fixes, in the order to apply them ([`fix_order`]).
+    pub fix: Vec<Problem>,
+    /// Problems only reported (with their fix): the start goes on.
+    pub warn: Vec<Problem>,
+}
+
+/// The decision on `problems`: with `fix_sysctls` every one is fixed (a recommended
+/// setting too, as before warnings existed); without, the ones that break something
+/// refuse the start and the others are warnings.
+pub fn plan(problems: Vec<Problem>, fix_sysctls: bool) -> Plan {
+    if fix_sysctls {
+        let mut fix = problems;
+        fix_order(&mut fix);
+        return Plan {
+            fix,
+            ..Plan::default()
+        };
+    }
+    let (warn, refuse) = problems.into_iter().partition(|p| p.req.warn_only);
+    Plan {
+        refuse,
+        fix: Vec::new(),
+        warn,
+    }
 }
 
 /// Reads a sysctl from `/proc/sys`.
@@ -244,9 +330,118 @@ mod test {
         }
     }
 
+    const RA_DEFAULT: UplinkRas = UplinkRas {
+        ra_default_route: true,
+        autoconf_addrs: 0,
+    };
+
+    /// A host with forwarding on and `accept_ra=1` on the uplink, nothing else wrong.
+    fn accept_ra_1() -> impl FnMut(&Key) -> io::Result<String> {
+        reader(&[
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv6.conf.eth0.accept_ra", "1"),
+            ("net.ipv6.conf.eth0.proxy_ndp", "0"),
+            ("net.ipv6.conf.br0.proxy_ndp", "0"),
+        ])
+    }
+
+    fn plan_for(ras: UplinkRas, fix_sysctls: bool) -> Plan {
+        let reqs = requirements("eth0", &["br0"], true, ras);
+        plan(check(&reqs, accept_ra_1()), fix_sysctls)
+    }
+
+    #[test]
+    fn accept_ra_1_on_a_static_uplink_is_a_warning_with_the_fix() {
+        let p = plan_for(UplinkRas::default(), false);
+        assert_eq!((p.refuse.len(), p.fix.len()), (0, 0), "{p:?}");
+        assert_eq!(p.warn.len(), 1, "{p:?}");
+        let w = p.warn[0].to_string();
+        assert!(
+            w.starts_with("net.ipv6.conf.eth0.accept_ra is 1, recommended 2"),
+            "{w}"
+        );
+        assert!(
+            w.ends_with("fix: sysctl -w net.ipv6.conf.eth0.accept_ra=2"),
+            "{w}"
+        );
+        assert!(w.contains("the relay starts"), "{w}");
+    }
+
+    #[test]
+    fn accept_ra_1_refuses_when_the_uplinks_default_route_came_from_an_ra() {
+        let p = plan_for(RA_DEFAULT, false);
+        assert_eq!((p.warn.len(), p.fix.len()), (0, 0), "{p:?}");
+        assert_eq!(p.refuse.len(), 1, "{p:?}");
+        assert_eq!(
+            p.refuse[0].command(),
+            "sysctl -w net.ipv6.conf.eth0.accept_ra=2"
+        );
+        let msg = refusal(&p.refuse);
+        assert!(
+            msg.contains("net.ipv6.conf.eth0.accept_ra is 1, ndprelay needs 2"),
+            "{msg}"
+        );
+        assert!(msg.contains("default route or address"), "{msg}");
+    }
+
+    #[test]
+    fn accept_ra_1_refuses_when_the_uplink_has_an_autoconfigured_address() {
+        let slaac = UplinkRas {
+            ra_default_route: false,
+            autoconf_addrs: 1,
+        };
+        let p = plan_for(slaac, false);
+        assert_eq!(p.refuse.len(), 1, "{p:?}");
+        assert!(p.warn.is_empty(), "{p:?}");
+        assert!(slaac.depended_on() && !UplinkRas::default().depended_on());
+    }
+
+    #[test]
+    fn fix_sysctls_fixes_accept_ra_whether_it_refuses_or_warns() {
+        for ras in [UplinkRas::default(), RA_DEFAULT] {
+            let p = plan_for(ras, true);
+            assert!(p.refuse.is_empty() && p.warn.is_empty(), "{p:?}");
+            let cmds: Vec<String> = p.fix.iter().map(Problem::command).collect();
+            assert_eq!(cmds, vec!["sysctl -w net.ipv6.conf.eth0.accept_ra=2"]);
+        }
+    }
+
+    #[test]
+    fn a_warning_never_hides_a_refusal_and_fixes_keep_forwarding_last() {
+        let reqs = requirements("eth0", &["br0"], true, UplinkRas::default());
+        let problems = check(
+            &reqs,
+            reader(&[
+                ("net.ipv6.conf.all.forwarding", "0"),
+                ("net.ipv6.conf.eth0.accept_ra", "1"),
+                ("net.ipv6.conf.eth0.proxy_ndp", "0"),
+                ("net.ipv6.conf.br0.proxy_ndp", "1"),
+            ]),
+        );
+        let p = plan(problems.clone(), false);
+        let keys = |v: &[Problem]| v.iter().map(|p| p.req.key.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&p.refuse),
+            [
+                "net.ipv6.conf.all.forwarding",
+                "net.ipv6.conf.br0.proxy_ndp"
+            ]
+        );
+        assert_eq!(keys(&p.warn), ["net.ipv6.conf.eth0.accept_ra"]);
+        let p = plan(problems, true);
+        assert_eq!(
+            keys(&p.fix),
+            [
+                "net.ipv6.conf.eth0.accept_ra",
+                "net.ipv6.conf.br0.proxy_ndp",
+                "net.ipv6.conf.all.forwarding"
+            ]
+        );
+    }
+
     #[test]
     fn all_good_means_no_problem() {
-        let reqs = requirements("eth0", &["br0"], true);
+        let reqs = requirements("eth0", &["br0"], true, UplinkRas::default());
         let p = check(
             &reqs,
             reader(&[
@@ -261,7 +456,7 @@ mod test {
 
     #[test]
     fn each_problem_names_the_exact_command() {
-        let reqs = requirements("eth0", &["br0", "vlan.10"], true);
+        let reqs = requirements("eth0", &["br0", "vlan.10"], true, RA_DEFAULT);
         let p = check(
             &reqs,
             reader(&[
@@ -313,7 +508,7 @@ mod test {
                 dynamic_addrs: 1,
             },
         ];
-        let mut reqs = requirements("eth0", &["br0"], true);
+        let mut reqs = requirements("eth0", &["br0"], true, UplinkRas::default());
         reqs.extend(ra_dependents(&uses));
         let mut p = check(
             &reqs,
@@ -363,7 +558,7 @@ mod test {
 
     #[test]
     fn without_kernel_forwarding_only_proxy_ndp_matters() {
-        let reqs = requirements("eth0", &["br0"], false);
+        let reqs = requirements("eth0", &["br0"], false, RA_DEFAULT);
         let keys: Vec<String> = reqs.iter().map(|r| r.key.to_string()).collect();
         assert_eq!(
             keys,

@@ -190,6 +190,17 @@ impl Host {
         matches!(self.role, Role::Router { .. })
     }
 
+    /// A router that learns neighbours from NAs nobody asked for (RFC 9131).
+    fn accepts_untracked_na(&self) -> bool {
+        matches!(
+            self.role,
+            Role::Router {
+                accept_untracked_na: true,
+                ..
+            }
+        )
+    }
+
     fn is_attacker(&self) -> bool {
         matches!(
             self.role,
@@ -926,6 +937,9 @@ impl Host {
     fn handle_na(&mut self, now: Instant, target: Ipv6Addr, flags: NaFlags, tlla: Option<Mac>) {
         let reachable_until = now + self.reachable;
         let Some(n) = self.neighbors.get_mut(&target) else {
+            if let (true, Some(mac)) = (self.accepts_untracked_na(), tlla) {
+                self.learn(target, mac);
+            }
             return;
         };
         match n.state {

@@ -746,6 +746,7 @@ impl<'a> World<'a> {
             Event::Forwarded { from, to, .. } => format!("fwd/{from:?}/{to:?}"),
             Event::NoRouterRa { .. } => "no-router-ra".to_owned(),
             Event::RouterRaAfterAll { .. } => "router-ra-after-all".to_owned(),
+            Event::Announced { bound_on, .. } => format!("announce/{bound_on:?}"),
         };
         let text = e.display(&RelayNames { world: self, r }).to_string();
         self.relay_line(r, &text, &key);

@@ -203,6 +203,11 @@ pub enum Role {
         /// address in them are answered as if the far end replied.
         #[serde(default)]
         routes: Vec<Ipv6Net>,
+        /// Creates a STALE neighbour entry from an NA with a target link-layer address
+        /// when it has none (RFC 9131; Linux `accept_untracked_na`), so it learns hosts
+        /// from unsolicited NAs.
+        #[serde(default)]
+        accept_untracked_na: bool,
     },
     /// A host that configures addresses from RAs (RFC 4862).
     Slaac,

@@ -3,6 +3,7 @@
 //! transmitted frame parsed back with `crate::wire::parse_frame` before assertions.
 #![allow(clippy::unwrap_used)]
 
+mod announce;
 mod bindings;
 mod data;
 mod hostile;

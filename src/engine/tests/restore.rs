@@ -410,3 +410,36 @@ fn a_restored_guest_reaches_the_in_kernel_relay_as_a_confirmed_one_does_once_re_
     assert_eq!(h.take(D1)[0].nd().eth_dst, gmac(10));
     assert_eq!(kernel_ns_entries(&h), [(UP, D1, gmac(10))]);
 }
+
+#[test]
+fn a_resumed_port_on_a_silent_uplink_pays_its_owed_ras_with_its_own_and_stops_soliciting() {
+    let mut h = Harness::new(config());
+    h.clear();
+    let saved = SavedState {
+        ports: vec![proxying_port(D1, Duration::from_secs(30))],
+        bindings: Vec::new(),
+    };
+    h.engine
+        .restore_state(h.now, &saved, Some(Duration::from_secs(1)));
+    h.drain();
+    assert!(h.proxying(D1), "resumed at once");
+    // No router answers: after `ra_wait` the relay's own P-bit RAs go out on both ports,
+    // paying D1's debt and enabling D2.
+    h.advance(Duration::from_secs(20));
+    let own_p_bit_ras = |h: &mut Harness, p: PortId| {
+        h.take(p)
+            .iter()
+            .filter(|s| {
+                matches!(s.nd().message, NdMessage::RouterAdvert(ra)
+                    if ra.flags.proxy() && ra.router_lifetime == 0)
+            })
+            .count()
+    };
+    assert_eq!(own_p_bit_ras(&mut h, D1), 2, "owed RAs, the relay's own");
+    assert_eq!(own_p_bit_ras(&mut h, D2), 2, "RFC 4389 §6 enabling");
+    assert!(h.proxying(D1) && h.proxying(D2));
+    h.take(UP);
+    // Nothing owed, nothing waiting: no more RS toward the silent uplink.
+    h.advance(Duration::from_secs(30));
+    assert!(!h.take(UP).iter().any(Sent::is_rs), "still soliciting");
+}
