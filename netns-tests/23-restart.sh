@@ -88,6 +88,9 @@ wait "$RELAY_PID" 2>/dev/null || true
 RELAY_PID=""
 rm -f "$WORK/ctl.sock"
 owns_route dom0 "^$G2 dev br0" || fail "g2's route did not outlive the killed relay"
+# Gone for good: without autoconf, the next relayed RA (the relay asks for one at once)
+# does not give g2 the same SLAAC address back.
+nsx g2 sysctl -qw net.ipv6.conf.eth0.autoconf=0
 nsx g2 ip -6 addr del "$G2/64" dev eth0
 start_relay dom0 "$WORK/relay.ron"
 # Right after the start, before its probes are answered or fail, g2 is shown restored.
