@@ -23,6 +23,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `ndprelay --scenario scenarios/SCENARIO --config CONFIG EXTRA...`: (exit code, stdout,
+/// stderr).
+fn lab(scenario: &str, config: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let scenario = repo(&format!("scenarios/{scenario}"));
+    let mut args = vec!["--scenario", &scenario, "--config", config];
+    args.extend_from_slice(extra);
+    let out = ndprelay(&args);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn minimal() -> String {
+    repo("examples/minimal.ron")
+}
+
 /// A config file in a fresh temporary directory (removed with the returned guard).
 struct TempConfig {
     dir: PathBuf,
@@ -51,16 +65,8 @@ impl Drop for TempConfig {
 
 #[test]
 fn the_readme_config_runs_the_home_lab_once_renamed() {
-    let out = ndprelay(&[
-        "--scenario",
-        &repo("scenarios/home.ron"),
-        "--config",
-        &repo("examples/minimal.ron"),
-        "--rename",
-        "eth0=wan,br0=lan",
-    ]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let (code, stdout, stderr) = lab("home.ron", &minimal(), &["--rename", "eth0=wan,br0=lan"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.starts_with("note: relay \"homerouter\" runs ")
             && stdout.contains("minimal.ron (eth0→wan, br0→lan) instead of the scenario's config"),
@@ -77,31 +83,16 @@ fn the_file_is_what_runs_not_the_scenario_config() {
         "other-prefix",
         "(uplink: \"eth0\", downstream: [\"br0\"], prefixes: [\"2001:db8:2::/64\"], ra_relay: true)\n",
     );
-    let out = ndprelay(&[
-        "--scenario",
-        &repo("scenarios/home.ron"),
-        "--config",
-        &other.path,
-        "--rename",
-        "eth0=wan",
-        "--rename",
-        "br0=lan",
-    ]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let renames = ["--rename", "eth0=wan", "--rename", "br0=lan"];
+    let (code, stdout, _) = lab("home.ron", &other.path, &renames);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
 }
 
 #[test]
 fn an_interface_that_is_no_segment_names_the_rename_to_add() {
-    let out = ndprelay(&[
-        "--scenario",
-        &repo("scenarios/home.ron"),
-        "--config",
-        &repo("examples/minimal.ron"),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = lab("home.ron", &minimal(), &[]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("interface \"eth0\" is not a segment of the scenario")
             && stderr.contains("--rename eth0=SEG (segments: wan, lan)"),
@@ -117,16 +108,8 @@ fn renames_must_name_the_files_interfaces_once_each() {
         ("eth0=wan,br0=wan", "two interfaces become segment \"wan\""),
     ];
     for (rename, want) in cases {
-        let out = ndprelay(&[
-            "--scenario",
-            &repo("scenarios/home.ron"),
-            "--config",
-            &repo("examples/minimal.ron"),
-            "--rename",
-            rename,
-        ]);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{rename}: {stderr}");
+        let (code, _, stderr) = lab("home.ron", &minimal(), &["--rename", rename]);
+        assert_eq!(code, Some(1), "{rename}: {stderr}");
         assert!(stderr.contains(want), "{rename}: {stderr}");
     }
 }
@@ -137,28 +120,14 @@ fn config_errors_point_into_the_config_file() {
         "syntax",
         "(\n    uplink: \"eth0\",\n    downstream: [\"br0\"],\n    prefixes: [\"2001:db8:1::/64\"],\n    ra_relay: maybe,\n)\n",
     );
-    let out = ndprelay(&[
-        "--scenario",
-        &repo("scenarios/home.ron"),
-        "--config",
-        &bad.path,
-        "--rename",
-        "eth0=wan,br0=lan",
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = lab("home.ron", &bad.path, &["--rename", "eth0=wan,br0=lan"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("{}:5:15", bad.path)) && stderr.contains("ra_relay"),
         "{stderr}"
     );
-    let missing = ndprelay(&[
-        "--scenario",
-        &repo("scenarios/home.ron"),
-        "--config",
-        "/nonexistent/ndprelay.ron",
-    ]);
-    let stderr = text(&missing.stderr);
-    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = lab("home.ron", "/nonexistent/ndprelay.ron", &[]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("/nonexistent/ndprelay.ron: cannot read config"),
         "{stderr}"
@@ -167,54 +136,27 @@ fn config_errors_point_into_the_config_file() {
 
 #[test]
 fn several_relays_need_relay_and_rename_needs_config() {
-    let scenario = repo("scenarios/two-relays-loop.ron");
-    let config = repo("examples/minimal.ron");
-    let rename = "eth0=wan,br0=lan";
-    let out = ndprelay(&[
-        "--scenario",
-        &scenario,
-        "--config",
-        &config,
-        "--rename",
-        rename,
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let two = "two-relays-loop.ron";
+    let rename = ["--rename", "eth0=wan,br0=lan"];
+    let (code, _, stderr) = lab(two, &minimal(), &rename);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("choose one with --relay NAME (relays: r1, r2)"),
         "{stderr}"
     );
-    let chosen = ndprelay(&[
-        "--scenario",
-        &scenario,
-        "--config",
-        &config,
-        "--rename",
-        rename,
-        "--relay",
-        "r2",
-    ]);
+    let (_, stdout, stderr) = lab(two, &minimal(), &[&rename[..], &["--relay", "r2"]].concat());
+    assert!(stdout.starts_with("note: relay \"r2\" runs "), "{stderr}");
+    let (_, _, stderr) = lab(two, &minimal(), &[&rename[..], &["--relay", "r3"]].concat());
     assert!(
-        text(&chosen.stdout).starts_with("note: relay \"r2\" runs "),
-        "{}",
-        text(&chosen.stderr)
+        stderr.contains("--relay r3: the scenario has no such relay"),
+        "{stderr}"
     );
-    let unknown = ndprelay(&[
+    let usage = ndprelay(&[
         "--scenario",
-        &scenario,
-        "--config",
-        &config,
+        &repo("scenarios/home.ron"),
         "--rename",
-        rename,
-        "--relay",
-        "r3",
+        "eth0=wan",
     ]);
-    assert!(
-        text(&unknown.stderr).contains("--relay r3: the scenario has no such relay"),
-        "{}",
-        text(&unknown.stderr)
-    );
-    let usage = ndprelay(&["--scenario", &scenario, "--rename", rename]);
     assert_eq!(usage.status.code(), Some(2));
     assert!(text(&usage.stderr).contains("--config <FILE>"));
 }

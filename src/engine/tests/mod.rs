@@ -420,6 +420,24 @@ pub(super) fn ra(flags: RaFlags, lifetime: u16, extra: &[OptionRepr]) -> Vec<u8>
     )
 }
 
+/// A P-clear RA from guest `gmac(i)` (a rogue router on a downstream port).
+pub(super) fn rogue_ra(i: u8) -> Vec<u8> {
+    emit_nd(
+        gmac(i),
+        Mac::ipv6_multicast(all_nodes()),
+        gmac(i).link_local(),
+        all_nodes(),
+        &NdMessage::RouterAdvert(RouterAdvert {
+            cur_hop_limit: 64,
+            flags: RaFlags::empty(),
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+        }),
+        &[OptionRepr::SourceLla(gmac(i))],
+    )
+}
+
 /// A UDP-ish IPv6 data frame of `len` payload bytes with hop limit 64.
 pub(super) fn data(
     eth_src: Mac,

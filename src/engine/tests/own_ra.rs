@@ -255,20 +255,7 @@ fn a_rogue_ra_disables_one_port_only_and_own_ras_resume_after_the_hold() {
         ..Tunables::default()
     };
     let mut h = enabled_by_own_ras(cfg);
-    let rogue = emit_nd(
-        gmac(66),
-        Mac::ipv6_multicast(all_nodes()),
-        gmac(66).link_local(),
-        all_nodes(),
-        &NdMessage::RouterAdvert(RouterAdvert {
-            cur_hop_limit: 64,
-            flags: RaFlags::empty(),
-            router_lifetime: 1800,
-            reachable_time: 0,
-            retrans_timer: 0,
-        }),
-        &[OptionRepr::SourceLla(gmac(66))],
-    );
+    let rogue = rogue_ra(66);
     h.inject(D1, &rogue);
     assert_eq!(
         h.count("drop_rogue_ra"),

@@ -319,20 +319,7 @@ fn cascade_mode_relays_p_bit_ras() {
 
 #[test]
 fn rogue_ra_on_a_downstream_port_is_dropped_and_optionally_disables_it() {
-    let rogue = emit_nd(
-        gmac(66),
-        Mac::ipv6_multicast(all_nodes()),
-        gmac(66).link_local(),
-        all_nodes(),
-        &NdMessage::RouterAdvert(RouterAdvert {
-            cur_hop_limit: 64,
-            flags: RaFlags::empty(),
-            router_lifetime: 1800,
-            reachable_time: 0,
-            retrans_timer: 0,
-        }),
-        &[OptionRepr::SourceLla(gmac(66))],
-    );
+    let rogue = rogue_ra(66);
     // Default: dropped and counted, the port keeps proxying (the §9 DoS lever is off).
     let mut h = Harness::ready(config());
     h.inject(D1, &rogue);

@@ -220,8 +220,9 @@ fn proxying_resumes_only_if_the_last_p_bit_ra_is_younger_than_the_hold() {
     );
 }
 
-#[test]
-fn a_resumed_port_asks_for_an_ra_and_still_sends_its_two_p_bit_ras() {
+/// A fresh engine restored from a save in which D1 proxied and sent a P-bit RA 30 s
+/// before (saved 1 s ago), its actions drained.
+fn resumed_d1() -> Harness {
     let mut h = Harness::new(config());
     h.clear();
     let saved = SavedState {
@@ -231,6 +232,12 @@ fn a_resumed_port_asks_for_an_ra_and_still_sends_its_two_p_bit_ras() {
     h.engine
         .restore_state(h.now, &saved, Some(Duration::from_secs(1)));
     h.drain();
+    h
+}
+
+#[test]
+fn a_resumed_port_asks_for_an_ra_and_still_sends_its_two_p_bit_ras() {
+    let mut h = resumed_d1();
     assert!(h.proxying(D1) && !h.proxying(D2));
     // D2 waits as before; both make the relay solicit the router, now and again later.
     h.advance(Duration::from_millis(10));
@@ -413,15 +420,7 @@ fn a_restored_guest_reaches_the_in_kernel_relay_as_a_confirmed_one_does_once_re_
 
 #[test]
 fn a_resumed_port_on_a_silent_uplink_pays_its_owed_ras_with_its_own_and_stops_soliciting() {
-    let mut h = Harness::new(config());
-    h.clear();
-    let saved = SavedState {
-        ports: vec![proxying_port(D1, Duration::from_secs(30))],
-        bindings: Vec::new(),
-    };
-    h.engine
-        .restore_state(h.now, &saved, Some(Duration::from_secs(1)));
-    h.drain();
+    let mut h = resumed_d1();
     assert!(h.proxying(D1), "resumed at once");
     // No router answers: after `ra_wait` the relay's own P-bit RAs go out on both ports,
     // paying D1's debt and enabling D2.
