@@ -167,6 +167,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             mac,
             link_local: mac.link_local(),
             mtu: REPLAY_MTU,
+            routed: false,
         });
     }
     let engine = config.engine_config(&resolved)?;

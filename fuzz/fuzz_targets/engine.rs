@@ -46,6 +46,7 @@ fn port(name: &str, role: Role, last: u8) -> PortConfig {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     }
 }
 

@@ -112,6 +112,8 @@ pub struct ResolvedPort {
     pub link_local: Ipv6Addr,
     /// Its MTU.
     pub mtu: u32,
+    /// It has no link layer (tun, WireGuard, PPP): served from the routing table.
+    pub routed: bool,
 }
 
 impl Config {
@@ -203,6 +205,7 @@ impl Config {
                     mac: p.mac,
                     link_local: p.link_local,
                     mtu: p.mtu,
+                    routed: p.routed && role == Role::Downstream,
                 }),
                 None => missing.push(ConfigError::UnresolvedInterface {
                     name: name.to_owned(),

@@ -55,6 +55,7 @@ mod port;
 mod ra;
 mod redirect;
 mod reload;
+mod routed;
 mod timer;
 
 #[cfg(test)]
@@ -71,6 +72,7 @@ pub use counters::Counter;
 pub use event::{EventDisplay, EventNames};
 pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
+pub use routed::{MAX_ROUTED_ROUTES, RouteUpdate, RoutedInfo};
 
 use crate::rng::Rng;
 use bucket::TokenBucket;
@@ -367,6 +369,8 @@ pub struct PortInfo {
     pub disabled_until: Option<Instant>,
     /// Senders quarantined on the port (they sent an RA with the P bit) and until when.
     pub quarantined: Vec<(Mac, Instant)>,
+    /// A routed port ([`PortConfig::routed`]): served from the routing table.
+    pub routed: bool,
 }
 
 /// Everything `status` shows, copied out of the engine.
@@ -381,6 +385,8 @@ pub struct Snapshot {
     pub bindings: Vec<BindingInfo>,
     /// Counters as (name, value), non-zero and zero alike, stable order.
     pub counters: Vec<(String, u64)>,
+    /// Routes through routed ports, by prefix ([`Engine::routed_routes`]).
+    pub routed: Vec<RoutedInfo>,
 }
 
 impl Snapshot {
@@ -409,6 +415,9 @@ pub enum EngineConfigError {
     /// More than [`MAX_PORTS`] ports.
     #[error("at most {MAX_PORTS} ports are supported, found {0}")]
     TooManyPorts(usize),
+    /// The uplink is marked routed: it must have a link layer.
+    #[error("the uplink {0} cannot be a routed port: it needs a link layer")]
+    RoutedUplink(String),
     /// A table size, probe count or timer that must not be zero is zero.
     #[error("tunable {0} must not be zero")]
     ZeroLimit(&'static str),
@@ -494,9 +503,10 @@ impl PortState {
         self.carrier && self.cfg.mtu >= MIN_MTU
     }
 
-    /// Live and not held off by the loop rules.
+    /// Live, not held off by the loop rules, and with a link layer to send on (a
+    /// routed port never carries frames).
     fn usable(&self) -> bool {
-        self.live() && self.disabled_until.is_none()
+        self.live() && self.disabled_until.is_none() && !self.cfg.routed
     }
 
     fn is_upstream(&self) -> bool {
@@ -538,6 +548,8 @@ pub struct Engine {
     timers: TimerTable,
     /// Routes an earlier run left, waiting for their guests to re-verify.
     leftovers: Leftovers,
+    /// The main table's routes the driver fed, for routed ports.
+    routed: routed::RouteTable,
     rng: Rng,
     counters: Counters,
     /// NS for bound targets: served before unknown ones and never starved by a scan
@@ -582,6 +594,7 @@ impl Engine {
             last_ra: None,
             timers: TimerTable::new(config.ports.len()),
             leftovers: Leftovers::default(),
+            routed: routed::RouteTable::default(),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
             known_ns_bucket: known_ns_bucket(t, now),
@@ -628,7 +641,7 @@ impl Engine {
 
     fn receive(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         self.counters.bump(Counter::RxFrames);
-        if port.index() >= self.ports.len() {
+        if port.index() >= self.ports.len() || self.port(port).cfg.routed {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         let parsed = match parse_frame(frame) {
@@ -830,6 +843,7 @@ impl Engine {
                     .filter(|(_, until)| *until > now)
                     .copied()
                     .collect(),
+                routed: p.cfg.routed,
             })
             .collect();
         let bindings: Vec<BindingInfo> = self
@@ -849,6 +863,7 @@ impl Engine {
             ports,
             bindings,
             counters: self.counters.list(),
+            routed: self.routed_routes(),
         }
     }
 
@@ -902,13 +917,13 @@ impl Engine {
     }
 
     fn is_our_mac(&self, mac: Mac) -> bool {
-        self.ports.iter().any(|p| p.cfg.mac == mac)
+        self.ports.iter().any(|p| p.cfg.mac == mac && !p.cfg.routed)
     }
 
     fn our_link_local(&self, addr: Ipv6Addr) -> Option<PortId> {
         self.ports
             .iter()
-            .position(|p| p.cfg.link_local == addr)
+            .position(|p| p.cfg.link_local == addr && !p.cfg.routed)
             .map(|i| PortId(i as u16))
     }
 

@@ -674,6 +674,7 @@ mod test {
                         proxying: true,
                         disabled_until: None,
                         quarantined: vec![],
+                        routed: false,
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -686,6 +687,7 @@ mod test {
                             Mac([2, 0, 0, 0, 0, 0x66]),
                             now + Duration::from_secs(60),
                         )],
+                        routed: false,
                     },
                 ],
                 bindings: vec![BindingInfo {
@@ -697,6 +699,7 @@ mod test {
                     routed: true,
                 }],
                 counters: vec![("relayed_ns".into(), 5), ("drop_hop_limit".into(), 0)],
+                routed: vec![],
             },
             ports: vec![
                 DriverPort {

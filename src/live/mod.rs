@@ -46,6 +46,7 @@ mod ports;
 mod privileges;
 mod programs;
 mod relay;
+mod route_feed;
 mod routes;
 mod setup;
 pub mod sys;
@@ -160,8 +161,9 @@ pub enum InterfaceProblem {
     },
     /// It is not Ethernet (no link-layer address to rewrite).
     #[error(
-        "{} {name:?} is not an Ethernet interface (ARPHRD type {hw_type}); ND relaying \
-         needs link-layer addresses, so tun, WireGuard and similar devices cannot be ports",
+        "{} {name:?} is not an Ethernet interface (ARPHRD type {hw_type}); the uplink needs \
+         link-layer addresses, and a device without them (tun, WireGuard, PPP) can only be \
+         a downstream port, served from the routing table",
         role_name(*role)
     )]
     NotEthernet {
@@ -298,8 +300,9 @@ mod error_test {
             e.to_string(),
             "cannot start: uplink \"eth9\" does not exist (check `ip link show eth9`, create \
              it, or fix relay.ron); downstream port \"wg0\" is not an Ethernet interface \
-             (ARPHRD type 65534); ND relaying needs link-layer addresses, so tun, WireGuard \
-             and similar devices cannot be ports"
+             (ARPHRD type 65534); the uplink needs link-layer addresses, and a device \
+             without them (tun, WireGuard, PPP) can only be a downstream port, served from \
+             the routing table"
         );
     }
 }

@@ -4,12 +4,12 @@
 
 use std::net::Ipv6Addr;
 
-use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
+use super::netlink::consts::{ARPHRD_ETHER, ARPHRD_NONE, ARPHRD_PPP, IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Link, Netlink};
 use super::ports::{CaptureFilter, Port};
 use super::{Error, InterfaceProblem, bpf, sysctl};
 use crate::config::{Config, ResolvedPort};
-use crate::engine::{DataPlane, EngineConfig};
+use crate::engine::{DataPlane, EngineConfig, Role};
 use crate::wire::{Mac, is_link_local};
 
 fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
@@ -20,7 +20,14 @@ fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
         .map_or_else(|| mac.link_local(), |a| a.addr)
 }
 
-/// Finds every configured interface; all problems in one message.
+/// A link without link-layer addresses, reached by routing: tun and WireGuard
+/// (`ARPHRD_NONE`), PPP, or any link that reports no hardware address.
+pub(super) fn is_routed_link(l: &Link) -> bool {
+    matches!(l.hw_type, ARPHRD_NONE | ARPHRD_PPP) || (l.hw_type != ARPHRD_ETHER && l.mac.is_none())
+}
+
+/// Finds every configured interface; all problems in one message. A downstream
+/// interface without link-layer addresses becomes a routed port.
 pub(super) fn resolve_ports(
     config: &Config,
     links: &[Link],
@@ -35,7 +42,21 @@ pub(super) fn resolve_ports(
                 name: name.to_owned(),
                 config: config.source.clone(),
             }),
-            Some(l) if l.hw_type != super::netlink::consts::ARPHRD_ETHER || l.mac.is_none() => {
+            Some(l) if role == Role::Downstream && is_routed_link(l) => {
+                // No MAC to write anywhere: the engine never sends on the port.
+                ports.push(Port {
+                    name: name.to_owned(),
+                    role,
+                    ifindex: Some(l.index),
+                    mac: Mac::default(),
+                    mtu: l.mtu,
+                    link_local: resolve_link_local(addrs, l.index, Mac::default()),
+                    running: l.is_running(),
+                    routed: true,
+                    io: None,
+                });
+            }
+            Some(l) if l.hw_type != ARPHRD_ETHER || l.mac.is_none() => {
                 problems.push(InterfaceProblem::NotEthernet {
                     role,
                     name: name.to_owned(),
@@ -53,6 +74,7 @@ pub(super) fn resolve_ports(
                     mtu: l.mtu,
                     link_local: resolve_link_local(addrs, l.index, mac),
                     running: l.is_running(),
+                    routed: false,
                     io: None,
                 });
             }
@@ -73,6 +95,7 @@ fn resolved(ports: &[Port]) -> Vec<ResolvedPort> {
             mac: p.mac,
             link_local: p.link_local,
             mtu: p.mtu,
+            routed: p.routed,
         })
         .collect()
 }
@@ -174,7 +197,6 @@ pub(super) fn filter_for(config: &Config, programs_in_use: bool) -> CaptureFilte
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::engine::Role;
 
     fn link(index: i32, name: &str, hw_type: u16, mac: Option<Mac>) -> Link {
         Link {
@@ -195,11 +217,11 @@ mod test {
     #[test]
     fn every_missing_or_unusable_port_is_named_in_one_message() {
         let c = config(
-            r#"(uplink: "eth0", downstream: ["br0", "wg0"], prefixes: ["2001:db8:1::/64"])"#,
+            r#"(uplink: "wg0", downstream: ["br0", "sit0"], prefixes: ["2001:db8:1::/64"])"#,
         );
         let links = [
-            link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
             link(3, "wg0", 65534, None),
+            link(4, "sit0", 776, Some(Mac([0, 0, 0, 0, 0, 0]))),
         ];
         let Err(e @ Error::Interfaces(_)) = resolve_ports(&c, &links, &[]) else {
             panic!("expected a refusal");
@@ -211,10 +233,34 @@ mod test {
         );
         assert!(msg.contains("ip link show br0"), "{msg}");
         assert!(
-            msg.contains(r#"downstream port "wg0" is not an Ethernet interface"#),
+            msg.contains(r#"uplink "wg0" is not an Ethernet interface"#),
+            "a routed uplink is refused: {msg}"
+        );
+        assert!(
+            msg.contains(r#"downstream port "sit0" is not an Ethernet interface"#),
             "{msg}"
         );
-        assert!(!msg.contains("eth0"), "the good port is not blamed: {msg}");
+    }
+
+    #[test]
+    fn a_downstream_link_without_link_layer_is_a_routed_port() {
+        let c = config(
+            r#"(uplink: "eth0", downstream: ["br0", "tun0", "wg0", "ppp0"], prefixes: ["2001:db8:1::/64"])"#,
+        );
+        let links = [
+            link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
+            link(3, "br0", 1, Some(Mac([2, 0, 0, 0, 0, 2]))),
+            link(4, "tun0", ARPHRD_NONE, None),
+            link(5, "wg0", ARPHRD_NONE, None),
+            link(6, "ppp0", ARPHRD_PPP, None),
+        ];
+        let ports = resolve_ports(&c, &links, &[]).unwrap();
+        let routed: Vec<bool> = ports.iter().map(|p| p.routed).collect();
+        assert_eq!(routed, [false, false, true, true, true]);
+        let ec = engine_config(&c, &ports, 1, false, false).unwrap();
+        assert!(ec.ports[2].routed && ec.ports[4].routed && !ec.ports[1].routed);
+        crate::engine::Engine::new(ec, crate::time::Instant::ZERO)
+            .expect("routed ports share no MAC with anyone");
     }
 
     #[test]

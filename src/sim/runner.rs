@@ -193,6 +193,7 @@ pub fn engine_config(
                 mac,
                 link_local: mac.link_local(),
                 mtu: 1500,
+                routed: false,
             }
         })
         .collect();

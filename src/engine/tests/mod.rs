@@ -14,6 +14,7 @@ mod ndp;
 mod ports;
 mod ra;
 mod robust;
+mod routed;
 
 use std::net::Ipv6Addr;
 
@@ -74,6 +75,7 @@ pub(super) fn config() -> EngineConfig {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     };
     let mut c = EngineConfig::new(
         vec![
