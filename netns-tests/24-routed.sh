@@ -86,6 +86,9 @@ unlisted() { status | awk -v r="$1" '$1 == r {f=1} END {exit f}'; }
 log "a route that exists before the start comes with the first dump"
 nsx dom0 ip -6 route add 2001:db8:1::300/128 dev tun0
 write_config "$WORK/relay.ron" eth0 tun0
+checked="$(nsx dom0 "$NDPRELAY" check -c "$WORK/relay.ron")" || fail "check refused the config: $checked"
+grep -q "tun0: *routed: answered from the main routing table" <<<"$checked" ||
+    fail "check does not say how tun0 is served: $checked"
 start_relay dom0 "$WORK/relay.ron"
 grep -q "tun0: no link-layer address" "$WORK/relay.log" || fail "the log does not say tun0 is a routed port"
 status | awk '$1 == "tun0" && $NF == "routed" {f=1} END {exit !f}' || fail "status does not show tun0 as routed"

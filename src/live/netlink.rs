@@ -240,6 +240,14 @@ pub struct Link {
 }
 
 impl Link {
+    /// Without link-layer addresses, reached by routing: tun and WireGuard
+    /// (`ARPHRD_NONE`), PPP, or any non-Ethernet link that reports no hardware address.
+    /// As a downstream port it is served from the routing table.
+    pub fn is_routed(&self) -> bool {
+        matches!(self.hw_type, consts::ARPHRD_NONE | consts::ARPHRD_PPP)
+            || (self.hw_type != consts::ARPHRD_ETHER && self.mac.is_none())
+    }
+
     /// Administratively up and with carrier.
     pub fn is_running(&self) -> bool {
         LinkFlags::from_bits_retain(self.flags).contains(LinkFlags::Up | LinkFlags::Running)

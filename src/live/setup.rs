@@ -4,7 +4,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::netlink::consts::{ARPHRD_ETHER, ARPHRD_NONE, ARPHRD_PPP, IFA_F_PERMANENT, RTPROT_RA};
+use super::netlink::consts::{ARPHRD_ETHER, IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Link, Netlink};
 use super::ports::{CaptureFilter, Port};
 use super::{Error, InterfaceProblem, bpf, sysctl};
@@ -18,12 +18,6 @@ fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
         .filter(|a| a.index == ifindex && is_link_local(a.addr))
         .max_by_key(|a| a.is_usable())
         .map_or_else(|| mac.link_local(), |a| a.addr)
-}
-
-/// A link without link-layer addresses, reached by routing: tun and WireGuard
-/// (`ARPHRD_NONE`), PPP, or any link that reports no hardware address.
-pub(super) fn is_routed_link(l: &Link) -> bool {
-    matches!(l.hw_type, ARPHRD_NONE | ARPHRD_PPP) || (l.hw_type != ARPHRD_ETHER && l.mac.is_none())
 }
 
 /// Finds every configured interface; all problems in one message. A downstream
@@ -42,7 +36,7 @@ pub(super) fn resolve_ports(
                 name: name.to_owned(),
                 config: config.source.clone(),
             }),
-            Some(l) if role == Role::Downstream && is_routed_link(l) => {
+            Some(l) if role == Role::Downstream && l.is_routed() => {
                 // No MAC to write anywhere: the engine never sends on the port.
                 ports.push(Port {
                     name: name.to_owned(),
@@ -197,6 +191,7 @@ pub(super) fn filter_for(config: &Config, programs_in_use: bool) -> CaptureFilte
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::live::netlink::consts::{ARPHRD_NONE, ARPHRD_PPP};
 
     fn link(index: i32, name: &str, hw_type: u16, mac: Option<Mac>) -> Link {
         Link {
