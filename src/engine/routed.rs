@@ -173,8 +173,9 @@ impl Engine {
     }
 
     /// The routed port `target` is reached through, if the longest matching route
-    /// leads only through routed ports and one of them is up.
-    pub(super) fn routed_port(&self, target: Ipv6Addr) -> Option<PortId> {
+    /// leads only through routed ports and one of them is up: the engine answers NS for
+    /// it, and a driver without a kernel (the simulator) forwards its data there.
+    pub fn routed_port(&self, target: Ipv6Addr) -> Option<PortId> {
         let (_, ports) = self.routed.longest(target)?;
         let routed = |p: &Option<PortId>| p.is_some_and(|p| self.port(p).cfg.routed);
         if !ports.iter().all(routed) {
