@@ -57,14 +57,20 @@ while True:
     icmp[2:4] = struct.pack("!H", checksum(dst, src, bytes(icmp)))
     os.write(fd, pkt[:8] + dst + src + bytes(icmp))
 PY
-# Not through nsx: a function in the background is a subshell, and the PID kept must
-# be python's own (ip netns exec execs it) for the kill below to close the tunnel.
-ip netns exec "$(ns dom0)" python3 "$WORK/tunpeer.py" tun0 >"$WORK/tunpeer.log" 2>&1 &
-TUNPEER=$!
-PIDS+=("$TUNPEER")
-wait_for 10 "tun0 created by the peer process" grep -q ready "$WORK/tunpeer.log"
-nsx dom0 ip link set tun0 up
-wait_for 10 "tun0 carrier" sh -c "ip -n $(ns dom0) link show tun0 | grep -q LOWER_UP"
+# start_tunpeer : tun0 created and held open by the peer process (TUNPEER), up
+start_tunpeer() {
+    : >"$WORK/tunpeer.log"
+    # Not through nsx: a function in the background is a subshell, and the PID kept
+    # must be python's own (ip netns exec execs it) for the kill below to close the
+    # tunnel.
+    ip netns exec "$(ns dom0)" python3 "$WORK/tunpeer.py" tun0 >"$WORK/tunpeer.log" 2>&1 &
+    TUNPEER=$!
+    PIDS+=("$TUNPEER")
+    wait_for 10 "tun0 created by the peer process" grep -q ready "$WORK/tunpeer.log"
+    nsx dom0 ip link set tun0 up
+    wait_for 10 "tun0 carrier" sh -c "ip -n $(ns dom0) link show tun0 | grep -q LOWER_UP"
+}
+start_tunpeer
 
 DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 # resolve ADDR : the MAC isp's ndisc6 gets for ADDR (empty when nobody answers; two
@@ -136,6 +142,15 @@ wait "$TUNPEER" 2>/dev/null || true
 wait_for 10 "tun0 gone" sh -c "! ip -n $(ns dom0) link show tun0 >/dev/null 2>&1"
 got="$(resolve 2001:db8:1::300)"
 [ -z "$got" ] || fail "tun0 is gone but 2001:db8:1::300 was answered ($got)"
+
+log "the tunnel comes back (new ifindex): only the routes it has now are served"
+start_tunpeer
+wait_for 10 "2001:db8:1::300/128 gone from status" unlisted 2001:db8:1::300/128
+got="$(resolve 2001:db8:1::300)"
+[ -z "$got" ] || fail "the route went with the old tun0 but 2001:db8:1::300 was answered ($got)"
+nsx dom0 ip -6 route add 2001:db8:1::300/128 dev tun0
+wait_for 10 "2001:db8:1::300/128 listed again" routed_listed 2001:db8:1::300/128
+pings 2001:db8:1::300 || fail "isp cannot ping 2001:db8:1::300 through the new tun0"
 stop_relay
 
 if nsx dom0 ip link add wgtest type wireguard 2>"$WORK/wg.err"; then

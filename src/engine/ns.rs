@@ -45,6 +45,11 @@ impl Engine {
             self.learn_from_solicit(now, port, pkt);
             return self.answer_routed(port, pkt, target);
         }
+        if self.ports.iter().all(|p| p.is_upstream() || p.cfg.routed) {
+            // Only routed ports behind the uplink, and no route to the target through
+            // one: nobody to relay to, the address is simply not served here.
+            return self.drop_frame(port, DropReason::NotProxied);
+        }
         if dad {
             return self.relay_dad(now, port, pkt, target);
         }

@@ -232,6 +232,10 @@ impl Daemon {
                 LinkEvent::Down
             };
             self.link_event(i, ev);
+            if self.ports[i].routed {
+                // Going down flushes its routes: one dump, whatever was announced.
+                self.resync_routes();
+            }
         }
     }
 
@@ -272,6 +276,7 @@ impl Daemon {
             self.ports[i].running = true;
             self.link_event(i, LinkEvent::Up);
         }
+        self.resync_routes();
     }
 
     fn on_del_link(&mut self, i: usize) {
@@ -294,6 +299,10 @@ impl Daemon {
         }
         self.refresh_guard();
         self.resync_kernel_programs();
+        // Routes through the device went with it; one dump makes sure none is served
+        // after a device of the same name comes back, whatever notifications the
+        // kernel sent for the flush.
+        self.resync_routes();
     }
 
     fn on_addr(&mut self, a: &Addr, added: bool) {

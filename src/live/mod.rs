@@ -11,7 +11,8 @@
 //!    lock and takes link events, signals, reloads, status requests and the route
 //!    changes the engine asked for (`daemon.rs`, `routes.rs`);
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
-//!    MAC, MTU, link-local);
+//!    MAC, MTU, link-local) and the main table's IPv6 routes, from which routed ports
+//!    (tun, WireGuard, PPP: no link layer, no capture) are served (`route_feed.rs`);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
 //! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the daemon
 //!    thread for the snapshot and renders the JSON itself).

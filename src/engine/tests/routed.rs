@@ -301,3 +301,18 @@ fn the_uplink_cannot_be_routed_and_routed_ports_need_no_mac_of_their_own() {
     c.ports[2].mac = Mac::default();
     assert!(Engine::new(c, Instant::ZERO).is_ok());
 }
+
+#[test]
+fn with_only_routed_ports_an_unrouted_target_is_not_proxied_rather_than_a_disabled_port() {
+    let mut c = routed_config();
+    c.ports.remove(1);
+    let mut h = Harness::new(c);
+    route(&mut h, "2001:db8:1::100/128", Some(D1), true);
+    h.inject(UP, &ns_from_router(addr(0x100)));
+    assert_eq!(h.take(UP).len(), 1, "the routed address is answered");
+    h.inject(UP, &ns_from_router(addr(0x200)));
+    h.inject(UP, &dad(UPHOST_MAC, addr(0x201)));
+    assert!(h.sent.is_empty());
+    assert_eq!(h.count("drop_not_proxied"), 2);
+    assert_eq!(h.count("drop_port_disabled"), 0);
+}
