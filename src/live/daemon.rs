@@ -785,6 +785,14 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
             d.link_event(i, LinkEvent::Down);
         }
     }
+    if d.ports.iter().any(|p| p.routed) && d.config.data_plane() == DataPlane::Userspace {
+        log::warn!(
+            "forwarding: Userspace cannot send to a routed port (no link layer): the \
+             addresses behind one are answered, but their data is the kernel's to forward; \
+             set forwarding: Kernel in {}",
+            d.config.source
+        );
+    }
     for p in d.ports.iter().filter(|p| p.routed) {
         log::info!(
             "{}: no link-layer address (tun, WireGuard or PPP): a routed port, its \
