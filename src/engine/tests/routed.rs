@@ -316,3 +316,92 @@ fn with_only_routed_ports_an_unrouted_target_is_not_proxied_rather_than_a_disabl
     assert_eq!(h.count("drop_not_proxied"), 2);
     assert_eq!(h.count("drop_port_disabled"), 0);
 }
+
+/// The engine's answers against a model of the kernel's longest match, over random
+/// route changes (overlapping lengths, ports elsewhere, unknown ports, outside the
+/// prefix), link changes of the routed port and NS for random addresses.
+#[test]
+fn answers_follow_the_longest_match_of_a_model_table() {
+    use std::collections::BTreeSet;
+    let mut h = ready();
+    let mut rng = crate::rng::Rng::new(16);
+    let base = u128::from(addr(0)) + 0x1_0000;
+    let mut model: BTreeSet<(u8, u128, Option<u16>)> = BTreeSet::new();
+    let mut tun_up = true;
+    let mut seen = [0u32; 2];
+    let ports = [
+        None,
+        Some(UP),
+        Some(D1),
+        Some(D2),
+        Some(D2),
+        Some(PortId(7)),
+    ];
+    for step in 0..3000 {
+        match rng.below(10) {
+            0..=4 => {
+                let len = [104u8, 112, 120, 124, 126, 128][rng.below(6) as usize];
+                let mask = u128::MAX << (128 - u32::from(len));
+                let outside = rng.below(8) == 0;
+                let a = if outside { base + (1 << 80) } else { base } + u128::from(rng.below(256));
+                let net = a & mask;
+                let port = ports[rng.below(ports.len() as u64) as usize];
+                let present = rng.below(3) != 0;
+                let prefix = ipnet::Ipv6Net::new(Ipv6Addr::from(net), len).unwrap();
+                h.engine.handle_route(
+                    h.now,
+                    RouteUpdate {
+                        prefix,
+                        port,
+                        present,
+                    },
+                );
+                if !outside && port != Some(PortId(7)) {
+                    let key = (len, net, port.map(|p| p.0));
+                    if present {
+                        model.insert(key);
+                    } else {
+                        model.remove(&key);
+                    }
+                }
+            }
+            5 => {
+                tun_up = !tun_up;
+                let ev = if tun_up {
+                    LinkEvent::Up
+                } else {
+                    LinkEvent::Down
+                };
+                h.link(D2, ev);
+            }
+            _ => {
+                let a = base + u128::from(rng.below(256));
+                let best = model
+                    .iter()
+                    .filter(|(len, net, _)| a & (u128::MAX << (128 - u32::from(*len))) == *net)
+                    .map(|(len, _, _)| *len)
+                    .max();
+                let expected = best.is_some_and(|l| {
+                    model
+                        .iter()
+                        .filter(|(len, net, _)| {
+                            *len == l && a & (u128::MAX << (128 - u32::from(l))) == *net
+                        })
+                        .all(|(_, _, p)| *p == Some(D2.0))
+                }) && tun_up;
+                let target = Ipv6Addr::from(a);
+                h.inject(UP, &ns_from_router(target));
+                let answered = !h.take(UP).is_empty();
+                assert_eq!(answered, expected, "step {step}: NS for {target}");
+                seen[usize::from(answered)] += 1;
+                h.clear();
+            }
+        }
+        h.drain();
+        h.now = h.now + Duration::from_millis(1);
+    }
+    assert_eq!(
+        h.engine.routed_routes().len(),
+        model.iter().filter(|k| k.2 == Some(D2.0)).count()
+    );
+}
