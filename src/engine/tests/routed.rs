@@ -398,7 +398,7 @@ fn answers_follow_the_longest_match_of_a_model_table() {
             }
         }
         h.drain();
-        h.now = h.now + Duration::from_millis(1);
+        h.now += Duration::from_millis(1);
     }
     assert_eq!(
         h.engine.routed_routes().len(),
