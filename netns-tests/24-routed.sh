@@ -102,6 +102,16 @@ wait_for 10 "2001:db8:1::300/128 listed" routed_listed 2001:db8:1::300/128
 answered 2001:db8:1::300 || fail "isp's NS for 2001:db8:1::300 unanswered"
 pings 2001:db8:1::300 || fail "isp cannot ping 2001:db8:1::300 through the tunnel"
 
+log "nothing of the relay's on tun0: no packet socket, no route"
+TUN_IX="$(nsx dom0 cat /sys/class/net/tun0/ifindex)"
+ETH_IX="$(nsx dom0 cat /sys/class/net/eth0/ifindex)"
+sockets="$(nsx dom0 cat /proc/net/packet)"
+awk -v ix="$ETH_IX" 'NR > 1 && $5 == ix {f=1} END {exit !f}' <<<"$sockets" ||
+    fail "no packet socket on eth0 (the check below would prove nothing): $sockets"
+awk -v ix="$TUN_IX" 'NR > 1 && $5 == ix {f=1} END {exit f}' <<<"$sockets" ||
+    fail "a packet socket is bound to tun0: $sockets"
+[ -z "$(own_routes dom0)" ] || fail "the relay installed routes: $(own_routes dom0)"
+
 log "a /128 added while running: answered, and isp pings the peer"
 nsx dom0 ip -6 route add 2001:db8:1::100/128 dev tun0
 wait_for 10 "2001:db8:1::100/128 listed" routed_listed 2001:db8:1::100/128
@@ -135,6 +145,10 @@ got="$(resolve 2001:db8:1::1:42)"
 answered 2001:db8:1::300 || fail "the remaining route 2001:db8:1::300/128 is no longer answered"
 after="$(counter answered_routed)"
 [ "$after" -gt "$before" ] || fail "answered_routed did not count ($before -> $after)"
+
+[ -z "$(own_routes dom0)" ] || fail "the relay installed routes: $(own_routes dom0)"
+tx="$(nsx dom0 cat /sys/class/net/tun0/statistics/tx_packets)"
+[ "$tx" -gt 0 ] || fail "tun0 sent nothing (the echo requests went elsewhere?)"
 
 log "the tunnel's process ends: no carrier, no answers"
 kill -KILL "$TUNPEER"
