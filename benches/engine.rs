@@ -39,6 +39,7 @@ fn bound_relay() -> (Engine, Instant, Vec<u8>) {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     };
     let ports = vec![
         port("uplink", Role::Upstream, UPLINK_MAC),

@@ -14,6 +14,7 @@ use ndprelay::cli::{
 };
 use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
 use ndprelay::engine::Role;
+use ndprelay::live::netlink::consts::ARPHRD_ETHER;
 use ndprelay::replay::{self, ReplayOptions};
 
 /// Captures carry no MTU; Ethernet's is what the ports almost always had.
@@ -82,7 +83,20 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(match load(&args.config) {
         Ok(config) => {
-            print!("{}", cli::check_summary(&config));
+            // Best effort: `check` also runs where the interfaces are not (yet) there.
+            let links = ndprelay::live::netlink::Netlink::route()
+                .and_then(|mut n| n.links())
+                .ok();
+            let found = |name: &str| match &links {
+                None => cli::Found::Unknown,
+                Some(links) => match links.iter().find(|l| l.name == name) {
+                    None => cli::Found::Missing,
+                    Some(l) if l.is_routed() => cli::Found::Routed,
+                    Some(l) if l.hw_type == ARPHRD_ETHER && l.mac.is_some() => cli::Found::Ethernet,
+                    Some(l) => cli::Found::Other(l.hw_type),
+                },
+            };
+            print!("{}", cli::check_summary(&config, found));
             print!("{}", ndprelay::live::check_host(&config));
             ExitCode::SUCCESS
         }
@@ -169,6 +183,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             mac,
             link_local: mac.link_local(),
             mtu: REPLAY_MTU,
+            routed: false,
         });
     }
     let engine = config.engine_config(&resolved)?;

@@ -160,3 +160,21 @@ fn several_relays_need_relay_and_rename_needs_config() {
     assert_eq!(usage.status.code(), Some(2));
     assert!(text(&usage.stderr).contains("--config <FILE>"));
 }
+
+#[test]
+fn a_routed_segment_takes_a_renamed_vpn_interface() {
+    let vpn = TempConfig::new(
+        "vpn",
+        "(uplink: \"eth0\", downstream: [\"br0\", \"wg-peers\"], prefixes: [\"2001:db8:1::/64\"])\n",
+    );
+    let (code, stdout, stderr) = lab(
+        "routed-vpn.ron",
+        &vpn.path,
+        &["--rename", "eth0=wan,br0=lan,wg-peers=wg0"],
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("(eth0→wan, br0→lan, wg-peers→wg0)"),
+        "{stdout}"
+    );
+}

@@ -188,6 +188,64 @@ fn without_announcements_the_router_has_to_solicit_the_guest() {
 }
 
 #[test]
+fn routed_vpn_passes() {
+    assert_passes("routed-vpn.ron");
+}
+
+#[test]
+fn without_routes_through_the_vpn_link_nothing_behind_it_is_answered() {
+    let path = scenarios_dir().join("routed-vpn.ron");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let text = text.replace(
+        r#"routes: ["2001:db8:1::100/128", "2001:db8:1::1:0/112"]"#,
+        "routes: []",
+    );
+    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
+    let mut out = Vec::new();
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut out,
+    )
+    .expect("runs");
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(!verdict.passed);
+    for line in [
+        "FAIL  reachable isp -> 2001:db8:1::100",
+        "FAIL  reachable isp -> 2001:db8:1::1:42",
+        "FAIL  reachable laptop -> 2001:db8:1::100",
+        "PASS  reachable isp -> 2001:db8:1::101",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
+#[test]
+fn a_routed_segment_takes_no_host_and_only_it_takes_routes() {
+    let path = scenarios_dir().join("routed-vpn.ron");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let host_on_vpn = text.replace(
+        r#"(name: "laptop", segment: "lan""#,
+        r#"(name: "laptop", segment: "wg0""#,
+    );
+    let e = sim::scenario::parse(&host_on_vpn, &path).expect_err("refused");
+    assert!(e.to_string().contains(r#"unknown segment "wg0""#), "{e}");
+    let route_on_lan = text.replace(r#"DelRoute(segment: "wg0""#, r#"DelRoute(segment: "lan""#);
+    let e = sim::scenario::parse(&route_on_lan, &path).expect_err("refused");
+    assert!(
+        e.to_string().contains(r#""lan" is not a routed segment"#),
+        "{e}"
+    );
+    let twice = text.replace(
+        r#"segments: ["wan", "lan"]"#,
+        r#"segments: ["wan", "lan", "wg0"]"#,
+    );
+    let e = sim::scenario::parse(&twice, &path).expect_err("refused");
+    assert!(e.to_string().contains("declared twice"), "{e}");
+}
+
+#[test]
 fn every_shipped_scenario_has_a_test() {
     let tested = [
         "home.ron",
@@ -202,6 +260,7 @@ fn every_shipped_scenario_has_a_test() {
         "restart-leftover-routes.ron",
         "silent-router.ron",
         "announce.ron",
+        "routed-vpn.ron",
     ];
     for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/ exists") {
         let name = entry.expect("readable entry").file_name();

@@ -2,8 +2,8 @@
 //! a three-port relay whose options come from the input's first byte (input format in
 //! `fuzz/src/lib.rs`). Nothing may panic, time only moves forward, a timer wake-up leaves
 //! no timer due within a few `handle_timeout` calls, every frame sent is one the parser
-//! accepts on a real port, routes stay inside the prefix, and the binding table and the
-//! routes stay within the configured bound.
+//! accepts on a real port and none goes to a routed port, routes stay inside the prefix,
+//! and the binding table and the routes stay within the configured bound.
 #![no_main]
 
 use std::collections::HashSet;
@@ -12,7 +12,7 @@ use ipnet::Ipv6Net;
 use libfuzzer_sys::fuzz_target;
 use ndprelay::engine::{
     Action, DataPlane, Engine, EngineConfig, LinkEvent, PortConfig, PortId, PrefixMode, RaSource,
-    Role,
+    Role, RouteUpdate,
 };
 use ndprelay::time::{Duration, Instant};
 use ndprelay::wire::{Mac, parse_frame};
@@ -46,6 +46,7 @@ fn port(name: &str, role: Role, last: u8) -> PortConfig {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     }
 }
 
@@ -75,6 +76,11 @@ fn config(bits: u8, prefix: Ipv6Net) -> EngineConfig {
     // Announcing, as the config file's default, except in cascade mode.
     config.announce = bits & 0x40 == 0;
     config.disable_on_rogue_ra = bits & 0x80 != 0;
+    if bits & 0x1b == 0x12 {
+        // Another combination nothing else needs (fast_path_in_kernel without a fast
+        // path): br1 is a routed port (a tun or WireGuard link).
+        config.ports[2].routed = true;
+    }
     if bits & 0x13 == 0x13 {
         // A combination no other bit needs: static mode, where the relay answers alone.
         config.prefixes[0].mode = PrefixMode::Static;
@@ -91,6 +97,7 @@ fuzz_target!(|data: &[u8]| {
     let (bits, ops) = decode(data);
     let config = config(bits, prefix);
     let max_bindings = config.tunables.max_bindings;
+    let routed: Vec<bool> = config.ports.iter().map(|p| p.routed).collect();
     let mut now = Instant::ZERO;
     // A combination the config check refuses is not a finding.
     let Ok(mut engine) = Engine::new(config, now) else {
@@ -137,6 +144,20 @@ fuzz_target!(|data: &[u8]| {
                 let event = if up { LinkEvent::Up } else { LinkEvent::Down };
                 engine.handle_link_event(now, PortId(u16::from(port % PORTS)), event);
             }
+            Op::Route {
+                port,
+                len,
+                last,
+                present,
+            } => {
+                let addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, u16::from(last));
+                let update = RouteUpdate {
+                    prefix: Ipv6Net::new(addr, len % 129).expect("length at most 128"),
+                    port: (port < PORTS).then_some(PortId(u16::from(port))),
+                    present,
+                };
+                engine.handle_route(now, update);
+            }
             Op::MacChange { port, last } => {
                 let mac = Mac([0x02, 0, 0, 0, 1, last]);
                 engine.handle_link_event(
@@ -150,6 +171,10 @@ fuzz_target!(|data: &[u8]| {
             match action {
                 Action::Transmit { port, frame } => {
                     assert!(port.index() < usize::from(PORTS), "transmit on {port:?}");
+                    assert!(
+                        !routed[port.index()],
+                        "a frame sent on routed port {port:?}"
+                    );
                     assert!(
                         parse_frame(&frame).is_ok(),
                         "the relay sent a frame it rejects: {frame:02x?}"

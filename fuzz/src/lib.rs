@@ -12,6 +12,7 @@
 //! | 1      | timeout, on time (bit 2) or late | advance ms: u32           |
 //! | 2      | link up (bit 4) / down| none                                 |
 //! | 3      | MAC change            | last MAC byte: u8                    |
+//! | 3, bit 7 set | route added (bit 4) / deleted through port P (P = 3: elsewhere) | prefix length: u8, last address byte: u8 |
 //!
 //! P is `(op >> 2) & 3` modulo the port count; a frame's ICMPv6 checksum is fixed up
 //! unless bit 7 of its op is set.
@@ -50,6 +51,18 @@ pub enum Op<'a> {
         port: u8,
         /// Up or down.
         up: bool,
+    },
+    /// A main-table route change (`Engine::handle_route`) for
+    /// `2001:db8:1::<last>/<len>` (lengths above 128 wrap) through `port` (3: elsewhere).
+    Route {
+        /// Port index (3: no port).
+        port: u8,
+        /// Prefix length, modulo 129.
+        len: u8,
+        /// Last byte of the address.
+        last: u8,
+        /// Added rather than deleted.
+        present: bool,
     },
     /// A MAC change on `port` to `02:00:00:00:01:<last>`.
     MacChange {
@@ -117,6 +130,12 @@ impl<'a> Iterator for Ops<'a> {
                 port,
                 up: op & 0x10 != 0,
             },
+            _ if op & 0x80 != 0 => Op::Route {
+                port,
+                len: self.be(1) as u8,
+                last: self.be(1) as u8,
+                present: op & 0x10 != 0,
+            },
             _ => Op::MacChange {
                 port,
                 last: self.be(1) as u8,
@@ -159,9 +178,11 @@ mod tests {
         let input = [
             0x5a, // config
             0x84, 0, 10, 0, 2, 0xaa, 0xbb, // raw frame on port 1, +10 ms, 2 bytes
-            0x01, 0, 0, 1, 0,    // timeout +256 ms
+            0x01, 0, 0, 1, 0, // timeout +256 ms
+            0x05, 0, 0, 0, 9,    // timeout +9 ms, on time
             0x1a, // link up on port 2
             0x03, 7, // MAC change on port 0
+            0x9f, 128, 5, // route added through port 3 (elsewhere)
             0x00, 0, 1, 0, 9, 0xcc, // frame cut short: 9 bytes announced, 1 there
         ];
         let (config, ops) = decode(&input);
@@ -186,6 +207,12 @@ mod tests {
                 },
                 Op::Link { port: 2, up: true },
                 Op::MacChange { port: 0, last: 7 },
+                Op::Route {
+                    port: 3,
+                    len: 128,
+                    last: 5,
+                    present: true
+                },
                 Op::Frame {
                     port: 0,
                     advance_ms: 1,

@@ -431,7 +431,42 @@ impl FromStr for TapSpec {
 }
 
 /// What `ndprelay check` prints on success: `OK: <file>` and what the config means.
-pub fn check_summary(config: &Config) -> String {
+/// What `check` found of a downstream interface on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// An Ethernet interface: NS and NA relayed.
+    Ethernet,
+    /// No link-layer addresses (tun, WireGuard, PPP): a routed port.
+    Routed,
+    /// Another link type (ARPHRD), which `run` refuses.
+    Other(u16),
+    /// No interface of that name now.
+    Missing,
+    /// The interfaces could not be read.
+    Unknown,
+}
+
+/// How a downstream port of each kind is served, for `check`.
+fn served(found: Found, data_plane: DataPlane) -> String {
+    const EITHER: &str = "relayed if it is Ethernet; answered from the main routing table \
+                          if it has no link-layer address (tun, WireGuard, PPP)";
+    match found {
+        Found::Ethernet => "Ethernet: NS, NA and RAs relayed (RFC 4389)".to_owned(),
+        Found::Routed if data_plane == DataPlane::Userspace => {
+            "routed: answered from the main routing table, but forwarding: Userspace cannot \
+             send to it (use forwarding: Kernel)"
+                .to_owned()
+        }
+        Found::Routed => "routed: answered from the main routing table".to_owned(),
+        Found::Other(t) => format!("not Ethernet (ARPHRD type {t}): `ndprelay run` refuses it"),
+        Found::Missing => format!("not present now: {EITHER}"),
+        Found::Unknown => format!("interfaces not readable here: {EITHER}"),
+    }
+}
+
+/// `ndprelay check`'s summary of `config`; `found` says what each downstream interface
+/// is on this host.
+pub fn check_summary(config: &Config, found: impl Fn(&str) -> Found) -> String {
     let mut out = format!("OK: {}\n", config.source);
     let list = |mode| {
         config
@@ -463,6 +498,11 @@ pub fn check_summary(config: &Config) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "  uplink:      {}", config.uplink);
     let _ = writeln!(out, "  downstream:  {}", config.downstream.join(", "));
+    for d in &config.downstream {
+        let name = format!("{d}:");
+        let how = served(found(d), config.data_plane());
+        let _ = writeln!(out, "    {name:<11}{how}");
+    }
     if !relay.is_empty() {
         let _ = writeln!(out, "  prefixes:    {relay} (relay)");
     }
@@ -647,7 +687,10 @@ mod test {
             "x.ron",
         )
         .expect("parses");
-        let s = check_summary(&c);
+        let s = check_summary(&c, |name| match name {
+            "br0" => Found::Ethernet,
+            _ => Found::Missing,
+        });
         assert!(s.starts_with("OK: x.ron\n"), "{s}");
         for needle in [
             "uplink:      eth0\n",
@@ -659,6 +702,9 @@ mod test {
             "fast path:   bindings confirmed within 2s",
             "announce:    on, each guest's address to the uplink",
             "control:     /run/ndprelay.sock",
+            "    br0:       Ethernet: NS, NA and RAs relayed (RFC 4389)\n",
+            "    br1:       not present now: relayed if it is Ethernet; answered from the main \
+             routing table if it has no link-layer address (tun, WireGuard, PPP)\n",
         ] {
             assert!(s.contains(needle), "{s:?} lacks {needle:?}");
         }
@@ -667,6 +713,34 @@ mod test {
             "x.ron",
         )
         .expect("parses");
-        assert!(check_summary(&off).contains("announce:    off\n"));
+        assert!(check_summary(&off, |_| Found::Unknown).contains("announce:    off\n"));
+    }
+
+    #[test]
+    fn check_says_how_a_routed_port_is_served() {
+        let c = Config::from_str_with_path(
+            "(uplink: \"eth0\", downstream: [\"wg0\", \"sit1\"], prefixes: [\"2001:db8:1::/64\"])",
+            "x.ron",
+        )
+        .expect("parses");
+        let found = |name: &str| match name {
+            "wg0" => Found::Routed,
+            _ => Found::Other(776),
+        };
+        let s = check_summary(&c, found);
+        assert!(
+            s.contains("    wg0:       routed: answered from the main routing table\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("sit1:      not Ethernet (ARPHRD type 776)"),
+            "{s}"
+        );
+        let c = Config::from_str_with_path(
+            "(uplink: \"eth0\", downstream: [\"wg0\"], prefixes: [\"2001:db8:1::/64\"], forwarding: Userspace)",
+            "x.ron",
+        )
+        .expect("parses");
+        assert!(check_summary(&c, found).contains("(use forwarding: Kernel)"));
     }
 }

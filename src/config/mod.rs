@@ -118,6 +118,8 @@ pub struct ResolvedPort {
     pub link_local: Ipv6Addr,
     /// Its MTU.
     pub mtu: u32,
+    /// It has no link layer (tun, WireGuard, PPP): served from the routing table.
+    pub routed: bool,
 }
 
 impl Config {
@@ -209,6 +211,7 @@ impl Config {
                     mac: p.mac,
                     link_local: p.link_local,
                     mtu: p.mtu,
+                    routed: p.routed && role == Role::Downstream,
                 }),
                 None => missing.push(ConfigError::UnresolvedInterface {
                     name: name.to_owned(),

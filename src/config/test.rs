@@ -709,6 +709,7 @@ fn resolved(name: &str, last: u8) -> ResolvedPort {
         mac: Mac([2, 0, 0, 0, 0, last]),
         link_local: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(last)),
         mtu: 1500,
+        routed: false,
     }
 }
 

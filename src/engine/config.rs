@@ -36,6 +36,10 @@ pub struct PortConfig {
     pub link_local: Ipv6Addr,
     /// Link MTU.
     pub mtu: u32,
+    /// A downstream port without a link layer (tun, WireGuard, PPP): no frames go or
+    /// come there; addresses the kernel routes through it are answered from the routes
+    /// the driver feeds ([`super::Engine::handle_route`]). `mac` is unused then.
+    pub routed: bool,
 }
 
 /// How a prefix is served.
@@ -273,8 +277,11 @@ impl EngineConfig {
             return Err(EngineConfigError::TooManyPorts(self.ports.len()));
         }
         for (i, a) in self.ports.iter().enumerate() {
+            if a.routed && a.role == Role::Upstream {
+                return Err(EngineConfigError::RoutedUplink(a.name.clone()));
+            }
             for b in &self.ports[i + 1..] {
-                if a.mac == b.mac {
+                if a.mac == b.mac && !a.routed && !b.routed {
                     return Err(EngineConfigError::DuplicateMac(
                         a.name.clone(),
                         b.name.clone(),

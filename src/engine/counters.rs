@@ -46,6 +46,10 @@ counters! {
     RelayedRedirect => "relayed_redirect",
     /// NS answered by the engine (static prefix, fast path, own link-local).
     AnsweredNs => "answered_ns",
+    /// NS answered for an address routed through a routed port (DAD included).
+    AnsweredRouted => "answered_routed",
+    /// Routes for routed ports refused because the table was full.
+    RoutedRoutesRefused => "routed_routes_refused",
     /// NS the kernel answered (in-kernel fast path), left unanswered by the engine.
     AnsweredByKernel => "answered_by_kernel",
     /// NS for bound targets the kernel relayed (`relay_in_kernel`), left untransmitted by

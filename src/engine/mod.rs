@@ -61,6 +61,7 @@ mod ra;
 mod redirect;
 mod reload;
 mod restore;
+mod routed;
 mod timer;
 
 #[cfg(test)]
@@ -78,6 +79,7 @@ pub use event::{EventDisplay, EventNames};
 pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};
+pub use routed::{MAX_ROUTED_ROUTES, RouteUpdate, RoutedInfo};
 
 use crate::rng::Rng;
 use bucket::TokenBucket;
@@ -443,6 +445,8 @@ pub struct PortInfo {
     pub quarantined: Vec<(Mac, Instant)>,
     /// Why it proxies or not.
     pub state: ProxyState,
+    /// A routed port ([`PortConfig::routed`]): served from the routing table.
+    pub routed: bool,
 }
 
 /// Everything `status` shows, copied out of the engine.
@@ -457,6 +461,8 @@ pub struct Snapshot {
     pub bindings: Vec<BindingInfo>,
     /// Counters as (name, value), non-zero and zero alike, stable order.
     pub counters: Vec<(String, u64)>,
+    /// Routes through routed ports, by prefix ([`Engine::routed_routes`]).
+    pub routed: Vec<RoutedInfo>,
 }
 
 impl Snapshot {
@@ -485,6 +491,9 @@ pub enum EngineConfigError {
     /// More than [`MAX_PORTS`] ports.
     #[error("at most {MAX_PORTS} ports are supported, found {0}")]
     TooManyPorts(usize),
+    /// The uplink is marked routed: it must have a link layer.
+    #[error("the uplink {0} cannot be a routed port: it needs a link layer")]
+    RoutedUplink(String),
     /// A table size, probe count or timer that must not be zero is zero.
     #[error("tunable {0} must not be zero")]
     ZeroLimit(&'static str),
@@ -595,9 +604,10 @@ impl PortState {
         self.carrier && self.cfg.mtu >= MIN_MTU
     }
 
-    /// Live and not held off by the loop rules.
+    /// Live, not held off by the loop rules, and with a link layer to send on (a
+    /// routed port never carries frames).
     fn usable(&self) -> bool {
-        self.live() && self.disabled_until.is_none()
+        self.live() && self.disabled_until.is_none() && !self.cfg.routed
     }
 
     fn is_upstream(&self) -> bool {
@@ -642,6 +652,8 @@ pub struct Engine {
     timers: TimerTable,
     /// Routes an earlier run left, waiting for their guests to re-verify.
     leftovers: Leftovers,
+    /// The main table's routes the driver fed, for routed ports.
+    routed: routed::RouteTable,
     rng: Rng,
     counters: Counters,
     /// NS for bound targets: served before unknown ones and never starved by a scan
@@ -690,6 +702,7 @@ impl Engine {
             no_router_ra: false,
             timers: TimerTable::new(config.ports.len()),
             leftovers: Leftovers::default(),
+            routed: routed::RouteTable::default(),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
             known_ns_bucket: known_ns_bucket(t, now),
@@ -737,7 +750,7 @@ impl Engine {
 
     fn receive(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         self.counters.bump(Counter::RxFrames);
-        if port.index() >= self.ports.len() {
+        if port.index() >= self.ports.len() || self.port(port).cfg.routed {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         let parsed = match parse_frame(frame) {
@@ -941,6 +954,7 @@ impl Engine {
                     .filter(|(_, until)| *until > now)
                     .copied()
                     .collect(),
+                routed: p.cfg.routed,
             })
             .collect();
         let bindings: Vec<BindingInfo> = self
@@ -961,6 +975,7 @@ impl Engine {
             ports,
             bindings,
             counters: self.counters.list(),
+            routed: self.routed_routes(),
         }
     }
 
@@ -1014,13 +1029,13 @@ impl Engine {
     }
 
     fn is_our_mac(&self, mac: Mac) -> bool {
-        self.ports.iter().any(|p| p.cfg.mac == mac)
+        self.ports.iter().any(|p| p.cfg.mac == mac && !p.cfg.routed)
     }
 
     fn our_link_local(&self, addr: Ipv6Addr) -> Option<PortId> {
         self.ports
             .iter()
-            .position(|p| p.cfg.link_local == addr)
+            .position(|p| p.cfg.link_local == addr && !p.cfg.routed)
             .map(|i| PortId(i as u16))
     }
 

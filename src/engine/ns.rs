@@ -41,6 +41,15 @@ impl Engine {
         let Some(mode) = self.proxied(target) else {
             return self.drop_frame(port, DropReason::NotProxied);
         };
+        if self.routed_port(target).is_some() {
+            self.learn_from_solicit(now, port, pkt);
+            return self.answer_routed(port, pkt, target);
+        }
+        if self.ports.iter().all(|p| p.is_upstream() || p.cfg.routed) {
+            // Only routed ports behind the uplink, and no route to the target through
+            // one: nobody to relay to, the address is simply not served here.
+            return self.drop_frame(port, DropReason::NotProxied);
+        }
         if dad {
             return self.relay_dad(now, port, pkt, target);
         }
@@ -383,7 +392,7 @@ impl Engine {
     }
 
     /// Answers an NS on its ingress port: solicited NA from `src` with TLLA = port MAC.
-    fn answer_ns(
+    pub(super) fn answer_ns(
         &mut self,
         port: PortId,
         pkt: &NdPacket<'_>,

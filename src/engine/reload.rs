@@ -46,6 +46,14 @@ impl Engine {
         }
         self.cache.remap_ports(lookup);
         self.leftovers_remap(lookup);
+        let prefixes: Vec<_> = config.prefixes.iter().map(|r| r.prefix).collect();
+        self.routed.retain_map(|net, port| {
+            let port = match port {
+                Some(p) => Some(lookup(p)?),
+                None => None,
+            };
+            prefixes.iter().any(|p| p.contains(&net)).then_some(port)
+        });
         self.pending.retain_ports(lookup);
         for _ in 0..self.held.remap_ports(lookup) {
             self.counters.drop(crate::DropReason::PortDisabled);

@@ -67,10 +67,27 @@ pub struct StatusDoc {
     pub counters: BTreeMap<String, u64>,
     /// Every configured port, in config order.
     pub ports: Vec<PortStatus>,
+    /// Routes of the main table through routed ports (tun, WireGuard, PPP), whose
+    /// addresses the relay answers for; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routed: Vec<RoutedStatus>,
     /// Seconds since start.
     pub uptime_secs: u64,
     /// Format version of this document.
     pub version: u32,
+}
+
+/// One route in [`StatusDoc::routed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedStatus {
+    /// Whether an NS for the route's first address is answered now (the port is up and
+    /// no more specific route through another interface takes it).
+    pub answered: bool,
+    /// The routed port's name.
+    pub port: String,
+    /// The route's destination.
+    #[serde(with = "as_text")]
+    pub prefix: ipnet::Ipv6Net,
 }
 
 /// One port in [`StatusDoc::ports`].
@@ -235,6 +252,9 @@ pub enum LoopState {
     Enabling,
     /// Disabled after another relay's P-bit RA (RFC 4389 §4.1.3.3).
     Disabled,
+    /// A routed port (no link layer): nothing is relayed there, its addresses are
+    /// answered from the routing table.
+    Routed,
 }
 
 /// One entry of [`PortStatus::quarantined`].
@@ -314,7 +334,12 @@ macro_rules! lowercase_names {
 lowercase_names! {
     PortRole { Upstream => "upstream", Downstream => "downstream" }
     LinkState { Up => "up", Down => "down", Missing => "missing" }
-    LoopState { Proxying => "proxying", Enabling => "enabling", Disabled => "disabled" }
+    LoopState {
+        Proxying => "proxying",
+        Enabling => "enabling",
+        Disabled => "disabled",
+        Routed => "routed",
+    }
     NeighborState {
         Incomplete => "incomplete",
         Stale => "stale",
@@ -360,6 +385,11 @@ impl StatusDoc {
                 let d = p.ports.get(i).cloned().unwrap_or_default();
                 let why = NotProxying::new(port.state, s.now);
                 let loop_prevention = match port.disabled_until {
+                    _ if port.routed => LoopPrevention {
+                        remaining_secs: None,
+                        state: LoopState::Routed,
+                        why: None,
+                    },
                     Some(t) => LoopPrevention {
                         remaining_secs: Some(whole_secs(t.saturating_since(s.now))),
                         state: LoopState::Disabled,
@@ -428,10 +458,24 @@ impl StatusDoc {
                 }
             })
             .collect();
+        let routed = s
+            .routed
+            .iter()
+            .map(|r| RoutedStatus {
+                answered: r.answered,
+                port: s
+                    .ports
+                    .get(r.port.index())
+                    .map_or("?", |p| p.name.as_str())
+                    .to_owned(),
+                prefix: r.prefix,
+            })
+            .collect();
         Self {
             bindings,
             counters: s.counters.iter().chain(&p.counters).cloned().collect(),
             ports,
+            routed,
             uptime_secs: p.uptime_secs,
             version: 1,
         }
@@ -518,7 +562,11 @@ pub fn render_text(doc: &StatusDoc) -> String {
             p.name.clone(),
             p.role.as_str().to_owned(),
             p.state.as_str().to_owned(),
-            p.mac.to_string(),
+            if p.loop_prevention.state == LoopState::Routed {
+                "-".to_owned()
+            } else {
+                p.mac.to_string()
+            },
             p.mtu.to_string(),
             p.in_kernel_hook.as_deref().unwrap_or("-").to_owned(),
             lp,
@@ -556,6 +604,23 @@ pub fn render_text(doc: &StatusDoc) -> String {
             ]);
         }
         out.push_str(&table(&rows));
+    }
+    if doc
+        .ports
+        .iter()
+        .any(|p| p.loop_prevention.state == LoopState::Routed)
+    {
+        out.push_str("\nROUTED (answered from the main routing table)\n");
+        if doc.routed.is_empty() {
+            out.push_str("(no route through a routed port inside the prefixes)\n");
+        } else {
+            let mut rows = vec![["ROUTE", "PORT", "ANSWERED"].map(String::from).to_vec()];
+            for r in &doc.routed {
+                let answered = if r.answered { "yes" } else { "no" };
+                rows.push(vec![r.prefix.to_string(), r.port.clone(), answered.into()]);
+            }
+            out.push_str(&table(&rows));
+        }
     }
     out.push_str("\nCOUNTERS (non-zero; --json lists all)\n");
     let rows: Vec<Vec<String>> = doc
@@ -785,6 +850,7 @@ mod test {
                         disabled_until: None,
                         quarantined: vec![],
                         state: ProxyState::Proxying,
+                        routed: false,
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -801,6 +867,7 @@ mod test {
                             until: now + Duration::from_secs(125),
                             by: Some(("fe80::66".parse().unwrap(), Mac([2, 0, 0, 0, 0, 0x66]))),
                         },
+                        routed: false,
                     },
                 ],
                 bindings: vec![BindingInfo {
@@ -813,6 +880,7 @@ mod test {
                     restored: false,
                 }],
                 counters: vec![("relayed_ns".into(), 5), ("drop_hop_limit".into(), 0)],
+                routed: vec![],
             },
             ports: vec![
                 DriverPort {
@@ -1003,6 +1071,56 @@ mod test {
         let (doc, cell) = why_cell(ProxyState::Proxying);
         assert_eq!(doc, json!({ "state": "proxying" }));
         assert_eq!(cell, "proxying");
+    }
+
+    #[test]
+    fn routed_ports_and_their_routes_show_in_json_and_text() {
+        assert_eq!(
+            json(&sample()).get("routed"),
+            None,
+            "absent without routed ports"
+        );
+        assert!(!render_text(&StatusDoc::new(&sample())).contains("ROUTED"));
+        let mut p = sample();
+        p.snapshot.ports[1].name = "tun0".into();
+        p.snapshot.ports[1].routed = true;
+        p.snapshot.ports[1].quarantined.clear();
+        let empty = render_text(&StatusDoc::new(&p));
+        assert!(
+            empty.contains("ROUTED (answered from the main routing table)\n(no route"),
+            "{empty}"
+        );
+        p.snapshot.routed = vec![crate::engine::RoutedInfo {
+            prefix: "2001:db8:1::100/128".parse().unwrap(),
+            port: PortId(1),
+            answered: true,
+        }];
+        let doc = json(&p);
+        assert_eq!(
+            doc["ports"][1]["loop_prevention"],
+            json!({ "state": "routed" })
+        );
+        assert_eq!(
+            doc["routed"],
+            json!([{ "answered": true, "port": "tun0", "prefix": "2001:db8:1::100/128" }])
+        );
+        let back: StatusDoc = serde_json::from_value(doc).unwrap();
+        assert_eq!(back, StatusDoc::new(&p));
+        let t = render_text(&StatusDoc::new(&p));
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("2001:db8:1::100/128"))
+            .unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["2001:db8:1::100/128", "tun0", "yes"]
+        );
+        let port = t.lines().find(|l| l.starts_with("tun0")).unwrap();
+        assert_eq!(
+            port.split_whitespace().collect::<Vec<_>>(),
+            ["tun0", "downstream", "up", "-", "1500", "-", "routed"],
+            "a routed port has no MAC to show"
+        );
     }
 
     #[test]

@@ -22,17 +22,18 @@ use super::counters::DriverCounters;
 use super::droplog::DropLog;
 use super::executor::{ExecPort, Executor, RouteChange, RouteRequest};
 use super::guard::Guard;
-use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink};
+use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink, Route};
 use super::ports::{CaptureFilter, Port, PortIo};
 use super::programs::{KernelPrograms, ProgramPort};
 use super::relay::{Clock, Relay};
+use super::route_feed::{FeedContext, RouteFeed};
 use super::routes::{RoutePort, Routes};
 use super::setup::{engine_config, ensure_sysctls, filter_for, resolve_ports};
 use super::state;
 use super::tc;
 use super::{Chain, Error, RunOptions, privileges};
 use crate::config::Config;
-use crate::engine::{DataPlane, Engine, LinkEvent, PortId, StateStamp};
+use crate::engine::{DataPlane, Engine, LinkEvent, PortId, PrefixRule, RouteUpdate, StateStamp};
 use crate::wire::is_link_local;
 
 /// Protocol number on the routes ndprelay installs (rtnetlink `RTPROT_*` space; 199 is
@@ -94,6 +95,8 @@ pub(super) struct Daemon {
     seed: u64,
     last_drop_check: StdInstant,
     drop_log: DropLog,
+    /// The main table's routes told to the engine (routed ports).
+    feed: RouteFeed,
     stop: bool,
     state: Option<StateFile>,
 }
@@ -121,7 +124,8 @@ fn program_ports(ports: &[Port]) -> Vec<ProgramPort<'_>> {
         .map(|p| ProgramPort {
             name: &p.name,
             role: p.role,
-            ifindex: p.ifindex,
+            // Nothing to relay or answer in the kernel where no frame arrives.
+            ifindex: p.ifindex.filter(|_| !p.routed),
         })
         .collect()
 }
@@ -141,7 +145,7 @@ impl Daemon {
 
     /// Opens port `i`'s capture if its interface exists.
     fn try_open_capture(&mut self, i: usize) -> io::Result<()> {
-        let Some(ifindex) = self.ports[i].ifindex else {
+        let Some(ifindex) = self.ports[i].ifindex.filter(|_| !self.ports[i].routed) else {
             return Ok(());
         };
         self.next_generation += 1;
@@ -362,6 +366,10 @@ impl Daemon {
                 LinkEvent::Down
             };
             self.link_event(i, ev);
+            if self.ports[i].routed {
+                // Going down flushes its routes: one dump, whatever was announced.
+                self.resync_routes();
+            }
         }
     }
 
@@ -371,7 +379,12 @@ impl Daemon {
             // Re-created under a new index while we missed the delete.
             self.on_del_link(i);
         }
-        let Some(mac) = l.mac else {
+        let mac = if self.ports[i].routed {
+            Some(self.ports[i].mac)
+        } else {
+            l.mac
+        };
+        let Some(mac) = mac else {
             log::error!(
                 "{}: re-created without an Ethernet address; not used",
                 l.name
@@ -397,6 +410,7 @@ impl Daemon {
             self.ports[i].running = true;
             self.link_event(i, LinkEvent::Up);
         }
+        self.resync_routes();
     }
 
     fn on_del_link(&mut self, i: usize) {
@@ -419,6 +433,10 @@ impl Daemon {
         }
         self.refresh_guard();
         self.resync_kernel_programs();
+        // Routes through the device went with it; one dump makes sure none is served
+        // after a device of the same name comes back, whatever notifications the
+        // kernel sent for the flush.
+        self.resync_routes();
     }
 
     fn on_addr(&mut self, a: &Addr, added: bool) {
@@ -468,6 +486,78 @@ impl Daemon {
         for l in &links {
             self.on_new_link(l);
         }
+        self.resync_routes();
+    }
+
+    /// Runs `f` with what the route feed needs to know of the relay now.
+    fn with_feed<R>(&mut self, f: impl FnOnce(&mut RouteFeed, &FeedContext<'_>) -> R) -> R {
+        let prefixes: Vec<_> = self
+            .config
+            .prefixes
+            .iter()
+            .map(|r: &PrefixRule| r.prefix)
+            .collect();
+        let ports: Vec<_> = self.ports.iter().map(|p| p.ifindex).collect();
+        let cx = FeedContext {
+            prefixes: &prefixes,
+            ports: &ports,
+            own_protocol: ROUTE_PROTOCOL,
+        };
+        f(&mut self.feed, &cx)
+    }
+
+    /// Hands the engine route changes; says which addresses routed ports now serve.
+    fn tell_routes(&mut self, updates: Vec<RouteUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        for u in &updates {
+            if let Some(p) = u
+                .port
+                .and_then(|p| self.ports.get(p.index()))
+                .filter(|p| p.routed)
+            {
+                let verb = if u.present {
+                    "answered"
+                } else {
+                    "no longer answered"
+                };
+                log::info!(
+                    "{}: {} {verb} (route through a routed port)",
+                    p.name,
+                    u.prefix
+                );
+            }
+        }
+        self.relay.with(|s, now| {
+            for u in updates {
+                s.engine.handle_route(now, u);
+            }
+        });
+        if self.feed.refused > 0 {
+            log::warn!(
+                "{} routes inside the prefixes not followed: more than {} (routed ports)",
+                self.feed.refused,
+                crate::engine::MAX_ROUTED_ROUTES
+            );
+            self.feed.refused = 0;
+        }
+    }
+
+    fn on_route(&mut self, route: &Route, present: bool) {
+        let updates = self.with_feed(|f, cx| f.apply(cx, route, present));
+        self.tell_routes(updates);
+    }
+
+    /// Reads the main table again and tells the engine what changed (start, lost
+    /// events, reloads).
+    fn resync_routes(&mut self) {
+        let routes = match self.rtnl.main_routes() {
+            Ok(r) => r,
+            Err(e) => return log::error!("route dump failed: {e:#}"),
+        };
+        let updates = self.with_feed(|f, cx| f.reset(cx, &routes));
+        self.tell_routes(updates);
     }
 
     fn reload(&mut self, path: &Path) {
@@ -553,6 +643,8 @@ impl Daemon {
         });
         self.refresh_guard();
         self.resync_kernel_programs();
+        // Port indexes or prefixes may have changed.
+        self.resync_routes();
         Ok(())
     }
 
@@ -560,7 +652,7 @@ impl Daemon {
     fn port_names(&self) -> Vec<String> {
         self.ports
             .iter()
-            .filter(|p| p.ifindex.is_some())
+            .filter(|p| p.ifindex.is_some() && !p.routed)
             .map(|p| p.name.clone())
             .collect()
     }
@@ -616,6 +708,7 @@ impl Daemon {
             }
             Control::Link(LinkUpdate::NewAddr(a)) => self.on_addr(&a, true),
             Control::Link(LinkUpdate::DelAddr(a)) => self.on_addr(&a, false),
+            Control::Link(LinkUpdate::Route { route, present }) => self.on_route(&route, present),
             Control::Link(LinkUpdate::Resync) => self.resync(),
             Control::Signal(signal_hook::consts::SIGHUP) => self.reload(path),
             Control::Signal(s) => {
@@ -768,6 +861,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         seed,
         last_drop_check: StdInstant::now(),
         drop_log: DropLog::new(StdDuration::from_secs(60)),
+        feed: RouteFeed::default(),
         stop: false,
         state: state_path.map(|path| StateFile {
             path,
@@ -850,6 +944,23 @@ fn start(d: &mut Daemon) -> Result<(), Error> {
             d.link_event(i, LinkEvent::Down);
         }
     }
+    if d.ports.iter().any(|p| p.routed) && d.config.data_plane() == DataPlane::Userspace {
+        log::warn!(
+            "forwarding: Userspace cannot send to a routed port (no link layer): the \
+             addresses behind one are answered, but their data is the kernel's to forward; \
+             set forwarding: Kernel in {}",
+            d.config.source
+        );
+    }
+    for p in d.ports.iter().filter(|p| p.routed) {
+        log::info!(
+            "{}: no link-layer address (tun, WireGuard or PPP): a routed port, its \
+             addresses answered on the uplink from the main routing table",
+            p.name
+        );
+    }
+    // The monitor is subscribed already: no route change after this dump is missed.
+    d.resync_routes();
     // With the captures open, so the engine's re-verification probes can go out; the
     // saved bindings first, so the routes they own are not taken for leftovers.
     d.restore_state();

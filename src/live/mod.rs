@@ -11,7 +11,8 @@
 //!    lock and takes link events, signals, reloads, status requests and the route
 //!    changes the engine asked for (`daemon.rs`, `routes.rs`);
 //! 3. a netlink thread follows links and IPv6 addresses (up/down, delete and re-create,
-//!    MAC, MTU, link-local);
+//!    MAC, MTU, link-local) and the main table's IPv6 routes, from which routed ports
+//!    (tun, WireGuard, PPP: no link layer, no capture) are served (`route_feed.rs`);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
 //! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the daemon
 //!    thread for the snapshot and renders the JSON itself).
@@ -46,6 +47,7 @@ mod ports;
 mod privileges;
 mod programs;
 mod relay;
+mod route_feed;
 mod routes;
 mod setup;
 mod state;
@@ -163,8 +165,9 @@ pub enum InterfaceProblem {
     },
     /// It is not Ethernet (no link-layer address to rewrite).
     #[error(
-        "{} {name:?} is not an Ethernet interface (ARPHRD type {hw_type}); ND relaying \
-         needs link-layer addresses, so tun, WireGuard and similar devices cannot be ports",
+        "{} {name:?} is not an Ethernet interface (ARPHRD type {hw_type}); the uplink needs \
+         link-layer addresses, and a device without them (tun, WireGuard, PPP) can only be \
+         a downstream port, served from the routing table",
         role_name(*role)
     )]
     NotEthernet {
@@ -307,8 +310,9 @@ mod error_test {
             e.to_string(),
             "cannot start: uplink \"eth9\" does not exist (check `ip link show eth9`, create \
              it, or fix relay.ron); downstream port \"wg0\" is not an Ethernet interface \
-             (ARPHRD type 65534); ND relaying needs link-layer addresses, so tun, WireGuard \
-             and similar devices cannot be ports"
+             (ARPHRD type 65534); the uplink needs link-layer addresses, and a device \
+             without them (tun, WireGuard, PPP) can only be a downstream port, served from \
+             the routing table"
         );
     }
 }

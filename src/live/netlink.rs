@@ -47,6 +47,10 @@ pub mod consts {
     pub const RTPROT_RA: u8 = 9;
     /// `ARPHRD_ETHER`, the link type of Ethernet, veth, bridge and TAP devices.
     pub const ARPHRD_ETHER: u16 = LinkLayerType::Ether as u16;
+    /// `ARPHRD_NONE`: tun (`IFF_TUN`) and WireGuard devices, no link-layer header.
+    pub const ARPHRD_NONE: u16 = LinkLayerType::None as u16;
+    /// `ARPHRD_PPP`.
+    pub const ARPHRD_PPP: u16 = LinkLayerType::Ppp as u16;
 }
 
 /// How long a request waits for the kernel's answer.
@@ -67,6 +71,8 @@ pub enum Request {
         /// `rtm_protocol` asked for.
         protocol: u8,
     },
+    /// `RTM_GETROUTE` dump (IPv6) of the main table, every protocol.
+    MainRoutes,
     /// `RTM_GETROUTE` fibmatch lookup.
     Lookup(Ipv6Addr),
     /// `RTM_NEWROUTE` with `NLM_F_EXCL`.
@@ -109,6 +115,7 @@ impl fmt::Display for Request {
                     "listing the IPv6 routes of proto {protocol} (RTM_GETROUTE)"
                 )
             }
+            Self::MainRoutes => f.write_str("listing the IPv6 main table (RTM_GETROUTE)"),
             Self::Lookup(addr) => write!(f, "looking up the route to {addr} (fibmatch)"),
             Self::Create(r) => write!(f, "creating route {r}"),
             Self::Replace(r) => write!(f, "replacing route {r}"),
@@ -233,6 +240,14 @@ pub struct Link {
 }
 
 impl Link {
+    /// Without link-layer addresses, reached by routing: tun and WireGuard
+    /// (`ARPHRD_NONE`), PPP, or any non-Ethernet link that reports no hardware address.
+    /// As a downstream port it is served from the routing table.
+    pub fn is_routed(&self) -> bool {
+        matches!(self.hw_type, consts::ARPHRD_NONE | consts::ARPHRD_PPP)
+            || (self.hw_type != consts::ARPHRD_ETHER && self.mac.is_none())
+    }
+
     /// Administratively up and with carrier.
     pub fn is_running(&self) -> bool {
         LinkFlags::from_bits_retain(self.flags).contains(LinkFlags::Up | LinkFlags::Running)
@@ -320,9 +335,18 @@ pub struct Route {
     pub table: u32,
     /// `rtm_protocol`.
     pub protocol: u8,
+    /// `RTA_PRIORITY` (the metric; 0 when absent).
+    pub priority: u32,
+    /// `RTN_UNICAST`: it forwards (not `unreachable`, `blackhole`, `prohibit`, ...).
+    pub unicast: bool,
 }
 
 impl Route {
+    /// In the main table (`RT_TABLE_MAIN`), the one the relay serves routed ports from.
+    pub fn in_main_table(&self) -> bool {
+        self.table == u32::from(libc::RT_TABLE_MAIN)
+    }
+
     /// The relay's view of an `RTM_NEWROUTE` message; `None` for non-IPv6.
     pub fn from_message(m: &RouteMessage) -> Option<Self> {
         if m.header.address_family != AddressFamily::Inet6 {
@@ -334,12 +358,15 @@ impl Route {
             oif: 0,
             table: u32::from(m.header.table),
             protocol: m.header.protocol.into(),
+            priority: 0,
+            unicast: m.header.kind == RouteType::Unicast,
         };
         for a in &m.attributes {
             match a {
                 RouteAttribute::Destination(RouteAddress::Inet6(dst)) => r.dst = *dst,
                 RouteAttribute::Oif(oif) => r.oif = i32::try_from(*oif).unwrap_or(0),
                 RouteAttribute::Table(table) => r.table = *table,
+                RouteAttribute::Priority(p) => r.priority = *p,
                 _ => {}
             }
         }
@@ -386,7 +413,7 @@ fn request_message(request: Request) -> (RouteNetlinkMessage, u16) {
             (M::GetAddress(m), dump)
         }
         // The kernel ignores a dump's protocol; the answer is filtered here.
-        Request::Routes { .. } => {
+        Request::Routes { .. } | Request::MainRoutes => {
             let mut m = RouteMessage::default();
             m.header.address_family = AddressFamily::Inet6;
             (M::GetRoute(m), dump)
@@ -606,6 +633,13 @@ fn keep_route(protocol: u8) -> impl Fn(&RouteNetlinkMessage) -> Option<Route> {
     }
 }
 
+fn keep_main_route(m: &RouteNetlinkMessage) -> Option<Route> {
+    match m {
+        RouteNetlinkMessage::NewRoute(r) => Route::from_message(r).filter(Route::in_main_table),
+        _ => None,
+    }
+}
+
 /// Opens a `NETLINK_ROUTE` socket bound to a kernel-chosen port.
 fn open_socket() -> Result<Socket, Error> {
     let mut sock = Socket::new(NETLINK_ROUTE).map_err(Error::Open)?;
@@ -704,6 +738,11 @@ impl Netlink {
     /// Every IPv6 address.
     pub fn addrs(&mut self) -> Result<Vec<Addr>, Error> {
         self.dump(Request::Addrs, keep_addr)
+    }
+
+    /// Every IPv6 route of the main table.
+    pub fn main_routes(&mut self) -> Result<Vec<Route>, Error> {
+        self.dump(Request::MainRoutes, keep_main_route)
     }
 
     /// Every IPv6 route with `protocol`.
@@ -815,6 +854,13 @@ pub enum LinkUpdate {
     NewAddr(Addr),
     /// An IPv6 address went away.
     DelAddr(Addr),
+    /// A route of the main table appeared or changed (`present`), or went.
+    Route {
+        /// The route.
+        route: Route,
+        /// `RTM_NEWROUTE` rather than `RTM_DELROUTE`.
+        present: bool,
+    },
     /// Events were lost (ENOBUFS): re-dump everything.
     Resync,
 }
@@ -827,10 +873,15 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Joins `RTNLGRP_LINK` and `RTNLGRP_IPV6_IFADDR`.
+    /// Joins `RTNLGRP_LINK`, `RTNLGRP_IPV6_IFADDR` and `RTNLGRP_IPV6_ROUTE` (routed
+    /// ports are served from the main table).
     pub fn open() -> Result<Self, Error> {
         let sock = open_socket()?;
-        for group in [libc::RTNLGRP_LINK, libc::RTNLGRP_IPV6_IFADDR] {
+        for group in [
+            libc::RTNLGRP_LINK,
+            libc::RTNLGRP_IPV6_IFADDR,
+            libc::RTNLGRP_IPV6_ROUTE,
+        ] {
             sock.add_membership(group).map_err(Error::Subscribe)?;
         }
         Ok(Self {
@@ -872,6 +923,12 @@ impl Monitor {
     }
 }
 
+fn route_update(m: &RouteMessage, present: bool) -> Option<LinkUpdate> {
+    Route::from_message(m)
+        .filter(Route::in_main_table)
+        .map(|route| LinkUpdate::Route { route, present })
+}
+
 /// Parses a datagram of monitor messages. One the decoder cannot read asks for a
 /// resync (re-dumping the links and addresses), so no change goes unnoticed.
 pub fn parse_updates(buf: &[u8]) -> Vec<LinkUpdate> {
@@ -884,6 +941,8 @@ pub fn parse_updates(buf: &[u8]) -> Vec<LinkUpdate> {
                 M::DelLink(l) => Some(LinkUpdate::DelLink(Link::from_message(&l))),
                 M::NewAddress(a) => Addr::from_message(&a).map(LinkUpdate::NewAddr),
                 M::DelAddress(a) => Addr::from_message(&a).map(LinkUpdate::DelAddr),
+                M::NewRoute(r) => route_update(&r, true),
+                M::DelRoute(r) => route_update(&r, false),
                 _ => None,
             },
             Ok(NetlinkPayload::Overrun(_)) => Some(LinkUpdate::Resync),
@@ -1113,6 +1172,50 @@ mod test {
         let request = Request::Create(route("2001:db8::a"));
         let done = replay(CREATE_DONE, 8, |p| on_ack(request, p));
         assert_eq!(created(done).unwrap(), Install::Done);
+    }
+
+    #[test]
+    fn route_events_of_the_main_table_are_reported_with_type_and_metric() {
+        use RouteNetlinkMessage as M;
+        let event = |m: M| {
+            let mut msg = NetlinkMessage::from(m);
+            msg.finalize();
+            let mut buf = vec![0; msg.buffer_len()];
+            msg.serialize(&mut buf);
+            parse_updates(&buf)
+        };
+        let mut m = host_route_message(HostRoute {
+            addr: a("2001:db8:1::100"),
+            ifindex: 7,
+            protocol: 3,
+        });
+        m.attributes.push(RouteAttribute::Priority(1024));
+        let ups = event(M::NewRoute(m.clone()));
+        let [LinkUpdate::Route { route, present }] = ups.as_slice() else {
+            panic!("one route event expected: {ups:?}");
+        };
+        assert!(*present && route.unicast && route.in_main_table());
+        assert_eq!(
+            (
+                route.dst,
+                route.dst_len,
+                route.oif,
+                route.priority,
+                route.protocol
+            ),
+            (a("2001:db8:1::100"), 128, 7, 1024, 3)
+        );
+        let mut gone = m.clone();
+        gone.header.kind = RouteType::Unreachable;
+        let ups = event(M::DelRoute(gone));
+        assert!(matches!(
+            ups.as_slice(),
+            [LinkUpdate::Route { route, present: false }] if !route.unicast
+        ));
+        // The local table (the host's own addresses) is not the relay's business.
+        let mut local = m;
+        local.header.table = 255;
+        assert_eq!(event(M::NewRoute(local)), vec![]);
     }
 
     #[test]

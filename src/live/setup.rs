@@ -4,13 +4,13 @@
 
 use std::net::Ipv6Addr;
 
-use super::netlink::consts::{IFA_F_PERMANENT, RTPROT_RA};
+use super::netlink::consts::{ARPHRD_ETHER, IFA_F_PERMANENT, RTPROT_RA};
 use super::netlink::{Addr, Link, Netlink, Route};
 use super::ports::{CaptureFilter, Port};
 use super::sysctl::UplinkRas;
 use super::{Error, InterfaceProblem, bpf, sysctl};
 use crate::config::{Config, ResolvedPort};
-use crate::engine::{DataPlane, EngineConfig};
+use crate::engine::{DataPlane, EngineConfig, Role};
 use crate::wire::{Mac, is_link_local};
 
 /// The kernel's main routing table.
@@ -24,7 +24,8 @@ fn resolve_link_local(addrs: &[Addr], ifindex: i32, mac: Mac) -> Ipv6Addr {
         .map_or_else(|| mac.link_local(), |a| a.addr)
 }
 
-/// Finds every configured interface; all problems in one message.
+/// Finds every configured interface; all problems in one message. A downstream
+/// interface without link-layer addresses becomes a routed port.
 pub(super) fn resolve_ports(
     config: &Config,
     links: &[Link],
@@ -39,7 +40,21 @@ pub(super) fn resolve_ports(
                 name: name.to_owned(),
                 config: config.source.clone(),
             }),
-            Some(l) if l.hw_type != super::netlink::consts::ARPHRD_ETHER || l.mac.is_none() => {
+            Some(l) if role == Role::Downstream && l.is_routed() => {
+                // No MAC to write anywhere: the engine never sends on the port.
+                ports.push(Port {
+                    name: name.to_owned(),
+                    role,
+                    ifindex: Some(l.index),
+                    mac: Mac::default(),
+                    mtu: l.mtu,
+                    link_local: resolve_link_local(addrs, l.index, Mac::default()),
+                    running: l.is_running(),
+                    routed: true,
+                    io: None,
+                });
+            }
+            Some(l) if l.hw_type != ARPHRD_ETHER || l.mac.is_none() => {
                 problems.push(InterfaceProblem::NotEthernet {
                     role,
                     name: name.to_owned(),
@@ -57,6 +72,7 @@ pub(super) fn resolve_ports(
                     mtu: l.mtu,
                     link_local: resolve_link_local(addrs, l.index, mac),
                     running: l.is_running(),
+                    routed: false,
                     io: None,
                 });
             }
@@ -77,6 +93,7 @@ fn resolved(ports: &[Port]) -> Vec<ResolvedPort> {
             mac: p.mac,
             link_local: p.link_local,
             mtu: p.mtu,
+            routed: p.routed,
         })
         .collect()
 }
@@ -271,7 +288,7 @@ pub(super) fn filter_for(config: &Config, programs_in_use: bool) -> CaptureFilte
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::engine::Role;
+    use crate::live::netlink::consts::{ARPHRD_NONE, ARPHRD_PPP};
 
     fn link(index: i32, name: &str, hw_type: u16, mac: Option<Mac>) -> Link {
         Link {
@@ -292,11 +309,11 @@ mod test {
     #[test]
     fn every_missing_or_unusable_port_is_named_in_one_message() {
         let c = config(
-            r#"(uplink: "eth0", downstream: ["br0", "wg0"], prefixes: ["2001:db8:1::/64"])"#,
+            r#"(uplink: "wg0", downstream: ["br0", "sit0"], prefixes: ["2001:db8:1::/64"])"#,
         );
         let links = [
-            link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
             link(3, "wg0", 65534, None),
+            link(4, "sit0", 776, Some(Mac([0, 0, 0, 0, 0, 0]))),
         ];
         let Err(e @ Error::Interfaces(_)) = resolve_ports(&c, &links, &[]) else {
             panic!("expected a refusal");
@@ -308,10 +325,34 @@ mod test {
         );
         assert!(msg.contains("ip link show br0"), "{msg}");
         assert!(
-            msg.contains(r#"downstream port "wg0" is not an Ethernet interface"#),
+            msg.contains(r#"uplink "wg0" is not an Ethernet interface"#),
+            "a routed uplink is refused: {msg}"
+        );
+        assert!(
+            msg.contains(r#"downstream port "sit0" is not an Ethernet interface"#),
             "{msg}"
         );
-        assert!(!msg.contains("eth0"), "the good port is not blamed: {msg}");
+    }
+
+    #[test]
+    fn a_downstream_link_without_link_layer_is_a_routed_port() {
+        let c = config(
+            r#"(uplink: "eth0", downstream: ["br0", "tun0", "wg0", "ppp0"], prefixes: ["2001:db8:1::/64"])"#,
+        );
+        let links = [
+            link(2, "eth0", 1, Some(Mac([2, 0, 0, 0, 0, 1]))),
+            link(3, "br0", 1, Some(Mac([2, 0, 0, 0, 0, 2]))),
+            link(4, "tun0", ARPHRD_NONE, None),
+            link(5, "wg0", ARPHRD_NONE, None),
+            link(6, "ppp0", ARPHRD_PPP, None),
+        ];
+        let ports = resolve_ports(&c, &links, &[]).unwrap();
+        let routed: Vec<bool> = ports.iter().map(|p| p.routed).collect();
+        assert_eq!(routed, [false, false, true, true, true]);
+        let ec = engine_config(&c, &ports, 1, false, false).unwrap();
+        assert!(ec.ports[2].routed && ec.ports[4].routed && !ec.ports[1].routed);
+        crate::engine::Engine::new(ec, crate::time::Instant::ZERO)
+            .expect("routed ports share no MAC with anyone");
     }
 
     fn addr(index: i32, a: &str, flags: u32) -> Addr {
@@ -330,6 +371,8 @@ mod test {
             oif,
             table,
             protocol: RTPROT_RA,
+            priority: 1024,
+            unicast: true,
         }
     }
 

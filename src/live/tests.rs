@@ -582,6 +582,88 @@ fn monitor_reports_down_up_delete_and_recreate() {
 
 #[test]
 #[ignore = "needs root and network namespaces"]
+fn the_main_table_is_dumped_and_its_route_changes_reported() {
+    let ns = Netns::new(&["rtmon"]);
+    ns.run(0, || {
+        ip(&["tuntap", "add", "dev", "tn0", "mode", "tun"]);
+        ip(&["link", "set", "tn0", "up"]);
+        let tn0 = sys::if_nametoindex("tn0").unwrap();
+        let mut mon = Monitor::open().unwrap();
+        ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:1::100/128",
+            "dev",
+            "tn0",
+            "metric",
+            "7",
+        ]);
+        ip(&["-6", "route", "add", "unreachable", "2001:db8:1::1:0/112"]);
+        ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:1::5/128",
+            "dev",
+            "tn0",
+            "table",
+            "100",
+        ]);
+        let mut events = Vec::new();
+        let end = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < end {
+            events.extend(mon.poll(50).unwrap());
+        }
+        let routes: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                LinkUpdate::Route { route, present } => Some((*route, *present)),
+                _ => None,
+            })
+            .collect();
+        let peer: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        assert!(
+            routes.iter().any(|(r, p)| *p
+                && r.dst == peer
+                && r.oif == tn0
+                && r.priority == 7
+                && r.unicast),
+            "{routes:?}"
+        );
+        assert!(
+            routes.iter().any(|(r, _)| r.dst_len == 112 && !r.unicast),
+            "{routes:?}"
+        );
+        assert!(
+            routes.iter().all(|(r, _)| r.in_main_table()),
+            "table 100 is not reported: {routes:?}"
+        );
+        let dump = Netlink::route().unwrap().main_routes().unwrap();
+        assert!(
+            dump.iter().any(|r| r.dst == peer && r.oif == tn0),
+            "{dump:?}"
+        );
+        assert!(
+            !dump
+                .iter()
+                .any(|r| r.dst == "2001:db8:1::5".parse::<Ipv6Addr>().unwrap()),
+            "{dump:?}"
+        );
+        ip(&["-6", "route", "del", "2001:db8:1::100/128", "dev", "tn0"]);
+        let end = Instant::now() + Duration::from_millis(300);
+        let mut gone = false;
+        while Instant::now() < end && !gone {
+            gone = mon.poll(50).unwrap().iter().any(
+                |e| matches!(e, LinkUpdate::Route { route, present: false } if route.dst == peer),
+            );
+        }
+        assert!(gone, "RTM_DELROUTE reported");
+    });
+}
+
+#[test]
+#[ignore = "needs root and network namespaces"]
 fn monitor_overrun_reports_resync_and_keeps_following() {
     let ns = Netns::new(&["enobufs"]);
     ns.run(0, || {

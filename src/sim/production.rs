@@ -43,14 +43,19 @@ impl ProductionConfig {
         let mut config = Config::from_str_with_path(&text, &self.path)
             .map_err(|e| SimError::ProductionConfig(e.to_string()))?;
         self.rename(&mut config)?;
-        let segments: BTreeSet<&str> = scenario.segments.iter().map(String::as_str).collect();
+        let segments: Vec<&str> = scenario
+            .segments
+            .iter()
+            .chain(scenario.routed_segments.iter().map(|r| &r.name))
+            .map(String::as_str)
+            .collect();
         for (name, _) in config.ports() {
-            if !segments.contains(name) {
+            if !segments.contains(&name) {
                 return Err(self.problem(
                     format!("interface {name:?} is not a segment of the scenario"),
                     format!(
                         "map it onto one with --rename {name}=SEG (segments: {})",
-                        scenario.segments.join(", ")
+                        segments.join(", ")
                     ),
                 ));
             }

@@ -20,7 +20,7 @@ use super::output::Timeline;
 use super::scenario::{Action as ScenarioAction, RelaySpec, Scenario, port_segments};
 use crate::config::{Config, ResolvedPort};
 use crate::engine::{
-    Action, DataPlane, Engine, EngineConfig, Event, EventNames, LinkEvent, PortId,
+    Action, DataPlane, Engine, EngineConfig, Event, EventNames, LinkEvent, PortId, RouteUpdate,
 };
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
@@ -168,18 +168,22 @@ pub struct World<'a> {
     items: HashMap<u64, Item>,
     next_seq: u64,
     mac_names: BTreeMap<Mac, String>,
+    /// The routes through each routed segment now (the relay hosts' main tables).
+    routed_routes: BTreeMap<String, BTreeSet<ipnet::Ipv6Net>>,
 }
 
 /// Builds the engine config of relay `index` from its config, the way the daemon does
 /// (`Config::engine_config`), with the simulated ports resolved: MACs from the scenario
 /// or `02:52:00:RR:00:PP`, EUI-64 link-locals, MTU 1500. The simulator uses the
 /// userspace data plane (no kernel) unless the relay asks for `kernel_routes`, emits
-/// events for the timeline and takes the scenario's seed.
+/// events for the timeline and takes the scenario's seed. A port on one of the
+/// scenario's routed segments is a routed port.
 pub fn engine_config(
     index: usize,
     spec: &RelaySpec,
     config: &Config,
     seed: u64,
+    scenario: &Scenario,
 ) -> Result<EngineConfig, SimError> {
     let resolved: Vec<ResolvedPort> = port_segments(config)
         .enumerate()
@@ -193,6 +197,7 @@ pub fn engine_config(
                 mac,
                 link_local: mac.link_local(),
                 mtu: 1500,
+                routed: scenario.is_routed_segment(seg),
             }
         })
         .collect();
@@ -223,17 +228,16 @@ impl<'a> World<'a> {
         diagram: bool,
         base_dir: &'a Path,
     ) -> Result<Self, SimError> {
-        let seg_index: BTreeMap<&str, usize> = scenario
+        // Routed segments come after the others: no frame is ever put on them.
+        let names: Vec<&str> = scenario
             .segments
             .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
+            .map(String::as_str)
+            .chain(scenario.routed_segments.iter().map(|r| r.name.as_str()))
             .collect();
-        let segments = scenario
-            .segments
-            .iter()
-            .map(|s| Segment::new(s, capture))
-            .collect();
+        let seg_index: BTreeMap<&str, usize> =
+            names.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        let segments = names.iter().map(|s| Segment::new(s, capture)).collect();
         let mut mac_names = BTreeMap::new();
         let hosts: Vec<Host> = scenario
             .hosts
@@ -252,7 +256,7 @@ impl<'a> World<'a> {
                 relay: spec.name.clone(),
                 message: "config not validated".into(),
             })?;
-            let config = engine_config(ri, spec, relay_config, seed)?;
+            let config = engine_config(ri, spec, relay_config, seed, scenario)?;
             let ports: Vec<RelayPort> = config
                 .ports
                 .iter()
@@ -317,7 +321,15 @@ impl<'a> World<'a> {
             items: HashMap::new(),
             next_seq: 0,
             mac_names,
+            routed_routes: scenario
+                .routed_segments
+                .iter()
+                .map(|r| (r.name.clone(), r.routes.iter().copied().collect()))
+                .collect(),
         };
+        for r in 0..world.relays.len() {
+            world.feed_routes(r);
+        }
         for (i, e) in scenario.events.iter().enumerate() {
             world.schedule(Instant::ZERO + e.at.0, Item::Scenario(i));
         }
@@ -544,6 +556,10 @@ impl<'a> World<'a> {
                 if port.segment != segment || !port.up || from == Endpoint::Relay(r, id) {
                     continue;
                 }
+                if self.forward_into_routed(r, p, frame) {
+                    accepted.push(Endpoint::Relay(r, id));
+                    continue;
+                }
                 self.relays[r].engine.handle_frame(now, id, frame);
                 accepted.push(Endpoint::Relay(r, id));
                 self.drain(r);
@@ -707,6 +723,91 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Tells relay `r` every route through its routed segments (at start, after a
+    /// reload), as the daemon's start-up dump does.
+    fn feed_routes(&mut self, r: usize) {
+        let routes: Vec<(usize, ipnet::Ipv6Net)> = self
+            .routed_routes
+            .iter()
+            .filter_map(|(name, t)| Some((self.seg_index(name)?, t)))
+            .flat_map(|(seg, t)| t.iter().map(move |&n| (seg, n)))
+            .collect();
+        for (seg, route) in routes {
+            self.route_update(r, Some(seg), route, true);
+        }
+    }
+
+    /// A route through `seg` appears or goes in relay `r`'s host (if it has a port
+    /// there), as `RTM_NEWROUTE`/`RTM_DELROUTE` would tell the daemon.
+    fn route_update(
+        &mut self,
+        r: usize,
+        seg: Option<usize>,
+        prefix: ipnet::Ipv6Net,
+        present: bool,
+    ) {
+        let Some(p) = self.relays[r]
+            .ports
+            .iter()
+            .position(|p| Some(p.segment) == seg)
+        else {
+            return;
+        };
+        let port = PortId(p as u16);
+        let verb = if present { "added" } else { "deleted" };
+        let text = format!(
+            "main table: {prefix} dev {} {verb}",
+            self.port_name(r, port)
+        );
+        self.relay_line(r, &text, "route");
+        let update = RouteUpdate {
+            prefix,
+            port: Some(port),
+            present,
+        };
+        self.relays[r].engine.handle_route(self.now, update);
+        self.drain(r);
+    }
+
+    /// What the relay host's kernel does with a data frame for an address routed into a
+    /// routed segment: it forwards it there, and the far end answers an echo request
+    /// (back out the ingress port to the frame's sender, hop limit one less). Returns
+    /// whether the frame was taken.
+    fn forward_into_routed(&mut self, r: usize, p: usize, frame: &[u8]) -> bool {
+        let Ok(crate::wire::Parsed::Data(d)) = crate::wire::parse_frame(frame) else {
+            return false;
+        };
+        let ingress = &self.relays[r].ports[p];
+        if d.eth_dst != ingress.mac || d.dst_addr.is_multicast() {
+            return false;
+        }
+        let Some(via) = self.relays[r].engine.routed_port(d.dst_addr) else {
+            return false;
+        };
+        let mac = ingress.mac;
+        let seg = ingress.segment;
+        let via = self.port_name(r, via);
+        let Some((false, ident, seq, data)) = super::host::echo_fields(d.packet) else {
+            let text = format!("forwards data for {} into {via}", d.dst_addr);
+            self.relay_line(r, &text, "routed");
+            return true;
+        };
+        let text = format!(
+            "forwards echo for {} into {via}; the far end answers",
+            d.dst_addr
+        );
+        self.relay_line(r, &text, "routed");
+        let mut reply = crate::wire::emit_icmpv6_echo(
+            mac, d.eth_src, d.dst_addr, d.src_addr, true, ident, seq, data,
+        );
+        // The far end's hop limit 64, less the relay's hop.
+        if let Some(h) = reply.get_mut(crate::wire::ETH_HEADER_LEN + 7) {
+            *h = 63;
+        }
+        self.transmit(seg, Endpoint::Relay(r, PortId(p as u16)), reply);
+        true
+    }
+
     fn port_name(&self, r: usize, port: PortId) -> String {
         self.relays[r].ports.get(port.index()).map_or_else(
             || format!("port{}", port.0),
@@ -850,6 +951,20 @@ impl<'a> World<'a> {
                     );
                 }
             }
+            ScenarioAction::AddRoute { segment, route }
+            | ScenarioAction::DelRoute { segment, route } => {
+                let present = matches!(scenario.events[i].action, ScenarioAction::AddRoute { .. });
+                let table = self.routed_routes.entry(segment.clone()).or_default();
+                if present {
+                    table.insert(*route);
+                } else {
+                    table.remove(route);
+                }
+                let seg = self.seg_index(segment);
+                for r in 0..self.relays.len() {
+                    self.route_update(r, seg, *route, present);
+                }
+            }
             ScenarioAction::Join { host } => {
                 if let Some(h) = self.host_index(host) {
                     self.hosts[h].start(now);
@@ -887,7 +1002,7 @@ impl<'a> World<'a> {
                 let r = self.relay_index(relay.as_deref());
                 let spec = &scenario.relays[r];
                 let result = match config.get() {
-                    Some(c) => match engine_config(r, spec, c, self.seed) {
+                    Some(c) => match engine_config(r, spec, c, self.seed, scenario) {
                         Ok(ec) => {
                             let ports = self.relay_ports(r, &ec);
                             let done = self.relays[r].engine.reload(now, ec);
@@ -898,6 +1013,10 @@ impl<'a> World<'a> {
                     },
                     None => Err("config not validated".to_owned()),
                 };
+                if result.is_ok() {
+                    // A port may have become a routed one.
+                    self.feed_routes(r);
+                }
                 match result {
                     Ok(()) => self.relay_line(r, "config reloaded", "reload"),
                     Err(e) => self.relay_line(r, &format!("config reload refused: {e}"), "reload"),

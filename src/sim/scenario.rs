@@ -37,6 +37,12 @@ pub struct Scenario {
     pub duration: TimeSpec,
     /// Segment (link) names.
     pub segments: Vec<String>,
+    /// Links without link layer (a tun VPN, WireGuard, PPP): a relay lists one in its
+    /// `downstream` as the daemon would, and serves it from the routes listed here (the
+    /// relay host's main table). No host attaches to one; the far end answers every echo
+    /// request for an address its routes cover.
+    #[serde(default)]
+    pub routed_segments: Vec<RoutedSegmentSpec>,
     /// Simulated hosts.
     pub hosts: Vec<HostSpec>,
     /// Relays (usually one).
@@ -48,6 +54,24 @@ pub struct Scenario {
     /// What must hold at the end.
     #[serde(default)]
     pub expect: Vec<Expect>,
+}
+
+/// One entry of [`Scenario::routed_segments`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutedSegmentSpec {
+    /// Its name (an interface name in relay configs; not one of `segments`).
+    pub name: String,
+    /// Routes through it at start, as `ip -6 route add PREFIX dev NAME` would add them.
+    #[serde(default)]
+    pub routes: Vec<Ipv6Net>,
+}
+
+impl Scenario {
+    /// Whether `name` is one of the routed segments.
+    pub fn is_routed_segment(&self, name: &str) -> bool {
+        self.routed_segments.iter().any(|r| r.name == name)
+    }
 }
 
 /// A span of virtual time, written `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"10us"` or a
@@ -421,6 +445,20 @@ pub enum Action {
         /// A pcap or pcapng file (relative to the scenario), frames keep their spacing.
         #[serde(default)]
         pcap: Option<String>,
+    },
+    /// A route through a routed segment appears in the relay host's main table.
+    AddRoute {
+        /// The routed segment.
+        segment: String,
+        /// The route's destination.
+        route: Ipv6Net,
+    },
+    /// A route through a routed segment is deleted.
+    DelRoute {
+        /// The routed segment.
+        segment: String,
+        /// The route's destination.
+        route: Ipv6Net,
     },
     /// Reload the relay with a new config.
     SetConfig {
@@ -807,6 +845,17 @@ impl Validator<'_> {
                 ));
             }
         }
+        for (i, r) in s.routed_segments.iter().enumerate() {
+            let twice = s.routed_segments[..i].iter().any(|o| o.name == r.name);
+            if twice || segments.contains(r.name.as_str()) {
+                return Err(self.err(
+                    &r.name,
+                    1,
+                    format!("segment {:?} is declared twice", r.name),
+                    "a routed segment is listed in routed_segments only".into(),
+                ));
+            }
+        }
         let need_segment = |name: &str, what: &str| -> Result<(), SimError> {
             if segments.contains(name) {
                 Ok(())
@@ -900,7 +949,7 @@ impl Validator<'_> {
             let Some(config) = r.config.get() else {
                 continue;
             };
-            self.check_relay_config(config, &need_segment)?;
+            self.check_relay_config(config, &need_segment, s)?;
             for (addr, seg) in &r.leftover_routes {
                 if !r.kernel_routes {
                     return Err(self.err(
@@ -1022,10 +1071,23 @@ impl Validator<'_> {
                     need_segment(to, &what)?;
                 }
                 Action::LinkDown { port, relay } | Action::LinkUp { port, relay } => {
-                    need_segment(port, &what)?;
+                    if !s.is_routed_segment(port) {
+                        need_segment(port, &what)?;
+                    }
                     need_relay(relay, "LinkDown/LinkUp")?;
                 }
                 Action::Join { host } | Action::Leave { host } => need_host(host, &what)?,
+                Action::AddRoute { segment, .. } | Action::DelRoute { segment, .. } => {
+                    if !s.is_routed_segment(segment) {
+                        return Err(self.err(
+                            segment,
+                            0,
+                            format!("{what}: {segment:?} is not a routed segment"),
+                            "declare it in routed_segments: [(name: \"wg0\", routes: [...])]"
+                                .into(),
+                        ));
+                    }
+                }
                 Action::Inject { segment, hex, pcap } => {
                     need_segment(segment, &what)?;
                     if hex.is_some() == pcap.is_some() {
@@ -1062,7 +1124,7 @@ impl Validator<'_> {
                 Action::SetConfig { relay, config } => {
                     need_relay(relay, "SetConfig")?;
                     if let Some(c) = config.get() {
-                        self.check_relay_config(c, &need_segment)?;
+                        self.check_relay_config(c, &need_segment, s)?;
                     }
                 }
             }
@@ -1133,10 +1195,13 @@ impl Validator<'_> {
         &self,
         c: &Config,
         need_segment: &dyn Fn(&str, &str) -> Result<(), SimError>,
+        s: &Scenario,
     ) -> Result<(), SimError> {
         need_segment(&c.uplink, "relay uplink")?;
         for d in &c.downstream {
-            need_segment(d, "relay downstream")?;
+            if !s.is_routed_segment(d) {
+                need_segment(d, "relay downstream")?;
+            }
             if *d == c.uplink || c.downstream.iter().filter(|x| *x == d).count() > 1 {
                 return Err(self.err(
                     d,
@@ -1196,6 +1261,8 @@ fn action_name(a: &Action) -> &'static str {
         Action::Leave { .. } => "Leave",
         Action::Inject { .. } => "Inject",
         Action::SetConfig { .. } => "SetConfig",
+        Action::AddRoute { .. } => "AddRoute",
+        Action::DelRoute { .. } => "DelRoute",
     }
 }
 

@@ -211,6 +211,7 @@ pub fn three_port_config() -> EngineConfig {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     };
     let ports = vec![
         port("uplink", Role::Upstream, UPLINK_MAC),

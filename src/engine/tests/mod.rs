@@ -17,6 +17,7 @@ mod ports;
 mod ra;
 mod restore;
 mod robust;
+mod routed;
 
 use std::net::Ipv6Addr;
 
@@ -77,6 +78,7 @@ pub(super) fn config() -> EngineConfig {
         mac,
         link_local: mac.link_local(),
         mtu: 1500,
+        routed: false,
     };
     let mut c = EngineConfig::new(
         vec![

@@ -142,5 +142,8 @@ pub(super) struct Port {
     pub(super) mtu: u32,
     pub(super) link_local: std::net::Ipv6Addr,
     pub(super) running: bool,
+    /// No link layer (tun, WireGuard, PPP): no capture, no RAs, no routes of ours;
+    /// served from the routing table (`route_feed.rs`).
+    pub(super) routed: bool,
     pub(super) io: Option<PortIo>,
 }
