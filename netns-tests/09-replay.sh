@@ -19,7 +19,9 @@ PY="$ROOT/netns-tests/nd_frames.py"
 
 dom0_topology
 for p in eth0 br0; do
-    ip netns exec "$(ns dom0)" tcpdump -i "$p" -p -nn -U -w "$WORK/$p.pcap" icmp6 2>/dev/null &
+    # --immediate-mode: without it libpcap hands frames over a block at a time, and the
+    # frames of the last block before SIGINT never reach the file.
+    ip netns exec "$(ns dom0)" tcpdump -i "$p" -p -nn -U --immediate-mode -w "$WORK/$p.pcap" icmp6 2>/dev/null &
     PIDS+=($!)
 done
 # tcpdump writes its file header once capturing; the relay's first frames (its RS at
@@ -63,7 +65,8 @@ log "every dumped frame, received or sent, is byte for byte in tcpdump's capture
 python3 "$PY" list --raw "$DUMP" | sort >"$WORK/dump.raw"
 python3 "$PY" list --raw eth0="$WORK/eth0.pcap" br0="$WORK/br0.pcap" | sort >"$WORK/tcpdump.raw"
 missing="$(comm -23 "$WORK/dump.raw" "$WORK/tcpdump.raw" | wc -l)"
-[ "$missing" -eq 0 ] || fail "$missing dumped frames are not in tcpdump's captures"
+[ "$missing" -eq 0 ] || fail "$missing dumped frames are not in tcpdump's captures:
+$(comm -23 "$WORK/dump.raw" "$WORK/tcpdump.raw" | head -5)"
 
 # The relay's own addresses: what it originates (RS, probes) comes from these.
 OWN="$(nsx dom0 ip -6 -o addr show scope link | awk '$2 == "eth0" || $2 == "br0" {print $4}' | cut -d/ -f1 | paste -sd,)"
