@@ -22,7 +22,7 @@ use super::counters::DriverCounters;
 use super::droplog::DropLog;
 use super::executor::{ExecPort, Executor, RouteChange, RouteRequest};
 use super::guard::Guard;
-use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink, Route};
+use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink, Route, RouteEvents};
 use super::ports::{CaptureFilter, Port, PortIo};
 use super::programs::{KernelPrograms, ProgramPort};
 use super::relay::{Clock, Relay};
@@ -97,6 +97,8 @@ pub(super) struct Daemon {
     drop_log: DropLog,
     /// The main table's routes told to the engine (routed ports).
     feed: RouteFeed,
+    /// The monitor's subscription to route changes, on only while a port is routed.
+    route_events: RouteEvents,
     stop: bool,
     state: Option<StateFile>,
 }
@@ -552,9 +554,15 @@ impl Daemon {
     /// Reads the main table again and tells the engine what changed (start, lost
     /// events, reloads).
     fn resync_routes(&mut self) {
-        let routes = match self.rtnl.main_routes() {
-            Ok(r) => r,
-            Err(e) => return log::error!("route dump failed: {e:#}"),
+        // Subscribed before the dump, so no change after it is missed.
+        self.route_events.want(self.ports.iter().any(|p| p.routed));
+        let routes = if self.route_events.joined() {
+            match self.rtnl.main_routes() {
+                Ok(r) => r,
+                Err(e) => return log::error!("route dump failed: {e:#}"),
+            }
+        } else {
+            Vec::new()
         };
         let updates = self.with_feed(|f, cx| f.reset(cx, &routes));
         self.tell_routes(updates);
@@ -828,7 +836,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     let (route_tx, route_rx) = crossbeam_channel::unbounded();
     let (wake_tx, wake) = crossbeam_channel::bounded(1);
     // The monitor is subscribed before the captures open so no link change is missed.
-    let monitor = Monitor::open()?;
+    let (monitor, route_events) = Monitor::open()?;
     // Before the first thread starts (capabilities are per thread, and a thread starts
     // with its creator's), after the last step that needs more: loading the in-kernel
     // programs, whose maps and links work without CAP_BPF once they exist, on Linux 6.5
@@ -862,6 +870,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         last_drop_check: StdInstant::now(),
         drop_log: DropLog::new(StdDuration::from_secs(60)),
         feed: RouteFeed::default(),
+        route_events,
         stop: false,
         state: state_path.map(|path| StateFile {
             path,

@@ -13,6 +13,7 @@ use std::error::Error as _;
 use std::fmt;
 use std::io;
 use std::net::Ipv6Addr;
+use std::sync::Arc;
 
 use netlink_packet_core::{
     DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
@@ -865,29 +866,64 @@ pub enum LinkUpdate {
     Resync,
 }
 
-/// Subscribed to link and IPv6 address changes.
+/// Subscribed to link and IPv6 address changes, and to route changes while
+/// [`RouteEvents`] asks for them.
 #[derive(Debug)]
 pub struct Monitor {
-    sock: Socket,
+    sock: Arc<Socket>,
     buf: Vec<u8>,
 }
 
+/// Whether the [`Monitor`] hears IPv6 route changes: only while some port is routed,
+/// because every route the host's kernel adds or removes (an RA flood on the uplink makes
+/// thousands) would otherwise cost the relay for nothing.
+#[derive(Debug)]
+pub struct RouteEvents {
+    sock: Arc<Socket>,
+    joined: bool,
+}
+
+impl RouteEvents {
+    /// Joins or leaves `RTNLGRP_IPV6_ROUTE`; a failure is logged and leaves it as it was.
+    pub fn want(&mut self, on: bool) {
+        if on == self.joined {
+            return;
+        }
+        let group = libc::RTNLGRP_IPV6_ROUTE;
+        let done = if on {
+            self.sock.add_membership(group)
+        } else {
+            self.sock.drop_membership(group)
+        };
+        match done {
+            Ok(()) => self.joined = on,
+            Err(e) => log::error!("netlink: cannot change the route-change subscription: {e}"),
+        }
+    }
+
+    /// Whether route changes are heard now.
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+}
+
 impl Monitor {
-    /// Joins `RTNLGRP_LINK`, `RTNLGRP_IPV6_IFADDR` and `RTNLGRP_IPV6_ROUTE` (routed
-    /// ports are served from the main table).
-    pub fn open() -> Result<Self, Error> {
-        let sock = open_socket()?;
-        for group in [
-            libc::RTNLGRP_LINK,
-            libc::RTNLGRP_IPV6_IFADDR,
-            libc::RTNLGRP_IPV6_ROUTE,
-        ] {
+    /// Joins `RTNLGRP_LINK` and `RTNLGRP_IPV6_IFADDR`; the returned [`RouteEvents`]
+    /// joins `RTNLGRP_IPV6_ROUTE` when routed ports need the main table followed.
+    pub fn open() -> Result<(Self, RouteEvents), Error> {
+        let sock = Arc::new(open_socket()?);
+        for group in [libc::RTNLGRP_LINK, libc::RTNLGRP_IPV6_IFADDR] {
             sock.add_membership(group).map_err(Error::Subscribe)?;
         }
-        Ok(Self {
+        let events = RouteEvents {
+            sock: Arc::clone(&sock),
+            joined: false,
+        };
+        let monitor = Self {
             sock,
             buf: vec![0; RECV_BUFFER],
-        })
+        };
+        Ok((monitor, events))
     }
 
     /// Shrinks the socket's receive buffer so a test can overrun it.

@@ -540,7 +540,7 @@ fn monitor_reports_down_up_delete_and_recreate() {
     let ns = Netns::new(&["mon"]);
     ns.run(0, || {
         ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"]);
-        let mut mon = Monitor::open().unwrap();
+        let (mut mon, _route_events) = Monitor::open().unwrap();
         let mut events = Vec::new();
         let mut drain = |mon: &mut Monitor| {
             let end = Instant::now() + Duration::from_millis(300);
@@ -582,13 +582,14 @@ fn monitor_reports_down_up_delete_and_recreate() {
 
 #[test]
 #[ignore = "needs root and network namespaces"]
-fn the_main_table_is_dumped_and_its_route_changes_reported() {
+fn the_main_table_is_dumped_and_its_route_changes_reported_while_subscribed() {
     let ns = Netns::new(&["rtmon"]);
     ns.run(0, || {
         ip(&["tuntap", "add", "dev", "tn0", "mode", "tun"]);
         ip(&["link", "set", "tn0", "up"]);
         let tn0 = sys::if_nametoindex("tn0").unwrap();
-        let mut mon = Monitor::open().unwrap();
+        let (mut mon, mut route_events) = Monitor::open().unwrap();
+        route_events.want(true);
         ip(&[
             "-6",
             "route",
@@ -659,6 +660,18 @@ fn the_main_table_is_dumped_and_its_route_changes_reported() {
             );
         }
         assert!(gone, "RTM_DELROUTE reported");
+        // Without a routed port the relay leaves the group: route changes cost it nothing.
+        route_events.want(false);
+        ip(&["-6", "route", "add", "2001:db8:1::200/128", "dev", "tn0"]);
+        let end = Instant::now() + Duration::from_millis(300);
+        let mut heard = Vec::new();
+        while Instant::now() < end {
+            heard.extend(mon.poll(50).unwrap());
+        }
+        assert!(
+            !heard.iter().any(|e| matches!(e, LinkUpdate::Route { .. })),
+            "route change heard after leaving the group: {heard:?}"
+        );
     });
 }
 
@@ -667,7 +680,7 @@ fn the_main_table_is_dumped_and_its_route_changes_reported() {
 fn monitor_overrun_reports_resync_and_keeps_following() {
     let ns = Netns::new(&["enobufs"]);
     ns.run(0, || {
-        let mut mon = Monitor::open().unwrap();
+        let (mut mon, _route_events) = Monitor::open().unwrap();
         // The kernel's minimum: a few messages fit, a burst of link changes does not.
         mon.set_receive_buffer(1).unwrap();
         let batch: String = (0..40)
