@@ -19,6 +19,24 @@ fn run_file(name: &str, opts: &RunOptions) -> (Verdict, String) {
     )
 }
 
+/// Runs scenario `name` with `from` replaced by `to` in its text (which must contain it).
+fn run_edited(name: &str, from: &str, to: &str) -> (Verdict, String) {
+    let path = scenarios_dir().join(name);
+    let text = std::fs::read_to_string(&path).expect("readable");
+    assert!(text.contains(from), "{name} lacks {from:?}");
+    let scenario =
+        sim::scenario::parse(&text.replace(from, to), &path).expect("still a valid scenario");
+    let mut out = Vec::new();
+    let verdict = sim::run_scenario(
+        &scenario,
+        &scenarios_dir(),
+        &RunOptions::default(),
+        &mut out,
+    )
+    .expect("runs");
+    (verdict, String::from_utf8(out).expect("UTF-8"))
+}
+
 fn assert_passes(name: &str) {
     let (verdict, text) = run_file(name, &RunOptions::default());
     assert!(
@@ -161,18 +179,7 @@ fn announce_passes() {
 
 #[test]
 fn without_announcements_the_router_has_to_solicit_the_guest() {
-    let path = scenarios_dir().join("announce.ron");
-    let text = std::fs::read_to_string(&path).expect("readable");
-    assert!(text.contains("announce: true"));
-    let text = text.replace("announce: true", "announce: false");
-    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
-    let verdict = sim::run_scenario(
-        &scenario,
-        &scenarios_dir(),
-        &RunOptions::default(),
-        &mut Vec::new(),
-    )
-    .expect("runs");
+    let (verdict, _) = run_edited("announce.ron", "announce: true", "announce: false");
     let mut failed: Vec<_> = verdict
         .outcomes
         .iter()
@@ -194,22 +201,11 @@ fn routed_vpn_passes() {
 
 #[test]
 fn without_routes_through_the_vpn_link_nothing_behind_it_is_answered() {
-    let path = scenarios_dir().join("routed-vpn.ron");
-    let text = std::fs::read_to_string(&path).expect("readable");
-    let text = text.replace(
+    let (verdict, text) = run_edited(
+        "routed-vpn.ron",
         r#"routes: ["2001:db8:1::100/128", "2001:db8:1::1:0/112"]"#,
         "routes: []",
     );
-    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
-    let mut out = Vec::new();
-    let verdict = sim::run_scenario(
-        &scenario,
-        &scenarios_dir(),
-        &RunOptions::default(),
-        &mut out,
-    )
-    .expect("runs");
-    let text = String::from_utf8(out).expect("UTF-8");
     assert!(!verdict.passed);
     for line in [
         "FAIL  reachable isp -> 2001:db8:1::100",
@@ -303,28 +299,17 @@ fn same_seed_gives_the_same_timeline() {
 
 #[test]
 fn a_failing_expectation_fails_the_verdict() {
-    let path = scenarios_dir().join("home.ron");
-    let text = std::fs::read_to_string(&path).expect("home.ron is readable");
     // The server is reachable in home.ron, so claiming the opposite must FAIL.
-    let text = text.replace(
+    let (verdict, text) = run_edited(
+        "home.ron",
         "Reachable(from: \"isp\", to: \"server\"),",
         "Unreachable(from: \"isp\", to: \"server\"),",
     );
-    let scenario = sim::scenario::parse(&text, &path).expect("still a valid scenario");
-    let mut out = Vec::new();
-    let verdict = sim::run_scenario(
-        &scenario,
-        &scenarios_dir(),
-        &RunOptions::default(),
-        &mut out,
-    )
-    .expect("runs");
     assert!(!verdict.passed);
     let failed: Vec<_> = verdict.outcomes.iter().filter(|o| !o.passed).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].expectation.contains("unreachable isp -> server"));
     assert!(failed[0].evidence.contains("echo replies"));
-    let text = String::from_utf8(out).expect("UTF-8");
     assert!(text.contains("FAIL  unreachable isp -> server"), "{text}");
 }
 
