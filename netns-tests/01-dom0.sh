@@ -61,6 +61,11 @@ grep -q "\"address\": \"$G1\"" <<<"$(status --json)" || fail "--json lacks $G1"
 owns_route dom0 "^$G1 dev br0" || fail "no proto-199 route for $G1: $(own_routes dom0)"
 owns_route dom0 "^$G2 dev br0" || fail "no proto-199 route for $G2: $(own_routes dom0)"
 
+log "systemctl status would show the ports proxying and the confirmed bindings (STATUS=)"
+wait_for 5 "STATUS= with both bindings" grep -q "^STATUS=proxying on 1 of 1 downstream port; 2 bindings confirmed" "$WORK/notify.txt"
+grep -q "^STATUS=proxying on 0 of 1 downstream port" "$WORK/notify.txt" ||
+    fail "no STATUS= line while br0 waited for its P-bit RAs: $(grep STATUS= "$WORK/notify.txt")"
+
 log "ndisc6 from isp resolves g1 to dom0's uplink MAC"
 DOM0_MAC="$(nsx dom0 cat /sys/class/net/eth0/address)"
 GOT="$(nsx isp ndisc6 -1 -r 3 -w 1500 "$G1" isp0 | awk '/Target link-layer address/ {print tolower($NF)}')"

@@ -449,6 +449,20 @@ pub struct PortInfo {
     pub routed: bool,
 }
 
+/// The few figures a service manager shows in one line (`systemctl status`), cheap
+/// enough to take every second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Ethernet downstream ports (routed ones have nothing to proxy on).
+    pub downstream: usize,
+    /// Downstream ports proxying now.
+    pub proxying: usize,
+    /// Learned addresses, in any state.
+    pub bindings: usize,
+    /// Those confirmed in this run (restored ones count once re-verified).
+    pub confirmed: usize,
+}
+
 /// Everything `status` shows, copied out of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -976,6 +990,26 @@ impl Engine {
             bindings,
             counters: self.counters.list(),
             routed: self.routed_routes(),
+        }
+    }
+
+    /// Ports proxying and bindings confirmed, for the service manager's status line.
+    pub fn summary(&self) -> Summary {
+        let downstream: Vec<usize> = (0..self.ports.len())
+            .filter(|&i| !self.ports[i].is_upstream() && !self.ports[i].cfg.routed)
+            .collect();
+        Summary {
+            downstream: downstream.len(),
+            proxying: downstream
+                .iter()
+                .filter(|&&i| self.forwarding(PortId(i as u16)))
+                .count(),
+            bindings: self.cache.len(),
+            confirmed: self
+                .cache
+                .iter()
+                .filter(|(_, b)| b.confirmed_at.is_some() && !b.restored)
+                .count(),
         }
     }
 

@@ -23,6 +23,7 @@ use super::droplog::DropLog;
 use super::executor::{ExecPort, Executor, RouteChange, RouteRequest};
 use super::guard::Guard;
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink, Route, RouteEvents};
+use super::notify::ServiceManager;
 use super::ports::{CaptureFilter, Port, PortIo};
 use super::programs::{KernelPrograms, ProgramPort};
 use super::relay::{Clock, Relay};
@@ -44,6 +45,8 @@ pub const ROUTE_PROTOCOL: u8 = 199;
 /// How often the daemon thread looks at the drop counters (the rate-limited log) and
 /// the dump's rotation when no engine timer wakes it sooner.
 const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_millis(250);
+/// How often the service manager's status line is brought up to date.
+const SERVICE_STATUS_EVERY: StdDuration = StdDuration::from_secs(1);
 /// How long a status request waits for the daemon thread (a reload may be under way).
 const STATUS_WAIT: StdDuration = StdDuration::from_secs(3);
 /// The state file is written at most this often (after a change)...
@@ -101,6 +104,9 @@ pub(super) struct Daemon {
     route_events: RouteEvents,
     stop: bool,
     state: Option<StateFile>,
+    service: ServiceManager,
+    /// When the service manager's status line was last brought up to date.
+    last_service_status: StdInstant,
 }
 
 fn port_id(i: usize) -> PortId {
@@ -569,7 +575,7 @@ impl Daemon {
     }
 
     fn reload(&mut self, path: &Path) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        self.service.reloading();
         match self.try_reload(path) {
             Ok(()) => log::info!("configuration reloaded from {}", path.display()),
             Err(e) => log::error!(
@@ -577,7 +583,7 @@ impl Daemon {
                 Chain(&e)
             ),
         }
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        self.service.ready();
     }
 
     fn try_reload(&mut self, path: &Path) -> Result<(), Error> {
@@ -770,6 +776,16 @@ impl Daemon {
             self.log_drops();
         }
         self.save_state(false);
+        if self.last_service_status.elapsed() >= SERVICE_STATUS_EVERY {
+            self.update_service_status();
+        }
+    }
+
+    /// The `STATUS=` line `systemctl status` shows (sent only when it changed).
+    fn update_service_status(&mut self) {
+        self.last_service_status = StdInstant::now();
+        let summary = self.relay.lock().engine.summary();
+        self.service.status(&summary);
     }
 
     /// Removes everything the relay owns: routes (its own and unverified leftovers;
@@ -872,6 +888,8 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         feed: RouteFeed::default(),
         route_events,
         stop: false,
+        service: ServiceManager::default(),
+        last_service_status: StdInstant::now(),
         state: state_path.map(|path| StateFile {
             path,
             saved: None,
@@ -904,14 +922,15 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         d.config.uplink,
         d.config.downstream.join(", ")
     );
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    d.service.ready();
+    d.update_service_status();
     let inputs = Inputs {
         control,
         routes: route_rx,
         wake,
     };
     d.serve(&inputs, &opts.config);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    d.service.stopping();
     stop.store(true, Ordering::Relaxed);
     signal_handle.close();
     d.save_state(true);

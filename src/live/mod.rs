@@ -43,6 +43,7 @@ pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;
 pub mod netlink;
 mod nfnetlink;
+mod notify;
 mod ports;
 mod privileges;
 mod programs;

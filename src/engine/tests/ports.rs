@@ -455,3 +455,28 @@ fn uplink_down_keeps_guests_local_and_up_resumes() {
     h.inject(D1, &ask);
     assert_eq!(h.take(UP).len(), 1);
 }
+
+#[test]
+fn the_summary_counts_proxying_downstream_ports_and_confirmed_bindings() {
+    let mut h = Harness::new(config());
+    assert_eq!(
+        h.engine.summary(),
+        crate::engine::Summary {
+            downstream: 2,
+            proxying: 0,
+            bindings: 0,
+            confirmed: 0
+        },
+        "before any RA no downstream port proxies"
+    );
+    h.inject(UP, &ra(RaFlags::empty(), 1800, &[]));
+    h.advance(Duration::from_secs(10));
+    // The router asks for a guest that answers, and for one that does not exist.
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    h.inject(UP, &ns_from_router(addr(11)));
+    let s = h.engine.summary();
+    assert_eq!((s.downstream, s.proxying), (2, 2));
+    assert_eq!(s.confirmed, 1, "only the guest that answered: {s:?}");
+    assert!(s.bindings >= s.confirmed);
+}
