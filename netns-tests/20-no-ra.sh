@@ -48,8 +48,9 @@ nsx guest tcpdump -i eth0 -p -nn -U -w "$WORK/guest.pcap" icmp6 2>/dev/null &
 PIDS+=($!)
 wait_for 10 "tcpdump capturing on the guest" test -s "$WORK/guest.pcap"
 
-write_config "$WORK/relay.ron" eth0 br0
-start_relay relay "$WORK/relay.ron"
+# Machine-readable logs (`log_format: Json`), the relay's decisions included.
+EXTRA='log_format: Json,' write_config "$WORK/relay.ron" eth0 br0
+RUST_LOG=info,ndprelay::decision=debug start_relay relay "$WORK/relay.ron"
 START=$SECONDS
 
 log "before the wait ends, status says why br0 does not proxy"
@@ -81,6 +82,30 @@ warn="$(grep -c 'WARN.*no router advertisement on eth0 within 5s' "$WORK/relay.l
 [ "$warn" -eq 1 ] || fail "expected the no-RA warning once in the log, found $warn"
 grep -q 'no prefix and no default route from the relay' "$WORK/relay.log" ||
     fail "the warning does not say what it means for the guests"
+
+log "log_format: Json: every line one JSON object, the warning and the decisions with their fields"
+"$PY" - "$WORK/relay.log" "$GUEST" <<'PY' || fail "the JSON log is not what a pipeline can read"
+import json, sys
+path, guest = sys.argv[1], sys.argv[2]
+lines = open(path).read().splitlines()
+objs = []
+for i, line in enumerate(lines, 1):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        sys.exit(f"line {i} is not JSON: {line!r}")
+    missing = {"ts", "level", "target", "message"} - o.keys()
+    if missing:
+        sys.exit(f"line {i} lacks {missing}: {line!r}")
+    objs.append(o)
+warn = [o for o in objs if o.get("event") == "no_router_ra"]
+if len(warn) != 1 or warn[0]["level"] != "WARN" or warn[0].get("port") != "eth0":
+    sys.exit(f"no_router_ra events: {warn}")
+bound = [o for o in objs if o.get("event") == "binding" and o.get("address") == guest]
+if not bound or bound[-1].get("port") != "br0" or bound[-1]["target"] != "ndprelay::decision":
+    sys.exit(f"no binding event with its fields for {guest}: {bound}")
+print(f"{len(objs)} JSON lines, {len(bound)} binding events for the guest")
+PY
 
 log "the guest's link saw the relay's own RAs: P set, lifetime 0, no prefix"
 sleep 0.5

@@ -12,7 +12,7 @@ use ndprelay::cli::{
     self, CheckArgs, Cli, Command, EXIT_INVALID, GlobalArgs, Invocation, PortMac, ReplayArgs,
     RunArgs, ScenarioArgs, StatusArgs,
 };
-use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
+use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, LogFormat, ResolvedPort};
 use ndprelay::engine::Role;
 use ndprelay::live::netlink::consts::ARPHRD_ETHER;
 use ndprelay::replay::{self, ReplayOptions};
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let invocation = cli.invocation().unwrap_or_else(|e| e.exit());
     // `run` starts logging once its config (which may set the level) is read.
-    let logging = || init_logging(&cli.global, None);
+    let logging = || init_logging(&cli.global, None, LogFormat::Text);
     let result = match invocation {
         Invocation::Command(Command::Run(args)) => run_daemon(&cli.global, args),
         Invocation::Command(Command::Check(args)) => {
@@ -51,11 +51,8 @@ fn main() -> ExitCode {
 }
 
 /// stderr logging: `-v`/`-q`, else the config's `log`, else info; `RUST_LOG` wins.
-fn init_logging(global: &GlobalArgs, config: Option<log::LevelFilter>) {
-    env_logger::Builder::new()
-        .filter_level(global.log_level(config))
-        .parse_env(env_logger::Env::default())
-        .init();
+fn init_logging(global: &GlobalArgs, config: Option<log::LevelFilter>, format: LogFormat) {
+    ndprelay::logging::init(global.log_level(config), format);
 }
 
 /// Loads a config, printing its warnings, or printing every error (exit 1).
@@ -110,7 +107,11 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    init_logging(global, config.log);
+    init_logging(
+        global,
+        config.log,
+        args.log_format.unwrap_or(config.log_format),
+    );
     let control_socket = args
         .control_socket
         .as_ref()

@@ -199,6 +199,11 @@ pub struct RunArgs {
     /// (overrides the config's `state_file`).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+
+    /// Log lines as text or as one JSON object per line (overrides the config's
+    /// `log_format`).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 /// `ndprelay check`.

@@ -26,7 +26,7 @@ use crate::wire::Mac;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, ConfigWarning, Location};
 pub use locate::Pos;
-pub use raw::{Forwarding, InKernelAttach, LogLevel};
+pub use raw::{Forwarding, InKernelAttach, LogFormat, LogLevel};
 pub use validate::interface_name_problem;
 
 /// Where `ndprelay run` and `ndprelay status` meet when the config does not say.
@@ -86,6 +86,8 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// `log` (None = info): log level unless `RUST_LOG` or `-v`/`-q` say otherwise.
     pub log: Option<log::LevelFilter>,
+    /// `log_format` (`Text`): plain lines, or one JSON object per line.
+    pub log_format: LogFormat,
     /// Legal but suspicious settings, to print (never fatal).
     pub warnings: Vec<ConfigWarning>,
 }

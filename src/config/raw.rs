@@ -55,6 +55,8 @@ pub(crate) struct RawConfig {
     pub state_file: Option<String>,
     #[serde(default)]
     pub log: Option<LogLevel>,
+    #[serde(default)]
+    pub log_format: LogFormat,
 }
 
 /// `timers: (...)`: durations as text.
@@ -157,6 +159,17 @@ pub enum LogLevel {
     Info,
     Debug,
     Trace,
+}
+
+/// `log_format:` how `ndprelay run` writes its log lines on stderr.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`, for people (journald adds its own time too).
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `message`, and an event's
+    /// fields), for journald/Loki/Elastic pipelines.
+    Json,
 }
 
 impl From<LogLevel> for log::LevelFilter {

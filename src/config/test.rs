@@ -827,3 +827,17 @@ fn embedded_config_positions_are_shifted_into_the_outer_file() {
         "{err}"
     );
 }
+
+#[test]
+fn log_format_is_text_unless_set() {
+    use super::LogFormat;
+    assert_eq!(parse(&with("")).unwrap().log_format, LogFormat::Text);
+    let c = parse(&with("    log_format: Json,")).unwrap();
+    assert_eq!(c.log_format, LogFormat::Json);
+    let e = errors(&with("    log_format: Yaml,"));
+    assert!(e[0].2.contains("valid values: Text, Json"), "{e:?}");
+    let e = errors(&with("    log_format: \"json\","));
+    assert!(e[0].2.contains("one of Text, Json (no quotes)"), "{e:?}");
+    // The line and column point at the value.
+    assert_eq!(e[0].0, 5, "{e:?}");
+}

@@ -178,6 +178,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         "ra_source" => "one of Router, Relay (no quotes)",
         "in_kernel_attach" => "one of Auto, Tcx, Tc (no quotes)",
         "log" => "one of Off, Error, Warn, Info, Debug, Trace (no quotes)",
+        "log_format" => "one of Text, Json (no quotes)",
         "fast_path" => "None, or a duration in quotes such as \"2s\"",
         "seed" => "a non-negative integer, e.g. seed: 42",
         "control_socket" | "dump_dir" => "a path in quotes, e.g. \"/run/ndprelay.sock\"",
@@ -412,6 +413,7 @@ impl Validator<'_> {
             dump_dir,
             state_file,
             log: raw.log.map(Into::into),
+            log_format: raw.log_format,
             warnings: Vec::new(),
         }
     }

@@ -86,6 +86,119 @@ impl Event {
     }
 }
 
+/// An event's fields by name, for structured logs (`log_format: Json`).
+pub type EventFields = Vec<(&'static str, String)>;
+
+impl Event {
+    /// The event's kind and fields as text, ports named by `names`: what a machine
+    /// reading the log filters on (`event`, `port`, `address`, `reason`, ...). The
+    /// wording for people stays [`Event::display`].
+    pub fn fields<N: EventNames + ?Sized>(&self, names: &N) -> EventFields {
+        let port = |p: PortId| PortName(names, p).to_string();
+        let mut f: EventFields = Vec::with_capacity(5);
+        match self {
+            Self::Dropped { port: p, reason } => {
+                f.push(("event", "dropped".into()));
+                f.push(("port", port(*p)));
+                f.push(("reason", reason.name().into()));
+            }
+            Self::Relayed {
+                from,
+                to,
+                message,
+                addr,
+            } => {
+                f.push(("event", "relayed".into()));
+                f.push(("message", (*message).into()));
+                f.push(("address", addr.to_string()));
+                f.push(("from", port(*from)));
+                let to: Vec<String> = to.iter().map(|p| port(*p)).collect();
+                f.push(("to", to.join(",")));
+            }
+            Self::Answered { port: p, target } => {
+                f.push(("event", "answered".into()));
+                f.push(("port", port(*p)));
+                f.push(("address", target.to_string()));
+            }
+            Self::AnsweredByKernel { port: p, target } => {
+                f.push(("event", "answered_by_kernel".into()));
+                f.push(("port", port(*p)));
+                f.push(("address", target.to_string()));
+            }
+            Self::RelayedByKernel {
+                from,
+                to,
+                message,
+                target,
+            } => {
+                f.push(("event", "relayed_by_kernel".into()));
+                f.push(("message", (*message).into()));
+                f.push(("address", target.to_string()));
+                f.push(("from", port(*from)));
+                f.push(("to", port(*to)));
+            }
+            Self::Binding {
+                addr,
+                port: p,
+                mac,
+                state,
+            } => {
+                f.push(("event", "binding".into()));
+                f.push(("address", addr.to_string()));
+                f.push(("port", port(*p)));
+                f.push(("mac", mac.to_string()));
+                f.push(("state", state.name().into()));
+            }
+            Self::Unbound { addr, port: p } => {
+                f.push(("event", "unbound".into()));
+                f.push(("address", addr.to_string()));
+                f.push(("port", port(*p)));
+            }
+            Self::PortProxying { port: p, enabled } => {
+                f.push(("event", "port_proxying".into()));
+                f.push(("port", port(*p)));
+                f.push(("enabled", enabled.to_string()));
+            }
+            Self::Quarantined { port: p, mac, .. } => {
+                f.push(("event", "quarantined".into()));
+                f.push(("port", port(*p)));
+                f.push(("mac", mac.to_string()));
+            }
+            Self::LeftoverRoute { addr, port: p, .. } => {
+                f.push(("event", "leftover_route".into()));
+                f.push(("address", addr.to_string()));
+                f.push(("port", port(*p)));
+            }
+            Self::NoRouterRa { uplink, .. } => {
+                f.push(("event", "no_router_ra".into()));
+                f.push(("port", port(*uplink)));
+            }
+            Self::RouterRaAfterAll { uplink, router } => {
+                f.push(("event", "router_ra_after_all".into()));
+                f.push(("port", port(*uplink)));
+                f.push(("address", router.to_string()));
+            }
+            Self::Announced {
+                port: p,
+                target,
+                bound_on,
+            } => {
+                f.push(("event", "announced".into()));
+                f.push(("port", port(*p)));
+                f.push(("address", target.to_string()));
+                f.push(("bound_on", port(*bound_on)));
+            }
+            Self::Forwarded { from, to, dst } => {
+                f.push(("event", "forwarded".into()));
+                f.push(("address", dst.to_string()));
+                f.push(("from", port(*from)));
+                f.push(("to", port(*to)));
+            }
+        }
+        f
+    }
+}
+
 impl BindingState {
     /// The RFC 4861 §7.3.2 name of the state (`REACHABLE`, ...).
     pub const fn name(self) -> &'static str {

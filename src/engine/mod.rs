@@ -75,7 +75,7 @@ pub use config::{
     Tunables,
 };
 pub use counters::Counter;
-pub use event::{EventDisplay, EventNames};
+pub use event::{EventDisplay, EventFields, EventNames};
 pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};

@@ -185,18 +185,19 @@ impl Executor {
                     LeftoverFate::Kept { .. } => log::Level::Debug,
                     _ => log::Level::Info,
                 };
-                log::log!(level, "{}", e.display(&self.port_names()[..]));
+                crate::logging::event(level, module_path!(), &e, &self.port_names()[..]);
             }
             Action::Event(e @ Event::NoRouterRa { .. }) => {
                 // Once per run: the first thing a user of a static uplink needs to read.
-                log::warn!("{}", e.display(&self.port_names()[..]));
+                crate::logging::event(log::Level::Warn, module_path!(), &e, &self.port_names()[..]);
             }
             Action::Event(e @ Event::RouterRaAfterAll { .. }) => {
-                log::info!("{}", e.display(&self.port_names()[..]));
+                crate::logging::event(log::Level::Info, module_path!(), &e, &self.port_names()[..]);
             }
             Action::Event(e) => {
                 if log::log_enabled!(target: "ndprelay::decision", log::Level::Debug) {
-                    log::debug!(target: "ndprelay::decision", "{}", e.display(&self.port_names()[..]));
+                    let names = self.port_names();
+                    crate::logging::event(log::Level::Debug, "ndprelay::decision", &e, &names[..]);
                 }
             }
             kernel => {
