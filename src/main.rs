@@ -57,13 +57,17 @@ fn init_logging(global: &GlobalArgs, config: Option<log::LevelFilter>, format: L
 
 /// Loads a config, printing its warnings, or printing every error (exit 1).
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    let config = load_quietly(path)?;
+    for warning in &config.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(config)
+}
+
+/// Loads a config, printing every error (exit 1); its warnings are the caller's.
+fn load_quietly(path: &std::path::Path) -> Result<Config, ExitCode> {
     match Config::load(path) {
-        Ok(config) => {
-            for warning in &config.warnings {
-                eprintln!("{warning}");
-            }
-            Ok(config)
-        }
+        Ok(config) => Ok(config),
         Err(e) => {
             eprintln!("{e}");
             let n = e.errors().len();
@@ -103,7 +107,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay run`: validates the config, then runs the live driver in the foreground.
 fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match load(&args.config) {
+    let config = match load_quietly(&args.config) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -112,6 +116,10 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         config.log,
         args.log_format.unwrap_or(config.log_format),
     );
+    // Through the logger, so that with `log_format: Json` they are JSON lines too.
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     let control_socket = args
         .control_socket
         .as_ref()
