@@ -71,15 +71,35 @@ impl Relay {
     /// sends the frames it queued. For the daemon thread, which owns the routes and
     /// applies the changes this asked for right after.
     pub(super) fn with<R>(&self, work: impl FnOnce(&mut RelayState, Instant) -> R) -> R {
+        self.with_next_timer(false, work).0
+    }
+
+    /// [`Relay::with`], also returning when the engine's timers are due next after the
+    /// work. With `sleeps_until_next` the caller is the daemon thread about to sleep until
+    /// then: the deadline is recorded under the lock, so a frame handled right after
+    /// compares against it and wakes the thread if it made a timer due sooner.
+    fn with_next_timer<R>(
+        &self,
+        sleeps_until_next: bool,
+        work: impl FnOnce(&mut RelayState, Instant) -> R,
+    ) -> (R, Option<Instant>) {
         let mut out = Outgoing::default();
-        let (r, witness) = {
+        let (r, witness, next) = {
             let mut s = self.state.lock();
             let now = self.clock.now();
             let r = work(&mut s, now);
             let RelayState { engine, exec } = &mut *s;
             exec.drain(engine, now, &mut out);
-            self.wake_for_timers(engine);
-            (r, exec.witness())
+            let next = engine.poll_timeout();
+            if sleeps_until_next {
+                let at = next.map_or(u64::MAX, |t| {
+                    t.saturating_since(Instant::ZERO).total_micros()
+                });
+                self.timers_at.store(at, Ordering::Relaxed);
+            } else {
+                self.wake_for_timers(engine);
+            }
+            (r, exec.witness(), next)
         };
         let mut current = self.witness.lock();
         if **current != witness {
@@ -87,7 +107,7 @@ impl Relay {
         }
         drop(current);
         out.send(false);
-        r
+        (r, next)
     }
 
     /// The lock itself, for reading (status snapshots).
@@ -97,16 +117,11 @@ impl Relay {
 
     /// Runs the engine's due timers; returns when they are due next.
     pub(super) fn run_timers(&self) -> Option<Instant> {
-        self.with(|s, now| {
+        let ((), next) = self.with_next_timer(true, |s, now| {
             if s.engine.poll_timeout().is_some_and(|t| t <= now) {
                 s.engine.handle_timeout(now);
             }
         });
-        let next = self.state.lock().engine.poll_timeout();
-        let at = next.map_or(u64::MAX, |t| {
-            t.saturating_since(Instant::ZERO).total_micros()
-        });
-        self.timers_at.store(at, Ordering::Relaxed);
         next
     }
 
