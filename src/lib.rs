@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod live;
+pub mod manual;
 pub mod pcapng;
 pub mod reason;
 pub mod replay;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             logging();
             run_replay(args)
         }
+        Invocation::Command(Command::Generate(args)) => generate(args),
         Invocation::Scenario(args) => {
             logging();
             run_scenario(args)
@@ -133,16 +134,36 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let socket = match (&args.control_socket, &args.config) {
-        (Some(path), _) => path.clone(),
-        (None, Some(config)) => match load(config) {
+    let socket = match (&args.name, &args.control_socket, &args.config) {
+        // `-n NAME`: instance NAME of ndprelay@.service (clap refuses it with the others).
+        (Some(name), _, _) => cli::instance::control_socket(name),
+        (None, Some(path), _) => path.clone(),
+        (None, None, Some(config)) => match load(config) {
             Ok(config) => config.control_socket,
             Err(code) => return Ok(code),
         },
-        (None, None) => DEFAULT_CONTROL_SOCKET.into(),
+        (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
     ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ndprelay generate`: the manual pages or a completion script, for the package.
+fn generate(args: &cli::GenerateArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    match &args.what {
+        cli::Generate::Man { dir } => {
+            for path in ndprelay::manual::write_pages(dir).map_err(|e| {
+                anyhow::anyhow!("writing the manual pages to {}: {e}", dir.display())
+            })? {
+                println!("{}", path.display());
+            }
+        }
+        cli::Generate::Completion { shell } => {
+            std::io::stdout().write_all(&ndprelay::manual::completion(*shell))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
