@@ -295,7 +295,7 @@ fn paragraphs(r: &mut Roff, lines: &[String], para: &str) {
         if indent >= 2 {
             if let Some((tag, rest)) = body
                 .split_once(" - ")
-                .filter(|(t, _)| !t.trim().is_empty() && t.trim().split_whitespace().count() <= 2)
+                .filter(|(t, _)| !t.trim().is_empty() && t.split_whitespace().count() <= 2)
             {
                 flush_text(r, &mut text);
                 flush_item(r, &mut item);
