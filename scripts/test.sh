@@ -24,11 +24,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # thc-ipv6 (atk6-*), ipv6toolkit (ns6, na6, ra6), python3-scapy (exact frames, run with
 # /usr/bin/python3; 13 and 15 use it too) and jq (status --json) are the attackers and checks
 # of tests 16-18.
-# man-db, groff-base, zsh, fish, systemd (systemd-analyze), dpkg and binutils (objdump,
-# strip) are what the package step renders, loads, builds and verifies with.
+# man-db, groff-base, zsh, fish, systemd (systemd-analyze), dpkg, binutils (objdump,
+# strip) and lintian are what the package step renders, loads, builds and checks with.
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
     thc-ipv6 ipv6toolkit python3-scapy jq
-    man-db groff-base zsh fish systemd dpkg binutils)
+    man-db groff-base zsh fish systemd dpkg binutils lintian)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
