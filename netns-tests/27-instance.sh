@@ -38,6 +38,11 @@ if out=$(nsx dom0 "$NDPRELAY" status -n "$NAME-other" 2>&1); then
 fi
 grep -q "/run/ndprelay/$NAME-other.sock" <<<"$out" || fail "the error does not name the socket: $out"
 if out=$(nsx dom0 "$NDPRELAY" status -n ../etc 2>&1); then fail "status -n ../etc accepted"; fi
+if out=$(nsx dom0 "$NDPRELAY" status --control-socket "$WORK/none.sock" 2>&1); then
+    fail "status on a missing socket succeeded"
+fi
+grep -q "ndprelay status -n NAME" <<<"$out" && grep -q "$NAME" <<<"$out" ||
+    fail "a failed status does not point at the running instance: $out"
 
 stop_relay
 [ ! -e "$SOCK" ] || fail "control socket left at $SOCK after SIGTERM"

@@ -12,12 +12,12 @@
 # in a private mount namespace (unshare --mount): dpkg, its database and everything the
 # package writes land in the tmpfs and vanish with the namespace, so the host is never
 # touched. It has systemd-analyze, man and the shells the checks need without a download
-# (a debootstrap'd root would need the mirror and ~2 min, and minbase has no systemd).
+# (a debootstrap'd root would need the Debian mirror or a cache of it, and its minbase
+# variant has no systemd).
 # "Clean" is checked, not assumed: nothing of ndprelay may be there before the install.
 #
 # Needs root (mounts), dpkg-deb, man-db, groff, bash, zsh, fish, systemd (systemd-analyze),
-# iproute2, lintian. NDPRELAY=path/to/ndprelay uses that binary (default target/release/ndprelay,
-# built by scripts/package.sh).
+# iproute2, lintian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,15 +32,12 @@ done
 work=$(mktemp -d /tmp/ndpr-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# ---- the package (it builds the release binary unless NDPRELAY is given) ----
-if [ -n "${NDPRELAY:-}" ]; then
-    mkdir -p target/release
-    [ "$(realpath "$NDPRELAY")" = "$(realpath target/release/ndprelay 2>/dev/null || true)" ] ||
-        cp "$NDPRELAY" target/release/ndprelay
-    deb=$(scripts/package.sh --no-build)
-else
-    deb=$(scripts/package.sh)
-fi
+# ---- the package (scripts/package.sh builds the release binary first) ----
+deb=$(scripts/package.sh)
+# Built twice from the same tree, it is the same file (SOURCE_DATE_EPOCH, gzip -n).
+first=$(sha256sum <"$deb")
+scripts/package.sh --no-build >/dev/null 2>&1
+[ "$(sha256sum <"$deb")" = "$first" ] || fail "a second build of the package differs"
 bin=target/release/ndprelay
 
 # ---- 1. manual pages ----

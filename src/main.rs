@@ -145,8 +145,34 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    let result = ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock());
+    if result.is_err() && args.name.is_none() {
+        instances_hint();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a failed `status` without `-n`: names the template unit's instances whose
+/// sockets are in /run/ndprelay, as the operator probably meant one of them.
+fn instances_hint() {
+    let Ok(dir) = std::fs::read_dir(cli::instance::INSTANCE_SOCKET_DIR) else {
+        return;
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".sock").map(str::to_owned))
+        .take(32)
+        .collect();
+    names.sort();
+    if !names.is_empty() {
+        eprintln!(
+            "ndprelay: instances of ndprelay@.service answer in {}: {} (ndprelay status -n NAME)",
+            cli::instance::INSTANCE_SOCKET_DIR,
+            names.join(", ")
+        );
+    }
 }
 
 /// `ndprelay generate`: the manual pages or a completion script, for the package.
