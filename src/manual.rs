@@ -100,8 +100,17 @@ fn main_page(cmd: &clap::Command) -> String {
     let _ = man.render_description_section(&mut out);
     let _ = man.render_options_section(&mut out);
     let _ = man.render_subcommands_section(&mut out);
-    let _ = man.render_extra_section(&mut out);
     let mut r = Roff::new();
+    // The examples as written (clap_mangen would fill them into running text).
+    if let Some(after) = cmd.get_after_long_help() {
+        let text = after.to_string();
+        r.control("SH", ["EXAMPLES"]);
+        r.control("nf", []);
+        for line in text.lines().skip_while(|l| l.starts_with("Examples:")) {
+            r.text([roman(line)]);
+        }
+        r.control("fi", []);
+    }
     r.control("SH", ["INSTANCES"]);
     r.text([
         roman("Several relays run on one host as "),
@@ -366,6 +375,10 @@ mod test {
         assert!(!main.contains("ndprelay\\-help"), "{main}");
         assert!(main.contains("\\-\\-scenario"), "{main}");
         assert!(main.contains(".SH FILES") && main.contains("/run/ndprelay/NAME.sock"));
+        assert!(
+            main.contains(".SH EXAMPLES\n.nf\n") && main.contains("ndprelay status \\-\\-json\n"),
+            "{main}"
+        );
         let status = page("ndprelay-status.8");
         assert!(status.contains("\\-\\-name"), "{status}");
         assert!(status.contains("ndprelay.ron(5)"), "{status}");
