@@ -1,7 +1,7 @@
 //! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
 //!
 //! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
-//! `run_scenario`) so a driver is connected by replacing one body.
+//! `run_scenario`, `generate`) so a driver is connected by replacing one body.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
