@@ -2,7 +2,7 @@
 # The project's one test command: installs what the tests need, then runs every check.
 #
 #   scripts/test.sh            everything (what CI runs)
-#   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios fuzz netns
+#   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios package fuzz netns
 #
 # Under CI=true nothing is skipped: a step whose prerequisites are missing fails.
 # The fuzz step runs each fuzz target 20 s on the stable toolchain (scripts/fuzz.sh, which
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 CI="${CI:-false}"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios fuzz netns)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios package fuzz netns)
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
@@ -24,8 +24,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # thc-ipv6 (atk6-*), ipv6toolkit (ns6, na6, ra6), python3-scapy (exact frames, run with
 # /usr/bin/python3; 13 and 15 use it too) and jq (status --json) are the attackers and checks
 # of tests 16-18.
+# man-db, groff-base, zsh, fish, systemd (systemd-analyze), dpkg, binutils (objdump,
+# strip) and lintian are what the package step renders, loads, builds and checks with.
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
-    thc-ipv6 ipv6toolkit python3-scapy jq)
+    thc-ipv6 ipv6toolkit python3-scapy jq
+    man-db groff-base zsh fish systemd dpkg binutils lintian)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -90,6 +93,20 @@ step_scenarios() {
     [ ${#failed[@]} -eq 0 ]
 }
 
+step_package() {
+    log "package: manual pages, completions and the .deb, installed and purged in a throwaway root"
+    # scripts/test-package.sh builds the package (scripts/package.sh), renders each page
+    # with man -l, loads each completion in its shell, and installs, verifies (systemd-
+    # analyze), removes and purges the package under an overlayfs in its own mount
+    # namespace. It needs root for the mounts.
+    if [ "$(id -u)" -ne 0 ]; then
+        [ "$CI" = true ] && die "package step needs root (CI=true: not skipping)"
+        echo "SKIPPED package: needs root"
+        return 0
+    fi
+    timeout 900 scripts/test-package.sh
+}
+
 step_fuzz() {
     log "fuzz: coverage-guided fuzzing of the frame parser and the engine (stable, libFuzzer)"
     # Nothing to install: scripts/fuzz.sh builds libFuzzer from libfuzzer-sys's sources
@@ -152,8 +169,8 @@ step_netns() {
 
 for s in "${STEPS[@]}"; do
     case "$s" in
-        deps | lint | unit | libpcap | doc | scenarios | fuzz | netns) "step_$s" ;;
-        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios fuzz netns)" ;;
+        deps | lint | unit | libpcap | doc | scenarios | package | fuzz | netns) "step_$s" ;;
+        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios package fuzz netns)" ;;
     esac
 done
 log "all requested steps passed: ${STEPS[*]}"

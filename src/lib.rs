@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod live;
 pub mod logging;
+pub mod manual;
 pub mod pcapng;
 pub mod reason;
 pub mod replay;

@@ -1,7 +1,7 @@
 //! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
 //!
 //! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
-//! `run_scenario`) so a driver is connected by replacing one body.
+//! `run_scenario`, `generate`) so a driver is connected by replacing one body.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             logging();
             run_replay(args)
         }
+        Invocation::Command(Command::Generate(args)) => generate(args),
         Invocation::Scenario(args) => {
             logging();
             run_scenario(args)
@@ -142,16 +143,62 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let socket = match (&args.control_socket, &args.config) {
-        (Some(path), _) => path.clone(),
-        (None, Some(config)) => match load(config) {
+    let socket = match (&args.name, &args.control_socket, &args.config) {
+        // `-n NAME`: instance NAME of ndprelay@.service (clap refuses it with the others).
+        (Some(name), _, _) => cli::instance::control_socket(name),
+        (None, Some(path), _) => path.clone(),
+        (None, None, Some(config)) => match load(config) {
             Ok(config) => config.control_socket,
             Err(code) => return Ok(code),
         },
-        (None, None) => DEFAULT_CONTROL_SOCKET.into(),
+        (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    let result = ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock());
+    if result.is_err() && args.name.is_none() {
+        instances_hint();
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After a failed `status` without `-n`: names the template unit's instances whose
+/// sockets are in /run/ndprelay, as the operator probably meant one of them.
+fn instances_hint() {
+    let Ok(dir) = std::fs::read_dir(cli::instance::INSTANCE_SOCKET_DIR) else {
+        return;
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".sock").map(str::to_owned))
+        .take(32)
+        .collect();
+    names.sort();
+    if !names.is_empty() {
+        eprintln!(
+            "ndprelay: instances of ndprelay@.service answer in {}: {} (ndprelay status -n NAME)",
+            cli::instance::INSTANCE_SOCKET_DIR,
+            names.join(", ")
+        );
+    }
+}
+
+/// `ndprelay generate`: the manual pages or a completion script, for the package.
+fn generate(args: &cli::GenerateArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    match &args.what {
+        cli::Generate::Man { dir } => {
+            for path in ndprelay::manual::write_pages(dir).map_err(|e| {
+                anyhow::anyhow!("writing the manual pages to {}: {e}", dir.display())
+            })? {
+                println!("{}", path.display());
+            }
+        }
+        cli::Generate::Completion { shell } => {
+            std::io::stdout().write_all(&ndprelay::manual::completion(*shell))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

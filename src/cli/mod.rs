@@ -15,6 +15,8 @@ use crate::engine::{DataPlane, PrefixMode, RaSource};
 pub use crate::replay::Input;
 use crate::wire::Mac;
 
+pub mod instance;
+
 /// Exit status: the config (or another input) is invalid.
 pub const EXIT_INVALID: u8 = 1;
 /// Exit status: usage error (clap's own) or a feature not built into this binary yet.
@@ -177,6 +179,16 @@ pub enum Command {
         ndprelay replay -c lab.ron --input both-ports.pcapng --json --output sent.pcapng\n  \
         ndprelay replay -c lab.ron --input eth0=up.pcap --explain 2001:db8:1::10")]
     Replay(ReplayArgs),
+
+    /// Write the manual pages or a shell completion script.
+    ///
+    /// The Debian package installs both; from a source build, e.g.
+    /// `ndprelay generate man /usr/local/share/man/man8` (then move ndprelay.ron.5 to
+    /// man5) and `ndprelay generate completion bash > /etc/bash_completion.d/ndprelay`.
+    #[command(after_long_help = "Examples:\n  \
+        ndprelay generate man target/man\n  \
+        ndprelay generate completion zsh > _ndprelay")]
+    Generate(GenerateArgs),
 }
 
 /// `ndprelay run`.
@@ -229,6 +241,36 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+
+    /// The instance NAME of ndprelay@NAME.service: its control socket
+    /// /run/ndprelay/NAME.sock.
+    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["control_socket", "config"])]
+    pub name: Option<instance::InstanceName>,
+}
+
+/// `ndprelay generate`: what the package installs besides the binary.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+/// `ndprelay generate man|completion`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Generate {
+    /// Write ndprelay.8, one ndprelay-COMMAND.8 per subcommand and ndprelay.ron.5 into DIR.
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the completion script for SHELL to stdout.
+    Completion {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: crate::manual::Shell,
+    },
 }
 
 /// `ndprelay replay`.

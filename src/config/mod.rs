@@ -12,6 +12,7 @@ mod duration;
 mod error;
 mod locate;
 mod raw;
+pub mod reference;
 mod validate;
 
 use std::net::Ipv6Addr;

@@ -174,6 +174,34 @@ fn annotated_example_lists_every_key() {
     }
 }
 
+/// The manual `ndprelay.ron(5)` is rendered from the example's comments: every key the
+/// parser accepts has one there, and nothing documented is a key the parser refuses.
+#[test]
+fn every_key_is_documented_for_the_manual() {
+    let reference = super::reference::reference();
+    let mut keys = schema_keys("");
+    keys.extend(schema_keys("timers"));
+    keys.extend(schema_keys("limits"));
+    for key in &keys {
+        let doc = reference.keys().find(|k| &k.path == key);
+        let doc = doc.unwrap_or_else(|| panic!("examples/ndprelay.ron: no entry for `{key}`"));
+        assert!(
+            doc.doc.iter().any(|l| !l.trim().is_empty()),
+            "examples/ndprelay.ron: `{key}` has no comment above it (the manual page shows it)"
+        );
+        assert!(!doc.value.is_empty(), "`{key}` has no value in the example");
+    }
+    for documented in reference.keys() {
+        let section = ["timers", "limits"].contains(&documented.path.as_str());
+        assert!(
+            section || keys.contains(&documented.path),
+            "examples/ndprelay.ron documents `{}`, which the parser does not accept",
+            documented.path
+        );
+    }
+    assert!(reference.sections.len() >= 5, "{:?}", reference.sections);
+}
+
 #[test]
 fn every_key_can_be_set() {
     let c = parse(&with(
