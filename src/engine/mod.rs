@@ -52,6 +52,7 @@ mod counters;
 mod data;
 mod event;
 mod kernel;
+mod latency;
 mod leftover;
 mod na;
 mod ns;
@@ -77,6 +78,7 @@ pub use config::{
 pub use counters::Counter;
 pub use event::{EventDisplay, EventNames};
 pub use kernel::KernelWord;
+pub use latency::{NS_NA_BOUNDS_MICROS, NsNaHistogram};
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};
 pub use routed::{MAX_ROUTED_ROUTES, RouteUpdate, RoutedInfo};
@@ -463,6 +465,8 @@ pub struct Snapshot {
     pub counters: Vec<(String, u64)>,
     /// Routes through routed ports, by prefix ([`Engine::routed_routes`]).
     pub routed: Vec<RoutedInfo>,
+    /// Time from relaying an NS to relaying its answer.
+    pub ns_na: NsNaHistogram,
 }
 
 impl Snapshot {
@@ -656,6 +660,8 @@ pub struct Engine {
     routed: routed::RouteTable,
     rng: Rng,
     counters: Counters,
+    /// Time from relaying an NS to relaying its answer.
+    ns_na: NsNaHistogram,
     /// NS for bound targets: served before unknown ones and never starved by a scan
     /// (RFC 6583 §7), yet bounded, at `KNOWN_NS_FACTOR` times the unknown-target budget.
     known_ns_bucket: TokenBucket,
@@ -705,6 +711,7 @@ impl Engine {
             routed: routed::RouteTable::default(),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
+            ns_na: NsNaHistogram::default(),
             known_ns_bucket: known_ns_bucket(t, now),
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
             ptb_bucket: TokenBucket::new(PTB_RATE, PTB_RATE, now),
@@ -976,6 +983,7 @@ impl Engine {
             bindings,
             counters: self.counters.list(),
             routed: self.routed_routes(),
+            ns_na: self.ns_na.clone(),
         }
     }
 

@@ -83,6 +83,13 @@ impl Engine {
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(port, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNa);
+            let relayed_at = self
+                .pending
+                .get_mut(&target)
+                .and_then(|p| p.take_ns_relayed_at(pkt.dst_addr));
+            if let Some(at) = relayed_at {
+                self.ns_na.observe(now.saturating_since(at));
+            }
             self.relayed_event(port, 1 << egress.0, "NA", target);
         }
     }

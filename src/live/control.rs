@@ -881,6 +881,7 @@ mod test {
                 }],
                 counters: vec![("relayed_ns".into(), 5), ("drop_hop_limit".into(), 0)],
                 routed: vec![],
+                ns_na: Default::default(),
             },
             ports: vec![
                 DriverPort {
