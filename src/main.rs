@@ -142,7 +142,11 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    if args.prometheus {
+        ndprelay::live::status_prometheus(&socket, &mut std::io::stdout().lock())?;
+    } else {
+        ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -86,6 +86,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// `log` (None = info): log level unless `RUST_LOG` or `-v`/`-q` say otherwise.
     pub log: Option<log::LevelFilter>,
+    /// `metrics_listen` (None): where the daemon serves Prometheus metrics
+    /// (`GET /metrics`), e.g. `[::1]:9630`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Legal but suspicious settings, to print (never fatal).
     pub warnings: Vec<ConfigWarning>,
 }

@@ -55,6 +55,8 @@ pub(crate) struct RawConfig {
     pub state_file: Option<String>,
     #[serde(default)]
     pub log: Option<LogLevel>,
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `timers: (...)`: durations as text.
