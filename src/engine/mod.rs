@@ -449,6 +449,21 @@ pub struct PortInfo {
     pub state: ProxyState,
     /// A routed port ([`PortConfig::routed`]): served from the routing table.
     pub routed: bool,
+    /// Frames the engine received, dropped and sent on the port.
+    pub frames: PortFrames,
+}
+
+/// Per port: frames handed to the engine from it, dropped of those (the drop counters
+/// say why), and frames the engine sent on it (relayed and its own). Kept across a
+/// reload for the ports it keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortFrames {
+    /// Frames received.
+    pub received: u64,
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Frames sent.
+    pub sent: u64,
 }
 
 /// Everything `status` shows, copied out of the engine.
@@ -556,6 +571,8 @@ struct PortState {
     /// What the saved state said about the earlier run's last P-bit RA here: when it was
     /// restored, and how long before that the RA went out.
     saved_ra: Option<(Instant, Duration)>,
+    /// Frames received, dropped and sent here.
+    frames: PortFrames,
 }
 
 impl PortState {
@@ -577,6 +594,7 @@ impl PortState {
             ras_owed: 0,
             last_ra_sent: None,
             saved_ra: None,
+            frames: PortFrames::default(),
         }
     }
 
@@ -757,6 +775,9 @@ impl Engine {
 
     fn receive(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         self.counters.bump(Counter::RxFrames);
+        if let Some(p) = self.ports.get_mut(port.index()) {
+            p.frames.received = p.frames.received.saturating_add(1);
+        }
         if port.index() >= self.ports.len() || self.port(port).cfg.routed {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
@@ -897,7 +918,18 @@ impl Engine {
     /// The next action to perform, or `None` when drained. Floods (an NS or NA relayed
     /// to every port because its target is not bound) come after everything else.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front().or_else(|| self.floods.pop_front())
+        let a = self.actions.pop_front().or_else(|| self.floods.pop_front());
+        self.count_sent(a.as_ref());
+        a
+    }
+
+    /// Counts a transmission on its port as the driver takes it.
+    fn count_sent(&mut self, a: Option<&Action>) {
+        if let Some(Action::Transmit { port, .. }) = a
+            && let Some(p) = self.ports.get_mut(port.index())
+        {
+            p.frames.sent = p.frames.sent.saturating_add(1);
+        }
     }
 
     /// Like [`Engine::poll_action`], but leaves the floods queued: a driver handling a
@@ -905,7 +937,9 @@ impl Engine {
     /// batch first (RFC 6583 §7: known targets before unknown ones), so a scan's floods
     /// never delay a known guest's answer.
     pub fn poll_action_before_floods(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let a = self.actions.pop_front();
+        self.count_sent(a.as_ref());
+        a
     }
 
     /// When `handle_timeout` must next be called, if ever.
@@ -962,6 +996,7 @@ impl Engine {
                     .copied()
                     .collect(),
                 routed: p.cfg.routed,
+                frames: p.frames,
             })
             .collect();
         let bindings: Vec<BindingInfo> = self
@@ -1055,6 +1090,9 @@ impl Engine {
 
     fn drop_frame(&mut self, port: PortId, reason: DropReason) {
         self.counters.drop(reason);
+        if let Some(p) = self.ports.get_mut(port.index()) {
+            p.frames.dropped = p.frames.dropped.saturating_add(1);
+        }
         self.emit(|| Event::Dropped { port, reason });
     }
 

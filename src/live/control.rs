@@ -128,6 +128,10 @@ pub struct RoutedStatus {
 /// One port in [`StatusDoc::ports`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStatus {
+    /// Frames the engine received, dropped and sent on the port (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub frames: PortFrameCounts,
     /// Current ifindex, `null` while the interface does not exist.
     pub ifindex: Option<i32>,
     /// How the in-kernel programs hook into its ingress (`tcx`, `tc`), `null` if they do
@@ -150,6 +154,18 @@ pub struct PortStatus {
     pub role: PortRole,
     /// Whether the interface exists and is up.
     pub state: LinkState,
+}
+
+/// [`PortStatus::frames`]: frames handed to the engine from the port, those of them
+/// it dropped (the `drop_*` counters say why), and frames it sent there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFrameCounts {
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Frames received.
+    pub received: u64,
+    /// Frames sent (relayed and the relay's own).
+    pub sent: u64,
 }
 
 /// [`PortStatus::role`].
@@ -441,6 +457,11 @@ impl StatusDoc {
                     },
                 };
                 PortStatus {
+                    frames: PortFrameCounts {
+                        dropped: port.frames.dropped,
+                        received: port.frames.received,
+                        sent: port.frames.sent,
+                    },
                     ifindex: d.ifindex,
                     in_kernel_hook: d.in_kernel_hook.map(str::to_owned),
                     loop_prevention,
@@ -924,6 +945,7 @@ mod test {
                         quarantined: vec![],
                         state: ProxyState::Proxying,
                         routed: false,
+                        frames: Default::default(),
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -941,6 +963,11 @@ mod test {
                             by: Some(("fe80::66".parse().unwrap(), Mac([2, 0, 0, 0, 0, 0x66]))),
                         },
                         routed: false,
+                        frames: crate::engine::PortFrames {
+                            received: 9,
+                            dropped: 2,
+                            sent: 4,
+                        },
                     },
                 ],
                 bindings: vec![BindingInfo {

@@ -342,6 +342,29 @@ pub fn render_prometheus(doc: &StatusDoc) -> String {
             &pairs,
             f64::from(u8::from(p.state == LinkState::Up)),
         );
+        let fr = p.frames;
+        for (direction, n) in [("received", fr.received), ("sent", fr.sent)] {
+            f.add(
+                "ndprelay_port_frames_total",
+                "Frames the engine received from the port and sent on it (relayed and its own)",
+                MetricType::COUNTER,
+                sample(
+                    &[("port", p.name.as_str()), ("direction", direction)],
+                    MetricType::COUNTER,
+                    n as f64,
+                ),
+            );
+        }
+        f.add(
+            "ndprelay_port_dropped_frames_total",
+            "Frames from the port the engine dropped (ndprelay_dropped_frames_total says why)",
+            MetricType::COUNTER,
+            sample(
+                &[("port", p.name.as_str())],
+                MetricType::COUNTER,
+                fr.dropped as f64,
+            ),
+        );
         f.gauge(
             "ndprelay_port_proxying",
             "1 while the port relays (enabled, not disabled by loop prevention)",
@@ -560,6 +583,7 @@ mod test {
                   "quarantined": [], "role": "upstream", "state": "up" },
                 { "ifindex": 3, "in_kernel_hook": null, "loop_prevention": { "state": "proxying" },
                   "mac": "02:00:00:00:00:02", "mtu": 1500, "name": "br0", "proxying": true,
+                  "frames": { "dropped": 3000, "received": 1000000, "sent": 500000 },
                   "quarantined": [], "role": "downstream", "state": "up" },
                 { "ifindex": null, "in_kernel_hook": null,
                   "loop_prevention": { "state": "enabling", "why": { "reason": "link_down" } },
@@ -614,8 +638,10 @@ mod test {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .map(|l| l.split_once(' ').unwrap())
             .collect();
+        // The per-port frame counts aside, which are not in the counter map.
         let counter_samples: Vec<&(String, f64)> = samples
             .iter()
+            .filter(|(k, _)| !k.starts_with("ndprelay_port_"))
             .filter(|(k, _)| types.get(k.split('{').next().unwrap()) == Some(&"counter"))
             .collect();
         assert_eq!(counter_samples.len(), all_counters().len(), "{text}");
@@ -694,6 +720,23 @@ mod test {
             1.0
         );
         assert_eq!(value(&text, "ndprelay_routes"), 2.0);
+        let port = |name: &str, dir: &str| {
+            value(
+                &text,
+                &format!(r#"ndprelay_port_frames_total{{port="{name}",direction="{dir}"}}"#),
+            )
+        };
+        assert_eq!(port("br0", "received"), 1e6);
+        assert_eq!(port("br0", "sent"), 5e5);
+        assert_eq!(
+            port("eth0", "sent"),
+            0.0,
+            "absent from an older daemon: zero"
+        );
+        assert_eq!(
+            value(&text, r#"ndprelay_port_dropped_frames_total{port="br0"}"#),
+            3000.0
+        );
         assert_eq!(value(&text, "ndprelay_route_conflicts"), 1.0);
     }
 
