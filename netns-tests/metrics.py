@@ -62,11 +62,17 @@ def watched(samples):
         "relayed_na": get(samples, "ndprelay_relayed_total", message="na"),
         "rx_frames": get(samples, "ndprelay_rx_frames_total"),
         "hist_count": get(samples, "ndprelay_ns_na_relay_seconds_count"),
+        "eth0_received": get(samples, "ndprelay_port_frames_total", port="eth0", direction="received"),
+        "br0_sent": get(samples, "ndprelay_port_frames_total", port="br0", direction="sent"),
         "br0": {
             st: get(samples, "ndprelay_bindings", port="br0", state=st)
             for st in ["incomplete", "stale", "delay", "probe", "reachable"]
         },
     }
+
+
+def port(doc, name):
+    return next(p for p in doc["ports"] if p["name"] == name)
 
 
 def from_json(doc):
@@ -77,6 +83,8 @@ def from_json(doc):
         "relayed_na": c["relayed_na"],
         "rx_frames": c["rx_frames"],
         "hist_count": doc["ns_na_time"]["count"],
+        "eth0_received": port(doc, "eth0")["frames"]["received"],
+        "br0_sent": port(doc, "br0")["frames"]["sent"],
         "br0": {
             st: sum(1 for b in doc["bindings"] if b["port"] == "br0" and b["state"] == st)
             for st in states
@@ -106,6 +114,8 @@ def check(url, ndprelay, ctl):
         fail(f"metrics {got} != status --json {want}")
     if got["relayed_ns"] <= 0:
         fail("no relayed NS counted")
+    if got["eth0_received"] <= 0 or got["br0_sent"] <= 0:
+        fail(f"no frames counted on the ports: {got}")
     if got["hist_count"] <= 0:
         fail("the NS->NA histogram is empty")
     if got["br0"]["reachable"] != 2:
@@ -156,7 +166,8 @@ def latency(url, secs):
         if "ndprelay_rx_frames_total" not in text:
             fail("scrape without counters")
         time.sleep(0.1)
-    print(f"{len(times)} {statistics.median(times):.1f} {max(times):.1f}")
+    slowest = " ".join(f"{t:.1f}" for t in sorted(times)[-5:])
+    print(f"{len(times)} {statistics.median(times):.1f} {max(times):.1f} slowest: {slowest}")
 
 
 def code(method, url):
