@@ -78,6 +78,11 @@ impl Engine {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         if self.kernel_relayed(port, pkt, target, egress, eth_dst) {
+            // Answered, though not through the engine: a later NA for the same NS must
+            // not be timed from it.
+            if let Some(p) = self.pending.get_mut(&target) {
+                p.take_ns_relayed_at(pkt.dst_addr);
+            }
             return self.relayed_by_kernel(port, egress, "NA", target);
         }
         let rw = self.relay_rewrite(egress, eth_dst);

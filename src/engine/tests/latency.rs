@@ -69,3 +69,36 @@ fn a_bound_target_is_timed_from_the_ns_relayed_to_its_port() {
     assert_eq!(after.sum_micros - before.sum_micros, 500);
     assert_eq!(after.buckets[bucket(500)] - before.buckets[bucket(500)], 1);
 }
+
+#[test]
+fn an_answer_the_kernel_relayed_stops_the_clock_without_counting() {
+    let mut cfg = config();
+    cfg.relay_in_kernel = true;
+    // The router's NS for bound guest 10 went through the engine (the kernel was told
+    // about the guest by it).
+    let mut h = Harness::guest_asked_for(cfg);
+    assert_eq!(h.take(D1).len(), 1, "the engine relayed the NS");
+    let before = histogram(&h);
+    h.advance(Duration::from_millis(1));
+    h.inject(D1, &na_to_router(gmac(10), D1, addr(10)));
+    assert!(h.take(UP).is_empty(), "the kernel relayed the answer");
+    assert_eq!(h.count("relayed_na_by_kernel"), 1);
+    // The same answer without a TLLA, which the program leaves to the engine.
+    h.advance(Duration::from_millis(500));
+    let no_tlla = na(
+        gmac(10),
+        D1_MAC,
+        addr(10),
+        router_ll(),
+        SOLICITED,
+        addr(10),
+        None,
+    );
+    h.inject(D1, &no_tlla);
+    assert_eq!(h.take(UP).len(), 1, "the engine relayed this one");
+    assert_eq!(
+        histogram(&h),
+        before,
+        "not timed from the NS the kernel's answer closed"
+    );
+}
