@@ -28,7 +28,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # strip) and lintian are what the package step renders, loads, builds and checks with.
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
     thc-ipv6 ipv6toolkit python3-scapy jq
-    man-db groff-base zsh fish systemd dpkg binutils lintian)
+    man-db groff-base zsh fish systemd dpkg binutils lintian
+    # netns-tests/25-metrics.sh: scrapes /metrics (curl) and parses it with a real
+    # Prometheus parser (prometheus_client.parser)
+    python3-prometheus-client curl)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -145,7 +148,8 @@ step_netns() {
     # SLAAC address through the relay and pings the simulated router (about 20 s).
     cargo test --locked --features tap --test sim_tap -- --ignored --test-threads=1
     [ -e "${tests[0]}" ] || die "no namespace tests found in netns-tests/"
-    cargo build --locked --release
+    # ns_load: the 20k NS/s scan 25-metrics.sh scrapes under.
+    cargo build --locked --release --bins --example ns_load
     local failed=() t
     for t in "${tests[@]}"; do
         if NDPRELAY="$PWD/target/release/ndprelay" timeout 600 bash "$t"; then

@@ -154,7 +154,11 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
     };
     log::debug!("control socket {}", socket.display());
-    let result = ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock());
+    let result = if args.prometheus {
+        ndprelay::live::status_prometheus(&socket, &mut std::io::stdout().lock())
+    } else {
+        ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())
+    };
     if result.is_err() && args.name.is_none() {
         instances_hint();
     }

@@ -165,7 +165,7 @@ pub enum Command {
 
     /// Show the running daemon's ports, bindings and counters.
     #[command(
-        after_long_help = "Examples:\n  ndprelay status\n  ndprelay status --control-socket /run/ndprelay-lab.sock --json"
+        after_long_help = "Examples:\n  ndprelay status\n  ndprelay status --control-socket /run/ndprelay-lab.sock --json\n  ndprelay status --prometheus"
     )]
     Status(StatusArgs),
 
@@ -246,6 +246,11 @@ pub struct StatusArgs {
     /// /run/ndprelay/NAME.sock.
     #[arg(short, long, value_name = "NAME", conflicts_with_all = ["control_socket", "config"])]
     pub name: Option<instance::InstanceName>,
+
+    /// The Prometheus text format, as `metrics_listen` serves it (for node_exporter's
+    /// textfile collector).
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
 }
 
 /// `ndprelay generate`: what the package installs besides the binary.
@@ -789,5 +794,16 @@ mod test {
         )
         .expect("parses");
         assert!(check_summary(&c, found).contains("(use forwarding: Kernel)"));
+    }
+
+    #[test]
+    fn status_prometheus_conflicts_with_json() {
+        let cli = parse(&["status", "--prometheus"]).expect("parses");
+        let Ok(Invocation::Command(Command::Status(s))) = cli.invocation() else {
+            panic!("not status: {cli:?}")
+        };
+        assert!(s.prometheus && !s.json);
+        let err = parse(&["status", "--prometheus", "--json"]).expect_err("conflict");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

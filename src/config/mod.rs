@@ -89,6 +89,9 @@ pub struct Config {
     pub log: Option<log::LevelFilter>,
     /// `log_format` (`Text`): plain lines, or one JSON object per line.
     pub log_format: LogFormat,
+    /// `metrics_listen` (None): where the daemon serves Prometheus metrics
+    /// (`GET /metrics`), e.g. `[::1]:9630`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Legal but suspicious settings, to print (never fatal).
     pub warnings: Vec<ConfigWarning>,
 }

@@ -57,6 +57,7 @@ pub(crate) struct RawConfig {
     pub log: Option<LogLevel>,
     #[serde(default)]
     pub log_format: LogFormat,
+    pub metrics_listen: Option<String>,
 }
 
 /// `timers: (...)`: durations as text.

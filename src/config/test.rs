@@ -869,3 +869,35 @@ fn log_format_is_text_unless_set() {
     // The line and column point at the value.
     assert_eq!(e[0].0, 5, "{e:?}");
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_an_address_and_port() {
+    assert_eq!(parse(&with("")).unwrap().metrics_listen, None);
+    let c = parse(&with("    metrics_listen: \"[::1]:9630\",")).expect("parses");
+    assert_eq!(c.metrics_listen, Some("[::1]:9630".parse().unwrap()));
+    let c = parse(&with("    metrics_listen: \"127.0.0.1:9630\",")).expect("parses");
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9630".parse().unwrap()));
+    assert_eq!(
+        parse(&with("    metrics_listen: None,"))
+            .unwrap()
+            .metrics_listen,
+        None
+    );
+    let msg = one_error(
+        &with("    metrics_listen: \"::1:9630\","),
+        5,
+        21,
+        "metrics_listen \"::1:9630\" is not an address and port",
+    );
+    assert!(
+        msg.contains("[::1]:9630"),
+        "the hint shows the brackets: {msg}"
+    );
+    one_error(
+        &with("    metrics_listen: \"[::1]:0\","),
+        5,
+        21,
+        "has port 0",
+    );
+    one_error(&with("    metrics_listen: 9630,"), 5, 21, "metrics_listen");
+}

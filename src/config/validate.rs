@@ -157,6 +157,8 @@ fn section(outer: Option<&str>) -> String {
 }
 
 /// What a key's value looks like, for type errors and missing keys.
+const METRICS_LISTEN_HINT: &str = "None, or an address and port in quotes, e.g. \"[::1]:9630\" or \"127.0.0.1:9630\" (IPv6 addresses in brackets)";
+
 fn shape_hint(path: &str) -> Option<&'static str> {
     let key = path.split('[').next().unwrap_or(path);
     Some(match key {
@@ -183,6 +185,7 @@ fn shape_hint(path: &str) -> Option<&'static str> {
         "seed" => "a non-negative integer, e.g. seed: 42",
         "control_socket" | "dump_dir" => "a path in quotes, e.g. \"/run/ndprelay.sock\"",
         "state_file" => "None, or an absolute path in quotes, e.g. \"/var/lib/ndprelay/state\"",
+        "metrics_listen" => METRICS_LISTEN_HINT,
         "timers" => "a section in parentheses, e.g. timers: (retrans_timer: \"1s\")",
         "limits" => "a section in parentheses, e.g. limits: (max_bindings: 4096)",
         k if k.starts_with("timers.") => {
@@ -387,6 +390,7 @@ impl Validator<'_> {
             }
             PathBuf::from(f)
         });
+        let metrics_listen = raw.metrics_listen.and_then(|a| self.metrics_listen(&a));
         Config {
             source: self.file.to_string(),
             uplink: raw.uplink,
@@ -414,7 +418,31 @@ impl Validator<'_> {
             state_file,
             log: raw.log.map(Into::into),
             log_format: raw.log_format,
+            metrics_listen,
             warnings: Vec::new(),
+        }
+    }
+
+    /// `metrics_listen`: an address and a port (not 0: Prometheus needs to know it).
+    fn metrics_listen(&mut self, text: &str) -> Option<std::net::SocketAddr> {
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.port() != 0 => Some(a),
+            Ok(_) => {
+                self.invalid(
+                    "metrics_listen",
+                    format!("metrics_listen \"{text}\" has port 0"),
+                    "give the port Prometheus scrapes, e.g. \"[::1]:9630\"",
+                );
+                None
+            }
+            Err(_) => {
+                self.invalid(
+                    "metrics_listen",
+                    format!("metrics_listen \"{text}\" is not an address and port"),
+                    METRICS_LISTEN_HINT,
+                );
+                None
+            }
         }
     }
 

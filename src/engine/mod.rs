@@ -52,6 +52,7 @@ mod counters;
 mod data;
 mod event;
 mod kernel;
+mod latency;
 mod leftover;
 mod na;
 mod ns;
@@ -77,6 +78,7 @@ pub use config::{
 pub use counters::Counter;
 pub use event::{EventDisplay, EventFields, EventNames};
 pub use kernel::KernelWord;
+pub use latency::{NS_NA_BOUNDS_MICROS, NsNaHistogram};
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};
 pub use routed::{MAX_ROUTED_ROUTES, RouteUpdate, RoutedInfo};
@@ -447,6 +449,21 @@ pub struct PortInfo {
     pub state: ProxyState,
     /// A routed port ([`PortConfig::routed`]): served from the routing table.
     pub routed: bool,
+    /// Frames the engine received, dropped and sent on the port.
+    pub frames: PortFrames,
+}
+
+/// Per port: frames handed to the engine from it, dropped of those (the drop counters
+/// say why), and frames the engine sent on it (relayed and its own). Kept across a
+/// reload for the ports it keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortFrames {
+    /// Frames received.
+    pub received: u64,
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Frames sent.
+    pub sent: u64,
 }
 
 /// The few figures a service manager shows in one line (`systemctl status`), cheap
@@ -477,6 +494,8 @@ pub struct Snapshot {
     pub counters: Vec<(String, u64)>,
     /// Routes through routed ports, by prefix ([`Engine::routed_routes`]).
     pub routed: Vec<RoutedInfo>,
+    /// Time from relaying an NS to relaying its answer.
+    pub ns_na: NsNaHistogram,
 }
 
 impl Snapshot {
@@ -566,6 +585,8 @@ struct PortState {
     /// What the saved state said about the earlier run's last P-bit RA here: when it was
     /// restored, and how long before that the RA went out.
     saved_ra: Option<(Instant, Duration)>,
+    /// Frames received, dropped and sent here.
+    frames: PortFrames,
 }
 
 impl PortState {
@@ -587,6 +608,7 @@ impl PortState {
             ras_owed: 0,
             last_ra_sent: None,
             saved_ra: None,
+            frames: PortFrames::default(),
         }
     }
 
@@ -670,6 +692,8 @@ pub struct Engine {
     routed: routed::RouteTable,
     rng: Rng,
     counters: Counters,
+    /// Time from relaying an NS to relaying its answer.
+    ns_na: NsNaHistogram,
     /// NS for bound targets: served before unknown ones and never starved by a scan
     /// (RFC 6583 §7), yet bounded, at `KNOWN_NS_FACTOR` times the unknown-target budget.
     known_ns_bucket: TokenBucket,
@@ -719,6 +743,7 @@ impl Engine {
             routed: routed::RouteTable::default(),
             rng: Rng::new(config.seed),
             counters: Counters::default(),
+            ns_na: NsNaHistogram::default(),
             known_ns_bucket: known_ns_bucket(t, now),
             rs_bucket: TokenBucket::new(t.rs_rate, 1, now),
             ptb_bucket: TokenBucket::new(PTB_RATE, PTB_RATE, now),
@@ -764,6 +789,9 @@ impl Engine {
 
     fn receive(&mut self, now: Instant, port: PortId, frame: &[u8]) {
         self.counters.bump(Counter::RxFrames);
+        if let Some(p) = self.ports.get_mut(port.index()) {
+            p.frames.received = p.frames.received.saturating_add(1);
+        }
         if port.index() >= self.ports.len() || self.port(port).cfg.routed {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
@@ -904,7 +932,18 @@ impl Engine {
     /// The next action to perform, or `None` when drained. Floods (an NS or NA relayed
     /// to every port because its target is not bound) come after everything else.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front().or_else(|| self.floods.pop_front())
+        let a = self.actions.pop_front().or_else(|| self.floods.pop_front());
+        self.count_sent(a.as_ref());
+        a
+    }
+
+    /// Counts a transmission on its port as the driver takes it.
+    fn count_sent(&mut self, a: Option<&Action>) {
+        if let Some(Action::Transmit { port, .. }) = a
+            && let Some(p) = self.ports.get_mut(port.index())
+        {
+            p.frames.sent = p.frames.sent.saturating_add(1);
+        }
     }
 
     /// Like [`Engine::poll_action`], but leaves the floods queued: a driver handling a
@@ -912,7 +951,9 @@ impl Engine {
     /// batch first (RFC 6583 §7: known targets before unknown ones), so a scan's floods
     /// never delay a known guest's answer.
     pub fn poll_action_before_floods(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let a = self.actions.pop_front();
+        self.count_sent(a.as_ref());
+        a
     }
 
     /// When `handle_timeout` must next be called, if ever.
@@ -969,6 +1010,7 @@ impl Engine {
                     .copied()
                     .collect(),
                 routed: p.cfg.routed,
+                frames: p.frames,
             })
             .collect();
         let bindings: Vec<BindingInfo> = self
@@ -990,6 +1032,7 @@ impl Engine {
             bindings,
             counters: self.counters.list(),
             routed: self.routed_routes(),
+            ns_na: self.ns_na.clone(),
         }
     }
 
@@ -1081,6 +1124,9 @@ impl Engine {
 
     fn drop_frame(&mut self, port: PortId, reason: DropReason) {
         self.counters.drop(reason);
+        if let Some(p) = self.ports.get_mut(port.index()) {
+            p.frames.dropped = p.frames.dropped.saturating_add(1);
+        }
         self.emit(|| Event::Dropped { port, reason });
     }
 

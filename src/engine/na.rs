@@ -78,11 +78,23 @@ impl Engine {
             return self.drop_frame(port, DropReason::PortDisabled);
         }
         if self.kernel_relayed(port, pkt, target, egress, eth_dst) {
+            // Answered, though not through the engine: a later NA for the same NS must
+            // not be timed from it.
+            if let Some(p) = self.pending.get_mut(&target) {
+                p.take_ns_relayed_at(pkt.dst_addr);
+            }
             return self.relayed_by_kernel(port, egress, "NA", target);
         }
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(port, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNa);
+            let relayed_at = self
+                .pending
+                .get_mut(&target)
+                .and_then(|p| p.take_ns_relayed_at(pkt.dst_addr));
+            if let Some(at) = relayed_at {
+                self.ns_na.observe(now.saturating_since(at));
+            }
             self.relayed_event(port, 1 << egress.0, "NA", target);
         }
     }

@@ -219,6 +219,7 @@ impl Engine {
         let rw = self.relay_rewrite(egress, eth_dst);
         if self.transmit_rewrite(ingress, egress, pkt, &rw) {
             self.counters.bump(Counter::RelayedNs);
+            self.note_ns_relayed(now, target, pkt.src_addr);
             self.relayed_event(ingress, 1 << egress.0, "NS", target);
         }
     }
@@ -263,6 +264,7 @@ impl Engine {
             port,
             mac: pkt.slla.unwrap_or(pkt.eth_src),
             asked_at: now,
+            relayed_at: None,
         };
         if let Some(p) = self.pending.get_mut(&target) {
             p.failed = false;
@@ -289,6 +291,7 @@ impl Engine {
             port,
             mac: pkt.slla.unwrap_or(pkt.eth_src),
             asked_at: now,
+            relayed_at: None,
         };
         let mask = match self.budget_unknown(now, port, target, Some(sol)) {
             Ok(mask) => mask,
@@ -296,6 +299,9 @@ impl Engine {
         };
         let sent = self.relay_to_mask(port, pkt, mask);
         self.mark_relayed(now, target, sent);
+        if sent != 0 {
+            self.note_ns_relayed(now, target, pkt.src_addr);
+        }
         self.counters
             .add(Counter::RelayedNs, u64::from(sent.count_ones()));
         self.relayed_event(port, sent, "NS", target);
@@ -353,6 +359,13 @@ impl Engine {
             candidates
         };
         Ok(mask)
+    }
+
+    /// Starts the NS→NA clock of solicitor `asker` for `target`.
+    fn note_ns_relayed(&mut self, now: Instant, target: Ipv6Addr, asker: Ipv6Addr) {
+        if let Some(p) = self.pending.get_mut(&target) {
+            p.mark_ns_relayed(asker, now);
+        }
     }
 
     pub(super) fn mark_relayed(&mut self, now: Instant, target: Ipv6Addr, sent: u64) {

@@ -25,6 +25,9 @@ pub(crate) struct Solicitor {
     pub(crate) mac: Mac,
     /// When it last asked (pacing of NS for bound targets).
     pub(crate) asked_at: Instant,
+    /// When the engine last relayed its NS, until the answer is relayed back (the
+    /// NS→NA time).
+    pub(crate) relayed_at: Option<Instant>,
 }
 
 /// One pending target.
@@ -51,7 +54,11 @@ impl Pending {
         if self.solicitors.iter().flatten().any(|x| x.addr == s.addr) {
             for x in self.solicitors.iter_mut().flatten() {
                 if x.addr == s.addr {
-                    *x = s;
+                    // Asking again does not restart the clock of the NS already relayed.
+                    *x = Solicitor {
+                        relayed_at: x.relayed_at,
+                        ..s
+                    };
                 }
             }
             return;
@@ -62,6 +69,25 @@ impl Pending {
             self.solicitors.rotate_left(1);
             self.solicitors[MAX_SOLICITORS - 1] = Some(s);
         }
+    }
+
+    /// Notes that the NS of solicitor `addr` was relayed at `now`.
+    pub(crate) fn mark_ns_relayed(&mut self, addr: Ipv6Addr, now: Instant) {
+        for x in self.solicitors.iter_mut().flatten() {
+            if x.addr == addr {
+                x.relayed_at = Some(now);
+            }
+        }
+    }
+
+    /// When the NS of solicitor `addr` was relayed, forgotten as the answer goes back:
+    /// a second NA for the same NS is not timed again.
+    pub(crate) fn take_ns_relayed_at(&mut self, addr: Ipv6Addr) -> Option<Instant> {
+        self.solicitors
+            .iter_mut()
+            .flatten()
+            .find(|x| x.addr == addr)
+            .and_then(|x| x.relayed_at.take())
     }
 
     pub(crate) fn solicitor(&self, addr: Ipv6Addr) -> Option<Solicitor> {
@@ -341,6 +367,7 @@ mod test {
                 port: PortId(0),
                 mac: Mac([2, 0, 0, 0, 0, i as u8]),
                 asked_at: now,
+                relayed_at: None,
             });
         }
         e.add_solicitor(Solicitor {
@@ -348,6 +375,7 @@ mod test {
             port: PortId(0),
             mac: Mac([2, 0, 0, 0, 0, 0x55]),
             asked_at: now,
+            relayed_at: None,
         });
         assert_eq!(e.solicitors.iter().flatten().count(), MAX_SOLICITORS);
         assert!(e.solicitor(t(100)).is_none(), "oldest replaced");

@@ -4,7 +4,8 @@
 //! The control thread asks the daemon's engine thread for a [`Published`] snapshot when
 //! a request comes (not every interval: taking one keeps the engine thread from the
 //! frames waiting for it) and turns it into the typed [`StatusDoc`] itself; the client
-//! reads the same type back and renders it as text or prints it as JSON.
+//! reads the same type back and renders it as text or prints it as JSON. The metrics
+//! thread shares the control thread's [`StatusSource`], reuse window included.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv6Addr;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::sys;
-use crate::engine::{BindingState, ProxyState, Role, Snapshot};
+use crate::engine::{BindingState, NS_NA_BOUNDS_MICROS, NsNaHistogram, ProxyState, Role, Snapshot};
 use crate::time::Duration;
 use crate::wire::Mac;
 
@@ -65,6 +66,9 @@ pub struct StatusDoc {
     pub bindings: Vec<BindingStatus>,
     /// The engine's counters and the driver's, by name (all of them, zeros included).
     pub counters: BTreeMap<String, u64>,
+    /// Time from relaying an NS to relaying its answer (absent from older daemons).
+    #[serde(default)]
+    pub ns_na_time: NsNaTime,
     /// Every configured port, in config order.
     pub ports: Vec<PortStatus>,
     /// Routes of the main table through routed ports (tun, WireGuard, PPP), whose
@@ -75,6 +79,37 @@ pub struct StatusDoc {
     pub uptime_secs: u64,
     /// Format version of this document.
     pub version: u32,
+}
+
+/// [`StatusDoc::ns_na_time`]: the engine's histogram, each bucket on its own (not
+/// cumulative); `buckets` has one more entry than `bounds_us`, for longer times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsNaTime {
+    /// Upper bounds (inclusive) of the buckets, in microseconds.
+    pub bounds_us: Vec<u64>,
+    /// Answers per bucket.
+    pub buckets: Vec<u64>,
+    /// Answers timed.
+    pub count: u64,
+    /// Sum of their times, in microseconds.
+    pub sum_us: u64,
+}
+
+impl Default for NsNaTime {
+    fn default() -> Self {
+        Self::from(&NsNaHistogram::default())
+    }
+}
+
+impl From<&NsNaHistogram> for NsNaTime {
+    fn from(h: &NsNaHistogram) -> Self {
+        Self {
+            bounds_us: NS_NA_BOUNDS_MICROS.to_vec(),
+            buckets: h.buckets.to_vec(),
+            count: h.count,
+            sum_us: h.sum_micros,
+        }
+    }
 }
 
 /// One route in [`StatusDoc::routed`].
@@ -93,6 +128,10 @@ pub struct RoutedStatus {
 /// One port in [`StatusDoc::ports`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStatus {
+    /// Frames the engine received, dropped and sent on the port (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub frames: PortFrameCounts,
     /// Current ifindex, `null` while the interface does not exist.
     pub ifindex: Option<i32>,
     /// How the in-kernel programs hook into its ingress (`tcx`, `tc`), `null` if they do
@@ -115,6 +154,18 @@ pub struct PortStatus {
     pub role: PortRole,
     /// Whether the interface exists and is up.
     pub state: LinkState,
+}
+
+/// [`PortStatus::frames`]: frames handed to the engine from the port, those of them
+/// it dropped (the `drop_*` counters say why), and frames it sent there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFrameCounts {
+    /// Frames dropped.
+    pub dropped: u64,
+    /// Frames received.
+    pub received: u64,
+    /// Frames sent (relayed and the relay's own).
+    pub sent: u64,
 }
 
 /// [`PortStatus::role`].
@@ -406,6 +457,11 @@ impl StatusDoc {
                     },
                 };
                 PortStatus {
+                    frames: PortFrameCounts {
+                        dropped: port.frames.dropped,
+                        received: port.frames.received,
+                        sent: port.frames.sent,
+                    },
                     ifindex: d.ifindex,
                     in_kernel_hook: d.in_kernel_hook.map(str::to_owned),
                     loop_prevention,
@@ -474,6 +530,7 @@ impl StatusDoc {
         Self {
             bindings,
             counters: s.counters.iter().chain(&p.counters).cloned().collect(),
+            ns_na_time: NsNaTime::from(&s.ns_na),
             ports,
             routed,
             uptime_secs: p.uptime_secs,
@@ -722,14 +779,8 @@ impl ControlSocket {
         })
     }
 
-    /// Serves requests until `stop` is set; `ask` fetches a snapshot (`None`: the engine
-    /// thread did not answer in time). A document younger than `STATUS_REUSE` is
-    /// served again instead: however often clients ask, the engine thread takes a
-    /// snapshot at most that often.
-    pub fn serve(&self, mut ask: impl FnMut() -> Option<Published>, stop: &AtomicBool) {
-        // The snapshot, not its document: with thousands of bindings the document is
-        // several times larger, and it is only needed while it is written out.
-        let mut last: Option<(StdInstant, Published)> = None;
+    /// Serves requests until `stop` is set, with the documents of `source`.
+    pub fn serve(&self, source: &StatusSource<'_>, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(&self.listener, 250) {
                 Ok(true) => {}
@@ -743,19 +794,62 @@ impl ControlSocket {
             let Ok((stream, _)) = self.listener.accept() else {
                 continue;
             };
-            let status = || {
-                let fresh = last
-                    .as_ref()
-                    .is_some_and(|(at, _)| at.elapsed() < STATUS_REUSE);
-                if !fresh {
-                    last = Some((StdInstant::now(), ask()?));
-                }
-                last.as_ref().map(|(_, p)| StatusDoc::new(p))
-            };
-            if let Err(e) = answer(stream, status) {
+            if let Err(e) = answer(stream, || source.doc()) {
                 log::debug!("control client: {e}");
             }
         }
+    }
+}
+
+/// Where the control socket and the metrics endpoint get their documents: one way into
+/// the engine thread for both. `ask` fetches a snapshot (`None`: the engine thread did
+/// not answer in time); one younger than `STATUS_REUSE` is served again instead, so
+/// however often clients of either ask, the engine thread takes a snapshot at most
+/// that often.
+pub struct StatusSource<'a> {
+    state: parking_lot::Mutex<SourceState<'a>>,
+}
+
+struct SourceState<'a> {
+    ask: Box<dyn FnMut() -> Option<Published> + Send + 'a>,
+    // The snapshot, not its document: with thousands of bindings the document is
+    // several times larger, and it is only needed while it is written out.
+    last: Option<(StdInstant, std::sync::Arc<Published>)>,
+}
+
+impl std::fmt::Debug for StatusSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusSource").finish_non_exhaustive()
+    }
+}
+
+impl<'a> StatusSource<'a> {
+    /// A source asking `ask` for snapshots.
+    pub fn new(ask: impl FnMut() -> Option<Published> + Send + 'a) -> Self {
+        Self {
+            state: parking_lot::Mutex::new(SourceState {
+                ask: Box::new(ask),
+                last: None,
+            }),
+        }
+    }
+
+    /// The current document, `None` if the engine thread did not answer in time.
+    pub fn doc(&self) -> Option<StatusDoc> {
+        let published = {
+            let mut st = self.state.lock();
+            let fresh = st
+                .last
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < STATUS_REUSE);
+            if !fresh {
+                let p = (st.ask)()?;
+                st.last = Some((StdInstant::now(), std::sync::Arc::new(p)));
+            }
+            st.last.as_ref().map(|(_, p)| std::sync::Arc::clone(p))?
+        };
+        // Built outside the lock: the other thread need not wait for it.
+        Some(StatusDoc::new(&published))
     }
 }
 
@@ -851,6 +945,7 @@ mod test {
                         quarantined: vec![],
                         state: ProxyState::Proxying,
                         routed: false,
+                        frames: Default::default(),
                     },
                     PortInfo {
                         name: "br0".into(),
@@ -868,6 +963,11 @@ mod test {
                             by: Some(("fe80::66".parse().unwrap(), Mac([2, 0, 0, 0, 0, 0x66]))),
                         },
                         routed: false,
+                        frames: crate::engine::PortFrames {
+                            received: 9,
+                            dropped: 2,
+                            sent: 4,
+                        },
                     },
                 ],
                 bindings: vec![BindingInfo {
@@ -881,6 +981,7 @@ mod test {
                 }],
                 counters: vec![("relayed_ns".into(), 5), ("drop_hop_limit".into(), 0)],
                 routed: vec![],
+                ns_na: Default::default(),
             },
             ports: vec![
                 DriverPort {
@@ -1228,7 +1329,7 @@ mod test {
         ));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| sock.serve(|| Some(sample()), &stop));
+            s.spawn(|| sock.serve(&StatusSource::new(|| Some(sample())), &stop));
             let doc = request_status(&path).unwrap();
             assert_eq!(doc, StatusDoc::new(&sample()), "the document crosses whole");
             stop.store(true, Ordering::Relaxed);
@@ -1254,14 +1355,14 @@ mod test {
         std::thread::scope(|s| {
             s.spawn(|| {
                 sock.serve(
-                    || {
+                    &StatusSource::new(|| {
                         // The third snapshot finds the engine thread not answering.
                         let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
                         (n != 3).then(|| Published {
                             uptime_secs: n,
                             ..sample()
                         })
-                    },
+                    }),
                     &stop,
                 )
             });

@@ -17,11 +17,12 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::control::{ControlSocket, DriverPort, Published};
+use super::control::{ControlSocket, DriverPort, Published, StatusSource};
 use super::counters::DriverCounters;
 use super::droplog::DropLog;
 use super::executor::{ExecPort, Executor, RouteChange, RouteRequest};
 use super::guard::Guard;
+use super::metrics::MetricsListener;
 use super::netlink::{Addr, Link, LinkUpdate, Monitor, Netlink, Route, RouteEvents};
 use super::notify::ServiceManager;
 use super::ports::{CaptureFilter, Port, PortIo};
@@ -644,6 +645,9 @@ impl Daemon {
         if config.control_socket != self.config.control_socket {
             log::warn!("control_socket changes take effect at the next start");
         }
+        if config.metrics_listen != self.config.metrics_listen {
+            log::warn!("metrics_listen changes take effect at the next start");
+        }
         if config.state_file != self.config.state_file {
             log::warn!("state_file changes take effect at the next start");
         }
@@ -842,6 +846,11 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| config.control_socket.clone());
     let control_socket = ControlSocket::bind(&socket_path)?;
+    // Bound now, while a failure still stops the start with the key to fix.
+    let metrics = config
+        .metrics_listen
+        .map(MetricsListener::bind)
+        .transpose()?;
     let routes_rtnl = Netlink::route()?;
     let state_path = opts
         .state_file
@@ -907,7 +916,7 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let threads = spawn_helpers(monitor, &ctl_tx, control_socket, &stop)
+    let threads = spawn_helpers(monitor, &ctl_tx, control_socket, metrics, &stop)
         .map_err(Error::io("starting threads"));
     let (threads, signal_handle) = match threads {
         Ok(t) => t,
@@ -1002,6 +1011,7 @@ fn spawn_helpers(
     mut monitor: Monitor,
     ctl_tx: &Sender<Control>,
     control_socket: ControlSocket,
+    metrics: Option<MetricsListener>,
     stop: &Arc<AtomicBool>,
 ) -> io::Result<(Vec<JoinHandle<()>>, signal_hook::iterator::Handle)> {
     let mut threads = Vec::new();
@@ -1048,23 +1058,36 @@ fn spawn_helpers(
                 }
             })?,
     );
-    let (tx, st) = (ctl_tx.clone(), Arc::clone(stop));
+    let tx = ctl_tx.clone();
+    // One source for the control socket and the metrics endpoint: one way into the
+    // engine thread, one reuse window.
+    let source = Arc::new(StatusSource::new(move || {
+        let (reply_tx, reply) = crossbeam_channel::bounded(1);
+        tx.send(Control::Status(reply_tx)).ok()?;
+        let mut published: Published = reply.recv_timeout(STATUS_WAIT).ok()?;
+        published.snapshot.sort_bindings();
+        Some(published)
+    }));
+    let (src, st) = (Arc::clone(&source), Arc::clone(stop));
     threads.push(
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 privileges::drop_all_on_this_thread();
-                control_socket.serve(
-                    || {
-                        let (reply_tx, reply) = crossbeam_channel::bounded(1);
-                        tx.send(Control::Status(reply_tx)).ok()?;
-                        let mut published: Published = reply.recv_timeout(STATUS_WAIT).ok()?;
-                        published.snapshot.sort_bindings();
-                        Some(published)
-                    },
-                    &st,
-                );
+                control_socket.serve(&src, &st);
             })?,
     );
+    if let Some(metrics) = metrics {
+        let st = Arc::clone(stop);
+        threads.push(
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || {
+                    // Before the HTTP server starts its own threads, which inherit this.
+                    privileges::drop_all_on_this_thread();
+                    metrics.serve(&source, &st);
+                })?,
+        );
+    }
     Ok((threads, handle))
 }

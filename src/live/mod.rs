@@ -15,7 +15,9 @@
 //!    (tun, WireGuard, PPP: no link layer, no capture) are served (`route_feed.rs`);
 //! 4. a signal thread turns SIGHUP into a reload and SIGTERM/SIGINT into a clean stop;
 //! 5. a control thread answers `ndprelay status` on a Unix socket (it asks the daemon
-//!    thread for the snapshot and renders the JSON itself).
+//!    thread for the snapshot and renders the JSON itself);
+//! 6. with `metrics_listen`, a metrics thread answers Prometheus' `GET /metrics` the
+//!    same way, through the same snapshot source (`metrics.rs`).
 //!
 //! With `fast_path_in_kernel` (by default with `fast_path`, when CAP_BPF is there at
 //! start), an eBPF program on the uplink answers NS for freshly confirmed guests before
@@ -41,6 +43,7 @@ mod executor;
 mod guard;
 pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;
+pub mod metrics;
 pub mod netlink;
 mod nfnetlink;
 mod notify;
@@ -116,6 +119,9 @@ pub enum Error {
     /// Control socket problems (bind at start, connect for `status`).
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// The `metrics_listen` socket could not be bound at start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
     /// An rtnetlink request failed (links, addresses, routes, link events).
     #[error(transparent)]
     Netlink(#[from] netlink::Error),
@@ -233,6 +239,15 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> Result<(), Erro
         control::render_text(&doc)
     };
     out.write_all(text.as_bytes())
+        .map_err(Error::io("writing status"))
+}
+
+/// `ndprelay status --prometheus`: asks the daemon on `socket` for its status and
+/// writes it to `out` in the Prometheus text format, the same text `/metrics` serves
+/// (for node_exporter's textfile collector).
+pub fn status_prometheus(socket: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let doc = control::request_status(socket)?;
+    out.write_all(metrics::render_prometheus(&doc).as_bytes())
         .map_err(Error::io("writing status"))
 }
 

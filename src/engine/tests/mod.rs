@@ -10,6 +10,7 @@ mod hostile;
 mod kernel_fast_path;
 mod kernel_model;
 mod kernel_relay;
+mod latency;
 mod leftover;
 mod ndp;
 mod own_ra;

@@ -480,3 +480,27 @@ fn the_summary_counts_proxying_downstream_ports_and_confirmed_bindings() {
     assert_eq!(s.confirmed, 1, "only the guest that answered: {s:?}");
     assert!(s.bindings >= s.confirmed);
 }
+
+#[test]
+fn frames_are_counted_per_port_received_dropped_and_sent() {
+    let mut h = Harness::ready(config());
+    let frames = |h: &Harness, p: PortId| h.engine.snapshot(h.now).ports[p.index()].frames;
+    let before: Vec<_> = [UP, D1, D2].iter().map(|&p| frames(&h, p)).collect();
+    h.inject(UP, &ns_from_router(addr(10)));
+    h.inject(D1, &[0u8; 10]); // truncated
+    let delta = |h: &Harness, p: PortId| {
+        let (a, b) = (frames(h, p), before[p.index()]);
+        (
+            a.received - b.received,
+            a.dropped - b.dropped,
+            a.sent - b.sent,
+        )
+    };
+    assert_eq!(delta(&h, UP), (1, 0, 0), "the NS came in on the uplink");
+    assert_eq!(
+        delta(&h, D1),
+        (1, 1, 1),
+        "one copy out, one truncated frame dropped"
+    );
+    assert_eq!(delta(&h, D2), (0, 0, 1), "one copy out");
+}
