@@ -51,6 +51,7 @@ mod cache;
 mod counters;
 mod data;
 mod event;
+mod history;
 mod kernel;
 mod leftover;
 mod na;
@@ -76,6 +77,9 @@ pub use config::{
 };
 pub use counters::Counter;
 pub use event::{EventDisplay, EventNames};
+pub use history::{
+    AddressFacts, BindingFacts, Decision, HISTORY_ADDRS, HISTORY_DEPTH, History, UplinkNs,
+};
 pub use kernel::KernelWord;
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
 pub use restore::{RestoreReport, SavedBinding, SavedPort, SavedState, StateStamp};
@@ -670,6 +674,11 @@ pub struct Engine {
     /// Bindings confirmed for the first time (or re-verified after a restore): with the
     /// table's changes, what tells a driver the saved state is out of date.
     first_confirms: u64,
+    /// The last decisions about each address, for `explain` (bounded).
+    history: History,
+    /// The address the frame being handled is about (NS/NA target, Redirect or data
+    /// destination): its drops are recorded under it.
+    frame_addr: Option<Ipv6Addr>,
 }
 
 impl Engine {
@@ -713,6 +722,8 @@ impl Engine {
             now,
             kernel_word: KernelWord::NOTHING,
             first_confirms: 0,
+            history: History::default(),
+            frame_addr: None,
             cfg: config,
         };
         for i in 0..engine.ports.len() {
@@ -742,6 +753,7 @@ impl Engine {
         self.kernel_word = word;
         self.receive(now, port, frame);
         self.kernel_word = KernelWord::NOTHING;
+        self.frame_addr = None;
         if self.held.take_ready() {
             // The frame bound a destination that held data waits for.
             self.flush_held(now);
@@ -761,6 +773,7 @@ impl Engine {
             Parsed::NotIpv6 => self.counters.bump(Counter::RxNotIpv6),
             Parsed::Data(d) => {
                 self.counters.bump(Counter::RxData);
+                self.frame_addr = Some(d.dst_addr);
                 if self.is_our_mac(d.eth_src) {
                     return self.drop_frame(port, DropReason::LoopSuspect);
                 }
@@ -771,6 +784,12 @@ impl Engine {
             }
             Parsed::Nd(pkt) => {
                 self.counters.bump(Counter::RxNd);
+                self.frame_addr = match pkt.message {
+                    NdMessage::NeighborSolicit { target_addr }
+                    | NdMessage::NeighborAdvert { target_addr, .. } => Some(target_addr),
+                    NdMessage::Redirect { dest_addr, .. } => Some(dest_addr),
+                    NdMessage::RouterSolicit | NdMessage::RouterAdvert(_) => None,
+                };
                 // NDP reference §5 #22: our own MAC as L2 source or in an LLA option, or
                 // one of our link-locals as source, means the frame went round a loop (or
                 // is forged); never relay or learn it.
@@ -796,6 +815,14 @@ impl Engine {
                         self.process_rs(now, port, &pkt);
                     }
                     NdMessage::NeighborSolicit { target_addr } => {
+                        if port == self.upstream {
+                            let ns = UplinkNs {
+                                at: now,
+                                src: pkt.src_addr,
+                                mac: pkt.eth_src,
+                            };
+                            self.history.uplink_ns(target_addr, ns);
+                        }
                         if !self.forwarding(port) {
                             return self.drop_frame(port, DropReason::PortDisabled);
                         }
@@ -890,7 +917,9 @@ impl Engine {
     /// The next action to perform, or `None` when drained. Floods (an NS or NA relayed
     /// to every port because its target is not bound) come after everything else.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front().or_else(|| self.floods.pop_front())
+        let action = self.actions.pop_front().or_else(|| self.floods.pop_front());
+        self.record_route(action.as_ref());
+        action
     }
 
     /// Like [`Engine::poll_action`], but leaves the floods queued: a driver handling a
@@ -898,7 +927,24 @@ impl Engine {
     /// batch first (RFC 6583 §7: known targets before unknown ones), so a scan's floods
     /// never delay a known guest's answer.
     pub fn poll_action_before_floods(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        self.record_route(action.as_ref());
+        action
+    }
+
+    /// Keeps the route actions in the decision history (`explain`), as they leave.
+    fn record_route(&mut self, action: Option<&Action>) {
+        match action {
+            Some(&Action::InstallRoute { addr, port }) => {
+                self.history
+                    .record(self.now, addr, Decision::RouteInstalled { port });
+            }
+            Some(&Action::RemoveRoute { addr, port }) => {
+                self.history
+                    .record(self.now, addr, Decision::RouteRemoved { port });
+            }
+            _ => {}
+        }
     }
 
     /// When `handle_timeout` must next be called, if ever.
@@ -936,27 +982,7 @@ impl Engine {
     /// quarters of its cost, and a driver whose engine has frames waiting can
     /// leave it to another thread.
     pub fn snapshot_unsorted(&self, now: Instant) -> Snapshot {
-        let ports = self
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortInfo {
-                name: p.cfg.name.clone(),
-                role: p.cfg.role,
-                mac: p.cfg.mac,
-                up: p.live(),
-                proxying: self.forwarding(PortId(i as u16)),
-                state: self.proxy_state(PortId(i as u16)),
-                disabled_until: p.disabled_until,
-                quarantined: p
-                    .quarantine
-                    .iter()
-                    .filter(|(_, until)| *until > now)
-                    .copied()
-                    .collect(),
-                routed: p.cfg.routed,
-            })
-            .collect();
+        let ports = self.snapshot_ports(now);
         let bindings: Vec<BindingInfo> = self
             .cache
             .iter()
@@ -977,6 +1003,30 @@ impl Engine {
             counters: self.counters.list(),
             routed: self.routed_routes(),
         }
+    }
+
+    /// Every port as `status` shows it.
+    fn snapshot_ports(&self, now: Instant) -> Vec<PortInfo> {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortInfo {
+                name: p.cfg.name.clone(),
+                role: p.cfg.role,
+                mac: p.cfg.mac,
+                up: p.live(),
+                proxying: self.forwarding(PortId(i as u16)),
+                state: self.proxy_state(PortId(i as u16)),
+                disabled_until: p.disabled_until,
+                quarantined: p
+                    .quarantine
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .copied()
+                    .collect(),
+                routed: p.cfg.routed,
+            })
+            .collect()
     }
 
     /// Number of bindings (for tests and status).
@@ -1039,29 +1089,51 @@ impl Engine {
             .map(|i| PortId(i as u16))
     }
 
+    /// Queues `event` (with `emit_events`) and keeps what it says about an address in
+    /// the decision history either way (`explain`).
     fn emit(&mut self, event: impl FnOnce() -> Event) {
+        let event = event();
+        self.history.record_event(self.now, &event);
         if self.cfg.emit_events {
-            self.actions.push_back(Action::Event(event()));
+            self.actions.push_back(Action::Event(event));
         }
     }
 
     fn drop_frame(&mut self, port: PortId, reason: DropReason) {
         self.counters.drop(reason);
-        self.emit(|| Event::Dropped { port, reason });
+        if let Some(addr) = self.frame_addr {
+            self.history
+                .record(self.now, addr, Decision::Dropped { port, reason });
+        }
+        if self.cfg.emit_events {
+            self.actions
+                .push_back(Action::Event(Event::Dropped { port, reason }));
+        }
     }
 
     fn relayed_event(&mut self, from: PortId, mask: u64, message: &'static str, addr: Ipv6Addr) {
+        if mask != 0 {
+            self.history.record(
+                self.now,
+                addr,
+                Decision::Relayed {
+                    from,
+                    to: mask,
+                    message,
+                },
+            );
+        }
         if self.cfg.emit_events && mask != 0 {
             let to = (0..64u16)
                 .filter(|i| mask & (1 << i) != 0)
                 .map(PortId)
                 .collect();
-            self.emit(|| Event::Relayed {
+            self.actions.push_back(Action::Event(Event::Relayed {
                 from,
                 to,
                 message,
                 addr,
-            });
+            }));
         }
     }
 
