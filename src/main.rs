@@ -1,7 +1,7 @@
 //! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
 //!
-//! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
-//! `run_scenario`) so a driver is connected by replacing one body.
+//! Each form has one small function here (`run_daemon`, `check`, `status`, `explain`,
+//! `run_replay`, `run_scenario`) so a driver is connected by replacing one body.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use ndprelay::cli::{
-    self, CheckArgs, Cli, Command, EXIT_INVALID, GlobalArgs, Invocation, PortMac, ReplayArgs,
-    RunArgs, ScenarioArgs, StatusArgs,
+    self, CheckArgs, Cli, Command, EXIT_INVALID, ExplainArgs, GlobalArgs, Invocation, PortMac,
+    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
 };
 use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, ResolvedPort};
 use ndprelay::engine::Role;
@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         Invocation::Command(Command::Status(args)) => {
             logging();
             status(args)
+        }
+        Invocation::Command(Command::Explain(args)) => {
+            logging();
+            explain(args)
         }
         Invocation::Command(Command::Replay(args)) => {
             logging();
@@ -143,6 +147,21 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     };
     log::debug!("control socket {}", socket.display());
     ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ndprelay explain`: asks the running daemon about one address.
+fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let socket = match (&args.control_socket, &args.config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => match load(config) {
+            Ok(config) => config.control_socket,
+            Err(code) => return Ok(code),
+        },
+        (None, None) => DEFAULT_CONTROL_SOCKET.into(),
+    };
+    log::debug!("control socket {}", socket.display());
+    ndprelay::live::explain(&socket, args.addr, args.json, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 
