@@ -729,11 +729,11 @@ fn judge(
                     ),
                     step(
                         "the kernel cannot forward to the guest; the relay does not watch its \
-                         routes and installs this one again only when the binding is learned \
-                         anew (after it expires or the relay restarts)"
+                         routes, so while the guest stays bound it does not install this one \
+                         again"
                             .into(),
-                        "put the route back as the relay had it (it removes it when the guest \
-                         goes)"
+                        "put the route back as the relay had it (the relay still removes it \
+                         when the guest goes)"
                             .into(),
                         Some(add),
                     ),
