@@ -10,7 +10,8 @@
 //! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left),
 //!   [`Engine::restore_state`] (bindings an earlier run saved), [`Engine::assume_running`]
 //!   (replay's steady state);
-//! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`];
+//! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`],
+//!   [`Engine::address_facts`] (what `explain` says about one address);
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
 //! After every input (and after [`Engine::new`] and [`Engine::reload`]) the driver
@@ -28,7 +29,8 @@
 //! next run and restored from the last one; `announce.rs` the unsolicited NAs that
 //! announce guests on the uplink; `timer.rs` deadlines; `bucket.rs` token buckets;
 //! `counters.rs` counters; `event.rs` the wording of [`Event`]s every
-//! driver prints; `tests/` the behaviour tests.
+//! driver prints; `history.rs` the bounded per-address decision history `explain`
+//! shows; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
