@@ -166,6 +166,48 @@ fn upstream_ns_bound_target(c: &mut Criterion) {
     println!("engine/upstream_ns_bound_target: {relayed} frames sent for {asked} NS");
 }
 
+/// A scan from the uplink: NS for a new random target in the prefix every 10 µs of
+/// virtual time (a 100k NS/s scan, most refused by the uplink's rate budget), the case
+/// where the decision history (`explain`) evicts an address for every frame.
+fn upstream_ns_scan(c: &mut Criterion) {
+    let (mut engine, mut now, _) = bound_relay();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let asks: Vec<Vec<u8>> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let target = Ipv6Addr::from((0x2001_0db8_0001_0000_u128 << 64) | u128::from(x));
+            emit_nd(
+                ROUTER,
+                Mac::ipv6_multicast(solicited_node(target)),
+                "fe80::1".parse().expect("literal"),
+                solicited_node(target),
+                &NdMessage::NeighborSolicit {
+                    target_addr: target,
+                },
+                &[OptionRepr::SourceLla(ROUTER)],
+            )
+        })
+        .collect();
+    let mut i = 0usize;
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("upstream_ns_scan", |b| {
+        b.iter(|| {
+            now += Duration::from_micros(10);
+            i = (i + 1) % asks.len();
+            if engine.poll_timeout().is_some_and(|t| t <= now) {
+                engine.handle_timeout(now);
+                drain(&mut engine);
+            }
+            engine.handle_frame(now, PortId(0), black_box(&asks[i]));
+            drain(&mut engine)
+        })
+    });
+    group.finish();
+}
+
 /// `Engine::snapshot` with 2000 confirmed bindings, as in `scripts/bench-ns.sh`.
 fn snapshot_2000_bindings(c: &mut Criterion) {
     let (mut engine, now, _) = bound_relay();
@@ -191,5 +233,10 @@ fn snapshot_2000_bindings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, upstream_ns_bound_target, snapshot_2000_bindings);
+criterion_group!(
+    benches,
+    upstream_ns_bound_target,
+    upstream_ns_scan,
+    snapshot_2000_bindings
+);
 criterion_main!(benches);

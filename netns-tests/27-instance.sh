@@ -31,6 +31,8 @@ wait_for 10 "g1 bound, seen through status -n" \
     bash -c 'ip netns exec "$1" "$2" status -n "$3" --json | jq -e --arg a "$4" ".bindings[] | select(.address == \$a)" >/dev/null' \
     _ "$(ns dom0)" "$NDPRELAY" "$NAME" "$G1"
 named_status | grep -q br0 || fail "status -n does not list br0"
+v="$(nsx dom0 "$NDPRELAY" explain -n "$NAME" "$G1" --json | jq -r '.verdict')"
+[ "$v" = healthy ] || fail "explain -n $NAME $G1: verdict '$v', expected healthy"
 
 log "a wrong name fails and names the socket it tried"
 if out=$(nsx dom0 "$NDPRELAY" status -n "$NAME-other" 2>&1); then

@@ -43,7 +43,7 @@ bin=target/release/ndprelay
 # ---- 1. manual pages ----
 "$bin" generate man "$work/man" >/dev/null
 pages=("$work"/man/*)
-[ ${#pages[@]} -eq 7 ] || fail "expected 7 pages, got: ${pages[*]}"
+[ ${#pages[@]} -eq 8 ] || fail "expected 8 pages, got: ${pages[*]}"
 for page in "${pages[@]}"; do
     warnings=$(MANWIDTH=80 man -l --warnings -E UTF-8 "$page" 2>&1 >/dev/null)
     [ -z "$warnings" ] || fail "man -l $(basename "$page") warns: $warnings"

@@ -13,12 +13,15 @@
 //!   simulated hosts and segments), [`replay`] (pcap/pcapng captures in, decisions and
 //!   emitted frames out) and `live` (AF_PACKET capture threads, netlink, routes).
 //!   [`pcapng`] is the capture format they share; [`rng`] the seeded generator they share.
+//! - [`explain`] words what the relay knows about one address, for `ndprelay explain`
+//!   (live) and `replay --explain` alike.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod explain;
 pub mod live;
 pub mod logging;
 pub mod manual;

@@ -1,7 +1,7 @@
 //! `ndprelay` binary: parses the command line and dispatches to the library; wiring only.
 //!
-//! Each form has one small function here (`run_daemon`, `check`, `status`, `run_replay`,
-//! `run_scenario`, `generate`) so a driver is connected by replacing one body.
+//! Each form has one small function here (`run_daemon`, `check`, `status`, `explain`,
+//! `run_replay`, `run_scenario`, `generate`) so a driver is connected by replacing one body.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use ndprelay::cli::{
-    self, CheckArgs, Cli, Command, EXIT_INVALID, GlobalArgs, Invocation, PortMac, ReplayArgs,
-    RunArgs, ScenarioArgs, StatusArgs,
+    self, CheckArgs, Cli, Command, EXIT_INVALID, ExplainArgs, GlobalArgs, Invocation, PortMac,
+    ReplayArgs, RunArgs, ScenarioArgs, StatusArgs,
 };
 use ndprelay::config::{Config, DEFAULT_CONTROL_SOCKET, LogFormat, ResolvedPort};
 use ndprelay::engine::Role;
@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         Invocation::Command(Command::Status(args)) => {
             logging();
             status(args)
+        }
+        Invocation::Command(Command::Explain(args)) => {
+            logging();
+            explain(args)
         }
         Invocation::Command(Command::Replay(args)) => {
             logging();
@@ -143,15 +147,13 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let socket = match (&args.name, &args.control_socket, &args.config) {
-        // `-n NAME`: instance NAME of ndprelay@.service (clap refuses it with the others).
-        (Some(name), _, _) => cli::instance::control_socket(name),
-        (None, Some(path), _) => path.clone(),
-        (None, None, Some(config)) => match load(config) {
-            Ok(config) => config.control_socket,
-            Err(code) => return Ok(code),
-        },
-        (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
+    let socket = match control_socket(
+        args.name.as_ref(),
+        args.control_socket.as_ref(),
+        args.config.as_ref(),
+    ) {
+        Ok(socket) => socket,
+        Err(code) => return Ok(code),
     };
     log::debug!("control socket {}", socket.display());
     let result = if args.prometheus {
@@ -204,6 +206,42 @@ fn generate(args: &cli::GenerateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ndprelay explain`: asks the running daemon about one address.
+fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let socket = match control_socket(
+        args.name.as_ref(),
+        args.control_socket.as_ref(),
+        args.config.as_ref(),
+    ) {
+        Ok(socket) => socket,
+        Err(code) => return Ok(code),
+    };
+    log::debug!("control socket {}", socket.display());
+    let result =
+        ndprelay::live::explain(&socket, args.addr, args.json, &mut std::io::stdout().lock());
+    if result.is_err() && args.name.is_none() {
+        instances_hint();
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The control socket a client command talks to: `-n NAME` (instance NAME of
+/// ndprelay@.service; clap refuses it with the others), `--control-socket`, the
+/// config's `control_socket`, else the default.
+fn control_socket(
+    name: Option<&cli::instance::InstanceName>,
+    path: Option<&std::path::PathBuf>,
+    config: Option<&std::path::PathBuf>,
+) -> Result<std::path::PathBuf, ExitCode> {
+    Ok(match (name, path, config) {
+        (Some(name), _, _) => cli::instance::control_socket(name),
+        (None, Some(path), _) => path.clone(),
+        (None, None, Some(config)) => load(config)?.control_socket,
+        (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
+    })
 }
 
 /// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the

@@ -356,6 +356,7 @@ mod test {
                 "ndprelay-run.8",
                 "ndprelay-check.8",
                 "ndprelay-status.8",
+                "ndprelay-explain.8",
                 "ndprelay-replay.8",
                 "ndprelay-generate.8",
                 "ndprelay.ron.5"

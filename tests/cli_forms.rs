@@ -34,6 +34,7 @@ fn help_lists_every_form_with_examples() {
         "check",
         "status",
         "replay",
+        "explain",
         "--scenario",
         "--pcap-dir",
         "--tap",
@@ -46,7 +47,7 @@ fn help_lists_every_form_with_examples() {
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}");
     }
-    for sub in ["run", "check", "status", "replay"] {
+    for sub in ["run", "check", "status", "replay", "explain"] {
         let out = ndprelay(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help: {out:?}");
         assert!(
@@ -132,6 +133,24 @@ fn status_without_a_daemon_names_the_socket() {
         "{stderr}"
     );
     assert!(stderr.contains("--control-socket"), "{stderr}");
+}
+
+#[test]
+fn explain_without_a_daemon_names_the_socket() {
+    let out = ndprelay(&[
+        "explain",
+        "2001:db8:1::10",
+        "--control-socket",
+        "/nonexistent/ndpr.sock",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no ndprelay answers on /nonexistent/ndpr.sock"),
+        "{stderr}"
+    );
+    let out = ndprelay(&["explain", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]

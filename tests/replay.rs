@@ -282,6 +282,42 @@ fn explain_narrows_the_listing_to_one_address() {
         !text.contains("RA from fe80::1"),
         "the router's RA is not about the guest:\n{text}"
     );
+    // It ends with the explanation `ndprelay explain` gives live, FIB aside.
+    let block = text
+        .split_once("\nexplain 2001:db8:1::10, at the end of the captures:\n")
+        .map(|(_, b)| b)
+        .unwrap_or_else(|| panic!("no explanation block:\n{text}"));
+    assert!(
+        block.starts_with("2001:db8:1::10 is bound on br0"),
+        "{block}"
+    );
+    for want in [
+        "prefix:     in 2001:db8:1::/64 (relay, from the config's `prefixes`)",
+        "2001:db8:1::10/128 dev br0 proto 199 installed by the relay; FIB not checked in replay",
+        "route 2001:db8:1::10/128 via br0 installed",
+        "NS 2001:db8:1::10 from uplink relayed to br0,br1",
+        "next step:  none needed",
+    ] {
+        assert!(block.contains(want), "{want:?} missing:\n{block}");
+    }
+    // The same as the last JSON line.
+    let mut out = Vec::new();
+    let opts = ReplayOptions {
+        explain: Some(guest()),
+        json: true,
+        ..Default::default()
+    };
+    replay(config(), &inputs, &opts, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let e = &last["explain"];
+    assert_eq!(e["verdict"], "healthy", "{e}");
+    assert_eq!(e["binding"]["port"], "br0");
+    assert_eq!(e["route"]["fib"]["state"], "not_checked");
+    assert!(
+        e["decisions"].as_array().is_some_and(|d| !d.is_empty()),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

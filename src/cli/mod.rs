@@ -1,4 +1,5 @@
-//! Command line: `run`, `check`, `status`, `replay` and the top-level `--scenario`.
+//! Command line: `run`, `check`, `status`, `replay`, `explain` and the top-level
+//! `--scenario`.
 //!
 //! Argument structs only (clap derive) plus the small pure helpers `main.rs` needs to
 //! turn them into output: log level, the `check` summary, exit codes. No I/O here.
@@ -46,6 +47,9 @@ Examples:
   Ask the running daemon for its bindings and counters:
     ndprelay status --json
 
+  Ask it why one address is (not) reachable, and what to do next:
+    ndprelay explain 2001:db8:1::10
+
   Replay captures taken on each port and explain one address:
     ndprelay replay -c lab.ron --input eth0=uplink.pcapng --input br0=guests.pcapng \\
         --explain 2001:db8:1::10
@@ -85,7 +89,7 @@ pub struct Cli {
     #[command(flatten)]
     pub scenario: Option<ScenarioArgs>,
 
-    /// A subcommand (`run`, `check`, `status`, `replay`).
+    /// A subcommand (`run`, `check`, `status`, `replay`, `explain`).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -169,6 +173,20 @@ pub enum Command {
     )]
     Status(StatusArgs),
 
+    /// Explain what the running daemon knows about one address, and what to do next.
+    ///
+    /// Says in plain words whether ADDR is in a proxied prefix (which one, from which
+    /// config key), which port it is bound to with which MAC and in which state since
+    /// when, whether its /128 route is installed and whether the kernel's FIB agrees,
+    /// whether its ports proxy (if not: why, and until when), the last decisions the
+    /// relay made about frames for it (with times), the uplink's last Neighbor
+    /// Solicitation for it, and the one thing to do next when something is wrong (a
+    /// sysctl, a missing RA, an RA that disabled a port, a rate limit, a route missing
+    /// from the FIB), with the command. `replay --explain ADDR` ends with the same
+    /// block for a capture.
+    #[command(after_long_help = EXPLAIN_EXAMPLES)]
+    Explain(ExplainArgs),
+
     /// Replay pcap/pcapng captures through the engine and show its decisions.
     ///
     /// Captures taken on the real ports are fed offline to the same engine, with their
@@ -189,6 +207,44 @@ pub enum Command {
         ndprelay generate man target/man\n  \
         ndprelay generate completion zsh > _ndprelay")]
     Generate(GenerateArgs),
+}
+
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  ndprelay explain 2001:db8:1::10
+  ndprelay explain 2001:db8:1::10 --json | jq .verdict
+  ndprelay explain fe80::1 --control-socket /run/ndprelay-lab.sock
+
+Verdicts (`verdict` in --json): healthy, not_proxied (outside every proxied prefix),
+unknown (no guest on a downstream port answered for it), problem (`next_step` says
+what to do and `command` how).
+
+Exit status: 0 with an answer, whatever the verdict; 1 when no daemon answers.";
+
+/// `ndprelay explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// The IPv6 address to explain, e.g. 2001:db8:1::10.
+    #[arg(value_name = "ADDR")]
+    pub addr: Ipv6Addr,
+
+    /// Control socket of the daemon [default: the config's `control_socket`, else
+    /// /run/ndprelay.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Read the control socket path from this config file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Machine-readable output: one JSON document (`version` 1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// The instance NAME of ndprelay@NAME.service: its control socket
+    /// /run/ndprelay/NAME.sock.
+    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["control_socket", "config"])]
+    pub name: Option<instance::InstanceName>,
 }
 
 /// `ndprelay run`.
@@ -587,6 +643,49 @@ mod test {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn explain_takes_an_address_and_the_status_flags() {
+        let cli = parse(&[
+            "explain",
+            "2001:db8:1::10",
+            "--json",
+            "--control-socket",
+            "/tmp/s",
+        ])
+        .expect("parses");
+        let Some(Command::Explain(e)) = &cli.command else {
+            panic!("not explain: {cli:?}")
+        };
+        assert_eq!(e.addr, "2001:db8:1::10".parse::<Ipv6Addr>().unwrap());
+        assert!(e.json);
+        assert_eq!(e.control_socket, Some(PathBuf::from("/tmp/s")));
+        let cli = parse(&["explain", "-c", "/etc/n.ron", "fe80::1"]).expect("parses");
+        let Some(Command::Explain(e)) = &cli.command else {
+            panic!("not explain: {cli:?}")
+        };
+        assert_eq!(e.config, Some(PathBuf::from("/etc/n.ron")));
+        assert!(!e.json && e.control_socket.is_none());
+        for bad in [
+            &["explain"][..],
+            &["explain", "10.0.0.1"],
+            &["explain", "2001:db8::/64"],
+            &["explain", "2001:db8::1", "2001:db8::2"],
+        ] {
+            let err = parse(bad).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+        let help = Cli::command()
+            .find_subcommand_mut("explain")
+            .expect("explain")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("ndprelay explain 2001:db8:1::10 --json"),
+            "{help}"
+        );
+        assert!(help.contains("the kernel's FIB agrees"), "{help}");
     }
 
     #[test]

@@ -43,6 +43,7 @@ impl Engine {
                 (BindingState::Stale, now + t.stale_lifetime)
             };
             let mut b = Binding::new(port, mac, state, deadline);
+            b.since = now;
             if solicited {
                 b.confirmed_at = Some(now);
             }
@@ -129,6 +130,9 @@ impl Engine {
         let Some(b) = self.cache.get_mut(&addr) else {
             return;
         };
+        if b.state != state {
+            b.since = self.now;
+        }
         b.state = state;
         let (port, mac) = (b.port, b.mac);
         self.cache.set_deadline(addr, until);

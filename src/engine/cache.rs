@@ -25,6 +25,8 @@ pub(crate) struct Binding {
     pub(crate) state: BindingState,
     /// Last solicited NA (REACHABLE confirmation), if ever.
     pub(crate) confirmed_at: Option<Instant>,
+    /// Since when it is in `state` (`explain` shows it).
+    pub(crate) since: Instant,
     /// When the current state ends (REACHABLE → DELAY/STALE, DELAY → PROBE, next probe,
     /// STALE → forgotten).
     pub(crate) expires_at: Instant,
@@ -63,6 +65,7 @@ impl Binding {
             mac,
             state,
             confirmed_at: None,
+            since: Instant::ZERO,
             expires_at,
             probes: 0,
             routed: false,

@@ -10,7 +10,8 @@
 //! - commands: [`Engine::reload`], [`Engine::adopt_routes`] (routes an earlier run left),
 //!   [`Engine::restore_state`] (bindings an earlier run saved), [`Engine::assume_running`]
 //!   (replay's steady state);
-//! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`];
+//! - getters: [`Engine::counter`], [`Engine::snapshot`], [`Engine::export_state`],
+//!   [`Engine::address_facts`] (what `explain` says about one address);
 //! - outputs: [`Engine::poll_action`] and [`Engine::poll_timeout`].
 //!
 //! After every input (and after [`Engine::new`] and [`Engine::reload`]) the driver
@@ -28,7 +29,8 @@
 //! next run and restored from the last one; `announce.rs` the unsolicited NAs that
 //! announce guests on the uplink; `timer.rs` deadlines; `bucket.rs` token buckets;
 //! `counters.rs` counters; `event.rs` the wording of [`Event`]s every
-//! driver prints; `tests/` the behaviour tests.
+//! driver prints; `history.rs` the bounded per-address decision history `explain`
+//! shows; `tests/` the behaviour tests.
 //!
 //! Policies decided here (NDP reference §1.3):
 //! - NS are relayed, never answered from the cache (RFC 4389 §4.1.3.1), except by the
@@ -51,6 +53,7 @@ mod cache;
 mod counters;
 mod data;
 mod event;
+mod history;
 mod kernel;
 mod latency;
 mod leftover;
@@ -77,6 +80,9 @@ pub use config::{
 };
 pub use counters::Counter;
 pub use event::{EventDisplay, EventFields, EventNames};
+pub use history::{
+    AddressFacts, BindingFacts, Decision, HISTORY_ADDRS, HISTORY_DEPTH, History, UplinkNs,
+};
 pub use kernel::KernelWord;
 pub use latency::{NS_NA_BOUNDS_MICROS, NsNaHistogram};
 pub use leftover::{LeftoverFate, ROUTE_GRACE};
@@ -708,6 +714,11 @@ pub struct Engine {
     /// Bindings confirmed for the first time (or re-verified after a restore): with the
     /// table's changes, what tells a driver the saved state is out of date.
     first_confirms: u64,
+    /// The last decisions about each address, for `explain` (bounded).
+    history: History,
+    /// The address the frame being handled is about (NS/NA target, Redirect or data
+    /// destination): its drops are recorded under it.
+    frame_addr: Option<Ipv6Addr>,
 }
 
 impl Engine {
@@ -752,6 +763,8 @@ impl Engine {
             now,
             kernel_word: KernelWord::NOTHING,
             first_confirms: 0,
+            history: History::default(),
+            frame_addr: None,
             cfg: config,
         };
         for i in 0..engine.ports.len() {
@@ -781,6 +794,7 @@ impl Engine {
         self.kernel_word = word;
         self.receive(now, port, frame);
         self.kernel_word = KernelWord::NOTHING;
+        self.frame_addr = None;
         if self.held.take_ready() {
             // The frame bound a destination that held data waits for.
             self.flush_held(now);
@@ -803,6 +817,7 @@ impl Engine {
             Parsed::NotIpv6 => self.counters.bump(Counter::RxNotIpv6),
             Parsed::Data(d) => {
                 self.counters.bump(Counter::RxData);
+                self.frame_addr = Some(d.dst_addr);
                 if self.is_our_mac(d.eth_src) {
                     return self.drop_frame(port, DropReason::LoopSuspect);
                 }
@@ -813,6 +828,12 @@ impl Engine {
             }
             Parsed::Nd(pkt) => {
                 self.counters.bump(Counter::RxNd);
+                self.frame_addr = match pkt.message {
+                    NdMessage::NeighborSolicit { target_addr }
+                    | NdMessage::NeighborAdvert { target_addr, .. } => Some(target_addr),
+                    NdMessage::Redirect { dest_addr, .. } => Some(dest_addr),
+                    NdMessage::RouterSolicit | NdMessage::RouterAdvert(_) => None,
+                };
                 // NDP reference §5 #22: our own MAC as L2 source or in an LLA option, or
                 // one of our link-locals as source, means the frame went round a loop (or
                 // is forged); never relay or learn it.
@@ -838,6 +859,14 @@ impl Engine {
                         self.process_rs(now, port, &pkt);
                     }
                     NdMessage::NeighborSolicit { target_addr } => {
+                        if port == self.upstream {
+                            let ns = UplinkNs {
+                                at: now,
+                                src: pkt.src_addr,
+                                mac: pkt.eth_src,
+                            };
+                            self.history.uplink_ns(target_addr, ns);
+                        }
                         if !self.forwarding(port) {
                             return self.drop_frame(port, DropReason::PortDisabled);
                         }
@@ -932,9 +961,10 @@ impl Engine {
     /// The next action to perform, or `None` when drained. Floods (an NS or NA relayed
     /// to every port because its target is not bound) come after everything else.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let a = self.actions.pop_front().or_else(|| self.floods.pop_front());
-        self.count_sent(a.as_ref());
-        a
+        let action = self.actions.pop_front().or_else(|| self.floods.pop_front());
+        self.count_sent(action.as_ref());
+        self.record_route(action.as_ref());
+        action
     }
 
     /// Counts a transmission on its port as the driver takes it.
@@ -951,9 +981,25 @@ impl Engine {
     /// batch first (RFC 6583 §7: known targets before unknown ones), so a scan's floods
     /// never delay a known guest's answer.
     pub fn poll_action_before_floods(&mut self) -> Option<Action> {
-        let a = self.actions.pop_front();
-        self.count_sent(a.as_ref());
-        a
+        let action = self.actions.pop_front();
+        self.count_sent(action.as_ref());
+        self.record_route(action.as_ref());
+        action
+    }
+
+    /// Keeps the route actions in the decision history (`explain`), as they leave.
+    fn record_route(&mut self, action: Option<&Action>) {
+        match action {
+            Some(&Action::InstallRoute { addr, port }) => {
+                self.history
+                    .record(self.now, addr, Decision::RouteInstalled { port });
+            }
+            Some(&Action::RemoveRoute { addr, port }) => {
+                self.history
+                    .record(self.now, addr, Decision::RouteRemoved { port });
+            }
+            _ => {}
+        }
     }
 
     /// When `handle_timeout` must next be called, if ever.
@@ -991,28 +1037,7 @@ impl Engine {
     /// quarters of its cost, and a driver whose engine has frames waiting can
     /// leave it to another thread.
     pub fn snapshot_unsorted(&self, now: Instant) -> Snapshot {
-        let ports = self
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortInfo {
-                name: p.cfg.name.clone(),
-                role: p.cfg.role,
-                mac: p.cfg.mac,
-                up: p.live(),
-                proxying: self.forwarding(PortId(i as u16)),
-                state: self.proxy_state(PortId(i as u16)),
-                disabled_until: p.disabled_until,
-                quarantined: p
-                    .quarantine
-                    .iter()
-                    .filter(|(_, until)| *until > now)
-                    .copied()
-                    .collect(),
-                routed: p.cfg.routed,
-                frames: p.frames,
-            })
-            .collect();
+        let ports = self.snapshot_ports(now);
         let bindings: Vec<BindingInfo> = self
             .cache
             .iter()
@@ -1054,6 +1079,31 @@ impl Engine {
                 .filter(|(_, b)| b.confirmed_at.is_some() && !b.restored)
                 .count(),
         }
+    }
+
+    /// Every port as `status` shows it.
+    fn snapshot_ports(&self, now: Instant) -> Vec<PortInfo> {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortInfo {
+                name: p.cfg.name.clone(),
+                role: p.cfg.role,
+                mac: p.cfg.mac,
+                up: p.live(),
+                proxying: self.forwarding(PortId(i as u16)),
+                state: self.proxy_state(PortId(i as u16)),
+                disabled_until: p.disabled_until,
+                quarantined: p
+                    .quarantine
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .copied()
+                    .collect(),
+                routed: p.cfg.routed,
+                frames: p.frames,
+            })
+            .collect()
     }
 
     /// Number of bindings (for tests and status).
@@ -1116,9 +1166,13 @@ impl Engine {
             .map(|i| PortId(i as u16))
     }
 
+    /// Queues `event` (with `emit_events`) and keeps what it says about an address in
+    /// the decision history either way (`explain`).
     fn emit(&mut self, event: impl FnOnce() -> Event) {
+        let event = event();
+        self.history.record_event(self.now, &event);
         if self.cfg.emit_events {
-            self.actions.push_back(Action::Event(event()));
+            self.actions.push_back(Action::Event(event));
         }
     }
 
@@ -1127,21 +1181,36 @@ impl Engine {
         if let Some(p) = self.ports.get_mut(port.index()) {
             p.frames.dropped = p.frames.dropped.saturating_add(1);
         }
+        if let Some(addr) = self.frame_addr {
+            self.history
+                .record(self.now, addr, Decision::Dropped { port, reason });
+        }
         self.emit(|| Event::Dropped { port, reason });
     }
 
     fn relayed_event(&mut self, from: PortId, mask: u64, message: &'static str, addr: Ipv6Addr) {
+        if mask != 0 {
+            self.history.record(
+                self.now,
+                addr,
+                Decision::Relayed {
+                    from,
+                    to: mask,
+                    message,
+                },
+            );
+        }
         if self.cfg.emit_events && mask != 0 {
             let to = (0..64u16)
                 .filter(|i| mask & (1 << i) != 0)
                 .map(PortId)
                 .collect();
-            self.emit(|| Event::Relayed {
+            self.actions.push_back(Action::Event(Event::Relayed {
                 from,
                 to,
                 message,
                 addr,
-            });
+            }));
         }
     }
 

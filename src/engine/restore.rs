@@ -282,6 +282,7 @@ impl Engine {
         let spread = Duration::from_micros(self.rng.below(RESTORE_SPREAD.total_micros()) + 1);
         let mut b = Binding::new(sb.port, sb.mac, BindingState::Stale, now + spread);
         b.restored = true;
+        b.since = now;
         let (port, mac) = (sb.port, sb.mac);
         match self.cache.insert(addr, b) {
             Err(_) => return false,

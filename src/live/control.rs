@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::sys;
 use crate::engine::{BindingState, NS_NA_BOUNDS_MICROS, NsNaHistogram, ProxyState, Role, Snapshot};
+use crate::explain::Explanation;
 use crate::time::Duration;
 use crate::wire::Mac;
 
@@ -780,7 +781,15 @@ impl ControlSocket {
     }
 
     /// Serves requests until `stop` is set, with the documents of `source`.
-    pub fn serve(&self, source: &StatusSource<'_>, stop: &AtomicBool) {
+    ///
+    /// `explain` answers `explain ADDR` (`ndprelay explain`): the daemon thread builds
+    /// the explanation, FIB lookup included (`None`: it did not answer in time).
+    pub fn serve(
+        &self,
+        source: &StatusSource<'_>,
+        mut explain: impl FnMut(Ipv6Addr) -> Option<Explanation>,
+        stop: &AtomicBool,
+    ) {
         while !stop.load(Ordering::Relaxed) {
             match sys::poll_readable(&self.listener, 250) {
                 Ok(true) => {}
@@ -794,7 +803,7 @@ impl ControlSocket {
             let Ok((stream, _)) = self.listener.accept() else {
                 continue;
             };
-            if let Err(e) = answer(stream, || source.doc()) {
+            if let Err(e) = answer(stream, || source.doc(), &mut explain) {
                 log::debug!("control client: {e}");
             }
         }
@@ -865,7 +874,11 @@ struct ErrorReply {
     error: String,
 }
 
-fn answer(stream: UnixStream, status: impl FnOnce() -> Option<StatusDoc>) -> io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    status: impl FnOnce() -> Option<StatusDoc>,
+    explain: &mut dyn FnMut(Ipv6Addr) -> Option<Explanation>,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(StdDuration::from_secs(1)))?;
     stream.set_write_timeout(Some(StdDuration::from_secs(2)))?;
     let mut line = String::new();
@@ -882,14 +895,43 @@ fn answer(stream: UnixStream, status: impl FnOnce() -> Option<StatusDoc>) -> io:
                     .into(),
             ),
         },
-        other => error(format!("unknown request {other:?}")),
+        other => match explain_request(other) {
+            Some(Ok(addr)) => match explain(addr) {
+                Some(e) => serde_json::to_vec(&e),
+                None => error(
+                    "the daemon's engine thread did not answer in time (busy reloading or \
+                     stopping); try again"
+                        .into(),
+                ),
+            },
+            Some(Err(bad)) => error(format!("explain: {bad:?} is not an IPv6 address")),
+            None => error(format!("unknown request {other:?}")),
+        },
     }?;
     doc.push(b'\n');
     (&stream).write_all(&doc)
 }
 
-/// Asks the daemon on `path` for its status document.
-pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
+/// `explain ADDR`: `Some(Ok(addr))`, `Some(Err(word))` for a bad address, `None` for
+/// another request.
+fn explain_request(line: &str) -> Option<Result<Ipv6Addr, &str>> {
+    let rest = line.strip_prefix("explain ")?.trim();
+    Some(rest.parse().map_err(|_| rest))
+}
+
+/// Asks the daemon on `path` to explain `addr` (`ndprelay explain`).
+pub fn request_explain(path: &Path, addr: Ipv6Addr) -> Result<Explanation, ControlError> {
+    let bad = |source| ControlError::BadAnswer {
+        path: path.to_owned(),
+        source,
+    };
+    let doc = request(path, &format!("explain {addr}\n"))?;
+    Explanation::deserialize(&doc).map_err(bad)
+}
+
+/// Sends `line` to the daemon on `path` and reads its JSON answer; an `{"error": ...}`
+/// answer is the daemon's words.
+fn request(path: &Path, line: &str) -> Result<Value, ControlError> {
     let connect = |source| ControlError::Connect {
         path: path.to_owned(),
         source,
@@ -898,7 +940,7 @@ pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
     stream
         .set_read_timeout(Some(StdDuration::from_secs(5)))
         .map_err(connect)?;
-    stream.write_all(b"status\n").map_err(connect)?;
+    stream.write_all(line.as_bytes()).map_err(connect)?;
     let mut buf = String::new();
     stream.read_to_string(&mut buf).map_err(connect)?;
     let bad = |source| ControlError::BadAnswer {
@@ -914,6 +956,16 @@ pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
             message: err.as_str().map_or_else(|| err.to_string(), str::to_owned),
         });
     }
+    Ok(doc)
+}
+
+/// Asks the daemon on `path` for its status document.
+pub fn request_status(path: &Path) -> Result<StatusDoc, ControlError> {
+    let bad = |source| ControlError::BadAnswer {
+        path: path.to_owned(),
+        source,
+    };
+    let doc = request(path, "status\n")?;
     StatusDoc::deserialize(&doc).map_err(bad)
 }
 
@@ -1329,7 +1381,7 @@ mod test {
         ));
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| sock.serve(&StatusSource::new(|| Some(sample())), &stop));
+            s.spawn(|| sock.serve(&StatusSource::new(|| Some(sample())), |_| None, &stop));
             let doc = request_status(&path).unwrap();
             assert_eq!(doc, StatusDoc::new(&sample()), "the document crosses whole");
             stop.store(true, Ordering::Relaxed);
@@ -1363,6 +1415,7 @@ mod test {
                             ..sample()
                         })
                     }),
+                    |_| None,
                     &stop,
                 )
             });
@@ -1390,6 +1443,75 @@ mod test {
             );
             assert_eq!(uptime(after_busy), 4, "asked again after the failure");
         });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An explanation of `addr` from a fresh engine (uplink eth0, br0, 2001:db8::/64).
+    fn explanation(addr: Ipv6Addr) -> Explanation {
+        use crate::engine::{Engine, EngineConfig, PortConfig};
+        let port = |name: &str, role, last| {
+            let mac = Mac([2, 0, 0, 0, 0, last]);
+            PortConfig {
+                name: name.into(),
+                role,
+                mac,
+                link_local: mac.link_local(),
+                mtu: 1500,
+                routed: false,
+            }
+        };
+        let cfg = EngineConfig::new(
+            vec![
+                port("eth0", Role::Upstream, 1),
+                port("br0", Role::Downstream, 2),
+            ],
+            vec!["2001:db8::/64".parse().unwrap()],
+        );
+        let engine = Engine::new(cfg, Instant::ZERO).unwrap();
+        let facts = engine.address_facts(Instant::from_micros(1_000_000), addr);
+        crate::explain::build(&facts, &crate::explain::DriverFacts::replay())
+    }
+
+    #[test]
+    fn explain_requests_cross_the_socket_and_bad_ones_get_the_daemons_words() {
+        let (dir, path, sock) = socket_in_temp_dir("ndpr-ctl-explain");
+        let stop = AtomicBool::new(false);
+        let asked = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                sock.serve(
+                    &StatusSource::new(|| Some(sample())),
+                    |addr| {
+                        asked.lock().unwrap().push(addr);
+                        (addr != "2001:db8::99".parse::<Ipv6Addr>().unwrap())
+                            .then(|| explanation(addr))
+                    },
+                    &stop,
+                )
+            });
+            let a: Ipv6Addr = "2001:db8::5".parse().unwrap();
+            let e = request_explain(&path, a).unwrap();
+            assert_eq!(e, explanation(a), "the explanation crosses whole");
+            let late = request_explain(&path, "2001:db8::99".parse().unwrap()).unwrap_err();
+            assert!(
+                late.to_string().contains("did not answer in time"),
+                "{late}"
+            );
+            // A bad address never reaches the engine thread.
+            let bad = request(&path, "explain 2001:db8::zz\n").unwrap_err();
+            assert!(
+                bad.to_string()
+                    .contains("\"2001:db8::zz\" is not an IPv6 address"),
+                "{bad}"
+            );
+            let other = request(&path, "frobnicate\n").unwrap_err();
+            assert!(other.to_string().contains("unknown request"), "{other}");
+            // Status still answers on the same socket.
+            assert_eq!(request_status(&path).unwrap(), StatusDoc::new(&sample()));
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(asked.lock().unwrap().len(), 2);
+        drop(sock);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -41,7 +41,7 @@ use crate::wire::is_link_local;
 /// Protocol number on the routes ndprelay installs (rtnetlink `RTPROT_*` space; 199 is
 /// unassigned). A restart finds its own routes by it; routes with any other protocol
 /// are never touched.
-pub const ROUTE_PROTOCOL: u8 = 199;
+pub const ROUTE_PROTOCOL: u8 = crate::explain::ROUTE_PROTOCOL;
 
 /// How often the daemon thread looks at the drop counters (the rate-limited log) and
 /// the dump's rotation when no engine timer wakes it sooner.
@@ -65,6 +65,8 @@ pub(super) enum Control {
     /// `ndprelay status` asks for a snapshot, taken when asked rather than every
     /// interval: it holds the engine's lock for a time that grows with the table.
     Status(Sender<Published>),
+    /// `ndprelay explain ADDR` asks what the relay knows about an address.
+    Explain(Ipv6Addr, Sender<crate::explain::Explanation>),
 }
 
 /// The `state_file` and when it was last written.
@@ -736,7 +738,26 @@ impl Daemon {
             Control::Status(reply) => {
                 let _ = reply.send(self.published());
             }
+            Control::Explain(addr, reply) => {
+                let _ = reply.send(self.explain(addr));
+            }
         }
+    }
+
+    /// `ndprelay explain ADDR`: the engine's facts, the kernel's FIB entry for the
+    /// address (looked up after the engine's lock is released) and the sysctls.
+    fn explain(&mut self, addr: Ipv6Addr) -> crate::explain::Explanation {
+        let facts = self.relay.with(|s, now| s.engine.address_facts(now, addr));
+        let ports: Vec<(String, Option<i32>)> = self
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.ifindex))
+            .collect();
+        let driver = crate::explain::DriverFacts {
+            fib: super::explain::fib_lookup(&mut self.rtnl, addr, &ports),
+            host: super::explain::host_problems(&self.config),
+        };
+        crate::explain::build(&facts, &driver)
     }
 
     /// The daemon thread's loop, until a signal or the control channel closing stops it.
@@ -1069,12 +1090,21 @@ fn spawn_helpers(
         Some(published)
     }));
     let (src, st) = (Arc::clone(&source), Arc::clone(stop));
+    let explain_tx = ctl_tx.clone();
     threads.push(
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 privileges::drop_all_on_this_thread();
-                control_socket.serve(&src, &st);
+                control_socket.serve(
+                    &src,
+                    |addr| {
+                        let (reply_tx, reply) = crossbeam_channel::bounded(1);
+                        explain_tx.send(Control::Explain(addr, reply_tx)).ok()?;
+                        reply.recv_timeout(STATUS_WAIT).ok()
+                    },
+                    &st,
+                );
             })?,
     );
     if let Some(metrics) = metrics {

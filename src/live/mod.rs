@@ -40,6 +40,7 @@ mod ebpf_prog;
 #[cfg(test)]
 mod ebpf_test_run;
 mod executor;
+mod explain;
 mod guard;
 pub(crate) mod kernel_answer;
 pub(crate) mod kernel_relay;
@@ -68,6 +69,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::Role;
 
 pub use daemon::ROUTE_PROTOCOL;
+pub use explain::explain;
 
 /// What `ndprelay run` passes in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,9 @@
 //! decided (relayed to …, answered, learned, dropped on PORT: reason). Capture timestamps are the
 //! engine's time, so timers (retransmits, RA pacing, expiry) fire as they did live; what
 //! they send is listed as `timer` lines. Frames the engine emits can be written to a
-//! pcapng with one interface per port.
+//! pcapng with one interface per port. With `--explain ADDR` the listing keeps only the
+//! lines about ADDR and ends with the explanation `ndprelay explain` gives live
+//! (`crate::explain`).
 
 mod describe;
 mod input;
@@ -332,7 +334,34 @@ pub fn replay(
             "counters": counters, "bindings": bindings}});
         writeln!(out, "{s}").map_err(out_err)?;
     }
+    if let Some(addr) = opts.explain {
+        write_explanation(&engine, now, addr, opts.json, out).map_err(out_err)?;
+    }
     Ok(summary)
+}
+
+/// `--explain ADDR`: after the listing, what the engine knows about the address at the
+/// end of the captures, worded as `ndprelay explain` words it live (no FIB here).
+fn write_explanation(
+    engine: &Engine,
+    now: Instant,
+    addr: Ipv6Addr,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let e = crate::explain::build(
+        &engine.address_facts(now, addr),
+        &crate::explain::DriverFacts::replay(),
+    );
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "explain": e }))
+    } else {
+        write!(
+            out,
+            "\nexplain {addr}, at the end of the captures:\n{}",
+            crate::explain::render_text(&e)
+        )
+    }
 }
 
 /// The listing's first line: how the engine started.

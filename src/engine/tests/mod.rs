@@ -6,6 +6,7 @@
 mod announce;
 mod bindings;
 mod data;
+mod explain;
 mod hostile;
 mod kernel_fast_path;
 mod kernel_model;
