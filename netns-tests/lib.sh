@@ -171,6 +171,15 @@ own_routes() { nsx "$1" ip -6 route show proto 199; }
 # pipefail fails (or, negated, passes) whenever grep exits before ip's last write.
 owns_route() { grep -q -- "$2" <<<"$(own_routes "$1")"; }
 
+# kernel_has_tcx : this kernel has tcx (Linux 6.6+); before, the in-kernel programs run as
+# tc filters (in_kernel_attach: Auto), which outlive a killed relay
+kernel_has_tcx() {
+    local major minor
+    IFS=. read -r major minor _ </proc/sys/kernel/osrelease
+    minor="${minor%%[!0-9]*}"
+    [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 6 ]; }
+}
+
 # Capability mask in /proc/PID/status: bits 12 (CAP_NET_ADMIN) and 13 (CAP_NET_RAW)
 CAPS_NET=0000000000003000
 

@@ -3,8 +3,11 @@
 #
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios fuzz netns
+#                              oldkernel
 #
 # Under CI=true nothing is skipped: a step whose prerequisites are missing fails.
+# The oldkernel step boots Debian's Linux 6.1 (no tcx) under qemu and runs the in-kernel
+# programs' tests there (scripts/old-kernel.sh).
 # The fuzz step runs each fuzz target 20 s on the stable toolchain (scripts/fuzz.sh, which
 # also does the long runs) and fails on any crash.
 set -euo pipefail
@@ -12,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 CI="${CI:-false}"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios fuzz netns)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios fuzz netns oldkernel)
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
@@ -24,8 +27,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # thc-ipv6 (atk6-*), ipv6toolkit (ns6, na6, ra6), python3-scapy (exact frames, run with
 # /usr/bin/python3; 13 and 15 use it too) and jq (status --json) are the attackers and checks
 # of tests 16-18.
+# qemu-system-x86 and busybox-static boot the older kernel of the oldkernel step (its
+# initramfs is busybox).
 APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nftables util-linux ndppd
-    thc-ipv6 ipv6toolkit python3-scapy jq)
+    thc-ipv6 ipv6toolkit python3-scapy jq qemu-system-x86 busybox-static)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -150,10 +155,15 @@ step_netns() {
     [ ${#failed[@]} -eq 0 ]
 }
 
+step_oldkernel() {
+    log "oldkernel: the in-kernel programs and the tc fallback on Linux 6.1 under qemu"
+    scripts/old-kernel.sh
+}
+
 for s in "${STEPS[@]}"; do
     case "$s" in
-        deps | lint | unit | libpcap | doc | scenarios | fuzz | netns) "step_$s" ;;
-        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios fuzz netns)" ;;
+        deps | lint | unit | libpcap | doc | scenarios | fuzz | netns | oldkernel) "step_$s" ;;
+        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios fuzz netns oldkernel)" ;;
     esac
 done
 log "all requested steps passed: ${STEPS[*]}"
