@@ -10,10 +10,11 @@
 #   live-tc         tc attach: filter, replace after a kill, removal; Auto picks tc here
 #   live-tests      the I/O layer's kernel tests (capture filter, routes, links, guard, the
 #                   programs attached to veths and a bridge, the CAP_BPF map-access probe)
+#   01-dom0 14-host-safety 07-bad-input           the default config (in-kernel relay on,
+#                   hooked as the relay chooses: tc here) and the capabilities it keeps
 #   19-tc-attach    the relay's tc filters, and its own choice of tc with in_kernel_attach unset
 #   11-kernel-fast-path 12-kernel-relay 15-vlan   the in-kernel answer and relay end to end
-#   01-dom0 14-host-safety 07-bad-input           the default config (in-kernel relay on)
-#                   with the capabilities this kernel needs kept (CAP_BPF before 6.5)
+#                   (with KVM or OLDKERNEL_ALL=1 only: their counts are timing-bound)
 set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 OUT=/ndpr-out
@@ -56,9 +57,22 @@ ip link set lo up
 
 echo "==> guest: Linux $(uname -r), unprivileged_bpf_disabled=$(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
 
+ACCEL="$(sed -n 's/.*ndpr_accel=\([a-z]*\).*/\1/p' /proc/cmdline)"
 mapfile -t TESTS < <(grep -v '^$' "$OUT/tests")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(ebpf_test_run live-tc live-tests 19-tc-attach 11-kernel-fast-path
-    12-kernel-relay 15-vlan 01-dom0 14-host-safety 07-bad-input)
+if [ ${#TESTS[@]} -eq 0 ]; then
+    TESTS=(ebpf_test_run live-tc live-tests 01-dom0 14-host-safety 07-bad-input)
+    # These count what the kernel relayed or answered within a RetransTimer (1 s) of
+    # the engine's first frame for a guest; under TCG one ndisc6 round takes about that
+    # long (1.3 s against 0.4 s under KVM or on the host), so their counts measure the
+    # emulator, not the kernel.
+    SLOW=(19-tc-attach 11-kernel-fast-path 12-kernel-relay 15-vlan)
+    if [ "$ACCEL" = kvm ] || [ "${OLDKERNEL_ALL:-0}" = 1 ]; then
+        TESTS+=("${SLOW[@]}")
+    else
+        echo "==> guest: under TCG, not running the timing-bound ${SLOW[*]} (KVM runs them; OLDKERNEL_ALL=1 forces them)" |
+            tee -a "$OUT/summary"
+    fi
+fi
 
 cd "$REPO" || exit 1
 failed=()

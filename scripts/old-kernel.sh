@@ -12,9 +12,10 @@
 # overlay on top, so it runs this checkout's already built binaries and the host's iproute2,
 # radvd, ndisc6, tcpdump and scapy. Its init is an initramfs built here from busybox-static
 # and the kernel package's virtio/9p/overlay modules. The kernel package
-# (`apt-get download`, the version Debian's linux-image-amd64 points at, or
-# $OLDKERNEL_PKG) is cached under target/oldkernel/. Results come back through a second,
-# writable 9p share (target/oldkernel/out/); the exit status is the tests'.
+# (`apt-get download`: the version Debian's linux-image-amd64 points at, or
+# $OLDKERNEL_PKG, or from $OLDKERNEL_SUITE) is cached under target/oldkernel/. Results
+# come back through a second, writable 9p share (target/oldkernel/out/); the exit status
+# is the tests'.
 #
 # KVM when /dev/kvm is usable, else TCG with a longer timeout. Under CI=true a missing
 # qemu, busybox or kernel package is a failure, not a skip.
@@ -42,15 +43,27 @@ BUSYBOX="$(command -v busybox)" || skip "busybox missing (apt-get install busybo
 ldd "$BUSYBOX" >/dev/null 2>&1 && skip "$BUSYBOX is not static (apt-get install busybox-static)"
 
 # The kernel: the one linux-image-amd64 depends on (6.1.x on bookworm), unless named.
+# OLDKERNEL_SUITE=bullseye takes it from that Debian suite instead (5.10), through a
+# private apt state under target/oldkernel/ that leaves the host's sources alone.
 mkdir -p "$DIR"
-PKG="${OLDKERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null |
+APT=()
+if [ -n "${OLDKERNEL_SUITE:-}" ]; then
+    a="$DIR/apt-$OLDKERNEL_SUITE"
+    mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $OLDKERNEL_SUITE main" >"$a/sources.list"
+    APT=(-o "Dir::Etc::SourceList=$a/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache")
+    [ -n "$(find "$a/lists" -maxdepth 1 -name '*Packages*' -print -quit)" ] ||
+        apt-get "${APT[@]}" update -qq || skip "apt-get update for $OLDKERNEL_SUITE failed"
+fi
+PKG="${OLDKERNEL_PKG:-$(apt-cache "${APT[@]}" depends linux-image-amd64 2>/dev/null |
     sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1)}"
 [ -n "$PKG" ] || PKG="$(find "$DIR" -maxdepth 1 -name 'linux-image-*.deb' -printf '%f\n' | sed 's/_.*//' | sort | tail -n 1)"
 [ -n "$PKG" ] || skip "no linux-image package known to apt (apt-get update) and none cached in $DIR"
 DEB="$(find "$DIR" -maxdepth 1 -name "${PKG}_*.deb" | sort | tail -n 1)"
 if [ -z "$DEB" ]; then
     log "downloading $PKG"
-    (cd "$DIR" && apt-get download -q "$PKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    (cd "$DIR" && apt-get "${APT[@]}" download -q "$PKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
     DEB="$(find "$DIR" -maxdepth 1 -name "${PKG}_*.deb" | sort | tail -n 1)"
     [ -n "$DEB" ] || skip "apt-get download $PKG failed"
 fi
@@ -114,6 +127,7 @@ TESTBIN=$TESTBIN
 NDPRELAY=$ROOT/target/release/ndprelay
 KMODS=$KROOT/lib/modules/$KVER
 CI=$CI
+OLDKERNEL_ALL=${OLDKERNEL_ALL:-0}
 EOF
 
 # The kernel as an ELF (PVH entry): no real-mode setup and no decompression in the guest,
@@ -149,7 +163,7 @@ boot() {
     qemu-system-x86_64 "$@" -smp "$CPUS" -m 3072 \
         -nodefaults -nographic -no-reboot -serial stdio -monitor none \
         -kernel "$VMLINUX" -initrd "$INITRD" \
-        -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4" \
+        -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4 ndpr_accel=$2" \
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$OUT,mount_tag=ndprout,security_model=none" \
         -device virtio-rng-pci </dev/null >"$OUT/console.log" 2>&1 &
