@@ -49,7 +49,8 @@ mkdir -p /lib/modules /usr/local/sbin
 ln -sfn "$KMODS" "/lib/modules/$(uname -r)"
 ln -sf /bin/busybox /usr/local/sbin/modprobe
 echo /usr/local/sbin/modprobe >/proc/sys/kernel/modprobe
-for m in veth bridge tun sch_ingress cls_bpf nf_tables nft_chain_nat nf_reject_ipv6 \
+# virtio_rng: a seeded pool early (5.10's getrandom() blocks until it is).
+for m in virtio_rng veth bridge tun sch_ingress cls_bpf nf_tables nft_chain_nat nf_reject_ipv6 \
     nft_reject_inet nft_ct af_packet; do
     modprobe "$m" 2>/dev/null || true
 done

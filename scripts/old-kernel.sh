@@ -151,8 +151,10 @@ fi
 CPUS="$(nproc)"
 [ "$CPUS" -le 4 ] || CPUS=4
 QEMU_PID=""
+WATCHDOG=""
 cleanup() {
     [ -n "$QEMU_PID" ] && kill -KILL "$QEMU_PID" 2>/dev/null
+    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
     true
 }
 trap cleanup EXIT
@@ -163,7 +165,7 @@ boot() {
     qemu-system-x86_64 "$@" -smp "$CPUS" -m 3072 \
         -nodefaults -nographic -no-reboot -serial stdio -monitor none \
         -kernel "$VMLINUX" -initrd "$INITRD" \
-        -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4 ndpr_accel=$2" \
+        -append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 loglevel=4 random.trust_cpu=on ndpr_accel=$2" \
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$OUT,mount_tag=ndprout,security_model=none" \
         -device virtio-rng-pci </dev/null >"$OUT/console.log" 2>&1 &
@@ -195,12 +197,20 @@ fi
 LIMIT="${OLDKERNEL_TIMEOUT:-$([ "$ACCEL" = kvm ] && echo 540 || echo 2400)}"
 log "booted $PKG ($KVER) with $ACCEL, $CPUS CPUs, at most ${LIMIT}s"
 started=$(date +%s)
-( sleep "$LIMIT"; kill -KILL "$QEMU_PID" 2>/dev/null; echo timeout >"$OUT/timed-out" ) &
+(
+    sleep "$LIMIT" &
+    s=$!
+    trap 'kill $s 2>/dev/null; exit 0' TERM
+    wait "$s"
+    kill -KILL "$QEMU_PID" 2>/dev/null
+    echo timeout >"$OUT/timed-out"
+) &
 WATCHDOG=$!
 tail -n +1 --pid="$QEMU_PID" -f "$OUT/console.log" 2>/dev/null | grep -v --line-buffered '^\[ *[0-9]' || true
 wait "$QEMU_PID" 2>/dev/null || true
 QEMU_PID=""
 kill "$WATCHDOG" 2>/dev/null
+WATCHDOG=""
 log "VM ran $(($(date +%s) - started))s"
 [ ! -f "$OUT/timed-out" ] || { tail -n 40 "$OUT/console.log"; die "the VM did not finish within ${LIMIT}s"; }
 [ -f "$OUT/rc" ] || { tail -n 60 "$OUT/console.log"; die "the guest wrote no result (console: $OUT/console.log)"; }
