@@ -34,6 +34,19 @@ for set in CapEff CapPrm CapBnd; do
 done
 every_task_caps "$CAPS_NET" # and no other thread holds more (capabilities are per thread)
 
+# The in-kernel relay is on by default, in_kernel_attach not set: the relay picks the
+# hook itself, tcx from Linux 6.6, a tc filter before (scripts/old-kernel.sh runs this
+# on 6.1).
+want=tc
+kernel_has_tcx && want=tcx
+log "in-kernel relay hooked with $want on $(uname -r)"
+for p in eth0 br0; do
+    got="$(status --json | jq -r --arg p "$p" '.ports[] | select(.name == $p) | .in_kernel_hook')"
+    [ "$got" = "$want" ] || fail "$p: status says in_kernel_hook '$got', expected $want"
+    grep -q "relay_in_kernel: attached to $p with $want" "$WORK/relay.log" ||
+        fail "$p: no log line saying $want: $(grep -i attached "$WORK/relay.log")"
+done
+
 # libpcap prints this when the kernel refuses its filter and it filters in userspace.
 if grep -q "Kernel filter failed" "$WORK/relay.log"; then
     fail "the capture filter runs in userspace: $(grep -m1 'Kernel filter failed' "$WORK/relay.log")"

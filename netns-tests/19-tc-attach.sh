@@ -8,7 +8,8 @@
 # removes the filters, and the clsact qdisc where the relay created it (eth0) but not
 # where it found one with another filter (br0, whose filter stays). After SIGKILL the
 # filter stays; a restart replaces it (exactly one) and relays through it again. Not
-# set, in_kernel_attach uses tcx on this kernel and adds no filter. With the fast path
+# set, in_kernel_attach uses tcx on 6.6+ and adds no filter, and on older kernels picks
+# the tc filter by itself. With the fast path
 # too, eth0 has both programs' filters and the kernel answers through them.
 source "$(dirname "$0")/lib.sh"
 
@@ -118,17 +119,31 @@ for p in eth0 br0; do
 done
 nsx dom0 tc filter show dev br0 ingress | grep -q "bytecode '1,6 0 0 0'" || fail "br0: the other filter is gone"
 
-log "in_kernel_attach not set: tcx on this kernel, no tc filter"
+# The kernel's own answer decides: tcx from Linux 6.6 (BPF_TCX_INGRESS), else the relay
+# falls back to the tc filter by itself (scripts/old-kernel.sh runs this on 6.1).
+if kernel_has_tcx; then
+    auto=tcx
+else
+    auto=tc
+fi
+log "in_kernel_attach not set: $auto on this kernel ($(uname -r))"
 EXTRA='relay_in_kernel: true,' write_config "$WORK/auto.ron" eth0 br0
 rm -f "$WORK/ctl.sock"
 start_relay dom0 "$WORK/auto.ron"
 for p in eth0 br0; do
-    [ "$(hook $p)" = tcx ] || fail "$p: status says in_kernel_hook '$(hook $p)', expected tcx"
-    [ "$(ours $p)" -eq 0 ] || fail "$p: a tc filter with tcx: $(nsx dom0 tc filter show dev $p ingress)"
+    [ "$(hook $p)" = "$auto" ] || fail "$p: status says in_kernel_hook '$(hook $p)', expected $auto"
+    if [ "$auto" = tcx ]; then
+        [ "$(ours $p)" -eq 0 ] || fail "$p: a tc filter with tcx: $(nsx dom0 tc filter show dev $p ingress)"
+    else
+        one_filter $p || fail "$p: $(ours $p) filters without in_kernel_attach: $(nsx dom0 tc filter show dev $p ingress)"
+    fi
 done
+grep -q "relay_in_kernel: attached to eth0 with $auto" "$WORK/relay.log" ||
+    fail "no log line saying eth0's hook is $auto: $(grep -i attached "$WORK/relay.log" | tail -n 3)"
 rebinds
-relays_in_kernel "through tcx"
+relays_in_kernel "through $auto, chosen by the relay"
 stop_relay
+[ "$(ours eth0)" -eq 0 ] || fail "eth0: the automatic filter outlived SIGTERM"
 
 log "fast path and relay in the kernel with Tc: two filters on eth0, both run, both go"
 EXTRA='fast_path: "5s", fast_path_in_kernel: true, relay_in_kernel: true, in_kernel_attach: Tc,' \

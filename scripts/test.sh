@@ -3,8 +3,11 @@
 #
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh STEP...    only these steps: deps lint unit libpcap doc scenarios package fuzz netns
+#                              oldkernel
 #
 # Under CI=true nothing is skipped: a step whose prerequisites are missing fails.
+# The oldkernel step boots Debian's Linux 6.1 (no tcx) under qemu and runs the in-kernel
+# programs' tests there (scripts/old-kernel.sh).
 # The fuzz step runs each fuzz target 20 s on the stable toolchain (scripts/fuzz.sh, which
 # also does the long runs) and fails on any crash.
 set -euo pipefail
@@ -12,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 CI="${CI:-false}"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios package fuzz netns)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(deps lint unit libpcap doc scenarios package fuzz netns oldkernel)
 
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
@@ -31,7 +34,10 @@ APT_PACKAGES=(libpcap-dev tshark iproute2 radvd ndisc6 iputils-ping tcpdump nfta
     man-db groff-base zsh fish systemd dpkg binutils lintian
     # netns-tests/25-metrics.sh: scrapes /metrics (curl) and parses it with a real
     # Prometheus parser (prometheus_client.parser)
-    python3-prometheus-client curl)
+    python3-prometheus-client curl
+    # qemu-system-x86 and busybox-static boot the older kernel of the oldkernel step (its
+    # initramfs is busybox).
+    qemu-system-x86 busybox-static)
 
 step_deps() {
     log "deps: Debian packages and Rust components"
@@ -171,10 +177,15 @@ step_netns() {
     [ ${#failed[@]} -eq 0 ]
 }
 
+step_oldkernel() {
+    log "oldkernel: the in-kernel programs and the tc fallback on Linux 6.1 under qemu"
+    scripts/old-kernel.sh
+}
+
 for s in "${STEPS[@]}"; do
     case "$s" in
-        deps | lint | unit | libpcap | doc | scenarios | package | fuzz | netns) "step_$s" ;;
-        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios package fuzz netns)" ;;
+        deps | lint | unit | libpcap | doc | scenarios | package | fuzz | netns | oldkernel) "step_$s" ;;
+        *) die "unknown step '$s' (steps: deps lint unit libpcap doc scenarios package fuzz netns oldkernel)" ;;
     esac
 done
 log "all requested steps passed: ${STEPS[*]}"

@@ -886,14 +886,14 @@ pub(super) fn run(opts: &RunOptions) -> Result<(), Error> {
     // Before the first thread starts (capabilities are per thread, and a thread starts
     // with its creator's), after the last step that needs more: loading the in-kernel
     // programs, whose maps and links work without CAP_BPF once they exist, on Linux 6.5
-    // and later.
+    // and later and on older kernels that check it only where objects are created.
     let witness = programs.witness(Vec::new());
     let programs_in_use = witness.any();
     if programs_in_use && privileges::map_access_needs_bpf(|| witness.probe()) {
         privileges::keep_bpf_for_map_access();
         log::info!(
             "this kernel checks CAP_BPF on every map access of the in-kernel programs \
-             (Linux before 6.5 with kernel.unprivileged_bpf_disabled set): the daemon and \
+             (a kernel before 6.5 with kernel.unprivileged_bpf_disabled set): the daemon and \
              capture threads keep CAP_BPF; the other threads run without capabilities"
         );
     }

@@ -3,9 +3,10 @@
 //! in-kernel programs (`relay_in_kernel`, `fast_path_in_kernel`: required when `true`,
 //! used when not set) and is then dropped: since Linux 6.5 the kernel checks it when a
 //! map or program is created, not when the daemon later fills the maps or attaches a
-//! program to a re-created port. Older kernels with `kernel.unprivileged_bpf_disabled`
+//! program to a re-created port. Some older kernels with `kernel.unprivileged_bpf_disabled`
 //! set (the default of Debian, Ubuntu and RHEL) check it on every `bpf()` call, map
-//! lookups and updates included; there the daemon finds out at start
+//! lookups and updates included, others only where objects are created (Debian 12's
+//! 6.1.192 does, `scripts/old-kernel.sh`); the daemon finds out at start
 //! ([`map_access_needs_bpf`]) and keeps CAP_BPF, and only CAP_BPF, on the threads that
 //! touch the maps. Started as root it checks them, loads the programs, then drops
 //! every other capability from the effective, permitted, inheritable and bounding sets
@@ -69,8 +70,8 @@ pub fn has_bpf() -> bool {
     caps::has_cap(None, CapSet::Effective, Capability::CAP_BPF).unwrap_or(false)
 }
 
-/// Whether this kernel refuses map access to a thread without CAP_BPF (Linux before 6.5
-/// with `kernel.unprivileged_bpf_disabled` set): runs `access`, a lookup in a map of the
+/// Whether this kernel refuses map access to a thread without CAP_BPF (some kernels
+/// before 6.5 with `kernel.unprivileged_bpf_disabled` set, not all): runs `access`, a lookup in a map of the
 /// loaded programs, on a new thread that has dropped every capability, and reads
 /// `EPERM` as yes. Any other outcome is no: the lookup either worked or failed for a
 /// reason CAP_BPF does not change.

@@ -624,6 +624,16 @@ mod tests {
         }
     }
 
+    /// Whether this kernel has tcx (Linux 6.6+), from its release: what `Auto` must pick.
+    fn kernel_has_tcx() -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 6)
+    }
+
     /// Runs `tc ARGS` in namespace `ns` and returns what it printed.
     fn tc_in(ns: &str, args: &str) -> String {
         let out = std::process::Command::new("ip")
@@ -701,12 +711,20 @@ mod tests {
             assert_eq!(ours(), 0, "{}", filters());
             assert!(!has_clsact(), "the qdisc this process created is gone");
 
-            // Auto on this kernel (tcx): no filter, no qdisc.
+            // Auto: tcx where the kernel has it (no filter, no qdisc), else the filter.
             let auto = Ingress::attach(&prog, ifindex, "t0", "ndprelay_tst", InKernelAttach::Auto)
                 .expect("attaches");
-            assert_eq!(auto.hook(), Hook::Tcx, "this kernel has tcx");
-            assert_eq!(ours(), 0);
-            assert!(!has_clsact());
+            if kernel_has_tcx() {
+                assert_eq!(auto.hook(), Hook::Tcx, "this kernel has tcx");
+                assert_eq!(ours(), 0);
+                assert!(!has_clsact());
+            } else {
+                assert_eq!(auto.hook(), Hook::Tc, "no tcx before 6.6: the tc filter");
+                assert_eq!(ours(), 1, "{}", filters());
+                drop(auto);
+                assert_eq!(ours(), 0, "{}", filters());
+                assert!(!has_clsact());
+            }
         })
         .join();
         let _ = std::process::Command::new("ip")

@@ -1102,7 +1102,8 @@ fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
     use super::sys::ebpf::{self, EbpfInsn};
     use crate::wire::Mac;
     let ns = Netns::new(&["kh"]);
-    ns.run(0, || {
+    let name = ns.name(0).to_owned();
+    ns.run(0, move || {
         let NsRelayPorts {
             guest,
             asker,
@@ -1111,8 +1112,10 @@ fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
             ask,
             path,
         } = ns_relay_ports(Some(Mac([2, 0, 0x5e, 0, 0x53, 1])));
-        // Another tcx program on the solicitor's port, there first: it drops every frame
-        // (r0 = TCX_DROP; exit).
+        // Another program on the solicitor's port, there first: it drops every frame
+        // (r0 = TCX_DROP; exit). Without tcx (before 6.6), where the relay falls back to
+        // a tc filter at pref 1, the other one is a tc filter at `tc`'s default pref
+        // (49152) that drops every frame (classic BPF `ret TC_ACT_SHOT`).
         let drop_all = [
             EbpfInsn {
                 code: 0xb7,
@@ -1128,7 +1131,22 @@ fn our_program_runs_before_one_attached_earlier_that_drops_everything() {
             },
         ];
         let other = ebpf::load_sched_cls(&drop_all, "other").expect("program loads");
-        let _other_link = ebpf::attach_tcx_ingress(&other, sa).expect("attaches");
+        let _other_link = if kernel_has_tcx() {
+            Some(ebpf::attach_tcx_ingress(&other, sa).expect("attaches"))
+        } else {
+            for args in [
+                "qdisc add dev sa clsact",
+                "filter add dev sa ingress pref 49152 protocol all bpf da bytecode 1,6_0_0_2",
+            ] {
+                let st = std::process::Command::new("ip")
+                    .args(["netns", "exec", &name, "tc"])
+                    .args(args.split(' ').map(|a| a.replace('_', " ")))
+                    .status()
+                    .expect("tc runs");
+                assert!(st.success(), "tc {args}");
+            }
+            None
+        };
 
         let mut relays = KernelRelays::load(16).expect("program loads");
         assert!(relays.sync(&[("ga", ga), ("sa", sa)]).is_empty());
@@ -1180,18 +1198,29 @@ fn a_full_relay_map_makes_room_only_from_expired_entries() {
     });
 }
 
-/// Whether this kernel gates every `bpf()` call on CAP_BPF: before Linux 6.5 it did when
-/// `kernel.unprivileged_bpf_disabled` is set.
-fn kernel_gates_every_bpf_call() -> bool {
+/// This kernel's (major, minor) version.
+fn kernel_version() -> (u32, u32) {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     let mut v = release
         .trim()
         .split(|c: char| !c.is_ascii_digit())
         .map(|n| n.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0))
+}
+
+/// Whether this kernel has tcx (6.6+); before, the programs run as tc filters.
+fn kernel_has_tcx() -> bool {
+    kernel_version() >= (6, 6)
+}
+
+/// Whether this kernel may gate every `bpf()` call on CAP_BPF: some before Linux 6.5 do
+/// when `kernel.unprivileged_bpf_disabled` is set. Not all of them: the change that
+/// checks only object creation there went into stable kernels too (Debian's 6.1.192
+/// lets a thread without CAP_BPF look up a map), so only the probe can tell.
+fn kernel_may_gate_every_bpf_call() -> bool {
     let disabled = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
         .map_or(0, |s| s.trim().parse::<u32>().unwrap_or(0));
-    (major, minor) < (6, 5) && disabled != 0
+    kernel_version() < (6, 5) && disabled != 0
 }
 
 #[test]
@@ -1204,8 +1233,37 @@ fn the_start_up_probe_finds_whether_map_access_needs_cap_bpf() {
     let answers = KernelAnswers::load(4).expect("program loads");
     let relays = KernelRelays::load(4).expect("program loads");
     let witness = KernelWitness::of(Some(&answers), Some(&relays), Vec::new());
-    let expected = kernel_gates_every_bpf_call();
-    assert_eq!(map_access_needs_bpf(|| witness.probe()), expected);
+    let needs = map_access_needs_bpf(|| witness.probe());
+    if !kernel_may_gate_every_bpf_call() {
+        assert!(
+            !needs,
+            "this kernel checks CAP_BPF only when maps are created"
+        );
+    }
+    // What the daemon does with the answer works: without it a thread with no capability
+    // reads the maps; with it one that kept only CAP_BPF does, and one without fails.
+    let on_a_thread = |keep_bpf: bool| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                if keep_bpf {
+                    let keep = [caps::Capability::CAP_BPF].into_iter().collect();
+                    caps::set(None, caps::CapSet::Effective, &keep).unwrap();
+                    caps::set(None, caps::CapSet::Permitted, &keep).unwrap();
+                } else {
+                    super::privileges::drop_all_on_this_thread();
+                }
+                witness.probe().map_err(|e| e.raw_os_error())
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    if needs {
+        assert_eq!(on_a_thread(false), Err(Some(libc::EPERM)));
+        assert_eq!(on_a_thread(true), Ok(()));
+    } else {
+        assert_eq!(on_a_thread(false), Ok(()));
+    }
     // The probe's own thread gave up every capability; this one still reads the maps.
     assert!(witness.probe().is_ok());
 }
