@@ -147,21 +147,16 @@ fn run_daemon(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay status`: asks the running daemon over its control socket.
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let socket = match control_socket(
-        args.name.as_ref(),
-        args.control_socket.as_ref(),
-        args.config.as_ref(),
-    ) {
+    let socket = match control_socket(&args.daemon) {
         Ok(socket) => socket,
         Err(code) => return Ok(code),
     };
-    log::debug!("control socket {}", socket.display());
     let result = if args.prometheus {
         ndprelay::live::status_prometheus(&socket, &mut std::io::stdout().lock())
     } else {
         ndprelay::live::status(&socket, args.json, &mut std::io::stdout().lock())
     };
-    if result.is_err() && args.name.is_none() {
+    if result.is_err() && args.daemon.name.is_none() {
         instances_hint();
     }
     result?;
@@ -210,18 +205,13 @@ fn generate(args: &cli::GenerateArgs) -> anyhow::Result<ExitCode> {
 
 /// `ndprelay explain`: asks the running daemon about one address.
 fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let socket = match control_socket(
-        args.name.as_ref(),
-        args.control_socket.as_ref(),
-        args.config.as_ref(),
-    ) {
+    let socket = match control_socket(&args.daemon) {
         Ok(socket) => socket,
         Err(code) => return Ok(code),
     };
-    log::debug!("control socket {}", socket.display());
     let result =
         ndprelay::live::explain(&socket, args.addr, args.json, &mut std::io::stdout().lock());
-    if result.is_err() && args.name.is_none() {
+    if result.is_err() && args.daemon.name.is_none() {
         instances_hint();
     }
     result?;
@@ -231,17 +221,15 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
 /// The control socket a client command talks to: `-n NAME` (instance NAME of
 /// ndprelay@.service; clap refuses it with the others), `--control-socket`, the
 /// config's `control_socket`, else the default.
-fn control_socket(
-    name: Option<&cli::instance::InstanceName>,
-    path: Option<&std::path::PathBuf>,
-    config: Option<&std::path::PathBuf>,
-) -> Result<std::path::PathBuf, ExitCode> {
-    Ok(match (name, path, config) {
+fn control_socket(daemon: &cli::DaemonArgs) -> Result<std::path::PathBuf, ExitCode> {
+    let socket = match (&daemon.name, &daemon.control_socket, &daemon.config) {
         (Some(name), _, _) => cli::instance::control_socket(name),
         (None, Some(path), _) => path.clone(),
         (None, None, Some(config)) => load(config)?.control_socket,
         (None, None, None) => DEFAULT_CONTROL_SOCKET.into(),
-    })
+    };
+    log::debug!("control socket {}", socket.display());
+    Ok(socket)
 }
 
 /// `ndprelay replay`: the config's ports with MACs given (`--mac`) or inferred from the

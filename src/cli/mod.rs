@@ -228,23 +228,13 @@ pub struct ExplainArgs {
     #[arg(value_name = "ADDR")]
     pub addr: Ipv6Addr,
 
-    /// Control socket of the daemon [default: the config's `control_socket`, else
-    /// /run/ndprelay.sock].
-    #[arg(long, value_name = "PATH")]
-    pub control_socket: Option<PathBuf>,
-
-    /// Read the control socket path from this config file.
-    #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Which daemon.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 
     /// Machine-readable output: one JSON document (`version` 1).
     #[arg(long)]
     pub json: bool,
-
-    /// The instance NAME of ndprelay@NAME.service: its control socket
-    /// /run/ndprelay/NAME.sock.
-    #[arg(short, long, value_name = "NAME", conflicts_with_all = ["control_socket", "config"])]
-    pub name: Option<instance::InstanceName>,
 }
 
 /// `ndprelay run`.
@@ -282,9 +272,10 @@ pub struct CheckArgs {
     pub config: PathBuf,
 }
 
-/// `ndprelay status`.
+/// Which running daemon a client command asks: `-n NAME`, `--control-socket`, or the
+/// `control_socket` of `-c FILE`, else the default socket.
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
+pub struct DaemonArgs {
     /// Control socket of the daemon [default: the config's `control_socket`, else
     /// /run/ndprelay.sock].
     #[arg(long, value_name = "PATH")]
@@ -294,14 +285,22 @@ pub struct StatusArgs {
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
-
     /// The instance NAME of ndprelay@NAME.service: its control socket
     /// /run/ndprelay/NAME.sock.
     #[arg(short, long, value_name = "NAME", conflicts_with_all = ["control_socket", "config"])]
     pub name: Option<instance::InstanceName>,
+}
+
+/// `ndprelay status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Which daemon.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 
     /// The Prometheus text format, as `metrics_listen` serves it (for node_exporter's
     /// textfile collector).
@@ -660,13 +659,13 @@ mod test {
         };
         assert_eq!(e.addr, "2001:db8:1::10".parse::<Ipv6Addr>().unwrap());
         assert!(e.json);
-        assert_eq!(e.control_socket, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(e.daemon.control_socket, Some(PathBuf::from("/tmp/s")));
         let cli = parse(&["explain", "-c", "/etc/n.ron", "fe80::1"]).expect("parses");
         let Some(Command::Explain(e)) = &cli.command else {
             panic!("not explain: {cli:?}")
         };
-        assert_eq!(e.config, Some(PathBuf::from("/etc/n.ron")));
-        assert!(!e.json && e.control_socket.is_none());
+        assert_eq!(e.daemon.config, Some(PathBuf::from("/etc/n.ron")));
+        assert!(!e.json && e.daemon.control_socket.is_none());
         for bad in [
             &["explain"][..],
             &["explain", "10.0.0.1"],
