@@ -33,14 +33,7 @@ fn drain(engine: &mut Engine) -> usize {
 }
 
 fn bound_relay() -> (Engine, Instant, Vec<u8>) {
-    let port = |name: &str, role, mac: Mac| PortConfig {
-        name: name.into(),
-        role,
-        mac,
-        link_local: mac.link_local(),
-        mtu: 1500,
-        routed: false,
-    };
+    let port = PortConfig::ethernet;
     let ports = vec![
         port("uplink", Role::Upstream, UPLINK_MAC),
         port("br0", Role::Downstream, BR0_MAC),

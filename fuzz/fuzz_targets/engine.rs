@@ -39,15 +39,7 @@ fn wake_up(engine: &mut Engine, now: Instant) {
 }
 
 fn port(name: &str, role: Role, last: u8) -> PortConfig {
-    let mac = Mac([0x02, 0, 0, 0, 0, last]);
-    PortConfig {
-        name: name.into(),
-        role,
-        mac,
-        link_local: mac.link_local(),
-        mtu: 1500,
-        routed: false,
-    }
+    PortConfig::ethernet(name, role, Mac([0x02, 0, 0, 0, 0, last]))
 }
 
 /// The relay the input's first byte describes: each bit turns one option away from the

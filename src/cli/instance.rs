@@ -106,7 +106,10 @@ mod test {
         let Some(super::super::Command::Status(status)) = cli.command else {
             panic!("not status")
         };
-        assert_eq!(status.daemon.name.as_ref().map(InstanceName::as_str), Some("lab"));
+        assert_eq!(
+            status.daemon.name.as_ref().map(InstanceName::as_str),
+            Some("lab")
+        );
         assert!(parse(&["status", "--name", "lab", "--control-socket", "/x"]).is_err());
         assert!(parse(&["status", "-n", "lab", "-c", "/etc/x.ron"]).is_err());
         assert!(parse(&["status", "-n", "../etc/x"]).is_err());

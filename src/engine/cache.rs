@@ -59,6 +59,19 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
+    /// What `status` and `explain` show of it.
+    pub(crate) fn info(&self, addr: std::net::Ipv6Addr) -> super::BindingInfo {
+        super::BindingInfo {
+            addr,
+            port: self.port,
+            mac: self.mac,
+            state: self.state,
+            confirmed_at: self.confirmed_at,
+            routed: self.routed,
+            restored: self.restored,
+        }
+    }
+
     pub(crate) fn new(port: PortId, mac: Mac, state: BindingState, expires_at: Instant) -> Self {
         Self {
             port,

@@ -42,6 +42,21 @@ pub struct PortConfig {
     pub routed: bool,
 }
 
+impl PortConfig {
+    /// An Ethernet port with MTU 1500 and the EUI-64 link-local of `mac`: what tests,
+    /// benchmarks and the fuzzer build their relays from.
+    pub fn ethernet(name: &str, role: Role, mac: Mac) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            mac,
+            link_local: mac.link_local(),
+            mtu: 1500,
+            routed: false,
+        }
+    }
+}
+
 /// How a prefix is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrefixMode {

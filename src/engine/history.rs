@@ -394,15 +394,7 @@ impl Engine {
     pub fn address_facts(&self, now: Instant, addr: Ipv6Addr) -> AddressFacts {
         let snapshot_ports = self.snapshot_ports(now);
         let binding = self.cache.get(&addr).map(|b| BindingFacts {
-            info: BindingInfo {
-                addr,
-                port: b.port,
-                mac: b.mac,
-                state: b.state,
-                confirmed_at: b.confirmed_at,
-                routed: b.routed,
-                restored: b.restored,
-            },
+            info: b.info(addr),
             since: b.since,
             quarantined_until: self
                 .ports

@@ -1038,19 +1038,7 @@ impl Engine {
     /// leave it to another thread.
     pub fn snapshot_unsorted(&self, now: Instant) -> Snapshot {
         let ports = self.snapshot_ports(now);
-        let bindings: Vec<BindingInfo> = self
-            .cache
-            .iter()
-            .map(|(addr, b)| BindingInfo {
-                addr: *addr,
-                port: b.port,
-                mac: b.mac,
-                state: b.state,
-                confirmed_at: b.confirmed_at,
-                routed: b.routed,
-                restored: b.restored,
-            })
-            .collect();
+        let bindings: Vec<BindingInfo> = self.cache.iter().map(|(addr, b)| b.info(*addr)).collect();
         Snapshot {
             now,
             ports,

@@ -1449,17 +1449,8 @@ mod test {
     /// An explanation of `addr` from a fresh engine (uplink eth0, br0, 2001:db8::/64).
     fn explanation(addr: Ipv6Addr) -> Explanation {
         use crate::engine::{Engine, EngineConfig, PortConfig};
-        let port = |name: &str, role, last| {
-            let mac = Mac([2, 0, 0, 0, 0, last]);
-            PortConfig {
-                name: name.into(),
-                role,
-                mac,
-                link_local: mac.link_local(),
-                mtu: 1500,
-                routed: false,
-            }
-        };
+        let port =
+            |name: &str, role, last| PortConfig::ethernet(name, role, Mac([2, 0, 0, 0, 0, last]));
         let cfg = EngineConfig::new(
             vec![
                 port("eth0", Role::Upstream, 1),

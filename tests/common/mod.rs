@@ -205,14 +205,7 @@ pub fn behind(nd: &[u8], first_next_header: u8, headers: &[u8]) -> Vec<u8> {
 /// The relay every test here runs: `uplink`, `br0`, `br1` with the MACs above, relaying
 /// 2001:db8:1::/64 with kernel routes.
 pub fn three_port_config() -> EngineConfig {
-    let port = |name: &str, role, mac: Mac| PortConfig {
-        name: name.into(),
-        role,
-        mac,
-        link_local: mac.link_local(),
-        mtu: 1500,
-        routed: false,
-    };
+    let port = PortConfig::ethernet;
     let ports = vec![
         port("uplink", Role::Upstream, UPLINK_MAC),
         port("br0", Role::Downstream, BR0_MAC),

@@ -74,14 +74,7 @@ pub(super) const UNSOLICITED_O: NaFlags = NaFlags::OVERRIDE;
 /// The standard test config: uplink + two downstream ports, prefix 2001:db8:1::/64,
 /// kernel routes, events on, fixed seed.
 pub(super) fn config() -> EngineConfig {
-    let port = |name: &str, role, mac: Mac| PortConfig {
-        name: name.into(),
-        role,
-        mac,
-        link_local: mac.link_local(),
-        mtu: 1500,
-        routed: false,
-    };
+    let port = PortConfig::ethernet;
     let mut c = EngineConfig::new(
         vec![
             port("uplink", Role::Upstream, UP_MAC),
