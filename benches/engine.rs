@@ -86,8 +86,13 @@ fn router_ns(target: Ipv6Addr) -> Vec<u8> {
 
 /// The guest's solicited NA for `target`, to the router through the relay.
 fn guest_na(target: Ipv6Addr) -> Vec<u8> {
+    guest_na_from(GUEST, target)
+}
+
+/// The answer of the guest with MAC `guest`.
+fn guest_na_from(guest: Mac, target: Ipv6Addr) -> Vec<u8> {
     emit_nd(
-        GUEST,
+        guest,
         BR0_MAC,
         target,
         "fe80::1".parse().expect("literal"),
@@ -95,15 +100,20 @@ fn guest_na(target: Ipv6Addr) -> Vec<u8> {
             flags: NaFlags::SOLICITED | NaFlags::OVERRIDE,
             target_addr: target,
         },
-        &[OptionRepr::TargetLla(GUEST)],
+        &[OptionRepr::TargetLla(guest)],
     )
 }
 
 /// Binds `target` on br0 as it happens live: the router asks, the guest answers.
 fn bind(engine: &mut Engine, now: Instant, target: Ipv6Addr) {
+    bind_guest(engine, now, GUEST, target);
+}
+
+/// [`bind`] for the guest with MAC `guest`.
+fn bind_guest(engine: &mut Engine, now: Instant, guest: Mac, target: Ipv6Addr) {
     engine.handle_frame(now, PortId(0), &router_ns(target));
     drain(engine);
-    engine.handle_frame(now, PortId(1), &guest_na(target));
+    engine.handle_frame(now, PortId(1), &guest_na_from(guest, target));
     drain(engine);
 }
 
@@ -203,11 +213,18 @@ fn upstream_ns_scan(c: &mut Criterion) {
 
 /// `Engine::snapshot` with 2000 confirmed bindings, as in `scripts/bench-ns.sh`.
 fn snapshot_2000_bindings(c: &mut Criterion) {
-    let (mut engine, now, _) = bound_relay();
+    let (mut engine, mut now, _) = bound_relay();
+    // 2000 guests, one address each (one MAC may hold only `max_bindings_per_mac`), 10 ms
+    // apart (the router's NS are rate-limited).
     for i in 0..2000u16 {
-        bind(
+        now += Duration::from_millis(10);
+        engine.handle_timeout(now);
+        drain(&mut engine);
+        let [hi, lo] = i.to_be_bytes();
+        bind_guest(
             &mut engine,
             now,
+            Mac([0x02, 0x00, 0x00, 0x01, hi, lo]),
             Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 1, 0, i),
         );
     }
