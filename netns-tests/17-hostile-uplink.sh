@@ -62,6 +62,15 @@ log "atk6-flood_router26 on the uplink for 5 s"
 mark sw su1
 nsx u1 timeout 5 atk6-flood_router26 eth0 >/dev/null 2>&1 || true
 holds "atk6-flood_router26 on the uplink" 100
+# The relay relays the uplink's RAs whoever sends them (the uplink's routers are not its
+# to choose, RFC 4389), paced to one per interval, so the flood's last RA can still go
+# out one interval after the flood: a guest up at that moment takes addresses from its
+# dozens of prefixes up to the kernel's max_addresses (16) and then has no room for the
+# real prefix's, as on any LAN with a rogue router. The late guest boots once two RAs
+# went out after the flood (the second one is the router's).
+ras_after_flood=$(($(jcounter relayed_ra) + 2))
+ras_relayed() { [ "$(jcounter relayed_ra)" -ge "$1" ]; }
+wait_for 15 "two RAs relayed after the flood" ras_relayed "$ras_after_flood"
 boot_guest lg1 br0
 
 # ---------------------------------------- NS toward the prefix (ND exhaustion of dom0)
