@@ -35,8 +35,16 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm /dev/net
 mount -t devpts -o ptmxmode=666 devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# The checkout may live under /tmp or /run (a CI clone): keep it in reach of the tmpfs
+# mounts below, which would hide it with the binaries the tests run.
+mkdir -p /ndpr-repo
+mount --bind "$REPO" /ndpr-repo
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
+if [ ! -d "$REPO/scripts" ]; then
+    mkdir -p "$REPO"
+    mount --bind /ndpr-repo "$REPO"
+fi
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
@@ -59,6 +67,7 @@ ip link set lo up
 echo "==> guest: Linux $(uname -r), unprivileged_bpf_disabled=$(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
 
 ACCEL="$(sed -n 's/.*ndpr_accel=\([a-z]*\).*/\1/p' /proc/cmdline)"
+: >"$OUT/summary"
 mapfile -t TESTS < <(grep -v '^$' "$OUT/tests")
 if [ ${#TESTS[@]} -eq 0 ]; then
     TESTS=(ebpf_test_run live-tc live-tests 01-dom0 14-host-safety 07-bad-input)
@@ -77,7 +86,6 @@ fi
 
 cd "$REPO" || exit 1
 failed=()
-: >"$OUT/summary"
 for t in "${TESTS[@]}"; do
     start=$(date +%s)
     case "$t" in
